@@ -1,0 +1,69 @@
+//! `hrsync`: the command line. `plan` is the dry run: what hrsync would do, and why.
+
+mod plan;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "hrsync",
+    version,
+    about = "HR-driven identity provisioning for Microsoft Entra ID"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Dry run: decide every worker of an HR export and show what would change, and why.
+    Plan(PlanArgs),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Format {
+    Table,
+    Json,
+}
+
+#[derive(Debug, clap::Args)]
+struct PlanArgs {
+    /// The hrsync.toml to use.
+    #[arg(long, value_name = "FILE")]
+    config: PathBuf,
+    /// The HR export (CSV) to decide.
+    #[arg(long, value_name = "FILE.csv")]
+    input: PathBuf,
+    /// Decide as of this instant (RFC 3339, e.g. 2026-12-01T09:00:00Z); default: now.
+    #[arg(long, value_name = "RFC3339")]
+    now: Option<jiff::Timestamp>,
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    format: Format,
+    /// The `[source.<name>]` the export belongs to; needed only when the config has several CSV sources.
+    #[arg(long, value_name = "NAME")]
+    source: Option<String>,
+    /// Decide against this stored state (from --save-state) instead of an empty directory.
+    #[arg(long, value_name = "FILE.json")]
+    state: Option<PathBuf>,
+    /// Write the state after applying the plan, to plan the next export against it.
+    #[arg(long, value_name = "FILE.json")]
+    save_state: Option<PathBuf>,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Plan(args) => plan::run(args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::from(2)
+        }
+    }
+}

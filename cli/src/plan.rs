@@ -1,0 +1,399 @@
+//! `hrsync plan`: decide every worker of an export against an empty (or saved) state and
+//! print, per worker, the transition, the account it should have, its timers and why.
+
+use std::cell::RefCell;
+use std::collections::{BTreeMap, HashMap};
+use std::fmt::Write as _;
+use std::path::Path;
+
+use anyhow::{Context, bail};
+use hrsync_core::config::SourceKind;
+use hrsync_core::{Config, Decision, Op, WorkerKey, WorkerState};
+use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
+
+use crate::{Format, PlanArgs};
+
+/// The file `--save-state` writes and `--state` reads.
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct StateFile {
+    /// The `--now` of the run that wrote it.
+    now: Option<Timestamp>,
+    workers: BTreeMap<WorkerKey, WorkerState>,
+}
+
+/// One worker's line of the plan; the keys are a contract for scripts.
+#[derive(Debug, Serialize)]
+struct PlannedWorker {
+    worker: Option<String>,
+    /// The export's row, for rows that could not be read.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    row: Option<usize>,
+    name: Option<String>,
+    transition: Option<&'static str>,
+    lifecycle: Option<&'static str>,
+    presence: Option<hrsync_core::Presence>,
+    upn: Option<String>,
+    mail: Option<String>,
+    enabled: Option<bool>,
+    attributes: BTreeMap<String, Option<String>>,
+    groups: Vec<String>,
+    licenses: Vec<String>,
+    manager: Option<String>,
+    time_zone: Option<String>,
+    timers: Vec<PlannedTimer>,
+    ops: Vec<Op>,
+    explanation: Vec<String>,
+    error: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+struct PlannedTimer {
+    /// RFC 3339, UTC.
+    at: Timestamp,
+    kind: hrsync_core::TimerKind,
+    /// The same instant on the worker's own clock.
+    local: String,
+}
+
+#[derive(Debug, Serialize)]
+struct Plan {
+    now: Timestamp,
+    workers: Vec<PlannedWorker>,
+    summary: BTreeMap<String, usize>,
+}
+
+pub fn run(args: PlanArgs) -> anyhow::Result<()> {
+    let config = load_config(&args.config)?;
+    let (source_name, source) = pick_source(&config, args.source.as_deref())?;
+    let now = args.now.unwrap_or_else(Timestamp::now);
+    let data = std::fs::read(&args.input)
+        .with_context(|| format!("cannot read the export {}", args.input.display()))?;
+    let export = hrsync_hr::csv::read_export(source_name, source, &data, now)
+        .with_context(|| format!("cannot read the export {}", args.input.display()))?;
+    let mut states = match &args.state {
+        Some(path) => read_state(path)?,
+        None => StateFile::default(),
+    }
+    .workers;
+
+    let registry = Registry::seeded(&states);
+    let mut planned = Vec::new();
+    for worker in &export.workers {
+        let state = states.remove(&worker.key).unwrap_or_default();
+        let outcome = hrsync_core::decide(
+            worker,
+            &state,
+            &config,
+            now,
+            &|name: &str, by: &WorkerKey| registry.is_taken(name, by),
+        );
+        match outcome {
+            Ok(decision) => {
+                let ops = hrsync_core::plan(decision.desired.as_ref(), state.applied.as_ref());
+                let mut next = decision.state.clone();
+                next.applied = hrsync_core::apply(state.applied.clone(), &ops);
+                registry.claim(&next, &worker.key);
+                planned.push(describe(worker, &decision, ops));
+                states.insert(worker.key.clone(), next);
+            }
+            Err(error) => {
+                planned.push(PlannedWorker::failed(
+                    Some(worker.key.to_string()),
+                    None,
+                    error.to_string(),
+                ));
+                states.insert(worker.key.clone(), state);
+            }
+        }
+    }
+    for row in &export.errors {
+        let key = row
+            .employee_id
+            .as_ref()
+            .map(|id| WorkerKey::new(source_name, id.as_str()).to_string());
+        planned.push(PlannedWorker::failed(key, Some(row.row), row.to_string()));
+    }
+    let plan = Plan {
+        now,
+        summary: summarize(&planned),
+        workers: planned,
+    };
+    match args.format {
+        Format::Json => println!("{}", serde_json::to_string_pretty(&plan)?),
+        Format::Table => print!("{}", table(&plan)),
+    }
+    if let Some(path) = &args.save_state {
+        let file = StateFile {
+            now: Some(now),
+            workers: states,
+        };
+        let json = serde_json::to_string_pretty(&file)?;
+        std::fs::write(path, json + "\n")
+            .with_context(|| format!("cannot write {}", path.display()))?;
+    }
+    Ok(())
+}
+
+fn load_config(path: &Path) -> anyhow::Result<Config> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read the config {}", path.display()))?;
+    Ok(Config::parse(&text, &path.display().to_string())?)
+}
+
+fn pick_source<'c>(
+    config: &'c Config,
+    wanted: Option<&str>,
+) -> anyhow::Result<(&'c str, &'c hrsync_core::config::SourceConfig)> {
+    let csv: Vec<_> = config
+        .sources
+        .iter()
+        .filter(|(_, source)| source.kind == SourceKind::Csv)
+        .collect();
+    match (wanted, csv.as_slice()) {
+        (Some(name), _) => match config.sources.get_key_value(name) {
+            Some((name, source)) if source.kind == SourceKind::Csv => Ok((name, source)),
+            Some(_) => bail!("source {name:?} is not a CSV source (kind = \"csv\")"),
+            None => bail!("the config has no [source.{name}]"),
+        },
+        (None, [(name, source)]) => Ok((name.as_str(), source)),
+        (None, []) => {
+            bail!("the config has no CSV source: add a [source.<name>] with kind = \"csv\"")
+        }
+        (None, several) => bail!(
+            "the config has several CSV sources ({}): choose one with --source",
+            several
+                .iter()
+                .map(|(n, _)| n.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    }
+}
+
+fn read_state(path: &Path) -> anyhow::Result<StateFile> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read the state {}", path.display()))?;
+    serde_json::from_str(&text).with_context(|| {
+        format!(
+            "{} is not a state file written by --save-state",
+            path.display()
+        )
+    })
+}
+
+/// UPNs and mail addresses in use, so that two workers of one run never share one.
+struct Registry {
+    owners: RefCell<HashMap<String, WorkerKey>>,
+}
+
+impl Registry {
+    fn seeded(states: &BTreeMap<WorkerKey, WorkerState>) -> Self {
+        let registry = Self {
+            owners: RefCell::new(HashMap::new()),
+        };
+        for (key, state) in states {
+            registry.claim(state, key);
+        }
+        registry
+    }
+
+    fn claim(&self, state: &WorkerState, owner: &WorkerKey) {
+        let mut owners = self.owners.borrow_mut();
+        let ids = state
+            .identifiers
+            .iter()
+            .flat_map(|ids| [&ids.upn, &ids.mail]);
+        let applied = state
+            .applied
+            .iter()
+            .flat_map(|a| std::iter::once(&a.upn).chain(a.mail.as_ref()));
+        for name in ids.chain(applied) {
+            owners
+                .entry(name.to_lowercase())
+                .or_insert_with(|| owner.clone());
+        }
+    }
+
+    fn is_taken(&self, name: &str, by: &WorkerKey) -> bool {
+        self.owners
+            .borrow()
+            .get(&name.to_lowercase())
+            .is_some_and(|owner| owner != by)
+    }
+}
+
+fn describe(worker: &hrsync_core::Worker, decision: &Decision, ops: Vec<Op>) -> PlannedWorker {
+    let desired = decision.desired.as_ref();
+    let ids = desired.and_then(|d| d.identifiers.as_ref());
+    let zone = jiff::tz::TimeZone::get(&decision.time_zone).ok();
+    PlannedWorker {
+        worker: Some(worker.key.to_string()),
+        row: None,
+        name: Some(format!(
+            "{} {}",
+            worker
+                .preferred_name
+                .as_deref()
+                .unwrap_or(&worker.given_name),
+            worker.family_name
+        )),
+        transition: Some(decision.transition.as_str()),
+        lifecycle: Some(decision.lifecycle.as_str()),
+        presence: desired.map(|d| d.presence),
+        upn: ids.map(|i| i.upn.clone()),
+        mail: ids.map(|i| i.mail.clone()),
+        enabled: desired.map(|d| d.enabled),
+        attributes: desired.map(|d| d.attributes.clone()).unwrap_or_default(),
+        groups: desired
+            .map(|d| d.groups.iter().cloned().collect())
+            .unwrap_or_default(),
+        licenses: desired
+            .map(|d| d.licenses.iter().cloned().collect())
+            .unwrap_or_default(),
+        manager: desired
+            .and_then(|d| d.manager.as_ref())
+            .map(ToString::to_string),
+        time_zone: Some(decision.time_zone.clone()),
+        timers: decision
+            .timers
+            .iter()
+            .map(|timer| PlannedTimer {
+                at: timer.at,
+                kind: timer.kind,
+                local: zone
+                    .as_ref()
+                    .map(|zone| {
+                        timer
+                            .at
+                            .to_zoned_datetime(zone.clone())
+                            .strftime("%Y-%m-%d %H:%M %Z")
+                            .to_string()
+                    })
+                    .unwrap_or_default(),
+            })
+            .collect(),
+        ops,
+        explanation: decision.explanation.clone(),
+        error: None,
+    }
+}
+
+impl PlannedWorker {
+    fn failed(worker: Option<String>, row: Option<usize>, error: String) -> Self {
+        Self {
+            worker,
+            row,
+            name: None,
+            transition: None,
+            lifecycle: None,
+            presence: None,
+            upn: None,
+            mail: None,
+            enabled: None,
+            attributes: BTreeMap::new(),
+            groups: Vec::new(),
+            licenses: Vec::new(),
+            manager: None,
+            time_zone: None,
+            timers: Vec::new(),
+            ops: Vec::new(),
+            explanation: Vec::new(),
+            error: Some(error),
+        }
+    }
+}
+
+fn summarize(workers: &[PlannedWorker]) -> BTreeMap<String, usize> {
+    let mut summary = BTreeMap::new();
+    for worker in workers {
+        let key = match (&worker.error, worker.transition) {
+            (Some(_), _) => "error",
+            (None, Some(transition)) => transition,
+            (None, None) => "none",
+        };
+        *summary.entry(key.to_owned()).or_default() += 1;
+        *summary.entry("ops".to_owned()).or_default() += worker.ops.len();
+        *summary.entry("timers".to_owned()).or_default() += worker.timers.len();
+    }
+    summary
+}
+
+fn table(plan: &Plan) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "hrsync plan as of {} (dry run: nothing was changed)\n",
+        plan.now
+    );
+    for worker in &plan.workers {
+        let title = worker.worker.as_deref().unwrap_or("(no employee id)");
+        if let Some(error) = &worker.error {
+            let row = worker
+                .row
+                .map(|r| format!(" (row {r})"))
+                .unwrap_or_default();
+            let _ = writeln!(out, "{title}{row}  ERROR  {error}\n");
+            continue;
+        }
+        let _ = writeln!(
+            out,
+            "{title}  {}  {} -> {}",
+            worker.name.as_deref().unwrap_or_default(),
+            worker.transition.unwrap_or_default(),
+            worker.lifecycle.unwrap_or_default()
+        );
+        if let (Some(upn), Some(mail)) = (&worker.upn, &worker.mail) {
+            let enabled = if worker.enabled == Some(true) {
+                "enabled"
+            } else {
+                "disabled"
+            };
+            let _ = writeln!(out, "    upn        {upn}  mail {mail}  ({enabled})");
+        } else if worker.presence.is_none() {
+            let _ = writeln!(out, "    account    none");
+        }
+        if !worker.attributes.is_empty() {
+            let attributes: Vec<String> = worker
+                .attributes
+                .iter()
+                .map(|(k, v)| format!("{k}={}", v.as_deref().unwrap_or("(clear)")))
+                .collect();
+            let _ = writeln!(out, "    attributes {}", attributes.join(", "));
+        }
+        for (label, values) in [("groups", &worker.groups), ("licenses", &worker.licenses)] {
+            if !values.is_empty() {
+                let _ = writeln!(out, "    {label:<10} {}", values.join(", "));
+            }
+        }
+        if let Some(manager) = &worker.manager {
+            let _ = writeln!(out, "    manager    {manager}");
+        }
+        for timer in &worker.timers {
+            let kind = serde_json::to_value(timer.kind)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_owned))
+                .unwrap_or_default();
+            let _ = writeln!(
+                out,
+                "    timer      {kind} at {} ({})",
+                timer.at, timer.local
+            );
+        }
+        if !worker.ops.is_empty() {
+            let ops: Vec<&str> = worker.ops.iter().map(Op::name).collect();
+            let _ = writeln!(out, "    ops        {}", ops.join(", "));
+        }
+        for line in &worker.explanation {
+            let _ = writeln!(out, "    why        {line}");
+        }
+        out.push('\n');
+    }
+    let summary: Vec<String> = plan
+        .summary
+        .iter()
+        .map(|(k, v)| format!("{k}: {v}"))
+        .collect();
+    let _ = writeln!(out, "summary: {}", summary.join(", "));
+    out
+}

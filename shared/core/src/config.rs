@@ -1,0 +1,546 @@
+//! `hrsync.toml`: the one config file. Every error names the file, the key and what was
+//! expected, with the line where the TOML parser knows it.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use jiff::civil::Time;
+use serde::de::{self, Deserializer};
+use serde::{Deserialize, Serialize};
+
+use crate::template::{CANONICAL_FIELDS, Engine, TemplateError};
+
+/// A config that could not be loaded: where, which key, and what was wrong.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub struct ConfigError {
+    pub file: String,
+    /// Dotted key path, e.g. `lifecycle.leave_at` or `access[1].when`.
+    pub key: Option<String>,
+    pub line: Option<usize>,
+    pub column: Option<usize>,
+    pub message: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.file)?;
+        if let (Some(line), Some(column)) = (self.line, self.column) {
+            write!(f, ":{line}:{column}")?;
+        }
+        if let Some(key) = &self.key {
+            write!(f, ": {key}")?;
+        }
+        write!(f, ": {}", self.message)
+    }
+}
+
+/// Where a secret comes from. Secrets are never written inline in the config.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SecretRef {
+    /// An environment variable.
+    Env(String),
+    /// An SSM Parameter Store name (SecureString).
+    Ssm(String),
+    /// A Secrets Manager ARN or name.
+    Secret(String),
+}
+
+impl<'de> Deserialize<'de> for SecretRef {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Shape {
+            Table(BTreeMap<String, String>),
+            Other(de::IgnoredAny),
+        }
+        const EXPECTED: &str = "a secret reference such as { env = \"NAME\" }, { ssm = \"/path\" } or { secret = \"arn:...\" }; secrets are never written inline";
+        let Shape::Table(table) = Shape::deserialize(deserializer)? else {
+            return Err(de::Error::custom(format!("expected {EXPECTED}")));
+        };
+        let mut entries = table.into_iter();
+        match (entries.next(), entries.next()) {
+            (Some((kind, name)), None) if !name.is_empty() => match kind.as_str() {
+                "env" => Ok(Self::Env(name)),
+                "ssm" => Ok(Self::Ssm(name)),
+                "secret" => Ok(Self::Secret(name)),
+                other => Err(de::Error::custom(format!(
+                    "unknown secret source `{other}`, expected {EXPECTED}"
+                ))),
+            },
+            _ => Err(de::Error::custom(format!("expected {EXPECTED}"))),
+        }
+    }
+}
+
+/// A minijinja template, syntax- and name-checked as it is read.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(transparent)]
+pub struct TemplateText(pub String);
+
+impl<'de> Deserialize<'de> for TemplateText {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        Engine::default()
+            .add_template("template", &text)
+            .map_err(|e| de::Error::custom(format!("bad template {text:?}: {}", e.message)))?;
+        Ok(Self(text))
+    }
+}
+
+/// A Jinja expression that decides a rule, e.g. `department == 'Sales'`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(transparent)]
+pub struct Condition(pub String);
+
+impl<'de> Deserialize<'de> for Condition {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        Engine::default()
+            .add_condition("condition", &text)
+            .map_err(|e| de::Error::custom(format!("bad condition {text:?}: {}", e.message)))?;
+        Ok(Self(text))
+    }
+}
+
+/// An IANA time zone name that exists in the bundled tz database.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(transparent)]
+pub struct ZoneName(pub String);
+
+impl ZoneName {
+    pub fn utc() -> Self {
+        Self("UTC".into())
+    }
+}
+
+impl<'de> Deserialize<'de> for ZoneName {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let name = String::deserialize(deserializer)?;
+        jiff::tz::TimeZone::get(&name).map_err(|_| {
+            de::Error::custom(format!(
+                "unknown time zone {name:?}, expected an IANA name such as \"Europe/London\""
+            ))
+        })?;
+        Ok(Self(name))
+    }
+}
+
+/// A local wall-clock time written "HH:MM" (24-hour).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(into = "String")]
+pub struct LocalTime(pub Time);
+
+impl From<LocalTime> for String {
+    fn from(time: LocalTime) -> Self {
+        time.0.strftime("%H:%M").to_string()
+    }
+}
+
+impl LocalTime {
+    pub fn parse(text: &str) -> Option<Self> {
+        let (hour, minute) = text.split_once(':')?;
+        if hour.len() != 2 || minute.len() != 2 {
+            return None;
+        }
+        let hour: i8 = hour.parse().ok()?;
+        let minute: i8 = minute.parse().ok()?;
+        Time::new(hour, minute, 0, 0).ok().map(Self)
+    }
+}
+
+impl<'de> Deserialize<'de> for LocalTime {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        Self::parse(&text).ok_or_else(|| {
+            de::Error::custom(format!(
+                "invalid time {text:?}, expected \"HH:MM\" (24-hour, e.g. \"17:00\")"
+            ))
+        })
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SourceKind {
+    Csv,
+}
+
+/// `[source.<name>]`: where workers come from. The name prefixes every worker key.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SourceConfig {
+    pub kind: SourceKind,
+    /// Canonical field (or `custom.<name>`, or `as_of`) -> the export's column header.
+    #[serde(default)]
+    pub columns: BTreeMap<String, String>,
+    /// strftime format of date columns.
+    #[serde(default = "default_date_format")]
+    pub date_format: String,
+    /// Field separator of the export.
+    #[serde(default = "default_delimiter")]
+    pub delimiter: char,
+}
+
+fn default_date_format() -> String {
+    "%Y-%m-%d".into()
+}
+
+fn default_delimiter() -> char {
+    ','
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DirectoryKind {
+    /// The built-in Entra-compatible sandbox (no cloud account needed).
+    #[default]
+    Sandbox,
+    /// Microsoft Graph (a real Entra tenant).
+    Graph,
+}
+
+/// What an attribute template that renders empty means.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum NullPolicy {
+    /// Leave the directory's value alone.
+    #[default]
+    Ignore,
+    /// Clear the directory's value.
+    Clear,
+}
+
+/// `[directory]`: where accounts live.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DirectoryConfig {
+    #[serde(default)]
+    pub kind: DirectoryKind,
+    pub tenant_id: Option<String>,
+    pub client_id: Option<String>,
+    pub client_secret: Option<SecretRef>,
+    pub certificate: Option<SecretRef>,
+    #[serde(default = "default_graph_endpoint")]
+    pub graph_endpoint: String,
+    #[serde(default = "default_authority_host")]
+    pub authority_host: String,
+    #[serde(default)]
+    pub null_policy: NullPolicy,
+}
+
+impl Default for DirectoryConfig {
+    fn default() -> Self {
+        Self {
+            kind: DirectoryKind::default(),
+            tenant_id: None,
+            client_id: None,
+            client_secret: None,
+            certificate: None,
+            graph_endpoint: default_graph_endpoint(),
+            authority_host: default_authority_host(),
+            null_policy: NullPolicy::default(),
+        }
+    }
+}
+
+fn default_graph_endpoint() -> String {
+    "https://graph.microsoft.com".into()
+}
+
+fn default_authority_host() -> String {
+    "https://login.microsoftonline.com".into()
+}
+
+/// `[identity]`: how names are generated.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IdentityConfig {
+    /// UPN candidates in order; the last one may use the counter `n` (2, 3, ...).
+    pub upn: Vec<TemplateText>,
+    /// Mail candidates; when absent, mail is the UPN.
+    pub mail: Option<Vec<TemplateText>>,
+    #[serde(default = "default_display_name")]
+    pub display_name: TemplateText,
+    /// The highest counter `n` tried in the last candidate before giving up.
+    #[serde(default = "default_max_counter")]
+    pub max_counter: u32,
+}
+
+fn default_display_name() -> TemplateText {
+    TemplateText("{{ preferred_name or given_name }} {{ family_name }}".into())
+}
+
+fn default_max_counter() -> u32 {
+    99
+}
+
+/// `[[access]]`: a birthright rule; re-evaluated on every change.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AccessRule {
+    /// A label for explanations; defaults to `access[<index>]`.
+    pub name: Option<String>,
+    /// When absent, the rule applies to every worker in scope.
+    pub when: Option<Condition>,
+    #[serde(default)]
+    pub groups: Vec<String>,
+    #[serde(default)]
+    pub licenses: Vec<String>,
+}
+
+/// `[lifecycle]`: when accounts are created, enabled, disabled, stripped and deleted.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LifecycleConfig {
+    /// Workers for whom this is false are not provisioned (and are disabled if they were).
+    pub scope: Option<Condition>,
+    /// Zone of workers whose record has no `time_zone`.
+    #[serde(default = "ZoneName::utc")]
+    pub default_time_zone: ZoneName,
+    /// Local time on the last day at which a leaver is cut off.
+    #[serde(default = "default_leave_at")]
+    pub leave_at: LocalTime,
+    /// Local time on the first day at which a joiner's account is enabled.
+    #[serde(default = "default_start_at")]
+    pub start_at: LocalTime,
+    /// Create the account (disabled) this many days before the start.
+    #[serde(default)]
+    pub prehire_days: u32,
+    /// `termination_type` values (any case) that cut the worker off at once, not at `leave_at`.
+    #[serde(default = "default_immediate_types")]
+    pub immediate_termination_types: Vec<String>,
+    /// Days after the leave instant at which groups and licenses are removed (0: at once).
+    #[serde(default)]
+    pub remove_access_after_days: u32,
+    /// Days after the leave instant at which the account is deleted; unset: never delete.
+    pub delete_after_days: Option<u32>,
+    /// Disable the account while the worker is on leave.
+    #[serde(default)]
+    pub disable_on_leave: bool,
+    /// Breaker for the pipeline runtimes: more disables than this in an hour wait for approval.
+    pub max_disables_per_hour: Option<u32>,
+}
+
+impl Default for LifecycleConfig {
+    fn default() -> Self {
+        Self {
+            scope: None,
+            default_time_zone: ZoneName::utc(),
+            leave_at: default_leave_at(),
+            start_at: default_start_at(),
+            prehire_days: 0,
+            immediate_termination_types: default_immediate_types(),
+            remove_access_after_days: 0,
+            delete_after_days: None,
+            disable_on_leave: false,
+            max_disables_per_hour: None,
+        }
+    }
+}
+
+fn default_leave_at() -> LocalTime {
+    LocalTime(jiff::civil::time(17, 0, 0, 0))
+}
+
+fn default_start_at() -> LocalTime {
+    LocalTime(jiff::civil::time(0, 0, 0, 0))
+}
+
+fn default_immediate_types() -> Vec<String> {
+    vec!["involuntary".into()]
+}
+
+/// The whole `hrsync.toml`, validated and with its templates compiled.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    #[serde(default, rename = "source")]
+    pub sources: BTreeMap<String, SourceConfig>,
+    #[serde(default)]
+    pub directory: DirectoryConfig,
+    pub identity: IdentityConfig,
+    /// Graph property -> template.
+    #[serde(default)]
+    pub attributes: BTreeMap<String, TemplateText>,
+    #[serde(default)]
+    pub access: Vec<AccessRule>,
+    #[serde(default)]
+    pub lifecycle: LifecycleConfig,
+    #[serde(skip)]
+    engine: Engine,
+}
+
+/// Config keys of the compiled templates, used to render them.
+pub(crate) mod keys {
+    pub fn upn(index: usize) -> String {
+        format!("identity.upn[{index}]")
+    }
+    pub fn mail(index: usize) -> String {
+        format!("identity.mail[{index}]")
+    }
+    pub const DISPLAY_NAME: &str = "identity.display_name";
+    pub fn attribute(name: &str) -> String {
+        format!("attributes.{name}")
+    }
+    pub fn access_when(index: usize) -> String {
+        format!("access[{index}].when")
+    }
+    pub const SCOPE: &str = "lifecycle.scope";
+}
+
+impl Config {
+    /// Parses and validates a config; `file` names it in errors.
+    pub fn parse(text: &str, file: &str) -> Result<Self, ConfigError> {
+        let error = |key: Option<String>, span: Option<std::ops::Range<usize>>, message: String| {
+            let (line, column) = span.map(|s| line_column(text, s.start)).unzip();
+            ConfigError {
+                file: file.to_owned(),
+                key,
+                line,
+                column,
+                message,
+            }
+        };
+        let deserializer = toml::Deserializer::parse(text)
+            .map_err(|e| error(None, e.span(), one_line(e.message())))?;
+        let mut config: Config = serde_path_to_error::deserialize(deserializer).map_err(|e| {
+            let path = e.path().to_string();
+            let inner = e.into_inner();
+            let key = (path != ".").then_some(path);
+            error(key, inner.span(), one_line(inner.message()))
+        })?;
+        config
+            .validate()
+            .map_err(|(key, message)| error(Some(key), None, message))?;
+        config
+            .compile()
+            .map_err(|e: TemplateError| error(Some(e.template), None, e.message))?;
+        Ok(config)
+    }
+
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    /// Rules that span several keys, which serde cannot check field by field.
+    fn validate(&self) -> Result<(), (String, String)> {
+        if self.identity.upn.is_empty() {
+            return Err((
+                "identity.upn".into(),
+                "needs at least one candidate template".into(),
+            ));
+        }
+        if self.identity.mail.as_ref().is_some_and(Vec::is_empty) {
+            return Err((
+                "identity.mail".into(),
+                "needs at least one candidate template, or leave it out to use the UPN".into(),
+            ));
+        }
+        if self.identity.max_counter < 2 {
+            return Err(("identity.max_counter".into(), "must be at least 2".into()));
+        }
+        for (name, source) in &self.sources {
+            if name.is_empty() || name.contains(':') {
+                return Err((
+                    format!("source.{name}"),
+                    "a source name must be non-empty and contain no ':'".into(),
+                ));
+            }
+            for field in source.columns.keys() {
+                let known = CANONICAL_FIELDS.contains(&field.as_str())
+                    || matches!(field.as_str(), "as_of" | "termination_time")
+                    || field.strip_prefix("custom.").is_some_and(|n| !n.is_empty());
+                if !known {
+                    return Err((
+                        format!("source.{name}.columns.{field}"),
+                        format!(
+                            "unknown field `{field}`, expected one of {}, termination_time, as_of or custom.<name>",
+                            CANONICAL_FIELDS.join(", ")
+                        ),
+                    ));
+                }
+            }
+            for required in ["employee_id", "given_name", "family_name"] {
+                if !source.columns.contains_key(required) {
+                    return Err((
+                        format!("source.{name}.columns"),
+                        format!(
+                            "missing the column for `{required}`, e.g. {required} = \"<header in the export>\""
+                        ),
+                    ));
+                }
+            }
+        }
+        for (index, rule) in self.access.iter().enumerate() {
+            if rule.groups.is_empty() && rule.licenses.is_empty() {
+                return Err((
+                    format!("access[{index}]"),
+                    "grants nothing: give it groups or licenses".into(),
+                ));
+            }
+        }
+        let directory = &self.directory;
+        if directory.kind == DirectoryKind::Graph {
+            for (key, value) in [
+                ("tenant_id", &directory.tenant_id),
+                ("client_id", &directory.client_id),
+            ] {
+                if value.as_deref().is_none_or(str::is_empty) {
+                    return Err((
+                        format!("directory.{key}"),
+                        "is required when kind = \"graph\"".into(),
+                    ));
+                }
+            }
+            if directory.client_secret.is_none() == directory.certificate.is_none() {
+                return Err((
+                    "directory".into(),
+                    "kind = \"graph\" needs exactly one of client_secret or certificate".into(),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    fn compile(&mut self) -> Result<(), TemplateError> {
+        let mut engine = Engine::default();
+        for (index, template) in self.identity.upn.iter().enumerate() {
+            engine.add_template(&keys::upn(index), &template.0)?;
+        }
+        for (index, template) in self.identity.mail.iter().flatten().enumerate() {
+            engine.add_template(&keys::mail(index), &template.0)?;
+        }
+        engine.add_template(keys::DISPLAY_NAME, &self.identity.display_name.0)?;
+        for (name, template) in &self.attributes {
+            engine.add_template(&keys::attribute(name), &template.0)?;
+        }
+        for (index, rule) in self.access.iter().enumerate() {
+            if let Some(when) = &rule.when {
+                engine.add_condition(&keys::access_when(index), &when.0)?;
+            }
+        }
+        if let Some(scope) = &self.lifecycle.scope {
+            engine.add_condition(keys::SCOPE, &scope.0)?;
+        }
+        self.engine = engine;
+        Ok(())
+    }
+
+    /// The `[source.<name>]` table of a name.
+    pub fn source(&self, name: &str) -> Option<&SourceConfig> {
+        self.sources.get(name)
+    }
+}
+
+fn one_line(message: &str) -> String {
+    message.trim().replace('\n', "; ")
+}
+
+/// 1-based line and column of a byte offset.
+fn line_column(text: &str, offset: usize) -> (usize, usize) {
+    let before = &text[..offset.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    (line, column)
+}
