@@ -118,7 +118,8 @@ impl Engine {
             .env
             .get_template(key)
             .map_err(|e| TemplateError::new(key, &e))?;
-        check_variables(key, &template.undeclared_variables(true))?;
+        let globals: BTreeSet<&str> = self.env.globals().map(|(name, _)| name).collect();
+        check_variables(key, &template.undeclared_variables(true), &globals)?;
         template
             .render(context(&sample_worker(), Some(2)))
             .map_err(|e| TemplateError::new(key, &e))?;
@@ -144,13 +145,14 @@ impl Engine {
 fn check_variables(
     key: &str,
     variables: &std::collections::HashSet<String>,
+    globals: &BTreeSet<&str>,
 ) -> Result<(), TemplateError> {
     let unknown: BTreeSet<&str> = variables
         .iter()
         .map(String::as_str)
         .filter(|var| {
             let root = var.split('.').next().unwrap_or(var);
-            !(CANONICAL_FIELDS.contains(&root) || root == "custom" || root == "n")
+            !(CANONICAL_FIELDS.contains(&root) || root == "custom" || root == "n" || globals.contains(root))
         })
         .collect();
     if unknown.is_empty() {
