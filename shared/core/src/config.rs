@@ -472,6 +472,14 @@ impl Config {
                 }
             }
         }
+        for name in self.attributes.keys() {
+            if let Some(owner) = reserved_attribute(name) {
+                return Err((
+                    format!("attributes.{name}"),
+                    format!("is set by hrsync from {owner}; remove it here"),
+                ));
+            }
+        }
         for (index, rule) in self.access.iter().enumerate() {
             if rule.groups.is_empty() && rule.licenses.is_empty() {
                 return Err((
@@ -530,6 +538,18 @@ impl Config {
     /// The `[source.<name>]` table of a name.
     pub fn source(&self, name: &str) -> Option<&SourceConfig> {
         self.sources.get(name)
+    }
+}
+
+/// Graph properties that hrsync sets itself, and the config that controls each.
+fn reserved_attribute(name: &str) -> Option<&'static str> {
+    match name {
+        "userPrincipalName" | "mail" | "mailNickname" => Some("[identity] upn/mail"),
+        "displayName" => Some("identity.display_name"),
+        "accountEnabled" => Some("the lifecycle"),
+        "passwordProfile" => Some("the directory on create"),
+        "manager" => Some("the worker's manager_id"),
+        _ => None,
     }
 }
 

@@ -318,7 +318,7 @@ pub fn decide(
                 false => access::Grants::default(),
             };
             why.extend(grants.explanation);
-            if !keeps_access && lifecycle.has_left() {
+            if !keeps_access && lifecycle.has_left() && had_account {
                 why.push("access: groups and licenses removed (staged offboarding)".into());
             }
             Some(DesiredIdentity {
@@ -365,7 +365,9 @@ pub fn decide(
         );
     }
 
-    let transition = match (stale, previous) {
+    // Nothing happens to a worker hrsync neither holds nor will hold.
+    let untouched = !in_scope && !had_account;
+    let transition = match (stale || untouched, previous) {
         (true, _) => Transition::None,
         (false, previous) => transition(
             previous,

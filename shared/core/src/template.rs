@@ -152,7 +152,10 @@ fn check_variables(
         .map(String::as_str)
         .filter(|var| {
             let root = var.split('.').next().unwrap_or(var);
-            !(CANONICAL_FIELDS.contains(&root) || root == "custom" || root == "n" || globals.contains(root))
+            !(CANONICAL_FIELDS.contains(&root)
+                || root == "custom"
+                || root == "n"
+                || globals.contains(root))
         })
         .collect();
     if unknown.is_empty() {
@@ -260,10 +263,10 @@ pub fn slug(text: &str) -> String {
                 });
             }
             None => {
-                if let Some(sep) = pending.take() {
-                    if !out.is_empty() {
-                        out.push(sep);
-                    }
+                if let Some(sep) = pending.take()
+                    && !out.is_empty()
+                {
+                    out.push(sep);
                 }
                 out.push(c);
             }

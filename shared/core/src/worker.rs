@@ -240,21 +240,21 @@ impl Worker {
                 ),
             ));
         }
-        if let Some(zone) = &self.time_zone {
-            if jiff::tz::TimeZone::get(zone).is_err() {
-                return Err(InvalidWorker::new(
-                    "time_zone",
-                    format!("{zone:?} is not an IANA time zone name (e.g. Europe/London)"),
-                ));
-            }
+        if let Some(zone) = &self.time_zone
+            && jiff::tz::TimeZone::get(zone).is_err()
+        {
+            return Err(InvalidWorker::new(
+                "time_zone",
+                format!("{zone:?} is not an IANA time zone name (e.g. Europe/London)"),
+            ));
         }
-        if let Some(manager) = &self.manager_id {
-            if manager == &self.employee_id {
-                return Err(InvalidWorker::new(
-                    "manager_id",
-                    "a worker cannot be their own manager",
-                ));
-            }
+        if let Some(manager) = &self.manager_id
+            && manager == &self.employee_id
+        {
+            return Err(InvalidWorker::new(
+                "manager_id",
+                "a worker cannot be their own manager",
+            ));
         }
         Ok(())
     }

@@ -3,8 +3,8 @@
 use std::collections::BTreeSet;
 
 use hrsync_core::{
-    AppliedIdentity, Config, Decision, Lifecycle, NothingTaken, Op, Presence, Status, TimerKind, Transition,
-    Worker, WorkerKey, WorkerState, apply, decide, plan,
+    AppliedIdentity, Config, Decision, Lifecycle, NothingTaken, Op, Presence, Status, TimerKind,
+    Transition, Worker, WorkerKey, WorkerState, apply, decide, plan,
 };
 use jiff::Timestamp;
 use jiff::civil::date;
@@ -67,11 +67,15 @@ struct Life {
 
 impl Life {
     fn new(config: Config) -> Self {
-        Self { config, state: WorkerState::default() }
+        Self {
+            config,
+            state: WorkerState::default(),
+        }
     }
 
     fn decide(&mut self, worker: &Worker, now: &str) -> (Decision, Vec<Op>) {
-        let decision = decide(worker, &self.state, &self.config, at(now), &NothingTaken).expect("decides");
+        let decision =
+            decide(worker, &self.state, &self.config, at(now), &NothingTaken).expect("decides");
         let ops = plan(decision.desired.as_ref(), self.state.applied.as_ref());
         self.state = decision.state.clone();
         self.state.applied = apply(self.state.applied.take(), &ops);
@@ -96,17 +100,25 @@ fn joiner_is_created_disabled_in_the_window_and_enabled_at_the_start_instant() {
     let (early, ops) = life.decide(&ada, "2026-11-20T12:00:00Z");
     assert_eq!(early.transition, Transition::Prehire);
     assert_eq!(early.lifecycle, Lifecycle::PreHire);
-    assert!(early.desired.is_none() && ops.is_empty(), "no account before the window");
+    assert!(
+        early.desired.is_none() && ops.is_empty(),
+        "no account before the window"
+    );
     let kinds: Vec<_> = early.timers.iter().map(|t| (t.kind, t.at)).collect();
     // London is on GMT in December: 08:00 local is 08:00Z; the window opens 7 days earlier.
     assert_eq!(
         kinds,
-        [(TimerKind::Prehire, at("2026-12-07T08:00:00Z")), (TimerKind::Start, at("2026-12-14T08:00:00Z"))]
+        [
+            (TimerKind::Prehire, at("2026-12-07T08:00:00Z")),
+            (TimerKind::Start, at("2026-12-14T08:00:00Z"))
+        ]
     );
 
     let (window, ops) = life.decide(&ada, "2026-12-07T08:00:00Z");
     assert_eq!(window.transition, Transition::None);
-    assert!(matches!(&ops[0], Op::Create { enabled: false, upn, .. } if upn == "ada.lovelace@acme.example"));
+    assert!(
+        matches!(&ops[0], Op::Create { enabled: false, upn, .. } if upn == "ada.lovelace@acme.example")
+    );
     assert!(!life.account().enabled);
     assert_eq!(life.account().groups, groups(&["g-all", "g-eng"]));
 
@@ -129,13 +141,20 @@ fn mover_loses_access_no_rule_grants_any_more() {
     moved.department = Some("Sales".into());
     let (decision, ops) = life.decide(&moved, "2026-11-02T00:00:00Z");
     assert_eq!(decision.transition, Transition::Move);
-    assert!(ops.contains(&Op::RemoveGroup { group: "g-eng".into() }));
-    assert!(ops.contains(&Op::RemoveLicense { sku: "sku-e5".into() }));
+    assert!(ops.contains(&Op::RemoveGroup {
+        group: "g-eng".into()
+    }));
+    assert!(ops.contains(&Op::RemoveLicense {
+        sku: "sku-e5".into()
+    }));
     assert_eq!(life.account().groups, groups(&["g-all", "g-sales"]));
     assert!(life.account().licenses.is_empty());
     assert_eq!(life.account().attributes["department"], "Sales");
     assert!(
-        decision.explanation.iter().any(|l| l.starts_with("move: department \"Engineering\" -> \"Sales\"")),
+        decision
+            .explanation
+            .iter()
+            .any(|l| l.starts_with("move: department \"Engineering\" -> \"Sales\"")),
         "{:?}",
         decision.explanation
     );
@@ -152,7 +171,10 @@ fn future_dated_leaver_is_cut_off_at_leave_at_then_stripped_of_access_after_grac
     ada.termination_type = Some("Voluntary".into());
     let (scheduled, ops) = life.decide(&ada, "2026-11-10T00:00:00Z");
     assert_eq!(scheduled.lifecycle, Lifecycle::LeaveScheduled);
-    assert!(ops.is_empty(), "nothing changes before the leave instant: {ops:?}");
+    assert!(
+        ops.is_empty(),
+        "nothing changes before the leave instant: {ops:?}"
+    );
     assert_eq!(scheduled.timers[0].kind, TimerKind::Leave);
     assert_eq!(scheduled.timers[0].at, at("2026-12-18T17:00:00Z"));
 
@@ -162,16 +184,30 @@ fn future_dated_leaver_is_cut_off_at_leave_at_then_stripped_of_access_after_grac
 
     let (left, ops) = life.decide(&ada, "2026-12-18T17:00:00Z");
     assert_eq!(left.transition, Transition::Leave);
-    assert_eq!(ops.first(), Some(&Op::Disable), "disable comes first: {ops:?}");
+    assert_eq!(
+        ops.first(),
+        Some(&Op::Disable),
+        "disable comes first: {ops:?}"
+    );
     assert!(!life.account().enabled);
-    assert_eq!(life.account().groups, groups(&["g-all", "g-eng"]), "access kept during the grace period");
-    assert_eq!(left.timers.iter().map(|t| t.kind).collect::<Vec<_>>(), [TimerKind::RemoveAccess]);
+    assert_eq!(
+        life.account().groups,
+        groups(&["g-all", "g-eng"]),
+        "access kept during the grace period"
+    );
+    assert_eq!(
+        left.timers.iter().map(|t| t.kind).collect::<Vec<_>>(),
+        [TimerKind::RemoveAccess]
+    );
     assert_eq!(left.timers[0].at, at("2026-12-21T17:00:00Z"));
 
     let (stripped, _) = life.decide(&ada, "2026-12-21T17:00:00Z");
     assert_eq!(stripped.transition, Transition::None);
     assert!(life.account().groups.is_empty() && life.account().licenses.is_empty());
-    assert!(stripped.timers.is_empty(), "no delete timer unless delete_after_days is set");
+    assert!(
+        stripped.timers.is_empty(),
+        "no delete timer unless delete_after_days is set"
+    );
     assert!(life.state.applied.is_some(), "never deleted by default");
 }
 
@@ -189,7 +225,12 @@ fn termination_rescinded_drops_the_timer_and_disables_nothing() {
     assert!(rescinded.timers.is_empty());
     assert!(ops.is_empty(), "{ops:?}");
     assert!(life.account().enabled);
-    assert!(rescinded.explanation.iter().any(|l| l.contains("termination rescinded")));
+    assert!(
+        rescinded
+            .explanation
+            .iter()
+            .any(|l| l.contains("termination rescinded"))
+    );
 
     let (later, ops) = life.decide(&ada, "2026-12-19T00:00:00Z");
     assert_eq!(later.lifecycle, Lifecycle::Active);
@@ -207,7 +248,10 @@ fn rehire_gets_the_old_account_back_with_access_from_the_new_record_only() {
     let old_upn = life.account().upn.clone();
     assert!(life.account().groups.is_empty());
     // Someone re-adds the old group by hand while the account sits disabled.
-    life.state.applied.as_mut().map(|a| a.groups.insert("g-eng".into()));
+    life.state
+        .applied
+        .as_mut()
+        .map(|a| a.groups.insert("g-eng".into()));
 
     let mut back = ada.clone();
     back.as_of = at("2026-11-01T00:00:00Z");
@@ -216,7 +260,10 @@ fn rehire_gets_the_old_account_back_with_access_from_the_new_record_only() {
     back.department = Some("Sales".into());
     let (rehired, ops) = life.decide(&back, "2026-11-16T08:00:00Z");
     assert_eq!(rehired.transition, Transition::Rehire);
-    assert!(!ops.iter().any(|op| matches!(op, Op::Create { .. })), "the old account is reused: {ops:?}");
+    assert!(
+        !ops.iter().any(|op| matches!(op, Op::Create { .. })),
+        "the old account is reused: {ops:?}"
+    );
     assert_eq!(life.account().upn, old_upn);
     assert!(life.account().enabled);
     assert_eq!(life.account().groups, groups(&["g-all", "g-sales"]));
@@ -271,6 +318,11 @@ fn out_of_scope_worker_is_disabled_not_deleted_and_never_provisioned_otherwise()
     bob.worker_type = Some("Intern".into());
     let (decision, ops) = intern.decide(&bob, "2026-11-01T00:00:00Z");
     assert!(decision.desired.is_none() && ops.is_empty());
+    assert_eq!(
+        decision.transition,
+        Transition::None,
+        "an out-of-scope worker does not join"
+    );
 }
 
 #[test]
@@ -281,7 +333,11 @@ fn delete_only_when_configured_and_only_after_the_days_have_passed() {
     ada.as_of = at("2026-11-02T00:00:00Z");
     ada.termination_date = Some(date(2026, 11, 6));
     let (left, _) = life.decide(&ada, "2026-11-06T17:00:00Z");
-    let delete = left.timers.iter().find(|t| t.kind == TimerKind::Delete).expect("a delete timer");
+    let delete = left
+        .timers
+        .iter()
+        .find(|t| t.kind == TimerKind::Delete)
+        .expect("a delete timer");
     assert_eq!(delete.at, at("2026-12-06T17:00:00Z"));
     let (_, ops) = life.decide(&ada, "2026-12-06T16:59:00Z");
     assert!(!ops.contains(&Op::Delete));
@@ -300,12 +356,23 @@ fn leaver_first_seen_after_leaving_gets_no_account_but_an_existing_one_is_disabl
     let mut bob = worker("2", "2026-11-01T00:00:00Z");
     bob.status = Status::Terminated;
     bob.termination_date = Some(date(2026, 10, 1));
-    let decision = decide(&bob, &WorkerState::default(), &config, at("2026-11-01T00:00:00Z"), &NothingTaken)
-        .expect("decides");
+    let decision = decide(
+        &bob,
+        &WorkerState::default(),
+        &config,
+        at("2026-11-01T00:00:00Z"),
+        &NothingTaken,
+    )
+    .expect("decides");
     assert_eq!(decision.transition, Transition::None);
-    let desired = decision.desired.expect("converge an account that may exist");
+    let desired = decision
+        .desired
+        .expect("converge an account that may exist");
     assert_eq!(desired.presence, Presence::IfExists);
-    assert!(plan(Some(&desired), None).is_empty(), "never create an account for a leaver");
+    assert!(
+        plan(Some(&desired), None).is_empty(),
+        "never create an account for a leaver"
+    );
     let existing = AppliedIdentity {
         object_id: Some("o-2".into()),
         upn: "bob@acme.example".into(),
@@ -318,7 +385,9 @@ fn leaver_first_seen_after_leaving_gets_no_account_but_an_existing_one_is_disabl
     };
     let ops = plan(Some(&desired), Some(&existing));
     assert_eq!(ops.first(), Some(&Op::Disable));
-    assert!(ops.contains(&Op::RemoveGroup { group: "g-legacy".into() }));
+    assert!(ops.contains(&Op::RemoveGroup {
+        group: "g-legacy".into()
+    }));
 }
 
 #[test]
@@ -330,8 +399,19 @@ fn a_template_that_fails_is_an_error_for_that_worker_only() {
     .expect("valid");
     let mut ada = worker("1", "2026-11-01T00:00:00Z");
     ada.custom.insert("repeat".into(), "1000000000".into());
-    let err = decide(&ada, &WorkerState::default(), &config, at("2026-11-01T00:00:00Z"), &NothingTaken).unwrap_err();
-    assert!(err.to_string().starts_with("template identity.display_name: "), "{err}");
+    let err = decide(
+        &ada,
+        &WorkerState::default(),
+        &config,
+        at("2026-11-01T00:00:00Z"),
+        &NothingTaken,
+    )
+    .unwrap_err();
+    assert!(
+        err.to_string()
+            .starts_with("template identity.display_name: "),
+        "{err}"
+    );
 }
 
 #[test]
@@ -343,7 +423,14 @@ fn exhausted_names_give_a_clear_error() {
     .expect("valid");
     let ada = worker("1", "2026-11-01T00:00:00Z");
     let everything_taken = |_: &str, _: &WorkerKey| true;
-    let err = decide(&ada, &WorkerState::default(), &config, at("2026-11-01T00:00:00Z"), &everything_taken).unwrap_err();
+    let err = decide(
+        &ada,
+        &WorkerState::default(),
+        &config,
+        at("2026-11-01T00:00:00Z"),
+        &everything_taken,
+    )
+    .unwrap_err();
     assert_eq!(
         err.to_string(),
         "no free UPN after 3 candidates (ada@acme.example ... ada3@acme.example); raise identity.max_counter or add a template"
@@ -352,10 +439,21 @@ fn exhausted_names_give_a_clear_error() {
 
 #[test]
 fn an_invalid_upn_names_the_template_and_the_problem() {
-    let config = Config::parse("[identity]\nupn = [\"{{ given_name }}@acme.example\"]\n", "t.toml").expect("valid");
+    let config = Config::parse(
+        "[identity]\nupn = [\"{{ given_name }}@acme.example\"]\n",
+        "t.toml",
+    )
+    .expect("valid");
     let mut zoe = worker("1", "2026-11-01T00:00:00Z");
     zoe.given_name = "Zoë".into();
-    let err = decide(&zoe, &WorkerState::default(), &config, at("2026-11-01T00:00:00Z"), &NothingTaken).unwrap_err();
+    let err = decide(
+        &zoe,
+        &WorkerState::default(),
+        &config,
+        at("2026-11-01T00:00:00Z"),
+        &NothingTaken,
+    )
+    .unwrap_err();
     assert_eq!(
         err.to_string(),
         "identity.upn[0] rendered \"Zoë@acme.example\", which is not a valid UPN: 'ë' is not allowed before @ (only A-Z a-z 0-9 ' . - _ ! # ^ ~)"
@@ -366,10 +464,23 @@ fn an_invalid_upn_names_the_template_and_the_problem() {
 fn on_leave_keeps_the_account_unless_configured() {
     let mut ada = worker("1", "2026-11-01T00:00:00Z");
     ada.status = Status::Leave;
-    let kept = decide(&ada, &WorkerState::default(), &config(""), at("2026-11-01T00:00:00Z"), &NothingTaken).expect("decides");
+    let kept = decide(
+        &ada,
+        &WorkerState::default(),
+        &config(""),
+        at("2026-11-01T00:00:00Z"),
+        &NothingTaken,
+    )
+    .expect("decides");
     assert_eq!(kept.lifecycle, Lifecycle::OnLeave);
     assert_eq!(kept.desired.map(|d| d.enabled), Some(true));
-    let off = decide(&ada, &WorkerState::default(), &config("disable_on_leave = true\n"), at("2026-11-01T00:00:00Z"), &NothingTaken)
-        .expect("decides");
+    let off = decide(
+        &ada,
+        &WorkerState::default(),
+        &config("disable_on_leave = true\n"),
+        at("2026-11-01T00:00:00Z"),
+        &NothingTaken,
+    )
+    .expect("decides");
     assert_eq!(off.desired.map(|d| d.enabled), Some(false));
 }

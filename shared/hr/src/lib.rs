@@ -1,0 +1,3 @@
+//! HR connectors: read HR systems into `Worker` snapshots.
+
+pub mod csv;

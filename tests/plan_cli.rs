@@ -1,0 +1,301 @@
+//! End to end: the `hrsync plan` binary on the shipped examples, as a user runs it.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use serde_json::Value;
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn hrsync(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_hrsync"))
+        .args(args)
+        .current_dir(repo())
+        .output()
+        .expect("the hrsync binary runs")
+}
+
+fn plan_json(args: &[&str]) -> Value {
+    let mut all = vec![
+        "plan",
+        "--config",
+        "examples/hrsync.toml",
+        "--format",
+        "json",
+    ];
+    all.extend_from_slice(args);
+    let output = hrsync(&all);
+    assert!(
+        output.status.success(),
+        "hrsync plan failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout).expect("one JSON document")
+}
+
+fn worker<'a>(plan: &'a Value, key: &str) -> &'a Value {
+    plan["workers"]
+        .as_array()
+        .expect("workers array")
+        .iter()
+        .find(|w| w["worker"] == key)
+        .unwrap_or_else(|| panic!("{key} is in the plan"))
+}
+
+fn timers(worker: &Value) -> Vec<(String, String)> {
+    worker["timers"]
+        .as_array()
+        .expect("timers array")
+        .iter()
+        .map(|t| {
+            (
+                t["kind"].as_str().unwrap().to_owned(),
+                t["at"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect()
+}
+
+fn ops(worker: &Value) -> Vec<String> {
+    worker["ops"]
+        .as_array()
+        .expect("ops")
+        .iter()
+        .map(|o| o["op"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+const TODAY: &str = "2026-12-01T09:00:00Z";
+
+#[test]
+fn plan_on_the_examples_shows_every_worker_with_the_contract_keys() {
+    let plan = plan_json(&["--input", "examples/workers.csv", "--now", TODAY]);
+    let workers = plan["workers"].as_array().unwrap();
+    assert_eq!(workers.len(), 36, "35 workers and one bad row");
+    for worker in workers {
+        for key in [
+            "worker",
+            "transition",
+            "lifecycle",
+            "upn",
+            "mail",
+            "enabled",
+            "attributes",
+            "groups",
+            "licenses",
+            "timers",
+            "explanation",
+            "error",
+        ] {
+            assert!(worker.get(key).is_some(), "{key} missing in {worker}");
+        }
+    }
+
+    let zoe = worker(&plan, "hr:1003");
+    assert_eq!(zoe["transition"], "join");
+    assert_eq!(zoe["upn"], "zoe.obrien-smith@acme.example");
+    assert_eq!(zoe["attributes"]["displayName"], "Zoë O'Brien-Smith");
+    assert_eq!(ops(zoe)[0], "create");
+
+    let janes: Vec<&Value> = ["hr:1009", "hr:1011", "hr:1012"]
+        .iter()
+        .map(|k| &worker(&plan, k)["upn"])
+        .collect();
+    assert_eq!(
+        janes,
+        [
+            "jane.smith@acme.example",
+            "j.smith@acme.example",
+            "jane.smith2@acme.example"
+        ]
+    );
+    let mut upns: Vec<&str> = workers.iter().filter_map(|w| w["upn"].as_str()).collect();
+    let count = upns.len();
+    upns.sort_unstable();
+    upns.dedup();
+    assert_eq!(upns.len(), count, "no two workers share a UPN");
+
+    let leaver = worker(&plan, "hr:1023");
+    assert_eq!(leaver["lifecycle"], "leave_scheduled");
+    assert_eq!(
+        timers(leaver),
+        [("leave".into(), "2026-12-18T17:00:00Z".into())]
+    );
+    let sydney = worker(&plan, "hr:1024");
+    assert_eq!(
+        timers(sydney),
+        [("leave".into(), "2026-12-04T06:00:00Z".into())],
+        "17:00 AEDT is 06:00Z"
+    );
+
+    let fired = worker(&plan, "hr:1026");
+    assert_eq!(fired["lifecycle"], "terminated");
+    assert_eq!(fired["presence"], "if_exists");
+    assert!(
+        ops(fired).is_empty(),
+        "no account is ever created for a leaver"
+    );
+
+    let intern = worker(&plan, "hr:1015");
+    assert_eq!(intern["transition"], "none");
+    assert!(
+        intern["presence"].is_null() && ops(intern).is_empty(),
+        "out of scope: nothing"
+    );
+
+    let in_window = worker(&plan, "hr:1019");
+    assert_eq!(in_window["transition"], "prehire");
+    assert_eq!(in_window["enabled"], false);
+    assert_eq!(ops(in_window)[0], "create");
+    // Los Angeles is on PST (UTC-8) in December: 08:00 local is 16:00Z.
+    assert_eq!(
+        timers(in_window),
+        [("start".into(), "2026-12-07T16:00:00Z".into())]
+    );
+    let later = worker(&plan, "hr:1021");
+    assert!(
+        ops(later).is_empty() && later["upn"].is_null(),
+        "no account before the window"
+    );
+    assert_eq!(
+        timers(later),
+        [
+            ("prehire".into(), "2026-12-28T08:00:00Z".into()),
+            ("start".into(), "2027-01-04T08:00:00Z".into())
+        ]
+    );
+
+    let bad = workers
+        .iter()
+        .find(|w| !w["error"].is_null())
+        .expect("the bad row");
+    assert_eq!(bad["worker"], "hr:1029");
+    assert_eq!(bad["row"], 30);
+    assert_eq!(
+        bad["error"],
+        "row 30 (employee 1029): hire_date: \"2026-02-30\" is not a date in format %Y-%m-%d"
+    );
+}
+
+#[test]
+fn planning_a_later_export_against_saved_state_shows_movers_leavers_and_rehires() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state.json");
+    let state = state.to_str().unwrap();
+    plan_json(&[
+        "--input",
+        "examples/workers-2026-10-15.csv",
+        "--now",
+        "2026-10-15T09:00:00Z",
+        "--save-state",
+        state,
+    ]);
+    let plan = plan_json(&[
+        "--input",
+        "examples/workers.csv",
+        "--now",
+        TODAY,
+        "--state",
+        state,
+    ]);
+
+    let transition = |key: &str| {
+        worker(&plan, key)["transition"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    assert_eq!(transition("hr:1001"), "none", "unchanged");
+    assert_eq!(transition("hr:1017"), "move");
+    assert_eq!(transition("hr:1018"), "join");
+    assert_eq!(transition("hr:1025"), "leave");
+    assert_eq!(transition("hr:1026"), "leave");
+    assert_eq!(transition("hr:1028"), "rehire");
+    assert!(
+        ops(worker(&plan, "hr:1001")).is_empty(),
+        "nothing to do for an unchanged worker"
+    );
+    assert_eq!(ops(worker(&plan, "hr:1026"))[0], "disable");
+
+    let rescinded = worker(&plan, "hr:1031");
+    assert!(ops(rescinded).is_empty() && timers(rescinded).is_empty());
+    assert!(
+        rescinded["explanation"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|l| l.as_str().unwrap().contains("rescinded"))
+    );
+
+    // The UPNs chosen a month ago stay; the new joiner does not take one of them.
+    assert_eq!(worker(&plan, "hr:1012")["upn"], "jane.smith2@acme.example");
+}
+
+#[test]
+fn a_broken_config_fails_with_the_file_line_and_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("hrsync.toml");
+    std::fs::write(&config, "[identity]\nupn = [\"{{ given_name }}@acme.example\"]\n\n[lifecycle]\nleave_at = \"5pm\"\n").unwrap();
+    let output = hrsync(&[
+        "plan",
+        "--config",
+        config.to_str().unwrap(),
+        "--input",
+        "examples/workers.csv",
+    ]);
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(
+        stderr.trim(),
+        format!(
+            "error: {}:5:12: lifecycle.leave_at: invalid time \"5pm\", expected \"HH:MM\" (24-hour, e.g. \"17:00\")",
+            config.display()
+        )
+    );
+}
+
+#[test]
+fn a_missing_export_is_a_clear_error() {
+    let output = hrsync(&[
+        "plan",
+        "--config",
+        "examples/hrsync.toml",
+        "--input",
+        "examples/nope.csv",
+    ]);
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.starts_with("error: cannot read the export examples/nope.csv: "),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn the_table_shows_the_explanation_and_a_summary() {
+    let output = hrsync(&[
+        "plan",
+        "--config",
+        "examples/hrsync.toml",
+        "--input",
+        "examples/workers.csv",
+        "--now",
+        TODAY,
+    ]);
+    assert!(output.status.success());
+    let table = String::from_utf8(output.stdout).unwrap();
+    assert!(
+        table.contains("hr:1024  Charlotte Davies  join -> leave_scheduled"),
+        "{table}"
+    );
+    assert!(table.contains("timer      leave at 2026-12-04T06:00:00Z (2026-12-04 17:00 AEDT)"));
+    assert!(table.contains("why        leave: termination_date 2026-12-04 at 17:00 (lifecycle.leave_at) in Australia/Sydney is 2026-12-04T06:00:00Z"));
+    assert!(
+        table
+            .trim_end()
+            .ends_with("summary: error: 1, join: 27, none: 4, ops: 153, prehire: 4, timers: 9"),
+        "{table}"
+    );
+}
