@@ -8,7 +8,7 @@ use std::path::Path;
 
 use anyhow::{Context, bail};
 use hrsync_core::config::SourceKind;
-use hrsync_core::{Config, Decision, Op, WorkerKey, WorkerState};
+use hrsync_core::{Config, Decision, Op, Presence, WorkerKey, WorkerState};
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
@@ -32,7 +32,7 @@ struct PlannedWorker {
     name: Option<String>,
     transition: Option<&'static str>,
     lifecycle: Option<&'static str>,
-    presence: Option<hrsync_core::Presence>,
+    presence: Option<Presence>,
     upn: Option<String>,
     mail: Option<String>,
     enabled: Option<bool>,
@@ -350,8 +350,14 @@ fn table(plan: &Plan) -> String {
                 "disabled"
             };
             let _ = writeln!(out, "    upn        {upn}  mail {mail}  ({enabled})");
-        } else if worker.presence.is_none() {
-            let _ = writeln!(out, "    account    none");
+        } else {
+            let account = match worker.presence {
+                None => "none",
+                Some(Presence::IfExists) => "never created; disabled if one exists",
+                Some(Presence::Deleted) => "deleted if it exists",
+                Some(Presence::Present) => "present",
+            };
+            let _ = writeln!(out, "    account    {account}");
         }
         if !worker.attributes.is_empty() {
             let attributes: Vec<String> = worker

@@ -4,8 +4,12 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
+use std::ops::Range;
+
 use jiff::civil::Time;
 use serde::de::{self, Deserializer};
+use toml::Spanned;
+use toml::de::{DeTable, DeValue};
 use serde::{Deserialize, Serialize};
 
 use crate::template::{CANONICAL_FIELDS, Engine, TemplateError};
@@ -160,11 +164,84 @@ impl<'de> Deserialize<'de> for LocalTime {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+/// A closed set of words in the config (`kind`, `null_policy`), read with a message that lists
+/// the accepted words whatever the wrong value was.
+trait Keyword: Sized + 'static {
+    const WORDS: &'static [(&'static str, Self)];
+    const EXPECTED: &'static str;
+}
+
+fn keyword<'de, D: Deserializer<'de>, T: Keyword + Copy>(deserializer: D) -> Result<T, D::Error> {
+    struct Visitor<T>(std::marker::PhantomData<T>);
+    impl<T: Keyword + Copy> de::Visitor<'_> for Visitor<T> {
+        type Value = T;
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str(T::EXPECTED)
+        }
+        fn visit_str<E: de::Error>(self, value: &str) -> Result<T, E> {
+            T::WORDS
+                .iter()
+                .find(|(word, _)| *word == value)
+                .map(|(_, keyword)| *keyword)
+                .ok_or_else(|| E::custom(format!("unknown value `{value}`, expected {}", T::EXPECTED)))
+        }
+    }
+    deserializer.deserialize_str(Visitor(std::marker::PhantomData))
+}
+
+macro_rules! keyword_serde {
+    ($type:ty) => {
+        impl<'de> Deserialize<'de> for $type {
+            fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+                keyword(deserializer)
+            }
+        }
+    };
+}
+
+/// A whole number that is not negative, with a message naming what it counts.
+struct WholeNumber(&'static str);
+
+impl de::Visitor<'_> for WholeNumber {
+    type Value = u32;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.0)
+    }
+    fn visit_i64<E: de::Error>(self, value: i64) -> Result<u32, E> {
+        u32::try_from(value).map_err(|_| E::invalid_value(de::Unexpected::Signed(value), &self))
+    }
+    fn visit_u64<E: de::Error>(self, value: u64) -> Result<u32, E> {
+        u32::try_from(value).map_err(|_| E::invalid_value(de::Unexpected::Unsigned(value), &self))
+    }
+}
+
+fn days<'de, D: Deserializer<'de>>(deserializer: D) -> Result<u32, D::Error> {
+    deserializer.deserialize_u32(WholeNumber("a whole number of days (0 or more)"))
+}
+
+fn count<'de, D: Deserializer<'de>>(deserializer: D) -> Result<u32, D::Error> {
+    deserializer.deserialize_u32(WholeNumber("a whole number (0 or more)"))
+}
+
+fn optional_count<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<u32>, D::Error> {
+    count(deserializer).map(Some)
+}
+
+fn optional_days<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<u32>, D::Error> {
+    days(deserializer).map(Some)
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum SourceKind {
     Csv,
 }
+
+impl Keyword for SourceKind {
+    const WORDS: &'static [(&'static str, Self)] = &[("csv", Self::Csv)];
+    const EXPECTED: &'static str = "`csv` (more source kinds arrive with the HR connectors)";
+}
+keyword_serde!(SourceKind);
 
 /// `[source.<name>]`: where workers come from. The name prefixes every worker key.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -190,7 +267,7 @@ fn default_delimiter() -> char {
     ','
 }
 
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum DirectoryKind {
     /// The built-in Entra-compatible sandbox (no cloud account needed).
@@ -200,8 +277,14 @@ pub enum DirectoryKind {
     Graph,
 }
 
+impl Keyword for DirectoryKind {
+    const WORDS: &'static [(&'static str, Self)] = &[("sandbox", Self::Sandbox), ("graph", Self::Graph)];
+    const EXPECTED: &'static str = "`sandbox` or `graph`";
+}
+keyword_serde!(DirectoryKind);
+
 /// What an attribute template that renders empty means.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum NullPolicy {
     /// Leave the directory's value alone.
@@ -210,6 +293,12 @@ pub enum NullPolicy {
     /// Clear the directory's value.
     Clear,
 }
+
+impl Keyword for NullPolicy {
+    const WORDS: &'static [(&'static str, Self)] = &[("ignore", Self::Ignore), ("clear", Self::Clear)];
+    const EXPECTED: &'static str = "`ignore` or `clear`";
+}
+keyword_serde!(NullPolicy);
 
 /// `[directory]`: where accounts live.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -263,7 +352,7 @@ pub struct IdentityConfig {
     #[serde(default = "default_display_name")]
     pub display_name: TemplateText,
     /// The highest counter `n` tried in the last candidate before giving up.
-    #[serde(default = "default_max_counter")]
+    #[serde(default = "default_max_counter", deserialize_with = "count")]
     pub max_counter: u32,
 }
 
@@ -305,20 +394,22 @@ pub struct LifecycleConfig {
     #[serde(default = "default_start_at")]
     pub start_at: LocalTime,
     /// Create the account (disabled) this many days before the start.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "days")]
     pub prehire_days: u32,
     /// `termination_type` values (any case) that cut the worker off at once, not at `leave_at`.
     #[serde(default = "default_immediate_types")]
     pub immediate_termination_types: Vec<String>,
     /// Days after the leave instant at which groups and licenses are removed (0: at once).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "days")]
     pub remove_access_after_days: u32,
     /// Days after the leave instant at which the account is deleted; unset: never delete.
+    #[serde(default, deserialize_with = "optional_days")]
     pub delete_after_days: Option<u32>,
     /// Disable the account while the worker is on leave.
     #[serde(default)]
     pub disable_on_leave: bool,
     /// Breaker for the pipeline runtimes: more disables than this in an hour wait for approval.
+    #[serde(default, deserialize_with = "optional_count")]
     pub max_disables_per_hour: Option<u32>,
 }
 
@@ -392,7 +483,7 @@ pub(crate) mod keys {
 impl Config {
     /// Parses and validates a config; `file` names it in errors.
     pub fn parse(text: &str, file: &str) -> Result<Self, ConfigError> {
-        let error = |key: Option<String>, span: Option<std::ops::Range<usize>>, message: String| {
+        let error = |key: Option<String>, span: Option<Range<usize>>, message: String| {
             let (line, column) = span.map(|s| line_column(text, s.start)).unzip();
             ConfigError {
                 file: file.to_owned(),
@@ -402,20 +493,23 @@ impl Config {
                 message,
             }
         };
-        let deserializer = toml::Deserializer::parse(text)
-            .map_err(|e| error(None, e.span(), one_line(e.message())))?;
-        let mut config: Config = serde_path_to_error::deserialize(deserializer).map_err(|e| {
-            let path = e.path().to_string();
-            let inner = e.into_inner();
-            let key = (path != ".").then_some(path);
-            error(key, inner.span(), one_line(inner.message()))
-        })?;
+        let document = DeTable::parse(text)
+            .map_err(|e| error(None, e.span(), parse_message(text, e.message(), e.span())))?;
+        let spans = document.clone();
+        let mut config: Config =
+            serde_path_to_error::deserialize(toml::Deserializer::from(document)).map_err(|e| {
+                let path = e.path().to_string();
+                let inner = e.into_inner();
+                let key = (path != ".").then_some(path);
+                error(key, inner.span(), parse_message(text, inner.message(), inner.span()))
+            })?;
+        let at = |key: &str| span_of(&spans, key);
         config
             .validate()
-            .map_err(|(key, message)| error(Some(key), None, message))?;
+            .map_err(|(key, message)| error(Some(key.clone()), at(&key), message))?;
         config
             .compile()
-            .map_err(|e: TemplateError| error(Some(e.template), None, e.message))?;
+            .map_err(|e: TemplateError| error(Some(e.template.clone()), at(&e.template), e.message))?;
         Ok(config)
     }
 
@@ -553,8 +647,43 @@ fn reserved_attribute(name: &str) -> Option<&'static str> {
     }
 }
 
-fn one_line(message: &str) -> String {
-    message.trim().replace('\n', "; ")
+/// The parser's message on one line, naming the key where it only says "duplicate key".
+fn parse_message(text: &str, message: &str, span: Option<Range<usize>>) -> String {
+    let message = message.trim().replace('\n', "; ");
+    match span.and_then(|span| text.get(span)) {
+        Some(key) if message == "duplicate key" => format!("duplicate key `{}`", key.trim_matches('"')),
+        _ => message,
+    }
+}
+
+/// Where a dotted key path such as `access[1].when` or `source.hr.columns` is written: the
+/// deepest part of it that exists (a missing key points at its table).
+fn span_of(document: &Spanned<DeTable<'_>>, path: &str) -> Option<Range<usize>> {
+    let mut span = None;
+    let mut table = Some(document.get_ref());
+    for segment in path.split('.') {
+        let (name, index) = match segment.split_once('[') {
+            Some((name, rest)) => (name, rest.trim_end_matches(']').parse::<usize>().ok()),
+            None => (segment, None),
+        };
+        let Some(value) = table.and_then(|t| t.iter().find(|(key, _)| key.get_ref() == name).map(|(_, v)| v)) else {
+            break;
+        };
+        let value = match (index, value.get_ref()) {
+            (Some(i), DeValue::Array(items)) => {
+                span = Some(value.span());
+                let Some(item) = items.get(i) else { break };
+                item
+            }
+            _ => value,
+        };
+        span = Some(value.span());
+        table = match value.get_ref() {
+            DeValue::Table(inner) => Some(inner),
+            _ => None,
+        };
+    }
+    span
 }
 
 /// 1-based line and column of a byte offset.

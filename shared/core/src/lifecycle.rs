@@ -107,6 +107,10 @@ pub struct WorkerState {
     pub left_at: Option<Timestamp>,
     /// UPN and mail once chosen: kept for good, so a rehire gets the old account back.
     pub identifiers: Option<Identifiers>,
+    /// hrsync has asked for an account for this worker at some point, so one may exist even
+    /// if no directory write has been confirmed yet; it stays set for good.
+    #[serde(default)]
+    pub provisioned: bool,
     pub desired: Option<DesiredIdentity>,
     /// What the directory was last seen or made to hold.
     pub applied: Option<crate::identity::AppliedIdentity>,
@@ -189,11 +193,7 @@ pub fn decide(
     let context = template::context(worker, None);
 
     let previous = state.lifecycle;
-    let had_account = state.applied.is_some()
-        || state
-            .desired
-            .as_ref()
-            .is_some_and(|d| d.presence == Presence::Present);
+    let had_account = state.provisioned || state.applied.is_some();
     let in_scope = match &lifecycle_config.scope {
         Some(_) => config.engine().test(keys::SCOPE, &context)?,
         None => true,
@@ -253,11 +253,7 @@ pub fn decide(
         )?),
         None => None,
     };
-    let was_deleting = state
-        .desired
-        .as_ref()
-        .is_some_and(|d| d.presence == Presence::Deleted);
-    if delete_at.is_some_and(|at| now >= at) && (had_account || was_deleting) {
+    if delete_at.is_some_and(|at| now >= at) && had_account {
         lifecycle = Lifecycle::Deleted;
         why.push(format!(
             "delete: {} days after leaving (lifecycle.delete_after_days) have passed",
@@ -382,6 +378,7 @@ pub fn decide(
         lifecycle: Some(lifecycle),
         left_at,
         identifiers,
+        provisioned: had_account || presence == Some(Presence::Present),
         desired: desired.clone(),
         applied: state.applied.clone(),
         timers: timers.clone(),

@@ -56,6 +56,16 @@ impl TemplateError {
 
 /// The minijinja error as one line: its kind and detail, without the source dump.
 fn describe(error: &minijinja::Error) -> String {
+    if error.kind() == minijinja::ErrorKind::UnknownFilter {
+        let name = error
+            .detail()
+            .and_then(|d| d.strip_prefix("filter "))
+            .and_then(|d| d.strip_suffix(" is unknown"))
+            .unwrap_or("?");
+        return format!(
+            "unknown filter `{name}`; templates can use slug, ascii, initial and the minijinja built-in filters"
+        );
+    }
     match error.detail() {
         Some(detail) => format!("{} ({detail})", error.kind()),
         None => error.kind().to_string(),

@@ -319,7 +319,7 @@ upn = ["{{ given_name|slug }}@acme.com"]
 [directory]
 kind = "okta"
 "#,
-        "hrsync.toml:5:8: directory.kind: unknown variant `okta`, expected `sandbox` or `graph`",
+        "hrsync.toml:5:8: directory.kind: unknown value `okta`, expected `sandbox` or `graph`",
     );
 }
 
@@ -474,7 +474,7 @@ upn = ["{{ given_name|slug }}@acme.com"]
 kind = "excel"
 columns = { employee_id = "Id", given_name = "First Name", family_name = "Last Name" }
 "#,
-        "hrsync.toml:5:8: source.hr.kind: unknown variant `excel`, expected `csv`",
+        "hrsync.toml:5:8: source.hr.kind: unknown value `excel`, expected `csv` (more source kinds arrive with the HR connectors)",
     );
 }
 
@@ -495,7 +495,7 @@ family_name = "Last Name"
 dept = "Department"
 "#,
         &format!(
-            "hrsync.toml:11:1: source.workday.columns.dept: unknown field `dept`, expected one of {FIELDS}, termination_time, as_of or custom.<name>"
+            "hrsync.toml:11:8: source.workday.columns.dept: unknown field `dept`, expected one of {FIELDS}, termination_time, as_of or custom.<name>"
         ),
     );
 }

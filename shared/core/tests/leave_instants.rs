@@ -106,305 +106,83 @@ const fn row(
     }
 }
 
+/// A row with every column: the record's zone, the config's default zone, the last day,
+/// `leave_at`, the record's `termination_time`, and the leave instant.
+const fn full(
+    zone: Option<&'static str>,
+    default_zone: Option<&'static str>,
+    last_day: &'static str,
+    leave_at: &'static str,
+    termination_time: Option<&'static str>,
+    expected: &'static str,
+) -> LeaveRow {
+    LeaveRow {
+        zone,
+        default_zone,
+        last_day,
+        leave_at,
+        termination_time,
+        expected,
+    }
+}
+
+#[rustfmt::skip]
 const LEAVE_ROWS: &[LeaveRow] = &[
     // America/New_York, spring forward on Sunday 2026-03-08.
-    row(
-        "America/New_York",
-        "2026-03-06",
-        "17:00",
-        "2026-03-06T22:00:00Z",
-    ), // EST
-    row(
-        "America/New_York",
-        "2026-03-08",
-        "01:59",
-        "2026-03-08T06:59:00Z",
-    ), // last EST minute
-    row(
-        "America/New_York",
-        "2026-03-08",
-        "02:30",
-        "2026-03-08T07:30:00Z",
-    ), // gap: 03:30 EDT
-    row(
-        "America/New_York",
-        "2026-03-08",
-        "03:00",
-        "2026-03-08T07:00:00Z",
-    ), // first EDT minute
-    row(
-        "America/New_York",
-        "2026-03-08",
-        "17:00",
-        "2026-03-08T21:00:00Z",
-    ), // EDT
-    row(
-        "America/New_York",
-        "2026-03-09",
-        "17:00",
-        "2026-03-09T21:00:00Z",
-    ), // EDT
+    row("America/New_York", "2026-03-06", "17:00", "2026-03-06T22:00:00Z"), // EST
+    row("America/New_York", "2026-03-08", "01:59", "2026-03-08T06:59:00Z"), // last EST minute
+    row("America/New_York", "2026-03-08", "02:30", "2026-03-08T07:30:00Z"), // gap: 03:30 EDT
+    row("America/New_York", "2026-03-08", "03:00", "2026-03-08T07:00:00Z"), // first EDT minute
+    row("America/New_York", "2026-03-08", "17:00", "2026-03-08T21:00:00Z"), // EDT
+    row("America/New_York", "2026-03-09", "17:00", "2026-03-09T21:00:00Z"), // EDT
     // America/New_York, fall back on Sunday 2026-11-01.
-    row(
-        "America/New_York",
-        "2026-10-30",
-        "17:00",
-        "2026-10-30T21:00:00Z",
-    ), // EDT
-    row(
-        "America/New_York",
-        "2026-11-01",
-        "00:30",
-        "2026-11-01T04:30:00Z",
-    ), // EDT
-    row(
-        "America/New_York",
-        "2026-11-01",
-        "01:30",
-        "2026-11-01T05:30:00Z",
-    ), // repeated: first, EDT
-    row(
-        "America/New_York",
-        "2026-11-01",
-        "02:00",
-        "2026-11-01T07:00:00Z",
-    ), // EST
-    row(
-        "America/New_York",
-        "2026-11-01",
-        "17:00",
-        "2026-11-01T22:00:00Z",
-    ), // EST
-    row(
-        "America/New_York",
-        "2028-02-29",
-        "17:00",
-        "2028-02-29T22:00:00Z",
-    ), // leap day, EST
+    row("America/New_York", "2026-10-30", "17:00", "2026-10-30T21:00:00Z"), // EDT
+    row("America/New_York", "2026-11-01", "00:30", "2026-11-01T04:30:00Z"), // EDT
+    row("America/New_York", "2026-11-01", "01:30", "2026-11-01T05:30:00Z"), // repeated: first, EDT
+    row("America/New_York", "2026-11-01", "02:00", "2026-11-01T07:00:00Z"), // EST
+    row("America/New_York", "2026-11-01", "17:00", "2026-11-01T22:00:00Z"), // EST
+    row("America/New_York", "2028-02-29", "17:00", "2028-02-29T22:00:00Z"), // leap day, EST
     // Europe/London, spring forward on Sunday 2026-03-29, fall back on Sunday 2026-10-25.
-    row(
-        "Europe/London",
-        "2026-03-27",
-        "17:00",
-        "2026-03-27T17:00:00Z",
-    ), // GMT
-    row(
-        "Europe/London",
-        "2026-03-29",
-        "01:30",
-        "2026-03-29T01:30:00Z",
-    ), // gap: 02:30 BST
-    row(
-        "Europe/London",
-        "2026-03-29",
-        "17:00",
-        "2026-03-29T16:00:00Z",
-    ), // BST
-    row(
-        "Europe/London",
-        "2026-07-01",
-        "23:59",
-        "2026-07-01T22:59:00Z",
-    ), // BST
-    row(
-        "Europe/London",
-        "2026-10-23",
-        "17:00",
-        "2026-10-23T16:00:00Z",
-    ), // BST
-    row(
-        "Europe/London",
-        "2026-10-25",
-        "01:30",
-        "2026-10-25T00:30:00Z",
-    ), // repeated: first, BST
-    row(
-        "Europe/London",
-        "2026-10-25",
-        "17:00",
-        "2026-10-25T17:00:00Z",
-    ), // GMT
-    row(
-        "Europe/London",
-        "2028-02-29",
-        "17:00",
-        "2028-02-29T17:00:00Z",
-    ), // leap day, GMT
+    row("Europe/London", "2026-03-27", "17:00", "2026-03-27T17:00:00Z"), // GMT
+    row("Europe/London", "2026-03-29", "01:30", "2026-03-29T01:30:00Z"), // gap: 02:30 BST
+    row("Europe/London", "2026-03-29", "17:00", "2026-03-29T16:00:00Z"), // BST
+    row("Europe/London", "2026-07-01", "23:59", "2026-07-01T22:59:00Z"), // BST
+    row("Europe/London", "2026-10-23", "17:00", "2026-10-23T16:00:00Z"), // BST
+    row("Europe/London", "2026-10-25", "01:30", "2026-10-25T00:30:00Z"), // repeated: first, BST
+    row("Europe/London", "2026-10-25", "17:00", "2026-10-25T17:00:00Z"), // GMT
+    row("Europe/London", "2028-02-29", "17:00", "2028-02-29T17:00:00Z"), // leap day, GMT
     // Australia/Sydney: summer time ends on Sunday 2026-04-05 (03:00 AEDT -> 02:00 AEST) ...
-    row(
-        "Australia/Sydney",
-        "2026-04-03",
-        "17:00",
-        "2026-04-03T06:00:00Z",
-    ), // AEDT
-    row(
-        "Australia/Sydney",
-        "2026-04-05",
-        "02:30",
-        "2026-04-04T15:30:00Z",
-    ), // repeated: first, AEDT
-    row(
-        "Australia/Sydney",
-        "2026-04-05",
-        "17:00",
-        "2026-04-05T07:00:00Z",
-    ), // AEST
-    row(
-        "Australia/Sydney",
-        "2026-04-06",
-        "00:00",
-        "2026-04-05T14:00:00Z",
-    ), // AEST midnight
+    row("Australia/Sydney", "2026-04-03", "17:00", "2026-04-03T06:00:00Z"), // AEDT
+    row("Australia/Sydney", "2026-04-05", "02:30", "2026-04-04T15:30:00Z"), // repeated: first, AEDT
+    row("Australia/Sydney", "2026-04-05", "17:00", "2026-04-05T07:00:00Z"), // AEST
+    row("Australia/Sydney", "2026-04-06", "00:00", "2026-04-05T14:00:00Z"), // AEST midnight
     // ... and starts on Sunday 2026-10-04 (02:00 AEST -> 03:00 AEDT).
-    row(
-        "Australia/Sydney",
-        "2026-10-02",
-        "17:00",
-        "2026-10-02T07:00:00Z",
-    ), // AEST
-    row(
-        "Australia/Sydney",
-        "2026-10-04",
-        "02:30",
-        "2026-10-03T16:30:00Z",
-    ), // gap: 03:30 AEDT
-    row(
-        "Australia/Sydney",
-        "2026-10-04",
-        "17:00",
-        "2026-10-04T06:00:00Z",
-    ), // AEDT
-    row(
-        "Australia/Sydney",
-        "2026-10-05",
-        "09:00",
-        "2026-10-04T22:00:00Z",
-    ), // AEDT
-    row(
-        "Australia/Sydney",
-        "2028-02-29",
-        "17:00",
-        "2028-02-29T06:00:00Z",
-    ), // leap day, AEDT
+    row("Australia/Sydney", "2026-10-02", "17:00", "2026-10-02T07:00:00Z"), // AEST
+    row("Australia/Sydney", "2026-10-04", "02:30", "2026-10-03T16:30:00Z"), // gap: 03:30 AEDT
+    row("Australia/Sydney", "2026-10-04", "17:00", "2026-10-04T06:00:00Z"), // AEDT
+    row("Australia/Sydney", "2026-10-05", "09:00", "2026-10-04T22:00:00Z"), // AEDT
+    row("Australia/Sydney", "2028-02-29", "17:00", "2028-02-29T06:00:00Z"), // leap day, AEDT
     // Asia/Kolkata: a half-hour offset, no DST (the US switch day changes nothing here).
-    row(
-        "Asia/Kolkata",
-        "2026-03-08",
-        "17:00",
-        "2026-03-08T11:30:00Z",
-    ),
-    row(
-        "Asia/Kolkata",
-        "2026-06-30",
-        "02:30",
-        "2026-06-29T21:00:00Z",
-    ),
-    row(
-        "Asia/Kolkata",
-        "2026-12-31",
-        "23:59",
-        "2026-12-31T18:29:00Z",
-    ),
+    row("Asia/Kolkata", "2026-03-08", "17:00", "2026-03-08T11:30:00Z"),
+    row("Asia/Kolkata", "2026-06-30", "02:30", "2026-06-29T21:00:00Z"),
+    row("Asia/Kolkata", "2026-12-31", "23:59", "2026-12-31T18:29:00Z"),
     // Pacific/Kiritimati: UTC+14, the last day ends while most of the world is on the day before.
-    row(
-        "Pacific/Kiritimati",
-        "2026-12-31",
-        "17:00",
-        "2026-12-31T03:00:00Z",
-    ),
-    row(
-        "Pacific/Kiritimati",
-        "2027-01-01",
-        "00:30",
-        "2026-12-31T10:30:00Z",
-    ),
-    row(
-        "Pacific/Kiritimati",
-        "2028-02-29",
-        "17:00",
-        "2028-02-29T03:00:00Z",
-    ),
-    row(
-        "Pacific/Kiritimati",
-        "2028-02-29",
-        "08:00",
-        "2028-02-28T18:00:00Z",
-    ),
+    row("Pacific/Kiritimati", "2026-12-31", "17:00", "2026-12-31T03:00:00Z"),
+    row("Pacific/Kiritimati", "2027-01-01", "00:30", "2026-12-31T10:30:00Z"),
+    row("Pacific/Kiritimati", "2028-02-29", "17:00", "2028-02-29T03:00:00Z"),
+    row("Pacific/Kiritimati", "2028-02-29", "08:00", "2028-02-28T18:00:00Z"),
     // No zone on the record: the config's default_time_zone, or UTC when that is unset.
-    LeaveRow {
-        zone: None,
-        default_zone: None,
-        last_day: "2028-02-29",
-        leave_at: "17:00",
-        termination_time: None,
-        expected: "2028-02-29T17:00:00Z",
-    },
-    LeaveRow {
-        zone: None,
-        default_zone: Some("America/New_York"),
-        last_day: "2026-03-08",
-        leave_at: "17:00",
-        termination_time: None,
-        expected: "2026-03-08T21:00:00Z",
-    },
-    LeaveRow {
-        zone: None,
-        default_zone: Some("Australia/Sydney"),
-        last_day: "2026-04-05",
-        leave_at: "17:00",
-        termination_time: None,
-        expected: "2026-04-05T07:00:00Z",
-    },
-    LeaveRow {
-        zone: None,
-        default_zone: Some("Europe/London"),
-        last_day: "2026-07-01",
-        leave_at: "17:00",
-        termination_time: None,
-        expected: "2026-07-01T16:00:00Z",
-    },
+    full(None, None, "2028-02-29", "17:00", None, "2028-02-29T17:00:00Z"),
+    full(None, Some("America/New_York"), "2026-03-08", "17:00", None, "2026-03-08T21:00:00Z"),
+    full(None, Some("Australia/Sydney"), "2026-04-05", "17:00", None, "2026-04-05T07:00:00Z"),
+    full(None, Some("Europe/London"), "2026-07-01", "17:00", None, "2026-07-01T16:00:00Z"),
     // The record's zone wins over the default.
-    LeaveRow {
-        zone: Some("Asia/Kolkata"),
-        default_zone: Some("America/New_York"),
-        last_day: "2026-03-08",
-        leave_at: "17:00",
-        termination_time: None,
-        expected: "2026-03-08T11:30:00Z",
-    },
+    full(Some("Asia/Kolkata"), Some("America/New_York"), "2026-03-08", "17:00", None, "2026-03-08T11:30:00Z"),
     // The record's termination_time overrides lifecycle.leave_at.
-    LeaveRow {
-        zone: Some("America/New_York"),
-        default_zone: None,
-        last_day: "2026-06-15",
-        leave_at: "17:00",
-        termination_time: Some("09:15"),
-        expected: "2026-06-15T13:15:00Z",
-    },
-    LeaveRow {
-        zone: Some("America/New_York"),
-        default_zone: None,
-        last_day: "2026-03-08",
-        leave_at: "17:00",
-        termination_time: Some("02:30"),
-        expected: "2026-03-08T07:30:00Z",
-    },
-    LeaveRow {
-        zone: Some("Europe/London"),
-        default_zone: None,
-        last_day: "2026-10-25",
-        leave_at: "09:00",
-        termination_time: Some("23:30"),
-        expected: "2026-10-25T23:30:00Z",
-    },
-    LeaveRow {
-        zone: None,
-        default_zone: Some("Pacific/Kiritimati"),
-        last_day: "2028-03-01",
-        leave_at: "17:00",
-        termination_time: Some("00:00"),
-        expected: "2028-02-29T10:00:00Z",
-    },
+    full(Some("America/New_York"), None, "2026-06-15", "17:00", Some("09:15"), "2026-06-15T13:15:00Z"),
+    full(Some("America/New_York"), None, "2026-03-08", "17:00", Some("02:30"), "2026-03-08T07:30:00Z"),
+    full(Some("Europe/London"), None, "2026-10-25", "09:00", Some("23:30"), "2026-10-25T23:30:00Z"),
+    full(None, Some("Pacific/Kiritimati"), "2028-03-01", "17:00", Some("00:00"), "2028-02-29T10:00:00Z"),
 ];
 
 fn leave_config(row: &LeaveRow) -> Config {
@@ -662,94 +440,25 @@ const fn start_row(
     }
 }
 
+#[rustfmt::skip]
 const START_ROWS: &[StartRow] = &[
     // Start in EDT, window opens in EST: the same 09:00, one hour later in UTC.
-    start_row(
-        "America/New_York",
-        "2026-03-09",
-        "09:00",
-        7,
-        "2026-03-09T13:00:00Z",
-        "2026-03-02T14:00:00Z",
-    ),
+    start_row("America/New_York", "2026-03-09", "09:00", 7, "2026-03-09T13:00:00Z", "2026-03-02T14:00:00Z"),
     // Start in EST, window opens on the repeated 01:30: its first (EDT) occurrence.
-    start_row(
-        "America/New_York",
-        "2026-11-08",
-        "01:30",
-        7,
-        "2026-11-08T06:30:00Z",
-        "2026-11-01T05:30:00Z",
-    ),
+    start_row("America/New_York", "2026-11-08", "01:30", 7, "2026-11-08T06:30:00Z", "2026-11-01T05:30:00Z"),
     // Start in EDT, window opens in the spring gap: 02:30 does not exist, 03:30 EDT does.
-    start_row(
-        "America/New_York",
-        "2026-03-15",
-        "02:30",
-        7,
-        "2026-03-15T06:30:00Z",
-        "2026-03-08T07:30:00Z",
-    ),
+    start_row("America/New_York", "2026-03-15", "02:30", 7, "2026-03-15T06:30:00Z", "2026-03-08T07:30:00Z"),
     // No pre-hire window: it opens at the start.
-    start_row(
-        "America/New_York",
-        "2026-06-01",
-        "09:00",
-        0,
-        "2026-06-01T13:00:00Z",
-        "2026-06-01T13:00:00Z",
-    ),
+    start_row("America/New_York", "2026-06-01", "09:00", 0, "2026-06-01T13:00:00Z", "2026-06-01T13:00:00Z"),
     // Midnight start in BST, window opens at midnight GMT.
-    start_row(
-        "Europe/London",
-        "2026-03-30",
-        "00:00",
-        3,
-        "2026-03-29T23:00:00Z",
-        "2026-03-27T00:00:00Z",
-    ),
-    start_row(
-        "Europe/London",
-        "2026-10-26",
-        "09:00",
-        7,
-        "2026-10-26T09:00:00Z",
-        "2026-10-19T08:00:00Z",
-    ),
+    start_row("Europe/London", "2026-03-30", "00:00", 3, "2026-03-29T23:00:00Z", "2026-03-27T00:00:00Z"),
+    start_row("Europe/London", "2026-10-26", "09:00", 7, "2026-10-26T09:00:00Z", "2026-10-19T08:00:00Z"),
     // Sydney: start in AEDT (October), window in AEST; and the reverse in April.
-    start_row(
-        "Australia/Sydney",
-        "2026-10-05",
-        "09:00",
-        7,
-        "2026-10-04T22:00:00Z",
-        "2026-09-27T23:00:00Z",
-    ),
-    start_row(
-        "Australia/Sydney",
-        "2026-04-07",
-        "08:00",
-        5,
-        "2026-04-06T22:00:00Z",
-        "2026-04-01T21:00:00Z",
-    ),
-    start_row(
-        "Asia/Kolkata",
-        "2026-01-05",
-        "09:30",
-        10,
-        "2026-01-05T04:00:00Z",
-        "2025-12-26T04:00:00Z",
-    ),
+    start_row("Australia/Sydney", "2026-10-05", "09:00", 7, "2026-10-04T22:00:00Z", "2026-09-27T23:00:00Z"),
+    start_row("Australia/Sydney", "2026-04-07", "08:00", 5, "2026-04-06T22:00:00Z", "2026-04-01T21:00:00Z"),
+    start_row("Asia/Kolkata", "2026-01-05", "09:30", 10, "2026-01-05T04:00:00Z", "2025-12-26T04:00:00Z"),
     // A 1 March start at +14 is still 29 February in UTC; the window opens on 28 February UTC.
-    start_row(
-        "Pacific/Kiritimati",
-        "2028-03-01",
-        "00:00",
-        1,
-        "2028-02-29T10:00:00Z",
-        "2028-02-28T10:00:00Z",
-    ),
+    start_row("Pacific/Kiritimati", "2028-03-01", "00:00", 1, "2028-02-29T10:00:00Z", "2028-02-28T10:00:00Z"),
     StartRow {
         zone: None,
         default_zone: None,
