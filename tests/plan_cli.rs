@@ -49,12 +49,7 @@ fn timers(worker: &Value) -> Vec<(String, String)> {
         .as_array()
         .expect("timers array")
         .iter()
-        .map(|t| {
-            (
-                t["kind"].as_str().unwrap().to_owned(),
-                t["at"].as_str().unwrap().to_owned(),
-            )
-        })
+        .map(|t| (text(&t["kind"]), text(&t["at"])))
         .collect()
 }
 
@@ -63,8 +58,15 @@ fn ops(worker: &Value) -> Vec<String> {
         .as_array()
         .expect("ops")
         .iter()
-        .map(|o| o["op"].as_str().unwrap().to_owned())
+        .map(|o| text(&o["op"]))
         .collect()
+}
+
+fn text(value: &Value) -> String {
+    value
+        .as_str()
+        .unwrap_or_else(|| panic!("{value} is a string"))
+        .to_owned()
 }
 
 const TODAY: &str = "2026-12-01T09:00:00Z";

@@ -8,9 +8,9 @@ use std::ops::Range;
 
 use jiff::civil::Time;
 use serde::de::{self, Deserializer};
+use serde::{Deserialize, Serialize};
 use toml::Spanned;
 use toml::de::{DeTable, DeValue};
-use serde::{Deserialize, Serialize};
 
 use crate::template::{CANONICAL_FIELDS, Engine, TemplateError};
 
@@ -183,7 +183,9 @@ fn keyword<'de, D: Deserializer<'de>, T: Keyword + Copy>(deserializer: D) -> Res
                 .iter()
                 .find(|(word, _)| *word == value)
                 .map(|(_, keyword)| *keyword)
-                .ok_or_else(|| E::custom(format!("unknown value `{value}`, expected {}", T::EXPECTED)))
+                .ok_or_else(|| {
+                    E::custom(format!("unknown value `{value}`, expected {}", T::EXPECTED))
+                })
         }
     }
     deserializer.deserialize_str(Visitor(std::marker::PhantomData))
@@ -278,7 +280,8 @@ pub enum DirectoryKind {
 }
 
 impl Keyword for DirectoryKind {
-    const WORDS: &'static [(&'static str, Self)] = &[("sandbox", Self::Sandbox), ("graph", Self::Graph)];
+    const WORDS: &'static [(&'static str, Self)] =
+        &[("sandbox", Self::Sandbox), ("graph", Self::Graph)];
     const EXPECTED: &'static str = "`sandbox` or `graph`";
 }
 keyword_serde!(DirectoryKind);
@@ -295,7 +298,8 @@ pub enum NullPolicy {
 }
 
 impl Keyword for NullPolicy {
-    const WORDS: &'static [(&'static str, Self)] = &[("ignore", Self::Ignore), ("clear", Self::Clear)];
+    const WORDS: &'static [(&'static str, Self)] =
+        &[("ignore", Self::Ignore), ("clear", Self::Clear)];
     const EXPECTED: &'static str = "`ignore` or `clear`";
 }
 keyword_serde!(NullPolicy);
@@ -501,15 +505,19 @@ impl Config {
                 let path = e.path().to_string();
                 let inner = e.into_inner();
                 let key = (path != ".").then_some(path);
-                error(key, inner.span(), parse_message(text, inner.message(), inner.span()))
+                error(
+                    key,
+                    inner.span(),
+                    parse_message(text, inner.message(), inner.span()),
+                )
             })?;
         let at = |key: &str| span_of(&spans, key);
         config
             .validate()
             .map_err(|(key, message)| error(Some(key.clone()), at(&key), message))?;
-        config
-            .compile()
-            .map_err(|e: TemplateError| error(Some(e.template.clone()), at(&e.template), e.message))?;
+        config.compile().map_err(|e: TemplateError| {
+            error(Some(e.template.clone()), at(&e.template), e.message)
+        })?;
         Ok(config)
     }
 
@@ -651,7 +659,9 @@ fn reserved_attribute(name: &str) -> Option<&'static str> {
 fn parse_message(text: &str, message: &str, span: Option<Range<usize>>) -> String {
     let message = message.trim().replace('\n', "; ");
     match span.and_then(|span| text.get(span)) {
-        Some(key) if message == "duplicate key" => format!("duplicate key `{}`", key.trim_matches('"')),
+        Some(key) if message == "duplicate key" => {
+            format!("duplicate key `{}`", key.trim_matches('"'))
+        }
         _ => message,
     }
 }
@@ -666,7 +676,11 @@ fn span_of(document: &Spanned<DeTable<'_>>, path: &str) -> Option<Range<usize>> 
             Some((name, rest)) => (name, rest.trim_end_matches(']').parse::<usize>().ok()),
             None => (segment, None),
         };
-        let Some(value) = table.and_then(|t| t.iter().find(|(key, _)| key.get_ref() == name).map(|(_, v)| v)) else {
+        let Some(value) = table.and_then(|t| {
+            t.iter()
+                .find(|(key, _)| key.get_ref() == name)
+                .map(|(_, v)| v)
+        }) else {
             break;
         };
         let value = match (index, value.get_ref()) {

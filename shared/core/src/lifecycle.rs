@@ -412,8 +412,14 @@ fn instants(
         Some(date) => Some(local_instant(date, lifecycle.start_at.0, zone)?),
         None => None,
     };
-    let window_opens = match start {
-        Some(start) => Some(add_days(start, -i64::from(lifecycle.prehire_days), zone)?),
+    // The window opens at start_at on the calendar day `prehire_days` before the hire date.
+    let window_opens = match worker.hire_date {
+        Some(date) => {
+            let day = date
+                .checked_sub(Span::new().days(i64::from(lifecycle.prehire_days)))
+                .map_err(|e| DecideError::Time(e.to_string()))?;
+            Some(local_instant(day, lifecycle.start_at.0, zone)?)
+        }
         None => None,
     };
     if let (Some(date), Some(start)) = (worker.hire_date, start) {
@@ -509,6 +515,12 @@ fn transition(
         (Some(previous), now) if !previous.has_left() && now.has_left() => Transition::Leave,
         (_, now) if now.has_left() => Transition::None,
         (None, Lifecycle::PreHire) => Transition::Prehire,
+        (Some(Lifecycle::PreHire), Lifecycle::PreHire)
+            if before.map(|d| d.presence) != Some(Presence::Present)
+                && after.map(|d| d.presence) == Some(Presence::Present) =>
+        {
+            Transition::Prehire
+        }
         (None | Some(Lifecycle::PreHire), _) if now.is_employed() => Transition::Join,
         (Some(previous), now) if previous.is_employed() && now.is_employed() => {
             match moved(before, after) {

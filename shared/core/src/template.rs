@@ -250,6 +250,11 @@ pub fn context(worker: &Worker, n: Option<u32>) -> Value {
     Value::from_pairs(fields)
 }
 
+/// A worker's context with the uniqueness counter `n` set.
+pub fn with_counter(context: &Value, n: u32) -> Value {
+    minijinja::context! { n => n, ..context.clone() }
+}
+
 /// Transliterates, lowercases and keeps `a-z0-9.-_`: "Zoë O'Brien-Smith" -> "zoe.obrien-smith".
 /// Whitespace becomes a dot, apostrophes and other marks vanish, and runs of separators
 /// collapse to one (a hyphen or underscore wins over a dot), trimmed at both ends.

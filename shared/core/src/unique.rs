@@ -101,6 +101,7 @@ fn first_free(
     explanation: &mut Vec<String>,
 ) -> Result<String, IdentifierError> {
     let engine = config.engine();
+    let context = &template::context(worker, None);
     // Every template once without the counter, then the last one with n = 2, 3, ...
     let attempts = (0..count)
         .map(|index| (index, None))
@@ -109,7 +110,10 @@ fn first_free(
     let mut previous_in_last: Option<String> = None;
     for (index, n) in attempts {
         let template = key(index);
-        let candidate = engine.render(&template, &template::context(worker, n))?;
+        let candidate = match n {
+            Some(n) => engine.render(&template, &template::with_counter(context, n))?,
+            None => engine.render(&template, context)?,
+        };
         if index == count - 1
             && n.is_some()
             && previous_in_last.as_deref() == Some(candidate.as_str())

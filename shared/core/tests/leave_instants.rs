@@ -448,6 +448,9 @@ const START_ROWS: &[StartRow] = &[
     start_row("America/New_York", "2026-11-08", "01:30", 7, "2026-11-08T06:30:00Z", "2026-11-01T05:30:00Z"),
     // Start in EDT, window opens in the spring gap: 02:30 does not exist, 03:30 EDT does.
     start_row("America/New_York", "2026-03-15", "02:30", 7, "2026-03-15T06:30:00Z", "2026-03-08T07:30:00Z"),
+    // Start in the spring gap (02:30 -> 03:30 EDT); the window still opens at the configured
+    // 02:30 on its own day (EST), not at the shifted 03:30.
+    start_row("America/New_York", "2026-03-08", "02:30", 7, "2026-03-08T07:30:00Z", "2026-03-01T07:30:00Z"),
     // No pre-hire window: it opens at the start.
     start_row("America/New_York", "2026-06-01", "09:00", 0, "2026-06-01T13:00:00Z", "2026-06-01T13:00:00Z"),
     // Midnight start in BST, window opens at midnight GMT.

@@ -115,7 +115,11 @@ fn joiner_is_created_disabled_in_the_window_and_enabled_at_the_start_instant() {
     );
 
     let (window, ops) = life.decide(&ada, "2026-12-07T08:00:00Z");
-    assert_eq!(window.transition, Transition::None);
+    assert_eq!(
+        window.transition,
+        Transition::Prehire,
+        "the pre-hire account is created"
+    );
     assert!(
         matches!(&ops[0], Op::Create { enabled: false, upn, .. } if upn == "ada.lovelace@acme.example")
     );
