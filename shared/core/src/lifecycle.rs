@@ -331,29 +331,19 @@ pub fn decide(
         }
     };
 
-    let mut timers = Vec::new();
-    let mut future = |kind, at: Option<Timestamp>| {
-        if let Some(at) = at.filter(|at| *at > now) {
-            timers.push(Timer { at, kind });
-        }
+    let timers = match in_scope || had_account {
+        true => wake_ups(&WakeUps {
+            lifecycle,
+            window_open,
+            instants: &instants,
+            remove_access: remove_access_at
+                .filter(|_| lifecycle_config.remove_access_after_days > 0),
+            delete: delete_at,
+            had_account,
+            now,
+        }),
+        false => Vec::new(),
     };
-    if in_scope || had_account {
-        if lifecycle == Lifecycle::PreHire && !window_open {
-            future(TimerKind::Prehire, instants.window_opens);
-        }
-        if lifecycle == Lifecycle::PreHire {
-            future(TimerKind::Start, instants.start);
-        }
-        future(TimerKind::Leave, instants.leave);
-        if desired.is_some() && lifecycle == Lifecycle::Terminated {
-            future(
-                TimerKind::RemoveAccess,
-                remove_access_at.filter(|_| lifecycle_config.remove_access_after_days > 0),
-            );
-            future(TimerKind::Delete, delete_at);
-        }
-    }
-    timers.sort();
     if state.timers.iter().any(|t| t.kind == TimerKind::Leave) && instants.leave.is_none() {
         why.push(
             "leave: termination rescinded: the leave timer is dropped and nothing is disabled"
@@ -393,6 +383,45 @@ pub fn decide(
         stale,
         state: next,
     })
+}
+
+/// What the timers of a decision follow from.
+struct WakeUps<'a> {
+    lifecycle: Lifecycle,
+    window_open: bool,
+    instants: &'a Instants,
+    remove_access: Option<Timestamp>,
+    delete: Option<Timestamp>,
+    had_account: bool,
+    now: Timestamp,
+}
+
+/// The future instants at which the worker must be decided again, earliest first.
+fn wake_ups(at: &WakeUps<'_>) -> Vec<Timer> {
+    let pre_hire = at.lifecycle == Lifecycle::PreHire;
+    let staged = at.had_account && at.lifecycle == Lifecycle::Terminated;
+    let candidates = [
+        (
+            TimerKind::Prehire,
+            at.instants
+                .window_opens
+                .filter(|_| pre_hire && !at.window_open),
+        ),
+        (TimerKind::Start, at.instants.start.filter(|_| pre_hire)),
+        (TimerKind::Leave, at.instants.leave),
+        (TimerKind::RemoveAccess, at.remove_access.filter(|_| staged)),
+        (TimerKind::Delete, at.delete.filter(|_| staged)),
+    ];
+    let mut timers: Vec<Timer> = candidates
+        .into_iter()
+        .filter_map(|(kind, instant)| {
+            instant
+                .filter(|instant| *instant > at.now)
+                .map(|at| Timer { at, kind })
+        })
+        .collect();
+    timers.sort();
+    timers
 }
 
 #[allow(clippy::too_many_arguments)]

@@ -359,7 +359,7 @@ fn leaver_first_seen_after_leaving_gets_no_account_but_an_existing_one_is_disabl
     let config = config("");
     let mut bob = worker("2", "2026-11-01T00:00:00Z");
     bob.status = Status::Terminated;
-    bob.termination_date = Some(date(2026, 10, 1));
+    bob.termination_date = Some(date(2026, 10, 30));
     let decision = decide(
         &bob,
         &WorkerState::default(),
@@ -368,6 +368,11 @@ fn leaver_first_seen_after_leaving_gets_no_account_but_an_existing_one_is_disabl
         &NothingTaken,
     )
     .expect("decides");
+    assert!(
+        decision.timers.is_empty(),
+        "no staged-offboarding timers without an account: {:?}",
+        decision.timers
+    );
     assert_eq!(decision.transition, Transition::None);
     let desired = decision
         .desired
