@@ -1,0 +1,1 @@
+//! Microsoft Graph client: token, requests with throttling and retries, `$batch`, user operations.

@@ -1,0 +1,6 @@
+//! The directory side of hrsync: a Microsoft Graph client, an Entra-compatible sandbox
+//! directory that speaks the same wire format, and OData helpers shared by both.
+
+pub mod graph;
+pub mod odata;
+pub mod sandbox;

@@ -1,0 +1,1 @@
+//! An Entra-compatible Graph server for tests and the local runtime.
