@@ -313,13 +313,48 @@ pub struct DirectoryConfig {
     pub tenant_id: Option<String>,
     pub client_id: Option<String>,
     pub client_secret: Option<SecretRef>,
-    pub certificate: Option<SecretRef>,
+    /// A PEM holding the certificate and its private key.
+    pub certificate: Option<CertificateRef>,
     #[serde(default = "default_graph_endpoint")]
     pub graph_endpoint: String,
     #[serde(default = "default_authority_host")]
     pub authority_host: String,
     #[serde(default)]
     pub null_policy: NullPolicy,
+    /// Sandbox: the URL of a running `hrsync sandbox`; when absent, one runs in-process.
+    pub url: Option<String>,
+    /// Sandbox: the file the in-process sandbox keeps its directory in.
+    pub data: Option<String>,
+}
+
+/// Where the Graph certificate PEM is: a file path, or a secret reference.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(untagged)]
+pub enum CertificateRef {
+    Path(String),
+    Secret(SecretRef),
+}
+
+impl<'de> Deserialize<'de> for CertificateRef {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl<'de> de::Visitor<'de> for Visitor {
+            type Value = CertificateRef;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(
+                    "a path to a PEM file, or a secret reference such as { secret = \"arn:...\" }",
+                )
+            }
+            fn visit_str<E: de::Error>(self, path: &str) -> Result<CertificateRef, E> {
+                Ok(CertificateRef::Path(path.to_owned()))
+            }
+            fn visit_map<M: de::MapAccess<'de>>(self, map: M) -> Result<CertificateRef, M::Error> {
+                SecretRef::deserialize(de::value::MapAccessDeserializer::new(map))
+                    .map(CertificateRef::Secret)
+            }
+        }
+        deserializer.deserialize_any(Visitor)
+    }
 }
 
 impl Default for DirectoryConfig {
@@ -333,6 +368,8 @@ impl Default for DirectoryConfig {
             graph_endpoint: default_graph_endpoint(),
             authority_host: default_authority_host(),
             null_policy: NullPolicy::default(),
+            url: None,
+            data: None,
         }
     }
 }
@@ -706,4 +743,38 @@ fn line_column(text: &str, offset: usize) -> (usize, usize) {
     let line = before.matches('\n').count() + 1;
     let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
     (line, column)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn graph(certificate: &str) -> Result<Config, ConfigError> {
+        let text = format!(
+            "[directory]\nkind = \"graph\"\ntenant_id = \"t\"\nclient_id = \"c\"\ncertificate = {certificate}\n\n[identity]\nupn = [\"{{{{ given_name|slug }}}}@acme.example\"]\n"
+        );
+        Config::parse(&text, "hrsync.toml")
+    }
+
+    #[test]
+    fn certificate_is_a_path_or_a_secret_reference() {
+        let path = graph("\"/etc/hrsync/graph.pem\"").unwrap();
+        assert_eq!(
+            path.directory.certificate,
+            Some(CertificateRef::Path("/etc/hrsync/graph.pem".into()))
+        );
+        let secret =
+            graph("{ secret = \"arn:aws:secretsmanager:eu-west-1:1:secret:graph\" }").unwrap();
+        assert_eq!(
+            secret.directory.certificate,
+            Some(CertificateRef::Secret(SecretRef::Secret(
+                "arn:aws:secretsmanager:eu-west-1:1:secret:graph".into()
+            )))
+        );
+        let err = graph("42").unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "hrsync.toml:5:15: directory.certificate: invalid type: integer `42`, expected a path to a PEM file, or a secret reference such as { secret = \"arn:...\" }"
+        );
+    }
 }
