@@ -1,6 +1,7 @@
 //! `hrsync`: the command line. `plan` is the dry run: what hrsync would do, and why.
 
 mod plan;
+mod sandbox;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -22,6 +23,8 @@ struct Cli {
 enum Command {
     /// Dry run: decide every worker of an HR export and show what would change, and why.
     Plan(PlanArgs),
+    /// Run the Entra-compatible sandbox directory (a Microsoft Graph v1.0 subset) on its own.
+    Sandbox(sandbox::SandboxArgs),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -58,6 +61,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Plan(args) => plan::run(args),
+        Command::Sandbox(args) => sandbox::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
