@@ -1,0 +1,367 @@
+//! Convergence, the logic of the `entra` stage: make the directory hold a worker's desired
+//! identity with the fewest round trips (a joiner: one create, then one `$batch`), recording the
+//! account after each confirmed step so that running again after a crash at any point finishes
+//! the job without a duplicate account.
+
+use std::collections::BTreeMap;
+
+use hrsync_core::{AppliedIdentity, DesiredIdentity, Op, Presence, WorkerKey, apply, plan};
+use serde_json::{Map, Value};
+
+use crate::graph::{DirectoryUser, GraphClient, GraphError, GraphRequest, NewUser, requests};
+
+/// One directory change Graph confirmed, with the account before and after it (the audit record).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Step {
+    pub op: Op,
+    pub before: Option<AppliedIdentity>,
+    pub after: Option<AppliedIdentity>,
+}
+
+/// What a convergence run did.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Converged {
+    pub applied: Option<AppliedIdentity>,
+    pub steps: Vec<Step>,
+    /// What must wait (a manager without an account yet); converge again later.
+    pub deferred: Vec<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConvergeError {
+    #[error(transparent)]
+    Graph(#[from] GraphError),
+    #[error("{op} failed: {error}")]
+    Rejected { op: &'static str, error: GraphError },
+    #[error("{upn} is already used by another account; the worker needs another name")]
+    NameConflict { upn: String },
+    #[error("{upn} exists but is not visible by employeeId yet (an interrupted create?); retry")]
+    NotVisibleYet { upn: String },
+    #[error("stopped after a recorded step")]
+    Stopped,
+}
+
+impl ConvergeError {
+    /// Retry the work later (throttling, outages, replication lag) rather than dead-letter it.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            Self::Graph(error) => error.is_retryable(),
+            Self::NotVisibleYet { .. } => true,
+            Self::Rejected { error, .. } => error.is_retryable(),
+            Self::NameConflict { .. } | Self::Stopped => false,
+        }
+    }
+}
+
+/// Where the directory object ids of other workers (managers) come from: the state store.
+pub trait ObjectIds {
+    fn object_id(&self, worker: &WorkerKey) -> Option<String>;
+}
+
+impl<F: Fn(&WorkerKey) -> Option<String>> ObjectIds for F {
+    fn object_id(&self, worker: &WorkerKey) -> Option<String> {
+        self(worker)
+    }
+}
+
+/// Whether to look the worker up by `employeeId` before creating an account.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lookup {
+    /// Look it up whenever no object id is recorded: an interrupted run or an account from
+    /// before hrsync may exist.
+    WhenUnknown,
+    /// The caller has just checked that no account carries this employee id (in the same
+    /// `$batch` as its name checks), so a joiner costs one create and one `$batch`.
+    AlreadyAbsent,
+}
+
+/// Called after each confirmed step with the account as it now is: the caller persists it and
+/// audits the step. An `Err` stops the run there (the crash tests use that).
+pub type Recorder<'a> = dyn FnMut(&Step) -> Result<(), ConvergeError> + Send + 'a;
+
+/// Converges one worker's account.
+pub async fn converge(
+    graph: &GraphClient,
+    worker: &WorkerKey,
+    desired: Option<&DesiredIdentity>,
+    applied: Option<AppliedIdentity>,
+    lookup: Lookup,
+    object_ids: &(dyn ObjectIds + Sync),
+    record: &mut Recorder<'_>,
+) -> Result<Converged, ConvergeError> {
+    let mut run = Run {
+        graph,
+        record,
+        current: applied,
+        steps: Vec::new(),
+        deferred: Vec::new(),
+    };
+    let Some(desired) = desired else {
+        return Ok(run.finish());
+    };
+    let known = run.current.as_ref().is_some_and(|a| a.object_id.is_some());
+    if !known && lookup == Lookup::WhenUnknown {
+        // Never create before looking: the account may exist from an interrupted run (the
+        // create succeeded, the record did not) or from before hrsync.
+        if let Some(user) = graph.find_user_by_employee_id(worker.employee_id()).await? {
+            run.current = Some(adopt(&user, desired));
+        }
+    }
+    let mut ops = plan(Some(desired), run.current.as_ref());
+    if matches!(ops.first(), Some(Op::Create { .. })) {
+        let create = ops.remove(0);
+        run.create(worker, create).await?;
+    }
+    run.batch(ops, object_ids).await?;
+    Ok(run.finish())
+}
+
+struct Run<'a, 'r> {
+    graph: &'a GraphClient,
+    record: &'a mut Recorder<'r>,
+    current: Option<AppliedIdentity>,
+    steps: Vec<Step>,
+    deferred: Vec<String>,
+}
+
+impl Run<'_, '_> {
+    fn finish(self) -> Converged {
+        Converged {
+            applied: self.current,
+            steps: self.steps,
+            deferred: self.deferred,
+        }
+    }
+
+    /// Applies a confirmed op to the model of the account and hands the step to the recorder.
+    fn confirmed(&mut self, op: Op, object_id: Option<String>) -> Result<(), ConvergeError> {
+        let before = self.current.clone();
+        self.current = apply(self.current.take(), std::slice::from_ref(&op));
+        if let (Some(account), Some(id)) = (self.current.as_mut(), object_id) {
+            account.object_id = Some(id);
+        }
+        let step = Step {
+            op,
+            before,
+            after: self.current.clone(),
+        };
+        (self.record)(&step)?;
+        self.steps.push(step);
+        Ok(())
+    }
+
+    async fn create(&mut self, worker: &WorkerKey, create: Op) -> Result<(), ConvergeError> {
+        let Op::Create {
+            upn,
+            mail,
+            mail_nickname,
+            enabled,
+            attributes,
+        } = &create
+        else {
+            return Ok(());
+        };
+        let mut properties = graph_properties(attributes.iter().map(|(k, v)| (k, Some(v))));
+        let display_name = match properties.remove("displayName") {
+            Some(Value::String(name)) => name,
+            _ => upn.clone(),
+        };
+        let user = NewUser {
+            user_principal_name: upn.clone(),
+            mail_nickname: mail_nickname.clone(),
+            display_name,
+            account_enabled: *enabled,
+            mail: Some(mail.clone()),
+            properties: properties.into_iter().collect(),
+        };
+        match self.graph.create_user(&user).await {
+            Ok(created) => self.confirmed(create, Some(created.id)),
+            Err(GraphError::Graph {
+                status: 400,
+                message,
+                ..
+            }) if message.contains("already exists") => {
+                // Our own account from an interrupted run that the employeeId filter cannot see
+                // yet, or a name someone else holds.
+                match self
+                    .graph
+                    .find_user_by_employee_id(worker.employee_id())
+                    .await?
+                {
+                    Some(_) => Err(ConvergeError::NotVisibleYet { upn: upn.clone() }),
+                    None => Err(ConvergeError::NameConflict { upn: upn.clone() }),
+                }
+            }
+            Err(error) => Err(error.into()),
+        }
+    }
+
+    /// Everything after the create in one `$batch` (chunks of 20): a disable first, attribute
+    /// changes before licenses (usageLocation), all license changes in one `assignLicense`.
+    async fn batch(
+        &mut self,
+        ops: Vec<Op>,
+        object_ids: &(dyn ObjectIds + Sync),
+    ) -> Result<(), ConvergeError> {
+        let Some(user) = self.current.as_ref().and_then(|a| a.object_id.clone()) else {
+            return Ok(());
+        };
+        let mut calls: Vec<(GraphRequest, Vec<Op>)> = Vec::new();
+        let (licenses, others): (Vec<Op>, Vec<Op>) = ops
+            .into_iter()
+            .partition(|op| matches!(op, Op::AssignLicense { .. } | Op::RemoveLicense { .. }));
+        let mut disable_id = None;
+        let mut update_id = None;
+        for op in others {
+            let request = match &op {
+                Op::Create { .. } => continue,
+                Op::Disable => requests::set_enabled(&user, false),
+                Op::Enable => requests::set_enabled(&user, true),
+                Op::Update { set, clear } => {
+                    let changes = set
+                        .iter()
+                        .map(|(k, v)| (k, Some(v)))
+                        .chain(clear.iter().map(|k| (k, None)));
+                    requests::update_user(&user, &graph_properties(changes))
+                }
+                Op::SetManager { manager } => match object_ids.object_id(manager) {
+                    Some(manager_id) => requests::set_manager(&user, &manager_id),
+                    None => {
+                        self.deferred
+                            .push(format!("manager {manager} has no account yet"));
+                        continue;
+                    }
+                },
+                Op::RemoveManager => requests::remove_manager(&user),
+                Op::AddGroup { group } => requests::add_member(group, &user),
+                Op::RemoveGroup { group } => requests::remove_member(group, &user),
+                Op::Delete => requests::delete_user(&user),
+                Op::AssignLicense { .. } | Op::RemoveLicense { .. } => continue,
+            };
+            let id = (calls.len() + 1).to_string();
+            match op {
+                Op::Disable => disable_id = Some(id.clone()),
+                Op::Update { .. } => update_id = Some(id.clone()),
+                _ => {}
+            }
+            calls.push((request.id(id), vec![op]));
+        }
+        if disable_id.is_some() {
+            let id = (calls.len() + 1).to_string();
+            calls.push((requests::revoke_sessions(&user).id(id), Vec::new()));
+        }
+        if !licenses.is_empty() {
+            let add: Vec<&str> = licenses
+                .iter()
+                .filter_map(|op| match op {
+                    Op::AssignLicense { sku } => Some(sku.as_str()),
+                    _ => None,
+                })
+                .collect();
+            let remove: Vec<&str> = licenses
+                .iter()
+                .filter_map(|op| match op {
+                    Op::RemoveLicense { sku } => Some(sku.as_str()),
+                    _ => None,
+                })
+                .collect();
+            let mut request =
+                requests::assign_licenses(&user, &add, &remove).id((calls.len() + 1).to_string());
+            if let Some(update) = &update_id {
+                request = request.depends_on(update.clone());
+            }
+            calls.push((request, licenses));
+        }
+        if let Some(disable) = &disable_id {
+            // A leaver is cut off before anything else happens to the account.
+            for (request, _) in calls
+                .iter_mut()
+                .filter(|(r, _)| &r.id != disable && r.depends_on.is_empty())
+            {
+                request.depends_on.push(disable.clone());
+            }
+        }
+        if calls.is_empty() {
+            return Ok(());
+        }
+        let (requests, ops): (Vec<GraphRequest>, Vec<Vec<Op>>) = calls.into_iter().unzip();
+        let responses = self.graph.batch(requests).await?;
+        let mut failure = None;
+        for (ops, response) in ops.into_iter().zip(&responses) {
+            if response.is_success() {
+                for op in ops {
+                    self.confirmed(op, None)?;
+                }
+            } else if let (None, Some(error)) = (&failure, response.error()) {
+                failure = Some(ConvergeError::Rejected {
+                    op: ops.first().map_or("revoke_sessions", Op::name),
+                    error,
+                });
+            }
+        }
+        failure.map_or(Ok(()), Err)
+    }
+}
+
+/// Graph properties from hrsync attribute names: a dotted name (`employeeOrgData.costCenter`)
+/// is a property of a complex property; `None` clears.
+fn graph_properties<'a>(
+    attributes: impl IntoIterator<Item = (&'a String, Option<&'a String>)>,
+) -> BTreeMap<String, Value> {
+    let mut out: BTreeMap<String, Value> = BTreeMap::new();
+    for (name, value) in attributes {
+        let value = value.map_or(Value::Null, |v| Value::String(v.clone()));
+        match name.split_once('.') {
+            Some((outer, inner)) => {
+                let entry = out
+                    .entry(outer.to_owned())
+                    .or_insert_with(|| Value::Object(Map::new()));
+                if let Value::Object(map) = entry {
+                    map.insert(inner.to_owned(), value);
+                }
+            }
+            None => {
+                out.insert(name.clone(), value);
+            }
+        }
+    }
+    out
+}
+
+/// The applied model of an account found in the directory: the attributes hrsync manages, as
+/// the directory holds them. Memberships and licenses are not read back: adding what is already
+/// there succeeds, and what hrsync never granted is not its to remove.
+fn adopt(user: &DirectoryUser, desired: &DesiredIdentity) -> AppliedIdentity {
+    let read = |name: &str| -> Option<String> {
+        match name {
+            "displayName" => user.display_name.clone(),
+            "employeeId" => user.employee_id.clone(),
+            _ => {
+                let value = match name.split_once('.') {
+                    Some((outer, inner)) => user.properties.get(outer)?.get(inner)?,
+                    None => user.properties.get(name)?,
+                };
+                value.as_str().map(str::to_owned)
+            }
+        }
+    };
+    AppliedIdentity {
+        object_id: Some(user.id.clone()),
+        upn: user.user_principal_name.clone(),
+        mail: user.mail.clone(),
+        enabled: user.account_enabled,
+        attributes: desired
+            .attributes
+            .keys()
+            .filter_map(|name| Some((name.clone(), read(name)?)))
+            .collect(),
+        groups: Default::default(),
+        licenses: Default::default(),
+        manager: None,
+    }
+}
+
+/// Whether the desired identity asks for an account that hrsync would create.
+pub fn wants_account(desired: Option<&DesiredIdentity>) -> bool {
+    desired.is_some_and(|d| d.presence == Presence::Present)
+}

@@ -1,0 +1,593 @@
+//! Convergence against the sandbox: joiners, movers, leavers and rehires end up exactly as
+//! decided, with the fewest Graph requests, through faults and interrupted runs.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use hrsync_core::{
+    AppliedIdentity, Config, DesiredIdentity, NothingTaken, Status, Worker, WorkerKey, WorkerState,
+    decide,
+};
+use hrsync_directory::converge::{ConvergeError, Converged, Lookup, Step, converge};
+use hrsync_directory::graph::{Credential, GraphClient, GraphSettings, RetryPolicy};
+use hrsync_directory::sandbox::{Faults, RunningSandbox, Sandbox, SandboxConfig};
+use jiff::Timestamp;
+use jiff::civil::date;
+use serde_json::Value;
+
+const CONFIG: &str = r#"
+[identity]
+upn = ["{{ given_name|slug }}.{{ family_name|slug }}@acme.example", "{{ given_name|slug }}.{{ family_name|slug }}{{ n }}@acme.example"]
+
+[attributes]
+department = "{{ department }}"
+jobTitle = "{{ job_title }}"
+usageLocation = "{{ country }}"
+"employeeOrgData.costCenter" = "{{ cost_center }}"
+
+[[access]]
+when = "department == 'Engineering'"
+groups = ["11111111-1111-1111-1111-111111111111"]
+licenses = ["22222222-2222-2222-2222-222222222222"]
+
+[[access]]
+when = "department == 'Sales'"
+groups = ["33333333-3333-3333-3333-333333333333"]
+
+[[access]]
+groups = ["44444444-4444-4444-4444-444444444444"]
+
+[lifecycle]
+default_time_zone = "Europe/London"
+"#;
+
+fn at(text: &str) -> Timestamp {
+    text.parse().expect("RFC 3339")
+}
+
+fn worker(id: &str, given: &str, family: &str, department: &str, manager: Option<&str>) -> Worker {
+    let mut worker = Worker::new(
+        WorkerKey::new("hr", id),
+        given,
+        family,
+        at("2026-11-01T00:00:00Z"),
+    );
+    worker.hire_date = Some(date(2024, 1, 1));
+    worker.department = Some(department.into());
+    worker.job_title = Some("Engineer".into());
+    worker.country = Some("GB".into());
+    worker.cost_center = Some("CC-1".into());
+    worker.manager_id = manager.map(str::to_owned);
+    worker
+}
+
+fn client(sandbox: &RunningSandbox) -> GraphClient {
+    let mut settings = GraphSettings::new(
+        "contoso",
+        "hrsync-test",
+        Credential::ClientSecret("s3cret".into()),
+    );
+    settings.graph_endpoint = sandbox.url.clone();
+    settings.authority_host = sandbox.url.clone();
+    settings.retry = RetryPolicy {
+        max_attempts: 12,
+        base_delay: Duration::from_millis(5),
+        max_delay: Duration::from_secs(1),
+        lag_attempts: 12,
+        lag_delay: Duration::from_millis(100),
+    };
+    GraphClient::new(settings, reqwest::Client::new())
+}
+
+/// A tiny state store: each worker's state, and the object ids managers are resolved from.
+#[derive(Default)]
+struct Store {
+    states: Mutex<BTreeMap<WorkerKey, WorkerState>>,
+}
+
+impl Store {
+    fn decide(&self, config: &Config, worker: &Worker, now: &str) -> Option<DesiredIdentity> {
+        let mut states = self.states.lock().unwrap();
+        let state = states.entry(worker.key.clone()).or_default();
+        let decision = decide(worker, state, config, at(now), &NothingTaken).expect("decides");
+        *state = decision.state;
+        decision.desired
+    }
+
+    fn applied(&self, key: &WorkerKey) -> Option<AppliedIdentity> {
+        self.states
+            .lock()
+            .unwrap()
+            .get(key)
+            .and_then(|s| s.applied.clone())
+    }
+
+    fn set_applied(&self, key: &WorkerKey, applied: Option<AppliedIdentity>) {
+        self.states
+            .lock()
+            .unwrap()
+            .entry(key.clone())
+            .or_default()
+            .applied = applied;
+    }
+
+    fn object_id(&self, key: &WorkerKey) -> Option<String> {
+        self.applied(key).and_then(|a| a.object_id)
+    }
+
+    async fn converge(
+        &self,
+        graph: &GraphClient,
+        key: &WorkerKey,
+        lookup: Lookup,
+    ) -> Result<Converged, ConvergeError> {
+        let desired = self
+            .states
+            .lock()
+            .unwrap()
+            .get(key)
+            .and_then(|s| s.desired.clone());
+        let ids = |manager: &WorkerKey| self.object_id(manager);
+        let mut record = |step: &Step| {
+            self.set_applied(key, step.after.clone());
+            Ok(())
+        };
+        converge(
+            graph,
+            key,
+            desired.as_ref(),
+            self.applied(key),
+            lookup,
+            &ids,
+            &mut record,
+        )
+        .await
+    }
+}
+
+fn live_users(sandbox: &Sandbox) -> Vec<Value> {
+    sandbox
+        .users()
+        .into_iter()
+        .filter(|u| u.get("deletedDateTime").is_none_or(Value::is_null))
+        .collect()
+}
+
+fn user_by_employee_id(sandbox: &Sandbox, id: &str) -> Value {
+    let matches: Vec<Value> = live_users(sandbox)
+        .into_iter()
+        .filter(|u| u["employeeId"] == id)
+        .collect();
+    assert_eq!(
+        matches.len(),
+        1,
+        "exactly one account for employee {id}: {matches:?}"
+    );
+    matches.into_iter().next().unwrap()
+}
+
+fn graph_requests(sandbox: &Sandbox) -> Vec<String> {
+    sandbox
+        .requests()
+        .into_iter()
+        .filter(|r| !r.in_batch && r.path.starts_with("/v1.0"))
+        .map(|r| format!("{} {}", r.method, r.path))
+        .collect()
+}
+
+#[tokio::test]
+async fn a_joiner_with_manager_groups_and_license_takes_two_graph_requests() {
+    let running = Sandbox::start(SandboxConfig::default()).await.unwrap();
+    let graph = client(&running);
+    let config = Config::parse(CONFIG, "hrsync.toml").unwrap();
+    let store = Store::default();
+    let boss = worker("1", "Grace", "Hopper", "Engineering", None);
+    store.decide(&config, &boss, "2026-11-01T00:00:00Z");
+    store
+        .converge(&graph, &boss.key, Lookup::WhenUnknown)
+        .await
+        .unwrap();
+
+    let ada = worker("2", "Ada", "Lovelace", "Engineering", Some("1"));
+    store.decide(&config, &ada, "2026-11-01T00:00:00Z");
+    running.sandbox.clear_requests();
+    let done = store
+        .converge(&graph, &ada.key, Lookup::AlreadyAbsent)
+        .await
+        .unwrap();
+    assert!(done.deferred.is_empty());
+    assert_eq!(
+        graph_requests(&running.sandbox),
+        ["POST /v1.0/users", "POST /v1.0/$batch"]
+    );
+
+    let user = user_by_employee_id(&running.sandbox, "2");
+    assert_eq!(user["userPrincipalName"], "ada.lovelace@acme.example");
+    assert_eq!(user["accountEnabled"], true);
+    assert_eq!(user["department"], "Engineering");
+    assert_eq!(user["usageLocation"], "GB");
+    assert_eq!(user["employeeOrgData"]["costCenter"], "CC-1");
+    let id = user["id"].as_str().unwrap();
+    let boss_id = store.object_id(&boss.key).unwrap();
+    assert_eq!(running.sandbox.manager_of(id), Some(boss_id));
+    assert!(
+        running
+            .sandbox
+            .group_members("11111111-1111-1111-1111-111111111111")
+            .contains(&id.to_owned())
+    );
+    assert!(
+        running
+            .sandbox
+            .group_members("44444444-4444-4444-4444-444444444444")
+            .contains(&id.to_owned())
+    );
+    let applied = store.applied(&ada.key).unwrap();
+    assert_eq!(applied.object_id.as_deref(), Some(id));
+    assert!(
+        applied
+            .licenses
+            .contains("22222222-2222-2222-2222-222222222222")
+    );
+
+    // Converging again changes nothing and sends nothing.
+    running.sandbox.clear_requests();
+    let again = store
+        .converge(&graph, &ada.key, Lookup::WhenUnknown)
+        .await
+        .unwrap();
+    assert!(again.steps.is_empty());
+    assert!(graph_requests(&running.sandbox).is_empty());
+}
+
+#[tokio::test]
+async fn mover_leaver_and_rehire_converge_exactly() {
+    let running = Sandbox::start(SandboxConfig::default()).await.unwrap();
+    let graph = client(&running);
+    let config = Config::parse(CONFIG, "hrsync.toml").unwrap();
+    let store = Store::default();
+    let mut ada = worker("2", "Ada", "Lovelace", "Engineering", None);
+    store.decide(&config, &ada, "2026-11-01T00:00:00Z");
+    store
+        .converge(&graph, &ada.key, Lookup::WhenUnknown)
+        .await
+        .unwrap();
+    let id = store.object_id(&ada.key).unwrap();
+
+    // Mover: Engineering -> Sales, in one $batch.
+    ada.as_of = at("2026-11-02T00:00:00Z");
+    ada.department = Some("Sales".into());
+    store.decide(&config, &ada, "2026-11-02T00:00:00Z");
+    running.sandbox.clear_requests();
+    store
+        .converge(&graph, &ada.key, Lookup::WhenUnknown)
+        .await
+        .unwrap();
+    assert_eq!(graph_requests(&running.sandbox), ["POST /v1.0/$batch"]);
+    assert!(
+        !running
+            .sandbox
+            .group_members("11111111-1111-1111-1111-111111111111")
+            .contains(&id)
+    );
+    assert!(
+        running
+            .sandbox
+            .group_members("33333333-3333-3333-3333-333333333333")
+            .contains(&id)
+    );
+    assert_eq!(
+        user_by_employee_id(&running.sandbox, "2")["department"],
+        "Sales"
+    );
+
+    // Leaver: disabled, sessions revoked, access removed.
+    ada.as_of = at("2026-11-03T00:00:00Z");
+    ada.status = Status::Terminated;
+    ada.termination_date = Some(date(2026, 11, 3));
+    ada.termination_type = Some("involuntary".into());
+    store.decide(&config, &ada, "2026-11-03T10:00:00Z");
+    running.sandbox.clear_requests();
+    store
+        .converge(&graph, &ada.key, Lookup::WhenUnknown)
+        .await
+        .unwrap();
+    let user = user_by_employee_id(&running.sandbox, "2");
+    assert_eq!(user["accountEnabled"], false);
+    assert!(
+        user["signInSessionsValidFromDateTime"].is_string(),
+        "sessions revoked: {user}"
+    );
+    assert!(
+        !running
+            .sandbox
+            .group_members("33333333-3333-3333-3333-333333333333")
+            .contains(&id)
+    );
+    let batch: Vec<String> = running
+        .sandbox
+        .requests()
+        .into_iter()
+        .filter(|r| r.in_batch)
+        .map(|r| format!("{} {}", r.method, r.path))
+        .collect();
+    assert_eq!(
+        batch.first().map(String::as_str),
+        Some(format!("PATCH /v1.0/users/{id}").as_str()),
+        "disable first: {batch:?}"
+    );
+
+    // Rehire into Engineering: the same account, enabled, with Engineering access only.
+    ada.as_of = at("2027-02-01T00:00:00Z");
+    ada.status = Status::Active;
+    ada.hire_date = Some(date(2027, 2, 1));
+    ada.termination_type = None;
+    ada.department = Some("Engineering".into());
+    store.decide(&config, &ada, "2027-02-01T09:00:00Z");
+    store
+        .converge(&graph, &ada.key, Lookup::WhenUnknown)
+        .await
+        .unwrap();
+    assert_eq!(live_users(&running.sandbox).len(), 1, "no second account");
+    let user = user_by_employee_id(&running.sandbox, "2");
+    assert_eq!(user["id"], id.as_str());
+    assert_eq!(user["accountEnabled"], true);
+    assert!(
+        running
+            .sandbox
+            .group_members("11111111-1111-1111-1111-111111111111")
+            .contains(&id)
+    );
+    assert!(
+        !running
+            .sandbox
+            .group_members("33333333-3333-3333-3333-333333333333")
+            .contains(&id)
+    );
+}
+
+#[tokio::test]
+async fn a_missing_manager_is_deferred_and_set_once_they_exist() {
+    let running = Sandbox::start(SandboxConfig::default()).await.unwrap();
+    let graph = client(&running);
+    let config = Config::parse(CONFIG, "hrsync.toml").unwrap();
+    let store = Store::default();
+    let ada = worker("2", "Ada", "Lovelace", "Engineering", Some("1"));
+    store.decide(&config, &ada, "2026-11-01T00:00:00Z");
+    let first = store
+        .converge(&graph, &ada.key, Lookup::WhenUnknown)
+        .await
+        .unwrap();
+    assert_eq!(first.deferred, ["manager hr:1 has no account yet"]);
+    let id = store.object_id(&ada.key).unwrap();
+    assert!(
+        running
+            .sandbox
+            .group_members("44444444-4444-4444-4444-444444444444")
+            .contains(&id),
+        "the rest is not blocked"
+    );
+
+    let boss = worker("1", "Grace", "Hopper", "Engineering", None);
+    store.decide(&config, &boss, "2026-11-01T00:00:00Z");
+    store
+        .converge(&graph, &boss.key, Lookup::WhenUnknown)
+        .await
+        .unwrap();
+    let second = store
+        .converge(&graph, &ada.key, Lookup::WhenUnknown)
+        .await
+        .unwrap();
+    assert!(second.deferred.is_empty());
+    assert_eq!(running.sandbox.manager_of(&id), store.object_id(&boss.key));
+}
+
+/// Runs a joiner's convergence, stopping after `stop_after` recorded steps, then once more
+/// to completion; returns the sandbox's final view of the worker.
+async fn interrupted_joiner(stop_after: Option<usize>) -> (Value, Vec<String>, usize) {
+    let running = Sandbox::start(SandboxConfig::default()).await.unwrap();
+    let graph = client(&running);
+    let config = Config::parse(CONFIG, "hrsync.toml").unwrap();
+    let store = Store::default();
+    let boss = worker("1", "Grace", "Hopper", "Engineering", None);
+    store.decide(&config, &boss, "2026-11-01T00:00:00Z");
+    store
+        .converge(&graph, &boss.key, Lookup::WhenUnknown)
+        .await
+        .unwrap();
+    let ada = worker("2", "Ada", "Lovelace", "Engineering", Some("1"));
+    let desired = store.decide(&config, &ada, "2026-11-01T00:00:00Z");
+    if let Some(limit) = stop_after {
+        let ids = |manager: &WorkerKey| store.object_id(manager);
+        let mut steps = 0;
+        let mut record = |step: &Step| {
+            if steps == limit {
+                // The process dies before this step is recorded.
+                return Err(ConvergeError::Stopped);
+            }
+            steps += 1;
+            store.set_applied(&ada.key, step.after.clone());
+            Ok(())
+        };
+        let result = converge(
+            &graph,
+            &ada.key,
+            desired.as_ref(),
+            None,
+            Lookup::WhenUnknown,
+            &ids,
+            &mut record,
+        )
+        .await;
+        assert!(matches!(result, Err(ConvergeError::Stopped)), "{result:?}");
+    }
+    store
+        .converge(&graph, &ada.key, Lookup::WhenUnknown)
+        .await
+        .unwrap();
+    let user = user_by_employee_id(&running.sandbox, "2");
+    let id = user["id"].as_str().unwrap().to_owned();
+    let mut groups: Vec<String> = [
+        "11111111-1111-1111-1111-111111111111",
+        "44444444-4444-4444-4444-444444444444",
+    ]
+    .into_iter()
+    .filter(|g| running.sandbox.group_members(g).contains(&id))
+    .map(str::to_owned)
+    .collect();
+    groups.push(format!(
+        "manager={}",
+        running.sandbox.manager_of(&id).is_some()
+    ));
+    (user, groups, live_users(&running.sandbox).len())
+}
+
+#[tokio::test]
+async fn a_run_interrupted_after_any_step_converges_to_the_same_directory() {
+    let (reference, reference_groups, count) = interrupted_joiner(None).await;
+    assert_eq!(count, 2);
+    let comparable = |user: &Value| {
+        let mut user = user.clone();
+        for volatile in ["id", "createdDateTime", "signInSessionsValidFromDateTime"] {
+            user.as_object_mut().unwrap().remove(volatile);
+        }
+        user
+    };
+    // A joiner has 5 steps: create, then manager, two groups and a license in one batch.
+    for stop_after in 0..5 {
+        let (user, groups, count) = interrupted_joiner(Some(stop_after)).await;
+        assert_eq!(
+            count, 2,
+            "no duplicate account after stopping at step {stop_after}"
+        );
+        assert_eq!(
+            comparable(&user),
+            comparable(&reference),
+            "stopped at step {stop_after}"
+        );
+        assert_eq!(groups, reference_groups, "stopped at step {stop_after}");
+    }
+}
+
+#[tokio::test]
+async fn joiners_movers_leavers_and_a_rehire_converge_through_throttling_outages_and_lag() {
+    let faults = Faults {
+        throttle_rate: 0.2,
+        retry_after_secs: 0,
+        error_rate: 0.05,
+        replication_lag: Duration::from_secs(2),
+        seed: 7,
+    };
+    let running = Sandbox::start(SandboxConfig {
+        faults,
+        ..SandboxConfig::default()
+    })
+    .await
+    .unwrap();
+    let graph = client(&running);
+    let config = Config::parse(CONFIG, "hrsync.toml").unwrap();
+    let store = Arc::new(Store::default());
+    let departments = ["Engineering", "Sales", "Finance"];
+    let mut workers: Vec<Worker> = (1..=12)
+        .map(|i| {
+            let manager = (i > 1).then_some("1");
+            worker(
+                &i.to_string(),
+                "Jane",
+                &format!("Doe{i}"),
+                departments[i % 3],
+                manager,
+            )
+        })
+        .collect();
+    for w in &workers {
+        store.decide(&config, w, "2026-11-01T00:00:00Z");
+    }
+    converge_all(&store, &graph, &workers).await;
+
+    // Movers, leavers and one rehire, all at once.
+    for (i, w) in workers.iter_mut().enumerate() {
+        w.as_of = at("2026-11-10T00:00:00Z");
+        match i % 4 {
+            0 => w.department = Some("Sales".into()),
+            1 => {
+                w.status = Status::Terminated;
+                w.termination_date = Some(date(2026, 11, 9));
+            }
+            _ => {}
+        }
+    }
+    for w in &workers {
+        store.decide(&config, w, "2026-11-10T00:00:00Z");
+    }
+    converge_all(&store, &graph, &workers).await;
+    let rehire = &mut workers[1];
+    rehire.as_of = at("2027-01-10T00:00:00Z");
+    rehire.status = Status::Active;
+    rehire.hire_date = Some(date(2027, 1, 10));
+    store.decide(&config, rehire, "2027-01-10T09:00:00Z");
+    converge_all(&store, &graph, &workers).await;
+
+    assert_eq!(
+        live_users(&running.sandbox).len(),
+        workers.len(),
+        "no duplicates"
+    );
+    for w in &workers {
+        let user = user_by_employee_id(&running.sandbox, w.employee_id.as_str());
+        let desired = store.states.lock().unwrap()[&w.key]
+            .desired
+            .clone()
+            .unwrap();
+        assert_eq!(user["accountEnabled"], desired.enabled, "{}", w.key);
+        assert_eq!(
+            user["department"].as_str(),
+            w.department.as_deref(),
+            "{}",
+            w.key
+        );
+        let id = user["id"].as_str().unwrap().to_owned();
+        for group in [
+            "11111111-1111-1111-1111-111111111111",
+            "33333333-3333-3333-3333-333333333333",
+            "44444444-4444-4444-4444-444444444444",
+        ] {
+            assert_eq!(
+                running.sandbox.group_members(group).contains(&id),
+                desired.groups.contains(group),
+                "{} in {group}",
+                w.key
+            );
+        }
+    }
+    assert!(
+        running.sandbox.requests().iter().any(|r| r.faulted),
+        "faults were injected"
+    );
+}
+
+/// Converges every worker concurrently (as the stage does across workers), retrying the
+/// retryable failures the way the queue would.
+async fn converge_all(store: &Arc<Store>, graph: &GraphClient, workers: &[Worker]) {
+    let mut tasks = tokio::task::JoinSet::new();
+    for w in workers {
+        let (store, graph, key) = (Arc::clone(store), graph.clone(), w.key.clone());
+        tasks.spawn(async move {
+            for _ in 0..20 {
+                match store.converge(&graph, &key, Lookup::WhenUnknown).await {
+                    Ok(done) if done.deferred.is_empty() => return Ok(()),
+                    Ok(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+                    Err(error) if error.is_retryable() => {
+                        tokio::time::sleep(Duration::from_millis(200)).await
+                    }
+                    Err(error) => return Err(format!("{key}: {error}")),
+                }
+            }
+            Err(format!("{key} did not converge in 20 attempts"))
+        });
+    }
+    while let Some(result) = tasks.join_next().await {
+        result.expect("task").expect("converges");
+    }
+}
