@@ -301,3 +301,101 @@ fn the_table_shows_the_explanation_and_a_summary() {
         "{table}"
     );
 }
+
+#[test]
+fn plan_apply_converges_the_examples_into_the_sandbox_and_a_second_run_does_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("sandbox.json");
+    let config = dir.path().join("hrsync.toml");
+    let example = std::fs::read_to_string(repo().join("examples/hrsync.toml")).unwrap();
+    let with_data = example.replacen(
+        "kind = \"sandbox\"",
+        &format!(
+            "kind = \"sandbox\"\ndata = {:?}",
+            data.display().to_string()
+        ),
+        1,
+    );
+    assert_ne!(
+        with_data, example,
+        "the example config has a sandbox directory"
+    );
+    std::fs::write(&config, with_data).unwrap();
+    let state = dir.path().join("state.json");
+    let run = |extra: &[&str]| {
+        let mut args = vec![
+            "plan",
+            "--config",
+            config.to_str().unwrap(),
+            "--input",
+            "examples/workers.csv",
+            "--now",
+            TODAY,
+            "--format",
+            "json",
+            "--apply",
+        ];
+        args.extend_from_slice(extra);
+        let output = hrsync(&args);
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        serde_json::from_slice::<Value>(&output.stdout).unwrap()
+    };
+
+    let first = run(&["--save-state", state.to_str().unwrap()]);
+    let statuses: Vec<String> = first["workers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|w| w["error"].is_null())
+        .map(|w| text(&w["applied"]["status"]))
+        .collect();
+    assert_eq!(statuses.len(), 35);
+    assert!(statuses.iter().all(|s| s == "converged"), "{statuses:?}");
+    let zoe = worker(&first, "hr:1003");
+    assert_eq!(zoe["applied"]["steps"][0], "create");
+
+    let directory: Value = serde_json::from_str(&std::fs::read_to_string(&data).unwrap()).unwrap();
+    let users = directory["users"]
+        .as_array()
+        .expect("the sandbox keeps users");
+    let mut upns: Vec<String> = users
+        .iter()
+        .map(|u| text(&u["user"]["userPrincipalName"]).to_lowercase())
+        .collect();
+    // Accounts: every worker with an account to create (joiners and the pre-hire in its window).
+    let created = first["workers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|w| {
+            w["applied"]["steps"]
+                .as_array()
+                .is_some_and(|s| s.first() == Some(&Value::from("create")))
+        })
+        .count();
+    assert_eq!(users.len(), created);
+    upns.sort();
+    upns.dedup();
+    assert_eq!(upns.len(), created, "unique UPNs in the directory");
+
+    // The same export against the saved state: nothing left to do.
+    let second = run(&["--state", state.to_str().unwrap()]);
+    for w in second["workers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|w| w["error"].is_null())
+    {
+        assert_eq!(w["applied"]["status"], "converged", "{w}");
+        assert!(w["applied"]["steps"].as_array().unwrap().is_empty(), "{w}");
+    }
+
+    // Without the state, the accounts are found by employeeId and adopted: no duplicates.
+    run(&[]);
+    let directory: Value = serde_json::from_str(&std::fs::read_to_string(&data).unwrap()).unwrap();
+    assert_eq!(directory["users"].as_array().unwrap().len(), created);
+}

@@ -1,5 +1,7 @@
 //! `hrsync`: the command line. `plan` is the dry run: what hrsync would do, and why.
 
+mod apply;
+mod directory;
 mod plan;
 mod sandbox;
 
@@ -55,6 +57,10 @@ struct PlanArgs {
     /// Write the state after applying the plan, to plan the next export against it.
     #[arg(long, value_name = "FILE.json")]
     save_state: Option<PathBuf>,
+    /// Converge the planned workers into the configured directory (`[directory]`: the sandbox
+    /// by default). Unique names are checked against the directory too.
+    #[arg(long)]
+    apply: bool,
 }
 
 fn main() -> ExitCode {

@@ -8,11 +8,11 @@ use std::path::Path;
 
 use anyhow::{Context, bail};
 use hrsync_core::config::SourceKind;
-use hrsync_core::{Config, Decision, Op, Presence, WorkerKey, WorkerState};
+use hrsync_core::{Config, Decision, NameRegistry, Op, Presence, WorkerKey, WorkerState};
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
-use crate::{Format, PlanArgs};
+use crate::{Format, PlanArgs, apply, directory};
 
 /// The file `--save-state` writes and `--state` reads.
 #[derive(Debug, Default, Serialize, Deserialize)]
@@ -45,6 +45,9 @@ struct PlannedWorker {
     ops: Vec<Op>,
     explanation: Vec<String>,
     error: Option<String>,
+    /// With --apply: what converging into the directory did.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    applied: Option<apply::ApplyReport>,
 }
 
 #[derive(Debug, Serialize)]
@@ -78,34 +81,76 @@ pub fn run(args: PlanArgs) -> anyhow::Result<()> {
     .workers;
 
     let registry = Registry::seeded(&states);
+    let runtime = match args.apply {
+        true => Some(tokio::runtime::Runtime::new().context("cannot start the async runtime")?),
+        false => None,
+    };
+    let connection = match &runtime {
+        Some(runtime) => {
+            let connection = runtime.block_on(directory::connect(&config.directory))?;
+            eprintln!("applying to {}", connection.description);
+            Some(connection)
+        }
+        None => None,
+    };
     let mut planned = Vec::new();
     for worker in &export.workers {
         let state = states.remove(&worker.key).unwrap_or_default();
-        let outcome = hrsync_core::decide(
-            worker,
-            &state,
-            &config,
-            now,
-            &|name: &str, by: &WorkerKey| registry.is_taken(name, by),
-        );
+        let (outcome, next, report) = match (&runtime, &connection) {
+            (Some(runtime), Some(connection)) => {
+                let object_ids = |key: &WorkerKey| {
+                    states
+                        .get(key)
+                        .and_then(|s| s.applied.as_ref())
+                        .and_then(|a| a.object_id.clone())
+                };
+                let (outcome, next, report) = runtime.block_on(apply::settle(
+                    &connection.graph,
+                    &config,
+                    worker,
+                    state.clone(),
+                    now,
+                    &registry,
+                    &object_ids,
+                ));
+                (outcome, Some(next), Some(report))
+            }
+            _ => {
+                let names = |name: &str, by: &WorkerKey| registry.is_taken(name, by);
+                (
+                    hrsync_core::decide(worker, &state, &config, now, &names),
+                    None,
+                    None,
+                )
+            }
+        };
         match outcome {
             Ok(decision) => {
                 let ops = hrsync_core::plan(decision.desired.as_ref(), state.applied.as_ref());
-                let mut next = decision.state.clone();
-                next.applied = hrsync_core::apply(state.applied.clone(), &ops);
+                let next = next.unwrap_or_else(|| {
+                    // A dry run: assume the plan succeeds, so a later export plans against it.
+                    let mut next = decision.state.clone();
+                    next.applied = hrsync_core::apply(state.applied.clone(), &ops);
+                    next
+                });
                 registry.claim(&next, &worker.key);
-                planned.push(describe(worker, &decision, ops));
+                let mut line = describe(worker, &decision, ops);
+                line.applied = report;
+                planned.push(line);
                 states.insert(worker.key.clone(), next);
             }
             Err(error) => {
-                planned.push(PlannedWorker::failed(
-                    Some(worker.key.to_string()),
-                    None,
-                    error.to_string(),
-                ));
-                states.insert(worker.key.clone(), state);
+                let mut line =
+                    PlannedWorker::failed(Some(worker.key.to_string()), None, error.to_string());
+                line.applied = report;
+                planned.push(line);
+                states.insert(worker.key.clone(), next.unwrap_or(state));
             }
         }
+    }
+    if let (Some(runtime), Some(connection)) = (&runtime, &connection) {
+        // Reports whose manager had no account yet: their managers may have one now.
+        runtime.block_on(retry_deferred(&connection.graph, &mut planned, &mut states));
     }
     for row in &export.errors {
         let key = row
@@ -214,12 +259,86 @@ impl Registry {
                 .or_insert_with(|| owner.clone());
         }
     }
+}
 
+impl hrsync_core::NameRegistry for Registry {
     fn is_taken(&self, name: &str, by: &WorkerKey) -> bool {
         self.owners
             .borrow()
             .get(&name.to_lowercase())
             .is_some_and(|owner| owner != by)
+    }
+}
+
+impl apply::ForeignNames for Registry {
+    fn mark_foreign(&self, name: &str) {
+        self.owners
+            .borrow_mut()
+            .insert(name.to_lowercase(), WorkerKey::new("directory", "unknown"));
+    }
+}
+
+/// Converges again the workers whose manager had no account during the first pass.
+async fn retry_deferred(
+    graph: &hrsync_directory::graph::GraphClient,
+    planned: &mut [PlannedWorker],
+    states: &mut BTreeMap<WorkerKey, WorkerState>,
+) {
+    for line in planned
+        .iter_mut()
+        .filter(|l| l.applied.as_ref().is_some_and(|a| a.status == "deferred"))
+    {
+        let Some(key) = line
+            .worker
+            .as_deref()
+            .and_then(|k| k.parse::<WorkerKey>().ok())
+        else {
+            continue;
+        };
+        let Some(state) = states.get(&key).cloned() else {
+            continue;
+        };
+        let object_ids = |other: &WorkerKey| {
+            states
+                .get(other)
+                .and_then(|s| s.applied.as_ref())
+                .and_then(|a| a.object_id.clone())
+        };
+        let mut record = |_: &hrsync_directory::converge::Step| Ok(());
+        let result = hrsync_directory::converge::converge(
+            graph,
+            &key,
+            state.desired.as_ref(),
+            state.applied.clone(),
+            hrsync_directory::converge::Lookup::WhenUnknown,
+            &object_ids,
+            &mut record,
+        )
+        .await;
+        let report = line.applied.get_or_insert_with(|| apply::ApplyReport {
+            status: "deferred",
+            steps: Vec::new(),
+            deferred: Vec::new(),
+            error: None,
+        });
+        match result {
+            Ok(done) => {
+                report.steps.extend(done.steps.iter().map(|s| s.op.name()));
+                report.status = if done.deferred.is_empty() {
+                    "converged"
+                } else {
+                    "deferred"
+                };
+                report.deferred = done.deferred;
+                if let Some(state) = states.get_mut(&key) {
+                    state.applied = done.applied;
+                }
+            }
+            Err(error) => {
+                report.status = "failed";
+                report.error = Some(error.to_string());
+            }
+        }
     }
 }
 
@@ -276,6 +395,7 @@ fn describe(worker: &hrsync_core::Worker, decision: &Decision, ops: Vec<Op>) -> 
         ops,
         explanation: decision.explanation.clone(),
         error: None,
+        applied: None,
     }
 }
 
@@ -300,6 +420,7 @@ impl PlannedWorker {
             ops: Vec::new(),
             explanation: Vec::new(),
             error: Some(error),
+            applied: None,
         }
     }
 }
@@ -313,6 +434,11 @@ fn summarize(workers: &[PlannedWorker]) -> BTreeMap<String, usize> {
             (None, None) => "none",
         };
         *summary.entry(key.to_owned()).or_default() += 1;
+        if let Some(applied) = &worker.applied {
+            *summary
+                .entry(format!("applied_{}", applied.status))
+                .or_default() += 1;
+        }
         *summary.entry("ops".to_owned()).or_default() += worker.ops.len();
         *summary.entry("timers".to_owned()).or_default() += worker.timers.len();
     }
@@ -321,11 +447,12 @@ fn summarize(workers: &[PlannedWorker]) -> BTreeMap<String, usize> {
 
 fn table(plan: &Plan) -> String {
     let mut out = String::new();
-    let _ = writeln!(
-        out,
-        "hrsync plan as of {} (dry run: nothing was changed)\n",
-        plan.now
-    );
+    let applied = plan.workers.iter().any(|w| w.applied.is_some());
+    let mode = match applied {
+        true => "applied to the directory",
+        false => "dry run: nothing was changed",
+    };
+    let _ = writeln!(out, "hrsync plan as of {} ({mode})\n", plan.now);
     for worker in &plan.workers {
         let title = worker.worker.as_deref().unwrap_or("(no employee id)");
         if let Some(error) = &worker.error {
@@ -389,6 +516,17 @@ fn table(plan: &Plan) -> String {
         if !worker.ops.is_empty() {
             let ops: Vec<&str> = worker.ops.iter().map(Op::name).collect();
             let _ = writeln!(out, "    ops        {}", ops.join(", "));
+        }
+        if let Some(applied) = &worker.applied {
+            let steps = if applied.steps.is_empty() {
+                "nothing to do".to_owned()
+            } else {
+                applied.steps.join(", ")
+            };
+            let _ = writeln!(out, "    applied    {}: {steps}", applied.status);
+            for reason in applied.deferred.iter().chain(&applied.error) {
+                let _ = writeln!(out, "    applied    {reason}");
+            }
         }
         for line in &worker.explanation {
             let _ = writeln!(out, "    why        {line}");
