@@ -1,6 +1,9 @@
 //! Convergence against the sandbox: joiners, movers, leavers and rehires end up exactly as
 //! decided, with the fewest Graph requests, through faults and interrupted runs.
 
+// Helpers outside #[test] functions unwrap too: a failed unwrap there is a failed test.
+#![allow(clippy::unwrap_used)]
+
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;

@@ -300,7 +300,8 @@ impl Sandbox {
     }
 
     /// Every user with all its properties, soft-deleted ones included (they carry
-    /// `deletedDateTime`), ignoring replication lag.
+    /// `deletedDateTime`, and their `userPrincipalName` is prefixed with their object id without
+    /// hyphens, as in Entra), ignoring replication lag.
     pub fn users(&self) -> Vec<serde_json::Value> {
         let dir = lock(&self.shared.state);
         dir.users

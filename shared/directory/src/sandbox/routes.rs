@@ -12,8 +12,8 @@ use serde_json::{Map, Value, json};
 
 use super::filter::{self, Filter};
 use super::state::{
-    DEFAULT_USER_PROPERTIES, Directory, Kind, UserRecord, graph_timestamp, is_guid, user_property,
-    valid_upn_alias,
+    DEFAULT_USER_PROPERTIES, Directory, Kind, UserRecord, deleted_upn, graph_timestamp, is_guid,
+    user_property, valid_upn_alias,
 };
 use super::token::{self, percent_decode};
 use super::{LoggedRequest, Shared, batch, lock};
@@ -961,9 +961,19 @@ fn update_user(ctx: &mut Ctx<'_>, key: &str) -> Result {
     Ok(Resp::no_content())
 }
 
+/// Soft delete: `deletedDateTime` is set and, as Entra does, the UPN is prefixed with the object
+/// id without hyphens (`{id}{upn}`), which is why a deleted user is found by
+/// `endsWith(userPrincipalName,'...')`.
 fn delete_user(ctx: &mut Ctx<'_>, key: &str) -> Result {
     let index = ctx.writable(key)?;
-    ctx.dir.users[index].user.insert(
+    let record = &mut ctx.dir.users[index];
+    if let Some(upn) = record.str_prop("userPrincipalName") {
+        let mangled = deleted_upn(record.id(), upn);
+        record
+            .user
+            .insert("userPrincipalName".to_owned(), Value::String(mangled));
+    }
+    record.user.insert(
         "deletedDateTime".to_owned(),
         Value::String(graph_timestamp(jiff::Timestamp::now())),
     );
@@ -1504,8 +1514,9 @@ fn get_deleted(ctx: &mut Ctx<'_>, id: &str) -> Result {
 fn restore_deleted(ctx: &mut Ctx<'_>, id: &str) -> Result {
     let index = ctx.dir.deleted_index(id).ok_or_else(|| not_found(id))?;
     let record = &ctx.dir.users[index];
+    let original_upn = record.original_upn();
     let mut claims = Vec::new();
-    if let Some(upn) = record.str_prop("userPrincipalName") {
+    if let Some(upn) = &original_upn {
         claims.push(("userPrincipalName", upn.to_lowercase()));
     }
     for claim in record.claims().into_iter().skip(1) {
@@ -1514,6 +1525,11 @@ fn restore_deleted(ctx: &mut Ctx<'_>, id: &str) -> Result {
     let user_id = record.id().to_owned();
     if let Some((property, _)) = ctx.dir.conflicting_claim(&claims, Some(&user_id)) {
         return Err(conflict(property));
+    }
+    if let Some(upn) = original_upn {
+        ctx.dir.users[index]
+            .user
+            .insert("userPrincipalName".to_owned(), Value::String(upn));
     }
     ctx.dir.users[index].user.remove("deletedDateTime");
     ctx.changed = true;

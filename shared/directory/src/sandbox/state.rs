@@ -83,11 +83,28 @@ impl UserRecord {
         !self.is_deleted() && !self.is_lagging(now)
     }
 
+    /// The UPN the user has when live: a soft-deleted user's stored UPN carries Entra's
+    /// object-id prefix ([`deleted_upn`]), which this strips.
+    pub(crate) fn original_upn(&self) -> Option<String> {
+        let upn = self.str_prop("userPrincipalName")?;
+        if !self.is_deleted() {
+            return Some(upn.to_owned());
+        }
+        let prefix = self.id().replace('-', "");
+        Some(match upn.get(..prefix.len()) {
+            Some(head) if !prefix.is_empty() && head.eq_ignore_ascii_case(&prefix) => {
+                upn[prefix.len()..].to_owned()
+            }
+            _ => upn.to_owned(),
+        })
+    }
+
     /// The addresses this user holds in the directory-wide namespace shared by
-    /// `userPrincipalName`, `mail` and `proxyAddresses` (lowercase, `smtp:` stripped).
+    /// `userPrincipalName`, `mail` and `proxyAddresses` (lowercase, `smtp:` stripped). A
+    /// soft-deleted user holds its original UPN (see [`Directory::conflicting_claim`]).
     pub(crate) fn claims(&self) -> Vec<String> {
         let mut claims = Vec::new();
-        if let Some(upn) = self.str_prop("userPrincipalName") {
+        if let Some(upn) = self.original_upn() {
             claims.push(upn.to_lowercase());
         }
         if let Some(mail) = self.str_prop("mail") {
@@ -98,6 +115,13 @@ impl UserRecord {
         }
         claims
     }
+}
+
+/// The `userPrincipalName` Entra gives a soft-deleted user: its object id without hyphens, then
+/// the UPN it had (`0f6a6f2e111122223333444455556666ada@contoso.com`), so the name no longer
+/// resolves to it. Restoring the user gives the original UPN back.
+pub(crate) fn deleted_upn(id: &str, upn: &str) -> String {
+    format!("{}{upn}", id.replace('-', ""))
 }
 
 /// `SMTP:a@b` and `smtp:a@b` claim `a@b`; other address types keep their prefix.
@@ -227,6 +251,11 @@ impl Directory {
     }
 
     /// The first of `claims` that another user (live, lagging or soft-deleted) already holds.
+    ///
+    /// Soft-deleted users keep their original UPN, mail and proxy addresses reserved. That is
+    /// stricter than Entra, which frees them on delete (hence restore's `newUserPrincipalName`
+    /// and `autoReconcileProxyConflict`); hrsync never reuses a soft-deleted user's name anyway
+    /// (`GraphClient::name_in_use` counts them as taken).
     pub(crate) fn conflicting_claim<'a>(
         &self,
         claims: &'a [(&'static str, String)],
