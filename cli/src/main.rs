@@ -1,6 +1,5 @@
 //! `hrsync`: the command line. `plan` is the dry run: what hrsync would do, and why.
 
-mod apply;
 mod directory;
 mod plan;
 mod sandbox;

@@ -1,10 +1,10 @@
 //! `hrsync plan`: decide every worker of an export against an empty (or saved) state and
 //! print, per worker, the transition, the account it should have, its timers and why.
 
-use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
 use std::path::Path;
+use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use anyhow::{Context, bail};
 use hrsync_core::config::SourceKind;
@@ -12,7 +12,9 @@ use hrsync_core::{Config, Decision, NameRegistry, Op, Presence, WorkerKey, Worke
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
-use crate::{Format, PlanArgs, apply, directory};
+use hrsync_directory::provision::{self, ApplyReport, ForeignNames};
+
+use crate::{Format, PlanArgs, directory};
 
 /// The file `--save-state` writes and `--state` reads.
 #[derive(Debug, Default, Serialize, Deserialize)]
@@ -47,7 +49,7 @@ struct PlannedWorker {
     error: Option<String>,
     /// With --apply: what converging into the directory did.
     #[serde(skip_serializing_if = "Option::is_none")]
-    applied: Option<apply::ApplyReport>,
+    applied: Option<ApplyReport>,
 }
 
 #[derive(Debug, Serialize)]
@@ -104,7 +106,7 @@ pub fn run(args: PlanArgs) -> anyhow::Result<()> {
                         .and_then(|s| s.applied.as_ref())
                         .and_then(|a| a.object_id.clone())
                 };
-                let (outcome, next, report) = runtime.block_on(apply::settle(
+                let settled = runtime.block_on(provision::settle(
                     &connection.graph,
                     &config,
                     worker,
@@ -113,7 +115,7 @@ pub fn run(args: PlanArgs) -> anyhow::Result<()> {
                     &registry,
                     &object_ids,
                 ));
-                (outcome, Some(next), Some(report))
+                (settled.decision, Some(settled.state), Some(settled.report))
             }
             _ => {
                 let names = |name: &str, by: &WorkerKey| registry.is_taken(name, by);
@@ -229,13 +231,13 @@ fn read_state(path: &Path) -> anyhow::Result<StateFile> {
 
 /// UPNs and mail addresses in use, so that two workers of one run never share one.
 struct Registry {
-    owners: RefCell<HashMap<String, WorkerKey>>,
+    owners: Mutex<HashMap<String, WorkerKey>>,
 }
 
 impl Registry {
     fn seeded(states: &BTreeMap<WorkerKey, WorkerState>) -> Self {
         let registry = Self {
-            owners: RefCell::new(HashMap::new()),
+            owners: Mutex::new(HashMap::new()),
         };
         for (key, state) in states {
             registry.claim(state, key);
@@ -244,7 +246,7 @@ impl Registry {
     }
 
     fn claim(&self, state: &WorkerState, owner: &WorkerKey) {
-        let mut owners = self.owners.borrow_mut();
+        let mut owners = self.owners();
         let ids = state
             .identifiers
             .iter()
@@ -261,19 +263,23 @@ impl Registry {
     }
 }
 
+impl Registry {
+    fn owners(&self) -> MutexGuard<'_, HashMap<String, WorkerKey>> {
+        self.owners.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
 impl hrsync_core::NameRegistry for Registry {
     fn is_taken(&self, name: &str, by: &WorkerKey) -> bool {
-        self.owners
-            .borrow()
+        self.owners()
             .get(&name.to_lowercase())
             .is_some_and(|owner| owner != by)
     }
 }
 
-impl apply::ForeignNames for Registry {
+impl ForeignNames for Registry {
     fn mark_foreign(&self, name: &str) {
-        self.owners
-            .borrow_mut()
+        self.owners()
             .insert(name.to_lowercase(), WorkerKey::new("directory", "unknown"));
     }
 }
@@ -315,7 +321,7 @@ async fn retry_deferred(
             &mut record,
         )
         .await;
-        let report = line.applied.get_or_insert_with(|| apply::ApplyReport {
+        let report = line.applied.get_or_insert_with(|| ApplyReport {
             status: "deferred",
             steps: Vec::new(),
             deferred: Vec::new(),

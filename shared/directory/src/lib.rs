@@ -4,4 +4,5 @@
 pub mod converge;
 pub mod graph;
 pub mod odata;
+pub mod provision;
 pub mod sandbox;
