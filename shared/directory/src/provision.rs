@@ -68,22 +68,49 @@ pub async fn settle(
         })
     };
     let mut lookup = Lookup::WhenUnknown;
+    // Names just confirmed free by the preflight: the first decision needs no further check.
+    let mut names_verified = false;
     if state.applied.is_none() && state.identifiers.is_none() {
-        // An account from before hrsync keeps its names: adopt them instead of inventing new ones.
-        match graph.find_user_by_employee_id(&worker.employee_id).await {
-            Ok(Some(existing)) => {
-                state.identifiers = Some(Identifiers {
-                    mail: existing
-                        .mail
-                        .clone()
-                        .unwrap_or_else(|| existing.user_principal_name.clone()),
-                    upn: existing.user_principal_name,
-                });
+        // One `$batch` before the first create: is there an account for this employee id
+        // already (from before hrsync: adopt its names), and are the names we would pick free?
+        let first = match decide(&state) {
+            Ok(decision) => decision,
+            Err(error) => {
+                let report = ApplyReport::failed(&error);
+                return Settled {
+                    decision: Err(error),
+                    state,
+                    report,
+                };
             }
-            Ok(None) => lookup = Lookup::AlreadyAbsent,
+        };
+        let candidates: Vec<&str> = match &first.state.identifiers {
+            Some(ids) if ids.mail.eq_ignore_ascii_case(&ids.upn) => vec![ids.upn.as_str()],
+            Some(ids) => vec![ids.upn.as_str(), ids.mail.as_str()],
+            None => Vec::new(),
+        };
+        match graph.preflight(&worker.employee_id, &candidates).await {
+            Ok(found) => match found.existing {
+                Some(existing) => {
+                    state.identifiers = Some(Identifiers {
+                        mail: existing
+                            .mail
+                            .clone()
+                            .unwrap_or_else(|| existing.user_principal_name.clone()),
+                        upn: existing.user_principal_name,
+                    });
+                }
+                None => {
+                    lookup = Lookup::AlreadyAbsent;
+                    names_verified = found.taken.is_empty();
+                    for name in &found.taken {
+                        names.mark_foreign(name);
+                    }
+                }
+            },
             Err(error) => {
                 return Settled {
-                    decision: decide(&state),
+                    decision: Ok(first),
                     state,
                     report: ApplyReport::failed(error),
                 };
@@ -92,7 +119,11 @@ pub async fn settle(
     }
     let mut renames = 0;
     loop {
-        let decision = match decide_with_free_names(graph, names, &state, &decide).await {
+        let checked = match std::mem::take(&mut names_verified) {
+            true => decide(&state).map_err(Failure::Decide),
+            false => decide_with_free_names(graph, names, &state, &decide).await,
+        };
+        let decision = match checked {
             Ok(decision) => decision,
             Err(Failure::Decide(error)) => {
                 let report = ApplyReport::failed(&error);
@@ -160,7 +191,8 @@ async fn decide_with_free_names(
             _ => return Ok(decision),
         };
         let mut taken = None;
-        for name in [&fresh.upn, &fresh.mail] {
+        let mail = (!fresh.mail.eq_ignore_ascii_case(&fresh.upn)).then_some(&fresh.mail);
+        for name in std::iter::once(&fresh.upn).chain(mail) {
             match graph.name_in_use(name).await {
                 Ok(true) => taken = Some(name.clone()),
                 Ok(false) => {}

@@ -27,4 +27,4 @@ pub use auth::Credential;
 pub use error::GraphError;
 pub use http::{GraphClient, GraphSettings, RetryPolicy};
 pub use requests::{AlsoOk, GraphRequest, GraphResponse, Method};
-pub use users::{DirectoryUser, NewUser, USER_SELECT};
+pub use users::{DirectoryUser, NewUser, Preflight, USER_SELECT};

@@ -269,6 +269,49 @@ fn values(response: &GraphResponse) -> Result<&Vec<Value>, GraphError> {
         .ok_or_else(|| GraphError::Decode("a collection response has no value array".into()))
 }
 
+/// What [`GraphClient::preflight`] found.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Preflight {
+    /// The account that already carries the employee id.
+    pub existing: Option<DirectoryUser>,
+    /// The names asked about that someone holds.
+    pub taken: Vec<String>,
+}
+
+/// The single user of an `employeeId` lookup; two or more is [`GraphError::AmbiguousEmployeeId`].
+fn user_found(response: &GraphResponse) -> Result<Option<DirectoryUser>, GraphError> {
+    if let Some(e) = response.error() {
+        return Err(e);
+    }
+    match values(response)?.as_slice() {
+        [] => Ok(None),
+        [user] => DirectoryUser::from_json(user).map(Some),
+        more => Err(GraphError::AmbiguousEmployeeId {
+            matches: more.len(),
+        }),
+    }
+}
+
+/// Whether the two lookups of [`name_in_use_requests`] found a holder of `name`.
+fn name_taken(
+    live: &GraphResponse,
+    deleted: &GraphResponse,
+    name: &str,
+) -> Result<bool, GraphError> {
+    if let Some(e) = live.error() {
+        return Err(e);
+    }
+    if let Some(e) = deleted.error() {
+        return Err(e);
+    }
+    if !values(live)?.is_empty() {
+        return Ok(true);
+    }
+    Ok(values(deleted)?
+        .iter()
+        .any(|user| deleted_user_holds(user, name)))
+}
+
 impl GraphClient {
     /// The user whose `employeeId` is `employee_id`, if any; two or more is
     /// [`GraphError::AmbiguousEmployeeId`].
@@ -277,14 +320,7 @@ impl GraphClient {
         employee_id: &str,
     ) -> Result<Option<DirectoryUser>, GraphError> {
         let response = self.send(&find_by_employee_id_request(employee_id)).await?;
-        let users = values(&response)?;
-        match users.as_slice() {
-            [] => Ok(None),
-            [user] => DirectoryUser::from_json(user).map(Some),
-            more => Err(GraphError::AmbiguousEmployeeId {
-                matches: more.len(),
-            }),
-        }
+        user_found(&response)
     }
 
     /// `GET /users/{id}?$select=...`; `None` on 404.
@@ -315,18 +351,41 @@ impl GraphClient {
                 "the name lookup batch lost a response".into(),
             ));
         };
-        if let Some(e) = live.error() {
-            return Err(e);
+        name_taken(live, deleted, name)
+    }
+
+    /// Before a joiner's first create, in one `$batch`: the account that already carries the
+    /// employee id (if any), and which of `names` are taken ([`GraphClient::name_in_use`]).
+    pub async fn preflight(
+        &self,
+        employee_id: &str,
+        names: &[&str],
+    ) -> Result<Preflight, GraphError> {
+        let mut requests = vec![find_by_employee_id_request(employee_id).id("find")];
+        for (index, name) in names.iter().enumerate() {
+            let (live, deleted) = name_in_use_requests(name);
+            requests.push(live.id(format!("live{index}")));
+            requests.push(deleted.id(format!("deleted{index}")));
         }
-        if let Some(e) = deleted.error() {
-            return Err(e);
+        let responses = self.batch(requests).await?;
+        let Some((find, lookups)) = responses.split_first() else {
+            return Err(GraphError::Decode(
+                "the preflight batch lost its responses".into(),
+            ));
+        };
+        let existing = user_found(find)?;
+        let mut taken = Vec::new();
+        for (name, pair) in names.iter().zip(lookups.chunks(2)) {
+            let [live, deleted] = pair else {
+                return Err(GraphError::Decode(
+                    "the preflight batch lost a response".into(),
+                ));
+            };
+            if name_taken(live, deleted, name)? {
+                taken.push((*name).to_owned());
+            }
         }
-        if !values(live)?.is_empty() {
-            return Ok(true);
-        }
-        Ok(values(deleted)?
-            .iter()
-            .any(|user| deleted_user_holds(user, name)))
+        Ok(Preflight { existing, taken })
     }
 
     /// `POST /users` (`201 Created`) with a random password that must be changed at first sign-in.
