@@ -321,6 +321,10 @@ pub struct DirectoryConfig {
     pub authority_host: String,
     #[serde(default)]
     pub null_policy: NullPolicy,
+    /// Set `employeeLeaveDateTime` to the leave instant, so Entra Lifecycle Workflows see
+    /// leavers (needs the `User-LifeCycleInfo.ReadWrite.All` permission).
+    #[serde(default)]
+    pub employee_leave_date: bool,
     /// Sandbox: the URL of a running `hrsync sandbox`; when absent, one runs in-process.
     pub url: Option<String>,
     /// Sandbox: the file the in-process sandbox keeps its directory in.
@@ -368,6 +372,7 @@ impl Default for DirectoryConfig {
             graph_endpoint: default_graph_endpoint(),
             authority_host: default_authority_host(),
             null_policy: NullPolicy::default(),
+            employee_leave_date: false,
             url: None,
             data: None,
         }
@@ -686,6 +691,7 @@ fn reserved_attribute(name: &str) -> Option<&'static str> {
         "userPrincipalName" | "mail" | "mailNickname" => Some("[identity] upn/mail"),
         "displayName" => Some("identity.display_name"),
         "accountEnabled" => Some("the lifecycle"),
+        "employeeLeaveDateTime" => Some("the leave instant (directory.employee_leave_date)"),
         "passwordProfile" => Some("the directory on create"),
         "manager" => Some("the worker's manager_id"),
         _ => None,

@@ -323,7 +323,7 @@ pub fn decide(
                     .clone()
                     .filter(|_| presence != Presence::Deleted),
                 enabled,
-                attributes: attributes(config, worker, &context)?,
+                attributes: attributes(config, worker, &context, instants.leave)?,
                 groups: grants.groups,
                 licenses: grants.licenses,
                 manager: worker.manager_key(),
@@ -607,8 +607,14 @@ fn attributes(
     config: &Config,
     worker: &Worker,
     context: &minijinja::Value,
+    leave: Option<Timestamp>,
 ) -> Result<BTreeMap<String, Option<String>>, TemplateError> {
     let mut out = BTreeMap::new();
+    if config.directory.employee_leave_date {
+        // Entra Lifecycle Workflows run leaver tasks from this; cleared when a leave is withdrawn.
+        let at = leave.map(|at| at.strftime("%Y-%m-%dT%H:%M:%SZ").to_string());
+        out.insert("employeeLeaveDateTime".to_owned(), at);
+    }
     out.insert("employeeId".to_owned(), Some(worker.employee_id.clone()));
     out.insert(
         "displayName".to_owned(),

@@ -493,3 +493,53 @@ fn on_leave_keeps_the_account_unless_configured() {
     .expect("decides");
     assert_eq!(off.desired.map(|d| d.enabled), Some(false));
 }
+
+#[test]
+fn employee_leave_date_follows_the_leave_instant_when_enabled_and_is_cleared_on_rescind() {
+    let mut life = Life::new(
+        Config::parse(
+            &format!("[directory]\nemployee_leave_date = true\n{CONFIG}"),
+            "t.toml",
+        )
+        .expect("valid"),
+    );
+    let mut ada = worker("1", "2026-11-01T00:00:00Z");
+    ada.termination_date = Some(date(2026, 12, 18));
+    life.decide(&ada, "2026-11-01T00:00:00Z");
+    assert_eq!(
+        life.account().attributes["employeeLeaveDateTime"],
+        "2026-12-18T17:00:00Z"
+    );
+
+    ada.as_of = at("2026-11-05T00:00:00Z");
+    ada.termination_date = None;
+    let (_, ops) = life.decide(&ada, "2026-11-05T00:00:00Z");
+    assert!(
+        ops.iter().any(
+            |op| matches!(op, Op::Update { clear, .. } if clear.contains("employeeLeaveDateTime"))
+        ),
+        "{ops:?}"
+    );
+    assert!(
+        !life
+            .account()
+            .attributes
+            .contains_key("employeeLeaveDateTime")
+    );
+
+    let off = decide(
+        &ada,
+        &WorkerState::default(),
+        &config(""),
+        at("2026-11-05T00:00:00Z"),
+        &NothingTaken,
+    )
+    .expect("decides");
+    assert!(
+        !off.desired
+            .expect("account")
+            .attributes
+            .contains_key("employeeLeaveDateTime"),
+        "off by default"
+    );
+}
