@@ -800,17 +800,34 @@ const REQUIRED_ON_CREATE: [&str; 4] = [
 // Users
 
 fn list_users(ctx: &mut Ctx<'_>) -> Result {
+    let now = ctx.now;
+    let context = ctx.context("users");
+    list(
+        ctx,
+        |u| u.is_visible(now),
+        &DEFAULT_USER_PROPERTIES,
+        context,
+    )
+}
+
+/// A `$filter`ed, `$select`ed page of the users `include` keeps.
+fn list(
+    ctx: &mut Ctx<'_>,
+    include: impl Fn(&super::state::UserRecord) -> bool,
+    default_properties: &[&str],
+    context: String,
+) -> Result {
     ctx.check_user_select()?;
     let filter = ctx.parse_filter()?;
     let users: Vec<Map<String, Value>> = ctx
         .dir
         .users
         .iter()
-        .filter(|u| u.is_visible(ctx.now))
+        .filter(|u| include(u))
         .filter(|u| filter.as_ref().is_none_or(|f| f.matches(&u.user)))
-        .map(|u| ctx.project(&u.user, &DEFAULT_USER_PROPERTIES))
+        .map(|u| ctx.project(&u.user, default_properties))
         .collect();
-    Ok(ctx.user_page(users, ctx.context("users")))
+    Ok(ctx.user_page(users, context))
 }
 
 fn get_user(ctx: &mut Ctx<'_>, key: &str) -> Result {
@@ -1480,20 +1497,13 @@ const DELETED_DEFAULT_PROPERTIES: [&str; 12] = [
 ];
 
 fn list_deleted(ctx: &mut Ctx<'_>) -> Result {
-    ctx.check_user_select()?;
-    let filter = ctx.parse_filter()?;
-    let users: Vec<Map<String, Value>> = ctx
-        .dir
-        .users
-        .iter()
-        .filter(|u| u.is_deleted())
-        .filter(|u| filter.as_ref().is_none_or(|f| f.matches(&u.user)))
-        .map(|u| ctx.project(&u.user, &DELETED_DEFAULT_PROPERTIES))
-        .collect();
-    Ok(ctx.user_page(
-        users,
-        ctx.context("directory/deletedItems/microsoft.graph.user"),
-    ))
+    let context = ctx.context("directory/deletedItems/microsoft.graph.user");
+    list(
+        ctx,
+        super::state::UserRecord::is_deleted,
+        &DELETED_DEFAULT_PROPERTIES,
+        context,
+    )
 }
 
 fn get_deleted(ctx: &mut Ctx<'_>, id: &str) -> Result {
