@@ -50,7 +50,8 @@ pub async fn connect(config: &DirectoryConfig) -> anyhow::Result<Connection> {
             settings.graph_endpoint = config.graph_endpoint.clone();
             settings.authority_host = config.authority_host.clone();
             Ok(Connection {
-                graph: GraphClient::new(settings, http),
+                // A whole export at once is bulk work: low priority leaves other apps their share.
+                graph: GraphClient::new(settings, http).for_bulk(),
                 description: format!("Microsoft Graph at {}", config.graph_endpoint),
                 _sandbox: None,
             })
@@ -89,7 +90,7 @@ pub async fn connect(config: &DirectoryConfig) -> anyhow::Result<Connection> {
                 None => format!("the sandbox directory at {url}"),
             };
             Ok(Connection {
-                graph: GraphClient::new(settings, http),
+                graph: GraphClient::new(settings, http).for_bulk(),
                 description,
                 _sandbox: sandbox,
             })

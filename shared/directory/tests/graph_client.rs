@@ -979,6 +979,47 @@ async fn batch_carries_low_priority_inside_and_outside() {
     }
 }
 
+#[tokio::test]
+async fn a_bulk_client_marks_every_request_low_priority() {
+    let stub = start_graph(batch_responder(
+        |inner, _| json!({"id": inner["id"], "status": 204}),
+    ))
+    .await;
+    let bulk = client(&stub).for_bulk();
+    let batch = vec![
+        requests::revoke_sessions("u1"),
+        requests::remove_member("g1", "u1"),
+    ];
+    bulk.batch(batch).await.expect("batch");
+    let call = &stub.graph_calls()[0];
+    assert_eq!(call.header("x-ms-throttle-priority"), Some("low"));
+    for inner in call.batch_requests() {
+        assert_eq!(inner["headers"]["x-ms-throttle-priority"], "low");
+    }
+}
+
+#[tokio::test]
+async fn a_bulk_client_sends_single_requests_low_priority_too() {
+    let stub = start_graph(ok_responder()).await;
+    let normal = client(&stub);
+    normal
+        .for_bulk()
+        .send(&requests::set_enabled("u1", true))
+        .await
+        .expect("bulk");
+    normal
+        .send(&requests::set_enabled("u1", true))
+        .await
+        .expect("normal");
+    let calls = stub.graph_calls();
+    assert_eq!(calls[0].header("x-ms-throttle-priority"), Some("low"));
+    assert_eq!(
+        calls[1].header("x-ms-throttle-priority"),
+        None,
+        "the original client is unchanged"
+    );
+}
+
 // ---------------------------------------------------------------------------------------------
 // Users
 

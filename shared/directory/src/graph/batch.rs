@@ -155,6 +155,12 @@ impl GraphClient {
         if requests.is_empty() {
             return Ok(Vec::new());
         }
+        let mut requests = requests;
+        if self.is_bulk() {
+            for request in &mut requests {
+                request.low_priority = true;
+            }
+        }
         check_batch_ids(&requests)?;
         let chunks = plan_chunks(&requests)?;
         let mut results: Vec<Option<GraphResponse>> = vec![None; requests.len()];

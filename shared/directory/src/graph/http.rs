@@ -120,6 +120,8 @@ impl GraphSettings {
 #[derive(Debug, Clone)]
 pub struct GraphClient {
     inner: Arc<Inner>,
+    /// Every request goes as `x-ms-throttle-priority: low` (bulk and reconcile work).
+    bulk: bool,
 }
 
 #[derive(Debug)]
@@ -155,7 +157,22 @@ impl GraphClient {
                 api_base: format!("{graph_endpoint}/v1.0"),
                 retry: settings.retry,
             }),
+            bulk: false,
         }
+    }
+
+    /// The same client (same token cache) marking every request low priority, for bulk and
+    /// reconcile work, so that interactive traffic of other apps keeps its share of the quota.
+    pub fn for_bulk(&self) -> Self {
+        Self {
+            inner: Arc::clone(&self.inner),
+            bulk: true,
+        }
+    }
+
+    /// Whether requests go as low priority ([`GraphClient::for_bulk`]).
+    pub fn is_bulk(&self) -> bool {
+        self.bulk
     }
 
     /// The retry policy in force.
@@ -267,7 +284,7 @@ impl GraphClient {
         for (name, value) in &request.headers {
             builder = builder.header(name.as_str(), value.as_str());
         }
-        if request.low_priority {
+        if request.low_priority || self.bulk {
             builder = builder.header("x-ms-throttle-priority", "low");
         }
         builder = match &request.body {
