@@ -240,37 +240,47 @@ impl Run<'_, '_> {
             };
             let id = (calls.len() + 1).to_string();
             match op {
-                Op::Disable => disable_id = Some(id.clone()),
+                Op::Disable => {
+                    // A disable counts as done only once the sessions are revoked too, so a
+                    // failed revoke is sent again by the next run.
+                    disable_id = Some(id.clone());
+                    calls.push((request.id(id.clone()), Vec::new()));
+                    let revoke = requests::revoke_sessions(&user)
+                        .id(format!("{id}-revoke"))
+                        .depends_on(id);
+                    calls.push((revoke, vec![op]));
+                    continue;
+                }
                 Op::Update { .. } => update_id = Some(id.clone()),
                 _ => {}
             }
             calls.push((request.id(id), vec![op]));
         }
-        if disable_id.is_some() {
-            let id = (calls.len() + 1).to_string();
-            calls.push((requests::revoke_sessions(&user).id(id), Vec::new()));
-        }
-        if !licenses.is_empty() {
-            let add: Vec<&str> = licenses
-                .iter()
+        // Additions after the attributes (usageLocation); removals on their own, so that one
+        // already gone (after an interrupted run) does not fail the additions.
+        let (adds, removals): (Vec<Op>, Vec<Op>) = licenses
+            .into_iter()
+            .partition(|op| matches!(op, Op::AssignLicense { .. }));
+        let skus = |ops: &[Op]| -> Vec<String> {
+            ops.iter()
                 .filter_map(|op| match op {
-                    Op::AssignLicense { sku } => Some(sku.as_str()),
+                    Op::AssignLicense { sku } | Op::RemoveLicense { sku } => Some(sku.clone()),
                     _ => None,
                 })
-                .collect();
-            let remove: Vec<&str> = licenses
-                .iter()
-                .filter_map(|op| match op {
-                    Op::RemoveLicense { sku } => Some(sku.as_str()),
-                    _ => None,
-                })
-                .collect();
-            let mut request =
-                requests::assign_licenses(&user, &add, &remove).id((calls.len() + 1).to_string());
+                .collect()
+        };
+        if !adds.is_empty() {
+            let mut request = requests::assign_licenses(&user, &skus(&adds), &[])
+                .id((calls.len() + 1).to_string());
             if let Some(update) = &update_id {
                 request = request.depends_on(update.clone());
             }
-            calls.push((request, licenses));
+            calls.push((request, adds));
+        }
+        if !removals.is_empty() {
+            let request = requests::remove_licenses(&user, &skus(&removals))
+                .id((calls.len() + 1).to_string());
+            calls.push((request, removals));
         }
         if let Some(disable) = &disable_id {
             // A leaver is cut off before anything else happens to the account.
@@ -294,7 +304,7 @@ impl Run<'_, '_> {
                 }
             } else if let (None, Some(error)) = (&failure, response.error()) {
                 failure = Some(ConvergeError::Rejected {
-                    op: ops.first().map_or("revoke_sessions", Op::name),
+                    op: ops.first().map_or("disable", Op::name),
                     error,
                 });
             }

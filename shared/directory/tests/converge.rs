@@ -594,3 +594,95 @@ async fn converge_all(store: &Arc<Store>, graph: &GraphClient, workers: &[Worker
         result.expect("task").expect("converges");
     }
 }
+
+/// A leaver's convergence stopped after `stop_after` recorded steps, then run to completion.
+async fn interrupted_leaver(stop_after: Option<usize>) -> (Value, Vec<String>, usize) {
+    let running = Sandbox::start(SandboxConfig::default()).await.unwrap();
+    let graph = client(&running);
+    let config = Config::parse(CONFIG, "hrsync.toml").unwrap();
+    let store = Store::default();
+    let mut ada = worker("2", "Ada", "Lovelace", "Engineering", None);
+    store.decide(&config, &ada, "2026-11-01T00:00:00Z");
+    store
+        .converge(&graph, &ada.key, Lookup::WhenUnknown)
+        .await
+        .unwrap();
+    ada.as_of = at("2026-11-03T00:00:00Z");
+    ada.status = Status::Terminated;
+    ada.termination_date = Some(date(2026, 11, 3));
+    ada.termination_type = Some("involuntary".into());
+    let desired = store.decide(&config, &ada, "2026-11-03T10:00:00Z");
+    let mut recorded = 0;
+    if let Some(limit) = stop_after {
+        let ids = |_: &WorkerKey| None;
+        let mut record = |step: &Step| {
+            if recorded == limit {
+                return Err(ConvergeError::Stopped);
+            }
+            recorded += 1;
+            store.set_applied(&ada.key, step.after.clone());
+            Ok(())
+        };
+        let applied = store.applied(&ada.key);
+        let result = converge(
+            &graph,
+            &ada.key,
+            desired.as_ref(),
+            applied,
+            Lookup::WhenUnknown,
+            &ids,
+            &mut record,
+        )
+        .await;
+        assert!(matches!(result, Err(ConvergeError::Stopped)), "{result:?}");
+    }
+    store
+        .converge(&graph, &ada.key, Lookup::WhenUnknown)
+        .await
+        .unwrap();
+    let user = user_by_employee_id(&running.sandbox, "2");
+    let id = user["id"].as_str().unwrap().to_owned();
+    let groups = [
+        "11111111-1111-1111-1111-111111111111",
+        "44444444-4444-4444-4444-444444444444",
+    ]
+    .into_iter()
+    .filter(|g| running.sandbox.group_members(g).contains(&id))
+    .map(str::to_owned)
+    .collect();
+    (user, groups, live_users(&running.sandbox).len())
+}
+
+#[tokio::test]
+async fn a_leaver_interrupted_after_any_step_ends_disabled_revoked_and_stripped() {
+    let (reference, groups, _) = interrupted_leaver(None).await;
+    assert_eq!(reference["accountEnabled"], false);
+    assert!(groups.is_empty());
+    assert!(
+        reference["assignedLicenses"]
+            .as_array()
+            .is_some_and(Vec::is_empty),
+        "{reference}"
+    );
+    // A leaver has 4 steps: disable (with revoke), two group removals, the license removal.
+    for stop_after in 0..4 {
+        let (user, groups, count) = interrupted_leaver(Some(stop_after)).await;
+        assert_eq!(count, 1);
+        assert_eq!(
+            user["accountEnabled"], false,
+            "stopped at step {stop_after}"
+        );
+        assert!(
+            user["signInSessionsValidFromDateTime"].is_string(),
+            "sessions revoked (step {stop_after})"
+        );
+        assert!(
+            groups.is_empty(),
+            "stopped at step {stop_after}: {groups:?}"
+        );
+        assert_eq!(
+            user["assignedLicenses"], reference["assignedLicenses"],
+            "stopped at step {stop_after}"
+        );
+    }
+}

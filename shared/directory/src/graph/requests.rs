@@ -33,6 +33,8 @@ pub enum AlsoOk {
     NotFound,
     /// 400 whose message says the reference "already exist(s)" (adding an existing member).
     AlreadyExists,
+    /// 400 "User does not have a corresponding license.": removing a license already removed.
+    LicenseAlreadyRemoved,
     /// Any response with this status.
     Status(u16),
 }
@@ -45,6 +47,13 @@ impl AlsoOk {
             AlsoOk::AlreadyExists => {
                 status == 400
                     && message.is_some_and(|m| m.to_ascii_lowercase().contains("already exist"))
+            }
+            AlsoOk::LicenseAlreadyRemoved => {
+                status == 400
+                    && message.is_some_and(|m| {
+                        m.to_ascii_lowercase()
+                            .contains("does not have a corresponding license")
+                    })
             }
             AlsoOk::Status(s) => status == *s,
         }
@@ -445,6 +454,12 @@ pub fn assign_licenses<S: AsRef<str>>(user_id: &str, add: &[S], remove: &[S]) ->
         json!({ "addLicenses": add, "removeLicenses": remove }),
     )
     .lag_tolerant()
+}
+
+/// `POST /users/{id}/assignLicense` removing `skus` only; a license the user no longer has
+/// (400 "User does not have a corresponding license.") counts as removed. Lag tolerant.
+pub fn remove_licenses<S: AsRef<str>>(user_id: &str, skus: &[S]) -> GraphRequest {
+    assign_licenses::<S>(user_id, &[], skus).also_ok(AlsoOk::LicenseAlreadyRemoved)
 }
 
 /// `POST /users/{id}/revokeSignInSessions`; `200` `{"value": true}` (any 2xx is taken as success:
