@@ -564,9 +564,31 @@ async fn joiners_movers_leavers_and_a_rehire_converge_through_throttling_outages
             );
         }
     }
+    let log = running.sandbox.requests();
+    assert!(log.iter().any(|r| r.faulted), "faults were injected");
+    let creates = log
+        .iter()
+        .filter(|r| r.method == "POST" && r.path == "/v1.0/users" && r.status == 201)
+        .count();
+    assert_eq!(
+        creates,
+        workers.len(),
+        "each joiner created exactly once, the rehire reused its account"
+    );
+    // The writes the changes need: joiners 47 (12 creates, 11 managers, 12 + 4 + 4 memberships,
+    // 4 licenses), movers 6 (hr:5: department + Sales; hr:9: department + Sales - Engineering -
+    // license; hr:1 was already in Sales), leavers 12 (disable + revoke each, hr:2 -1 group,
+    // hr:6 -2 groups -license, hr:10 -2 groups), the rehire 2 (enable, +1 group): 67. A write is
+    // repeated only when a fault made the client send it again (a 424 retried with the request
+    // it depended on), never otherwise.
+    let writes = log
+        .iter()
+        .filter(|r| r.status < 300 && r.method != "GET" && r.path != "/v1.0/$batch")
+        .count();
+    let faulted = log.iter().filter(|r| r.faulted).count();
     assert!(
-        running.sandbox.requests().iter().any(|r| r.faulted),
-        "faults were injected"
+        (67..=67 + faulted).contains(&writes),
+        "{writes} successful writes for 67 changes ({faulted} faulted requests)"
     );
 }
 
