@@ -745,7 +745,11 @@ async fn idempotent_outcomes_count_as_success() {
         .send(&requests::remove_manager("u1"))
         .await
         .expect("no manager is success");
-    assert_eq!(stub.graph_calls().len(), 4, "none of them retried");
+    assert_eq!(
+        stub.graph_calls().len(),
+        1 + 3 * 4,
+        "the add is not retried; each 404 removal is asked three more times (lag?) before it counts as gone"
+    );
     let calls = stub.graph_calls();
     assert_eq!(calls[0].path, "/v1.0/groups/g1/members/$ref");
     assert_eq!(
@@ -1275,4 +1279,65 @@ async fn request_builders_hit_the_documented_endpoints() {
         Some(json!({"employeeLeaveDateTime": "2026-06-30T15:00:00Z"}))
     );
     assert_eq!(calls[3].body, Some(json!({"jobTitle": null})));
+}
+
+// ---------------------------------------------------------------------------------------------
+// A 404 on a removal may be replication lag
+
+fn not_found() -> Reply {
+    graph_error(
+        404,
+        "Request_ResourceNotFound",
+        "Resource 'u1' does not exist or one of its queried reference-property objects are not present.",
+    )
+}
+
+#[tokio::test]
+async fn a_removal_404_is_asked_again_before_it_counts_as_already_gone() {
+    // Replication lag: the membership is there, but the first two answers do not see it.
+    let stub = start_graph(Arc::new(|_, n| {
+        if n < 2 {
+            not_found()
+        } else {
+            Reply::json(204, json!(null))
+        }
+    }))
+    .await;
+    let response = client(&stub)
+        .send(&requests::remove_member("g1", "u1"))
+        .await
+        .expect("removed");
+    assert_eq!(response.status, 204, "the real removal happened");
+    assert_eq!(stub.graph_calls().len(), 3);
+}
+
+#[tokio::test]
+async fn a_removal_that_keeps_answering_404_is_already_gone_after_a_few_tries() {
+    let stub = start_graph(Arc::new(|_, _| not_found())).await;
+    let response = client(&stub)
+        .send(&requests::remove_member("g1", "u1"))
+        .await
+        .expect("already gone");
+    assert_eq!(response.status, 404);
+    assert!(response.is_success());
+    assert_eq!(
+        stub.graph_calls().len(),
+        4,
+        "one try and three confirmations"
+    );
+}
+
+#[tokio::test]
+async fn a_removal_404_inside_a_batch_is_asked_again_too() {
+    let stub = start_graph(batch_responder(|inner, n| {
+        let status = if n < 1 { 404 } else { 204 };
+        json!({"id": inner["id"], "status": status, "body": {"error": {"code": "Request_ResourceNotFound", "message": "Resource 'u1' does not exist"}}})
+    }))
+    .await;
+    let responses = client(&stub)
+        .batch(vec![requests::remove_member("g1", "u1")])
+        .await
+        .expect("batch");
+    assert_eq!(responses[0].status, 204);
+    assert_eq!(stub.graph_calls().len(), 2);
 }

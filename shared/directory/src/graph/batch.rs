@@ -242,7 +242,14 @@ impl GraphClient {
                     headers,
                     request.rules(),
                 );
-                if !response.is_success() {
+                if response.status == 404 && request.confirm_not_found {
+                    let n = lag_retries.entry(i).or_insert(0);
+                    if *n < policy.confirm_attempts() {
+                        *n += 1;
+                        retry.insert(i);
+                        wait = wait.max(policy.lag_wait(*n));
+                    }
+                } else if !response.is_success() {
                     if matches!(response.status, 429 | 503 | 504) {
                         let used = throttle_attempts.entry(i).or_insert(1);
                         if *used < max_attempts {

@@ -76,6 +76,12 @@ impl RetryPolicy {
     }
 
     /// The wait before replication-lag retry `n` (1-based).
+    /// How often a 404 of a `confirm_not_found` request is asked again: a few short tries, as a
+    /// genuine "already gone" should not wait for the whole lag budget.
+    pub(crate) fn confirm_attempts(&self) -> u32 {
+        self.lag_attempts.min(3)
+    }
+
     pub(crate) fn lag_wait(&self, n: u32) -> Duration {
         self.lag_delay.saturating_mul(n).min(self.max_delay)
     }
@@ -235,6 +241,16 @@ impl GraphClient {
                     continue;
                 }
             };
+            if response.status == 404
+                && request.confirm_not_found
+                && lag_retries < retry.confirm_attempts()
+            {
+                lag_retries += 1;
+                let wait = retry.lag_wait(lag_retries);
+                tracing::info!(method = %request.method, retry = lag_retries, wait_ms = wait.as_millis() as u64, "404 may be replication lag; asking again before taking it as already gone");
+                tokio::time::sleep(wait).await;
+                continue;
+            }
             if response.is_success() {
                 return Ok(response);
             }

@@ -82,6 +82,9 @@ pub struct GraphRequest {
     pub lag_tolerant: bool,
     /// Non-2xx outcomes that count as success.
     pub also_ok: Vec<AlsoOk>,
+    /// A 404 that [`AlsoOk::NotFound`] would accept is first asked again a few times: right
+    /// after a write it may be replication lag rather than "already gone" (a just-added member).
+    pub confirm_not_found: bool,
 }
 
 impl fmt::Debug for GraphRequest {
@@ -103,6 +106,7 @@ impl fmt::Debug for GraphRequest {
             .field("low_priority", &self.low_priority)
             .field("lag_tolerant", &self.lag_tolerant)
             .field("also_ok", &self.also_ok)
+            .field("confirm_not_found", &self.confirm_not_found)
             .finish()
     }
 }
@@ -126,6 +130,7 @@ impl GraphRequest {
             low_priority: false,
             lag_tolerant: false,
             also_ok: Vec::new(),
+            confirm_not_found: false,
         }
     }
 
@@ -173,6 +178,12 @@ impl GraphRequest {
     /// Marks the request tolerant of replication lag.
     pub fn lag_tolerant(mut self) -> Self {
         self.lag_tolerant = true;
+        self
+    }
+
+    /// Asks a 404 again before accepting it (see the field).
+    pub fn confirm_not_found(mut self) -> Self {
+        self.confirm_not_found = true;
         self
     }
 
@@ -414,7 +425,9 @@ pub fn set_manager(user_id: &str, manager_id: &str) -> GraphRequest {
 
 /// `DELETE /users/{id}/manager/$ref`; `204`, and 404 (no manager) is success.
 pub fn remove_manager(user_id: &str) -> GraphRequest {
-    GraphRequest::delete(format!("{}/manager/$ref", user_path(user_id))).also_ok(AlsoOk::NotFound)
+    GraphRequest::delete(format!("{}/manager/$ref", user_path(user_id)))
+        .also_ok(AlsoOk::NotFound)
+        .confirm_not_found()
 }
 
 /// `POST /groups/{group}/members/$ref` with `{"@odata.id": "{graph}/v1.0/directoryObjects/{user}"}`;
@@ -438,6 +451,7 @@ pub fn remove_member(group_id: &str, user_id: &str) -> GraphRequest {
         encode_path_segment(user_id)
     ))
     .also_ok(AlsoOk::NotFound)
+    .confirm_not_found()
 }
 
 /// `POST /users/{id}/assignLicense` with `addLicenses: [{skuId, disabledPlans: []}]` and
@@ -495,7 +509,9 @@ pub fn set_leave_date(user_id: &str, leave: jiff::Timestamp) -> GraphRequest {
 
 /// `DELETE /users/{id}` (soft delete, restorable for 30 days); `204`, and 404 is success.
 pub fn delete_user(user_id: &str) -> GraphRequest {
-    GraphRequest::delete(user_path(user_id)).also_ok(AlsoOk::NotFound)
+    GraphRequest::delete(user_path(user_id))
+        .also_ok(AlsoOk::NotFound)
+        .confirm_not_found()
 }
 
 /// Checks a list of requests for a batch: ids non-empty and unique, dependencies known.
