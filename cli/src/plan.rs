@@ -290,18 +290,16 @@ async fn retry_deferred(
     planned: &mut [PlannedWorker],
     states: &mut BTreeMap<WorkerKey, WorkerState>,
 ) {
-    for line in planned
-        .iter_mut()
-        .filter(|l| l.applied.as_ref().is_some_and(|a| a.status == "deferred"))
-    {
-        let Some(key) = line
-            .worker
-            .as_deref()
-            .and_then(|k| k.parse::<WorkerKey>().ok())
-        else {
+    for line in planned.iter_mut() {
+        let (Some(report), Some(key)) = (
+            line.applied.as_mut().filter(|a| a.status == "deferred"),
+            line.worker
+                .as_deref()
+                .and_then(|k| k.parse::<WorkerKey>().ok()),
+        ) else {
             continue;
         };
-        let Some(state) = states.get(&key).cloned() else {
+        let Some(mut state) = states.get(&key).cloned() else {
             continue;
         };
         let object_ids = |other: &WorkerKey| {
@@ -310,41 +308,8 @@ async fn retry_deferred(
                 .and_then(|s| s.applied.as_ref())
                 .and_then(|a| a.object_id.clone())
         };
-        let mut record = |_: &hrsync_directory::converge::Step| Ok(());
-        let result = hrsync_directory::converge::converge(
-            graph,
-            &key,
-            state.desired.as_ref(),
-            state.applied.clone(),
-            hrsync_directory::converge::Lookup::WhenUnknown,
-            &object_ids,
-            &mut record,
-        )
-        .await;
-        let report = line.applied.get_or_insert_with(|| ApplyReport {
-            status: "deferred",
-            steps: Vec::new(),
-            deferred: Vec::new(),
-            error: None,
-        });
-        match result {
-            Ok(done) => {
-                report.steps.extend(done.steps.iter().map(|s| s.op.name()));
-                report.status = if done.deferred.is_empty() {
-                    "converged"
-                } else {
-                    "deferred"
-                };
-                report.deferred = done.deferred;
-                if let Some(state) = states.get_mut(&key) {
-                    state.applied = done.applied;
-                }
-            }
-            Err(error) => {
-                report.status = "failed";
-                report.error = Some(error.to_string());
-            }
-        }
+        provision::converge_again(graph, &key, &mut state, &object_ids, report).await;
+        states.insert(key, state);
     }
 }
 

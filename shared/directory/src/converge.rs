@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 
-use hrsync_core::{AppliedIdentity, DesiredIdentity, Op, Presence, WorkerKey, apply, plan};
+use hrsync_core::{AppliedIdentity, DesiredIdentity, Op, WorkerKey, apply, plan};
 use serde_json::{Map, Value};
 
 use crate::graph::{DirectoryUser, GraphClient, GraphError, GraphRequest, NewUser, requests};
@@ -369,9 +369,4 @@ fn adopt(user: &DirectoryUser, desired: &DesiredIdentity) -> AppliedIdentity {
         licenses: Default::default(),
         manager: None,
     }
-}
-
-/// Whether the desired identity asks for an account that hrsync would create.
-pub fn wants_account(desired: Option<&DesiredIdentity>) -> bool {
-    desired.is_some_and(|d| d.presence == Presence::Present)
 }

@@ -243,3 +243,47 @@ fn finish(
         report,
     }
 }
+
+/// Converges a worker again from its stored state (once a deferred manager has an account),
+/// adding what happened to its `report`.
+pub async fn converge_again(
+    graph: &GraphClient,
+    worker: &WorkerKey,
+    state: &mut WorkerState,
+    object_ids: &(dyn Fn(&WorkerKey) -> Option<String> + Sync),
+    report: &mut ApplyReport,
+) {
+    let ids = |key: &WorkerKey| object_ids(key);
+    let mut confirmed = Vec::new();
+    let mut latest = None;
+    let mut record = |step: &Step| -> Result<(), ConvergeError> {
+        confirmed.push(step.op.name());
+        latest = Some(step.after.clone());
+        Ok(())
+    };
+    let result = converge(
+        graph,
+        worker,
+        state.desired.as_ref(),
+        state.applied.clone(),
+        Lookup::WhenUnknown,
+        &ids,
+        &mut record,
+    )
+    .await;
+    match result {
+        Ok(done) => {
+            report.status = if done.deferred.is_empty() {
+                "converged"
+            } else {
+                "deferred"
+            };
+            report.deferred = done.deferred;
+            state.applied = done.applied;
+        }
+        Err(error) => {
+            report.status = "failed";
+            report.error = Some(error.to_string());
+        }
+    }
+}
