@@ -64,6 +64,14 @@ struct PlanArgs {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // Logs go to stderr; RUST_LOG=info (or debug) shows more. Nothing personal is logged above debug.
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
     let result = match cli.command {
         Command::Plan(args) => plan::run(args),
         Command::Sandbox(args) => sandbox::run(args),
