@@ -1,0 +1,509 @@
+//! The state store on one SQLite file: the local mirror of the DynamoDB table (DESIGN.md §6).
+//!
+//! rusqlite is synchronous, so one `Connection` sits behind a `std::sync::Mutex` and every
+//! call runs on tokio's blocking pool: async callers never stall the runtime, and calls from
+//! one process are serialized (SQLite allows one writer anyway). Other processes on the same
+//! file (`hrsync holds approve` beside `hrsync serve`) are safe too: every read-modify-write
+//! is an `IMMEDIATE` transaction and waits up to [`BUSY_TIMEOUT`] for the lock.
+//!
+//! Instants are stored as RFC 3339 with nine fractional digits, so that SQL compares and
+//! orders them as text correctly (jiff's shortest form puts `…00.5Z` before `…00Z`).
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use hrsync_core::{WorkerKey, WorkerState};
+use hrsync_pipeline::ports::{
+    AuditRecord, Hold, HoldStatus, Reservation, StateStore, StoreError, Stored, name_key,
+};
+use jiff::Timestamp;
+use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
+
+/// How long a call waits for another connection's write lock before failing as busy.
+pub const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Schema steps; step `i` takes `PRAGMA user_version` from `i` to `i + 1`. Append only: a
+/// released step is never edited, a change is a new step.
+const MIGRATIONS: &[&str] = &[r#"
+CREATE TABLE workers (
+    key        TEXT PRIMARY KEY,        -- WorkerKey, source:employee_id
+    version    INTEGER NOT NULL,        -- optimistic concurrency; 1 at the first write
+    state      TEXT NOT NULL,           -- JSON of WorkerState
+    updated_at TEXT                     -- wall clock of the write, for operators only
+) STRICT;
+
+CREATE TABLE audit (
+    seq    INTEGER PRIMARY KEY AUTOINCREMENT,  -- insertion order, never reused
+    worker TEXT NOT NULL,
+    at     TEXT NOT NULL,
+    record TEXT NOT NULL                       -- JSON of AuditRecord
+) STRICT;
+CREATE INDEX audit_by_worker ON audit (worker, at, seq);
+
+CREATE TABLE names (
+    name  TEXT PRIMARY KEY,             -- lowercase (name_key)
+    owner TEXT NOT NULL
+) STRICT;
+
+CREATE TABLE deliveries (
+    event   TEXT PRIMARY KEY,
+    expires TEXT NOT NULL
+) STRICT;
+CREATE INDEX deliveries_by_expiry ON deliveries (expires);
+
+CREATE TABLE holds (
+    id     TEXT PRIMARY KEY,
+    worker TEXT NOT NULL,
+    status TEXT NOT NULL,               -- pending | approved | rejected
+    record TEXT NOT NULL                -- JSON of Hold
+) STRICT;
+CREATE INDEX holds_by_status ON holds (status);
+"#];
+
+/// The schema version this build writes (`PRAGMA user_version` after migrating).
+pub const SCHEMA_VERSION: u32 = MIGRATIONS.len() as u32;
+
+/// [`StateStore`] on one SQLite file. Cloning shares the connection.
+#[derive(Clone)]
+pub struct SqliteStore {
+    conn: Arc<Mutex<Connection>>,
+    path: Option<PathBuf>,
+}
+
+impl fmt::Debug for SqliteStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SqliteStore")
+            .field("path", &self.path)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SqliteStore {
+    /// Opens (creating it and its directory if needed) and migrates the store at `path`.
+    /// Blocking: call it before serving, or from `spawn_blocking`.
+    pub fn open(path: impl AsRef<Path>) -> Result<Self, StoreError> {
+        let path = path.as_ref();
+        let context = |e: &dyn fmt::Display| {
+            StoreError::Backend(format!("cannot open {}: {e}", path.display()))
+        };
+        if let Some(dir) = path.parent().filter(|dir| !dir.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|e| context(&e))?;
+        }
+        let conn = Connection::open(path).map_err(|e| context(&e))?;
+        Self::setup(conn, Some(path.to_owned())).map_err(|e| context(&e))
+    }
+
+    /// A private database that lives as long as the store: for tests.
+    pub fn open_in_memory() -> Result<Self, StoreError> {
+        let conn = Connection::open_in_memory()
+            .map_err(|e| StoreError::Backend(format!("cannot open in memory: {e}")))?;
+        Self::setup(conn, None)
+    }
+
+    /// Where the store lives; `None` in memory.
+    pub fn path(&self) -> Option<&Path> {
+        self.path.as_deref()
+    }
+
+    fn setup(mut conn: Connection, path: Option<PathBuf>) -> Result<Self, StoreError> {
+        configure(&conn).map_err(Error::into_store("configure"))?;
+        let applied = migrate(&mut conn)?;
+        if applied > 0 {
+            tracing::info!(
+                ?path,
+                applied,
+                version = SCHEMA_VERSION,
+                "state store migrated"
+            );
+        }
+        Ok(Self {
+            conn: Arc::new(Mutex::new(conn)),
+            path,
+        })
+    }
+
+    /// Runs `f` with the connection on the blocking pool; `what` names the call in errors.
+    async fn call<T, F>(&self, what: String, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection) -> Result<T, Error> + Send + 'static,
+    {
+        let conn = Arc::clone(&self.conn);
+        let task = tokio::task::spawn_blocking(move || {
+            // A panic mid-call rolled its transaction back while unwinding, so a poisoned
+            // lock still guards a usable connection.
+            let mut conn = conn.lock().unwrap_or_else(PoisonError::into_inner);
+            f(&mut conn)
+        });
+        match task.await {
+            Ok(result) => result.map_err(Error::into_store(&what)),
+            Err(e) => Err(StoreError::Backend(format!("{what}: {e}"))),
+        }
+    }
+}
+
+/// One file shared by a few processes: WAL lets readers run beside the writer; `NORMAL`
+/// synchronous is durable at every checkpoint and never corrupts in WAL mode.
+fn configure(conn: &Connection) -> Result<(), Error> {
+    conn.busy_timeout(BUSY_TIMEOUT)?;
+    let mode: String = conn.pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get(0))?;
+    // An in-memory database answers "memory"; a file that cannot do WAL must not be used.
+    if mode != "wal" && mode != "memory" {
+        return Err(Error::Data(format!("journal_mode is {mode}, not wal")));
+    }
+    conn.pragma_update(None, "synchronous", "NORMAL")?;
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    Ok(())
+}
+
+/// Applies the steps this file has not seen, each in its own transaction; returns how many.
+fn migrate(conn: &mut Connection) -> Result<usize, StoreError> {
+    let fail = Error::into_store("migrate");
+    let version = |conn: &Connection| -> Result<usize, Error> {
+        let v: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+        usize::try_from(v).map_err(|_| Error::Data(format!("negative user_version {v}")))
+    };
+    let found = version(conn).map_err(&fail)?;
+    if found > MIGRATIONS.len() {
+        return Err(StoreError::Backend(format!(
+            "the state file has schema version {found}, newer than this hrsync knows \
+             ({SCHEMA_VERSION}): use a newer hrsync"
+        )));
+    }
+    let mut applied = 0;
+    for (index, step) in MIGRATIONS.iter().enumerate().skip(found) {
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(|e| fail(e.into()))?;
+        // Another process may have migrated while we waited for the lock.
+        if version(&tx).map_err(&fail)? > index {
+            continue;
+        }
+        tx.execute_batch(step).map_err(|e| fail(e.into()))?;
+        // A handful of steps: the count always fits.
+        let next = i64::try_from(index + 1).unwrap_or(i64::MAX);
+        tx.pragma_update(None, "user_version", next)
+            .map_err(|e| fail(e.into()))?;
+        tx.commit().map_err(|e| fail(e.into()))?;
+        applied += 1;
+    }
+    Ok(applied)
+}
+
+/// What a call can fail with inside the blocking task; [`Error::into_store`] names the call.
+#[derive(Debug, thiserror::Error)]
+enum Error {
+    #[error(transparent)]
+    Sql(#[from] rusqlite::Error),
+    #[error("stored JSON does not parse: {0}")]
+    Json(#[from] serde_json::Error),
+    #[error("{0}")]
+    Data(String),
+    /// Passed through unchanged (conflicts).
+    #[error(transparent)]
+    Store(StoreError),
+}
+
+impl Error {
+    fn into_store(what: &str) -> impl Fn(Error) -> StoreError + '_ {
+        move |e| match e {
+            Error::Store(e) => e,
+            e => StoreError::Backend(format!("{what}: {e}")),
+        }
+    }
+}
+
+/// Fixed width, so text order is time order (see the module doc).
+fn instant(at: Timestamp) -> String {
+    format!("{at:.9}")
+}
+
+fn parse_key(text: &str) -> Result<WorkerKey, Error> {
+    text.parse().map_err(|()| {
+        Error::Data(format!(
+            "stored worker key {text:?} is not source:employee_id"
+        ))
+    })
+}
+
+fn to_version(v: i64) -> Result<u64, Error> {
+    u64::try_from(v).map_err(|_| Error::Data(format!("stored version {v} is negative")))
+}
+
+fn from_version(v: u64) -> Result<i64, Error> {
+    i64::try_from(v).map_err(|_| Error::Data(format!("version {v} is out of range")))
+}
+
+fn json<T: serde::Serialize>(value: &T) -> Result<String, StoreError> {
+    serde_json::to_string(value).map_err(|e| StoreError::Backend(format!("cannot encode: {e}")))
+}
+
+impl StateStore for SqliteStore {
+    async fn load(&self, worker: &WorkerKey) -> Result<Option<Stored>, StoreError> {
+        let key = worker.to_string();
+        self.call(format!("load {worker}"), move |conn| {
+            let row = conn
+                .query_row(
+                    "SELECT version, state FROM workers WHERE key = ?1",
+                    [&key],
+                    |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?)),
+                )
+                .optional()?;
+            let Some((version, state)) = row else {
+                return Ok(None);
+            };
+            Ok(Some(Stored {
+                version: to_version(version)?,
+                state: serde_json::from_str(&state)?,
+            }))
+        })
+        .await
+    }
+
+    async fn save(
+        &self,
+        worker: &WorkerKey,
+        state: &WorkerState,
+        expected: Option<u64>,
+    ) -> Result<u64, StoreError> {
+        let state = json(state)?;
+        let worker = worker.clone();
+        self.call(format!("save {worker}"), move |conn| {
+            let key = worker.to_string();
+            let now = instant(Timestamp::now());
+            // IMMEDIATE: the version reported in a conflict is the one that beat us.
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let written = match expected {
+                None => tx.execute(
+                    "INSERT INTO workers (key, version, state, updated_at) VALUES (?1, 1, ?2, ?3)
+                     ON CONFLICT (key) DO NOTHING",
+                    params![key, state, now],
+                )?,
+                Some(version) => tx.execute(
+                    "UPDATE workers SET version = version + 1, state = ?2, updated_at = ?3
+                     WHERE key = ?1 AND version = ?4",
+                    params![key, state, now, from_version(version)?],
+                )?,
+            };
+            if written == 0 {
+                let found = tx
+                    .query_row("SELECT version FROM workers WHERE key = ?1", [&key], |r| {
+                        r.get::<_, i64>(0)
+                    })
+                    .optional()?
+                    .map(to_version)
+                    .transpose()?;
+                return Err(Error::Store(StoreError::Conflict {
+                    worker,
+                    expected,
+                    found,
+                }));
+            }
+            tx.commit()?;
+            Ok(expected.map_or(1, |v| v + 1))
+        })
+        .await
+    }
+
+    async fn workers(&self) -> Result<Vec<WorkerKey>, StoreError> {
+        self.call("list workers".into(), |conn| {
+            let mut stmt = conn.prepare("SELECT key FROM workers")?;
+            let mut keys = stmt
+                .query_map([], |r| r.get::<_, String>(0))?
+                .map(|key| parse_key(&key?))
+                .collect::<Result<Vec<_>, _>>()?;
+            // WorkerKey's order (source, then id), which is not the text order of "a:b".
+            keys.sort();
+            Ok(keys)
+        })
+        .await
+    }
+
+    async fn append_audit(&self, record: &AuditRecord) -> Result<(), StoreError> {
+        let (worker, at, text) = (record.worker.to_string(), instant(record.at), json(record)?);
+        self.call(format!("append audit of {worker}"), move |conn| {
+            conn.execute(
+                "INSERT INTO audit (worker, at, record) VALUES (?1, ?2, ?3)",
+                params![worker, at, text],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn audit(&self, worker: &WorkerKey) -> Result<Vec<AuditRecord>, StoreError> {
+        let key = worker.to_string();
+        self.call(format!("read audit of {worker}"), move |conn| {
+            let mut stmt =
+                conn.prepare("SELECT record FROM audit WHERE worker = ?1 ORDER BY at, seq")?;
+            let records = stmt
+                .query_map([&key], |r| r.get::<_, String>(0))?
+                .map(|text| Ok(serde_json::from_str(&text?)?))
+                .collect::<Result<Vec<_>, Error>>()?;
+            Ok(records)
+        })
+        .await
+    }
+
+    async fn reserve_name(&self, name: &str, owner: &WorkerKey) -> Result<Reservation, StoreError> {
+        let (name, owner) = (name_key(name), owner.clone());
+        self.call(format!("reserve {name}"), move |conn| {
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            tx.execute(
+                "INSERT INTO names (name, owner) VALUES (?1, ?2) ON CONFLICT (name) DO NOTHING",
+                params![name, owner.to_string()],
+            )?;
+            let holder: String =
+                tx.query_row("SELECT owner FROM names WHERE name = ?1", [&name], |r| {
+                    r.get(0)
+                })?;
+            tx.commit()?;
+            let holder = parse_key(&holder)?;
+            Ok(if holder == owner {
+                Reservation::Won
+            } else {
+                Reservation::HeldBy(holder)
+            })
+        })
+        .await
+    }
+
+    async fn release_name(&self, name: &str, owner: &WorkerKey) -> Result<(), StoreError> {
+        let (name, owner) = (name_key(name), owner.to_string());
+        self.call(format!("release {name}"), move |conn| {
+            conn.execute(
+                "DELETE FROM names WHERE name = ?1 AND owner = ?2",
+                params![name, owner],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn name_owner(&self, name: &str) -> Result<Option<WorkerKey>, StoreError> {
+        let name = name_key(name);
+        self.call(format!("look up {name}"), move |conn| {
+            conn.query_row("SELECT owner FROM names WHERE name = ?1", [&name], |r| {
+                r.get::<_, String>(0)
+            })
+            .optional()?
+            .map(|owner| parse_key(&owner))
+            .transpose()
+        })
+        .await
+    }
+
+    async fn first_delivery(
+        &self,
+        event: &str,
+        now: Timestamp,
+        expires: Timestamp,
+    ) -> Result<bool, StoreError> {
+        let (event, now, expires) = (event.to_owned(), instant(now), instant(expires));
+        self.call(format!("dedupe {event}"), move |conn| {
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            // Forget what has expired (the TTL of the DynamoDB table); the index keeps it cheap.
+            tx.execute("DELETE FROM deliveries WHERE expires <= ?1", [&now])?;
+            let first = tx.execute(
+                "INSERT INTO deliveries (event, expires) VALUES (?1, ?2)
+                 ON CONFLICT (event) DO NOTHING",
+                params![event, expires],
+            )? == 1;
+            tx.commit()?;
+            Ok(first)
+        })
+        .await
+    }
+
+    async fn put_hold(&self, hold: &Hold) -> Result<(), StoreError> {
+        let (id, worker, status, text) = (
+            hold.id.clone(),
+            hold.worker.to_string(),
+            hold.status.as_str(),
+            json(hold)?,
+        );
+        self.call(format!("put hold {id}"), move |conn| {
+            // An existing hold keeps its status: a re-run must not undo an approval.
+            conn.execute(
+                "INSERT INTO holds (id, worker, status, record) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (id) DO NOTHING",
+                params![id, worker, status, text],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn holds(&self, status: Option<HoldStatus>) -> Result<Vec<Hold>, StoreError> {
+        let status = status.map(HoldStatus::as_str);
+        self.call("list holds".into(), move |conn| {
+            let mut stmt =
+                conn.prepare("SELECT record FROM holds WHERE ?1 IS NULL OR status = ?1")?;
+            let mut holds = stmt
+                .query_map([status], |r| r.get::<_, String>(0))?
+                .map(|text| Ok(serde_json::from_str::<Hold>(&text?)?))
+                .collect::<Result<Vec<_>, Error>>()?;
+            holds.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
+            Ok(holds)
+        })
+        .await
+    }
+
+    async fn resolve_hold(&self, id: &str, status: HoldStatus) -> Result<bool, StoreError> {
+        if status == HoldStatus::Pending {
+            return Ok(false);
+        }
+        let id = id.to_owned();
+        self.call(format!("resolve hold {id}"), move |conn| {
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let pending = tx
+                .query_row(
+                    "SELECT record FROM holds WHERE id = ?1 AND status = 'pending'",
+                    [&id],
+                    |r| r.get::<_, String>(0),
+                )
+                .optional()?;
+            let Some(text) = pending else {
+                return Ok(false);
+            };
+            let mut hold: Hold = serde_json::from_str(&text)?;
+            hold.status = status;
+            let text = serde_json::to_string(&hold)?;
+            tx.execute(
+                "UPDATE holds SET status = ?2, record = ?3 WHERE id = ?1",
+                params![id, status.as_str(), text],
+            )?;
+            tx.commit()?;
+            Ok(true)
+        })
+        .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn migrations_run_once() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        configure(&conn).unwrap();
+        assert_eq!(migrate(&mut conn).unwrap(), MIGRATIONS.len());
+        assert_eq!(migrate(&mut conn).unwrap(), 0);
+        let version: u32 = conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(version, SCHEMA_VERSION);
+    }
+
+    #[test]
+    fn instants_are_fixed_width() {
+        let whole: Timestamp = "2026-01-01T00:00:00Z".parse().unwrap();
+        let half: Timestamp = "2026-01-01T00:00:00.5Z".parse().unwrap();
+        assert_eq!(instant(whole), "2026-01-01T00:00:00.000000000Z");
+        assert!(instant(whole) < instant(half));
+        assert_eq!(instant(half).parse::<Timestamp>().unwrap(), half);
+    }
+}

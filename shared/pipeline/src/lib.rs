@@ -1,0 +1,14 @@
+//! The pipeline stages and the ports they run over; adapters live in shared/local (SQLite)
+//! and shared/aws (DynamoDB, SQS, Scheduler).
+//!
+//! Stages are level-triggered (DESIGN.md §1): a message only says "worker X may have
+//! changed"; each stage reads the latest state from the [`ports::StateStore`], decides with
+//! `hrsync_core`, and writes back conditionally on the version it read.
+
+pub mod memory;
+pub mod ports;
+
+pub use memory::MemoryStore;
+pub use ports::{
+    AuditRecord, Hold, HoldStatus, Reservation, StateStore, StoreError, Stored, name_key,
+};

@@ -1,0 +1,172 @@
+//! An in-memory [`StateStore`]: fast stage tests, and the reference the durable stores are
+//! tested against (the same contract runs over both).
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Mutex, MutexGuard, PoisonError};
+
+use hrsync_core::{WorkerKey, WorkerState};
+use jiff::Timestamp;
+
+use crate::ports::{
+    AuditRecord, Hold, HoldStatus, Reservation, StateStore, StoreError, Stored, name_key,
+};
+
+/// Everything behind one lock, so every method is atomic like a database transaction.
+#[derive(Debug, Default)]
+pub struct MemoryStore {
+    inner: Mutex<Inner>,
+}
+
+#[derive(Debug, Default)]
+struct Inner {
+    workers: BTreeMap<WorkerKey, Stored>,
+    /// In insertion order.
+    audit: Vec<AuditRecord>,
+    /// [`name_key`] -> owner.
+    names: HashMap<String, WorkerKey>,
+    /// Event -> expiry.
+    deliveries: HashMap<String, Timestamp>,
+    holds: BTreeMap<String, Hold>,
+}
+
+impl MemoryStore {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        // Each method leaves `Inner` consistent before anything can panic, so a poisoned
+        // lock still guards good data.
+        self.inner.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+impl StateStore for MemoryStore {
+    async fn load(&self, worker: &WorkerKey) -> Result<Option<Stored>, StoreError> {
+        Ok(self.lock().workers.get(worker).cloned())
+    }
+
+    async fn save(
+        &self,
+        worker: &WorkerKey,
+        state: &WorkerState,
+        expected: Option<u64>,
+    ) -> Result<u64, StoreError> {
+        let mut inner = self.lock();
+        let found = inner.workers.get(worker).map(|stored| stored.version);
+        if found != expected {
+            return Err(StoreError::Conflict {
+                worker: worker.clone(),
+                expected,
+                found,
+            });
+        }
+        let version = found.map_or(1, |v| v + 1);
+        inner.workers.insert(
+            worker.clone(),
+            Stored {
+                state: state.clone(),
+                version,
+            },
+        );
+        Ok(version)
+    }
+
+    async fn workers(&self) -> Result<Vec<WorkerKey>, StoreError> {
+        Ok(self.lock().workers.keys().cloned().collect())
+    }
+
+    async fn append_audit(&self, record: &AuditRecord) -> Result<(), StoreError> {
+        self.lock().audit.push(record.clone());
+        Ok(())
+    }
+
+    async fn audit(&self, worker: &WorkerKey) -> Result<Vec<AuditRecord>, StoreError> {
+        let mut records: Vec<AuditRecord> = self
+            .lock()
+            .audit
+            .iter()
+            .filter(|record| &record.worker == worker)
+            .cloned()
+            .collect();
+        // Stable: equal instants keep insertion order.
+        records.sort_by_key(|record| record.at);
+        Ok(records)
+    }
+
+    async fn reserve_name(&self, name: &str, owner: &WorkerKey) -> Result<Reservation, StoreError> {
+        let mut inner = self.lock();
+        let holder = inner
+            .names
+            .entry(name_key(name))
+            .or_insert_with(|| owner.clone());
+        Ok(if holder == owner {
+            Reservation::Won
+        } else {
+            Reservation::HeldBy(holder.clone())
+        })
+    }
+
+    async fn release_name(&self, name: &str, owner: &WorkerKey) -> Result<(), StoreError> {
+        let mut inner = self.lock();
+        let key = name_key(name);
+        if inner.names.get(&key) == Some(owner) {
+            inner.names.remove(&key);
+        }
+        Ok(())
+    }
+
+    async fn name_owner(&self, name: &str) -> Result<Option<WorkerKey>, StoreError> {
+        Ok(self.lock().names.get(&name_key(name)).cloned())
+    }
+
+    async fn first_delivery(
+        &self,
+        event: &str,
+        now: Timestamp,
+        expires: Timestamp,
+    ) -> Result<bool, StoreError> {
+        let mut inner = self.lock();
+        // Forget what has expired, as the TTL of the DynamoDB table does.
+        inner.deliveries.retain(|_, until| *until > now);
+        if inner.deliveries.contains_key(event) {
+            return Ok(false);
+        }
+        inner.deliveries.insert(event.to_owned(), expires);
+        Ok(true)
+    }
+
+    async fn put_hold(&self, hold: &Hold) -> Result<(), StoreError> {
+        self.lock()
+            .holds
+            .entry(hold.id.clone())
+            .or_insert_with(|| hold.clone());
+        Ok(())
+    }
+
+    async fn holds(&self, status: Option<HoldStatus>) -> Result<Vec<Hold>, StoreError> {
+        let mut holds: Vec<Hold> = self
+            .lock()
+            .holds
+            .values()
+            .filter(|hold| status.is_none_or(|s| hold.status == s))
+            .cloned()
+            .collect();
+        holds.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
+        Ok(holds)
+    }
+
+    async fn resolve_hold(&self, id: &str, status: HoldStatus) -> Result<bool, StoreError> {
+        if status == HoldStatus::Pending {
+            return Ok(false);
+        }
+        let mut inner = self.lock();
+        match inner.holds.get_mut(id) {
+            Some(hold) if hold.status == HoldStatus::Pending => {
+                hold.status = status;
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
+}
