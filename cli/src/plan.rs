@@ -68,7 +68,8 @@ struct Plan {
     summary: BTreeMap<String, usize>,
 }
 
-pub fn run(args: PlanArgs) -> anyhow::Result<()> {
+/// Runs the plan; with `--apply`, the number of workers whose changes could not be applied.
+pub fn run(args: PlanArgs) -> anyhow::Result<usize> {
     let config = load_config(&args.config)?;
     let (source_name, source) = pick_source(&config, args.source.as_deref())?;
     let now = args.now.unwrap_or_else(Timestamp::now);
@@ -179,7 +180,12 @@ pub fn run(args: PlanArgs) -> anyhow::Result<()> {
         std::fs::write(path, json + "\n")
             .with_context(|| format!("cannot write {}", path.display()))?;
     }
-    Ok(())
+    let failed = plan
+        .workers
+        .iter()
+        .filter(|w| w.applied.as_ref().is_some_and(|a| a.status == "failed"))
+        .count();
+    Ok(failed)
 }
 
 fn load_config(path: &Path) -> anyhow::Result<Config> {
