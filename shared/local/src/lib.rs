@@ -1,9 +1,14 @@
 //! The local runtime of hrsync: the pipeline's ports on embedded parts, so the whole product
 //! runs as one process (`hrsync serve`, `hrsync import`) with its state in one SQLite file.
 //!
-//! So far: the state store ([`SqliteStore`]). The durable queue and the timers follow, in the
-//! same file.
+//! The state store ([`SqliteStore`]), the durable queues ([`SqliteQueue`]) and the timers
+//! ([`SqliteTimers`]) share one file and one connection, so the runtime can later commit a
+//! state change and the nudge it causes in one transaction.
 
+pub mod queue;
 pub mod store;
+pub mod timers;
 
+pub use queue::SqliteQueue;
 pub use store::SqliteStore;
+pub use timers::SqliteTimers;

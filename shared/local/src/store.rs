@@ -26,7 +26,8 @@ pub const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Schema steps; step `i` takes `PRAGMA user_version` from `i` to `i + 1`. Append only: a
 /// released step is never edited, a change is a new step.
-const MIGRATIONS: &[&str] = &[r#"
+const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE workers (
     key        TEXT PRIMARY KEY,        -- WorkerKey, source:employee_id
     version    INTEGER NOT NULL,        -- optimistic concurrency; 1 at the first write
@@ -60,7 +61,53 @@ CREATE TABLE holds (
     record TEXT NOT NULL                -- JSON of Hold
 ) STRICT;
 CREATE INDEX holds_by_status ON holds (status);
-"#];
+"#,
+    r#"
+-- Step 2: the durable queues and the timers (crate::queue, crate::timers).
+CREATE TABLE messages (
+    seq        INTEGER PRIMARY KEY AUTOINCREMENT,  -- send order, never reused
+    queue      TEXT NOT NULL,                      -- QueueName::as_str
+    grp        TEXT NOT NULL,                      -- message group: the worker key
+    body       TEXT NOT NULL,                      -- JSON of Nudge
+    attempts   INTEGER NOT NULL,                   -- deliveries so far
+    visible_at TEXT NOT NULL,                      -- receivable from then on
+    receipt    TEXT                                -- set while delivered and not settled
+) STRICT;
+-- The head of each group (MIN(seq) per queue and group).
+CREATE INDEX messages_by_group ON messages (queue, grp, seq);
+-- Candidates for receive.
+CREATE INDEX messages_by_visibility ON messages (queue, visible_at);
+CREATE UNIQUE INDEX messages_by_receipt ON messages (receipt) WHERE receipt IS NOT NULL;
+
+CREATE TABLE dedup (
+    queue   TEXT NOT NULL,
+    dedup   TEXT NOT NULL,
+    expires TEXT NOT NULL,                         -- end of the deduplication window
+    PRIMARY KEY (queue, dedup)
+) STRICT;
+CREATE INDEX dedup_by_expiry ON dedup (expires);
+
+CREATE TABLE dead_letters (
+    id       INTEGER PRIMARY KEY,                  -- the message's seq
+    queue    TEXT NOT NULL,
+    grp      TEXT NOT NULL,
+    body     TEXT NOT NULL,
+    reason   TEXT NOT NULL,
+    attempts INTEGER NOT NULL,
+    at       TEXT NOT NULL
+) STRICT;
+CREATE INDEX dead_letters_by_queue ON dead_letters (queue, id);
+
+CREATE TABLE timers (
+    name   TEXT PRIMARY KEY,                       -- e.g. hr:123#leave
+    worker TEXT NOT NULL,
+    kind   TEXT NOT NULL,                          -- TimerKind, snake_case
+    at     TEXT NOT NULL
+) STRICT;
+CREATE INDEX timers_by_at ON timers (at, name);
+CREATE INDEX timers_by_worker ON timers (worker, at);
+"#,
+];
 
 /// The schema version this build writes (`PRAGMA user_version` after migrating).
 pub const SCHEMA_VERSION: u32 = MIGRATIONS.len() as u32;
@@ -105,6 +152,16 @@ impl SqliteStore {
     /// Where the store lives; `None` in memory.
     pub fn path(&self) -> Option<&Path> {
         self.path.as_deref()
+    }
+
+    /// The durable queues, on this store's file and connection.
+    pub fn queue(&self) -> crate::SqliteQueue {
+        crate::SqliteQueue::new(Arc::clone(&self.conn))
+    }
+
+    /// The timers, on this store's file and connection.
+    pub fn timers(&self) -> crate::SqliteTimers {
+        crate::SqliteTimers::new(Arc::clone(&self.conn))
     }
 
     fn setup(mut conn: Connection, path: Option<PathBuf>) -> Result<Self, StoreError> {
@@ -194,7 +251,7 @@ fn migrate(conn: &mut Connection) -> Result<usize, StoreError> {
 
 /// What a call can fail with inside the blocking task; [`Error::into_store`] names the call.
 #[derive(Debug, thiserror::Error)]
-enum Error {
+pub(crate) enum Error {
     #[error(transparent)]
     Sql(#[from] rusqlite::Error),
     #[error("stored JSON does not parse: {0}")]
@@ -216,11 +273,11 @@ impl Error {
 }
 
 /// Fixed width, so text order is time order (see the module doc).
-fn instant(at: Timestamp) -> String {
+pub(crate) fn instant(at: Timestamp) -> String {
     format!("{at:.9}")
 }
 
-fn parse_key(text: &str) -> Result<WorkerKey, Error> {
+pub(crate) fn parse_key(text: &str) -> Result<WorkerKey, Error> {
     text.parse().map_err(|()| {
         Error::Data(format!(
             "stored worker key {text:?} is not source:employee_id"

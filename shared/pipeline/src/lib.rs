@@ -8,7 +8,7 @@
 pub mod memory;
 pub mod ports;
 
-pub use memory::MemoryStore;
+pub use memory::{MemoryQueue, MemoryStore, MemoryTimers};
 pub use ports::{
     AuditRecord, Hold, HoldStatus, Reservation, StateStore, StoreError, Stored, name_key,
 };

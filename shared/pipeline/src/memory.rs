@@ -1,5 +1,12 @@
-//! An in-memory [`StateStore`]: fast stage tests, and the reference the durable stores are
-//! tested against (the same contract runs over both).
+//! In-memory ports: [`MemoryStore`], [`MemoryQueue`] and [`MemoryTimers`]. Fast stage
+//! tests, and the reference the durable adapters are tested against (the same contracts run
+//! over both).
+
+mod queue;
+mod timers;
+
+pub use queue::MemoryQueue;
+pub use timers::MemoryTimers;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Mutex, MutexGuard, PoisonError};

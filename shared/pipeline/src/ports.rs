@@ -1,12 +1,15 @@
 //! The ports: what the stages need from the world, as traits the runtimes implement.
 //!
-//! Only the state store exists so far; queues, timers and the directory follow. Every
-//! method is async and `Send` so the same stage code runs on tokio in `hrsync serve` and
-//! in a Lambda function.
+//! So far: the state store, the queues and the timers; the directory and the HR source
+//! follow. Every method is async and `Send` so the same stage code runs on tokio in
+//! `hrsync serve` and in a Lambda function. No port reads a clock: every instant is a
+//! parameter (`now`), so a runtime can run days of scenario in milliseconds.
 
+use std::fmt;
 use std::future::Future;
+use std::time::Duration;
 
-use hrsync_core::{WorkerKey, WorkerState};
+use hrsync_core::{TimerKind, WorkerKey, WorkerState};
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
@@ -201,4 +204,294 @@ pub trait StateStore: Send + Sync {
         id: &str,
         status: HoldStatus,
     ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+}
+
+/// The version of the [`Nudge`] body this build writes.
+pub const NUDGE_VERSION: u32 = 1;
+
+/// How long a queue remembers a deduplication id (SQS FIFO's deduplication interval): a
+/// send that repeats one within this window after the first is dropped.
+pub const DEDUP_WINDOW: Duration = Duration::from_secs(5 * 60);
+
+/// A message body (DESIGN.md §3): "worker X may have changed". It carries no state: the
+/// stage that receives it reads the latest state from the store and converges, so
+/// duplicates, reordering and replays are harmless.
+///
+/// JSON: `{"v":1,"worker":"hr:123","reason":"...","trace":"..."}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Nudge {
+    /// [`NUDGE_VERSION`].
+    pub v: u32,
+    pub worker: WorkerKey,
+    /// Why: `webhook`, `timer leave`, `reconcile`, ... (for logs and the audit's cause).
+    pub reason: String,
+    /// Correlates the log lines and audit records one HR event caused across stages.
+    pub trace: String,
+}
+
+impl Nudge {
+    pub fn new(worker: WorkerKey, reason: impl Into<String>, trace: impl Into<String>) -> Self {
+        Self {
+            v: NUDGE_VERSION,
+            worker,
+            reason: reason.into(),
+            trace: trace.into(),
+        }
+    }
+}
+
+/// The pipeline's queues (DESIGN.md §3), each FIFO per worker.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum QueueName {
+    /// intake and timers -> mapping.
+    WorkerEvents,
+    /// mapping -> entra.
+    Directory,
+    /// entra -> writeback.
+    Writeback,
+}
+
+impl QueueName {
+    pub const ALL: [Self; 3] = [Self::WorkerEvents, Self::Directory, Self::Writeback];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::WorkerEvents => "worker-events",
+            Self::Directory => "directory",
+            Self::Writeback => "writeback",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|q| q.as_str() == text)
+    }
+}
+
+impl fmt::Display for QueueName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One received message. Hand it back with [`Queue::ack`] or [`Queue::retry`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Delivery {
+    /// The receipt: valid until the message is acked, retried, or received again after its
+    /// visibility timeout ran out.
+    pub id: String,
+    pub queue: QueueName,
+    pub nudge: Nudge,
+    /// 1 on the first delivery; every delivery (a redelivery after a visibility timeout, a
+    /// retry) adds one.
+    pub attempt: u32,
+    /// The message group: the worker key, so one worker's messages are handled in order and
+    /// one at a time.
+    pub group: String,
+}
+
+/// The answer to [`Queue::retry`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RetryOutcome {
+    /// Visible again after the backoff, still at the head of its group.
+    Retried,
+    /// Out of attempts: moved to the queue's dead-letter list.
+    DeadLettered,
+}
+
+/// A message that ran out of attempts, waiting for an operator (`hrsync dlq`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeadLetter {
+    /// Stable while it is dead-lettered; what [`Queue::redrive`] takes.
+    pub id: String,
+    pub nudge: Nudge,
+    /// The reason the last attempt gave.
+    pub reason: String,
+    pub attempts: u32,
+    /// When it was dead-lettered.
+    pub at: Timestamp,
+}
+
+/// Counts for `hrsync status`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct QueueDepth {
+    /// Waiting to be received (including those waiting out a retry backoff).
+    pub visible: u64,
+    /// Received and not yet acked or retried (a receiver that died still counts until the
+    /// message is received again after its visibility timeout).
+    pub in_flight: u64,
+    pub dead: u64,
+}
+
+/// Why a queue or the timers could not answer.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum QueueError {
+    /// I/O, a busy database, an instant out of range...
+    #[error("queue: {0}")]
+    Backend(String),
+    /// A stored message or timer does not parse.
+    #[error("queue: stored data does not parse: {0}")]
+    Decode(String),
+    /// The receipt is no longer valid: the message was acked or retried already, or its
+    /// visibility timeout ran out and it was received again. Its outcome is the newer
+    /// delivery's to report; the stage's work was idempotent anyway.
+    #[error("queue {queue}: receipt {receipt} is no longer valid")]
+    StaleReceipt { queue: QueueName, receipt: String },
+}
+
+impl QueueError {
+    /// A backend error is worth another attempt; stale receipts and undecodable data are not.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            Self::Backend(_) => true,
+            Self::Decode(_) | Self::StaleReceipt { .. } => false,
+        }
+    }
+}
+
+/// `now + by`, or a backend error when that lies beyond what an instant can hold.
+pub fn later(now: Timestamp, by: Duration) -> Result<Timestamp, QueueError> {
+    now.checked_add(by)
+        .map_err(|e| QueueError::Backend(format!("{now} + {by:?} is out of range: {e}")))
+}
+
+/// A durable queue with SQS FIFO semantics: at-least-once, FIFO per group, deduplication,
+/// visibility timeout, retries with backoff and a dead-letter list.
+pub trait Queue: Send + Sync {
+    /// At-least-once; messages of one group (the nudge's worker) are delivered in send
+    /// order, one at a time (FIFO per worker, like SQS FIFO's MessageGroupId). `dedup` is the
+    /// identity of the nudge: a send whose `dedup` was seen on this queue less than
+    /// [`DEDUP_WINDOW`] before (counted from the first send) is dropped.
+    fn send(
+        &self,
+        queue: QueueName,
+        nudge: &Nudge,
+        dedup: &str,
+        now: Timestamp,
+    ) -> impl Future<Output = Result<(), QueueError>> + Send;
+
+    /// Up to `max` deliveries, oldest first, at most one per group, each the head of a group
+    /// with no message in flight and visible at `now`; each becomes invisible until
+    /// `now + visibility` (then it is delivered again, with the next attempt number).
+    fn receive(
+        &self,
+        queue: QueueName,
+        max: usize,
+        now: Timestamp,
+        visibility: Duration,
+    ) -> impl Future<Output = Result<Vec<Delivery>, QueueError>> + Send;
+
+    /// Done: the message is removed. [`QueueError::StaleReceipt`] if the receipt is no
+    /// longer valid.
+    fn ack(&self, delivery: &Delivery) -> impl Future<Output = Result<(), QueueError>> + Send;
+
+    /// Failed: visible again at `now + backoff`, keeping its place at the head of its group
+    /// (the group waits). Once the message has had `max_attempts` deliveries it moves to the
+    /// queue's dead-letter list with `reason` instead.
+    fn retry(
+        &self,
+        delivery: &Delivery,
+        reason: &str,
+        now: Timestamp,
+        backoff: Duration,
+        max_attempts: u32,
+    ) -> impl Future<Output = Result<RetryOutcome, QueueError>> + Send;
+
+    /// The dead letters of `queue`, oldest message first.
+    fn dead_letters(
+        &self,
+        queue: QueueName,
+    ) -> impl Future<Output = Result<Vec<DeadLetter>, QueueError>> + Send;
+
+    /// Moves a dead letter back to its queue as a new message at the tail of its group
+    /// (attempts start again, no deduplication); false if `id` is unknown.
+    fn redrive(
+        &self,
+        queue: QueueName,
+        id: &str,
+        now: Timestamp,
+    ) -> impl Future<Output = Result<bool, QueueError>> + Send;
+
+    fn depth(
+        &self,
+        queue: QueueName,
+    ) -> impl Future<Output = Result<QueueDepth, QueueError>> + Send;
+}
+
+/// A named one-time wake-up: at `at`, the worker is decided again.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TimerSpec {
+    /// Deterministic per worker and kind ([`TimerSpec::name_for`]), so a changed date moves
+    /// the timer instead of adding one.
+    pub name: String,
+    pub worker: WorkerKey,
+    pub kind: TimerKind,
+    pub at: Timestamp,
+}
+
+impl TimerSpec {
+    pub fn new(worker: WorkerKey, kind: TimerKind, at: Timestamp) -> Self {
+        Self {
+            name: Self::name_for(&worker, kind),
+            worker,
+            kind,
+            at,
+        }
+    }
+
+    /// `hr:123#leave`.
+    pub fn name_for(worker: &WorkerKey, kind: TimerKind) -> String {
+        format!("{worker}#{}", timer_kind_str(kind))
+    }
+}
+
+/// The snake_case name of a timer kind, as serde writes it.
+pub fn timer_kind_str(kind: TimerKind) -> &'static str {
+    match kind {
+        TimerKind::Prehire => "prehire",
+        TimerKind::Start => "start",
+        TimerKind::Leave => "leave",
+        TimerKind::RemoveAccess => "remove_access",
+        TimerKind::Delete => "delete",
+    }
+}
+
+/// The inverse of [`timer_kind_str`].
+pub fn parse_timer_kind(text: &str) -> Option<TimerKind> {
+    [
+        TimerKind::Prehire,
+        TimerKind::Start,
+        TimerKind::Leave,
+        TimerKind::RemoveAccess,
+        TimerKind::Delete,
+    ]
+    .into_iter()
+    .find(|kind| timer_kind_str(*kind) == text)
+}
+
+/// One-time wake-ups (EventBridge Scheduler `at()` schedules in AWS).
+pub trait Timers: Send + Sync {
+    /// Creates or replaces the wake-up `timer.name` (a changed date moves it).
+    fn put(&self, timer: &TimerSpec) -> impl Future<Output = Result<(), QueueError>> + Send;
+
+    /// Removes the wake-up; an unknown name is fine.
+    fn delete(&self, name: &str) -> impl Future<Output = Result<(), QueueError>> + Send;
+
+    /// Removes and returns every timer due at or before `now`, earliest first (ties by
+    /// name). The runtime turns each into a worker-events nudge; delivery is at least once,
+    /// and a stale wake-up is harmless because the pipeline decides again.
+    fn take_due(
+        &self,
+        now: Timestamp,
+    ) -> impl Future<Output = Result<Vec<TimerSpec>, QueueError>> + Send;
+
+    /// The `limit` earliest timers (for `hrsync timers`), earliest first.
+    fn next(&self, limit: usize)
+    -> impl Future<Output = Result<Vec<TimerSpec>, QueueError>> + Send;
+
+    /// One worker's timers, earliest first.
+    fn worker_timers(
+        &self,
+        worker: &WorkerKey,
+    ) -> impl Future<Output = Result<Vec<TimerSpec>, QueueError>> + Send;
 }

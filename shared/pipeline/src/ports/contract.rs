@@ -1,5 +1,5 @@
-//! The [`StateStore`] contract as async test functions, so every adapter (memory, SQLite,
-//! DynamoDB) is held to the same assertions. Enable the `contract-tests` feature from an
+//! The [`StateStore`], [`Queue`] and [`Timers`] contracts as async test functions, so every
+//! adapter (memory, SQLite, DynamoDB/SQS/Scheduler) is held to the same assertions. Enable the `contract-tests` feature from an
 //! adapter's dev-dependencies and call each function from a `#[tokio::test]` (use the
 //! multi-threaded runtime: the race tests want real parallelism).
 //!
@@ -15,7 +15,10 @@ use jiff::civil::date;
 use jiff::{SignedDuration, Timestamp};
 use serde_json::json;
 
-use crate::ports::{AuditRecord, Hold, HoldStatus, Reservation, StateStore, StoreError};
+use crate::ports::{
+    AuditRecord, DEDUP_WINDOW, Delivery, Hold, HoldStatus, Nudge, Queue, QueueDepth, QueueError,
+    QueueName, Reservation, RetryOutcome, StateStore, StoreError, TimerSpec, Timers,
+};
 
 /// How many tasks race for one version or one name.
 const RACERS: usize = 8;
@@ -452,4 +455,522 @@ pub async fn worker_state_round_trip<S: StateStore>(store: Arc<S>) {
     let stored = store.load(&zoe).await.unwrap().expect("saved");
     assert_eq!(stored.version, version);
     assert_eq!(stored.state, state);
+}
+
+// ---------------------------------------------------------------------------------------
+// Queue
+
+const WE: QueueName = QueueName::WorkerEvents;
+
+/// A visibility long enough that nothing is redelivered unless a test moves `now` past it.
+const VISIBILITY: std::time::Duration = std::time::Duration::from_secs(60);
+
+fn nudge(worker: &str, reason: &str) -> Nudge {
+    Nudge::new(key(worker), reason, format!("trace-{reason}"))
+}
+
+fn reasons(deliveries: &[Delivery]) -> Vec<String> {
+    deliveries.iter().map(|d| d.nudge.reason.clone()).collect()
+}
+
+fn secs(n: u64) -> std::time::Duration {
+    std::time::Duration::from_secs(n)
+}
+
+fn depth(visible: u64, in_flight: u64, dead: u64) -> QueueDepth {
+    QueueDepth {
+        visible,
+        in_flight,
+        dead,
+    }
+}
+
+/// The body is the documented JSON; a message is received whole, once, and gone after ack.
+pub async fn queue_send_receive_ack<Q: Queue>(queue: Arc<Q>) {
+    let body = serde_json::to_value(nudge("123", "webhook")).unwrap();
+    assert_eq!(
+        body,
+        json!({"v": 1, "worker": "hr:123", "reason": "webhook", "trace": "trace-webhook"})
+    );
+    assert_eq!(
+        QueueName::ALL.map(QueueName::as_str),
+        ["worker-events", "directory", "writeback"]
+    );
+    assert_eq!(QueueName::parse("directory"), Some(QueueName::Directory));
+
+    let t0 = at("2026-03-01T09:00:00Z");
+    assert_eq!(queue.receive(WE, 10, t0, VISIBILITY).await.unwrap(), vec![]);
+    queue
+        .send(WE, &nudge("123", "webhook"), "d1", t0)
+        .await
+        .unwrap();
+    // Queues are separate.
+    assert_eq!(
+        queue
+            .receive(QueueName::Directory, 10, t0, VISIBILITY)
+            .await
+            .unwrap(),
+        vec![]
+    );
+    assert_eq!(queue.depth(WE).await.unwrap(), depth(1, 0, 0));
+
+    let got = queue.receive(WE, 10, t0, VISIBILITY).await.unwrap();
+    assert_eq!(got.len(), 1);
+    let delivery = &got[0];
+    assert_eq!(delivery.nudge, nudge("123", "webhook"));
+    assert_eq!(
+        (delivery.queue, delivery.attempt, delivery.group.as_str()),
+        (WE, 1, "hr:123")
+    );
+    assert_eq!(queue.depth(WE).await.unwrap(), depth(0, 1, 0));
+    // In flight: not delivered again.
+    assert_eq!(queue.receive(WE, 10, t0, VISIBILITY).await.unwrap(), vec![]);
+
+    queue.ack(delivery).await.unwrap();
+    assert_eq!(queue.depth(WE).await.unwrap(), depth(0, 0, 0));
+    let late = t0 + SignedDuration::from_hours(1);
+    assert_eq!(
+        queue.receive(WE, 10, late, VISIBILITY).await.unwrap(),
+        vec![]
+    );
+    // Acking twice: the receipt is gone.
+    let again = queue.ack(delivery).await.unwrap_err();
+    assert!(
+        matches!(again, QueueError::StaleReceipt { .. }),
+        "{again:?}"
+    );
+    assert!(!again.is_retryable());
+}
+
+/// Two groups interleaved: each group is delivered in send order and one at a time, while
+/// the other group goes on; `max` caps a batch.
+pub async fn queue_fifo_per_group<Q: Queue>(queue: Arc<Q>) {
+    let t0 = at("2026-03-01T09:00:00Z");
+    for (n, (worker, reason)) in [
+        ("a", "a1"),
+        ("b", "b1"),
+        ("a", "a2"),
+        ("b", "b2"),
+        ("a", "a3"),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        queue
+            .send(WE, &nudge(worker, reason), &format!("d{n}"), t0)
+            .await
+            .unwrap();
+    }
+    let first = queue.receive(WE, 10, t0, VISIBILITY).await.unwrap();
+    assert_eq!(reasons(&first), ["a1", "b1"], "one head per group");
+    assert_eq!(queue.depth(WE).await.unwrap(), depth(3, 2, 0));
+    // A's second message waits while A's first is in flight; B's goes on once B1 is done.
+    queue.ack(&first[1]).await.unwrap();
+    let second = queue.receive(WE, 10, t0, VISIBILITY).await.unwrap();
+    assert_eq!(reasons(&second), ["b2"]);
+    queue.ack(&first[0]).await.unwrap();
+    queue.ack(&second[0]).await.unwrap();
+    let third = queue.receive(WE, 1, t0, VISIBILITY).await.unwrap();
+    assert_eq!(reasons(&third), ["a2"]);
+    assert_eq!(queue.receive(WE, 10, t0, VISIBILITY).await.unwrap(), vec![]);
+    queue.ack(&third[0]).await.unwrap();
+    let fourth = queue.receive(WE, 10, t0, VISIBILITY).await.unwrap();
+    assert_eq!(reasons(&fourth), ["a3"]);
+    assert_eq!(fourth[0].attempt, 1);
+    queue.ack(&fourth[0]).await.unwrap();
+    assert_eq!(queue.depth(WE).await.unwrap(), depth(0, 0, 0));
+
+    // `max` takes the oldest heads first.
+    for (n, worker) in ["c", "d", "e"].into_iter().enumerate() {
+        queue
+            .send(WE, &nudge(worker, worker), &format!("m{n}"), t0)
+            .await
+            .unwrap();
+    }
+    let batch = queue.receive(WE, 2, t0, VISIBILITY).await.unwrap();
+    assert_eq!(reasons(&batch), ["c", "d"]);
+    assert_eq!(
+        reasons(&queue.receive(WE, 0, t0, VISIBILITY).await.unwrap()),
+        Vec::<String>::new()
+    );
+}
+
+/// A deduplication id repeated within 5 minutes of its first send is dropped, per queue;
+/// after the window it is a new message.
+pub async fn queue_dedup_window<Q: Queue>(queue: Arc<Q>) {
+    let t0 = at("2026-03-01T09:00:00Z");
+    let minute = SignedDuration::from_mins(1);
+    queue
+        .send(WE, &nudge("1", "first"), "evt-1", t0)
+        .await
+        .unwrap();
+    queue
+        .send(WE, &nudge("1", "dup"), "evt-1", t0 + minute)
+        .await
+        .unwrap();
+    // The same id on another queue is another message.
+    queue
+        .send(
+            QueueName::Directory,
+            &nudge("1", "other-queue"),
+            "evt-1",
+            t0,
+        )
+        .await
+        .unwrap();
+    assert_eq!(queue.depth(WE).await.unwrap(), depth(1, 0, 0));
+    assert_eq!(
+        queue.depth(QueueName::Directory).await.unwrap(),
+        depth(1, 0, 0)
+    );
+
+    // Just inside the window (counted from the first send, not extended by the duplicate).
+    let window = SignedDuration::try_from(DEDUP_WINDOW).unwrap();
+    let inside = t0 + window - SignedDuration::from_millis(1);
+    queue
+        .send(WE, &nudge("1", "dup2"), "evt-1", inside)
+        .await
+        .unwrap();
+    assert_eq!(queue.depth(WE).await.unwrap(), depth(1, 0, 0));
+    // Even once the first was received and acked, the id is remembered.
+    let got = queue.receive(WE, 10, inside, VISIBILITY).await.unwrap();
+    assert_eq!(reasons(&got), ["first"]);
+    queue.ack(&got[0]).await.unwrap();
+    queue
+        .send(WE, &nudge("1", "dup3"), "evt-1", inside)
+        .await
+        .unwrap();
+    assert_eq!(queue.depth(WE).await.unwrap(), depth(0, 0, 0));
+
+    // At the end of the window it is accepted.
+    queue
+        .send(WE, &nudge("1", "later"), "evt-1", t0 + window)
+        .await
+        .unwrap();
+    let got = queue
+        .receive(WE, 10, t0 + window, VISIBILITY)
+        .await
+        .unwrap();
+    assert_eq!(reasons(&got), ["later"]);
+}
+
+/// An unacked message comes back after its visibility timeout with the next attempt
+/// number; the old receipt is then stale.
+pub async fn queue_visibility_timeout<Q: Queue>(queue: Arc<Q>) {
+    let t0 = at("2026-03-01T09:00:00Z");
+    queue.send(WE, &nudge("1", "a1"), "a1", t0).await.unwrap();
+    queue.send(WE, &nudge("1", "a2"), "a2", t0).await.unwrap();
+    let first = queue.receive(WE, 10, t0, secs(30)).await.unwrap();
+    assert_eq!(
+        (reasons(&first), first[0].attempt),
+        (vec!["a1".to_owned()], 1)
+    );
+
+    let just_before = t0 + SignedDuration::from_millis(29_999);
+    assert_eq!(
+        queue.receive(WE, 10, just_before, secs(30)).await.unwrap(),
+        vec![]
+    );
+    let expired = t0 + SignedDuration::from_secs(30);
+    let second = queue.receive(WE, 10, expired, secs(30)).await.unwrap();
+    assert_eq!(reasons(&second), ["a1"], "the head again, not a2");
+    assert_eq!(second[0].attempt, 2);
+    assert_ne!(second[0].id, first[0].id);
+
+    // The first receiver finishes late: its receipt no longer counts.
+    let stale = queue.ack(&first[0]).await.unwrap_err();
+    assert!(
+        matches!(stale, QueueError::StaleReceipt { queue: WE, .. }),
+        "{stale:?}"
+    );
+    let stale = queue
+        .retry(&first[0], "late", expired, secs(1), 5)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(stale, QueueError::StaleReceipt { .. }),
+        "{stale:?}"
+    );
+    assert_eq!(queue.depth(WE).await.unwrap(), depth(1, 1, 0));
+
+    queue.ack(&second[0]).await.unwrap();
+    let third = queue.receive(WE, 10, expired, secs(30)).await.unwrap();
+    assert_eq!(
+        (reasons(&third), third[0].attempt),
+        (vec!["a2".to_owned()], 1)
+    );
+}
+
+/// A retried message waits out its backoff at the head of its group (the group waits with
+/// it), comes back with the next attempt number, and is dead-lettered with the reason
+/// after `max_attempts`; a redrive puts it back at the tail of its group.
+pub async fn queue_retry_dead_letter_redrive<Q: Queue>(queue: Arc<Q>) {
+    let t0 = at("2026-03-01T09:00:00Z");
+    let max = 3;
+    queue.send(WE, &nudge("1", "a1"), "a1", t0).await.unwrap();
+    queue.send(WE, &nudge("1", "a2"), "a2", t0).await.unwrap();
+    queue.send(WE, &nudge("2", "b1"), "b1", t0).await.unwrap();
+
+    let mut now = t0;
+    for attempt in 1..max {
+        let got = queue.receive(WE, 10, now, VISIBILITY).await.unwrap();
+        let a = got.iter().find(|d| d.group == "hr:1").expect("a1 is due");
+        assert_eq!((a.nudge.reason.as_str(), a.attempt), ("a1", attempt));
+        if let Some(b) = got.iter().find(|d| d.group == "hr:2") {
+            queue.ack(b).await.unwrap();
+        }
+        let outcome = queue
+            .retry(a, &format!("graph 503 #{attempt}"), now, secs(10), max)
+            .await
+            .unwrap();
+        assert_eq!(outcome, RetryOutcome::Retried);
+        assert_eq!(queue.depth(WE).await.unwrap(), depth(2, 0, 0));
+        // During the backoff the whole group waits: a2 is not delivered.
+        let waiting = now + SignedDuration::from_millis(9_999);
+        assert_eq!(
+            queue.receive(WE, 10, waiting, VISIBILITY).await.unwrap(),
+            vec![]
+        );
+        now += SignedDuration::from_secs(10);
+    }
+    let last = queue.receive(WE, 10, now, VISIBILITY).await.unwrap();
+    assert_eq!(
+        (reasons(&last), last[0].attempt),
+        (vec!["a1".to_owned()], max)
+    );
+    let outcome = queue
+        .retry(
+            &last[0],
+            "graph 400: invalid usageLocation",
+            now,
+            secs(10),
+            max,
+        )
+        .await
+        .unwrap();
+    assert_eq!(outcome, RetryOutcome::DeadLettered);
+    assert_eq!(queue.depth(WE).await.unwrap(), depth(1, 0, 1));
+
+    let dead = queue.dead_letters(WE).await.unwrap();
+    assert_eq!(dead.len(), 1);
+    assert_eq!(dead[0].nudge, nudge("1", "a1"));
+    assert_eq!(dead[0].reason, "graph 400: invalid usageLocation");
+    assert_eq!((dead[0].attempts, dead[0].at), (max, now));
+    assert_eq!(
+        queue.dead_letters(QueueName::Directory).await.unwrap(),
+        vec![]
+    );
+
+    // The group moves on to a2 at once.
+    let next = queue.receive(WE, 10, now, VISIBILITY).await.unwrap();
+    assert_eq!(reasons(&next), ["a2"]);
+
+    assert!(!queue.redrive(WE, "no-such-id", now).await.unwrap());
+    assert!(
+        !queue
+            .redrive(QueueName::Directory, &dead[0].id, now)
+            .await
+            .unwrap()
+    );
+    assert!(queue.redrive(WE, &dead[0].id, now).await.unwrap());
+    assert!(
+        !queue.redrive(WE, &dead[0].id, now).await.unwrap(),
+        "only once"
+    );
+    assert_eq!(queue.dead_letters(WE).await.unwrap(), vec![]);
+    assert_eq!(queue.depth(WE).await.unwrap(), depth(1, 1, 0));
+    // Behind a2 (in flight), then delivered with its attempts starting again.
+    assert_eq!(
+        queue.receive(WE, 10, now, VISIBILITY).await.unwrap(),
+        vec![]
+    );
+    queue.ack(&next[0]).await.unwrap();
+    let redriven = queue.receive(WE, 10, now, VISIBILITY).await.unwrap();
+    assert_eq!(
+        (reasons(&redriven), redriven[0].attempt),
+        (vec!["a1".to_owned()], 1)
+    );
+    queue.ack(&redriven[0]).await.unwrap();
+    assert_eq!(queue.depth(WE).await.unwrap(), depth(0, 0, 0));
+}
+
+/// Receivers racing over many groups never hold the same message, nor two messages of one
+/// group, at once; every message arrives exactly once and each group in send order.
+pub async fn queue_concurrent_receivers<Q: Queue + 'static>(queue: Arc<Q>) {
+    use std::collections::{BTreeMap, HashSet};
+    use std::sync::Mutex;
+
+    const GROUPS: usize = 10;
+    const PER_GROUP: usize = 5;
+    let t0 = at("2026-03-01T09:00:00Z");
+    for n in 0..PER_GROUP {
+        for g in 0..GROUPS {
+            queue
+                .send(
+                    WE,
+                    &nudge(&format!("g{g}"), &n.to_string()),
+                    &format!("{g}-{n}"),
+                    t0,
+                )
+                .await
+                .unwrap();
+        }
+    }
+    let in_flight = Arc::new(Mutex::new(HashSet::<String>::new()));
+    let received = Arc::new(Mutex::new(BTreeMap::<String, Vec<usize>>::new()));
+    let tasks: Vec<_> = (0..RACERS)
+        .map(|_| {
+            let (queue, in_flight, received) = (
+                Arc::clone(&queue),
+                Arc::clone(&in_flight),
+                Arc::clone(&received),
+            );
+            tokio::spawn(async move {
+                loop {
+                    let got = queue.receive(WE, 3, t0, VISIBILITY).await.unwrap();
+                    if got.is_empty() {
+                        let done: usize = received.lock().unwrap().values().map(Vec::len).sum();
+                        if done == GROUPS * PER_GROUP {
+                            return;
+                        }
+                        tokio::task::yield_now().await;
+                        continue;
+                    }
+                    for delivery in &got {
+                        assert_eq!(delivery.attempt, 1, "nothing is redelivered");
+                        assert!(
+                            in_flight.lock().unwrap().insert(delivery.group.clone()),
+                            "{} delivered while another of its group is in flight",
+                            delivery.group
+                        );
+                        received
+                            .lock()
+                            .unwrap()
+                            .entry(delivery.group.clone())
+                            .or_default()
+                            .push(delivery.nudge.reason.parse().unwrap());
+                    }
+                    tokio::task::yield_now().await;
+                    for delivery in &got {
+                        in_flight.lock().unwrap().remove(&delivery.group);
+                        queue.ack(delivery).await.unwrap();
+                    }
+                }
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await.expect("receiver");
+    }
+    let received = received.lock().unwrap().clone();
+    assert_eq!(received.len(), GROUPS);
+    for (group, order) in received.iter() {
+        assert_eq!(order, &(0..PER_GROUP).collect::<Vec<_>>(), "{group}");
+    }
+    assert_eq!(queue.depth(WE).await.unwrap(), depth(0, 0, 0));
+}
+
+// ---------------------------------------------------------------------------------------
+// Timers
+
+fn timer(worker: &str, kind: hrsync_core::TimerKind, at_: &str) -> TimerSpec {
+    TimerSpec::new(key(worker), kind, at(at_))
+}
+
+/// Put creates or moves a named timer; delete removes it (unknown names are fine); a
+/// worker's timers and the upcoming ones come earliest first.
+pub async fn timers_put_replace_delete<T: Timers>(timers: Arc<T>) {
+    use hrsync_core::TimerKind::{Leave, RemoveAccess, Start};
+    let leave = timer("1", Leave, "2026-03-31T06:00:00Z");
+    assert_eq!(leave.name, "hr:1#leave");
+    assert_eq!(
+        TimerSpec::new(key("1"), RemoveAccess, at("2026-01-01T00:00:00Z")).name,
+        "hr:1#remove_access"
+    );
+
+    timers.put(&leave).await.unwrap();
+    timers
+        .put(&timer("1", RemoveAccess, "2026-04-03T06:00:00Z"))
+        .await
+        .unwrap();
+    timers
+        .put(&timer("2", Start, "2026-03-15T08:00:00.5Z"))
+        .await
+        .unwrap();
+    timers
+        .put(&timer("2", Leave, "2026-03-15T08:00:00Z"))
+        .await
+        .unwrap();
+    assert_eq!(
+        timers.worker_timers(&key("1")).await.unwrap(),
+        vec![
+            leave.clone(),
+            timer("1", RemoveAccess, "2026-04-03T06:00:00Z")
+        ]
+    );
+    // Sub-second instants order as instants.
+    let names = |ts: Vec<TimerSpec>| -> Vec<String> { ts.into_iter().map(|t| t.name).collect() };
+    assert_eq!(
+        names(timers.next(3).await.unwrap()),
+        ["hr:2#leave", "hr:2#start", "hr:1#leave"]
+    );
+
+    // A rescheduled leave moves the same timer.
+    let moved = timer("1", Leave, "2026-03-10T06:00:00Z");
+    timers.put(&moved).await.unwrap();
+    assert_eq!(
+        names(timers.next(10).await.unwrap()),
+        [
+            "hr:1#leave",
+            "hr:2#leave",
+            "hr:2#start",
+            "hr:1#remove_access"
+        ]
+    );
+    assert_eq!(timers.worker_timers(&key("1")).await.unwrap()[0], moved);
+
+    timers.delete("hr:1#leave").await.unwrap();
+    timers.delete("hr:1#leave").await.unwrap();
+    timers.delete("never-existed").await.unwrap();
+    assert_eq!(
+        names(timers.worker_timers(&key("1")).await.unwrap()),
+        ["hr:1#remove_access"]
+    );
+    assert_eq!(timers.worker_timers(&key("3")).await.unwrap(), vec![]);
+    assert_eq!(timers.next(0).await.unwrap(), vec![]);
+}
+
+/// `take_due` hands out what is due (at or before `now`), earliest first, exactly once;
+/// what is not due yet stays.
+pub async fn timers_take_due<T: Timers>(timers: Arc<T>) {
+    use hrsync_core::TimerKind::{Delete, Leave, Prehire, Start};
+    let all = [
+        timer("3", Start, "2026-03-02T09:00:00Z"),
+        timer("1", Leave, "2026-03-01T17:00:00Z"),
+        timer("2", Prehire, "2026-03-01T08:00:00Z"),
+        timer("4", Delete, "2026-03-01T17:00:00.000000001Z"),
+    ];
+    for t in &all {
+        timers.put(t).await.unwrap();
+    }
+    assert_eq!(
+        timers.take_due(at("2026-03-01T07:59:59Z")).await.unwrap(),
+        vec![]
+    );
+    let due = timers.take_due(at("2026-03-01T17:00:00Z")).await.unwrap();
+    assert_eq!(due, vec![all[2].clone(), all[1].clone()]);
+    // Taken means gone: a second call at the same instant finds nothing.
+    assert_eq!(
+        timers.take_due(at("2026-03-01T17:00:00Z")).await.unwrap(),
+        vec![]
+    );
+    assert_eq!(
+        timers.next(10).await.unwrap(),
+        vec![all[3].clone(), all[0].clone()]
+    );
+    // A timer put again after it fired is a new wake-up.
+    timers.put(&all[1]).await.unwrap();
+    let due = timers.take_due(at("2026-03-05T00:00:00Z")).await.unwrap();
+    assert_eq!(due, vec![all[1].clone(), all[3].clone(), all[0].clone()]);
+    assert_eq!(timers.next(10).await.unwrap(), vec![]);
 }
