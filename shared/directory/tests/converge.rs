@@ -147,6 +147,37 @@ impl Store {
         )
         .await
     }
+    /// Converges `key` but "dies" before recording step `limit` (0-based): the directory has
+    /// done that step, the store does not know it.
+    async fn converge_dying_at(&self, graph: &GraphClient, key: &WorkerKey, limit: usize) {
+        let desired = self
+            .states
+            .lock()
+            .unwrap()
+            .get(key)
+            .and_then(|s| s.desired.clone());
+        let ids = |manager: &WorkerKey| self.object_id(manager);
+        let mut recorded = 0;
+        let mut record = |step: &Step| {
+            if recorded == limit {
+                return Err(ConvergeError::Stopped);
+            }
+            recorded += 1;
+            self.set_applied(key, step.after.clone());
+            Ok(())
+        };
+        let result = converge(
+            graph,
+            key,
+            desired.as_ref(),
+            self.applied(key),
+            Lookup::WhenUnknown,
+            &ids,
+            &mut record,
+        )
+        .await;
+        assert!(matches!(result, Err(ConvergeError::Stopped)), "{result:?}");
+    }
 }
 
 fn live_users(sandbox: &Sandbox) -> Vec<Value> {
@@ -400,30 +431,9 @@ async fn interrupted_joiner(stop_after: Option<usize>) -> (Value, Vec<String>, u
         .await
         .unwrap();
     let ada = worker("2", "Ada", "Lovelace", "Engineering", Some("1"));
-    let desired = store.decide(&config, &ada, "2026-11-01T00:00:00Z");
+    store.decide(&config, &ada, "2026-11-01T00:00:00Z");
     if let Some(limit) = stop_after {
-        let ids = |manager: &WorkerKey| store.object_id(manager);
-        let mut steps = 0;
-        let mut record = |step: &Step| {
-            if steps == limit {
-                // The process dies before this step is recorded.
-                return Err(ConvergeError::Stopped);
-            }
-            steps += 1;
-            store.set_applied(&ada.key, step.after.clone());
-            Ok(())
-        };
-        let result = converge(
-            &graph,
-            &ada.key,
-            desired.as_ref(),
-            None,
-            Lookup::WhenUnknown,
-            &ids,
-            &mut record,
-        )
-        .await;
-        assert!(matches!(result, Err(ConvergeError::Stopped)), "{result:?}");
+        store.converge_dying_at(&graph, &ada.key, limit).await;
     }
     store
         .converge(&graph, &ada.key, Lookup::WhenUnknown)
@@ -633,30 +643,9 @@ async fn interrupted_leaver(stop_after: Option<usize>) -> (Value, Vec<String>, u
     ada.status = Status::Terminated;
     ada.termination_date = Some(date(2026, 11, 3));
     ada.termination_type = Some("involuntary".into());
-    let desired = store.decide(&config, &ada, "2026-11-03T10:00:00Z");
-    let mut recorded = 0;
+    store.decide(&config, &ada, "2026-11-03T10:00:00Z");
     if let Some(limit) = stop_after {
-        let ids = |_: &WorkerKey| None;
-        let mut record = |step: &Step| {
-            if recorded == limit {
-                return Err(ConvergeError::Stopped);
-            }
-            recorded += 1;
-            store.set_applied(&ada.key, step.after.clone());
-            Ok(())
-        };
-        let applied = store.applied(&ada.key);
-        let result = converge(
-            &graph,
-            &ada.key,
-            desired.as_ref(),
-            applied,
-            Lookup::WhenUnknown,
-            &ids,
-            &mut record,
-        )
-        .await;
-        assert!(matches!(result, Err(ConvergeError::Stopped)), "{result:?}");
+        store.converge_dying_at(&graph, &ada.key, limit).await;
     }
     store
         .converge(&graph, &ada.key, Lookup::WhenUnknown)
