@@ -268,6 +268,40 @@ impl Queue for SqliteQueue {
         .await
     }
 
+    async fn dead_letter_abandoned(
+        &self,
+        queue: QueueName,
+        now: Timestamp,
+        max_receives: u32,
+        reason: &str,
+    ) -> Result<usize, QueueError> {
+        let now = instant(now);
+        let reason = reason.to_owned();
+        self.call(
+            format!("dead-letter abandoned messages of {queue}"),
+            move |conn| {
+                let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+                // Delivered (a receipt), never settled, visible again: the receiver is gone.
+                let abandoned =
+                    "queue = ?1 AND receipt IS NOT NULL AND visible_at <= ?2 AND attempts >= ?3";
+                tx.execute(
+                    &format!(
+                    "INSERT INTO dead_letters (id, queue, grp, body, reason, attempts, at)
+                     SELECT seq, queue, grp, body, ?4, attempts, ?2 FROM messages WHERE {abandoned}"
+                ),
+                    params![queue.as_str(), now, max_receives, reason],
+                )?;
+                let moved = tx.execute(
+                    &format!("DELETE FROM messages WHERE {abandoned}"),
+                    params![queue.as_str(), now, max_receives],
+                )?;
+                tx.commit()?;
+                Ok(moved)
+            },
+        )
+        .await
+    }
+
     async fn dead_letters(&self, queue: QueueName) -> Result<Vec<DeadLetter>, QueueError> {
         self.call(format!("list dead letters of {queue}"), move |conn| {
             let mut stmt = conn.prepare(

@@ -50,6 +50,7 @@ both!(
     queue_dedup_window,
     queue_visibility_timeout,
     queue_retry_dead_letter_redrive,
+    queue_abandoned_messages_are_dead_lettered,
     queue_concurrent_receivers,
 );
 

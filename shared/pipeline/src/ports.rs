@@ -397,6 +397,18 @@ pub trait Queue: Send + Sync {
         max_attempts: u32,
     ) -> impl Future<Output = Result<RetryOutcome, QueueError>> + Send;
 
+    /// Dead-letters, with `reason`, every message of `queue` delivered `max_receives` times
+    /// whose last delivery was never settled (its receiver died: the visibility timeout passed
+    /// with no ack or retry). Returns how many. The runtime calls it before `receive`, like
+    /// SQS's `maxReceiveCount`, so a message that crashes its receiver cannot loop forever.
+    fn dead_letter_abandoned(
+        &self,
+        queue: QueueName,
+        now: Timestamp,
+        max_receives: u32,
+        reason: &str,
+    ) -> impl Future<Output = Result<usize, QueueError>> + Send;
+
     /// The dead letters of `queue`, oldest message first.
     fn dead_letters(
         &self,

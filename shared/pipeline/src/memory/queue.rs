@@ -192,6 +192,40 @@ impl Queue for MemoryQueue {
         Ok(RetryOutcome::DeadLettered)
     }
 
+    async fn dead_letter_abandoned(
+        &self,
+        queue: QueueName,
+        now: Timestamp,
+        max_receives: u32,
+        reason: &str,
+    ) -> Result<usize, QueueError> {
+        let mut inner = self.lock();
+        let lane = inner.lane(queue);
+        let abandoned: Vec<u64> = lane
+            .messages
+            .iter()
+            .filter(|(_, m)| {
+                m.receipt.is_some() && m.visible_at <= now && m.attempts >= max_receives
+            })
+            .map(|(seq, _)| *seq)
+            .collect();
+        for seq in &abandoned {
+            if let Some(message) = lane.messages.remove(seq) {
+                lane.dead.insert(
+                    *seq,
+                    DeadLetter {
+                        id: seq.to_string(),
+                        nudge: message.nudge,
+                        reason: reason.to_owned(),
+                        attempts: message.attempts,
+                        at: now,
+                    },
+                );
+            }
+        }
+        Ok(abandoned.len())
+    }
+
     async fn dead_letters(&self, queue: QueueName) -> Result<Vec<DeadLetter>, QueueError> {
         Ok(self.lock().lane(queue).dead.values().cloned().collect())
     }

@@ -704,6 +704,80 @@ pub async fn queue_visibility_timeout<Q: Queue>(queue: Arc<Q>) {
 /// A retried message waits out its backoff at the head of its group (the group waits with
 /// it), comes back with the next attempt number, and is dead-lettered with the reason
 /// after `max_attempts`; a redrive puts it back at the tail of its group.
+/// A message whose receivers keep dying (no ack, no retry) is dead-lettered after
+/// `max_receives` deliveries; one that was retried is left to `retry`'s own limit.
+pub async fn queue_abandoned_messages_are_dead_lettered<Q: Queue>(queue: Arc<Q>) {
+    let t0 = at("2026-03-01T09:00:00Z");
+    let reason = "not settled after 2 deliveries (receiver gone)";
+    queue
+        .send(WE, &nudge("1", "crash"), "crash", t0)
+        .await
+        .unwrap();
+    queue
+        .send(WE, &nudge("2", "flaky"), "flaky", t0)
+        .await
+        .unwrap();
+    let first = queue.receive(WE, 10, t0, VISIBILITY).await.unwrap();
+    assert_eq!(first.len(), 2);
+    let flaky = first.iter().find(|d| d.group == "hr:2").unwrap();
+    queue
+        .retry(flaky, "graph 503", t0, secs(1), 5)
+        .await
+        .unwrap();
+    // In flight (not yet visible again) and below the limit: nothing is swept.
+    assert_eq!(
+        queue
+            .dead_letter_abandoned(WE, t0, 1, reason)
+            .await
+            .unwrap(),
+        0
+    );
+
+    let t1 = t0 + SignedDuration::from_secs(61);
+    assert_eq!(
+        queue
+            .dead_letter_abandoned(WE, t1, 2, reason)
+            .await
+            .unwrap(),
+        0,
+        "one delivery so far"
+    );
+    let second = queue.receive(WE, 10, t1, VISIBILITY).await.unwrap();
+    let crash = second.iter().find(|d| d.group == "hr:1").unwrap();
+    assert_eq!(crash.attempt, 2);
+    let flaky = second.iter().find(|d| d.group == "hr:2").unwrap();
+    queue
+        .retry(flaky, "graph 503", t1, secs(1), 5)
+        .await
+        .unwrap();
+
+    let t2 = t1 + SignedDuration::from_secs(61);
+    assert_eq!(
+        queue
+            .dead_letter_abandoned(WE, t2, 2, reason)
+            .await
+            .unwrap(),
+        1
+    );
+    let dead = queue.dead_letters(WE).await.unwrap();
+    assert_eq!(dead.len(), 1);
+    assert_eq!(
+        (
+            dead[0].nudge.reason.as_str(),
+            dead[0].reason.as_str(),
+            dead[0].attempts
+        ),
+        ("crash", reason, 2)
+    );
+    let rest = queue.receive(WE, 10, t2, VISIBILITY).await.unwrap();
+    assert_eq!(
+        reasons(&rest),
+        vec!["flaky".to_owned()],
+        "the retried message is not swept"
+    );
+    assert_eq!(queue.depth(WE).await.unwrap(), depth(0, 1, 1));
+}
+
 pub async fn queue_retry_dead_letter_redrive<Q: Queue>(queue: Arc<Q>) {
     let t0 = at("2026-03-01T09:00:00Z");
     let max = 3;
