@@ -324,8 +324,13 @@ impl StateStore for SqliteStore {
         worker: &WorkerKey,
         state: &WorkerState,
         expected: Option<u64>,
+        audit: &[AuditRecord],
     ) -> Result<u64, StoreError> {
         let state = json(state)?;
+        let audit = audit
+            .iter()
+            .map(|record| Ok((record.worker.to_string(), instant(record.at), json(record)?)))
+            .collect::<Result<Vec<_>, StoreError>>()?;
         let worker = worker.clone();
         self.call(format!("save {worker}"), move |conn| {
             let key = worker.to_string();
@@ -357,6 +362,12 @@ impl StateStore for SqliteStore {
                     expected,
                     found,
                 }));
+            }
+            for (worker, at, record) in &audit {
+                tx.execute(
+                    "INSERT INTO audit (worker, at, record) VALUES (?1, ?2, ?3)",
+                    params![worker, at, record],
+                )?;
             }
             tx.commit()?;
             Ok(expected.map_or(1, |v| v + 1))

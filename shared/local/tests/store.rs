@@ -51,6 +51,7 @@ both!(
     versioned_save_load,
     concurrent_writers_one_wins,
     audit_order_and_isolation,
+    save_writes_its_audit_atomically,
     reservation_race,
     release_only_by_owner,
     dedupe_first_delivery,
@@ -100,7 +101,7 @@ async fn reopening_keeps_everything_and_migrates_nothing_twice() {
     {
         let store = SqliteStore::open(&path).unwrap();
         store
-            .save(&ada, &WorkerState::default(), None)
+            .save(&ada, &WorkerState::default(), None, &[])
             .await
             .unwrap();
         store.append_audit(&record).await.unwrap();
@@ -128,7 +129,7 @@ async fn reopening_keeps_everything_and_migrates_nothing_twice() {
     assert_eq!(store.load(&ada).await.unwrap().unwrap().version, 1);
     assert_eq!(
         store
-            .save(&ada, &WorkerState::default(), Some(1))
+            .save(&ada, &WorkerState::default(), Some(1), &[])
             .await
             .unwrap(),
         2
@@ -185,7 +186,7 @@ async fn two_connections_on_one_file_agree() {
     ];
     let worker = key("1");
     stores[0]
-        .save(&worker, &WorkerState::default(), None)
+        .save(&worker, &WorkerState::default(), None, &[])
         .await
         .unwrap();
 
@@ -194,7 +195,9 @@ async fn two_connections_on_one_file_agree() {
         let store = Arc::clone(&stores[n % 2]);
         let worker = worker.clone();
         tasks.push(tokio::spawn(async move {
-            let saved = store.save(&worker, &WorkerState::default(), Some(1)).await;
+            let saved = store
+                .save(&worker, &WorkerState::default(), Some(1), &[])
+                .await;
             let reserved = store
                 .reserve_name("Shared@acme.example", &key(&format!("o{n}")))
                 .await
@@ -225,7 +228,7 @@ async fn corrupt_state_is_a_backend_error_naming_the_worker() {
     let (dir, store) = sqlite();
     let worker = key("1");
     store
-        .save(&worker, &WorkerState::default(), None)
+        .save(&worker, &WorkerState::default(), None, &[])
         .await
         .unwrap();
     rusqlite::Connection::open(dir.path().join("state.db"))

@@ -58,6 +58,7 @@ impl StateStore for MemoryStore {
         worker: &WorkerKey,
         state: &WorkerState,
         expected: Option<u64>,
+        audit: &[AuditRecord],
     ) -> Result<u64, StoreError> {
         let mut inner = self.lock();
         let found = inner.workers.get(worker).map(|stored| stored.version);
@@ -76,6 +77,7 @@ impl StateStore for MemoryStore {
                 version,
             },
         );
+        inner.audit.extend(audit.iter().cloned());
         Ok(version)
     }
 

@@ -134,13 +134,16 @@ pub trait StateStore: Send + Sync {
         worker: &WorkerKey,
     ) -> impl Future<Output = Result<Option<Stored>, StoreError>> + Send;
 
-    /// Writes `state` if the stored version is `expected` (None = must not exist yet);
-    /// returns the new version. Otherwise [`StoreError::Conflict`] with the version found.
+    /// Writes `state` if the stored version is `expected` (None = must not exist yet), and
+    /// appends `audit` in the same transaction: a change and its audit land together or not at
+    /// all. Returns the new version; otherwise [`StoreError::Conflict`] with the version found
+    /// (and nothing is written).
     fn save(
         &self,
         worker: &WorkerKey,
         state: &WorkerState,
         expected: Option<u64>,
+        audit: &[AuditRecord],
     ) -> impl Future<Output = Result<u64, StoreError>> + Send;
 
     /// Every worker with a stored state, sorted.

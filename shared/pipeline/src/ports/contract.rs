@@ -69,12 +69,15 @@ pub async fn versioned_save_load<S: StateStore>(store: Arc<S>) {
     assert_eq!(store.load(&ada).await.unwrap(), None);
     assert_eq!(store.workers().await.unwrap(), Vec::<WorkerKey>::new());
 
-    assert_eq!(store.save(&ada, &marked(1), None).await.unwrap(), 1);
+    assert_eq!(store.save(&ada, &marked(1), None, &[]).await.unwrap(), 1);
     let stored = store.load(&ada).await.unwrap().expect("saved");
     assert_eq!((stored.version, stored.state), (1, marked(1)));
 
-    assert_eq!(store.save(&ada, &marked(2), Some(1)).await.unwrap(), 2);
-    let stale = store.save(&ada, &marked(3), Some(1)).await.unwrap_err();
+    assert_eq!(store.save(&ada, &marked(2), Some(1), &[]).await.unwrap(), 2);
+    let stale = store
+        .save(&ada, &marked(3), Some(1), &[])
+        .await
+        .unwrap_err();
     assert_eq!(
         stale,
         StoreError::Conflict {
@@ -85,7 +88,7 @@ pub async fn versioned_save_load<S: StateStore>(store: Arc<S>) {
     );
     assert!(stale.is_retryable());
     assert!(stale.to_string().contains("hr:1"), "{stale}");
-    let exists = store.save(&ada, &marked(3), None).await.unwrap_err();
+    let exists = store.save(&ada, &marked(3), None, &[]).await.unwrap_err();
     assert!(matches!(
         exists,
         StoreError::Conflict {
@@ -95,7 +98,7 @@ pub async fn versioned_save_load<S: StateStore>(store: Arc<S>) {
         }
     ));
     let missing = store
-        .save(&key("2"), &marked(3), Some(4))
+        .save(&key("2"), &marked(3), Some(4), &[])
         .await
         .unwrap_err();
     assert!(matches!(
@@ -111,8 +114,8 @@ pub async fn versioned_save_load<S: StateStore>(store: Arc<S>) {
     assert_eq!((stored.version, stored.state), (2, marked(2)));
     assert_eq!(store.load(&key("2")).await.unwrap(), None);
 
-    store.save(&key("10"), &marked(0), None).await.unwrap();
-    store.save(&key("0"), &marked(0), None).await.unwrap();
+    store.save(&key("10"), &marked(0), None, &[]).await.unwrap();
+    store.save(&key("0"), &marked(0), None, &[]).await.unwrap();
     assert_eq!(
         store.workers().await.unwrap(),
         vec![key("0"), key("1"), key("10")]
@@ -131,7 +134,7 @@ pub async fn concurrent_writers_one_wins<S: StateStore + 'static>(store: Arc<S>)
                     (
                         n,
                         store
-                            .save(&worker, &marked(round * 100 + n), expected)
+                            .save(&worker, &marked(round * 100 + n), expected, &[])
                             .await,
                     )
                 })
@@ -153,6 +156,32 @@ pub async fn concurrent_writers_one_wins<S: StateStore + 'static>(store: Arc<S>)
         assert_eq!(stored.version, version);
         assert_eq!(stored.state, marked(round * 100 + n));
     }
+}
+
+/// A save's audit records are written with it, and not at all when the save loses.
+pub async fn save_writes_its_audit_atomically<S: StateStore>(store: Arc<S>) {
+    let ada = key("1");
+    let joined = [
+        record(&ada, "2026-01-01T00:00:00Z", "join"),
+        record(&ada, "2026-01-01T00:00:01Z", "create"),
+    ];
+    assert_eq!(
+        store.save(&ada, &marked(1), None, &joined).await.unwrap(),
+        1
+    );
+    assert_eq!(store.audit(&ada).await.unwrap(), joined.to_vec());
+
+    let lost = [record(&ada, "2026-01-02T00:00:00Z", "move")];
+    let conflict = store.save(&ada, &marked(2), None, &lost).await.unwrap_err();
+    assert!(
+        matches!(conflict, StoreError::Conflict { .. }),
+        "{conflict:?}"
+    );
+    assert_eq!(
+        store.audit(&ada).await.unwrap(),
+        joined.to_vec(),
+        "a save that lost its race leaves no audit behind"
+    );
 }
 
 /// Records come back whole, per worker, oldest first, equal instants in insertion order.
@@ -451,7 +480,7 @@ pub async fn worker_state_round_trip<S: StateStore>(store: Arc<S>) {
     assert!(desired.manager.is_some() && state.applied.is_some());
     assert!(!state.timers.is_empty(), "a leave timer lies ahead");
 
-    let version = store.save(&zoe, &state, None).await.unwrap();
+    let version = store.save(&zoe, &state, None, &[]).await.unwrap();
     let stored = store.load(&zoe).await.unwrap().expect("saved");
     assert_eq!(stored.version, version);
     assert_eq!(stored.state, state);
