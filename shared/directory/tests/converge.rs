@@ -210,8 +210,8 @@ fn graph_requests(sandbox: &Sandbox) -> Vec<String> {
         .collect()
 }
 
-#[tokio::test]
-async fn a_joiner_with_manager_groups_and_license_takes_two_graph_requests() {
+/// A sandbox, a client, the test config, and a store in which hr:1 (the manager) has an account.
+async fn with_converged_boss() -> (RunningSandbox, GraphClient, Config, Store, Worker) {
     let running = Sandbox::start(SandboxConfig::default()).await.unwrap();
     let graph = client(&running);
     let config = Config::parse(CONFIG, "hrsync.toml").unwrap();
@@ -222,6 +222,12 @@ async fn a_joiner_with_manager_groups_and_license_takes_two_graph_requests() {
         .converge(&graph, &boss.key, Lookup::WhenUnknown)
         .await
         .unwrap();
+    (running, graph, config, store, boss)
+}
+
+#[tokio::test]
+async fn a_joiner_with_manager_groups_and_license_takes_two_graph_requests() {
+    let (running, graph, config, store, boss) = with_converged_boss().await;
 
     let ada = worker("2", "Ada", "Lovelace", "Engineering", Some("1"));
     store.decide(&config, &ada, "2026-11-01T00:00:00Z");
@@ -420,16 +426,7 @@ async fn a_missing_manager_is_deferred_and_set_once_they_exist() {
 /// Runs a joiner's convergence, stopping after `stop_after` recorded steps, then once more
 /// to completion; returns the sandbox's final view of the worker.
 async fn interrupted_joiner(stop_after: Option<usize>) -> (Value, Vec<String>, usize) {
-    let running = Sandbox::start(SandboxConfig::default()).await.unwrap();
-    let graph = client(&running);
-    let config = Config::parse(CONFIG, "hrsync.toml").unwrap();
-    let store = Store::default();
-    let boss = worker("1", "Grace", "Hopper", "Engineering", None);
-    store.decide(&config, &boss, "2026-11-01T00:00:00Z");
-    store
-        .converge(&graph, &boss.key, Lookup::WhenUnknown)
-        .await
-        .unwrap();
+    let (running, graph, config, store, _boss) = with_converged_boss().await;
     let ada = worker("2", "Ada", "Lovelace", "Engineering", Some("1"));
     store.decide(&config, &ada, "2026-11-01T00:00:00Z");
     if let Some(limit) = stop_after {

@@ -1481,20 +1481,17 @@ fn subscribed_skus(ctx: &mut Ctx<'_>) -> Result {
 // ---------------------------------------------------------------------------------------------
 // Deleted items
 
-const DELETED_DEFAULT_PROPERTIES: [&str; 12] = [
-    "businessPhones",
-    "displayName",
-    "givenName",
-    "jobTitle",
-    "mail",
-    "mobilePhone",
-    "officeLocation",
-    "preferredLanguage",
-    "surname",
-    "userPrincipalName",
-    "id",
-    "deletedDateTime",
-];
+/// A deleted user's default properties: a live user's, and when it was deleted.
+const DELETED_DEFAULT_PROPERTIES: [&str; 12] = {
+    let mut out = [""; 12];
+    let mut i = 0;
+    while i < DEFAULT_USER_PROPERTIES.len() {
+        out[i] = DEFAULT_USER_PROPERTIES[i];
+        i += 1;
+    }
+    out[11] = "deletedDateTime";
+    out
+};
 
 fn list_deleted(ctx: &mut Ctx<'_>) -> Result {
     let context = ctx.context("directory/deletedItems/microsoft.graph.user");
