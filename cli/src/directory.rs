@@ -1,14 +1,15 @@
 //! Connecting to the configured directory: a real tenant through Microsoft Graph, or the
 //! sandbox (a running one at `directory.url`, or one started in this process on `directory.data`).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
 use hrsync_core::config::{CertificateRef, DirectoryConfig, DirectoryKind, SecretRef};
 use hrsync_directory::graph::{Credential, GraphClient, GraphSettings};
 use hrsync_directory::sandbox::{RunningSandbox, Sandbox, SandboxConfig};
 
-/// Where the in-process sandbox keeps its directory when `directory.data` is not set.
+/// Where the in-process sandbox keeps its directory when `directory.data` is not set,
+/// relative to the config file's folder (like `directory.data` itself).
 pub const DEFAULT_SANDBOX_DATA: &str = ".hrsync/sandbox.json";
 
 /// A Graph client, and the in-process sandbox it talks to when there is one (kept alive here).
@@ -18,7 +19,8 @@ pub struct Connection {
     _sandbox: Option<RunningSandbox>,
 }
 
-pub async fn connect(config: &DirectoryConfig) -> anyhow::Result<Connection> {
+/// `base`: the config file's folder, against which a relative `directory.data` is read.
+pub async fn connect(config: &DirectoryConfig, base: &Path) -> anyhow::Result<Connection> {
     let http = reqwest::Client::builder()
         .user_agent(concat!("hrsync/", env!("CARGO_PKG_VERSION")))
         .build()
@@ -60,8 +62,9 @@ pub async fn connect(config: &DirectoryConfig) -> anyhow::Result<Connection> {
             let (url, sandbox) = match &config.url {
                 Some(url) => (url.trim_end_matches('/').to_owned(), None),
                 None => {
-                    let data =
-                        PathBuf::from(config.data.as_deref().unwrap_or(DEFAULT_SANDBOX_DATA));
+                    let data = base.join(PathBuf::from(
+                        config.data.as_deref().unwrap_or(DEFAULT_SANDBOX_DATA),
+                    ));
                     if let Some(parent) = data.parent().filter(|p| !p.as_os_str().is_empty()) {
                         std::fs::create_dir_all(parent)
                             .with_context(|| format!("cannot create {}", parent.display()))?;
@@ -85,7 +88,8 @@ pub async fn connect(config: &DirectoryConfig) -> anyhow::Result<Connection> {
             let description = match &sandbox {
                 Some(_) => format!(
                     "the sandbox directory in {}",
-                    config.data.as_deref().unwrap_or(DEFAULT_SANDBOX_DATA)
+                    base.join(config.data.as_deref().unwrap_or(DEFAULT_SANDBOX_DATA))
+                        .display()
                 ),
                 None => format!("the sandbox directory at {url}"),
             };
@@ -99,7 +103,7 @@ pub async fn connect(config: &DirectoryConfig) -> anyhow::Result<Connection> {
 }
 
 /// Secrets this command can read itself; cloud stores are read by the AWS runtime.
-fn resolve(secret: &SecretRef) -> anyhow::Result<String> {
+pub(crate) fn resolve(secret: &SecretRef) -> anyhow::Result<String> {
     match secret {
         SecretRef::Env(name) => std::env::var(name).with_context(|| {
             format!(

@@ -1,8 +1,12 @@
 //! `hrsync`: the command line. `plan` is the dry run: what hrsync would do, and why.
 
 mod directory;
+mod import;
+mod ops;
 mod plan;
+mod runtime;
 mod sandbox;
+mod serve;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -24,8 +28,24 @@ struct Cli {
 enum Command {
     /// Dry run: decide every worker of an HR export and show what would change, and why.
     Plan(PlanArgs),
+    /// Feed an HR export through the pipeline into the directory and wait until it is applied.
+    Import(import::ImportArgs),
+    /// Run the pipeline: webhooks in, directory changes out, timers on time.
+    Serve(serve::ServeArgs),
     /// Run the Entra-compatible sandbox directory (a Microsoft Graph v1.0 subset) on its own.
     Sandbox(sandbox::SandboxArgs),
+    /// Queues, pending holds and upcoming timers of the local runtime.
+    Status(ops::StatusArgs),
+    /// Everything hrsync did to one worker, and why, oldest first.
+    Audit(ops::AuditArgs),
+    /// Upcoming timers (joins, leaves, staged offboarding), in UTC and the worker's time.
+    Timers(ops::TimersArgs),
+    /// Emergency leaver: disable a worker's account now, whatever HR says.
+    Terminate(ops::TerminateArgs),
+    /// Operations the safety breaker held: list, approve, reject.
+    Holds(ops::HoldsArgs),
+    /// Dead letters (work that ran out of attempts): list, redrive.
+    Dlq(ops::DlqArgs),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -72,16 +92,28 @@ fn main() -> ExitCode {
         )
         .with_writer(std::io::stderr)
         .init();
-    let result = match cli.command {
-        Command::Plan(args) => plan::run(args),
-        Command::Sandbox(args) => sandbox::run(args).map(|()| 0),
+    let (result, failure) = match cli.command {
+        Command::Plan(args) => (
+            plan::run(args),
+            "could not be applied; their \"applied\" entries say why",
+        ),
+        Command::Import(args) => (import::run(args), "failed; the summary says why"),
+        Command::Serve(args) => (serve::run(args), "failed"),
+        Command::Sandbox(args) => (sandbox::run(args).map(|()| 0), ""),
+        Command::Status(args) => (ops::status(args), ""),
+        Command::Audit(args) => (ops::audit(args), ""),
+        Command::Timers(args) => (ops::timers(args), ""),
+        Command::Terminate(args) => (ops::terminate(args), "failed; `hrsync dlq list` says why"),
+        Command::Holds(args) => (ops::run_holds(args), "failed; `hrsync dlq list` says why"),
+        Command::Dlq(args) => (
+            ops::run_dlq(args),
+            "failed again; `hrsync dlq list` says why",
+        ),
     };
     match result {
         Ok(0) => ExitCode::SUCCESS,
         Ok(failed) => {
-            eprintln!(
-                "error: {failed} worker(s) could not be applied; their \"applied\" entries say why"
-            );
+            eprintln!("error: {failed} worker(s) {failure}");
             ExitCode::from(1)
         }
         Err(error) => {

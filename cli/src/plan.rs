@@ -90,7 +90,10 @@ pub fn run(args: PlanArgs) -> anyhow::Result<usize> {
     };
     let connection = match &runtime {
         Some(runtime) => {
-            let connection = runtime.block_on(directory::connect(&config.directory))?;
+            let connection = runtime.block_on(directory::connect(
+                &config.directory,
+                crate::runtime::config_dir(&args.config),
+            ))?;
             eprintln!("applying to {}", connection.description);
             Some(connection)
         }
@@ -188,13 +191,13 @@ pub fn run(args: PlanArgs) -> anyhow::Result<usize> {
     Ok(failed)
 }
 
-fn load_config(path: &Path) -> anyhow::Result<Config> {
+pub(crate) fn load_config(path: &Path) -> anyhow::Result<Config> {
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("cannot read the config {}", path.display()))?;
     Ok(Config::parse(&text, &path.display().to_string())?)
 }
 
-fn pick_source<'c>(
+pub(crate) fn pick_source<'c>(
     config: &'c Config,
     wanted: Option<&str>,
 ) -> anyhow::Result<(&'c str, &'c hrsync_core::config::SourceConfig)> {

@@ -233,32 +233,88 @@ fn optional_days<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<u3
     days(deserializer).map(Some)
 }
 
+/// A whole percentage from 1 to 100.
+struct Percentage;
+
+impl Percentage {
+    const EXPECTED: &'static str = "a whole percentage from 1 to 100";
+}
+
+impl de::Visitor<'_> for Percentage {
+    type Value = u32;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(Self::EXPECTED)
+    }
+    fn visit_i64<E: de::Error>(self, value: i64) -> Result<u32, E> {
+        u32::try_from(value)
+            .ok()
+            .filter(|p| (1..=100).contains(p))
+            .ok_or_else(|| E::invalid_value(de::Unexpected::Signed(value), &self))
+    }
+    fn visit_u64<E: de::Error>(self, value: u64) -> Result<u32, E> {
+        u32::try_from(value)
+            .ok()
+            .filter(|p| (1..=100).contains(p))
+            .ok_or_else(|| E::invalid_value(de::Unexpected::Unsigned(value), &self))
+    }
+}
+
+fn optional_percentage<'de, D: Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<u32>, D::Error> {
+    deserializer.deserialize_u32(Percentage).map(Some)
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum SourceKind {
+    /// A CSV export read from a file.
     Csv,
+    /// Worker records POSTed as JSON, each delivery signed with HMAC-SHA256
+    /// (`hrsync_hr::signed_json`).
+    SignedJson,
 }
 
 impl Keyword for SourceKind {
-    const WORDS: &'static [(&'static str, Self)] = &[("csv", Self::Csv)];
-    const EXPECTED: &'static str = "`csv` (more source kinds arrive with the HR connectors)";
+    const WORDS: &'static [(&'static str, Self)] =
+        &[("csv", Self::Csv), ("signed-json", Self::SignedJson)];
+    const EXPECTED: &'static str = "`csv` or `signed-json`";
 }
 keyword_serde!(SourceKind);
+
+impl SourceKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Csv => "csv",
+            Self::SignedJson => "signed-json",
+        }
+    }
+}
 
 /// `[source.<name>]`: where workers come from. The name prefixes every worker key.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SourceConfig {
     pub kind: SourceKind,
-    /// Canonical field (or `custom.<name>`, or `as_of`) -> the export's column header.
+    /// csv: canonical field (or `custom.<name>`, or `as_of`) -> the export's column header.
     #[serde(default)]
     pub columns: BTreeMap<String, String>,
-    /// strftime format of date columns.
+    /// csv: strftime format of date columns.
     #[serde(default = "default_date_format")]
     pub date_format: String,
-    /// Field separator of the export.
+    /// csv: field separator of the export.
     #[serde(default = "default_delimiter")]
     pub delimiter: char,
+    /// signed-json (required there): the key that signs each delivery.
+    #[serde(default)]
+    pub webhook_secret: Option<SecretRef>,
+    /// csv: this export lists every worker, so a worker missing from it has left.
+    #[serde(default)]
+    pub complete: bool,
+    /// Write the identifiers hrsync chose (UPN, mail) back to the HR system. Unset: on
+    /// where the source supports it (neither csv nor signed-json does).
+    #[serde(default)]
+    pub writeback: Option<bool>,
 }
 
 fn default_date_format() -> String {
@@ -424,6 +480,15 @@ pub struct AccessRule {
     pub licenses: Vec<String>,
 }
 
+/// `[state]`: where hrsync keeps what it knows between runs.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StateConfig {
+    /// The SQLite file; unset: `.hrsync/state.db` beside the config file (the CLI resolves
+    /// it, since only it knows where the config file is).
+    pub path: Option<String>,
+}
+
 /// `[lifecycle]`: when accounts are created, enabled, disabled, stripped and deleted.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -457,6 +522,10 @@ pub struct LifecycleConfig {
     /// Breaker for the pipeline runtimes: more disables than this in an hour wait for approval.
     #[serde(default, deserialize_with = "optional_count")]
     pub max_disables_per_hour: Option<u32>,
+    /// Breaker, relative: more disables within an hour than this percentage of the workers
+    /// hrsync holds accounts for wait for approval (1 to 100).
+    #[serde(default, deserialize_with = "optional_percentage")]
+    pub max_disables_percent: Option<u32>,
 }
 
 impl Default for LifecycleConfig {
@@ -472,6 +541,7 @@ impl Default for LifecycleConfig {
             delete_after_days: None,
             disable_on_leave: false,
             max_disables_per_hour: None,
+            max_disables_percent: None,
         }
     }
 }
@@ -504,6 +574,8 @@ pub struct Config {
     pub access: Vec<AccessRule>,
     #[serde(default)]
     pub lifecycle: LifecycleConfig,
+    #[serde(default)]
+    pub state: StateConfig,
     #[serde(skip)]
     engine: Engine,
 }
@@ -555,7 +627,7 @@ impl Config {
             })?;
         let at = |key: &str| span_of(&spans, key);
         config
-            .validate()
+            .validate(|key| is_written(&spans, key))
             .map_err(|(key, message)| error(Some(key.clone()), at(&key), message))?;
         config.compile().map_err(|e: TemplateError| {
             error(Some(e.template.clone()), at(&e.template), e.message)
@@ -567,8 +639,9 @@ impl Config {
         &self.engine
     }
 
-    /// Rules that span several keys, which serde cannot check field by field.
-    fn validate(&self) -> Result<(), (String, String)> {
+    /// Rules that span several keys, which serde cannot check field by field. `written` says
+    /// whether a dotted key is in the file (a key with a default cannot tell by its value).
+    fn validate(&self, written: impl Fn(&str) -> bool) -> Result<(), (String, String)> {
         if self.identity.upn.is_empty() {
             return Err((
                 "identity.upn".into(),
@@ -591,29 +664,9 @@ impl Config {
                     "a source name must be non-empty and contain no ':'".into(),
                 ));
             }
-            for field in source.columns.keys() {
-                let known = CANONICAL_FIELDS.contains(&field.as_str())
-                    || matches!(field.as_str(), "as_of" | "termination_time")
-                    || field.strip_prefix("custom.").is_some_and(|n| !n.is_empty());
-                if !known {
-                    return Err((
-                        format!("source.{name}.columns.{field}"),
-                        format!(
-                            "unknown field `{field}`, expected one of {}, termination_time, as_of or custom.<name>",
-                            CANONICAL_FIELDS.join(", ")
-                        ),
-                    ));
-                }
-            }
-            for required in ["employee_id", "given_name", "family_name"] {
-                if !source.columns.contains_key(required) {
-                    return Err((
-                        format!("source.{name}.columns"),
-                        format!(
-                            "missing the column for `{required}`, e.g. {required} = \"<header in the export>\""
-                        ),
-                    ));
-                }
+            match source.kind {
+                SourceKind::Csv => Self::validate_csv(name, source)?,
+                SourceKind::SignedJson => Self::validate_signed_json(name, source, &written)?,
             }
         }
         for name in self.attributes.keys() {
@@ -651,6 +704,80 @@ impl Config {
                     "kind = \"graph\" needs exactly one of client_secret or certificate".into(),
                 ));
             }
+        }
+        Ok(())
+    }
+
+    /// `kind = "csv"`: the column mapping names known fields and the ones a worker needs.
+    fn validate_csv(name: &str, source: &SourceConfig) -> Result<(), (String, String)> {
+        if source.webhook_secret.is_some() {
+            return Err((
+                format!("source.{name}.webhook_secret"),
+                "applies to kind = \"signed-json\" only: a csv export is read from a file, not delivered to a webhook".into(),
+            ));
+        }
+        for field in source.columns.keys() {
+            let known = CANONICAL_FIELDS.contains(&field.as_str())
+                || matches!(field.as_str(), "as_of" | "termination_time")
+                || field.strip_prefix("custom.").is_some_and(|n| !n.is_empty());
+            if !known {
+                return Err((
+                    format!("source.{name}.columns.{field}"),
+                    format!(
+                        "unknown field `{field}`, expected one of {}, termination_time, as_of or custom.<name>",
+                        CANONICAL_FIELDS.join(", ")
+                    ),
+                ));
+            }
+        }
+        for required in ["employee_id", "given_name", "family_name"] {
+            if !source.columns.contains_key(required) {
+                return Err((
+                    format!("source.{name}.columns"),
+                    format!(
+                        "missing the column for `{required}`, e.g. {required} = \"<header in the export>\""
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// `kind = "signed-json"`: a webhook secret, and none of the keys that only csv reads.
+    fn validate_signed_json(
+        name: &str,
+        source: &SourceConfig,
+        written: impl Fn(&str) -> bool,
+    ) -> Result<(), (String, String)> {
+        const CSV_ONLY: [(&str, &str); 4] = [
+            (
+                "columns",
+                ": a signed-json body uses the worker field names (employee_id, given_name, ...)",
+            ),
+            (
+                "date_format",
+                ": a signed-json body writes dates as YYYY-MM-DD",
+            ),
+            (
+                "delimiter",
+                ": a signed-json body is JSON, not delimited text",
+            ),
+            (
+                "complete",
+                ": a signed-json delivery carries the workers that changed, so a worker missing from it has not left",
+            ),
+        ];
+        for (key, why) in CSV_ONLY {
+            let key = format!("source.{name}.{key}");
+            if written(&key) {
+                return Err((key, format!("applies to kind = \"csv\" only{why}")));
+            }
+        }
+        if source.webhook_secret.is_none() {
+            return Err((
+                format!("source.{name}"),
+                "kind = \"signed-json\" needs webhook_secret = { env = \"NAME\" } (or ssm / secret), the key that signs each delivery".into(),
+            ));
         }
         Ok(())
     }
@@ -712,6 +839,16 @@ fn parse_message(text: &str, message: &str, span: Option<Range<usize>>) -> Strin
 /// Where a dotted key path such as `access[1].when` or `source.hr.columns` is written: the
 /// deepest part of it that exists (a missing key points at its table).
 fn span_of(document: &Spanned<DeTable<'_>>, path: &str) -> Option<Range<usize>> {
+    find(document, path).0
+}
+
+/// Whether a dotted key path is written in the file, whole.
+fn is_written(document: &Spanned<DeTable<'_>>, path: &str) -> bool {
+    find(document, path).1
+}
+
+/// The span of the deepest part of a dotted key path that exists, and whether all of it does.
+fn find(document: &Spanned<DeTable<'_>>, path: &str) -> (Option<Range<usize>>, bool) {
     let mut span = None;
     let mut table = Some(document.get_ref());
     for segment in path.split('.') {
@@ -724,12 +861,14 @@ fn span_of(document: &Spanned<DeTable<'_>>, path: &str) -> Option<Range<usize>> 
                 .find(|(key, _)| key.get_ref() == name)
                 .map(|(_, v)| v)
         }) else {
-            break;
+            return (span, false);
         };
         let value = match (index, value.get_ref()) {
             (Some(i), DeValue::Array(items)) => {
                 span = Some(value.span());
-                let Some(item) = items.get(i) else { break };
+                let Some(item) = items.get(i) else {
+                    return (span, false);
+                };
                 item
             }
             _ => value,
@@ -740,7 +879,7 @@ fn span_of(document: &Spanned<DeTable<'_>>, path: &str) -> Option<Range<usize>> 
             _ => None,
         };
     }
-    span
+    (span, true)
 }
 
 /// 1-based line and column of a byte offset.

@@ -81,7 +81,7 @@ upn = ["{{ given_name|slug }}@acme.com"]
 [lifecycel]
 leave_at = "17:00"
 "#,
-        "hrsync.toml:4:2: lifecycel: unknown field `lifecycel`, expected one of `source`, `directory`, `identity`, `attributes`, `access`, `lifecycle`",
+        "hrsync.toml:4:2: lifecycel: unknown field `lifecycel`, expected one of `source`, `directory`, `identity`, `attributes`, `access`, `lifecycle`, `state`",
     );
 }
 
@@ -94,7 +94,7 @@ upn = ["{{ given_name|slug }}@acme.com"]
 [lifecycle]
 prehire_dayz = 7
 "#,
-        "hrsync.toml:5:1: lifecycle.prehire_dayz: unknown field `prehire_dayz`, expected one of `scope`, `default_time_zone`, `leave_at`, `start_at`, `prehire_days`, `immediate_termination_types`, `remove_access_after_days`, `delete_after_days`, `disable_on_leave`, `max_disables_per_hour`",
+        "hrsync.toml:5:1: lifecycle.prehire_dayz: unknown field `prehire_dayz`, expected one of `scope`, `default_time_zone`, `leave_at`, `start_at`, `prehire_days`, `immediate_termination_types`, `remove_access_after_days`, `delete_after_days`, `disable_on_leave`, `max_disables_per_hour`, `max_disables_percent`",
     );
 }
 
@@ -474,7 +474,7 @@ upn = ["{{ given_name|slug }}@acme.com"]
 kind = "excel"
 columns = { employee_id = "Id", given_name = "First Name", family_name = "Last Name" }
 "#,
-        "hrsync.toml:5:8: source.hr.kind: unknown value `excel`, expected `csv` (more source kinds arrive with the HR connectors)",
+        "hrsync.toml:5:8: source.hr.kind: unknown value `excel`, expected `csv` or `signed-json`",
     );
 }
 
@@ -527,5 +527,244 @@ kind = "csv"
 columns = { employee_id = "Id", given_name = "First Name", family_name = "Last Name" }
 "#,
         "hrsync.toml:4:1: source.hr:eu: a source name must be non-empty and contain no ':'",
+    );
+}
+
+#[test]
+fn signed_json_source_state_and_breakers_parse() {
+    use hrsync_core::config::{SecretRef, SourceKind};
+
+    let text = r#"[identity]
+upn = ["{{ given_name|slug }}@acme.com"]
+
+[source.hooks]
+kind = "signed-json"
+webhook_secret = { env = "HRSYNC_WEBHOOK_SECRET" }
+writeback = false
+
+[source.export]
+kind = "csv"
+complete = true
+columns = { employee_id = "Id", given_name = "First Name", family_name = "Last Name" }
+
+[state]
+path = "/var/lib/hrsync/state.db"
+
+[lifecycle]
+max_disables_per_hour = 25
+max_disables_percent = 10
+"#;
+    let config = Config::parse(text, "hrsync.toml").expect("a valid config");
+    let hooks = config.source("hooks").expect("the signed-json source");
+    assert_eq!(hooks.kind, SourceKind::SignedJson);
+    assert_eq!(
+        hooks.webhook_secret,
+        Some(SecretRef::Env("HRSYNC_WEBHOOK_SECRET".into()))
+    );
+    assert_eq!(hooks.writeback, Some(false));
+    assert!(!hooks.complete);
+    let export = config.source("export").expect("the csv source");
+    assert_eq!(export.kind, SourceKind::Csv);
+    assert!(export.complete);
+    assert_eq!(export.webhook_secret, None);
+    assert_eq!(export.writeback, None);
+    assert_eq!(
+        config.state.path.as_deref(),
+        Some("/var/lib/hrsync/state.db")
+    );
+    assert_eq!(config.lifecycle.max_disables_per_hour, Some(25));
+    assert_eq!(config.lifecycle.max_disables_percent, Some(10));
+}
+
+#[test]
+fn defaults_of_the_new_keys() {
+    let text = r#"[identity]
+upn = ["{{ given_name|slug }}@acme.com"]
+
+[source.hr]
+kind = "csv"
+columns = { employee_id = "Id", given_name = "First Name", family_name = "Last Name" }
+"#;
+    let config = Config::parse(text, "hrsync.toml").expect("a valid config");
+    let hr = config.source("hr").expect("the source");
+    assert!(!hr.complete);
+    assert_eq!(hr.writeback, None);
+    assert_eq!(hr.webhook_secret, None);
+    assert_eq!(config.state.path, None);
+    assert_eq!(config.lifecycle.max_disables_percent, None);
+}
+
+#[test]
+fn signed_json_source_without_webhook_secret() {
+    assert_error(
+        r#"[identity]
+upn = ["{{ given_name|slug }}@acme.com"]
+
+[source.hooks]
+kind = "signed-json"
+"#,
+        r#"hrsync.toml:4:1: source.hooks: kind = "signed-json" needs webhook_secret = { env = "NAME" } (or ssm / secret), the key that signs each delivery"#,
+    );
+}
+
+#[test]
+fn signed_json_webhook_secret_written_inline() {
+    assert_error(
+        r#"[identity]
+upn = ["{{ given_name|slug }}@acme.com"]
+
+[source.hooks]
+kind = "signed-json"
+webhook_secret = "hunter2"
+"#,
+        r#"hrsync.toml:6:18: source.hooks.webhook_secret: expected a secret reference such as { env = "NAME" }, { ssm = "/path" } or { secret = "arn:..." }; secrets are never written inline"#,
+    );
+}
+
+#[test]
+fn webhook_secret_on_a_csv_source() {
+    assert_error(
+        r#"[identity]
+upn = ["{{ given_name|slug }}@acme.com"]
+
+[source.hr]
+kind = "csv"
+columns = { employee_id = "Id", given_name = "First Name", family_name = "Last Name" }
+webhook_secret = { env = "SECRET" }
+"#,
+        r#"hrsync.toml:7:18: source.hr.webhook_secret: applies to kind = "signed-json" only: a csv export is read from a file, not delivered to a webhook"#,
+    );
+}
+
+#[test]
+fn complete_on_a_signed_json_source() {
+    // Rejected even when false: the key is written, so someone thinks it does something.
+    assert_error(
+        r#"[identity]
+upn = ["{{ given_name|slug }}@acme.com"]
+
+[source.hooks]
+kind = "signed-json"
+webhook_secret = { env = "SECRET" }
+complete = false
+"#,
+        r#"hrsync.toml:7:12: source.hooks.complete: applies to kind = "csv" only: a signed-json delivery carries the workers that changed, so a worker missing from it has not left"#,
+    );
+}
+
+#[test]
+fn columns_on_a_signed_json_source() {
+    assert_error(
+        r#"[identity]
+upn = ["{{ given_name|slug }}@acme.com"]
+
+[source.hooks]
+kind = "signed-json"
+webhook_secret = { env = "SECRET" }
+
+[source.hooks.columns]
+employee_id = "Id"
+"#,
+        r#"hrsync.toml:8:1: source.hooks.columns: applies to kind = "csv" only: a signed-json body uses the worker field names (employee_id, given_name, ...)"#,
+    );
+}
+
+#[test]
+fn date_format_and_delimiter_on_a_signed_json_source() {
+    assert_error(
+        r#"[identity]
+upn = ["{{ given_name|slug }}@acme.com"]
+
+[source.hooks]
+kind = "signed-json"
+webhook_secret = { env = "SECRET" }
+date_format = "%d/%m/%Y"
+"#,
+        r#"hrsync.toml:7:15: source.hooks.date_format: applies to kind = "csv" only: a signed-json body writes dates as YYYY-MM-DD"#,
+    );
+    assert_error(
+        r#"[identity]
+upn = ["{{ given_name|slug }}@acme.com"]
+
+[source.hooks]
+kind = "signed-json"
+webhook_secret = { env = "SECRET" }
+delimiter = ";"
+"#,
+        r#"hrsync.toml:7:13: source.hooks.delimiter: applies to kind = "csv" only: a signed-json body is JSON, not delimited text"#,
+    );
+}
+
+#[test]
+fn complete_given_as_text() {
+    assert_error(
+        r#"[identity]
+upn = ["{{ given_name|slug }}@acme.com"]
+
+[source.hr]
+kind = "csv"
+columns = { employee_id = "Id", given_name = "First Name", family_name = "Last Name" }
+complete = "yes"
+"#,
+        r#"hrsync.toml:7:12: source.hr.complete: invalid type: string "yes", expected a boolean"#,
+    );
+}
+
+#[test]
+fn writeback_given_as_text() {
+    assert_error(
+        r#"[identity]
+upn = ["{{ given_name|slug }}@acme.com"]
+
+[source.hooks]
+kind = "signed-json"
+webhook_secret = { env = "SECRET" }
+writeback = "on"
+"#,
+        r#"hrsync.toml:7:13: source.hooks.writeback: invalid type: string "on", expected a boolean"#,
+    );
+}
+
+#[test]
+fn unknown_key_in_state() {
+    assert_error(
+        r#"[identity]
+upn = ["{{ given_name|slug }}@acme.com"]
+
+[state]
+file = ".hrsync/state.db"
+"#,
+        "hrsync.toml:5:1: state.file: unknown field `file`, expected `path`",
+    );
+}
+
+#[test]
+fn max_disables_percent_out_of_range() {
+    for (value, column, got) in [
+        ("0", 24, "integer `0`"),
+        ("101", 24, "integer `101`"),
+        ("-5", 24, "integer `-5`"),
+    ] {
+        assert_error(
+            &format!(
+                "[identity]\nupn = [\"{{{{ given_name|slug }}}}@acme.com\"]\n\n[lifecycle]\nmax_disables_percent = {value}\n"
+            ),
+            &format!(
+                "hrsync.toml:5:{column}: lifecycle.max_disables_percent: invalid value: {got}, expected a whole percentage from 1 to 100"
+            ),
+        );
+    }
+}
+
+#[test]
+fn max_disables_percent_given_as_text() {
+    assert_error(
+        r#"[identity]
+upn = ["{{ given_name|slug }}@acme.com"]
+
+[lifecycle]
+max_disables_percent = "10%"
+"#,
+        r#"hrsync.toml:5:24: lifecycle.max_disables_percent: invalid type: string "10%", expected a whole percentage from 1 to 100"#,
     );
 }

@@ -98,6 +98,20 @@ impl SqliteQueue {
     pub(crate) fn new(conn: Arc<Mutex<Connection>>) -> Self {
         Self { conn }
     }
+
+    /// Makes every message in flight visible again at `now`: for a runtime that holds the
+    /// file alone (`hrsync serve` after a crash), whose receivers are known to be gone, so it
+    /// need not wait out their visibility timeouts. Their attempts still count. Returns how many.
+    pub async fn release_in_flight(&self, now: Timestamp) -> Result<usize, QueueError> {
+        let now = instant(now);
+        self.call("release messages in flight".to_owned(), move |conn| {
+            Ok(conn.execute(
+                "UPDATE messages SET receipt = NULL, visible_at = ?1 WHERE receipt IS NOT NULL",
+                [now],
+            )?)
+        })
+        .await
+    }
 }
 
 fn encode(nudge: &Nudge) -> Result<String, QueueError> {

@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use hrsync_core::{WorkerKey, WorkerState};
+use hrsync_core::{Worker, WorkerKey, WorkerState};
 use hrsync_pipeline::ports::{
     AuditRecord, Hold, HoldStatus, Reservation, StateStore, StoreError, Stored, name_key,
 };
@@ -106,6 +106,31 @@ CREATE TABLE timers (
 ) STRICT;
 CREATE INDEX timers_by_at ON timers (at, name);
 CREATE INDEX timers_by_worker ON timers (worker, at);
+"#,
+    r#"
+-- Step 3: the intake's inbox, the breaker's budgets, the waiters, the audit across workers.
+CREATE TABLE snapshots (
+    worker TEXT PRIMARY KEY,                       -- WorkerKey
+    as_of  TEXT NOT NULL,                          -- the record's as_of (instant())
+    body   TEXT NOT NULL                           -- JSON of Worker
+) STRICT;
+
+CREATE TABLE budget_entries (
+    budget TEXT NOT NULL,
+    key    TEXT NOT NULL,                          -- who took (idempotent per key)
+    at     TEXT NOT NULL,                          -- when it took
+    PRIMARY KEY (budget, key)
+) STRICT;
+CREATE INDEX budget_entries_by_at ON budget_entries (budget, at);
+
+CREATE TABLE waiters (
+    awaited TEXT NOT NULL,                         -- WorkerKey
+    waiter  TEXT NOT NULL,                         -- WorkerKey
+    PRIMARY KEY (awaited, waiter)
+) STRICT, WITHOUT ROWID;
+
+-- recent_audit: newest first across workers, read backwards.
+CREATE INDEX audit_by_at ON audit (at, seq);
 "#,
 ];
 
@@ -295,6 +320,16 @@ fn from_version(v: u64) -> Result<i64, Error> {
 
 fn json<T: serde::Serialize>(value: &T) -> Result<String, StoreError> {
     serde_json::to_string(value).map_err(|e| StoreError::Backend(format!("cannot encode: {e}")))
+}
+
+/// Newest first across workers, later insertion first on equal instants: `audit_by_at` read
+/// backwards, so no sort and only `limit` rows are visited.
+const RECENT_AUDIT: &str = "SELECT record FROM audit ORDER BY at DESC, seq DESC LIMIT ?1";
+
+/// The start of a sliding window that ends at `now` (the window is `(start, now]`).
+fn window_start(now: Timestamp, window: Duration) -> Result<Timestamp, StoreError> {
+    now.checked_sub(window)
+        .map_err(|e| StoreError::Backend(format!("{now} - {window:?} is out of range: {e}")))
 }
 
 impl StateStore for SqliteStore {
@@ -548,6 +583,170 @@ impl StateStore for SqliteStore {
         })
         .await
     }
+
+    async fn hold(&self, id: &str) -> Result<Option<Hold>, StoreError> {
+        let id = id.to_owned();
+        self.call(format!("read hold {id}"), move |conn| {
+            conn.query_row("SELECT record FROM holds WHERE id = ?1", [&id], |r| {
+                r.get::<_, String>(0)
+            })
+            .optional()?
+            .map(|text| Ok(serde_json::from_str(&text)?))
+            .transpose()
+        })
+        .await
+    }
+
+    async fn put_snapshot(&self, snapshot: &Worker) -> Result<bool, StoreError> {
+        let (worker, as_of, body) = (
+            snapshot.key.to_string(),
+            instant(snapshot.as_of),
+            json(snapshot)?,
+        );
+        self.call(format!("put snapshot of {worker}"), move |conn| {
+            // One statement, so atomic: a kept record with a later as_of is left alone (the
+            // WHERE of DO UPDATE then changes no row).
+            let kept = conn.execute(
+                "INSERT INTO snapshots (worker, as_of, body) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (worker) DO UPDATE SET as_of = excluded.as_of, body = excluded.body
+                 WHERE excluded.as_of >= snapshots.as_of",
+                params![worker, as_of, body],
+            )?;
+            Ok(kept == 1)
+        })
+        .await
+    }
+
+    async fn snapshot(&self, worker: &WorkerKey) -> Result<Option<Worker>, StoreError> {
+        let key = worker.to_string();
+        self.call(format!("read snapshot of {worker}"), move |conn| {
+            conn.query_row(
+                "SELECT body FROM snapshots WHERE worker = ?1",
+                [&key],
+                |r| r.get::<_, String>(0),
+            )
+            .optional()?
+            .map(|text| Ok(serde_json::from_str(&text)?))
+            .transpose()
+        })
+        .await
+    }
+
+    async fn delivered(&self, event: &str, now: Timestamp) -> Result<bool, StoreError> {
+        let (event, now) = (event.to_owned(), instant(now));
+        self.call(format!("check delivery of {event}"), move |conn| {
+            // Read-only: an expired entry counts as unseen; first_delivery deletes it.
+            let seen = conn
+                .query_row(
+                    "SELECT 1 FROM deliveries WHERE event = ?1 AND expires > ?2",
+                    [&event, &now],
+                    |_| Ok(()),
+                )
+                .optional()?;
+            Ok(seen.is_some())
+        })
+        .await
+    }
+
+    async fn take_budget(
+        &self,
+        budget: &str,
+        key: &str,
+        now: Timestamp,
+        window: Duration,
+        limit: u64,
+    ) -> Result<bool, StoreError> {
+        let since = instant(window_start(now, window)?);
+        let (budget, key, now) = (budget.to_owned(), key.to_owned(), instant(now));
+        self.call(
+            format!("take from budget {budget} for {key}"),
+            move |conn| {
+                // IMMEDIATE: the count and the insert see no one else's take in between.
+                let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+                // Forget what can no longer count (at or before the window's start).
+                tx.execute(
+                    "DELETE FROM budget_entries WHERE budget = ?1 AND at <= ?2",
+                    [&budget, &since],
+                )?;
+                let again = tx
+                    .query_row(
+                        "SELECT 1 FROM budget_entries
+                     WHERE budget = ?1 AND key = ?2 AND at > ?3 AND at <= ?4",
+                        [&budget, &key, &since, &now],
+                        |_| Ok(()),
+                    )
+                    .optional()?
+                    .is_some();
+                if again {
+                    return Ok(true);
+                }
+                let taken: i64 = tx.query_row(
+                "SELECT COUNT(*) FROM budget_entries WHERE budget = ?1 AND at > ?2 AND at <= ?3",
+                [&budget, &since, &now],
+                |r| r.get(0),
+            )?;
+                if u64::try_from(taken).unwrap_or(0) >= limit {
+                    return Ok(false);
+                }
+                tx.execute(
+                    "INSERT INTO budget_entries (budget, key, at) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (budget, key) DO UPDATE SET at = excluded.at",
+                    [&budget, &key, &now],
+                )?;
+                tx.commit()?;
+                Ok(true)
+            },
+        )
+        .await
+    }
+
+    async fn wait_for(&self, awaited: &WorkerKey, waiter: &WorkerKey) -> Result<(), StoreError> {
+        let (awaited, waiter) = (awaited.to_string(), waiter.to_string());
+        self.call(format!("{waiter} waits for {awaited}"), move |conn| {
+            conn.execute(
+                "INSERT INTO waiters (awaited, waiter) VALUES (?1, ?2)
+                 ON CONFLICT (awaited, waiter) DO NOTHING",
+                [&awaited, &waiter],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn take_waiters(&self, awaited: &WorkerKey) -> Result<Vec<WorkerKey>, StoreError> {
+        let key = awaited.to_string();
+        self.call(format!("take waiters for {awaited}"), move |conn| {
+            // IMMEDIATE: what is read is what is deleted; a wait_for lands before or after.
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let texts = tx
+                .prepare("SELECT waiter FROM waiters WHERE awaited = ?1")?
+                .query_map([&key], |r| r.get::<_, String>(0))?
+                .collect::<Result<Vec<_>, _>>()?;
+            tx.execute("DELETE FROM waiters WHERE awaited = ?1", [&key])?;
+            let mut waiters = texts
+                .iter()
+                .map(|text| parse_key(text))
+                .collect::<Result<Vec<_>, _>>()?;
+            tx.commit()?;
+            // WorkerKey's order (source, then id), which is not the text order of "a:b".
+            waiters.sort();
+            Ok(waiters)
+        })
+        .await
+    }
+
+    async fn recent_audit(&self, limit: usize) -> Result<Vec<AuditRecord>, StoreError> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        self.call("read recent audit".into(), move |conn| {
+            let mut stmt = conn.prepare(RECENT_AUDIT)?;
+            let records = stmt
+                .query_map([limit], |r| r.get::<_, String>(0))?
+                .map(|text| Ok(serde_json::from_str(&text?)?))
+                .collect::<Result<Vec<_>, Error>>()?;
+            Ok(records)
+        })
+        .await
+    }
 }
 
 #[cfg(test)]
@@ -564,6 +763,62 @@ mod tests {
             .query_row("PRAGMA user_version", [], |r| r.get(0))
             .unwrap();
         assert_eq!(version, SCHEMA_VERSION);
+    }
+
+    /// A file written by the previous schema gains step 3's tables and keeps its data.
+    #[test]
+    fn step_3_migrates_a_version_2_file() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        configure(&conn).unwrap();
+        for step in &MIGRATIONS[..2] {
+            conn.execute_batch(step).unwrap();
+        }
+        conn.pragma_update(None, "user_version", 2).unwrap();
+        conn.execute(
+            "INSERT INTO audit (worker, at, record) VALUES ('hr:1', 'x', '{}')",
+            [],
+        )
+        .unwrap();
+        assert_eq!(SCHEMA_VERSION, 3);
+        assert_eq!(migrate(&mut conn).unwrap(), 1);
+        let names: Vec<String> = conn
+            .prepare("SELECT name FROM sqlite_schema WHERE name NOT LIKE 'sqlite_%' ORDER BY name")
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        for expected in [
+            "snapshots",
+            "budget_entries",
+            "budget_entries_by_at",
+            "waiters",
+            "audit_by_at",
+        ] {
+            assert!(names.iter().any(|n| n == expected), "{expected}: {names:?}");
+        }
+        let audit: i64 = conn
+            .query_row("SELECT COUNT(*) FROM audit", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(audit, 1);
+    }
+
+    /// recent_audit reads the index backwards instead of sorting the whole log.
+    #[test]
+    fn recent_audit_uses_its_index() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        configure(&conn).unwrap();
+        migrate(&mut conn).unwrap();
+        let plan: Vec<String> = conn
+            .prepare(&format!("EXPLAIN QUERY PLAN {RECENT_AUDIT}"))
+            .unwrap()
+            .query_map([5], |r| r.get::<_, String>(3))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        let plan = plan.join("; ");
+        assert!(plan.contains("audit_by_at"), "{plan}");
+        assert!(!plan.contains("TEMP B-TREE"), "{plan}");
     }
 
     #[test]

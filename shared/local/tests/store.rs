@@ -4,7 +4,7 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use hrsync_core::{WorkerKey, WorkerState};
+use hrsync_core::{Worker, WorkerKey, WorkerState};
 use hrsync_local::SqliteStore;
 use hrsync_local::store::SCHEMA_VERSION;
 use hrsync_pipeline::ports::contract;
@@ -57,6 +57,13 @@ both!(
     dedupe_first_delivery,
     holds_lifecycle,
     worker_state_round_trip,
+    hold_by_id,
+    snapshot_inbox,
+    delivered_matches_first_delivery,
+    budget_sliding_window,
+    budget_race,
+    waiters_wait_and_take,
+    recent_audit_newest_first,
 );
 
 fn key(id: &str) -> WorkerKey {
@@ -90,6 +97,9 @@ async fn reopening_keeps_everything_and_migrates_nothing_twice() {
         after: None,
         trace: None,
     };
+    let bob = key("2");
+    let snapshot = Worker::new(ada.clone(), "Ada", "Lovelace", at("2026-03-01T08:00:00Z"));
+    let hour = std::time::Duration::from_secs(3600);
     let hold = Hold {
         id: "h1".into(),
         worker: ada.clone(),
@@ -120,6 +130,14 @@ async fn reopening_keeps_everything_and_migrates_nothing_twice() {
                 .await
                 .unwrap()
         );
+        assert!(store.put_snapshot(&snapshot).await.unwrap());
+        store.wait_for(&ada, &bob).await.unwrap();
+        assert!(
+            store
+                .take_budget("disables", "ada", now, hour, 1)
+                .await
+                .unwrap()
+        );
     }
     assert_eq!(user_version(&path), SCHEMA_VERSION);
 
@@ -135,7 +153,7 @@ async fn reopening_keeps_everything_and_migrates_nothing_twice() {
         2
     );
     assert_eq!(store.workers().await.unwrap(), vec![ada.clone()]);
-    assert_eq!(store.audit(&ada).await.unwrap(), vec![record]);
+    assert_eq!(store.audit(&ada).await.unwrap(), vec![record.clone()]);
     assert_eq!(
         store.name_owner("ADA@acme.example").await.unwrap(),
         Some(ada.clone())
@@ -143,12 +161,34 @@ async fn reopening_keeps_everything_and_migrates_nothing_twice() {
     let holds = store.holds(Some(HoldStatus::Approved)).await.unwrap();
     assert_eq!(holds.len(), 1);
     let later = at("2026-03-01T10:00:00Z");
+    assert!(store.delivered("evt", later).await.unwrap());
     assert!(
         !store
             .first_delivery("evt", later, at("2026-03-02T10:00:00Z"))
             .await
             .unwrap()
     );
+    assert_eq!(
+        store.hold("h1").await.unwrap().unwrap().status,
+        HoldStatus::Approved
+    );
+    assert_eq!(store.snapshot(&ada).await.unwrap(), Some(snapshot));
+    assert_eq!(store.take_waiters(&ada).await.unwrap(), vec![bob]);
+    // The budget remembers ada's take: ada passes again, anyone else waits.
+    let soon = at("2026-03-01T09:30:00Z");
+    assert!(
+        store
+            .take_budget("disables", "ada", soon, hour, 1)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .take_budget("disables", "bob", soon, hour, 1)
+            .await
+            .unwrap()
+    );
+    assert_eq!(store.recent_audit(5).await.unwrap(), vec![record]);
 }
 
 #[tokio::test]

@@ -5,10 +5,17 @@
 //! changed"; each stage reads the latest state from the [`ports::StateStore`], decides with
 //! `hrsync_core`, and writes back conditionally on the version it read.
 
+pub mod clock;
 pub mod memory;
 pub mod ports;
+pub mod runner;
+pub mod stages;
+pub mod synthetic;
 
+pub use clock::{Clock, ManualClock, ShiftedClock, SystemClock};
 pub use memory::{MemoryQueue, MemoryStore, MemoryTimers};
 pub use ports::{
     AuditRecord, Hold, HoldStatus, Reservation, StateStore, StoreError, Stored, name_key,
 };
+pub use runner::{Report, Runner, RunnerSettings, Summary, WorkerReport};
+pub use stages::{NoWriteBack, Outcome, Pipeline, StageError, WriteBack};

@@ -8,10 +8,12 @@ mod timers;
 pub use queue::MemoryQueue;
 pub use timers::MemoryTimers;
 
-use std::collections::{BTreeMap, HashMap};
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
 
-use hrsync_core::{WorkerKey, WorkerState};
+use hrsync_core::{Worker, WorkerKey, WorkerState};
 use jiff::Timestamp;
 
 use crate::ports::{
@@ -34,6 +36,12 @@ struct Inner {
     /// Event -> expiry.
     deliveries: HashMap<String, Timestamp>,
     holds: BTreeMap<String, Hold>,
+    /// The intake's inbox: the latest HR record per worker.
+    snapshots: HashMap<WorkerKey, Worker>,
+    /// Budget -> key -> when it took.
+    budgets: HashMap<String, HashMap<String, Timestamp>>,
+    /// Awaited -> its waiters.
+    waiters: BTreeMap<WorkerKey, BTreeSet<WorkerKey>>,
 }
 
 impl MemoryStore {
@@ -178,4 +186,92 @@ impl StateStore for MemoryStore {
             _ => Ok(false),
         }
     }
+
+    async fn hold(&self, id: &str) -> Result<Option<Hold>, StoreError> {
+        Ok(self.lock().holds.get(id).cloned())
+    }
+
+    async fn put_snapshot(&self, snapshot: &Worker) -> Result<bool, StoreError> {
+        let mut inner = self.lock();
+        if let Some(kept) = inner.snapshots.get(&snapshot.key)
+            && kept.as_of > snapshot.as_of
+        {
+            return Ok(false);
+        }
+        inner
+            .snapshots
+            .insert(snapshot.key.clone(), snapshot.clone());
+        Ok(true)
+    }
+
+    async fn snapshot(&self, worker: &WorkerKey) -> Result<Option<Worker>, StoreError> {
+        Ok(self.lock().snapshots.get(worker).cloned())
+    }
+
+    async fn delivered(&self, event: &str, now: Timestamp) -> Result<bool, StoreError> {
+        // Read-only: an expired entry counts as unseen but stays until `first_delivery`
+        // forgets it.
+        Ok(self
+            .lock()
+            .deliveries
+            .get(event)
+            .is_some_and(|until| *until > now))
+    }
+
+    async fn take_budget(
+        &self,
+        budget: &str,
+        key: &str,
+        now: Timestamp,
+        window: Duration,
+        limit: u64,
+    ) -> Result<bool, StoreError> {
+        let since = window_start(now, window)?;
+        let inside = |at: &Timestamp| since < *at && *at <= now;
+        let mut inner = self.lock();
+        let takers = inner.budgets.entry(budget.to_owned()).or_default();
+        // Forget what can no longer count (at or before the window's start).
+        takers.retain(|_, at| *at > since);
+        if takers.get(key).is_some_and(inside) {
+            return Ok(true);
+        }
+        let taken = takers.values().filter(|at| inside(at)).count();
+        if u64::try_from(taken).unwrap_or(u64::MAX) >= limit {
+            return Ok(false);
+        }
+        takers.insert(key.to_owned(), now);
+        Ok(true)
+    }
+
+    async fn wait_for(&self, awaited: &WorkerKey, waiter: &WorkerKey) -> Result<(), StoreError> {
+        self.lock()
+            .waiters
+            .entry(awaited.clone())
+            .or_default()
+            .insert(waiter.clone());
+        Ok(())
+    }
+
+    async fn take_waiters(&self, awaited: &WorkerKey) -> Result<Vec<WorkerKey>, StoreError> {
+        Ok(self
+            .lock()
+            .waiters
+            .remove(awaited)
+            .map(|waiters| waiters.into_iter().collect())
+            .unwrap_or_default())
+    }
+
+    async fn recent_audit(&self, limit: usize) -> Result<Vec<AuditRecord>, StoreError> {
+        // Latest insertion first, then a stable sort: equal instants keep that order.
+        let inner = self.lock();
+        let mut records: Vec<&AuditRecord> = inner.audit.iter().rev().collect();
+        records.sort_by_key(|record| Reverse(record.at));
+        Ok(records.into_iter().take(limit).cloned().collect())
+    }
+}
+
+/// The start of a sliding window that ends at `now` (the window is `(start, now]`).
+fn window_start(now: Timestamp, window: Duration) -> Result<Timestamp, StoreError> {
+    now.checked_sub(window)
+        .map_err(|e| StoreError::Backend(format!("{now} - {window:?} is out of range: {e}")))
 }

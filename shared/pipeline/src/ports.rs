@@ -9,7 +9,7 @@ use std::fmt;
 use std::future::Future;
 use std::time::Duration;
 
-use hrsync_core::{TimerKind, WorkerKey, WorkerState};
+use hrsync_core::{TimerKind, Worker, WorkerKey, WorkerState};
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
@@ -207,6 +207,66 @@ pub trait StateStore: Send + Sync {
         id: &str,
         status: HoldStatus,
     ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
+    /// One hold by id.
+    fn hold(&self, id: &str) -> impl Future<Output = Result<Option<Hold>, StoreError>> + Send;
+
+    /// The intake's inbox: keeps `snapshot` as the worker's latest HR record unless the one
+    /// kept is newer (a later `as_of`; an equal `as_of` replaces it). True when kept. The
+    /// mapping stage decides on it; it is never removed (level-triggered: deciding again on
+    /// the same record changes nothing).
+    fn put_snapshot(
+        &self,
+        snapshot: &Worker,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
+    /// The latest HR record [`StateStore::put_snapshot`] kept for the worker.
+    fn snapshot(
+        &self,
+        worker: &WorkerKey,
+    ) -> impl Future<Output = Result<Option<Worker>, StoreError>> + Send;
+
+    /// Intake dedupe without marking: true when `event` was delivered before and its entry has
+    /// not expired at `now` (so [`StateStore::first_delivery`] would say false). Intake checks
+    /// before its work and marks after it, so a crash in between loses nothing (the
+    /// redelivery does the work again).
+    fn delivered(
+        &self,
+        event: &str,
+        now: Timestamp,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
+    /// A sliding-window budget (the breaker): atomically, if `key` already took from `budget`
+    /// within `(now - window, now]` -> true (taking again is idempotent); else if fewer than
+    /// `limit` keys took from it in that window -> records `key` at `now`, true; else false.
+    fn take_budget(
+        &self,
+        budget: &str,
+        key: &str,
+        now: Timestamp,
+        window: Duration,
+        limit: u64,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
+    /// Records that `waiter` waits for `awaited` (e.g. for the manager's account to exist).
+    /// Idempotent.
+    fn wait_for(
+        &self,
+        awaited: &WorkerKey,
+        waiter: &WorkerKey,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Removes and returns everyone waiting for `awaited`, sorted.
+    fn take_waiters(
+        &self,
+        awaited: &WorkerKey,
+    ) -> impl Future<Output = Result<Vec<WorkerKey>, StoreError>> + Send;
+
+    /// The most recent `limit` audit records of all workers, newest first.
+    fn recent_audit(
+        &self,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<AuditRecord>, StoreError>> + Send;
 }
 
 /// The version of the [`Nudge`] body this build writes.

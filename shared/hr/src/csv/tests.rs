@@ -26,6 +26,9 @@ fn source(fields: &[&str]) -> SourceConfig {
             .collect(),
         date_format: "%Y-%m-%d".into(),
         delimiter: ',',
+        webhook_secret: None,
+        complete: false,
+        writeback: None,
     }
 }
 

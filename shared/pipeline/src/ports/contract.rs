@@ -406,6 +406,296 @@ pub async fn holds_lifecycle<S: StateStore>(store: Arc<S>) {
     assert_eq!(ids(store.holds(None).await.unwrap()), ["2", "1"]);
 }
 
+/// One hold by id: unknown is `None`; it reflects a resolution and survives a re-put.
+pub async fn hold_by_id<S: StateStore>(store: Arc<S>) {
+    assert_eq!(store.hold("1").await.unwrap(), None);
+    let (first, second) = (
+        hold("1", "2026-03-01T09:00:00Z"),
+        hold("2", "2026-03-01T08:00:00Z"),
+    );
+    store.put_hold(&first).await.unwrap();
+    store.put_hold(&second).await.unwrap();
+    assert_eq!(store.hold("1").await.unwrap(), Some(first.clone()));
+    assert_eq!(store.hold("2").await.unwrap(), Some(second.clone()));
+    assert_eq!(store.hold("3").await.unwrap(), None);
+
+    assert!(store.resolve_hold("1", HoldStatus::Approved).await.unwrap());
+    store.put_hold(&first).await.unwrap();
+    let approved = Hold {
+        status: HoldStatus::Approved,
+        ..first
+    };
+    assert_eq!(store.hold("1").await.unwrap(), Some(approved));
+    assert_eq!(store.hold("2").await.unwrap(), Some(second));
+}
+
+fn snapshot_of(worker: &WorkerKey, given_name: &str, as_of: &str) -> Worker {
+    Worker::new(worker.clone(), given_name, "Lovelace", at(as_of))
+}
+
+/// The inbox keeps the newest record per worker: a newer one replaces it, an older one is
+/// ignored (false), an equal `as_of` replaces it; workers are separate.
+pub async fn snapshot_inbox<S: StateStore>(store: Arc<S>) {
+    let (ada, bob) = (key("1"), key("2"));
+    assert_eq!(store.snapshot(&ada).await.unwrap(), None);
+
+    let mut first = snapshot_of(&ada, "Ada", "2026-03-01T09:00:00Z");
+    first.hire_date = Some(date(2025, 6, 2));
+    first.department = Some("Engineering".into());
+    first.time_zone = Some("Europe/London".into());
+    first.custom.insert("badge".into(), "B-0001".into());
+    assert!(store.put_snapshot(&first).await.unwrap());
+    assert_eq!(store.snapshot(&ada).await.unwrap(), Some(first.clone()));
+
+    let older = snapshot_of(&ada, "Old", "2026-03-01T08:59:59Z");
+    assert!(!store.put_snapshot(&older).await.unwrap());
+    assert_eq!(store.snapshot(&ada).await.unwrap(), Some(first.clone()));
+
+    let newer = snapshot_of(&ada, "Newer", "2026-03-02T09:00:00Z");
+    assert!(store.put_snapshot(&newer).await.unwrap());
+    assert_eq!(store.snapshot(&ada).await.unwrap(), Some(newer.clone()));
+
+    let same_instant = snapshot_of(&ada, "Corrected", "2026-03-02T09:00:00Z");
+    assert!(store.put_snapshot(&same_instant).await.unwrap());
+    assert_eq!(
+        store.snapshot(&ada).await.unwrap(),
+        Some(same_instant.clone())
+    );
+    // The same record again is kept again (level-triggered intake).
+    assert!(store.put_snapshot(&same_instant).await.unwrap());
+
+    // Another worker's inbox is separate, whatever its instants.
+    let bobs = snapshot_of(&bob, "Bob", "2026-01-01T00:00:00Z");
+    assert!(store.put_snapshot(&bobs).await.unwrap());
+    assert_eq!(store.snapshot(&bob).await.unwrap(), Some(bobs));
+    assert_eq!(store.snapshot(&ada).await.unwrap(), Some(same_instant));
+    assert_eq!(store.snapshot(&key("3")).await.unwrap(), None);
+
+    // Sub-second instants compare as instants, not as text.
+    let cyd = key("4");
+    let half = snapshot_of(&cyd, "Half", "2026-03-01T12:00:00.5Z");
+    assert!(store.put_snapshot(&half).await.unwrap());
+    let whole = snapshot_of(&cyd, "Whole", "2026-03-01T12:00:00Z");
+    assert!(!store.put_snapshot(&whole).await.unwrap());
+    assert_eq!(store.snapshot(&cyd).await.unwrap(), Some(half));
+}
+
+/// `delivered` is true exactly when `first_delivery` would answer false (the event was seen
+/// and its entry has not expired), and it never marks the event itself.
+pub async fn delivered_matches_first_delivery<S: StateStore>(store: Arc<S>) {
+    let t0 = at("2026-03-01T09:00:00Z");
+    let hour = SignedDuration::from_hours(1);
+    let minute = SignedDuration::from_mins(1);
+    assert!(!store.delivered("evt-1", t0).await.unwrap(), "unseen");
+    assert!(
+        !store.delivered("evt-1", t0).await.unwrap(),
+        "asking does not mark"
+    );
+    assert!(
+        store.first_delivery("evt-1", t0, t0 + hour).await.unwrap(),
+        "delivered did not mark the event"
+    );
+    assert!(store.delivered("evt-1", t0).await.unwrap());
+    assert!(store.delivered("evt-1", t0 + hour - minute).await.unwrap());
+    assert!(
+        store
+            .delivered("evt-1", t0 + hour - SignedDuration::from_nanos(1))
+            .await
+            .unwrap()
+    );
+    assert!(!store.delivered("evt-2", t0 + minute).await.unwrap());
+
+    // At its expiry the entry counts as unseen, as first_delivery agrees.
+    assert!(!store.delivered("evt-1", t0 + hour).await.unwrap());
+    assert!(!store.delivered("evt-1", t0 + hour * 2).await.unwrap());
+    assert!(
+        store
+            .first_delivery("evt-1", t0 + hour, t0 + hour * 2)
+            .await
+            .unwrap()
+    );
+    assert!(store.delivered("evt-1", t0 + hour).await.unwrap());
+
+    // Sub-second instants compare as instants, not as text.
+    let tick = at("2026-03-01T12:00:00.5Z");
+    assert!(store.first_delivery("evt-3", t0, tick).await.unwrap());
+    assert!(
+        store
+            .delivered("evt-3", at("2026-03-01T12:00:00Z"))
+            .await
+            .unwrap()
+    );
+    assert!(!store.delivered("evt-3", tick).await.unwrap());
+}
+
+/// A sliding-window budget: `limit` keys win within the window, the next loses; a key that
+/// already took wins again without taking more; a take leaves the window `window` after it
+/// was made; budgets are separate.
+pub async fn budget_sliding_window<S: StateStore>(store: Arc<S>) {
+    let t0 = at("2026-03-01T09:00:00Z");
+    let hour = std::time::Duration::from_secs(3600);
+    let mins = |n: i64| t0 + SignedDuration::from_mins(n);
+    let take = |budget: &'static str, key: &'static str, now: Timestamp| {
+        let store = Arc::clone(&store);
+        async move { store.take_budget(budget, key, now, hour, 3).await.unwrap() }
+    };
+    assert!(take("disables", "a", mins(0)).await);
+    assert!(take("disables", "b", mins(1)).await);
+    assert!(take("disables", "c", mins(2)).await);
+    assert!(
+        !take("disables", "d", mins(3)).await,
+        "the fourth key loses"
+    );
+    assert!(take("disables", "b", mins(4)).await, "taking again wins");
+    assert!(
+        !take("disables", "d", mins(5)).await,
+        "and taking again took nothing more"
+    );
+    // Another budget is independent.
+    assert!(take("deletes", "d", mins(5)).await);
+    assert!(take("deletes", "a", mins(5)).await);
+
+    // The window is (now - 1h, now]: at t0 + 1h, a's take (at t0) has left it.
+    assert!(!take("disables", "d", mins(59)).await);
+    assert!(take("disables", "d", mins(60)).await);
+    assert!(!take("disables", "e", mins(60)).await);
+    assert!(
+        !take("disables", "a", mins(60)).await,
+        "an expired take is no pass: a waits like anyone"
+    );
+    // At t0 + 61m b's take (t0 + 1m) leaves the window: a gets its place.
+    assert!(take("disables", "a", mins(61)).await);
+    // Taking again at t0 + 4m did not extend b's take: b is out, and the budget is full.
+    assert!(!take("disables", "b", mins(61)).await);
+    assert!(take("disables", "c", mins(61)).await, "c is still in");
+    // The budget "deletes" saw none of this: d and a are in it, one place is left.
+    assert!(take("deletes", "d", mins(61)).await);
+    assert!(take("deletes", "e", mins(61)).await);
+    assert!(!take("deletes", "f", mins(61)).await);
+
+    // A limit of zero lets no new key through.
+    assert!(
+        !store
+            .take_budget("disables", "z", mins(61), hour, 0)
+            .await
+            .unwrap()
+    );
+}
+
+/// Many keys race for a budget of three: exactly three win, and only they win again.
+pub async fn budget_race<S: StateStore + 'static>(store: Arc<S>) {
+    const LIMIT: u64 = 3;
+    let t0 = at("2026-03-01T09:00:00Z");
+    let window = std::time::Duration::from_secs(3600);
+    for round in 0..10 {
+        let budget = format!("disables-{round}");
+        let tasks: Vec<_> = (0..RACERS)
+            .map(|n| {
+                let store = Arc::clone(&store);
+                let budget = budget.clone();
+                tokio::spawn(async move {
+                    let key = format!("k{n}");
+                    let won = store
+                        .take_budget(&budget, &key, t0, window, LIMIT)
+                        .await
+                        .unwrap();
+                    (key, won)
+                })
+            })
+            .collect();
+        let mut winners = BTreeSet::new();
+        for task in tasks {
+            let (key, won) = task.await.expect("task");
+            if won {
+                winners.insert(key);
+            }
+        }
+        assert_eq!(winners.len() as u64, LIMIT, "round {round}: {winners:?}");
+        let later = t0 + SignedDuration::from_mins(1);
+        for n in 0..RACERS {
+            let key = format!("k{n}");
+            let again = store
+                .take_budget(&budget, &key, later, window, LIMIT)
+                .await
+                .unwrap();
+            assert_eq!(again, winners.contains(&key), "round {round}: {key}");
+        }
+    }
+}
+
+/// `wait_for` is idempotent; `take_waiters` returns the waiters sorted (by key, not by
+/// text) and removes them; each awaited worker has its own.
+pub async fn waiters_wait_and_take<S: StateStore>(store: Arc<S>) {
+    let (manager, other) = (key("m"), key("o"));
+    // WorkerKey order puts hr:1 before hr2:0; text order would not.
+    let (first, second, third) = (key("1"), WorkerKey::new("hr2", "0"), key("10"));
+    assert_eq!(store.take_waiters(&manager).await.unwrap(), vec![]);
+
+    store.wait_for(&manager, &second).await.unwrap();
+    store.wait_for(&manager, &third).await.unwrap();
+    store.wait_for(&manager, &first).await.unwrap();
+    store.wait_for(&manager, &second).await.unwrap();
+    store.wait_for(&other, &first).await.unwrap();
+
+    assert_eq!(
+        store.take_waiters(&manager).await.unwrap(),
+        vec![first.clone(), third.clone(), second.clone()]
+    );
+    assert_eq!(
+        store.take_waiters(&manager).await.unwrap(),
+        vec![],
+        "taken means gone"
+    );
+    assert_eq!(store.take_waiters(&key("nobody")).await.unwrap(), vec![]);
+
+    // Waiting again after a take is a new wait.
+    store.wait_for(&manager, &second).await.unwrap();
+    assert_eq!(
+        store.take_waiters(&manager).await.unwrap(),
+        vec![second.clone()]
+    );
+    assert_eq!(store.take_waiters(&other).await.unwrap(), vec![first]);
+}
+
+/// The most recent audit records of all workers, newest first, equal instants latest
+/// insertion first (including records written by `save`), at most `limit`.
+pub async fn recent_audit_newest_first<S: StateStore>(store: Arc<S>) {
+    assert_eq!(store.recent_audit(10).await.unwrap(), vec![]);
+    let (ada, bob, cyd) = (key("1"), key("2"), key("3"));
+    let appended = [
+        record(&ada, "2026-01-01T00:00:00Z", "join"),
+        record(&bob, "2026-01-03T00:00:00Z", "move"),
+        record(&ada, "2026-01-02T00:00:00Z", "create"),
+        record(&bob, "2026-01-02T00:00:00Z", "add_group"),
+        record(&ada, "2026-01-02T00:00:00.5Z", "leave"),
+    ];
+    for r in &appended {
+        store.append_audit(r).await.unwrap();
+    }
+    let saved = record(&cyd, "2026-01-02T00:00:00Z", "held");
+    store
+        .save(&cyd, &marked(1), None, std::slice::from_ref(&saved))
+        .await
+        .unwrap();
+
+    let actions = |records: Vec<AuditRecord>| -> Vec<String> {
+        records.into_iter().map(|r| r.action).collect()
+    };
+    let all = store.recent_audit(100).await.unwrap();
+    assert_eq!(
+        actions(all.clone()),
+        ["move", "leave", "held", "add_group", "create", "join"]
+    );
+    assert_eq!(all[0], appended[1]);
+    assert_eq!(all[2], saved);
+    assert_eq!(
+        actions(store.recent_audit(3).await.unwrap()),
+        ["move", "leave", "held"]
+    );
+    assert_eq!(store.recent_audit(0).await.unwrap(), vec![]);
+    assert_eq!(store.recent_audit(usize::MAX).await.unwrap(), all);
+}
+
 const CONFIG: &str = r#"
 [identity]
 upn = ["{{ given_name|slug }}.{{ family_name|slug }}@acme.example", "{{ given_name|slug }}.{{ family_name|slug }}{{ n }}@acme.example"]

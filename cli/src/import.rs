@@ -1,0 +1,375 @@
+//! `hrsync import --config FILE EXPORT.csv [--now RFC3339]`: feed an HR export through the
+//! pipeline (intake -> mapping -> entra -> writeback) on the local runtime and wait until all
+//! the work it caused has drained; timers due by then fire too.
+
+use std::collections::BTreeSet;
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use hrsync_core::WorkerKey;
+use hrsync_pipeline::ports::{QueueName, StateStore};
+use hrsync_pipeline::stages::intake::Incoming;
+use hrsync_pipeline::synthetic::{ABSENT_FROM_EXPORT, leaving_now};
+use hrsync_pipeline::{Clock, Report, ShiftedClock, Summary, SystemClock};
+use jiff::Timestamp;
+use serde::Serialize;
+
+use crate::Format;
+use crate::plan::pick_source;
+use crate::runtime::{Local, LocalRunner};
+
+#[derive(Debug, clap::Args)]
+pub struct ImportArgs {
+    /// The hrsync.toml to use.
+    #[arg(long, value_name = "FILE")]
+    config: PathBuf,
+    /// The HR export (CSV).
+    #[arg(value_name = "EXPORT.csv")]
+    export: PathBuf,
+    /// Start the run's clock at this instant (RFC 3339): timers due by then fire during the run.
+    #[arg(long, value_name = "RFC3339")]
+    now: Option<Timestamp>,
+    /// The `[source.<name>]` the export belongs to; needed only when the config has several CSV sources.
+    #[arg(long, value_name = "NAME")]
+    source: Option<String>,
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    format: Format,
+}
+
+/// The summary; its keys are a contract for scripts.
+#[derive(Debug, Serialize)]
+struct ImportSummary {
+    export: String,
+    now: Timestamp,
+    rows: usize,
+    counts: Summary,
+    /// Workers whose records were already taken in (the same export again).
+    duplicates: usize,
+    /// Workers a complete export no longer lists, now leaving.
+    absent: Vec<String>,
+    held: Vec<Problem>,
+    failed: Vec<Problem>,
+    /// Workers waiting for something (a manager's account).
+    deferred: Vec<Problem>,
+    /// Rows that could not be read.
+    row_errors: Vec<hrsync_hr::csv::RowError>,
+    /// Why absences were not read as leavers, if they were not.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    absences_ignored: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+struct Problem {
+    worker: String,
+    reason: String,
+}
+
+/// Returns how many workers or rows failed.
+pub fn run(args: ImportArgs) -> anyhow::Result<usize> {
+    let local = Local::open(&args.config)?;
+    let lock = local.lock()?;
+    let (source_name, source) = pick_source(&local.config, args.source.as_deref())?;
+    let clock: Arc<dyn Clock> = match args.now {
+        Some(start) => Arc::new(ShiftedClock::starting_at(start)),
+        None => Arc::new(SystemClock),
+    };
+    let now = clock.now();
+    let data = std::fs::read(&args.export)
+        .with_context(|| format!("cannot read the export {}", args.export.display()))?;
+    let export = hrsync_hr::csv::read_export(source_name, source, &data, now)
+        .with_context(|| format!("cannot read the export {}", args.export.display()))?;
+    let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+    runtime.block_on(async {
+        let started = local.start(&lock, Arc::clone(&clock)).await?;
+        let runner = &started.runner;
+        let pipeline = runner.pipeline();
+        let export_name = args.export.display().to_string();
+        let progress = Progress::new(export.workers.len(), args.format == Format::Table);
+        let mut duplicates = 0;
+        let cause = format!("import {}", file_name(&args.export));
+        for worker in &export.workers {
+            let delivery = format!("import:{}:{}", worker.key, content_id(worker));
+            let trace = format!("import:{}", worker.key);
+            let outcome = pipeline
+                .intake(Incoming {
+                    snapshot: worker,
+                    delivery: &delivery,
+                    cause: &cause,
+                    trace: &trace,
+                })
+                .await
+                .with_context(|| format!("cannot take in {}", worker.key))?;
+            duplicates += usize::from(matches!(
+                outcome,
+                hrsync_pipeline::Outcome::Duplicate { .. }
+            ));
+            runner.note(outcome);
+            progress.intake();
+        }
+        let (absent, absences_ignored) = match source.complete {
+            true => leavers_by_absence(runner, source_name, &export, &cause).await?,
+            false => (Vec::new(), None),
+        };
+        progress.draining();
+        let watcher = progress.watch(runner);
+        let drained = runner.drain().await;
+        watcher.abort();
+        progress.finish();
+        drained.context("the pipeline stopped")?;
+        let report = runner.report();
+        let summary = summarize(
+            &report,
+            &export,
+            export_name,
+            clock.now(),
+            duplicates,
+            absent,
+            absences_ignored,
+        );
+        let failures = summary.failed.len() + summary.row_errors.len();
+        print(&summary, args.format)?;
+        Ok(failures)
+    })
+}
+
+/// Workers of this source hrsync knows that a complete export no longer lists leave now,
+/// unless the export cannot be trusted to be complete (empty, or rows it could not read).
+async fn leavers_by_absence(
+    runner: &LocalRunner,
+    source_name: &str,
+    export: &hrsync_hr::csv::CsvExport,
+    cause: &str,
+) -> anyhow::Result<(Vec<String>, Option<String>)> {
+    if export.workers.is_empty() {
+        return Ok((
+            Vec::new(),
+            Some("the export lists nobody: never read as \"everyone left\"".into()),
+        ));
+    }
+    if !export.errors.is_empty() {
+        return Ok((
+            Vec::new(),
+            Some(format!(
+                "{} row(s) could not be read, so the export may be incomplete",
+                export.errors.len()
+            )),
+        ));
+    }
+    let pipeline = runner.pipeline();
+    let listed: BTreeSet<&WorkerKey> = export.workers.iter().map(|w| &w.key).collect();
+    let mut absent = Vec::new();
+    for key in pipeline.store.workers().await? {
+        if key.source() != source_name || listed.contains(&key) {
+            continue;
+        }
+        let Some(stored) = pipeline.store.load(&key).await? else {
+            continue;
+        };
+        if stored.state.lifecycle.is_none_or(|l| l.has_left()) {
+            continue;
+        }
+        let latest = match pipeline.store.snapshot(&key).await? {
+            Some(snapshot) => snapshot,
+            None => match stored.state.snapshot {
+                Some(snapshot) => snapshot,
+                None => continue,
+            },
+        };
+        let now = pipeline.clock.now();
+        let leaving = leaving_now(
+            &latest,
+            now,
+            &pipeline.config.lifecycle.default_time_zone.0,
+            ABSENT_FROM_EXPORT,
+        );
+        let delivery = format!("absent:{key}:{}", latest.as_of);
+        let cause = format!("{cause}: no longer listed in a complete export");
+        let trace = format!("import:{key}");
+        let outcome = pipeline
+            .intake(Incoming {
+                snapshot: &leaving,
+                delivery: &delivery,
+                cause: &cause,
+                trace: &trace,
+            })
+            .await
+            .with_context(|| format!("cannot take in the absence of {key}"))?;
+        runner.note(outcome);
+        absent.push(key.to_string());
+    }
+    Ok((absent, None))
+}
+
+fn summarize(
+    report: &Report,
+    export: &hrsync_hr::csv::CsvExport,
+    export_name: String,
+    now: Timestamp,
+    duplicates: usize,
+    absent: Vec<String>,
+    absences_ignored: Option<String>,
+) -> ImportSummary {
+    let mut held = Vec::new();
+    let mut failed = Vec::new();
+    let mut deferred = Vec::new();
+    for (worker, entry) in &report.workers {
+        if let Some(hold) = &entry.held {
+            held.push(Problem {
+                worker: worker.to_string(),
+                reason: format!(
+                    "disable held by the breaker: approve with `hrsync holds approve {hold}`"
+                ),
+            });
+        }
+        if let Some(reason) = &entry.failed {
+            failed.push(Problem {
+                worker: worker.to_string(),
+                reason: reason.clone(),
+            });
+        }
+        if !entry.deferred.is_empty() {
+            deferred.push(Problem {
+                worker: worker.to_string(),
+                reason: entry.deferred.join("; "),
+            });
+        }
+    }
+    ImportSummary {
+        export: export_name,
+        now,
+        rows: export.workers.len() + export.errors.len(),
+        counts: report.summary(),
+        duplicates,
+        absent,
+        held,
+        failed,
+        deferred,
+        row_errors: export.errors.clone(),
+        absences_ignored,
+    }
+}
+
+fn print(summary: &ImportSummary, format: Format) -> anyhow::Result<()> {
+    if format == Format::Json {
+        println!("{}", serde_json::to_string_pretty(summary)?);
+        return Ok(());
+    }
+    let c = &summary.counts;
+    println!(
+        "imported {} ({} rows) at {}",
+        summary.export, summary.rows, summary.now
+    );
+    println!(
+        "  joiners {}  movers {}  leavers {}  rehires {}  unchanged {}  (duplicates {})",
+        c.joiners, c.movers, c.leavers, c.rehires, c.unchanged, summary.duplicates
+    );
+    println!(
+        "  directory operations {}  timers set {}  held {}  failed {}",
+        c.directory_operations,
+        c.timers_set,
+        c.held,
+        summary.failed.len() + summary.row_errors.len()
+    );
+    if !summary.absent.is_empty() {
+        println!(
+            "  no longer listed (leaving now): {}",
+            summary.absent.join(", ")
+        );
+    }
+    if let Some(why) = &summary.absences_ignored {
+        println!("  workers missing from the export were not treated as leavers: {why}");
+    }
+    for p in &summary.held {
+        println!("  held     {}: {}", p.worker, p.reason);
+    }
+    for p in &summary.deferred {
+        println!("  waiting  {}: {}", p.worker, p.reason);
+    }
+    for p in &summary.failed {
+        println!("  FAILED   {}: {}", p.worker, p.reason);
+    }
+    for e in &summary.row_errors {
+        println!("  FAILED   {e}");
+    }
+    Ok(())
+}
+
+fn file_name(path: &std::path::Path) -> String {
+    path.file_name().map_or_else(
+        || path.display().to_string(),
+        |n| n.to_string_lossy().into_owned(),
+    )
+}
+
+/// Identifies a record's content regardless of when it was read, so importing the same
+/// export again is recognised as a redelivery.
+fn content_id(worker: &hrsync_core::Worker) -> String {
+    use std::hash::{DefaultHasher, Hash, Hasher};
+    let mut value = serde_json::to_value(worker).unwrap_or_default();
+    if let Some(object) = value.as_object_mut() {
+        object.remove("as_of");
+    }
+    let mut hasher = DefaultHasher::new();
+    value.to_string().hash(&mut hasher);
+    format!("{:016x}", hasher.finish())
+}
+
+/// A progress bar on a terminal; nothing otherwise.
+struct Progress {
+    bar: Option<indicatif::ProgressBar>,
+}
+
+impl Progress {
+    fn new(rows: usize, table: bool) -> Self {
+        let bar = (table && std::io::stderr().is_terminal()).then(|| {
+            let bar = indicatif::ProgressBar::new(rows as u64);
+            bar.set_style(
+                indicatif::ProgressStyle::with_template("{spinner} {msg} [{bar:30}] {pos}/{len}")
+                    .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+            );
+            bar.set_message("taking in");
+            bar
+        });
+        Self { bar }
+    }
+
+    fn intake(&self) {
+        if let Some(bar) = &self.bar {
+            bar.inc(1);
+        }
+    }
+
+    fn draining(&self) {
+        if let Some(bar) = &self.bar {
+            bar.set_message("applying");
+        }
+    }
+
+    /// Shows the queues' depths while the pipeline drains.
+    fn watch(&self, runner: &Arc<LocalRunner>) -> tokio::task::JoinHandle<()> {
+        let bar = self.bar.clone();
+        let queue = Arc::clone(&runner.pipeline().queue);
+        tokio::spawn(async move {
+            let Some(bar) = bar else { return };
+            loop {
+                let mut parts = Vec::new();
+                for name in QueueName::ALL {
+                    if let Ok(depth) = hrsync_pipeline::ports::Queue::depth(&*queue, name).await {
+                        parts.push(format!("{name} {}", depth.visible + depth.in_flight));
+                    }
+                }
+                bar.set_message(format!("applying ({})", parts.join(", ")));
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        })
+    }
+
+    fn finish(&self) {
+        if let Some(bar) = &self.bar {
+            bar.finish_and_clear();
+        }
+    }
+}

@@ -1,0 +1,1228 @@
+//! The operations commands of the local runtime: what is queued, held, dead-lettered and
+//! scheduled, and the operator's levers.
+//!
+//! - read-only: `hrsync status`, `hrsync audit WORKER`, `hrsync timers`, `hrsync holds list`,
+//!   `hrsync dlq list`: no lock, so they work while `hrsync serve` runs;
+//! - acting: `hrsync terminate`, `hrsync holds approve|reject`, `hrsync dlq redrive`: they
+//!   write to the store and queues, then run the pipeline until the work is done when no
+//!   other runtime holds the lock; otherwise the running `hrsync serve` does the work.
+//!
+//! `--format json` prints one JSON document whose snake_case keys are a contract for scripts.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::{Context, bail};
+use hrsync_core::{Config, Lifecycle, Worker, WorkerKey};
+use hrsync_pipeline::ports::{
+    AuditRecord, DeadLetter, Hold, HoldStatus, Nudge, Queue, QueueName, StateStore, TimerSpec,
+    Timers, timer_kind_str,
+};
+use hrsync_pipeline::stages::intake::{DELIVERY_MEMORY, Incoming};
+use hrsync_pipeline::stages::mapping::OPERATOR_TERMINATION;
+use hrsync_pipeline::synthetic::{EMERGENCY, leaving_now};
+use hrsync_pipeline::{Clock, Report, ShiftedClock, SystemClock};
+use jiff::Timestamp;
+use jiff::tz::TimeZone;
+use serde::Serialize;
+
+use crate::Format;
+use crate::runtime::{Local, RuntimeLock, Started};
+
+/// Upcoming timers `hrsync status` shows.
+const STATUS_TIMERS: usize = 10;
+
+// ---------------------------------------------------------------------------------------------
+// Arguments
+
+#[derive(Debug, clap::Args)]
+pub struct StatusArgs {
+    /// The hrsync.toml to use.
+    #[arg(long, value_name = "FILE")]
+    config: PathBuf,
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    format: Format,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct AuditArgs {
+    /// The worker: `source:employee_id`, or the employee id alone when the config has one source.
+    #[arg(value_name = "WORKER")]
+    worker: String,
+    /// The hrsync.toml to use.
+    #[arg(long, value_name = "FILE")]
+    config: PathBuf,
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    format: Format,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct TimersArgs {
+    /// The hrsync.toml to use.
+    #[arg(long, value_name = "FILE")]
+    config: PathBuf,
+    /// Only this worker's timers.
+    #[arg(long, value_name = "WORKER")]
+    worker: Option<String>,
+    /// At most this many timers, earliest first.
+    #[arg(long, value_name = "N", default_value_t = 50)]
+    limit: usize,
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    format: Format,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct TerminateArgs {
+    /// The worker: `source:employee_id`, or the employee id alone when the config has one source.
+    #[arg(value_name = "WORKER")]
+    worker: String,
+    /// Terminate immediately: disable the account and revoke its sessions now. Required; only
+    /// immediate termination exists for now.
+    #[arg(long, required = true)]
+    now: bool,
+    /// Why (kept in the audit log).
+    #[arg(long, value_name = "TEXT")]
+    reason: String,
+    /// The hrsync.toml to use.
+    #[arg(long, value_name = "FILE")]
+    config: PathBuf,
+    /// Run at this instant (RFC 3339) instead of the system time.
+    #[arg(long, alias = "at-clock", value_name = "RFC3339")]
+    clock: Option<Timestamp>,
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    format: Format,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct HoldsArgs {
+    #[command(subcommand)]
+    command: HoldsCommand,
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum HoldsCommand {
+    /// Operations the safety breaker holds (or held).
+    List(HoldsListArgs),
+    /// Let held operations through, and run them.
+    Approve(HoldsApproveArgs),
+    /// Refuse held operations for good.
+    Reject(HoldsRejectArgs),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum HoldFilter {
+    Pending,
+    Approved,
+    Rejected,
+    All,
+}
+
+#[derive(Debug, clap::Args)]
+struct HoldsListArgs {
+    /// The hrsync.toml to use.
+    #[arg(long, value_name = "FILE")]
+    config: PathBuf,
+    #[arg(long, value_enum, default_value_t = HoldFilter::Pending)]
+    status: HoldFilter,
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    format: Format,
+}
+
+/// Which holds or dead letters a command acts on.
+#[derive(Debug, clap::Args)]
+struct Selection {
+    /// Their ids (from the list command).
+    #[arg(
+        value_name = "ID",
+        required_unless_present = "all",
+        conflicts_with = "all"
+    )]
+    ids: Vec<String>,
+    /// All of them.
+    #[arg(long)]
+    all: bool,
+}
+
+#[derive(Debug, clap::Args)]
+struct HoldsApproveArgs {
+    #[command(flatten)]
+    select: Selection,
+    /// The hrsync.toml to use.
+    #[arg(long, value_name = "FILE")]
+    config: PathBuf,
+    /// Run at this instant (RFC 3339) instead of the system time.
+    #[arg(long, value_name = "RFC3339")]
+    clock: Option<Timestamp>,
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    format: Format,
+}
+
+#[derive(Debug, clap::Args)]
+struct HoldsRejectArgs {
+    #[command(flatten)]
+    select: Selection,
+    /// Why (kept in the audit log).
+    #[arg(long, value_name = "TEXT")]
+    reason: Option<String>,
+    /// The hrsync.toml to use.
+    #[arg(long, value_name = "FILE")]
+    config: PathBuf,
+    /// Record the rejection at this instant (RFC 3339) instead of the system time.
+    #[arg(long, value_name = "RFC3339")]
+    clock: Option<Timestamp>,
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    format: Format,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct DlqArgs {
+    #[command(subcommand)]
+    command: DlqCommand,
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum DlqCommand {
+    /// Messages that ran out of attempts.
+    List(DlqListArgs),
+    /// Send dead letters back to their queue (after fixing the cause), and run them.
+    Redrive(DlqRedriveArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct DlqListArgs {
+    /// The hrsync.toml to use.
+    #[arg(long, value_name = "FILE")]
+    config: PathBuf,
+    /// Only this queue's dead letters.
+    #[arg(long, value_name = "NAME", value_parser = parse_queue)]
+    queue: Option<QueueName>,
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    format: Format,
+}
+
+#[derive(Debug, clap::Args)]
+struct DlqRedriveArgs {
+    #[command(flatten)]
+    select: Selection,
+    /// Only this queue's dead letters.
+    #[arg(long, value_name = "NAME", value_parser = parse_queue)]
+    queue: Option<QueueName>,
+    /// The hrsync.toml to use.
+    #[arg(long, value_name = "FILE")]
+    config: PathBuf,
+    /// Run at this instant (RFC 3339) instead of the system time.
+    #[arg(long, value_name = "RFC3339")]
+    clock: Option<Timestamp>,
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    format: Format,
+}
+
+fn parse_queue(text: &str) -> Result<QueueName, String> {
+    QueueName::parse(text).ok_or_else(|| {
+        let names: Vec<&str> = QueueName::ALL.iter().map(|q| q.as_str()).collect();
+        format!("unknown queue {text:?} (one of {})", names.join(", "))
+    })
+}
+
+// ---------------------------------------------------------------------------------------------
+// JSON shapes (a contract for scripts)
+
+#[derive(Debug, Serialize)]
+struct StatusView {
+    workers: usize,
+    /// In pipeline order: worker-events, directory, writeback.
+    queues: std::collections::BTreeMap<QueueName, DepthView>,
+    holds: Vec<HoldView>,
+    timers: Vec<TimerView>,
+}
+
+#[derive(Debug, Serialize)]
+struct DepthView {
+    visible: u64,
+    in_flight: u64,
+    dead: u64,
+}
+
+#[derive(Debug, Serialize)]
+struct HoldView {
+    id: String,
+    worker: String,
+    action: String,
+    reason: String,
+    created_at: Timestamp,
+    status: &'static str,
+}
+
+impl From<&Hold> for HoldView {
+    fn from(hold: &Hold) -> Self {
+        Self {
+            id: hold.id.clone(),
+            worker: hold.worker.to_string(),
+            action: hold.action.clone(),
+            reason: hold.reason.clone(),
+            created_at: hold.created_at,
+            status: hold.status.as_str(),
+        }
+    }
+}
+
+#[derive(Debug, Serialize)]
+struct TimerView {
+    name: String,
+    worker: String,
+    kind: &'static str,
+    /// UTC.
+    at: Timestamp,
+    /// The worker's zone (else `lifecycle.default_time_zone`).
+    time_zone: String,
+    /// `at` on the worker's clock (RFC 9557, e.g. `2026-12-18T17:00:00+00:00[Europe/London]`).
+    local: String,
+}
+
+/// An audit record with every key present (absent values are null).
+#[derive(Debug, Serialize)]
+struct AuditView {
+    worker: String,
+    at: Timestamp,
+    stage: String,
+    action: String,
+    cause: String,
+    before: Option<serde_json::Value>,
+    after: Option<serde_json::Value>,
+    trace: Option<String>,
+}
+
+impl From<AuditRecord> for AuditView {
+    fn from(record: AuditRecord) -> Self {
+        Self {
+            worker: record.worker.to_string(),
+            at: record.at,
+            stage: record.stage,
+            action: record.action,
+            cause: record.cause,
+            before: record.before,
+            after: record.after,
+            trace: record.trace,
+        }
+    }
+}
+
+#[derive(Debug, Serialize)]
+struct DeadLetterView {
+    id: String,
+    queue: &'static str,
+    worker: String,
+    reason: String,
+    attempts: u32,
+    at: Timestamp,
+    trace: String,
+}
+
+impl DeadLetterView {
+    fn new(queue: QueueName, letter: &DeadLetter) -> Self {
+        Self {
+            id: letter.id.clone(),
+            queue: queue.as_str(),
+            worker: letter.nudge.worker.to_string(),
+            reason: letter.reason.clone(),
+            attempts: letter.attempts,
+            at: letter.at,
+            trace: letter.nudge.trace.clone(),
+        }
+    }
+}
+
+/// Where a worker stands after an acting command.
+#[derive(Debug, Serialize)]
+struct WorkerResult {
+    worker: String,
+    lifecycle: Option<&'static str>,
+    /// Whether the account is disabled in the directory; null when hrsync knows no account.
+    disabled: Option<bool>,
+    /// The reason, when the worker's work was dead-lettered during this run.
+    failed: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+struct TerminateView {
+    at: Timestamp,
+    reason: String,
+    /// True when another runtime (`hrsync serve`) holds the lock and will do the work.
+    queued: bool,
+    #[serde(flatten)]
+    result: WorkerResult,
+}
+
+#[derive(Debug, Serialize)]
+struct ResolvedView {
+    /// True when another runtime (`hrsync serve`) holds the lock and will do the work.
+    queued: bool,
+    holds: Vec<ResolvedHold>,
+}
+
+#[derive(Debug, Serialize)]
+struct ResolvedHold {
+    id: String,
+    status: &'static str,
+    #[serde(flatten)]
+    result: WorkerResult,
+}
+
+#[derive(Debug, Serialize)]
+struct RedriveView {
+    /// True when another runtime (`hrsync serve`) holds the lock and will do the work.
+    queued: bool,
+    redriven: Vec<Redriven>,
+}
+
+#[derive(Debug, Serialize)]
+struct Redriven {
+    id: String,
+    queue: &'static str,
+    #[serde(flatten)]
+    result: WorkerResult,
+}
+
+// ---------------------------------------------------------------------------------------------
+// Read-only commands
+
+pub fn status(args: StatusArgs) -> anyhow::Result<usize> {
+    let local = Local::open(&args.config)?;
+    block_on(async {
+        let mut queues = std::collections::BTreeMap::new();
+        for name in QueueName::ALL {
+            let depth = local.queue.depth(name).await?;
+            queues.insert(
+                name,
+                DepthView {
+                    visible: depth.visible,
+                    in_flight: depth.in_flight,
+                    dead: depth.dead,
+                },
+            );
+        }
+        let holds = local.store.holds(Some(HoldStatus::Pending)).await?;
+        let timers = local.timers.next(STATUS_TIMERS).await?;
+        let view = StatusView {
+            workers: local.store.workers().await?.len(),
+            queues,
+            holds: holds.iter().map(HoldView::from).collect(),
+            timers: timer_views(&local, &timers).await?,
+        };
+        if args.format == Format::Json {
+            return print_json(&view);
+        }
+        println!("workers in the store: {}", view.workers);
+        println!();
+        let rows = view
+            .queues
+            .iter()
+            .map(|(name, d)| {
+                vec![
+                    name.to_string(),
+                    d.visible.to_string(),
+                    d.in_flight.to_string(),
+                    d.dead.to_string(),
+                ]
+            })
+            .collect();
+        print_table(&["queue", "visible", "in flight", "dead"], rows);
+        println!();
+        match view.holds.is_empty() {
+            true => println!("pending holds: none"),
+            false => {
+                println!("pending holds (approve or reject with `hrsync holds`):");
+                print_holds(&view.holds);
+            }
+        }
+        println!();
+        match view.timers.is_empty() {
+            true => println!("timers: none"),
+            false => {
+                println!("next timers:");
+                print_timers(&view.timers);
+            }
+        }
+        Ok(0)
+    })
+}
+
+pub fn audit(args: AuditArgs) -> anyhow::Result<usize> {
+    let local = Local::open(&args.config)?;
+    let key = worker_key(&local.config, &args.worker)?;
+    block_on(async {
+        let records = local.store.audit(&key).await?;
+        if records.is_empty() && local.store.load(&key).await?.is_none() {
+            bail!("unknown worker {key}: no audit record and no stored state");
+        }
+        let views: Vec<AuditView> = records.into_iter().map(AuditView::from).collect();
+        if args.format == Format::Json {
+            return print_json(&views);
+        }
+        println!("audit of {key} ({} records, oldest first)", views.len());
+        for record in &views {
+            println!(
+                "{}  {:<10} {:<16} {}",
+                record.at, record.stage, record.action, record.cause
+            );
+            if let Some(before) = &record.before {
+                println!("    before: {before}");
+            }
+            if let Some(after) = &record.after {
+                println!("    after:  {after}");
+            }
+        }
+        Ok(0)
+    })
+}
+
+pub fn timers(args: TimersArgs) -> anyhow::Result<usize> {
+    let local = Local::open(&args.config)?;
+    let key = args
+        .worker
+        .as_deref()
+        .map(|w| worker_key(&local.config, w))
+        .transpose()?;
+    block_on(async {
+        let mut timers = match &key {
+            Some(key) => local.timers.worker_timers(key).await?,
+            None => local.timers.next(args.limit).await?,
+        };
+        timers.truncate(args.limit);
+        let views = timer_views(&local, &timers).await?;
+        if args.format == Format::Json {
+            return print_json(&views);
+        }
+        match views.is_empty() {
+            true => println!("no timers"),
+            false => print_timers(&views),
+        }
+        Ok(0)
+    })
+}
+
+/// `hrsync holds ...`.
+pub fn run_holds(args: HoldsArgs) -> anyhow::Result<usize> {
+    match args.command {
+        HoldsCommand::List(args) => holds_list(args),
+        HoldsCommand::Approve(args) => holds_approve(args),
+        HoldsCommand::Reject(args) => holds_reject(args),
+    }
+}
+
+fn holds_list(args: HoldsListArgs) -> anyhow::Result<usize> {
+    let local = Local::open(&args.config)?;
+    let status = match args.status {
+        HoldFilter::Pending => Some(HoldStatus::Pending),
+        HoldFilter::Approved => Some(HoldStatus::Approved),
+        HoldFilter::Rejected => Some(HoldStatus::Rejected),
+        HoldFilter::All => None,
+    };
+    block_on(async {
+        let holds = local.store.holds(status).await?;
+        let views: Vec<HoldView> = holds.iter().map(HoldView::from).collect();
+        if args.format == Format::Json {
+            return print_json(&views);
+        }
+        match views.is_empty() {
+            true => println!("no holds"),
+            false => print_holds(&views),
+        }
+        Ok(0)
+    })
+}
+
+/// `hrsync dlq ...`.
+pub fn run_dlq(args: DlqArgs) -> anyhow::Result<usize> {
+    match args.command {
+        DlqCommand::List(args) => dlq_list(args),
+        DlqCommand::Redrive(args) => dlq_redrive(args),
+    }
+}
+
+fn dlq_list(args: DlqListArgs) -> anyhow::Result<usize> {
+    let local = Local::open(&args.config)?;
+    block_on(async {
+        let letters = dead_letters(&local, args.queue).await?;
+        let views: Vec<DeadLetterView> = letters
+            .iter()
+            .map(|(queue, letter)| DeadLetterView::new(*queue, letter))
+            .collect();
+        if args.format == Format::Json {
+            return print_json(&views);
+        }
+        if views.is_empty() {
+            println!("no dead letters");
+            return Ok(0);
+        }
+        let rows = views
+            .iter()
+            .map(|d| {
+                vec![
+                    d.id.clone(),
+                    d.queue.to_owned(),
+                    d.worker.clone(),
+                    d.attempts.to_string(),
+                    d.at.to_string(),
+                    d.reason.clone(),
+                ]
+            })
+            .collect();
+        print_table(&["id", "queue", "worker", "attempts", "at", "reason"], rows);
+        Ok(0)
+    })
+}
+
+// ---------------------------------------------------------------------------------------------
+// Acting commands
+
+pub fn terminate(args: TerminateArgs) -> anyhow::Result<usize> {
+    let local = Local::open(&args.config)?;
+    let key = worker_key(&local.config, &args.worker)?;
+    let clock = clock_at(args.clock);
+    block_on(async {
+        let latest = latest_record(&local, &key)
+            .await?
+            .with_context(|| format!("unknown worker {key}: hrsync has no HR record of them"))?;
+        let now = clock.now();
+        let leaving = leaving_now(
+            &latest,
+            now,
+            &local.config.lifecycle.default_time_zone.0,
+            EMERGENCY,
+        );
+        let delivery = format!("terminate:{key}:{now}");
+        let cause = format!("{OPERATOR_TERMINATION} {}", args.reason);
+        let trace = delivery.clone();
+        let record = AuditRecord {
+            worker: key.clone(),
+            at: now,
+            stage: "cli".into(),
+            action: "terminate".into(),
+            cause: args.reason.clone(),
+            before: None,
+            after: Some(serde_json::json!({ "termination_type": EMERGENCY, "at": now })),
+            trace: Some(trace.clone()),
+        };
+        local.store.append_audit(&record).await?;
+        let incoming = Incoming {
+            snapshot: &leaving,
+            delivery: &delivery,
+            cause: &cause,
+            trace: &trace,
+        };
+
+        let (queued, failed) = match start_if_free(&local, &clock).await? {
+            Some(running) => {
+                let runner = &running.started.runner;
+                let outcome = runner
+                    .pipeline()
+                    .intake(incoming)
+                    .await
+                    .context("cannot take in the termination")?;
+                runner.note(outcome);
+                let report = drain(&running).await?;
+                (false, failure(&report, &key))
+            }
+            None => {
+                intake_for_another_runtime(&local, incoming, now).await?;
+                (true, None)
+            }
+        };
+        let view = TerminateView {
+            at: now,
+            reason: args.reason.clone(),
+            queued,
+            result: worker_result(&local, &key, failed).await?,
+        };
+        let failures = usize::from(view.result.failed.is_some());
+        if args.format == Format::Json {
+            print_json(&view)?;
+            return Ok(failures);
+        }
+        match queued {
+            true => println!(
+                "{key}: termination queued at {now}; the running hrsync serve (which holds the lock) will disable the account"
+            ),
+            false => println!("{key}: terminated at {now}: {}", describe(&view.result)),
+        }
+        Ok(failures)
+    })
+}
+
+fn holds_approve(args: HoldsApproveArgs) -> anyhow::Result<usize> {
+    let local = Local::open(&args.config)?;
+    let clock = clock_at(args.clock);
+    block_on(async {
+        let holds = pending_holds(&local, &args.select).await?;
+        let now = clock.now();
+        for hold in &holds {
+            if !local
+                .store
+                .resolve_hold(&hold.id, HoldStatus::Approved)
+                .await?
+            {
+                bail!(
+                    "hold {} is no longer pending (someone resolved it meanwhile)",
+                    hold.id
+                );
+            }
+            let trace = format!("approve:{}", hold.id);
+            let record = cli_audit(
+                &hold.worker,
+                now,
+                "hold_approved",
+                format!("approved hold {}: {}", hold.id, hold.reason),
+                &trace,
+            );
+            local.store.append_audit(&record).await?;
+            // Mapping decides again and, finding the hold approved, lets the operation through.
+            let nudge = Nudge::new(hold.worker.clone(), "hold approved", trace);
+            local
+                .queue
+                .send(
+                    QueueName::WorkerEvents,
+                    &nudge,
+                    &format!("approve#{}", hold.id),
+                    now,
+                )
+                .await?;
+        }
+        let workers: Vec<WorkerKey> = holds.iter().map(|h| h.worker.clone()).collect();
+        let (queued, report) = run_queued_work(&local, &clock, !holds.is_empty()).await?;
+        let mut view = ResolvedView {
+            queued,
+            holds: Vec::new(),
+        };
+        for hold in &holds {
+            let failed = report.as_ref().and_then(|r| failure(r, &hold.worker));
+            let result = worker_result(&local, &hold.worker, failed).await?;
+            view.holds.push(ResolvedHold {
+                id: hold.id.clone(),
+                status: HoldStatus::Approved.as_str(),
+                result,
+            });
+        }
+        let failures = count_failed(&workers, report.as_ref());
+        if args.format == Format::Json {
+            print_json(&view)?;
+            return Ok(failures);
+        }
+        if view.holds.is_empty() {
+            println!("no pending holds");
+        }
+        for hold in &view.holds {
+            match queued {
+                true => println!(
+                    "approved {}; the running hrsync serve will carry it out",
+                    hold.id
+                ),
+                false => println!("approved {}: {}", hold.id, describe(&hold.result)),
+            }
+        }
+        Ok(failures)
+    })
+}
+
+fn holds_reject(args: HoldsRejectArgs) -> anyhow::Result<usize> {
+    let local = Local::open(&args.config)?;
+    let clock = clock_at(args.clock);
+    block_on(async {
+        let holds = pending_holds(&local, &args.select).await?;
+        let now = clock.now();
+        let mut view = ResolvedView {
+            queued: false,
+            holds: Vec::new(),
+        };
+        for hold in &holds {
+            if !local
+                .store
+                .resolve_hold(&hold.id, HoldStatus::Rejected)
+                .await?
+            {
+                bail!(
+                    "hold {} is no longer pending (someone resolved it meanwhile)",
+                    hold.id
+                );
+            }
+            let why = args.reason.as_deref().unwrap_or("no reason given");
+            let cause = format!("rejected hold {} ({}): {why}", hold.id, hold.reason);
+            let record = cli_audit(
+                &hold.worker,
+                now,
+                "hold_rejected",
+                cause,
+                &format!("reject:{}", hold.id),
+            );
+            local.store.append_audit(&record).await?;
+            let result = worker_result(&local, &hold.worker, None).await?;
+            view.holds.push(ResolvedHold {
+                id: hold.id.clone(),
+                status: HoldStatus::Rejected.as_str(),
+                result,
+            });
+        }
+        if args.format == Format::Json {
+            print_json(&view)?;
+            return Ok(0);
+        }
+        if view.holds.is_empty() {
+            println!("no pending holds");
+        }
+        for hold in &view.holds {
+            println!("rejected {}: {}", hold.id, describe(&hold.result));
+        }
+        Ok(0)
+    })
+}
+
+fn dlq_redrive(args: DlqRedriveArgs) -> anyhow::Result<usize> {
+    let local = Local::open(&args.config)?;
+    let clock = clock_at(args.clock);
+    block_on(async {
+        let letters = dead_letters(&local, args.queue).await?;
+        let chosen: Vec<(QueueName, DeadLetter)> = match args.select.all {
+            true => letters,
+            false => {
+                let unknown: Vec<&str> = args
+                    .select
+                    .ids
+                    .iter()
+                    .filter(|id| !letters.iter().any(|(_, l)| &l.id == *id))
+                    .map(String::as_str)
+                    .collect();
+                if !unknown.is_empty() {
+                    bail!(
+                        "no dead letter with id {} (see `hrsync dlq list`)",
+                        unknown.join(", ")
+                    );
+                }
+                letters
+                    .into_iter()
+                    .filter(|(_, l)| args.select.ids.contains(&l.id))
+                    .collect()
+            }
+        };
+        let now = clock.now();
+        for (queue, letter) in &chosen {
+            if !local.queue.redrive(*queue, &letter.id, now).await? {
+                bail!(
+                    "dead letter {} of {queue} is gone (redriven meanwhile?)",
+                    letter.id
+                );
+            }
+            let worker = &letter.nudge.worker;
+            let trace = format!("redrive:{}", letter.id);
+            let record = cli_audit(
+                worker,
+                now,
+                "redrive",
+                format!("redrove {queue} message {}: {}", letter.id, letter.reason),
+                &trace,
+            );
+            local.store.append_audit(&record).await?;
+            // The fix was most likely in the config: decide again first, so the redriven
+            // directory message converges to the new decision rather than the stored one.
+            if *queue != QueueName::WorkerEvents {
+                let nudge = Nudge::new(worker.clone(), "redrive", trace);
+                local
+                    .queue
+                    .send(
+                        QueueName::WorkerEvents,
+                        &nudge,
+                        &format!("redrive#{}@{now}", letter.id),
+                        now,
+                    )
+                    .await?;
+            }
+        }
+        let workers: Vec<WorkerKey> = chosen.iter().map(|(_, l)| l.nudge.worker.clone()).collect();
+        let (queued, report) = run_queued_work(&local, &clock, !chosen.is_empty()).await?;
+        let mut view = RedriveView {
+            queued,
+            redriven: Vec::new(),
+        };
+        for (queue, letter) in &chosen {
+            let worker = &letter.nudge.worker;
+            let failed = report.as_ref().and_then(|r| failure(r, worker));
+            let result = worker_result(&local, worker, failed).await?;
+            view.redriven.push(Redriven {
+                id: letter.id.clone(),
+                queue: queue.as_str(),
+                result,
+            });
+        }
+        let failures = count_failed(&workers, report.as_ref());
+        if args.format == Format::Json {
+            print_json(&view)?;
+            return Ok(failures);
+        }
+        if view.redriven.is_empty() {
+            println!("no dead letters");
+        }
+        for item in &view.redriven {
+            match queued {
+                true => println!(
+                    "redrove {} ({}); the running hrsync serve will handle it",
+                    item.id, item.queue
+                ),
+                false => println!(
+                    "redrove {} ({}): {}",
+                    item.id,
+                    item.queue,
+                    describe(&item.result)
+                ),
+            }
+        }
+        Ok(failures)
+    })
+}
+
+// ---------------------------------------------------------------------------------------------
+// Helpers
+
+fn block_on<T>(work: impl std::future::Future<Output = anyhow::Result<T>>) -> anyhow::Result<T> {
+    let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+    runtime.block_on(work)
+}
+
+fn clock_at(at: Option<Timestamp>) -> Arc<dyn Clock> {
+    match at {
+        Some(start) => Arc::new(ShiftedClock::starting_at(start)),
+        None => Arc::new(SystemClock),
+    }
+}
+
+/// `source:employee_id`, or a bare employee id when the config has exactly one source.
+fn worker_key(config: &Config, text: &str) -> anyhow::Result<WorkerKey> {
+    if let Ok(key) = text.parse::<WorkerKey>() {
+        return Ok(key);
+    }
+    let sources: Vec<&String> = config.sources.keys().collect();
+    match sources.as_slice() {
+        [only] => Ok(WorkerKey::new(only.as_str(), text)),
+        [] => bail!("the config has no [source.<name>], so {text:?} names no worker"),
+        several => bail!(
+            "{text:?} is not a worker key: the config has several sources ({}), so write source:employee_id",
+            several
+                .iter()
+                .map(|s| s.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    }
+}
+
+/// The worker's latest HR record: the intake's inbox, else the one the last decision used.
+async fn latest_record(local: &Local, key: &WorkerKey) -> anyhow::Result<Option<Worker>> {
+    if let Some(snapshot) = local.store.snapshot(key).await? {
+        return Ok(Some(snapshot));
+    }
+    Ok(local
+        .store
+        .load(key)
+        .await?
+        .and_then(|stored| stored.state.snapshot))
+}
+
+/// The zone the worker's dates are read in.
+async fn worker_zone(local: &Local, key: &WorkerKey) -> anyhow::Result<String> {
+    let zone = latest_record(local, key).await?.and_then(|w| w.time_zone);
+    Ok(zone.unwrap_or_else(|| local.config.lifecycle.default_time_zone.0.clone()))
+}
+
+async fn timer_views(local: &Local, timers: &[TimerSpec]) -> anyhow::Result<Vec<TimerView>> {
+    let mut zones: std::collections::BTreeMap<WorkerKey, String> =
+        std::collections::BTreeMap::new();
+    let mut views = Vec::with_capacity(timers.len());
+    for timer in timers {
+        let zone = match zones.get(&timer.worker) {
+            Some(zone) => zone.clone(),
+            None => {
+                let zone = worker_zone(local, &timer.worker).await?;
+                zones.insert(timer.worker.clone(), zone.clone());
+                zone
+            }
+        };
+        let tz = TimeZone::get(&zone).unwrap_or(TimeZone::UTC);
+        views.push(TimerView {
+            name: timer.name.clone(),
+            worker: timer.worker.to_string(),
+            kind: timer_kind_str(timer.kind),
+            at: timer.at,
+            local: timer.at.to_zoned_datetime(tz).to_string(),
+            time_zone: zone,
+        });
+    }
+    Ok(views)
+}
+
+/// The pending holds a command names (all of them with `--all`); an id that is unknown or
+/// no longer pending is an error naming it, before anything is changed.
+async fn pending_holds(local: &Local, select: &Selection) -> anyhow::Result<Vec<Hold>> {
+    if select.all {
+        return Ok(local.store.holds(Some(HoldStatus::Pending)).await?);
+    }
+    let mut holds = Vec::new();
+    let mut refused = Vec::new();
+    for id in &select.ids {
+        match local.store.hold(id).await? {
+            Some(hold) if hold.status == HoldStatus::Pending => {
+                if !holds.iter().any(|h: &Hold| h.id == hold.id) {
+                    holds.push(hold);
+                }
+            }
+            Some(hold) => refused.push(format!("{id} (already {})", hold.status.as_str())),
+            None => refused.push(format!("{id} (unknown)")),
+        }
+    }
+    if !refused.is_empty() {
+        bail!(
+            "not pending holds: {} (see `hrsync holds list --status all`)",
+            refused.join(", ")
+        );
+    }
+    Ok(holds)
+}
+
+/// Dead letters of one queue, or of all.
+async fn dead_letters(
+    local: &Local,
+    queue: Option<QueueName>,
+) -> anyhow::Result<Vec<(QueueName, DeadLetter)>> {
+    let queues = match queue {
+        Some(queue) => vec![queue],
+        None => QueueName::ALL.to_vec(),
+    };
+    let mut all = Vec::new();
+    for queue in queues {
+        all.extend(
+            local
+                .queue
+                .dead_letters(queue)
+                .await?
+                .into_iter()
+                .map(|l| (queue, l)),
+        );
+    }
+    Ok(all)
+}
+
+fn cli_audit(
+    worker: &WorkerKey,
+    at: Timestamp,
+    action: &str,
+    cause: String,
+    trace: &str,
+) -> AuditRecord {
+    AuditRecord {
+        worker: worker.clone(),
+        at,
+        stage: "cli".into(),
+        action: action.into(),
+        cause,
+        before: None,
+        after: None,
+        trace: Some(trace.to_owned()),
+    }
+}
+
+/// The runtime of this process, with its lock.
+struct Running {
+    started: Started,
+    _lock: RuntimeLock,
+}
+
+/// Starts the runtime when no other process (`hrsync serve`) holds the lock; `None` when one
+/// does: that process does the queued work instead.
+async fn start_if_free(local: &Local, clock: &Arc<dyn Clock>) -> anyhow::Result<Option<Running>> {
+    let Some(lock) = local.try_lock()? else {
+        return Ok(None);
+    };
+    let started = local.start(&lock, Arc::clone(clock)).await?;
+    Ok(Some(Running {
+        started,
+        _lock: lock,
+    }))
+}
+
+/// Runs everything queued (and timers due) until the queues are empty.
+async fn drain(running: &Running) -> anyhow::Result<Report> {
+    let runner = &running.started.runner;
+    runner.drain().await.context("the pipeline stopped")?;
+    Ok(runner.report())
+}
+
+/// Runs the queued work here when the lock is free. Returns whether it was left to another
+/// runtime, and this run's report.
+async fn run_queued_work(
+    local: &Local,
+    clock: &Arc<dyn Clock>,
+    anything: bool,
+) -> anyhow::Result<(bool, Option<Report>)> {
+    if !anything {
+        return Ok((false, None));
+    }
+    match start_if_free(local, clock).await? {
+        Some(running) => Ok((false, Some(drain(&running).await?))),
+        None => Ok((true, None)),
+    }
+}
+
+/// What the intake stage does, for when another runtime holds the lock (this process may
+/// not start the pipeline): keep the record, nudge mapping, mark the delivery.
+async fn intake_for_another_runtime(
+    local: &Local,
+    incoming: Incoming<'_>,
+    now: Timestamp,
+) -> anyhow::Result<()> {
+    let key = &incoming.snapshot.key;
+    if local.store.delivered(incoming.delivery, now).await? {
+        return Ok(());
+    }
+    if local.store.put_snapshot(incoming.snapshot).await? {
+        let mut record = cli_audit(
+            key,
+            now,
+            "received",
+            incoming.cause.to_owned(),
+            incoming.trace,
+        );
+        record.stage = "intake".into();
+        record.after = Some(serde_json::json!({ "as_of": incoming.snapshot.as_of }));
+        local.store.append_audit(&record).await?;
+        let nudge = Nudge::new(key.clone(), incoming.cause, incoming.trace);
+        local
+            .queue
+            .send(QueueName::WorkerEvents, &nudge, incoming.delivery, now)
+            .await?;
+    }
+    let expires = now
+        .checked_add(DELIVERY_MEMORY)
+        .context("delivery expiry out of range")?;
+    local
+        .store
+        .first_delivery(incoming.delivery, now, expires)
+        .await?;
+    Ok(())
+}
+
+fn failure(report: &Report, key: &WorkerKey) -> Option<String> {
+    report.workers.get(key).and_then(|w| w.failed.clone())
+}
+
+/// Workers among `workers` whose work was dead-lettered during this run.
+fn count_failed(workers: &[WorkerKey], report: Option<&Report>) -> usize {
+    let mut failed: Vec<&WorkerKey> = workers
+        .iter()
+        .filter(|w| report.is_some_and(|r| failure(r, w).is_some()))
+        .collect();
+    failed.sort();
+    failed.dedup();
+    failed.len()
+}
+
+async fn worker_result(
+    local: &Local,
+    key: &WorkerKey,
+    failed: Option<String>,
+) -> anyhow::Result<WorkerResult> {
+    let state = local.store.load(key).await?.map(|stored| stored.state);
+    Ok(WorkerResult {
+        worker: key.to_string(),
+        lifecycle: state
+            .as_ref()
+            .and_then(|s| s.lifecycle)
+            .map(Lifecycle::as_str),
+        disabled: state
+            .as_ref()
+            .and_then(|s| s.applied.as_ref())
+            .map(|a| !a.enabled),
+        failed,
+    })
+}
+
+fn describe(result: &WorkerResult) -> String {
+    let account = match result.disabled {
+        Some(true) => "account disabled",
+        Some(false) => "account enabled",
+        None => "no account",
+    };
+    let mut text = format!(
+        "{} ({}), {account}",
+        result.worker,
+        result.lifecycle.unwrap_or("undecided")
+    );
+    if let Some(reason) = &result.failed {
+        text.push_str(&format!("; FAILED: {reason} (see `hrsync dlq list`)"));
+    }
+    text
+}
+
+fn print_json<T: Serialize>(value: &T) -> anyhow::Result<usize> {
+    println!("{}", serde_json::to_string_pretty(value)?);
+    Ok(0)
+}
+
+fn print_holds(holds: &[HoldView]) {
+    let rows = holds
+        .iter()
+        .map(|h| {
+            vec![
+                h.id.clone(),
+                h.worker.clone(),
+                h.action.clone(),
+                h.status.to_owned(),
+                h.created_at.to_string(),
+                h.reason.clone(),
+            ]
+        })
+        .collect();
+    print_table(
+        &["id", "worker", "action", "status", "created at", "reason"],
+        rows,
+    );
+}
+
+fn print_timers(timers: &[TimerView]) {
+    let rows = timers
+        .iter()
+        .map(|t| {
+            let local =
+                t.at.to_zoned_datetime(TimeZone::get(&t.time_zone).unwrap_or(TimeZone::UTC));
+            vec![
+                t.at.strftime("%Y-%m-%d %H:%M UTC").to_string(),
+                t.worker.clone(),
+                t.kind.to_owned(),
+                format!("{} {}", local.strftime("%Y-%m-%d %H:%M"), t.time_zone),
+            ]
+        })
+        .collect();
+    print_table(&["at", "worker", "kind", "local time"], rows);
+}
+
+/// Columns padded to their widest cell; the last column is not padded.
+fn print_table(headers: &[&str], rows: Vec<Vec<String>>) {
+    let mut widths: Vec<usize> = headers.iter().map(|h| h.chars().count()).collect();
+    for row in &rows {
+        for (width, cell) in widths.iter_mut().zip(row) {
+            *width = (*width).max(cell.chars().count());
+        }
+    }
+    let line = |cells: Vec<String>| {
+        let last = cells.len().saturating_sub(1);
+        let padded: Vec<String> = cells
+            .into_iter()
+            .enumerate()
+            .map(|(i, cell)| match i == last {
+                true => cell,
+                false => format!("{cell:<width$}", width = widths[i]),
+            })
+            .collect();
+        println!("  {}", padded.join("  "));
+    };
+    line(headers.iter().map(|h| (*h).to_owned()).collect());
+    for row in rows {
+        line(row);
+    }
+}

@@ -1,0 +1,141 @@
+//! The local runtime: the pipeline over the SQLite file that `[state] path` names (default
+//! `.hrsync/state.db` beside the config), the configured directory, and one clock.
+//!
+//! Commands that run stages (`serve`, `import`, `terminate`, `holds approve`...) take an
+//! exclusive lock on `<state>.lock`: one runtime per state file, so the in-process sandbox
+//! is never shared by two processes and a restarted runtime may take back messages its dead
+//! predecessor had in flight. Read-only commands need no lock.
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::{Context, bail};
+use hrsync_core::Config;
+use hrsync_local::{SqliteQueue, SqliteStore, SqliteTimers};
+use hrsync_pipeline::{Clock, NoWriteBack, Pipeline, Runner, RunnerSettings};
+
+use crate::directory::{self, Connection};
+use crate::plan::load_config;
+
+/// Where a relative path in the config is read from.
+pub fn config_dir(config: &Path) -> &Path {
+    config
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."))
+}
+
+pub const DEFAULT_STATE: &str = ".hrsync/state.db";
+
+/// The config and the store it names.
+pub struct Local {
+    pub config: Arc<Config>,
+    pub config_path: PathBuf,
+    pub state_path: PathBuf,
+    pub store: Arc<SqliteStore>,
+    pub queue: Arc<SqliteQueue>,
+    pub timers: Arc<SqliteTimers>,
+}
+
+pub type LocalRunner = Runner<SqliteStore, SqliteQueue, SqliteTimers>;
+
+impl Local {
+    pub fn open(config_path: &Path) -> anyhow::Result<Self> {
+        let config = load_config(config_path)?;
+        let state_path =
+            config_dir(config_path).join(config.state.path.as_deref().unwrap_or(DEFAULT_STATE));
+        if let Some(parent) = state_path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent)
+                .with_context(|| format!("cannot create {}", parent.display()))?;
+        }
+        let store = SqliteStore::open(&state_path)
+            .with_context(|| format!("cannot open the state store {}", state_path.display()))?;
+        Ok(Self {
+            queue: Arc::new(store.queue()),
+            timers: Arc::new(store.timers()),
+            store: Arc::new(store),
+            config: Arc::new(config),
+            config_path: config_path.to_owned(),
+            state_path,
+        })
+    }
+
+    /// Takes the runtime lock, or says who holds it: `None` when another runtime (`hrsync
+    /// serve`) runs on this state, which will then do the work queued here.
+    pub fn try_lock(&self) -> anyhow::Result<Option<RuntimeLock>> {
+        let path = lock_path(&self.state_path);
+        let file = File::options()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .with_context(|| format!("cannot open {}", path.display()))?;
+        match file.try_lock() {
+            Ok(()) => Ok(Some(RuntimeLock { _file: file })),
+            Err(std::fs::TryLockError::WouldBlock) => Ok(None),
+            Err(std::fs::TryLockError::Error(e)) => {
+                Err(e).with_context(|| format!("cannot lock {}", path.display()))
+            }
+        }
+    }
+
+    /// Like [`Local::try_lock`], but another runtime holding the lock is an error.
+    pub fn lock(&self) -> anyhow::Result<RuntimeLock> {
+        match self.try_lock()? {
+            Some(lock) => Ok(lock),
+            None => bail!(
+                "another hrsync process (hrsync serve?) is running on {}; stop it or send it the work",
+                self.state_path.display()
+            ),
+        }
+    }
+
+    /// The pipeline and its runner, under the lock; messages a crashed predecessor had in
+    /// flight are taken back at once.
+    pub async fn start(
+        &self,
+        _lock: &RuntimeLock,
+        clock: Arc<dyn Clock>,
+    ) -> anyhow::Result<Started> {
+        let connection =
+            directory::connect(&self.config.directory, config_dir(&self.config_path)).await?;
+        let released = self.queue.release_in_flight(clock.now()).await?;
+        if released > 0 {
+            tracing::info!(released, "took back messages an earlier run left in flight");
+        }
+        let pipeline = Arc::new(Pipeline {
+            config: Arc::clone(&self.config),
+            store: Arc::clone(&self.store),
+            queue: Arc::clone(&self.queue),
+            timers: Arc::clone(&self.timers),
+            graph: connection.graph.clone(),
+            clock,
+            writeback: Arc::new(NoWriteBack),
+        });
+        Ok(Started {
+            runner: Arc::new(Runner::new(pipeline, RunnerSettings::default())),
+            connection,
+        })
+    }
+}
+
+fn lock_path(state: &Path) -> PathBuf {
+    let mut name = state
+        .file_name()
+        .map(|n| n.to_os_string())
+        .unwrap_or_default();
+    name.push(".lock");
+    state.with_file_name(name)
+}
+
+/// Held while this process runs stages on the state file.
+#[derive(Debug)]
+pub struct RuntimeLock {
+    _file: File,
+}
+
+pub struct Started {
+    pub runner: Arc<LocalRunner>,
+    pub connection: Connection,
+}

@@ -1,0 +1,403 @@
+//! Runs the stages off the queues and fires the timers: the loop of `hrsync serve` and
+//! `hrsync import` (the AWS runtime has Lambda's event source mappings and Scheduler instead).
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use hrsync_core::{Transition, WorkerKey};
+use serde::Serialize;
+use tokio::task::JoinSet;
+
+use crate::ports::{
+    AuditRecord, Delivery, Nudge, Queue, QueueError, QueueName, RetryOutcome, StateStore,
+    TimerSpec, Timers, timer_kind_str,
+};
+use crate::stages::{Outcome, Pipeline, StageError};
+
+#[derive(Debug, Clone)]
+pub struct RunnerSettings {
+    /// Messages received per queue per round (each a different worker).
+    pub batch: usize,
+    /// How long a received message stays invisible before another receiver may take it.
+    pub visibility: Duration,
+    /// Deliveries before a failing message is dead-lettered.
+    pub max_attempts: u32,
+    /// Backoff of the first retry; it doubles per attempt, up to `max_backoff`.
+    pub first_backoff: Duration,
+    pub max_backoff: Duration,
+    /// Pause when there is nothing to do.
+    pub idle: Duration,
+}
+
+impl Default for RunnerSettings {
+    fn default() -> Self {
+        Self {
+            batch: 32,
+            visibility: Duration::from_secs(300),
+            max_attempts: 5,
+            first_backoff: Duration::from_secs(1),
+            max_backoff: Duration::from_secs(60),
+            idle: Duration::from_millis(50),
+        }
+    }
+}
+
+/// What happened to each worker during a run (the import's summary).
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Report {
+    pub workers: BTreeMap<WorkerKey, WorkerReport>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct WorkerReport {
+    /// The last transition mapping decided (none: the record changed nothing).
+    pub transition: Option<Transition>,
+    pub timers: usize,
+    pub held: Option<String>,
+    pub steps: Vec<&'static str>,
+    pub deferred: Vec<String>,
+    /// Dead-lettered: the reason.
+    pub failed: Option<String>,
+    pub stale: bool,
+}
+
+/// Counts for the summary.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Summary {
+    pub workers: usize,
+    pub joiners: usize,
+    pub movers: usize,
+    pub leavers: usize,
+    pub rehires: usize,
+    pub unchanged: usize,
+    pub timers_set: usize,
+    pub held: usize,
+    pub failed: usize,
+    pub directory_operations: usize,
+}
+
+impl Report {
+    pub fn summary(&self) -> Summary {
+        let mut summary = Summary {
+            workers: self.workers.len(),
+            ..Summary::default()
+        };
+        for report in self.workers.values() {
+            match report.transition {
+                Some(Transition::Join | Transition::Prehire) => summary.joiners += 1,
+                Some(Transition::Move) => summary.movers += 1,
+                Some(Transition::Leave) => summary.leavers += 1,
+                Some(Transition::Rehire) => summary.rehires += 1,
+                Some(Transition::None) | None => summary.unchanged += 1,
+            }
+            summary.timers_set += report.timers;
+            summary.held += usize::from(report.held.is_some());
+            summary.failed += usize::from(report.failed.is_some());
+            summary.directory_operations += report.steps.len();
+        }
+        summary
+    }
+
+    fn record(&mut self, outcome: Outcome) {
+        match outcome {
+            Outcome::Received { worker }
+            | Outcome::Duplicate { worker }
+            | Outcome::Nothing { worker } => {
+                self.workers.entry(worker).or_default();
+            }
+            Outcome::Stale { worker } => self.workers.entry(worker).or_default().stale = true,
+            Outcome::Mapped {
+                worker,
+                transition,
+                timers,
+                changed,
+                ..
+            } => {
+                let report = self.workers.entry(worker).or_default();
+                if changed || report.transition.is_none() {
+                    report.transition = Some(transition);
+                }
+                report.timers = timers;
+                report.held = None;
+            }
+            Outcome::Held { worker, hold, .. } => {
+                self.workers.entry(worker).or_default().held = Some(hold)
+            }
+            Outcome::Converged {
+                worker,
+                steps,
+                deferred,
+            } => {
+                let report = self.workers.entry(worker).or_default();
+                report.steps.extend(steps);
+                report.deferred = deferred;
+            }
+            Outcome::WrittenBack { worker } => {
+                self.workers.entry(worker).or_default();
+            }
+        }
+    }
+}
+
+/// Drives a [`Pipeline`]: receives from its queues, runs the stage, acks, retries with
+/// backoff or dead-letters; fires due timers into the worker-events queue.
+#[derive(Debug)]
+pub struct Runner<S, Q, T> {
+    pipeline: Arc<Pipeline<S, Q, T>>,
+    settings: RunnerSettings,
+    report: Arc<Mutex<Report>>,
+}
+
+impl<S, Q, T> Runner<S, Q, T>
+where
+    S: StateStore + 'static,
+    Q: Queue + 'static,
+    T: Timers + 'static,
+{
+    pub fn new(pipeline: Arc<Pipeline<S, Q, T>>, settings: RunnerSettings) -> Self {
+        Self {
+            pipeline,
+            settings,
+            report: Arc::default(),
+        }
+    }
+
+    pub fn pipeline(&self) -> &Arc<Pipeline<S, Q, T>> {
+        &self.pipeline
+    }
+
+    pub fn report(&self) -> Report {
+        self.report
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Records what a stage run outside the runner (intake) did.
+    pub fn note(&self, outcome: Outcome) {
+        self.report
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .record(outcome);
+    }
+
+    /// Sends a worker-events nudge for every timer due now. The nudge goes out before the
+    /// timer is removed, so a crash in between re-sends it (harmless: mapping decides again)
+    /// rather than losing a leaver.
+    pub async fn fire_timers(&self) -> Result<usize, QueueError> {
+        let pipeline = &self.pipeline;
+        let now = pipeline.clock.now();
+        let mut fired = 0;
+        loop {
+            let due: Vec<TimerSpec> = pipeline
+                .timers
+                .next(256)
+                .await?
+                .into_iter()
+                .filter(|t| t.at <= now)
+                .collect();
+            if due.is_empty() {
+                return Ok(fired);
+            }
+            for timer in &due {
+                self.send_timer(timer).await?;
+            }
+            // Whatever is due now, including a timer put since we looked (send is deduplicated).
+            for timer in pipeline.timers.take_due(now).await? {
+                self.send_timer(&timer).await?;
+                fired += 1;
+            }
+        }
+    }
+
+    async fn send_timer(&self, timer: &TimerSpec) -> Result<(), QueueError> {
+        let reason = format!("timer {} at {}", timer_kind_str(timer.kind), timer.at);
+        let nudge = Nudge::new(
+            timer.worker.clone(),
+            reason,
+            format!("timer:{}@{}", timer.name, timer.at),
+        );
+        let dedup = format!("{}@{}", timer.name, timer.at);
+        self.pipeline
+            .queue
+            .send(
+                QueueName::WorkerEvents,
+                &nudge,
+                &dedup,
+                self.pipeline.clock.now(),
+            )
+            .await
+    }
+
+    /// One round: fire due timers, then one batch from each queue. Returns how many messages
+    /// were handled.
+    pub async fn step(&self) -> Result<usize, QueueError> {
+        self.fire_timers().await?;
+        let mut handled = 0;
+        for queue in QueueName::ALL {
+            let pipeline = &self.pipeline;
+            let now = pipeline.clock.now();
+            pipeline
+                .queue
+                .dead_letter_abandoned(
+                    queue,
+                    now,
+                    self.settings.max_attempts,
+                    "its receiver stopped before finishing it, too many times",
+                )
+                .await?;
+            let deliveries = pipeline
+                .queue
+                .receive(queue, self.settings.batch, now, self.settings.visibility)
+                .await?;
+            handled += deliveries.len();
+            let mut running = JoinSet::new();
+            for delivery in deliveries {
+                let pipeline = Arc::clone(&self.pipeline);
+                let report = Arc::clone(&self.report);
+                let settings = self.settings.clone();
+                running.spawn(async move { handle(&pipeline, &settings, &report, delivery).await });
+            }
+            while let Some(done) = running.join_next().await {
+                match done {
+                    Ok(result) => result?,
+                    Err(panic) => {
+                        return Err(QueueError::Backend(format!("a stage panicked: {panic}")));
+                    }
+                }
+            }
+        }
+        Ok(handled)
+    }
+
+    /// Runs until every queue is empty (nothing visible, waiting or in flight); timers due
+    /// meanwhile fire. Future timers are left for later.
+    pub async fn drain(&self) -> Result<(), QueueError> {
+        loop {
+            if self.step().await? > 0 {
+                continue;
+            }
+            let mut busy = false;
+            for queue in QueueName::ALL {
+                let depth = self.pipeline.queue.depth(queue).await?;
+                busy |= depth.visible + depth.in_flight > 0;
+            }
+            let due = self
+                .pipeline
+                .timers
+                .next(1)
+                .await?
+                .first()
+                .is_some_and(|t| t.at <= self.pipeline.clock.now());
+            if !busy && !due {
+                return Ok(());
+            }
+            // Messages waiting out a retry backoff.
+            self.pipeline.clock.pause(self.settings.idle).await;
+        }
+    }
+
+    /// Runs until `stop` resolves; a message being handled is finished first.
+    pub async fn run(&self, stop: impl std::future::Future<Output = ()>) -> Result<(), QueueError> {
+        tokio::pin!(stop);
+        loop {
+            let handled = self.step().await?;
+            if handled > 0 {
+                continue;
+            }
+            tokio::select! {
+                () = &mut stop => return Ok(()),
+                () = self.pipeline.clock.pause(self.settings.idle) => {}
+            }
+        }
+    }
+}
+
+async fn handle<S, Q, T>(
+    pipeline: &Pipeline<S, Q, T>,
+    settings: &RunnerSettings,
+    report: &Mutex<Report>,
+    delivery: Delivery,
+) -> Result<(), QueueError>
+where
+    S: StateStore,
+    Q: Queue,
+    T: Timers,
+{
+    let nudge = &delivery.nudge;
+    let result = match delivery.queue {
+        QueueName::WorkerEvents => pipeline.mapping(nudge).await,
+        QueueName::Directory => pipeline.entra(nudge).await,
+        QueueName::Writeback => pipeline.writeback(nudge).await,
+    };
+    let settle = match result {
+        Ok(outcome) => {
+            report
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .record(outcome);
+            pipeline.queue.ack(&delivery).await
+        }
+        Err(error) => fail(pipeline, settings, report, &delivery, &error).await,
+    };
+    match settle {
+        // A newer delivery of the same message reports instead (the work was idempotent).
+        Err(QueueError::StaleReceipt { .. }) => Ok(()),
+        other => other,
+    }
+}
+
+async fn fail<S, Q, T>(
+    pipeline: &Pipeline<S, Q, T>,
+    settings: &RunnerSettings,
+    report: &Mutex<Report>,
+    delivery: &Delivery,
+    error: &StageError,
+) -> Result<(), QueueError>
+where
+    S: StateStore,
+    Q: Queue,
+    T: Timers,
+{
+    let now = pipeline.clock.now();
+    let worker = &delivery.nudge.worker;
+    tracing::warn!(%worker, queue = %delivery.queue, attempt = delivery.attempt, error = %error, "stage failed");
+    // A permanent error has had its last attempt.
+    let max_attempts = match error.retryable {
+        true => settings.max_attempts,
+        false => delivery.attempt,
+    };
+    let exponent = delivery.attempt.saturating_sub(1).min(16);
+    let backoff = settings
+        .first_backoff
+        .saturating_mul(1 << exponent)
+        .min(settings.max_backoff);
+    let outcome = pipeline
+        .queue
+        .retry(delivery, &error.message, now, backoff, max_attempts)
+        .await?;
+    if outcome == RetryOutcome::DeadLettered {
+        report
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .workers
+            .entry(worker.clone())
+            .or_default()
+            .failed = Some(format!("{}: {}", delivery.queue, error.message));
+        let record = AuditRecord {
+            worker: worker.clone(),
+            at: now,
+            stage: delivery.queue.to_string(),
+            action: "dead_lettered".into(),
+            cause: error.message.clone(),
+            before: None,
+            after: None,
+            trace: Some(delivery.nudge.trace.clone()),
+        };
+        if let Err(audit_error) = pipeline.store.append_audit(&record).await {
+            tracing::error!(%worker, error = %audit_error, "cannot audit a dead letter");
+        }
+    }
+    Ok(())
+}

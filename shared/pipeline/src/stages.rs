@@ -1,0 +1,183 @@
+//! The four stages (DESIGN.md §3) as methods of [`Pipeline`], over the ports. Each takes a
+//! nudge (or, for intake, an HR record), reads the latest state, converges and says what it
+//! did in an [`Outcome`]; the runner acks, retries or dead-letters the message.
+//!
+//! | stage | reads | writes | sends |
+//! |---|---|---|---|
+//! | [`intake`] | the HR record | the inbox snapshot, the delivery mark | worker-events |
+//! | [`mapping`] | inbox + state | state (decision), names, timers, holds | directory |
+//! | [`entra`] | state | the directory, state (`applied`) | directory (waiters), writeback |
+//! | [`writeback`] | state | the HR system | - |
+
+pub mod entra;
+pub mod intake;
+pub mod mapping;
+pub mod writeback;
+
+use std::fmt;
+use std::sync::Arc;
+
+use hrsync_core::{Config, Lifecycle, Transition, WorkerKey};
+use hrsync_directory::converge::ConvergeError;
+use hrsync_directory::graph::{GraphClient, GraphError};
+
+use crate::clock::Clock;
+use crate::ports::{AuditRecord, Queue, QueueError, StateStore, StoreError, Timers};
+pub use writeback::{NoWriteBack, WriteBack, WriteBackError};
+
+/// Everything the stages run over. One per runtime (a process, a Lambda container).
+pub struct Pipeline<S, Q, T> {
+    pub config: Arc<Config>,
+    pub store: Arc<S>,
+    pub queue: Arc<Q>,
+    pub timers: Arc<T>,
+    /// The directory: Microsoft Graph, or the sandbox that speaks it.
+    pub graph: GraphClient,
+    pub clock: Arc<dyn Clock>,
+    pub writeback: Arc<dyn WriteBack>,
+}
+
+impl<S, Q, T> fmt::Debug for Pipeline<S, Q, T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Pipeline").finish_non_exhaustive()
+    }
+}
+
+impl<S: StateStore, Q: Queue, T: Timers> Pipeline<S, Q, T> {
+    /// Audit records of one stage run share the instant and the trace.
+    fn audit(
+        &self,
+        worker: &WorkerKey,
+        stage: &str,
+        action: &str,
+        cause: String,
+        trace: &str,
+    ) -> AuditRecord {
+        AuditRecord {
+            worker: worker.clone(),
+            at: self.clock.now(),
+            stage: stage.into(),
+            action: action.into(),
+            cause,
+            before: None,
+            after: None,
+            trace: Some(trace.to_owned()),
+        }
+    }
+}
+
+/// What a stage run did, for the runner's report.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome {
+    /// The record was queued for mapping.
+    Received {
+        worker: WorkerKey,
+    },
+    /// A redelivery of an event already handled.
+    Duplicate {
+        worker: WorkerKey,
+    },
+    /// Older than the record kept; ignored.
+    Stale {
+        worker: WorkerKey,
+    },
+    Mapped {
+        worker: WorkerKey,
+        transition: Transition,
+        lifecycle: Lifecycle,
+        /// Timers the worker now has.
+        timers: usize,
+        /// The state changed (false: the same record decided again).
+        changed: bool,
+    },
+    /// The breaker held a disable until someone approves it (or it was rejected).
+    Held {
+        worker: WorkerKey,
+        hold: String,
+        rejected: bool,
+    },
+    Converged {
+        worker: WorkerKey,
+        /// The confirmed directory operations, in order.
+        steps: Vec<&'static str>,
+        /// What must wait (a manager without an account yet).
+        deferred: Vec<String>,
+    },
+    WrittenBack {
+        worker: WorkerKey,
+    },
+    /// Nothing to do (no record, nothing desired, write-back not supported).
+    Nothing {
+        worker: WorkerKey,
+    },
+}
+
+/// Why a stage run failed; the runner retries it with backoff (then dead-letters it) or
+/// dead-letters it at once.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct StageError {
+    pub message: String,
+    pub retryable: bool,
+}
+
+impl StageError {
+    pub fn permanent(message: impl fmt::Display) -> Self {
+        Self {
+            message: message.to_string(),
+            retryable: false,
+        }
+    }
+
+    pub fn transient(message: impl fmt::Display) -> Self {
+        Self {
+            message: message.to_string(),
+            retryable: true,
+        }
+    }
+}
+
+impl From<StoreError> for StageError {
+    fn from(error: StoreError) -> Self {
+        Self {
+            retryable: error.is_retryable(),
+            message: error.to_string(),
+        }
+    }
+}
+
+impl From<QueueError> for StageError {
+    fn from(error: QueueError) -> Self {
+        Self {
+            retryable: error.is_retryable(),
+            message: error.to_string(),
+        }
+    }
+}
+
+impl From<GraphError> for StageError {
+    fn from(error: GraphError) -> Self {
+        Self {
+            retryable: error.is_retryable(),
+            message: error.to_string(),
+        }
+    }
+}
+
+impl From<ConvergeError> for StageError {
+    fn from(error: ConvergeError) -> Self {
+        Self {
+            retryable: error.is_retryable(),
+            message: error.to_string(),
+        }
+    }
+}
+
+/// JSON for an audit record's before/after.
+fn json<T: serde::Serialize>(value: &T) -> Option<serde_json::Value> {
+    serde_json::to_value(value).ok()
+}
+
+/// How many times a stage reads again after losing a conditional write before handing the
+/// message back to its queue.
+const CONFLICT_ROUNDS: usize = 5;

@@ -1,0 +1,269 @@
+//! Entra: converge the directory to the worker's desired identity
+//! (hrsync_directory::converge), record what the directory now holds and audit each
+//! confirmed step. Workers waiting for this one (as their manager) are nudged once it has an
+//! account; a name someone else took meanwhile sends the worker back to mapping for another.
+
+use std::collections::BTreeMap;
+
+use hrsync_core::{AppliedIdentity, Op, WorkerKey, WorkerState};
+use hrsync_directory::converge::{ConvergeError, Lookup, Step, converge};
+
+use super::{CONFLICT_ROUNDS, Outcome, Pipeline, StageError, json};
+use crate::ports::{AuditRecord, Nudge, Queue, QueueName, StateStore, StoreError, Timers};
+
+impl<S: StateStore, Q: Queue, T: Timers> Pipeline<S, Q, T> {
+    pub async fn entra(&self, nudge: &Nudge) -> Result<Outcome, StageError> {
+        let key = &nudge.worker;
+        let Some(stored) = self.store.load(key).await? else {
+            return Ok(Outcome::Nothing {
+                worker: key.clone(),
+            });
+        };
+        let state = stored.state;
+        let Some(desired) = state.desired.clone() else {
+            return Ok(Outcome::Nothing {
+                worker: key.clone(),
+            });
+        };
+        let managers = self.manager_ids(desired.manager.as_ref()).await?;
+        let object_ids = |worker: &WorkerKey| managers.get(worker).cloned();
+
+        let mut steps: Vec<Step> = Vec::new();
+        let mut record = |step: &Step| -> Result<(), ConvergeError> {
+            steps.push(step.clone());
+            Ok(())
+        };
+        let result = converge(
+            &self.graph,
+            key,
+            Some(&desired),
+            state.applied.clone(),
+            Lookup::WhenUnknown,
+            &object_ids,
+            &mut record,
+        )
+        .await;
+        // What the directory holds now: the run's result, or its last confirmed step.
+        let applied = match &result {
+            Ok(done) => done.applied.clone(),
+            Err(_) => steps
+                .last()
+                .map_or_else(|| state.applied.clone(), |s| s.after.clone()),
+        };
+        let audit: Vec<AuditRecord> = steps
+            .iter()
+            .map(|step| self.step_audit(nudge, step))
+            .collect();
+        if applied != state.applied || !audit.is_empty() {
+            self.record_applied(key, stored.version, applied.clone(), &audit)
+                .await?;
+        }
+        let created = steps.iter().any(|s| matches!(s.op, Op::Create { .. }));
+        let now = self.clock.now();
+        if created || applied.as_ref().is_some_and(|a| a.object_id.is_some()) {
+            for waiter in self.store.take_waiters(key).await? {
+                let next = Nudge::new(
+                    waiter.clone(),
+                    format!("manager {key} has an account"),
+                    nudge.trace.clone(),
+                );
+                let dedup = format!("{waiter}#after#{key}");
+                self.queue
+                    .send(QueueName::Directory, &next, &dedup, now)
+                    .await?;
+            }
+        }
+        let renamed = steps.iter().any(|s| {
+            matches!(s.op, Op::Create { .. })
+                || s.before.as_ref().map(|a| (&a.upn, &a.mail))
+                    != s.after.as_ref().map(|a| (&a.upn, &a.mail))
+        });
+        if renamed && self.writeback.supports(key.source()) {
+            let next = Nudge::new(
+                key.clone(),
+                "identifiers changed".to_owned(),
+                nudge.trace.clone(),
+            );
+            let dedup = format!(
+                "{key}#writeback#{}",
+                applied.as_ref().map_or("", |a| a.upn.as_str())
+            );
+            self.queue
+                .send(QueueName::Writeback, &next, &dedup, now)
+                .await?;
+        }
+        match result {
+            Ok(done) => {
+                if !done.deferred.is_empty()
+                    && let Some(manager) = &desired.manager
+                    && !managers.contains_key(manager)
+                {
+                    self.wait_for_manager(key, manager, nudge).await?;
+                }
+                Ok(Outcome::Converged {
+                    worker: key.clone(),
+                    steps: steps.iter().map(|s| s.op.name()).collect(),
+                    deferred: done.deferred,
+                })
+            }
+            Err(ConvergeError::NameConflict { upn }) => {
+                self.rename(key, &upn, nudge).await?;
+                Ok(Outcome::Converged {
+                    worker: key.clone(),
+                    steps: steps.iter().map(|s| s.op.name()).collect(),
+                    deferred: vec![format!(
+                        "{upn} is taken in the directory: choosing another name"
+                    )],
+                })
+            }
+            Err(error) => Err(error.into()),
+        }
+    }
+
+    /// The object ids of the managers hrsync already made accounts for.
+    async fn manager_ids(
+        &self,
+        manager: Option<&WorkerKey>,
+    ) -> Result<BTreeMap<WorkerKey, String>, StoreError> {
+        let mut ids = BTreeMap::new();
+        if let Some(manager) = manager
+            && let Some(stored) = self.store.load(manager).await?
+            && let Some(id) = stored.state.applied.and_then(|a| a.object_id)
+        {
+            ids.insert(manager.clone(), id);
+        }
+        Ok(ids)
+    }
+
+    /// Waits for the manager's account; if it appeared while we registered, converge again now.
+    async fn wait_for_manager(
+        &self,
+        key: &WorkerKey,
+        manager: &WorkerKey,
+        nudge: &Nudge,
+    ) -> Result<(), StageError> {
+        self.store.wait_for(manager, key).await?;
+        if !self.manager_ids(Some(manager)).await?.is_empty() {
+            self.store.take_waiters(manager).await?;
+            let next = Nudge::new(
+                key.clone(),
+                format!("manager {manager} has an account"),
+                nudge.trace.clone(),
+            );
+            let dedup = format!("{key}#after#{manager}");
+            self.queue
+                .send(QueueName::Directory, &next, &dedup, self.clock.now())
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Stores `applied` on the latest state (mapping may have written since we read).
+    async fn record_applied(
+        &self,
+        key: &WorkerKey,
+        mut version: u64,
+        applied: Option<AppliedIdentity>,
+        audit: &[AuditRecord],
+    ) -> Result<(), StageError> {
+        let mut state: Option<WorkerState> = None;
+        for _ in 0..CONFLICT_ROUNDS {
+            let mut next = match state.take() {
+                Some(state) => state,
+                None => match self.store.load(key).await? {
+                    Some(stored) if stored.version == version => stored.state,
+                    Some(stored) => {
+                        version = stored.version;
+                        stored.state
+                    }
+                    None => {
+                        return Err(StageError::permanent(format!(
+                            "{key} vanished from the store"
+                        )));
+                    }
+                },
+            };
+            next.applied = applied.clone();
+            match self.store.save(key, &next, Some(version), audit).await {
+                Ok(_) => return Ok(()),
+                Err(StoreError::Conflict { found, .. }) => {
+                    version = found.unwrap_or(version);
+                }
+                Err(error) => return Err(error.into()),
+            }
+        }
+        Err(StageError::transient(format!(
+            "{key}: the state kept changing while recording the directory"
+        )))
+    }
+
+    /// The UPN is someone else's in the directory: forget the chosen names so mapping picks
+    /// the next free candidate (its preflight now sees this one taken).
+    async fn rename(&self, key: &WorkerKey, upn: &str, nudge: &Nudge) -> Result<(), StageError> {
+        for _ in 0..CONFLICT_ROUNDS {
+            let Some(stored) = self.store.load(key).await? else {
+                return Ok(());
+            };
+            let mut state = stored.state;
+            if state
+                .applied
+                .as_ref()
+                .is_some_and(|a| a.object_id.is_some())
+            {
+                return Ok(());
+            }
+            let released = state.identifiers.take();
+            let record = self.audit(
+                key,
+                "entra",
+                "name_taken",
+                format!("{upn} belongs to another directory account; choosing another name"),
+                &nudge.trace,
+            );
+            match self
+                .store
+                .save(key, &state, Some(stored.version), &[record])
+                .await
+            {
+                Ok(version) => {
+                    if let Some(ids) = released {
+                        self.store.release_name(&ids.upn, key).await?;
+                        self.store.release_name(&ids.mail, key).await?;
+                    }
+                    let next = Nudge::new(
+                        key.clone(),
+                        "name taken in the directory",
+                        nudge.trace.clone(),
+                    );
+                    self.queue
+                        .send(
+                            QueueName::WorkerEvents,
+                            &next,
+                            &format!("{key}#rename#v{version}"),
+                            self.clock.now(),
+                        )
+                        .await?;
+                    return Ok(());
+                }
+                Err(StoreError::Conflict { .. }) => continue,
+                Err(error) => return Err(error.into()),
+            }
+        }
+        Err(StageError::transient(format!(
+            "{key}: the state kept changing while renaming"
+        )))
+    }
+
+    fn step_audit(&self, nudge: &Nudge, step: &Step) -> AuditRecord {
+        let mut record = self.audit(
+            &nudge.worker,
+            "entra",
+            step.op.name(),
+            nudge.reason.clone(),
+            &nudge.trace,
+        );
+        record.before = json(&step.before);
+        record.after = json(&serde_json::json!({ "op": step.op, "account": step.after }));
+        record
+    }
+}

@@ -1,0 +1,72 @@
+//! Intake: an HR record arrives (a webhook, a row of an export, an operator's termination).
+//! Keep it as the worker's latest snapshot unless a newer one is kept, and nudge mapping.
+//! Deliveries are checked before the work and marked after it: a crash in between only
+//! means the redelivery does the (idempotent) work again.
+
+use hrsync_core::Worker;
+use jiff::SignedDuration;
+
+use super::{Outcome, Pipeline, StageError, json};
+use crate::ports::{Nudge, Queue, QueueName, StateStore, Timers};
+
+/// How long a delivery id is remembered: vendors redeliver for up to three days.
+pub const DELIVERY_MEMORY: SignedDuration = SignedDuration::from_hours(72);
+
+/// One HR record to take in.
+#[derive(Debug, Clone)]
+pub struct Incoming<'a> {
+    pub snapshot: &'a Worker,
+    /// The delivery's identity (a webhook's delivery id, the export and row...), for dedupe.
+    pub delivery: &'a str,
+    /// Why it came: `webhook hr`, `import workers.csv`, `terminate: <reason>`...
+    pub cause: &'a str,
+    pub trace: &'a str,
+}
+
+impl<S: StateStore, Q: Queue, T: Timers> Pipeline<S, Q, T> {
+    pub async fn intake(&self, incoming: Incoming<'_>) -> Result<Outcome, StageError> {
+        let worker = incoming.snapshot.key.clone();
+        let now = self.clock.now();
+        if self.store.delivered(incoming.delivery, now).await? {
+            return Ok(Outcome::Duplicate { worker });
+        }
+        let kept = self.store.put_snapshot(incoming.snapshot).await?;
+        if kept {
+            let mut record = self.audit(
+                &worker,
+                "intake",
+                "received",
+                incoming.cause.to_owned(),
+                incoming.trace,
+            );
+            record.after = json(&serde_json::json!({ "as_of": incoming.snapshot.as_of }));
+            self.store.append_audit(&record).await?;
+            let nudge = Nudge::new(worker.clone(), incoming.cause, incoming.trace);
+            // The same record sent twice within the dedup window is one message.
+            let dedup = format!("{worker}@{}", fingerprint(incoming.snapshot));
+            self.queue
+                .send(QueueName::WorkerEvents, &nudge, &dedup, now)
+                .await?;
+        }
+        let expires = now
+            .checked_add(DELIVERY_MEMORY)
+            .map_err(|e| StageError::permanent(format!("delivery expiry out of range: {e}")))?;
+        self.store
+            .first_delivery(incoming.delivery, now, expires)
+            .await?;
+        Ok(match kept {
+            true => Outcome::Received { worker },
+            false => Outcome::Stale { worker },
+        })
+    }
+}
+
+/// Identifies a record's content (deterministic across runs: `DefaultHasher::new` has fixed keys).
+fn fingerprint(snapshot: &Worker) -> String {
+    use std::hash::{DefaultHasher, Hash, Hasher};
+    let mut hasher = DefaultHasher::new();
+    serde_json::to_string(snapshot)
+        .unwrap_or_default()
+        .hash(&mut hasher);
+    format!("{:016x}", hasher.finish())
+}

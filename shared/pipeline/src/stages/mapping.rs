@@ -1,0 +1,345 @@
+//! Mapping: decide who the worker is now (hrsync_core::decide) on the latest HR record, with
+//! unique names reserved in the store and free in the directory; pass the safety breaker;
+//! store the decision conditionally on the version read; move the worker's timers; nudge the
+//! directory stage.
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use hrsync_core::{Decision, Identifiers, Presence, Worker, WorkerKey, WorkerState, decide, plan};
+use jiff::Timestamp;
+
+use super::{CONFLICT_ROUNDS, Outcome, Pipeline, StageError, json};
+use crate::ports::{
+    Hold, HoldStatus, Nudge, Queue, QueueName, Reservation, StateStore, StoreError, TimerSpec,
+    Timers, name_key,
+};
+
+/// Nudges whose reason starts with this come from an operator (`hrsync terminate`): an
+/// emergency leaver is never held by the breaker.
+pub const OPERATOR_TERMINATION: &str = "terminate:";
+
+/// The breaker's window.
+pub const BREAKER_WINDOW: Duration = Duration::from_secs(3600);
+
+/// Rounds of "this name is taken, try the next candidate" before giving up.
+const NAME_ROUNDS: usize = 64;
+
+impl<S: StateStore, Q: Queue, T: Timers> Pipeline<S, Q, T> {
+    pub async fn mapping(&self, nudge: &Nudge) -> Result<Outcome, StageError> {
+        let mut lost = None;
+        for _ in 0..CONFLICT_ROUNDS {
+            match self.map_once(nudge).await {
+                Err(Mapping::Conflict(error)) => lost = Some(error),
+                Err(Mapping::Failed(error)) => return Err(error),
+                Ok(outcome) => return Ok(outcome),
+            }
+        }
+        Err(lost.map_or_else(|| StageError::transient("conflict"), StageError::from))
+    }
+
+    async fn map_once(&self, nudge: &Nudge) -> Result<Outcome, Mapping> {
+        let key = &nudge.worker;
+        let now = self.clock.now();
+        let (mut state, version) = match self.store.load(key).await? {
+            Some(stored) => (stored.state, Some(stored.version)),
+            None => (WorkerState::default(), None),
+        };
+        let incoming = match self.store.snapshot(key).await? {
+            Some(snapshot) => snapshot,
+            None => match &state.snapshot {
+                Some(snapshot) => snapshot.clone(),
+                None => {
+                    return Ok(Outcome::Nothing {
+                        worker: key.clone(),
+                    });
+                }
+            },
+        };
+        let before = state.clone();
+        let decision = self
+            .decide_with_free_names(&incoming, &mut state, now)
+            .await?;
+
+        if !nudge.reason.starts_with(OPERATOR_TERMINATION)
+            && disables(&before, &decision)
+            && let Some(outcome) = self.breaker(key, &incoming, &nudge.trace, now).await?
+        {
+            return Ok(outcome);
+        }
+
+        let changed = decision.state != before;
+        let version = match changed {
+            true => {
+                let audit = self.decision_audit(nudge, &before, &decision);
+                self.store
+                    .save(key, &decision.state, version, &[audit])
+                    .await?
+            }
+            false => version.unwrap_or_default(),
+        };
+        self.move_timers(key, &decision).await?;
+        let pending = !plan(
+            decision.state.desired.as_ref(),
+            decision.state.applied.as_ref(),
+        )
+        .is_empty();
+        if changed || pending {
+            let next = Nudge::new(key.clone(), nudge.reason.clone(), nudge.trace.clone());
+            let dedup = match changed {
+                true => format!("{key}#v{version}"),
+                false => format!("{key}#v{version}#{}", nudge.trace),
+            };
+            self.queue
+                .send(QueueName::Directory, &next, &dedup, now)
+                .await?;
+        }
+        Ok(Outcome::Mapped {
+            worker: key.clone(),
+            transition: decision.transition,
+            lifecycle: decision.lifecycle,
+            timers: decision.timers.len(),
+            changed,
+        })
+    }
+
+    /// Decides until newly chosen names are reserved for this worker in the store and free in
+    /// the directory. An account that already carries the worker's employee id (from before
+    /// hrsync, or an interrupted run) keeps its names.
+    async fn decide_with_free_names(
+        &self,
+        incoming: &Worker,
+        state: &mut WorkerState,
+        now: Timestamp,
+    ) -> Result<Decision, Mapping> {
+        let key = &incoming.key;
+        let mut taken: HashSet<String> = HashSet::new();
+        for _ in 0..NAME_ROUNDS {
+            let registry = |name: &str, _: &WorkerKey| taken.contains(&name_key(name));
+            let decision = decide(incoming, state, &self.config, now, &registry)
+                .map_err(StageError::permanent)?;
+            let fresh = match (&state.identifiers, &decision.state.identifiers) {
+                (None, Some(ids)) => ids.clone(),
+                _ => return Ok(decision),
+            };
+            let names = distinct_names(&fresh);
+            let mut refused = false;
+            for name in &names {
+                if let Reservation::HeldBy(_) = self.store.reserve_name(name, key).await? {
+                    taken.insert(name_key(name));
+                    refused = true;
+                }
+            }
+            if refused {
+                self.release(&names, key).await?;
+                continue;
+            }
+            let found = self
+                .graph
+                .preflight(&incoming.employee_id, &names)
+                .await
+                .map_err(StageError::from)?;
+            if let Some(existing) = found.existing {
+                self.release(&names, key).await?;
+                let adopted = Identifiers {
+                    mail: existing
+                        .mail
+                        .clone()
+                        .unwrap_or_else(|| existing.user_principal_name.clone()),
+                    upn: existing.user_principal_name,
+                };
+                for name in distinct_names(&adopted) {
+                    if let Reservation::HeldBy(other) = self.store.reserve_name(name, key).await? {
+                        tracing::warn!(worker = %key, %other, "the account found by employeeId has a name reserved for another worker");
+                    }
+                }
+                state.identifiers = Some(adopted);
+                continue;
+            }
+            if found.taken.is_empty() {
+                return Ok(decision);
+            }
+            for name in &found.taken {
+                taken.insert(name_key(name));
+            }
+            self.release(&names, key).await?;
+        }
+        Err(StageError::permanent(format!(
+            "{key}: no free name after {NAME_ROUNDS} candidates (see identity.upn)"
+        ))
+        .into())
+    }
+
+    async fn release(&self, names: &[&str], owner: &WorkerKey) -> Result<(), StoreError> {
+        for name in names {
+            self.store.release_name(name, owner).await?;
+        }
+        Ok(())
+    }
+
+    /// The safety breaker: `None` lets the disable through.
+    async fn breaker(
+        &self,
+        key: &WorkerKey,
+        incoming: &Worker,
+        trace: &str,
+        now: Timestamp,
+    ) -> Result<Option<Outcome>, Mapping> {
+        let Some(limit) = self.disable_limit().await? else {
+            return Ok(None);
+        };
+        let id = format!("{key}#disable#{}", incoming.as_of);
+        let held = |rejected| Outcome::Held {
+            worker: key.clone(),
+            hold: id.clone(),
+            rejected,
+        };
+        if let Some(hold) = self.store.hold(&id).await? {
+            return Ok(match hold.status {
+                HoldStatus::Approved => None,
+                HoldStatus::Pending => Some(held(false)),
+                HoldStatus::Rejected => Some(held(true)),
+            });
+        }
+        if self
+            .store
+            .take_budget("disable", &id, now, BREAKER_WINDOW, limit)
+            .await?
+        {
+            return Ok(None);
+        }
+        let reason = format!(
+            "more than {limit} disables within an hour (lifecycle.max_disables_per_hour / max_disables_percent)"
+        );
+        self.store
+            .put_hold(&Hold {
+                id: id.clone(),
+                worker: key.clone(),
+                action: "disable".into(),
+                reason: reason.clone(),
+                created_at: now,
+                status: HoldStatus::Pending,
+            })
+            .await?;
+        let mut record = self.audit(key, "mapping", "held", reason, trace);
+        record.after = json(&serde_json::json!({ "hold": id }));
+        self.store.append_audit(&record).await?;
+        Ok(Some(held(false)))
+    }
+
+    /// The smaller of the configured limits, if any.
+    async fn disable_limit(&self) -> Result<Option<u64>, StoreError> {
+        let lifecycle = &self.config.lifecycle;
+        let per_hour = lifecycle.max_disables_per_hour.map(u64::from);
+        let percent = match lifecycle.max_disables_percent {
+            Some(percent) => {
+                let workers = self.store.workers().await?.len() as u64;
+                // At least one: a tiny org's first leaver is not held by rounding.
+                Some((workers * u64::from(percent)).div_ceil(100).max(1))
+            }
+            None => None,
+        };
+        Ok(match (per_hour, percent) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        })
+    }
+
+    fn decision_audit(
+        &self,
+        nudge: &Nudge,
+        before: &WorkerState,
+        decision: &Decision,
+    ) -> crate::ports::AuditRecord {
+        let action = match decision.transition {
+            hrsync_core::Transition::None => "update",
+            transition => transition.as_str(),
+        };
+        let mut cause = nudge.reason.clone();
+        if !decision.explanation.is_empty() {
+            cause = format!("{cause}: {}", decision.explanation.join("; "));
+        }
+        let mut record = self.audit(&nudge.worker, "mapping", action, cause, &nudge.trace);
+        record.before = json(&serde_json::json!({
+            "lifecycle": before.lifecycle,
+            "desired": before.desired,
+        }));
+        record.after = json(&serde_json::json!({
+            "lifecycle": decision.state.lifecycle,
+            "desired": decision.state.desired,
+            "timers": decision.timers,
+        }));
+        record
+    }
+
+    /// The worker's timers become the decision's: new ones put, moved ones replaced, the rest
+    /// deleted (a rescinded termination loses its leave timer).
+    async fn move_timers(&self, key: &WorkerKey, decision: &Decision) -> Result<(), StageError> {
+        let wanted: Vec<TimerSpec> = decision
+            .timers
+            .iter()
+            .map(|timer| TimerSpec::new(key.clone(), timer.kind, timer.at))
+            .collect();
+        let current = self.timers.worker_timers(key).await?;
+        for timer in &current {
+            if !wanted.iter().any(|w| w.name == timer.name) {
+                self.timers.delete(&timer.name).await?;
+            }
+        }
+        for timer in &wanted {
+            if !current.contains(timer) {
+                self.timers.put(timer).await?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Would this decision disable an account that is (or is about to be) enabled?
+fn disables(before: &WorkerState, decision: &Decision) -> bool {
+    let enabled = before.applied.as_ref().is_some_and(|a| a.enabled)
+        || before
+            .desired
+            .as_ref()
+            .is_some_and(|d| d.enabled && d.presence == Presence::Present);
+    let disabled = decision
+        .desired
+        .as_ref()
+        .is_some_and(|d| !d.enabled || d.presence == Presence::Deleted);
+    enabled && disabled
+}
+
+fn distinct_names(ids: &Identifiers) -> Vec<&str> {
+    match ids.mail.eq_ignore_ascii_case(&ids.upn) {
+        true => vec![ids.upn.as_str()],
+        false => vec![ids.upn.as_str(), ids.mail.as_str()],
+    }
+}
+
+/// A lost conditional write is retried here (read again, decide again); anything else goes
+/// back to the queue.
+enum Mapping {
+    Conflict(StoreError),
+    Failed(StageError),
+}
+
+impl From<StoreError> for Mapping {
+    fn from(error: StoreError) -> Self {
+        match error {
+            StoreError::Conflict { .. } => Self::Conflict(error),
+            error => Self::Failed(error.into()),
+        }
+    }
+}
+
+impl From<StageError> for Mapping {
+    fn from(error: StageError) -> Self {
+        Self::Failed(error)
+    }
+}
+
+impl From<crate::ports::QueueError> for Mapping {
+    fn from(error: crate::ports::QueueError) -> Self {
+        Self::Failed(error.into())
+    }
+}

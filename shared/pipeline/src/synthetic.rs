@@ -1,0 +1,39 @@
+//! HR records hrsync writes itself, on an operator's word (`hrsync terminate`) or because a
+//! complete export no longer lists a worker: the worker's latest record, leaving now. They go
+//! through the pipeline like any other record, so they are decided, audited and converged the
+//! same way.
+
+use hrsync_core::{Status, Worker};
+use jiff::Timestamp;
+use jiff::tz::TimeZone;
+
+/// `termination_type` of an operator's emergency termination.
+pub const EMERGENCY: &str = "emergency";
+/// `termination_type` of a worker a complete export no longer lists.
+pub const ABSENT_FROM_EXPORT: &str = "absent_from_export";
+
+/// `latest`, terminated at `now` (the last day is today on the worker's clock; the cut-off is
+/// this minute, so the leave instant is never after `now`).
+pub fn leaving_now(latest: &Worker, now: Timestamp, default_zone: &str, kind: &str) -> Worker {
+    let zone = latest
+        .time_zone
+        .as_deref()
+        .and_then(|name| TimeZone::get(name).ok())
+        .or_else(|| TimeZone::get(default_zone).ok())
+        .unwrap_or(TimeZone::UTC);
+    let local = now.to_zoned_datetime(zone).datetime();
+    let minute = local
+        .time()
+        .with()
+        .second(0)
+        .subsec_nanosecond(0)
+        .build()
+        .unwrap_or(local.time());
+    let mut leaving = latest.clone();
+    leaving.status = Status::Terminated;
+    leaving.termination_date = Some(local.date());
+    leaving.termination_time = Some(minute);
+    leaving.termination_type = Some(kind.to_owned());
+    leaving.as_of = now.max(latest.as_of);
+    leaving
+}
