@@ -13,7 +13,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::{Context, bail};
-use hrsync_core::{Config, Lifecycle, Worker, WorkerKey};
+use hrsync_core::{Config, Lifecycle, NothingTaken, Worker, WorkerKey, decide};
 use hrsync_pipeline::ports::{
     AuditRecord, DeadLetter, Hold, HoldStatus, Nudge, Queue, QueueName, StateStore, TimerSpec,
     Timers, timer_kind_str,
@@ -804,6 +804,7 @@ fn dlq_redrive(args: DlqRedriveArgs) -> anyhow::Result<usize> {
             }
         };
         let now = clock.now();
+        let mut redecided: Vec<WorkerKey> = Vec::new();
         for (queue, letter) in &chosen {
             if !local.queue.redrive(*queue, &letter.id, now).await? {
                 bail!(
@@ -821,18 +822,19 @@ fn dlq_redrive(args: DlqRedriveArgs) -> anyhow::Result<usize> {
                 &trace,
             );
             local.store.append_audit(&record).await?;
-            // The fix was most likely in the config: decide again first, so the redriven
-            // directory message converges to the new decision rather than the stored one.
-            if *queue != QueueName::WorkerEvents {
+            // A later stage converges to the stored decision. When the fix was in the config
+            // (or time moved on), mapping decides again first (the runner takes worker-events
+            // before the directory), so the redriven message carries out the new decision.
+            if *queue != QueueName::WorkerEvents
+                && !redecided.contains(worker)
+                && decides_differently(&local, worker, now).await?
+            {
+                redecided.push(worker.clone());
                 let nudge = Nudge::new(worker.clone(), "redrive", trace);
+                let dedup = format!("redrive#{}@{now}", letter.id);
                 local
                     .queue
-                    .send(
-                        QueueName::WorkerEvents,
-                        &nudge,
-                        &format!("redrive#{}@{now}", letter.id),
-                        now,
-                    )
+                    .send(QueueName::WorkerEvents, &nudge, &dedup, now)
                     .await?;
             }
         }
@@ -955,6 +957,29 @@ async fn timer_views(local: &Local, timers: &[TimerSpec]) -> anyhow::Result<Vec<
         });
     }
     Ok(views)
+}
+
+/// Would mapping change the worker's stored decision now (a changed config, time passed)?
+/// Only then is it worth deciding again before a redrive: a decision that stays the same
+/// would only add a second message failing like the first.
+async fn decides_differently(
+    local: &Local,
+    key: &WorkerKey,
+    now: Timestamp,
+) -> anyhow::Result<bool> {
+    let Some(stored) = local.store.load(key).await? else {
+        return Ok(true);
+    };
+    let Some(latest) = latest_record(local, key).await? else {
+        return Ok(false);
+    };
+    Ok(
+        match decide(&latest, &stored.state, &local.config, now, &NothingTaken) {
+            Ok(decision) => decision.state != stored.state,
+            // Mapping reports it.
+            Err(_) => true,
+        },
+    )
 }
 
 /// The pending holds a command names (all of them with `--all`); an id that is unknown or

@@ -16,7 +16,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use anyhow::Context;
+use anyhow::{Context, bail};
 use axum::Json;
 use axum::Router;
 use axum::body::Bytes;
@@ -75,6 +75,9 @@ pub fn run(args: ServeArgs) -> anyhow::Result<usize> {
         if let Some(secret) = &source.webhook_secret {
             let secret =
                 resolve(secret).with_context(|| format!("source.{name}.webhook_secret"))?;
+            if secret.is_empty() {
+                bail!("source.{name}.webhook_secret is empty: every delivery would be refused");
+            }
             sources.insert(
                 name.clone(),
                 WebhookSource {

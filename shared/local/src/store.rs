@@ -671,8 +671,8 @@ impl StateStore for SqliteStore {
                 let again = tx
                     .query_row(
                         "SELECT 1 FROM budget_entries
-                     WHERE budget = ?1 AND key = ?2 AND at > ?3 AND at <= ?4",
-                        [&budget, &key, &since, &now],
+                     WHERE budget = ?1 AND key = ?2 AND at > ?3",
+                        [&budget, &key, &since],
                         |_| Ok(()),
                     )
                     .optional()?
@@ -681,10 +681,10 @@ impl StateStore for SqliteStore {
                     return Ok(true);
                 }
                 let taken: i64 = tx.query_row(
-                "SELECT COUNT(*) FROM budget_entries WHERE budget = ?1 AND at > ?2 AND at <= ?3",
-                [&budget, &since, &now],
-                |r| r.get(0),
-            )?;
+                    "SELECT COUNT(*) FROM budget_entries WHERE budget = ?1 AND at > ?2",
+                    [&budget, &since],
+                    |r| r.get(0),
+                )?;
                 if u64::try_from(taken).unwrap_or(0) >= limit {
                     return Ok(false);
                 }

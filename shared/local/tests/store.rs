@@ -62,6 +62,7 @@ both!(
     delivered_matches_first_delivery,
     budget_sliding_window,
     budget_race,
+    budget_counts_takes_stamped_later,
     waiters_wait_and_take,
     recent_audit_newest_first,
 );

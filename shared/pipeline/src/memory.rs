@@ -227,7 +227,8 @@ impl StateStore for MemoryStore {
         limit: u64,
     ) -> Result<bool, StoreError> {
         let since = window_start(now, window)?;
-        let inside = |at: &Timestamp| since < *at && *at <= now;
+        // Takes stamped after `now` count too: a concurrent caller read its clock later.
+        let inside = |at: &Timestamp| since < *at;
         let mut inner = self.lock();
         let takers = inner.budgets.entry(budget.to_owned()).or_default();
         // Forget what can no longer count (at or before the window's start).

@@ -237,8 +237,10 @@ pub trait StateStore: Send + Sync {
     ) -> impl Future<Output = Result<bool, StoreError>> + Send;
 
     /// A sliding-window budget (the breaker): atomically, if `key` already took from `budget`
-    /// within `(now - window, now]` -> true (taking again is idempotent); else if fewer than
-    /// `limit` keys took from it in that window -> records `key` at `now`, true; else false.
+    /// after `now - window` -> true (taking again is idempotent); else if fewer than `limit`
+    /// keys took from it after `now - window` -> records `key` at `now`, true; else false.
+    /// Takes stamped after `now` count too: concurrent callers read their clocks at different
+    /// moments, and a late-running early reader must not slip past the limit.
     fn take_budget(
         &self,
         budget: &str,

@@ -1367,3 +1367,31 @@ pub async fn timers_take_due<T: Timers>(timers: Arc<T>) {
     assert_eq!(due, vec![all[1].clone(), all[3].clone(), all[0].clone()]);
     assert_eq!(timers.next(10).await.unwrap(), vec![]);
 }
+
+/// A take stamped after the caller's `now` still counts: concurrent callers read their clocks
+/// at different moments, and an early reader that runs late must not slip past the limit.
+pub async fn budget_counts_takes_stamped_later<S: StateStore>(store: Arc<S>) {
+    let hour = std::time::Duration::from_secs(3600);
+    let later = at("2026-06-01T09:00:00.000002Z");
+    let earlier = at("2026-06-01T09:00:00.000001Z");
+    assert!(
+        store
+            .take_budget("disable", "a", later, hour, 1)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .take_budget("disable", "b", earlier, hour, 1)
+            .await
+            .unwrap(),
+        "the take stamped a microsecond later fills the budget"
+    );
+    assert!(
+        store
+            .take_budget("disable", "a", earlier, hour, 1)
+            .await
+            .unwrap(),
+        "a already took"
+    );
+}

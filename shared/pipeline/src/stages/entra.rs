@@ -61,17 +61,7 @@ impl<S: StateStore, Q: Queue, T: Timers> Pipeline<S, Q, T> {
         let created = steps.iter().any(|s| matches!(s.op, Op::Create { .. }));
         let now = self.clock.now();
         if created || applied.as_ref().is_some_and(|a| a.object_id.is_some()) {
-            for waiter in self.store.take_waiters(key).await? {
-                let next = Nudge::new(
-                    waiter.clone(),
-                    format!("manager {key} has an account"),
-                    nudge.trace.clone(),
-                );
-                let dedup = format!("{waiter}#after#{key}");
-                self.queue
-                    .send(QueueName::Directory, &next, &dedup, now)
-                    .await?;
-            }
+            self.wake_waiters(key, &nudge.trace).await?;
         }
         let renamed = steps.iter().any(|s| {
             matches!(s.op, Op::Create { .. })
@@ -144,15 +134,24 @@ impl<S: StateStore, Q: Queue, T: Timers> Pipeline<S, Q, T> {
     ) -> Result<(), StageError> {
         self.store.wait_for(manager, key).await?;
         if !self.manager_ids(Some(manager)).await?.is_empty() {
-            self.store.take_waiters(manager).await?;
+            // The account appeared meanwhile, and whoever saw it may have missed us.
+            self.wake_waiters(manager, &nudge.trace).await?;
+        }
+        Ok(())
+    }
+
+    /// Nudges every worker waiting for `awaited` (now that it has an account) to converge again.
+    async fn wake_waiters(&self, awaited: &WorkerKey, trace: &str) -> Result<(), StageError> {
+        let now = self.clock.now();
+        for waiter in self.store.take_waiters(awaited).await? {
             let next = Nudge::new(
-                key.clone(),
-                format!("manager {manager} has an account"),
-                nudge.trace.clone(),
+                waiter.clone(),
+                format!("manager {awaited} has an account"),
+                trace.to_owned(),
             );
-            let dedup = format!("{key}#after#{manager}");
+            let dedup = format!("{waiter}#after#{awaited}@{now}");
             self.queue
-                .send(QueueName::Directory, &next, &dedup, self.clock.now())
+                .send(QueueName::Directory, &next, &dedup, now)
                 .await?;
         }
         Ok(())

@@ -1,0 +1,686 @@
+//! End-to-end scenarios through the real local runtime: the pipeline's stages on the SQLite
+//! store, queue and timers, against the sandbox directory over HTTP, with a manual clock so
+//! days pass in milliseconds. Each asserts what the directory holds and what the audit says.
+
+// Helpers outside #[test] functions unwrap too: a failed unwrap there is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use hrsync_core::{Config, Status, Worker, WorkerKey};
+use hrsync_directory::graph::{Credential, GraphClient, GraphSettings, RetryPolicy};
+use hrsync_directory::sandbox::{RunningSandbox, Sandbox, SandboxConfig};
+use hrsync_local::{SqliteQueue, SqliteStore, SqliteTimers};
+use hrsync_pipeline::ports::{HoldStatus, Nudge, Queue, QueueName, StateStore, Timers};
+use hrsync_pipeline::stages::intake::Incoming;
+use hrsync_pipeline::synthetic::{EMERGENCY, leaving_now};
+use hrsync_pipeline::{
+    AuditRecord, Clock, ManualClock, NoWriteBack, Outcome, Pipeline, Runner, RunnerSettings,
+};
+use jiff::civil::{Date, date};
+use jiff::{SignedDuration, Timestamp};
+use serde_json::Value;
+use tempfile::TempDir;
+
+const ALL_STAFF: &str = "00000000-0000-0000-0000-0000000000a1";
+const ENGINEERING: &str = "00000000-0000-0000-0000-0000000000e1";
+const SALES: &str = "00000000-0000-0000-0000-0000000000s1";
+
+fn config(extra_lifecycle: &str) -> Config {
+    let text = format!(
+        r#"
+[source.hr]
+kind = "signed-json"
+webhook_secret = {{ env = "HR_WEBHOOK_SECRET" }}
+
+[identity]
+upn = ["{{{{ given_name|slug }}}}.{{{{ family_name|slug }}}}@acme.example", "{{{{ given_name|slug }}}}.{{{{ family_name|slug }}}}{{{{ n }}}}@acme.example"]
+
+[attributes]
+employeeId = "{{{{ employee_id }}}}"
+department = "{{{{ department }}}}"
+usageLocation = "{{{{ country }}}}"
+
+[[access]]
+name = "All staff"
+groups = ["{ALL_STAFF}"]
+
+[[access]]
+name = "Engineering"
+when = "department == 'Engineering'"
+groups = ["{ENGINEERING}"]
+
+[[access]]
+name = "Sales"
+when = "department == 'Sales'"
+groups = ["{SALES}"]
+
+[lifecycle]
+default_time_zone = "Europe/London"
+leave_at = "17:00"
+start_at = "08:00"
+prehire_days = 7
+immediate_termination_types = ["involuntary"]
+{extra_lifecycle}
+"#
+    );
+    Config::parse(&text, "hrsync.toml").expect("scenario config parses")
+}
+
+fn at(text: &str) -> Timestamp {
+    text.parse().expect("RFC 3339")
+}
+
+type LocalRunner = Runner<SqliteStore, SqliteQueue, SqliteTimers>;
+
+/// One runtime: a state file, a sandbox over HTTP, a manual clock.
+struct World {
+    _dir: TempDir,
+    clock: Arc<ManualClock>,
+    sandbox: RunningSandbox,
+    runner: LocalRunner,
+    deliveries: std::sync::atomic::AtomicUsize,
+}
+
+impl World {
+    async fn new(config: Config, start: &str) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(dir.path().join("state.db")).unwrap();
+        let sandbox = Sandbox::start(SandboxConfig::default()).await.unwrap();
+        let mut settings =
+            GraphSettings::new("contoso", "hrsync", Credential::ClientSecret("s".into()));
+        settings.graph_endpoint = sandbox.url.clone();
+        settings.authority_host = sandbox.url.clone();
+        settings.retry = RetryPolicy {
+            max_attempts: 5,
+            base_delay: Duration::from_millis(5),
+            max_delay: Duration::from_millis(50),
+            lag_attempts: 5,
+            lag_delay: Duration::from_millis(20),
+        };
+        let clock = Arc::new(ManualClock::new(at(start)));
+        let pipeline = Pipeline {
+            config: Arc::new(config),
+            queue: Arc::new(store.queue()),
+            timers: Arc::new(store.timers()),
+            store: Arc::new(store),
+            graph: GraphClient::new(settings, reqwest::Client::new()),
+            clock: Arc::clone(&clock) as Arc<dyn Clock>,
+            writeback: Arc::new(NoWriteBack),
+        };
+        let runner = Runner::new(Arc::new(pipeline), RunnerSettings::default());
+        Self {
+            _dir: dir,
+            clock,
+            sandbox,
+            runner,
+            deliveries: Default::default(),
+        }
+    }
+
+    fn pipeline(&self) -> &Pipeline<SqliteStore, SqliteQueue, SqliteTimers> {
+        self.runner.pipeline()
+    }
+
+    /// HR says `worker` (a webhook or an export row); the pipeline runs until it is quiet.
+    async fn hr(&self, worker: &Worker) -> Outcome {
+        let n = self
+            .deliveries
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let outcome = self
+            .deliver(worker, &format!("delivery-{n}"), "webhook hr")
+            .await;
+        self.settle().await;
+        outcome
+    }
+
+    async fn deliver(&self, worker: &Worker, delivery: &str, cause: &str) -> Outcome {
+        self.pipeline()
+            .intake(Incoming {
+                snapshot: worker,
+                delivery,
+                cause,
+                trace: delivery,
+            })
+            .await
+            .expect("intake takes the record")
+    }
+
+    async fn settle(&self) {
+        // A pipeline that never drains is a failure, not a hang.
+        tokio::time::timeout(Duration::from_secs(60), self.runner.drain())
+            .await
+            .expect("the pipeline drains within a minute")
+            .expect("the pipeline drains");
+        for queue in QueueName::ALL {
+            let dead = self.pipeline().queue.dead_letters(queue).await.unwrap();
+            assert!(dead.is_empty(), "{queue} dead letters: {dead:?}");
+        }
+    }
+
+    /// Moves the clock to `to` and lets due timers fire.
+    async fn at(&self, to: &str) {
+        self.clock.set(at(to));
+        self.settle().await;
+    }
+
+    fn user(&self, employee_id: &str) -> Value {
+        let users: Vec<Value> = self
+            .sandbox
+            .sandbox
+            .users()
+            .into_iter()
+            .filter(|u| u["employeeId"] == employee_id && u.get("deletedDateTime").is_none())
+            .collect();
+        assert_eq!(
+            users.len(),
+            1,
+            "exactly one account for {employee_id}: {users:#?}"
+        );
+        users.into_iter().next().unwrap()
+    }
+
+    fn accounts(&self, employee_id: &str) -> usize {
+        self.sandbox
+            .sandbox
+            .users()
+            .iter()
+            .filter(|u| u["employeeId"] == employee_id)
+            .count()
+    }
+
+    fn enabled(&self, employee_id: &str) -> bool {
+        self.user(employee_id)["accountEnabled"].as_bool().unwrap()
+    }
+
+    fn id(&self, employee_id: &str) -> String {
+        self.user(employee_id)["id"].as_str().unwrap().to_owned()
+    }
+
+    /// The groups (of the scenario's three) the account is a member of.
+    fn groups(&self, employee_id: &str) -> Vec<&'static str> {
+        let id = self.id(employee_id);
+        [ALL_STAFF, ENGINEERING, SALES]
+            .into_iter()
+            .filter(|g| self.sandbox.sandbox.group_members(g).contains(&id))
+            .collect()
+    }
+
+    async fn audit(&self, employee_id: &str) -> Vec<AuditRecord> {
+        self.pipeline()
+            .store
+            .audit(&key(employee_id))
+            .await
+            .unwrap()
+    }
+
+    async fn actions(&self, employee_id: &str) -> Vec<String> {
+        self.audit(employee_id)
+            .await
+            .into_iter()
+            .map(|r| format!("{}:{}", r.stage, r.action))
+            .collect()
+    }
+}
+
+fn key(id: &str) -> WorkerKey {
+    WorkerKey::new("hr", id)
+}
+
+fn worker(id: &str, given: &str, family: &str, department: &str, as_of: &str) -> Worker {
+    let mut worker = Worker::new(key(id), given, family, at(as_of));
+    worker.hire_date = Some(date(2024, 1, 8));
+    worker.department = Some(department.into());
+    worker.country = Some("GB".into());
+    worker.worker_type = Some("Employee".into());
+    worker
+}
+
+fn leaving(mut worker: Worker, last_day: Date, as_of: &str) -> Worker {
+    worker.termination_date = Some(last_day);
+    worker.as_of = at(as_of);
+    worker
+}
+
+#[tokio::test]
+async fn joiner_whose_manager_arrives_later_self_heals() {
+    let world = World::new(config(""), "2026-03-02T09:00:00Z").await;
+    let mut report = worker(
+        "2",
+        "Ada",
+        "Lovelace",
+        "Engineering",
+        "2026-03-02T09:00:00Z",
+    );
+    report.manager_id = Some("1".into());
+    world.hr(&report).await;
+    let ada = world.id("2");
+    assert!(world.enabled("2"));
+    assert_eq!(
+        world.sandbox.sandbox.manager_of(&ada),
+        None,
+        "no manager account yet"
+    );
+
+    world.clock.advance(SignedDuration::from_hours(2));
+    world
+        .hr(&worker(
+            "1",
+            "Grace",
+            "Hopper",
+            "Engineering",
+            "2026-03-02T11:00:00Z",
+        ))
+        .await;
+    assert_eq!(
+        world.sandbox.sandbox.manager_of(&ada),
+        Some(world.id("1")),
+        "the report's manager is set once the manager has an account"
+    );
+    let actions = world.actions("2").await;
+    assert!(
+        actions.contains(&"entra:set_manager".to_owned()),
+        "{actions:?}"
+    );
+}
+
+#[tokio::test]
+async fn mover_changing_department_swaps_groups_and_the_audit_says_why() {
+    let world = World::new(config(""), "2026-03-02T09:00:00Z").await;
+    world
+        .hr(&worker(
+            "7",
+            "Alan",
+            "Turing",
+            "Sales",
+            "2026-03-02T09:00:00Z",
+        ))
+        .await;
+    assert_eq!(world.groups("7"), vec![ALL_STAFF, SALES]);
+
+    world.clock.advance(SignedDuration::from_hours(24));
+    world
+        .hr(&worker(
+            "7",
+            "Alan",
+            "Turing",
+            "Engineering",
+            "2026-03-03T09:00:00Z",
+        ))
+        .await;
+    assert_eq!(world.groups("7"), vec![ALL_STAFF, ENGINEERING]);
+    assert_eq!(world.user("7")["department"], "Engineering");
+
+    let audit = world.audit("7").await;
+    let moved = audit
+        .iter()
+        .find(|r| r.stage == "mapping" && r.action == "move")
+        .expect("a move");
+    assert!(
+        moved.cause.contains("webhook hr"),
+        "cause names the HR event: {}",
+        moved.cause
+    );
+    assert!(
+        moved.cause.contains("Engineering"),
+        "cause names the rule or field: {}",
+        moved.cause
+    );
+    let entra: Vec<&str> = audit
+        .iter()
+        .filter(|r| r.stage == "entra" && r.at == at("2026-03-03T09:00:00Z"))
+        .map(|r| r.action.as_str())
+        .collect();
+    assert!(
+        entra.contains(&"remove_group")
+            && entra.contains(&"add_group")
+            && entra.contains(&"update"),
+        "{entra:?}"
+    );
+    assert_eq!(world.accounts("7"), 1);
+}
+
+#[tokio::test]
+async fn future_leaver_is_cut_off_at_17_00_sydney_on_the_last_day() {
+    let world = World::new(config(""), "2026-12-01T00:00:00Z").await;
+    let mut bruce = worker("61", "Bruce", "Wayne", "Sales", "2026-12-01T00:00:00Z");
+    bruce.time_zone = Some("Australia/Sydney".into());
+    world.hr(&bruce).await;
+    world
+        .hr(&leaving(bruce, date(2026, 12, 4), "2026-12-01T01:00:00Z"))
+        .await;
+    // 17:00 AEDT (UTC+11) on 4 December is 06:00 UTC.
+    let timers = world
+        .pipeline()
+        .timers
+        .worker_timers(&key("61"))
+        .await
+        .unwrap();
+    assert!(
+        timers.iter().any(|t| t.at == at("2026-12-04T06:00:00Z")),
+        "{timers:?}"
+    );
+
+    world.at("2026-12-04T05:59:59Z").await;
+    assert!(world.enabled("61"), "not before 17:00 Sydney");
+    world.at("2026-12-04T06:00:00Z").await;
+    assert!(!world.enabled("61"), "disabled at 17:00 Sydney");
+    let disable = world
+        .audit("61")
+        .await
+        .into_iter()
+        .find(|r| r.action == "disable")
+        .expect("audited");
+    assert_eq!(disable.at, at("2026-12-04T06:00:00Z"), "not after");
+    assert!(
+        world.groups("61").is_empty(),
+        "access removed with the leave (remove_access_after_days = 0)"
+    );
+}
+
+#[tokio::test]
+async fn termination_rescinded_the_day_before_disables_nothing() {
+    let world = World::new(config(""), "2026-12-01T09:00:00Z").await;
+    let clark = worker("62", "Clark", "Kent", "Sales", "2026-12-01T09:00:00Z");
+    world.hr(&clark).await;
+    world
+        .hr(&leaving(
+            clark.clone(),
+            date(2026, 12, 10),
+            "2026-12-01T10:00:00Z",
+        ))
+        .await;
+    assert_eq!(
+        world
+            .pipeline()
+            .timers
+            .worker_timers(&key("62"))
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+
+    world.clock.set(at("2026-12-09T12:00:00Z"));
+    let mut rescinded = clark;
+    rescinded.as_of = at("2026-12-09T12:00:00Z");
+    world.hr(&rescinded).await;
+    assert!(
+        world
+            .pipeline()
+            .timers
+            .worker_timers(&key("62"))
+            .await
+            .unwrap()
+            .iter()
+            .all(|t| t.kind != hrsync_core::TimerKind::Leave)
+    );
+
+    world.at("2026-12-11T09:00:00Z").await;
+    assert!(world.enabled("62"));
+    assert!(
+        !world
+            .actions("62")
+            .await
+            .contains(&"entra:disable".to_owned())
+    );
+}
+
+#[tokio::test]
+async fn rehire_six_months_later_gets_the_same_account_with_new_role_access_only() {
+    let world = World::new(config(""), "2026-01-05T09:00:00Z").await;
+    let diana = worker("63", "Diana", "Prince", "Sales", "2026-01-05T09:00:00Z");
+    world.hr(&diana).await;
+    let account = world.id("63");
+    let upn = world.user("63")["userPrincipalName"].clone();
+    world
+        .hr(&leaving(
+            diana.clone(),
+            date(2026, 1, 30),
+            "2026-01-06T09:00:00Z",
+        ))
+        .await;
+    world.at("2026-01-31T09:00:00Z").await;
+    assert!(!world.enabled("63"));
+
+    world.clock.set(at("2026-07-31T09:00:00Z"));
+    let mut back = diana;
+    back.hire_date = Some(date(2026, 7, 31));
+    back.department = Some("Engineering".into());
+    back.as_of = at("2026-07-31T09:00:00Z");
+    world.hr(&back).await;
+    world.at("2026-07-31T09:00:00Z").await;
+
+    assert_eq!(world.id("63"), account, "the same account");
+    assert_eq!(world.user("63")["userPrincipalName"], upn, "the same name");
+    assert!(world.enabled("63"));
+    assert_eq!(
+        world.groups("63"),
+        vec![ALL_STAFF, ENGINEERING],
+        "no Sales group from the old role"
+    );
+    assert_eq!(world.accounts("63"), 1);
+    assert!(
+        world
+            .actions("63")
+            .await
+            .contains(&"mapping:rehire".to_owned())
+    );
+}
+
+#[tokio::test]
+async fn emergency_termination_disables_now_and_is_not_held() {
+    // A breaker of one disable per hour, already spent: an operator's termination still goes.
+    let world = World::new(config("max_disables_per_hour = 1"), "2026-05-04T09:00:00Z").await;
+    let bruce = worker(
+        "64",
+        "Bruce",
+        "Banner",
+        "Engineering",
+        "2026-05-04T09:00:00Z",
+    );
+    let other = worker(
+        "65",
+        "Peter",
+        "Parker",
+        "Engineering",
+        "2026-05-04T09:00:00Z",
+    );
+    world.hr(&bruce).await;
+    world.hr(&other).await;
+    world
+        .hr(&leaving(other, date(2026, 5, 3), "2026-05-04T09:10:00Z"))
+        .await;
+    assert!(!world.enabled("65"), "the budget's one disable");
+
+    world.clock.set(at("2026-05-04T14:23:30Z"));
+    let now = world.clock.now();
+    let emergency = leaving_now(&bruce, now, "Europe/London", EMERGENCY);
+    world
+        .deliver(
+            &emergency,
+            "terminate:hr:64",
+            "terminate: credentials leaked",
+        )
+        .await;
+    world.settle().await;
+    assert!(!world.enabled("64"));
+    let audit = world.audit("64").await;
+    let leave = audit.iter().find(|r| r.action == "leave").expect("a leave");
+    assert!(
+        leave.cause.starts_with("terminate: credentials leaked"),
+        "{}",
+        leave.cause
+    );
+    assert!(world.pipeline().store.holds(None).await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn thirty_leavers_with_a_limit_of_25_an_hour_are_held_then_approved() {
+    let world = World::new(config("max_disables_per_hour = 25"), "2026-06-01T09:00:00Z").await;
+    let staff: Vec<Worker> = (0..30)
+        .map(|i| {
+            worker(
+                &format!("{}", 100 + i),
+                "Worker",
+                &format!("Number{i}"),
+                "Sales",
+                "2026-06-01T09:00:00Z",
+            )
+        })
+        .collect();
+    for (i, w) in staff.iter().enumerate() {
+        world
+            .deliver(w, &format!("join-{i}"), "import staff.csv")
+            .await;
+    }
+    world.settle().await;
+    world.clock.set(at("2026-06-02T09:00:00Z"));
+    for (i, w) in staff.iter().enumerate() {
+        let gone = leaving(w.clone(), date(2026, 6, 1), "2026-06-02T09:00:00Z");
+        world
+            .deliver(&gone, &format!("leave-{i}"), "import staff-2.csv")
+            .await;
+    }
+    world.settle().await;
+
+    let disabled = staff
+        .iter()
+        .filter(|w| !world.enabled(&w.employee_id))
+        .count();
+    assert_eq!(disabled, 25, "25 disables in the hour");
+    let held = world
+        .pipeline()
+        .store
+        .holds(Some(HoldStatus::Pending))
+        .await
+        .unwrap();
+    assert_eq!(held.len(), 5);
+    for hold in &held {
+        assert!(
+            world.enabled(hold.worker.employee_id()),
+            "held means not executed"
+        );
+        assert!(
+            world
+                .actions(hold.worker.employee_id())
+                .await
+                .contains(&"mapping:held".to_owned())
+        );
+    }
+
+    // An operator approves; the approval nudges the worker through the pipeline again.
+    for hold in &held {
+        assert!(
+            world
+                .pipeline()
+                .store
+                .resolve_hold(&hold.id, HoldStatus::Approved)
+                .await
+                .unwrap()
+        );
+        let nudge = Nudge::new(
+            hold.worker.clone(),
+            "hold approved",
+            format!("approve:{}", hold.id),
+        );
+        world
+            .pipeline()
+            .queue
+            .send(
+                QueueName::WorkerEvents,
+                &nudge,
+                &format!("approve#{}", hold.id),
+                world.clock.now(),
+            )
+            .await
+            .unwrap();
+    }
+    world.settle().await;
+    assert!(
+        staff.iter().all(|w| !world.enabled(&w.employee_id)),
+        "all 30 disabled after approval"
+    );
+    assert!(
+        world
+            .pipeline()
+            .store
+            .holds(Some(HoldStatus::Pending))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
+/// The sandbox's users reduced to what matters, for comparing two worlds.
+fn directory_view(world: &World) -> Vec<Value> {
+    let mut users: Vec<Value> = world
+        .sandbox
+        .sandbox
+        .users()
+        .into_iter()
+        .map(|u| {
+            let id = u["id"].as_str().unwrap().to_owned();
+            let groups: Vec<&str> = [ALL_STAFF, ENGINEERING, SALES]
+                .into_iter()
+                .filter(|g| world.sandbox.sandbox.group_members(g).contains(&id))
+                .collect();
+            serde_json::json!({
+                "upn": u["userPrincipalName"], "enabled": u["accountEnabled"],
+                "department": u["department"], "employeeId": u["employeeId"], "groups": groups,
+            })
+        })
+        .collect();
+    users.sort_by_key(|u| u["upn"].as_str().unwrap_or_default().to_owned());
+    users
+}
+
+#[tokio::test]
+async fn webhooks_delivered_twice_and_out_of_order_reach_the_same_end_state() {
+    let hired = worker("70", "Tony", "Stark", "Sales", "2026-04-01T09:00:00Z");
+    let mut moved = hired.clone();
+    moved.department = Some("Engineering".into());
+    moved.as_of = at("2026-04-01T10:00:00Z");
+    let gone = leaving(moved.clone(), date(2026, 3, 31), "2026-04-01T11:00:00Z");
+    let events = [("e1", &hired), ("e2", &moved), ("e3", &gone)];
+
+    let in_order = World::new(config(""), "2026-04-01T12:00:00Z").await;
+    for (id, event) in &events {
+        in_order.deliver(event, id, "webhook hr").await;
+        in_order.settle().await;
+    }
+    // The move arrives before the hire, each event twice. (Had the leave come first, no
+    // account would ever be made: a leaver first seen after leaving gets none.)
+    let shuffled = World::new(config(""), "2026-04-01T12:00:00Z").await;
+    for index in [1, 0, 1, 2, 0, 2] {
+        let (id, event) = events[index];
+        shuffled.deliver(event, id, "webhook hr").await;
+        shuffled.settle().await;
+    }
+    assert_eq!(directory_view(&in_order), directory_view(&shuffled));
+    assert!(!shuffled.enabled("70"), "the newest record (a leaver) wins");
+    assert_eq!(shuffled.accounts("70"), 1);
+}
+
+#[tokio::test]
+async fn an_hr_record_that_is_never_employed_creates_nothing_and_a_stale_one_changes_nothing() {
+    let world = World::new(config(""), "2026-04-01T12:00:00Z").await;
+    let mut intern = worker("80", "Ian", "Intern", "Sales", "2026-04-01T12:00:00Z");
+    intern.status = Status::Terminated;
+    intern.termination_date = Some(date(2025, 1, 1));
+    world.hr(&intern).await;
+    assert_eq!(
+        world.accounts("80"),
+        0,
+        "a leaver first seen after leaving gets no account"
+    );
+
+    let current = worker("81", "Nia", "Now", "Engineering", "2026-04-01T12:00:00Z");
+    world.hr(&current).await;
+    let mut older = current.clone();
+    older.department = Some("Sales".into());
+    older.as_of = at("2026-03-01T00:00:00Z");
+    assert!(matches!(world.hr(&older).await, Outcome::Stale { .. }));
+    assert_eq!(world.groups("81"), vec![ALL_STAFF, ENGINEERING]);
+}
