@@ -10,16 +10,17 @@ use std::time::Duration;
 
 use anyhow::Context;
 use hrsync_core::WorkerKey;
-use hrsync_pipeline::ports::{QueueName, StateStore};
-use hrsync_pipeline::stages::intake::Incoming;
+use hrsync_local::SqliteQueue;
+use hrsync_pipeline::ports::{Queue, QueueName, StateStore, Timers};
+use hrsync_pipeline::stages::intake::{Incoming, take_in};
 use hrsync_pipeline::synthetic::{ABSENT_FROM_EXPORT, leaving_now};
-use hrsync_pipeline::{Clock, Report, ShiftedClock, Summary, SystemClock};
+use hrsync_pipeline::{Clock, Outcome, Report, ShiftedClock, Summary, SystemClock};
 use jiff::Timestamp;
 use serde::Serialize;
 
 use crate::Format;
 use crate::plan::pick_source;
-use crate::runtime::{Local, LocalRunner};
+use crate::runtime::Local;
 
 #[derive(Debug, clap::Args)]
 pub struct ImportArgs {
@@ -70,7 +71,6 @@ struct Problem {
 /// Returns how many workers or rows failed.
 pub fn run(args: ImportArgs) -> anyhow::Result<usize> {
     let local = Local::open(&args.config)?;
-    let lock = local.lock()?;
     let (source_name, source) = pick_source(&local.config, args.source.as_deref())?;
     let clock: Arc<dyn Clock> = match args.now {
         Some(start) => Arc::new(ShiftedClock::starting_at(start)),
@@ -83,47 +83,83 @@ pub fn run(args: ImportArgs) -> anyhow::Result<usize> {
         .with_context(|| format!("cannot read the export {}", args.export.display()))?;
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     runtime.block_on(async {
-        let started = local.start(&lock, Arc::clone(&clock)).await?;
-        let runner = &started.runner;
-        let pipeline = runner.pipeline();
-        let export_name = args.export.display().to_string();
+        let lock = local.try_lock()?;
+        let started = match &lock {
+            Some(lock) => Some(local.start(lock, Arc::clone(&clock)).await?),
+            None => {
+                eprintln!(
+                    "hrsync serve is running on {}: handing the export to it",
+                    local.state_path.display()
+                );
+                None
+            }
+        };
         let progress = Progress::new(export.workers.len(), args.format == Format::Table);
-        let mut duplicates = 0;
+        // Unique per run: the audit records this run causes carry it (the summary of a
+        // handed-off run is read back from them).
+        let run = format!("import@{}", Timestamp::now().as_nanosecond());
         let cause = format!("import {}", file_name(&args.export));
+        let mut outcomes = Vec::new();
         for worker in &export.workers {
             let delivery = format!("import:{}:{}", worker.key, content_id(worker));
-            let trace = format!("import:{}", worker.key);
-            let outcome = pipeline
-                .intake(Incoming {
-                    snapshot: worker,
-                    delivery: &delivery,
-                    cause: &cause,
-                    trace: &trace,
-                })
+            let trace = format!("{run}:{}", worker.key);
+            let incoming = Incoming {
+                snapshot: worker,
+                delivery: &delivery,
+                cause: &cause,
+                trace: &trace,
+            };
+            let outcome = take_in(&*local.store, &*local.queue, clock.now(), incoming)
                 .await
                 .with_context(|| format!("cannot take in {}", worker.key))?;
-            duplicates += usize::from(matches!(
-                outcome,
-                hrsync_pipeline::Outcome::Duplicate { .. }
-            ));
-            runner.note(outcome);
+            outcomes.push(outcome);
             progress.intake();
         }
         let (absent, absences_ignored) = match source.complete {
-            true => leavers_by_absence(runner, source_name, &export, &cause).await?,
+            true => {
+                leavers_by_absence(
+                    &local,
+                    &*clock,
+                    source_name,
+                    &export,
+                    &cause,
+                    &run,
+                    &mut outcomes,
+                )
+                .await?
+            }
             false => (Vec::new(), None),
         };
+        let duplicates = outcomes
+            .iter()
+            .filter(|o| matches!(o, Outcome::Duplicate { .. }))
+            .count();
         progress.draining();
-        let watcher = progress.watch(runner);
-        let drained = runner.drain().await;
-        watcher.abort();
-        progress.finish();
-        drained.context("the pipeline stopped")?;
-        let report = runner.report();
+        let report = match &started {
+            Some(started) => {
+                let runner = &started.runner;
+                for outcome in outcomes {
+                    runner.note(outcome);
+                }
+                let watcher = progress.watch(&local.queue);
+                let drained = runner.drain().await;
+                watcher.abort();
+                progress.finish();
+                drained.context("the pipeline stopped")?;
+                runner.report()
+            }
+            None => {
+                let watcher = progress.watch(&local.queue);
+                wait_until_drained(&local).await?;
+                watcher.abort();
+                progress.finish();
+                report_from_audit(&local, &outcomes, &run).await?
+            }
+        };
         let summary = summarize(
             &report,
             &export,
-            export_name,
+            args.export.display().to_string(),
             clock.now(),
             duplicates,
             absent,
@@ -135,13 +171,62 @@ pub fn run(args: ImportArgs) -> anyhow::Result<usize> {
     })
 }
 
+/// Waits until the running `hrsync serve` has handled everything queued.
+async fn wait_until_drained(local: &Local) -> anyhow::Result<()> {
+    loop {
+        let mut busy = false;
+        for queue in QueueName::ALL {
+            let depth = local.queue.depth(queue).await?;
+            busy |= depth.visible + depth.in_flight > 0;
+        }
+        if !busy {
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// What the run did, read back from the audit records that carry its trace.
+async fn report_from_audit(
+    local: &Local,
+    outcomes: &[Outcome],
+    run: &str,
+) -> anyhow::Result<Report> {
+    let mut report = Report::default();
+    for outcome in outcomes {
+        let worker = match outcome {
+            Outcome::Received { worker }
+            | Outcome::Duplicate { worker }
+            | Outcome::Stale { worker } => worker,
+            _ => continue,
+        };
+        report.workers.entry(worker.clone()).or_default();
+        for record in local.store.audit(worker).await? {
+            if record
+                .trace
+                .as_deref()
+                .is_some_and(|trace| trace.starts_with(run))
+            {
+                report.record_audit(&record);
+            }
+        }
+        report.workers.entry(worker.clone()).or_default().timers =
+            local.timers.worker_timers(worker).await?.len();
+    }
+    Ok(report)
+}
+
 /// Workers of this source hrsync knows that a complete export no longer lists leave now,
 /// unless the export cannot be trusted to be complete (empty, or rows it could not read).
+#[allow(clippy::too_many_arguments)]
 async fn leavers_by_absence(
-    runner: &LocalRunner,
+    local: &Local,
+    clock: &dyn Clock,
     source_name: &str,
     export: &hrsync_hr::csv::CsvExport,
     cause: &str,
+    run: &str,
+    outcomes: &mut Vec<Outcome>,
 ) -> anyhow::Result<(Vec<String>, Option<String>)> {
     if export.workers.is_empty() {
         return Ok((
@@ -158,46 +243,45 @@ async fn leavers_by_absence(
             )),
         ));
     }
-    let pipeline = runner.pipeline();
     let listed: BTreeSet<&WorkerKey> = export.workers.iter().map(|w| &w.key).collect();
     let mut absent = Vec::new();
-    for key in pipeline.store.workers().await? {
+    for key in local.store.workers().await? {
         if key.source() != source_name || listed.contains(&key) {
             continue;
         }
-        let Some(stored) = pipeline.store.load(&key).await? else {
+        let Some(stored) = local.store.load(&key).await? else {
             continue;
         };
         if stored.state.lifecycle.is_none_or(|l| l.has_left()) {
             continue;
         }
-        let latest = match pipeline.store.snapshot(&key).await? {
+        let latest = match local.store.snapshot(&key).await? {
             Some(snapshot) => snapshot,
             None => match stored.state.snapshot {
                 Some(snapshot) => snapshot,
                 None => continue,
             },
         };
-        let now = pipeline.clock.now();
+        let now = clock.now();
         let leaving = leaving_now(
             &latest,
             now,
-            &pipeline.config.lifecycle.default_time_zone.0,
+            &local.config.lifecycle.default_time_zone.0,
             ABSENT_FROM_EXPORT,
         );
         let delivery = format!("absent:{key}:{}", latest.as_of);
         let cause = format!("{cause}: no longer listed in a complete export");
-        let trace = format!("import:{key}");
-        let outcome = pipeline
-            .intake(Incoming {
-                snapshot: &leaving,
-                delivery: &delivery,
-                cause: &cause,
-                trace: &trace,
-            })
+        let trace = format!("{run}:{key}");
+        let incoming = Incoming {
+            snapshot: &leaving,
+            delivery: &delivery,
+            cause: &cause,
+            trace: &trace,
+        };
+        let outcome = take_in(&*local.store, &*local.queue, now, incoming)
             .await
             .with_context(|| format!("cannot take in the absence of {key}"))?;
-        runner.note(outcome);
+        outcomes.push(outcome);
         absent.push(key.to_string());
     }
     Ok((absent, None))
@@ -349,9 +433,9 @@ impl Progress {
     }
 
     /// Shows the queues' depths while the pipeline drains.
-    fn watch(&self, runner: &Arc<LocalRunner>) -> tokio::task::JoinHandle<()> {
+    fn watch(&self, queue: &Arc<SqliteQueue>) -> tokio::task::JoinHandle<()> {
         let bar = self.bar.clone();
-        let queue = Arc::clone(&runner.pipeline().queue);
+        let queue = Arc::clone(queue);
         tokio::spawn(async move {
             let Some(bar) = bar else { return };
             loop {

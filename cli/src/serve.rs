@@ -244,6 +244,7 @@ async fn webhook(
                     _ => accepted += 1,
                 }
                 app.runner.note(outcome);
+                app.runner.wake();
             }
             Err(error) => {
                 tracing::error!(source = %source_name, %error, "cannot take in a delivery");

@@ -55,7 +55,7 @@ pub struct WorkerReport {
     pub transition: Option<Transition>,
     pub timers: usize,
     pub held: Option<String>,
-    pub steps: Vec<&'static str>,
+    pub steps: Vec<String>,
     pub deferred: Vec<String>,
     /// Dead-lettered: the reason.
     pub failed: Option<String>,
@@ -99,6 +99,38 @@ impl Report {
         summary
     }
 
+    /// Adds what an audit record says happened, for a run whose stages ran in another
+    /// process (`hrsync import` handing its export to `hrsync serve`).
+    pub fn record_audit(&mut self, record: &AuditRecord) {
+        let report = self.workers.entry(record.worker.clone()).or_default();
+        match (record.stage.as_str(), record.action.as_str()) {
+            ("mapping", "held") => {
+                report.held = record
+                    .after
+                    .as_ref()
+                    .and_then(|after| after["hold"].as_str())
+                    .map(str::to_owned);
+            }
+            ("mapping", action) => {
+                report.transition = match action {
+                    "prehire" => Some(Transition::Prehire),
+                    "join" => Some(Transition::Join),
+                    "move" => Some(Transition::Move),
+                    "leave" => Some(Transition::Leave),
+                    "rehire" => Some(Transition::Rehire),
+                    _ => Some(Transition::None),
+                };
+                report.held = None;
+            }
+            ("entra", "name_taken") => {}
+            ("entra", action) => report.steps.push(action.to_owned()),
+            (queue, "dead_lettered") => {
+                report.failed = Some(format!("{queue}: {}", record.cause));
+            }
+            _ => {}
+        }
+    }
+
     fn record(&mut self, outcome: Outcome) {
         match outcome {
             Outcome::Received { worker }
@@ -130,7 +162,7 @@ impl Report {
                 deferred,
             } => {
                 let report = self.workers.entry(worker).or_default();
-                report.steps.extend(steps);
+                report.steps.extend(steps.iter().map(|s| (*s).to_owned()));
                 report.deferred = deferred;
             }
             Outcome::WrittenBack { worker } => {
@@ -147,6 +179,8 @@ pub struct Runner<S, Q, T> {
     pipeline: Arc<Pipeline<S, Q, T>>,
     settings: RunnerSettings,
     report: Arc<Mutex<Report>>,
+    /// Cuts an idle pause short when work arrives in this process (a webhook).
+    wake: tokio::sync::Notify,
 }
 
 impl<S, Q, T> Runner<S, Q, T>
@@ -160,7 +194,13 @@ where
             pipeline,
             settings,
             report: Arc::default(),
+            wake: tokio::sync::Notify::new(),
         }
+    }
+
+    /// Work was queued in this process: stop idling.
+    pub fn wake(&self) {
+        self.wake.notify_one();
     }
 
     pub fn pipeline(&self) -> &Arc<Pipeline<S, Q, T>> {
@@ -309,6 +349,7 @@ where
             tokio::select! {
                 () = &mut stop => return Ok(()),
                 () = self.pipeline.clock.pause(self.settings.idle) => {}
+                () = self.wake.notified() => {}
             }
         }
     }

@@ -4,10 +4,10 @@
 //! means the redelivery does the (idempotent) work again.
 
 use hrsync_core::Worker;
-use jiff::SignedDuration;
+use jiff::{SignedDuration, Timestamp};
 
 use super::{Outcome, Pipeline, StageError, json};
-use crate::ports::{Nudge, Queue, QueueName, StateStore, Timers};
+use crate::ports::{AuditRecord, Nudge, Queue, QueueName, StateStore, Timers};
 
 /// How long a delivery id is remembered: vendors redeliver for up to three days.
 pub const DELIVERY_MEMORY: SignedDuration = SignedDuration::from_hours(72);
@@ -25,40 +25,53 @@ pub struct Incoming<'a> {
 
 impl<S: StateStore, Q: Queue, T: Timers> Pipeline<S, Q, T> {
     pub async fn intake(&self, incoming: Incoming<'_>) -> Result<Outcome, StageError> {
-        let worker = incoming.snapshot.key.clone();
-        let now = self.clock.now();
-        if self.store.delivered(incoming.delivery, now).await? {
-            return Ok(Outcome::Duplicate { worker });
-        }
-        let kept = self.store.put_snapshot(incoming.snapshot).await?;
-        if kept {
-            let mut record = self.audit(
-                &worker,
-                "intake",
-                "received",
-                incoming.cause.to_owned(),
-                incoming.trace,
-            );
-            record.after = json(&serde_json::json!({ "as_of": incoming.snapshot.as_of }));
-            self.store.append_audit(&record).await?;
-            let nudge = Nudge::new(worker.clone(), incoming.cause, incoming.trace);
-            // The same record sent twice within the dedup window is one message.
-            let dedup = format!("{worker}@{}", fingerprint(incoming.snapshot));
-            self.queue
-                .send(QueueName::WorkerEvents, &nudge, &dedup, now)
-                .await?;
-        }
-        let expires = now
-            .checked_add(DELIVERY_MEMORY)
-            .map_err(|e| StageError::permanent(format!("delivery expiry out of range: {e}")))?;
-        self.store
-            .first_delivery(incoming.delivery, now, expires)
-            .await?;
-        Ok(match kept {
-            true => Outcome::Received { worker },
-            false => Outcome::Stale { worker },
-        })
+        take_in(&*self.store, &*self.queue, self.clock.now(), incoming).await
     }
+}
+
+/// The intake stage itself: it needs only the store and the queue, so a process that does
+/// not run the other stages (`hrsync import` handing its export to a running `hrsync serve`,
+/// the intake Lambda) can take records in.
+pub async fn take_in<S: StateStore, Q: Queue>(
+    store: &S,
+    queue: &Q,
+    now: Timestamp,
+    incoming: Incoming<'_>,
+) -> Result<Outcome, StageError> {
+    let worker = incoming.snapshot.key.clone();
+    if store.delivered(incoming.delivery, now).await? {
+        return Ok(Outcome::Duplicate { worker });
+    }
+    let kept = store.put_snapshot(incoming.snapshot).await?;
+    if kept {
+        let record = AuditRecord {
+            worker: worker.clone(),
+            at: now,
+            stage: "intake".into(),
+            action: "received".into(),
+            cause: incoming.cause.to_owned(),
+            before: None,
+            after: json(&serde_json::json!({ "as_of": incoming.snapshot.as_of })),
+            trace: Some(incoming.trace.to_owned()),
+        };
+        store.append_audit(&record).await?;
+        let nudge = Nudge::new(worker.clone(), incoming.cause, incoming.trace);
+        // The same record sent twice within the dedup window is one message.
+        let dedup = format!("{worker}@{}", fingerprint(incoming.snapshot));
+        queue
+            .send(QueueName::WorkerEvents, &nudge, &dedup, now)
+            .await?;
+    }
+    let expires = now
+        .checked_add(DELIVERY_MEMORY)
+        .map_err(|e| StageError::permanent(format!("delivery expiry out of range: {e}")))?;
+    store
+        .first_delivery(incoming.delivery, now, expires)
+        .await?;
+    Ok(match kept {
+        true => Outcome::Received { worker },
+        false => Outcome::Stale { worker },
+    })
 }
 
 /// Identifies a record's content (deterministic across runs: `DefaultHasher::new` has fixed keys).
