@@ -38,7 +38,7 @@ use axum::body::Bytes;
 use axum::extract::{Path, Request, State};
 use axum::http::{HeaderMap, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{any, post};
+use axum::routing::{any, get, post};
 use serde::Serialize;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -239,6 +239,7 @@ impl Sandbox {
         Router::new()
             .route("/{tenant}/oauth2/v2.0/token", post(token_handler))
             .route("/v1.0/{*rest}", any(graph_handler))
+            .route("/sandbox/directory", get(directory_handler))
             .fallback(fallback_handler)
             .with_state(self.clone())
     }
@@ -437,6 +438,16 @@ async fn graph_handler(State(sandbox): State<Sandbox>, request: Request) -> Resp
         in_batch: false,
     };
     sandbox.shared.handle(request).into_response()
+}
+
+/// Not Graph: the whole directory as the data file holds it, for looking inside the sandbox
+/// (tests, `curl`). The sandbox has no secrets to keep.
+async fn directory_handler(State(sandbox): State<Sandbox>) -> Response {
+    let json = serde_json::to_value(&*lock(&sandbox.shared.state));
+    match json {
+        Ok(json) => axum::Json(json).into_response(),
+        Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),
+    }
 }
 
 async fn fallback_handler(method: Method, uri: axum::http::Uri) -> Response {
