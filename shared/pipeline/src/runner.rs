@@ -274,10 +274,13 @@ where
     /// were handled.
     pub async fn step(&self) -> Result<usize, QueueError> {
         self.fire_timers().await?;
-        let mut handled = 0;
+        let pipeline = &self.pipeline;
+        let now = pipeline.clock.now();
+        // One batch from every queue, all handled at once. One worker's messages on two queues
+        // may run together (as separate Lambda functions would): every state write is
+        // conditional on the version read, and the loser reads again.
+        let mut running = JoinSet::new();
         for queue in QueueName::ALL {
-            let pipeline = &self.pipeline;
-            let now = pipeline.clock.now();
             pipeline
                 .queue
                 .dead_letter_abandoned(
@@ -291,20 +294,19 @@ where
                 .queue
                 .receive(queue, self.settings.batch, now, self.settings.visibility)
                 .await?;
-            handled += deliveries.len();
-            let mut running = JoinSet::new();
             for delivery in deliveries {
                 let pipeline = Arc::clone(&self.pipeline);
                 let report = Arc::clone(&self.report);
                 let settings = self.settings.clone();
                 running.spawn(async move { handle(&pipeline, &settings, &report, delivery).await });
             }
-            while let Some(done) = running.join_next().await {
-                match done {
-                    Ok(result) => result?,
-                    Err(panic) => {
-                        return Err(QueueError::Backend(format!("a stage panicked: {panic}")));
-                    }
+        }
+        let handled = running.len();
+        while let Some(done) = running.join_next().await {
+            match done {
+                Ok(result) => result?,
+                Err(panic) => {
+                    return Err(QueueError::Backend(format!("a stage panicked: {panic}")));
                 }
             }
         }
@@ -342,6 +344,12 @@ where
     pub async fn run(&self, stop: impl std::future::Future<Output = ()>) -> Result<(), QueueError> {
         tokio::pin!(stop);
         loop {
+            // Stop between rounds, not only when idle: a backlog stays queued for the next start.
+            tokio::select! {
+                biased;
+                () = &mut stop => return Ok(()),
+                () = std::future::ready(()) => {}
+            }
             let handled = self.step().await?;
             if handled > 0 {
                 continue;

@@ -68,15 +68,21 @@ impl<S: StateStore, Q: Queue, T: Timers> Pipeline<S, Q, T> {
             return Ok(outcome);
         }
 
-        let changed = decision.state != before;
-        let version = match changed {
-            true => {
+        // A newer record that changes nothing the directory or the timers see is stored
+        // quietly: the audit is for decisions.
+        let changed = decision.state.desired != before.desired
+            || decision.state.lifecycle != before.lifecycle
+            || decision.state.timers != before.timers
+            || decision.state.identifiers != before.identifiers;
+        let version = match (changed, decision.state != before) {
+            (true, _) => {
                 let audit = self.decision_audit(nudge, &before, &decision);
                 self.store
                     .save(key, &decision.state, version, &[audit])
                     .await?
             }
-            false => version.unwrap_or_default(),
+            (false, true) => self.store.save(key, &decision.state, version, &[]).await?,
+            (false, false) => version.unwrap_or_default(),
         };
         self.move_timers(key, &decision).await?;
         let pending = !plan(
