@@ -18,7 +18,7 @@ use hrsync_pipeline::ports::{
     AuditRecord, DeadLetter, Hold, HoldStatus, Nudge, Queue, QueueName, StateStore, TimerSpec,
     Timers, timer_kind_str,
 };
-use hrsync_pipeline::stages::intake::{DELIVERY_MEMORY, Incoming};
+use hrsync_pipeline::stages::intake::{Incoming, take_in};
 use hrsync_pipeline::stages::mapping::OPERATOR_TERMINATION;
 use hrsync_pipeline::synthetic::{EMERGENCY, leaving_now};
 use hrsync_pipeline::{Clock, Report, ShiftedClock, SystemClock};
@@ -625,7 +625,9 @@ pub fn terminate(args: TerminateArgs) -> anyhow::Result<usize> {
                 (false, failure(&report, &key))
             }
             None => {
-                intake_for_another_runtime(&local, incoming, now).await?;
+                take_in(&*local.store, &*local.queue, now, incoming)
+                    .await
+                    .context("cannot take in the termination")?;
                 (true, None)
             }
         };
@@ -804,7 +806,37 @@ fn dlq_redrive(args: DlqRedriveArgs) -> anyhow::Result<usize> {
             }
         };
         let now = clock.now();
+        let running = match chosen.is_empty() {
+            true => None,
+            false => start_if_free(&local, &clock).await?,
+        };
+        // A later stage converges to the stored decision. When the fix was in the config (or
+        // time moved on), mapping decides again first, and only then do the dead letters go
+        // back, so they carry out the new decision instead of failing on the old one again.
         let mut redecided: Vec<WorkerKey> = Vec::new();
+        for (queue, letter) in &chosen {
+            let worker = &letter.nudge.worker;
+            if *queue != QueueName::WorkerEvents
+                && !redecided.contains(worker)
+                && decides_differently(&local, worker, now).await?
+            {
+                redecided.push(worker.clone());
+                let nudge = Nudge::new(worker.clone(), "redrive", format!("redrive:{}", letter.id));
+                let dedup = format!("redrive#{}@{now}", letter.id);
+                local
+                    .queue
+                    .send(QueueName::WorkerEvents, &nudge, &dedup, now)
+                    .await?;
+            }
+        }
+        if !redecided.is_empty() {
+            match &running {
+                Some(running) => {
+                    drain(running).await?;
+                }
+                None => wait_for_empty(&local, QueueName::WorkerEvents).await?,
+            }
+        }
         for (queue, letter) in &chosen {
             if !local.queue.redrive(*queue, &letter.id, now).await? {
                 bail!(
@@ -822,24 +854,12 @@ fn dlq_redrive(args: DlqRedriveArgs) -> anyhow::Result<usize> {
                 &trace,
             );
             local.store.append_audit(&record).await?;
-            // A later stage converges to the stored decision. When the fix was in the config
-            // (or time moved on), mapping decides again first (the runner takes worker-events
-            // before the directory), so the redriven message carries out the new decision.
-            if *queue != QueueName::WorkerEvents
-                && !redecided.contains(worker)
-                && decides_differently(&local, worker, now).await?
-            {
-                redecided.push(worker.clone());
-                let nudge = Nudge::new(worker.clone(), "redrive", trace);
-                let dedup = format!("redrive#{}@{now}", letter.id);
-                local
-                    .queue
-                    .send(QueueName::WorkerEvents, &nudge, &dedup, now)
-                    .await?;
-            }
         }
         let workers: Vec<WorkerKey> = chosen.iter().map(|(_, l)| l.nudge.worker.clone()).collect();
-        let (queued, report) = run_queued_work(&local, &clock, !chosen.is_empty()).await?;
+        let (queued, report) = match &running {
+            Some(running) => (false, Some(drain(running).await?)),
+            None => (!chosen.is_empty(), None),
+        };
         let mut view = RedriveView {
             queued,
             redriven: Vec::new(),
@@ -1071,6 +1091,17 @@ async fn start_if_free(local: &Local, clock: &Arc<dyn Clock>) -> anyhow::Result<
     }))
 }
 
+/// Waits until another runtime (`hrsync serve`) has emptied `queue`.
+async fn wait_for_empty(local: &Local, queue: QueueName) -> anyhow::Result<()> {
+    loop {
+        let depth = local.queue.depth(queue).await?;
+        if depth.visible + depth.in_flight == 0 {
+            return Ok(());
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}
+
 /// Runs everything queued (and timers due) until the queues are empty.
 async fn drain(running: &Running) -> anyhow::Result<Report> {
     let runner = &running.started.runner;
@@ -1092,44 +1123,6 @@ async fn run_queued_work(
         Some(running) => Ok((false, Some(drain(&running).await?))),
         None => Ok((true, None)),
     }
-}
-
-/// What the intake stage does, for when another runtime holds the lock (this process may
-/// not start the pipeline): keep the record, nudge mapping, mark the delivery.
-async fn intake_for_another_runtime(
-    local: &Local,
-    incoming: Incoming<'_>,
-    now: Timestamp,
-) -> anyhow::Result<()> {
-    let key = &incoming.snapshot.key;
-    if local.store.delivered(incoming.delivery, now).await? {
-        return Ok(());
-    }
-    if local.store.put_snapshot(incoming.snapshot).await? {
-        let mut record = cli_audit(
-            key,
-            now,
-            "received",
-            incoming.cause.to_owned(),
-            incoming.trace,
-        );
-        record.stage = "intake".into();
-        record.after = Some(serde_json::json!({ "as_of": incoming.snapshot.as_of }));
-        local.store.append_audit(&record).await?;
-        let nudge = Nudge::new(key.clone(), incoming.cause, incoming.trace);
-        local
-            .queue
-            .send(QueueName::WorkerEvents, &nudge, incoming.delivery, now)
-            .await?;
-    }
-    let expires = now
-        .checked_add(DELIVERY_MEMORY)
-        .context("delivery expiry out of range")?;
-    local
-        .store
-        .first_delivery(incoming.delivery, now, expires)
-        .await?;
-    Ok(())
 }
 
 fn failure(report: &Report, key: &WorkerKey) -> Option<String> {

@@ -523,7 +523,7 @@ pub struct LifecycleConfig {
     #[serde(default, deserialize_with = "optional_count")]
     pub max_disables_per_hour: Option<u32>,
     /// Breaker, relative: more disables within an hour than this percentage of the workers
-    /// hrsync holds accounts for wait for approval (1 to 100).
+    /// hrsync knows (every worker in the state store) wait for approval (1 to 100).
     #[serde(default, deserialize_with = "optional_percentage")]
     pub max_disables_percent: Option<u32>,
 }
