@@ -37,3 +37,22 @@ pub fn leaving_now(latest: &Worker, now: Timestamp, default_zone: &str, kind: &s
     leaving.as_of = now.max(latest.as_of);
     leaving
 }
+
+/// An operator's termination stands until HR says otherwise: a later HR record that does not
+/// know about it yet (no termination date, same employment) keeps the operator's termination,
+/// so an emergency leaver is not re-enabled by the next routine sync. HR's own termination
+/// date, or a rehire (a hire date after the operator's last day), replaces it.
+pub fn keep_operator_termination(kept: &Worker, incoming: &Worker) -> Option<Worker> {
+    let operator = kept.termination_type.as_deref() == Some(EMERGENCY);
+    let last_day = kept.termination_date?;
+    let rehired = incoming.hire_date.is_some_and(|hired| hired > last_day);
+    if !operator || incoming.termination_date.is_some() || rehired {
+        return None;
+    }
+    let mut merged = incoming.clone();
+    merged.status = Status::Terminated;
+    merged.termination_date = kept.termination_date;
+    merged.termination_time = kept.termination_time;
+    merged.termination_type = kept.termination_type.clone();
+    Some(merged)
+}

@@ -8,6 +8,7 @@ use jiff::{SignedDuration, Timestamp};
 
 use super::{Outcome, Pipeline, StageError, json};
 use crate::ports::{AuditRecord, Nudge, Queue, QueueName, StateStore, Timers};
+use crate::synthetic::keep_operator_termination;
 
 /// How long a delivery id is remembered: vendors redeliver for up to three days.
 pub const DELIVERY_MEMORY: SignedDuration = SignedDuration::from_hours(72);
@@ -42,7 +43,13 @@ pub async fn take_in<S: StateStore, Q: Queue>(
     if store.delivered(incoming.delivery, now).await? {
         return Ok(Outcome::Duplicate { worker });
     }
-    let kept = store.put_snapshot(incoming.snapshot).await?;
+    let held = store.snapshot(&worker).await?;
+    let merged = held
+        .as_ref()
+        .filter(|held| held.as_of <= incoming.snapshot.as_of)
+        .and_then(|held| keep_operator_termination(held, incoming.snapshot));
+    let snapshot = merged.as_ref().unwrap_or(incoming.snapshot);
+    let kept = store.put_snapshot(snapshot).await?;
     if kept {
         let record = AuditRecord {
             worker: worker.clone(),
@@ -51,13 +58,16 @@ pub async fn take_in<S: StateStore, Q: Queue>(
             action: "received".into(),
             cause: incoming.cause.to_owned(),
             before: None,
-            after: json(&serde_json::json!({ "as_of": incoming.snapshot.as_of })),
+            after: json(&serde_json::json!({
+                "as_of": incoming.snapshot.as_of,
+                "operator_termination_kept": merged.is_some(),
+            })),
             trace: Some(incoming.trace.to_owned()),
         };
         store.append_audit(&record).await?;
         let nudge = Nudge::new(worker.clone(), incoming.cause, incoming.trace);
         // The same record sent twice within the dedup window is one message.
-        let dedup = format!("{worker}@{}", fingerprint(incoming.snapshot));
+        let dedup = format!("{worker}@{}", fingerprint(snapshot));
         queue
             .send(QueueName::WorkerEvents, &nudge, &dedup, now)
             .await?;
