@@ -688,7 +688,13 @@ async fn an_hr_record_that_is_never_employed_creates_nothing_and_a_stale_one_cha
 #[tokio::test]
 async fn an_emergency_termination_stands_until_hr_records_a_leave_or_a_rehire() {
     let world = World::new(config(""), "2026-05-04T09:00:00Z").await;
-    let bruce = worker("66", "Bruce", "Wayne", "Engineering", "2026-05-04T09:00:00Z");
+    let bruce = worker(
+        "66",
+        "Bruce",
+        "Wayne",
+        "Engineering",
+        "2026-05-04T09:00:00Z",
+    );
     world.hr(&bruce).await;
     world.clock.set(at("2026-05-04T14:00:00Z"));
     let emergency = leaving_now(&bruce, world.clock.now(), "Europe/London", EMERGENCY);
@@ -703,8 +709,17 @@ async fn an_emergency_termination_stands_until_hr_records_a_leave_or_a_rehire() 
     let mut routine = bruce.clone();
     routine.as_of = at("2026-05-05T09:00:00Z");
     world.hr(&routine).await;
-    assert!(!world.enabled("66"), "a routine HR record does not undo an emergency termination");
-    let received = world.audit("66").await.into_iter().rev().find(|r| r.action == "received").unwrap();
+    assert!(
+        !world.enabled("66"),
+        "a routine HR record does not undo an emergency termination"
+    );
+    let received = world
+        .audit("66")
+        .await
+        .into_iter()
+        .rev()
+        .find(|r| r.action == "received")
+        .unwrap();
     assert_eq!(received.after.unwrap()["operator_termination_kept"], true);
 
     // HR rehires him later: the rehire wins.
@@ -714,5 +729,10 @@ async fn an_emergency_termination_stands_until_hr_records_a_leave_or_a_rehire() 
     rehired.as_of = at("2026-09-01T09:00:00Z");
     world.hr(&rehired).await;
     assert!(world.enabled("66"));
-    assert!(world.actions("66").await.contains(&"mapping:rehire".to_owned()));
+    assert!(
+        world
+            .actions("66")
+            .await
+            .contains(&"mapping:rehire".to_owned())
+    );
 }

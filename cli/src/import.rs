@@ -255,12 +255,8 @@ async fn leavers_by_absence(
         if stored.state.lifecycle.is_none_or(|l| l.has_left()) {
             continue;
         }
-        let latest = match local.store.snapshot(&key).await? {
-            Some(snapshot) => snapshot,
-            None => match stored.state.snapshot {
-                Some(snapshot) => snapshot,
-                None => continue,
-            },
+        let Some(latest) = local.latest_record(&key).await? else {
+            continue;
         };
         let now = clock.now();
         let leaving = leaving_now(

@@ -13,7 +13,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::{Context, bail};
-use hrsync_core::{Config, Lifecycle, NothingTaken, Worker, WorkerKey, decide};
+use hrsync_core::{Config, Lifecycle, NothingTaken, WorkerKey, decide};
 use hrsync_pipeline::ports::{
     AuditRecord, DeadLetter, Hold, HoldStatus, Nudge, Queue, QueueName, StateStore, TimerSpec,
     Timers, timer_kind_str,
@@ -581,7 +581,8 @@ pub fn terminate(args: TerminateArgs) -> anyhow::Result<usize> {
     let key = worker_key(&local.config, &args.worker)?;
     let clock = clock_at(args.clock);
     block_on(async {
-        let latest = latest_record(&local, &key)
+        let latest = local
+            .latest_record(&key)
             .await?
             .with_context(|| format!("unknown worker {key}: hrsync has no HR record of them"))?;
         let now = clock.now();
@@ -935,21 +936,9 @@ fn worker_key(config: &Config, text: &str) -> anyhow::Result<WorkerKey> {
     }
 }
 
-/// The worker's latest HR record: the intake's inbox, else the one the last decision used.
-async fn latest_record(local: &Local, key: &WorkerKey) -> anyhow::Result<Option<Worker>> {
-    if let Some(snapshot) = local.store.snapshot(key).await? {
-        return Ok(Some(snapshot));
-    }
-    Ok(local
-        .store
-        .load(key)
-        .await?
-        .and_then(|stored| stored.state.snapshot))
-}
-
 /// The zone the worker's dates are read in.
 async fn worker_zone(local: &Local, key: &WorkerKey) -> anyhow::Result<String> {
-    let zone = latest_record(local, key).await?.and_then(|w| w.time_zone);
+    let zone = local.latest_record(key).await?.and_then(|w| w.time_zone);
     Ok(zone.unwrap_or_else(|| local.config.lifecycle.default_time_zone.0.clone()))
 }
 
@@ -990,7 +979,7 @@ async fn decides_differently(
     let Some(stored) = local.store.load(key).await? else {
         return Ok(true);
     };
-    let Some(latest) = latest_record(local, key).await? else {
+    let Some(latest) = local.latest_record(key).await? else {
         return Ok(false);
     };
     Ok(

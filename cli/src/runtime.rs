@@ -11,8 +11,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::{Context, bail};
-use hrsync_core::Config;
+use hrsync_core::{Config, Worker, WorkerKey};
 use hrsync_local::{SqliteQueue, SqliteStore, SqliteTimers};
+use hrsync_pipeline::ports::StateStore;
 use hrsync_pipeline::{Clock, NoWriteBack, Pipeline, Runner, RunnerSettings};
 
 use crate::directory::{self, Connection};
@@ -59,6 +60,18 @@ impl Local {
             config_path: config_path.to_owned(),
             state_path,
         })
+    }
+
+    /// The worker's latest HR record: the intake's inbox, else the one the state was decided on.
+    pub async fn latest_record(&self, key: &WorkerKey) -> anyhow::Result<Option<Worker>> {
+        if let Some(snapshot) = self.store.snapshot(key).await? {
+            return Ok(Some(snapshot));
+        }
+        Ok(self
+            .store
+            .load(key)
+            .await?
+            .and_then(|stored| stored.state.snapshot))
     }
 
     /// Takes the runtime lock, or says who holds it: `None` when another runtime (`hrsync
