@@ -813,3 +813,108 @@ fn two_leavers_in_one_export_with_a_limit_of_one_hold_one() {
         );
     }
 }
+
+// -------------------------------------------------------------------------------------------
+// hrsync import: repeats and complete exports
+
+#[test]
+fn the_same_export_twice_changes_nothing() {
+    let site = Site::new();
+    site.import_examples();
+    let users = site.users();
+    let audit = site.audit_steps("hr:1024");
+
+    let output = site.import("workers.csv", "2026-11-02T10:00:00Z");
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let summary = parse(&output);
+    assert_eq!(summary["duplicates"], 35, "{summary}");
+    assert_eq!(summary["counts"]["directory_operations"], 0, "{summary}");
+    assert_eq!(site.users(), users, "the directory is untouched");
+    assert_eq!(site.audit_steps("hr:1024"), audit, "nothing new to audit");
+}
+
+fn complete(config: String) -> String {
+    config.replace(
+        "[source.hr]\nkind = \"csv\"",
+        "[source.hr]\nkind = \"csv\"\ncomplete = true",
+    )
+}
+
+/// The cleaned example export without the listed employees' rows.
+fn export_without(site: &Site, ids: &[&str]) -> String {
+    std::fs::read_to_string(site.path("workers.csv"))
+        .unwrap()
+        .lines()
+        .filter(|line| !ids.iter().any(|id| line.starts_with(&format!("{id},"))))
+        .map(|line| format!("{line}\n"))
+        .collect()
+}
+
+#[test]
+fn a_worker_missing_from_a_complete_export_leaves() {
+    let site = Site::with_config(complete);
+    site.import_examples();
+    assert_eq!(site.user("1033")["accountEnabled"], true);
+    site.write("later.csv", &export_without(&site, &["1033"]));
+    let output = site.import("later.csv", "2026-11-03T09:00:00Z");
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let summary = parse(&output);
+    assert_eq!(
+        summary["absent"],
+        serde_json::json!(["hr:1033"]),
+        "{summary}"
+    );
+    assert_eq!(site.user("1033")["accountEnabled"], false);
+    assert_eq!(
+        site.user("1034")["accountEnabled"],
+        true,
+        "the listed ones stay"
+    );
+    let steps = site.audit_steps("hr:1033");
+    assert!(
+        has_step(&steps, "mapping", "leave") && has_step(&steps, "entra", "disable"),
+        "{steps:?}"
+    );
+}
+
+#[test]
+fn an_empty_or_broken_complete_export_is_never_read_as_everyone_left() {
+    let site = Site::with_config(complete);
+    site.import_examples();
+    let header = export_without(&site, &[])
+        .lines()
+        .next()
+        .unwrap()
+        .to_owned();
+
+    site.write("empty.csv", &format!("{header}\n"));
+    let output = site.import("empty.csv", "2026-11-03T09:00:00Z");
+    let summary = parse(&output);
+    assert_eq!(summary["absent"], serde_json::json!([]), "{summary}");
+    assert!(
+        text(&summary["absences_ignored"]).contains("lists nobody"),
+        "{summary}"
+    );
+
+    // One row unreadable and one worker missing: the missing one is not a leaver either.
+    let broken = export_without(&site, &["1033"]).replace(",2019-03-01,", ",2019-02-30,");
+    site.write("broken.csv", &broken);
+    let output = site.import("broken.csv", "2026-11-03T10:00:00Z");
+    let summary = parse(&output);
+    assert_eq!(
+        output.status.code(),
+        Some(1),
+        "an unreadable row is failed work"
+    );
+    assert_eq!(summary["absent"], serde_json::json!([]), "{summary}");
+    assert!(
+        text(&summary["absences_ignored"]).contains("could not be read"),
+        "{summary}"
+    );
+    assert!(
+        site.users()
+            .iter()
+            .all(|u| u["accountEnabled"] == true || u["employeeId"] != "1033")
+    );
+    assert_eq!(site.user("1033")["accountEnabled"], true);
+}
