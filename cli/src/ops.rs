@@ -490,14 +490,7 @@ pub fn timers(args: TimersArgs) -> anyhow::Result<usize> {
         };
         timers.truncate(args.limit);
         let views = timer_views(&local, &timers).await?;
-        if args.format == Format::Json {
-            return print_json(&views);
-        }
-        match views.is_empty() {
-            true => println!("no timers"),
-            false => print_timers(&views),
-        }
-        Ok(0)
+        print_list(args.format, &views, "no timers", print_timers)
     })
 }
 
@@ -521,14 +514,7 @@ fn holds_list(args: HoldsListArgs) -> anyhow::Result<usize> {
     block_on(async {
         let holds = local.store.holds(status).await?;
         let views: Vec<HoldView> = holds.iter().map(HoldView::from).collect();
-        if args.format == Format::Json {
-            return print_json(&views);
-        }
-        match views.is_empty() {
-            true => println!("no holds"),
-            false => print_holds(&views),
-        }
-        Ok(0)
+        print_list(args.format, &views, "no holds", print_holds)
     })
 }
 
@@ -548,28 +534,22 @@ fn dlq_list(args: DlqListArgs) -> anyhow::Result<usize> {
             .iter()
             .map(|(queue, letter)| DeadLetterView::new(*queue, letter))
             .collect();
-        if args.format == Format::Json {
-            return print_json(&views);
-        }
-        if views.is_empty() {
-            println!("no dead letters");
-            return Ok(0);
-        }
-        let rows = views
-            .iter()
-            .map(|d| {
-                vec![
-                    d.id.clone(),
-                    d.queue.to_owned(),
-                    d.worker.clone(),
-                    d.attempts.to_string(),
-                    d.at.to_string(),
-                    d.reason.clone(),
-                ]
-            })
-            .collect();
-        print_table(&["id", "queue", "worker", "attempts", "at", "reason"], rows);
-        Ok(0)
+        print_list(args.format, &views, "no dead letters", |views| {
+            let rows = views
+                .iter()
+                .map(|d| {
+                    vec![
+                        d.id.clone(),
+                        d.queue.to_owned(),
+                        d.worker.clone(),
+                        d.attempts.to_string(),
+                        d.at.to_string(),
+                        d.reason.clone(),
+                    ]
+                })
+                .collect();
+            print_table(&["id", "queue", "worker", "attempts", "at", "reason"], rows);
+        })
     })
 }
 
@@ -595,16 +575,8 @@ pub fn terminate(args: TerminateArgs) -> anyhow::Result<usize> {
         let delivery = format!("terminate:{key}:{now}");
         let cause = format!("{OPERATOR_TERMINATION} {}", args.reason);
         let trace = delivery.clone();
-        let record = AuditRecord {
-            worker: key.clone(),
-            at: now,
-            stage: "cli".into(),
-            action: "terminate".into(),
-            cause: args.reason.clone(),
-            before: None,
-            after: Some(serde_json::json!({ "termination_type": EMERGENCY, "at": now })),
-            trace: Some(trace.clone()),
-        };
+        let mut record = cli_audit(&key, now, "terminate", args.reason.clone(), &trace);
+        record.after = Some(serde_json::json!({ "termination_type": EMERGENCY, "at": now }));
         local.store.append_audit(&record).await?;
         let incoming = Incoming {
             snapshot: &leaving,
@@ -1049,16 +1021,7 @@ fn cli_audit(
     cause: String,
     trace: &str,
 ) -> AuditRecord {
-    AuditRecord {
-        worker: worker.clone(),
-        at,
-        stage: "cli".into(),
-        action: action.into(),
-        cause,
-        before: None,
-        after: None,
-        trace: Some(trace.to_owned()),
-    }
+    AuditRecord::new(worker, at, "cli", action, cause, trace)
 }
 
 /// The runtime of this process, with its lock.
@@ -1169,6 +1132,26 @@ fn describe(result: &WorkerResult) -> String {
 fn print_json<T: Serialize>(value: &T) -> anyhow::Result<usize> {
     println!("{}", serde_json::to_string_pretty(value)?);
     Ok(0)
+}
+
+/// A list command's output: JSON, `none` when empty, or the table `print` draws.
+fn print_list<T: Serialize>(
+    format: Format,
+    views: &[T],
+    none: &str,
+    print: impl FnOnce(&[T]),
+) -> anyhow::Result<usize> {
+    match (format, views.is_empty()) {
+        (Format::Json, _) => print_json(&views),
+        (Format::Table, true) => {
+            println!("{none}");
+            Ok(0)
+        }
+        (Format::Table, false) => {
+            print(views);
+            Ok(0)
+        }
+    }
 }
 
 fn print_holds(holds: &[HoldView]) {

@@ -71,6 +71,29 @@ pub struct AuditRecord {
     pub trace: Option<String>,
 }
 
+impl AuditRecord {
+    /// A record without before/after (add them with the fields).
+    pub fn new(
+        worker: &WorkerKey,
+        at: Timestamp,
+        stage: &str,
+        action: &str,
+        cause: impl Into<String>,
+        trace: &str,
+    ) -> Self {
+        Self {
+            worker: worker.clone(),
+            at,
+            stage: stage.into(),
+            action: action.into(),
+            cause: cause.into(),
+            before: None,
+            after: None,
+            trace: Some(trace.to_owned()),
+        }
+    }
+}
+
 /// The answer to [`StateStore::reserve_name`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Reservation {

@@ -434,16 +434,14 @@ where
             .entry(worker.clone())
             .or_default()
             .failed = Some(format!("{}: {}", delivery.queue, error.message));
-        let record = AuditRecord {
-            worker: worker.clone(),
-            at: now,
-            stage: delivery.queue.to_string(),
-            action: "dead_lettered".into(),
-            cause: error.message.clone(),
-            before: None,
-            after: None,
-            trace: Some(delivery.nudge.trace.clone()),
-        };
+        let record = AuditRecord::new(
+            worker,
+            now,
+            delivery.queue.as_str(),
+            "dead_lettered",
+            error.message.clone(),
+            &delivery.nudge.trace,
+        );
         if let Err(audit_error) = pipeline.store.append_audit(&record).await {
             tracing::error!(%worker, error = %audit_error, "cannot audit a dead letter");
         }

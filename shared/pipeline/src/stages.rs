@@ -53,16 +53,7 @@ impl<S: StateStore, Q: Queue, T: Timers> Pipeline<S, Q, T> {
         cause: String,
         trace: &str,
     ) -> AuditRecord {
-        AuditRecord {
-            worker: worker.clone(),
-            at: self.clock.now(),
-            stage: stage.into(),
-            action: action.into(),
-            cause,
-            before: None,
-            after: None,
-            trace: Some(trace.to_owned()),
-        }
+        AuditRecord::new(worker, self.clock.now(), stage, action, cause, trace)
     }
 }
 

@@ -51,19 +51,18 @@ pub async fn take_in<S: StateStore, Q: Queue>(
     let snapshot = merged.as_ref().unwrap_or(incoming.snapshot);
     let kept = store.put_snapshot(snapshot).await?;
     if kept {
-        let record = AuditRecord {
-            worker: worker.clone(),
-            at: now,
-            stage: "intake".into(),
-            action: "received".into(),
-            cause: incoming.cause.to_owned(),
-            before: None,
-            after: json(&serde_json::json!({
-                "as_of": incoming.snapshot.as_of,
-                "operator_termination_kept": merged.is_some(),
-            })),
-            trace: Some(incoming.trace.to_owned()),
-        };
+        let mut record = AuditRecord::new(
+            &worker,
+            now,
+            "intake",
+            "received",
+            incoming.cause,
+            incoming.trace,
+        );
+        record.after = json(&serde_json::json!({
+            "as_of": incoming.snapshot.as_of,
+            "operator_termination_kept": merged.is_some(),
+        }));
         store.append_audit(&record).await?;
         let nudge = Nudge::new(worker.clone(), incoming.cause, incoming.trace);
         // The same record sent twice within the dedup window is one message.
