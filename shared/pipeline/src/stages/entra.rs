@@ -58,11 +58,13 @@ impl<S: StateStore, Q: Queue, T: Timers> Pipeline<S, Q, T> {
             self.record_applied(key, stored.version, applied.clone(), &audit)
                 .await?;
         }
-        let created = steps.iter().any(|s| matches!(s.op, Op::Create { .. }));
-        let now = self.clock.now();
-        if created || applied.as_ref().is_some_and(|a| a.object_id.is_some()) {
+        // Waiters registered before this account was known are woken once, when it becomes
+        // known; one registering later sees the object id itself (`wait_for_manager`).
+        let object_id = |a: &Option<AppliedIdentity>| a.as_ref().and_then(|a| a.object_id.clone());
+        if object_id(&state.applied).is_none() && object_id(&applied).is_some() {
             self.wake_waiters(key, &nudge.trace).await?;
         }
+        let now = self.clock.now();
         let renamed = steps.iter().any(|s| {
             matches!(s.op, Op::Create { .. })
                 || s.before.as_ref().map(|a| (&a.upn, &a.mail))
