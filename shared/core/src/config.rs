@@ -273,12 +273,30 @@ pub enum SourceKind {
     /// Worker records POSTed as JSON, each delivery signed with HMAC-SHA256
     /// (`hrsync_hr::signed_json`).
     SignedJson,
+    /// BambooHR: event-based webhooks, the REST API with an API key.
+    BambooHr,
+    /// HiBob (Bob): v2 webhooks, the API with a service user.
+    HiBob,
+    /// Personio: v2 webhooks with a static token, the v2 API with OAuth2 client credentials.
+    Personio,
+    /// Keka: event-trigger webhooks with a static header, the HRIS API.
+    Keka,
+    /// SCIM BulkRequests as Entra's API-driven inbound provisioning takes them.
+    Scim,
 }
 
 impl Keyword for SourceKind {
-    const WORDS: &'static [(&'static str, Self)] =
-        &[("csv", Self::Csv), ("signed-json", Self::SignedJson)];
-    const EXPECTED: &'static str = "`csv` or `signed-json`";
+    const WORDS: &'static [(&'static str, Self)] = &[
+        ("csv", Self::Csv),
+        ("signed-json", Self::SignedJson),
+        ("bamboohr", Self::BambooHr),
+        ("hibob", Self::HiBob),
+        ("personio", Self::Personio),
+        ("keka", Self::Keka),
+        ("scim", Self::Scim),
+    ];
+    const EXPECTED: &'static str =
+        "`csv`, `signed-json`, `bamboohr`, `hibob`, `personio`, `keka` or `scim`";
 }
 keyword_serde!(SourceKind);
 
@@ -287,6 +305,38 @@ impl SourceKind {
         match self {
             Self::Csv => "csv",
             Self::SignedJson => "signed-json",
+            Self::BambooHr => "bamboohr",
+            Self::HiBob => "hibob",
+            Self::Personio => "personio",
+            Self::Keka => "keka",
+            Self::Scim => "scim",
+        }
+    }
+
+    /// Records are fetched from the vendor's API (`base_url` and a credential needed).
+    pub fn has_api(self) -> bool {
+        matches!(
+            self,
+            Self::BambooHr | Self::HiBob | Self::Personio | Self::Keka
+        )
+    }
+
+    /// The vendor's API can take the work email back.
+    pub fn can_write_back(self) -> bool {
+        matches!(
+            self,
+            Self::BambooHr | Self::HiBob | Self::Personio | Self::Keka
+        )
+    }
+
+    /// The credential keys the vendor's API needs, besides `base_url`.
+    pub fn credential_keys(self) -> &'static [&'static str] {
+        match self {
+            Self::BambooHr => &["api_key"],
+            Self::HiBob => &["service_user_id", "token"],
+            Self::Personio => &["client_id", "client_secret"],
+            Self::Keka => &["client_id", "client_secret", "api_key"],
+            Self::Csv | Self::SignedJson | Self::Scim => &[],
         }
     }
 }
@@ -305,16 +355,82 @@ pub struct SourceConfig {
     /// csv: field separator of the export.
     #[serde(default = "default_delimiter")]
     pub delimiter: char,
-    /// signed-json (required there): the key that signs each delivery.
+    /// Every kind but csv (required there): what proves a delivery is the HR system's: the
+    /// signing key (signed-json, bamboohr, hibob) or the static token (personio, keka, scim).
     #[serde(default)]
     pub webhook_secret: Option<SecretRef>,
+    /// keka: the custom header that carries `webhook_secret` (set on Keka's webhook action).
+    #[serde(default)]
+    pub webhook_header: Option<String>,
+    /// The vendor's API root, e.g. `https://acme.bamboohr.com/api/v1`.
+    #[serde(default)]
+    pub base_url: Option<String>,
+    /// bamboohr, keka: the API key.
+    #[serde(default)]
+    pub api_key: Option<SecretRef>,
+    /// hibob: the service user's id.
+    #[serde(default)]
+    pub service_user_id: Option<SecretRef>,
+    /// hibob: the service user's token.
+    #[serde(default)]
+    pub token: Option<SecretRef>,
+    /// personio, keka: the OAuth2 client id.
+    #[serde(default)]
+    pub client_id: Option<SecretRef>,
+    /// personio, keka: the OAuth2 client secret.
+    #[serde(default)]
+    pub client_secret: Option<SecretRef>,
+    /// personio, keka: the OAuth2 token endpoint, when not the vendor's default.
+    #[serde(default)]
+    pub token_url: Option<String>,
     /// csv: this export lists every worker, so a worker missing from it has left.
     #[serde(default)]
     pub complete: bool,
     /// Write the identifiers hrsync chose (UPN, mail) back to the HR system. Unset: on
-    /// where the source supports it (neither csv nor signed-json does).
+    /// where the source supports it (the vendors with an API; not csv, signed-json or scim).
     #[serde(default)]
     pub writeback: Option<bool>,
+}
+
+impl SourceConfig {
+    /// A source of `kind` with every other key at its default (for code and tests that
+    /// build one; files are read with `Config::load`).
+    pub fn of_kind(kind: SourceKind) -> Self {
+        Self {
+            kind,
+            columns: BTreeMap::new(),
+            date_format: default_date_format(),
+            delimiter: default_delimiter(),
+            webhook_secret: None,
+            webhook_header: None,
+            base_url: None,
+            api_key: None,
+            service_user_id: None,
+            token: None,
+            client_id: None,
+            client_secret: None,
+            token_url: None,
+            complete: false,
+            writeback: None,
+        }
+    }
+
+    /// Write-back is on: the vendor can take it and the config did not turn it off.
+    pub fn writes_back(&self) -> bool {
+        self.kind.can_write_back() && self.writeback != Some(false)
+    }
+
+    /// The secret reference of a credential key (`api_key`, `token`...).
+    pub fn credential(&self, key: &str) -> Option<&SecretRef> {
+        match key {
+            "api_key" => self.api_key.as_ref(),
+            "service_user_id" => self.service_user_id.as_ref(),
+            "token" => self.token.as_ref(),
+            "client_id" => self.client_id.as_ref(),
+            "client_secret" => self.client_secret.as_ref(),
+            _ => None,
+        }
+    }
 }
 
 fn default_date_format() -> String {
@@ -666,7 +782,7 @@ impl Config {
             }
             match source.kind {
                 SourceKind::Csv => Self::validate_csv(name, source)?,
-                SourceKind::SignedJson => Self::validate_signed_json(name, source, &written)?,
+                _ => Self::validate_webhook_source(name, source, &written)?,
             }
         }
         for name in self.attributes.keys() {
@@ -713,8 +829,33 @@ impl Config {
         if source.webhook_secret.is_some() {
             return Err((
                 format!("source.{name}.webhook_secret"),
-                "applies to kind = \"signed-json\" only: a csv export is read from a file, not delivered to a webhook".into(),
+                "applies to webhook sources only: a csv export is read from a file, not delivered to a webhook".into(),
             ));
+        }
+        let vendor_keys = [
+            ("base_url", source.base_url.is_some()),
+            ("webhook_header", source.webhook_header.is_some()),
+            ("token_url", source.token_url.is_some()),
+            ("writeback", source.writeback == Some(true)),
+        ]
+        .into_iter()
+        .chain(
+            [
+                "api_key",
+                "service_user_id",
+                "token",
+                "client_id",
+                "client_secret",
+            ]
+            .map(|key| (key, source.credential(key).is_some())),
+        );
+        for (key, given) in vendor_keys {
+            if given {
+                return Err((
+                    format!("source.{name}.{key}"),
+                    "does not apply to kind = \"csv\": an export is read from a file".into(),
+                ));
+            }
         }
         for field in source.columns.keys() {
             let known = CANONICAL_FIELDS.contains(&field.as_str())
@@ -743,28 +884,27 @@ impl Config {
         Ok(())
     }
 
-    /// `kind = "signed-json"`: a webhook secret, and none of the keys that only csv reads.
-    fn validate_signed_json(
+    /// Every kind but csv: a webhook secret, the vendor's API root and credentials where it
+    /// has an API, and none of the keys that only csv reads or that belong to another kind.
+    fn validate_webhook_source(
         name: &str,
         source: &SourceConfig,
         written: impl Fn(&str) -> bool,
     ) -> Result<(), (String, String)> {
+        let kind = source.kind.as_str();
         const CSV_ONLY: [(&str, &str); 4] = [
-            (
-                "columns",
-                ": a signed-json body uses the worker field names (employee_id, given_name, ...)",
-            ),
+            ("columns", ": webhook sources map the vendor's own fields"),
             (
                 "date_format",
-                ": a signed-json body writes dates as YYYY-MM-DD",
+                ": webhook sources read the vendor's own date format",
             ),
             (
                 "delimiter",
-                ": a signed-json body is JSON, not delimited text",
+                ": webhook sources receive JSON, not delimited text",
             ),
             (
                 "complete",
-                ": a signed-json delivery carries the workers that changed, so a worker missing from it has not left",
+                ": a webhook delivery carries the workers that changed, so a worker missing from it has not left",
             ),
         ];
         for (key, why) in CSV_ONLY {
@@ -774,9 +914,88 @@ impl Config {
             }
         }
         if source.webhook_secret.is_none() {
+            let what = match source.kind {
+                SourceKind::SignedJson => "the key that signs each delivery",
+                SourceKind::BambooHr => "the webhook's private key, which signs each delivery",
+                SourceKind::HiBob => "the webhook secret, which signs each delivery",
+                SourceKind::Personio => "the token Personio sends in Authorization",
+                SourceKind::Keka => "the value of the custom header set on Keka's webhook action",
+                _ => "the bearer token senders present",
+            };
             return Err((
                 format!("source.{name}"),
-                "kind = \"signed-json\" needs webhook_secret = { env = \"NAME\" } (or ssm / secret), the key that signs each delivery".into(),
+                format!(
+                    "kind = \"{kind}\" needs webhook_secret = {{ env = \"NAME\" }} (or ssm / secret): {what}"
+                ),
+            ));
+        }
+        let credentials = source.kind.credential_keys();
+        for key in [
+            "api_key",
+            "service_user_id",
+            "token",
+            "client_id",
+            "client_secret",
+        ] {
+            let given = source.credential(key).is_some();
+            let needed = credentials.contains(&key);
+            if given && !needed {
+                return Err((
+                    format!("source.{name}.{key}"),
+                    format!("does not apply to kind = \"{kind}\""),
+                ));
+            }
+            if needed && !given {
+                return Err((
+                    format!("source.{name}"),
+                    format!(
+                        "kind = \"{kind}\" needs {key} = {{ env = \"NAME\" }} (or ssm / secret) for its API"
+                    ),
+                ));
+            }
+        }
+        match (source.kind.has_api(), &source.base_url) {
+            (true, None) => {
+                return Err((
+                    format!("source.{name}"),
+                    format!(
+                        "kind = \"{kind}\" needs base_url, the vendor's API root (e.g. {})",
+                        example_base_url(source.kind)
+                    ),
+                ));
+            }
+            (true, Some(url)) if !(url.starts_with("https://") || url.starts_with("http://")) => {
+                return Err((
+                    format!("source.{name}.base_url"),
+                    format!("{url:?} is not an http(s) URL"),
+                ));
+            }
+            (false, Some(_)) => {
+                return Err((
+                    format!("source.{name}.base_url"),
+                    format!("does not apply to kind = \"{kind}\": it has no API to call"),
+                ));
+            }
+            _ => {}
+        }
+        if source.token_url.is_some()
+            && !matches!(source.kind, SourceKind::Personio | SourceKind::Keka)
+        {
+            return Err((
+                format!("source.{name}.token_url"),
+                format!("does not apply to kind = \"{kind}\""),
+            ));
+        }
+        if source.webhook_header.is_some() && source.kind != SourceKind::Keka {
+            return Err((
+                format!("source.{name}.webhook_header"),
+                format!("does not apply to kind = \"{kind}\""),
+            ));
+        }
+        if source.writeback == Some(true) && !source.kind.can_write_back() {
+            return Err((
+                format!("source.{name}.writeback"),
+                format!("kind = \"{kind}\" has no API to write back to"),
             ));
         }
         Ok(())
@@ -809,6 +1028,16 @@ impl Config {
     /// The `[source.<name>]` table of a name.
     pub fn source(&self, name: &str) -> Option<&SourceConfig> {
         self.sources.get(name)
+    }
+}
+
+fn example_base_url(kind: SourceKind) -> &'static str {
+    match kind {
+        SourceKind::BambooHr => "https://acme.bamboohr.com/api/v1",
+        SourceKind::HiBob => "https://api.hibob.com/v1",
+        SourceKind::Personio => "https://api.personio.de",
+        SourceKind::Keka => "https://acme.keka.com/api/v1",
+        _ => "https://hr.example.com/api",
     }
 }
 

@@ -474,7 +474,7 @@ upn = ["{{ given_name|slug }}@acme.com"]
 kind = "excel"
 columns = { employee_id = "Id", given_name = "First Name", family_name = "Last Name" }
 "#,
-        "hrsync.toml:5:8: source.hr.kind: unknown value `excel`, expected `csv` or `signed-json`",
+        "hrsync.toml:5:8: source.hr.kind: unknown value `excel`, expected `csv`, `signed-json`, `bamboohr`, `hibob`, `personio`, `keka` or `scim`",
     );
 }
 
@@ -603,7 +603,7 @@ upn = ["{{ given_name|slug }}@acme.com"]
 [source.hooks]
 kind = "signed-json"
 "#,
-        r#"hrsync.toml:4:1: source.hooks: kind = "signed-json" needs webhook_secret = { env = "NAME" } (or ssm / secret), the key that signs each delivery"#,
+        r#"hrsync.toml:4:1: source.hooks: kind = "signed-json" needs webhook_secret = { env = "NAME" } (or ssm / secret): the key that signs each delivery"#,
     );
 }
 
@@ -632,7 +632,7 @@ kind = "csv"
 columns = { employee_id = "Id", given_name = "First Name", family_name = "Last Name" }
 webhook_secret = { env = "SECRET" }
 "#,
-        r#"hrsync.toml:7:18: source.hr.webhook_secret: applies to kind = "signed-json" only: a csv export is read from a file, not delivered to a webhook"#,
+        r#"hrsync.toml:7:18: source.hr.webhook_secret: applies to webhook sources only: a csv export is read from a file, not delivered to a webhook"#,
     );
 }
 
@@ -648,7 +648,7 @@ kind = "signed-json"
 webhook_secret = { env = "SECRET" }
 complete = false
 "#,
-        r#"hrsync.toml:7:12: source.hooks.complete: applies to kind = "csv" only: a signed-json delivery carries the workers that changed, so a worker missing from it has not left"#,
+        r#"hrsync.toml:7:12: source.hooks.complete: applies to kind = "csv" only: a webhook delivery carries the workers that changed, so a worker missing from it has not left"#,
     );
 }
 
@@ -665,7 +665,7 @@ webhook_secret = { env = "SECRET" }
 [source.hooks.columns]
 employee_id = "Id"
 "#,
-        r#"hrsync.toml:8:1: source.hooks.columns: applies to kind = "csv" only: a signed-json body uses the worker field names (employee_id, given_name, ...)"#,
+        r#"hrsync.toml:8:1: source.hooks.columns: applies to kind = "csv" only: webhook sources map the vendor's own fields"#,
     );
 }
 
@@ -680,7 +680,7 @@ kind = "signed-json"
 webhook_secret = { env = "SECRET" }
 date_format = "%d/%m/%Y"
 "#,
-        r#"hrsync.toml:7:15: source.hooks.date_format: applies to kind = "csv" only: a signed-json body writes dates as YYYY-MM-DD"#,
+        r#"hrsync.toml:7:15: source.hooks.date_format: applies to kind = "csv" only: webhook sources read the vendor's own date format"#,
     );
     assert_error(
         r#"[identity]
@@ -691,7 +691,7 @@ kind = "signed-json"
 webhook_secret = { env = "SECRET" }
 delimiter = ";"
 "#,
-        r#"hrsync.toml:7:13: source.hooks.delimiter: applies to kind = "csv" only: a signed-json body is JSON, not delimited text"#,
+        r#"hrsync.toml:7:13: source.hooks.delimiter: applies to kind = "csv" only: webhook sources receive JSON, not delimited text"#,
     );
 }
 

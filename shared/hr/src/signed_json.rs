@@ -617,3 +617,97 @@ fn type_name(value: &Value) -> &'static str {
         Value::Object(_) => "an object",
     }
 }
+
+/// `kind = "signed-json"` as a [`Connector`]: the records arrive whole, so there is nothing
+/// to fetch and nowhere to write back.
+#[derive(Debug)]
+pub struct SignedJson {
+    source: String,
+    secret: Vec<u8>,
+}
+
+impl SignedJson {
+    pub fn new(setup: crate::sources::Setup<'_>) -> Result<Self, crate::sources::SetupError> {
+        Ok(Self {
+            source: setup.name.to_owned(),
+            secret: setup.secret("webhook_secret")?.into_bytes(),
+        })
+    }
+
+    fn signed_headers<'a>(delivery: &crate::connector::Delivery<'a>) -> SignedHeaders<'a> {
+        let headers = delivery.headers;
+        SignedHeaders::from_lookup(|name| headers.get(name).and_then(|v| v.to_str().ok()))
+    }
+}
+
+impl crate::connector::Connector for SignedJson {
+    fn source(&self) -> &str {
+        &self.source
+    }
+
+    fn verify(
+        &self,
+        delivery: &crate::connector::Delivery<'_>,
+    ) -> Result<(), crate::connector::Unauthorized> {
+        let headers = Self::signed_headers(delivery);
+        verify(&self.secret, &headers, delivery.body, delivery.received_at)
+            .map(|_| ())
+            .map_err(|e| crate::connector::Unauthorized(e.to_string()))
+    }
+
+    fn parse(
+        &self,
+        delivery: &crate::connector::Delivery<'_>,
+    ) -> Result<crate::connector::Parsed, crate::connector::BadPayload> {
+        use crate::connector::{Action, BadPayload, Event, Parsed};
+        let headers = Self::signed_headers(delivery);
+        let signed_at = verify(&self.secret, &headers, delivery.body, delivery.received_at)
+            .map_err(|e| BadPayload(e.to_string()))?;
+        let workers =
+            parse(&self.source, delivery.body, signed_at).map_err(|e| BadPayload(e.to_string()))?;
+        let delivery_id = delivery_id(headers.delivery, signed_at, delivery.body);
+        let events = workers
+            .into_iter()
+            .map(|worker| Event {
+                employee_id: worker.employee_id.clone(),
+                event_type: "signed-json".into(),
+                dedupe: format!("{delivery_id}#{}", worker.employee_id),
+                action: Action::Record(Box::new(worker)),
+                operation: None,
+            })
+            .collect();
+        Ok(Parsed {
+            events,
+            ..Parsed::default()
+        })
+    }
+
+    fn fetch<'a>(
+        &'a self,
+        _: &'a str,
+        _: Timestamp,
+    ) -> crate::connector::BoxFuture<'a, Result<crate::connector::Fetched, crate::connector::HrError>>
+    {
+        let error = crate::connector::HrError::permanent(format!(
+            "source {}: signed-json records arrive whole; there is no API to fetch from",
+            self.source
+        ));
+        Box::pin(std::future::ready(Err(error)))
+    }
+
+    fn writes_back(&self) -> bool {
+        false
+    }
+
+    fn write_back<'a>(
+        &'a self,
+        _: &'a Worker,
+        _: &'a hrsync_core::Identifiers,
+    ) -> crate::connector::BoxFuture<'a, Result<(), crate::connector::HrError>> {
+        let error = crate::connector::HrError::permanent(format!(
+            "source {}: signed-json has no API to write back to",
+            self.source
+        ));
+        Box::pin(std::future::ready(Err(error)))
+    }
+}

@@ -24,11 +24,7 @@ fn source(fields: &[&str]) -> SourceConfig {
             .iter()
             .map(|f| (f.to_string(), f.to_string()))
             .collect(),
-        date_format: "%Y-%m-%d".into(),
-        delimiter: ',',
-        webhook_secret: None,
-        complete: false,
-        writeback: None,
+        ..SourceConfig::of_kind(SourceKind::Csv)
     }
 }
 

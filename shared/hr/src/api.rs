@@ -1,0 +1,411 @@
+//! One HTTP client for every vendor's API: authentication, and retries of throttling and
+//! outages.
+//!
+//! - 429, 502, 503, 504 and transport errors are retried: the wait is the response's
+//!   `Retry-After` (delta-seconds or an HTTP date), capped at `max_delay`, else an exponential
+//!   backoff. After `max_attempts` the error is [`HrError::retryable`]: the queue retries the
+//!   message later, so a long outage never loses the event.
+//! - 401 with an OAuth2 token: the token is fetched again and the request sent once more.
+//! - 401 and 403 otherwise: a permanent error that names the credential to check.
+//! - Any other status is the caller's to read (a 404 is "no such worker").
+//!
+//! Logs above `debug` carry the vendor, method, status and attempt; never URLs (they hold
+//! employee ids), bodies or credentials.
+
+use std::time::Duration;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use jiff::Timestamp;
+use reqwest::{Method, StatusCode};
+use serde::de::DeserializeOwned;
+use tokio::sync::Mutex;
+
+use crate::connector::HrError;
+
+/// How hard a request is retried before the error goes to the caller.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RetryPolicy {
+    /// Attempts per request, the first included.
+    pub max_attempts: u32,
+    /// First backoff step when the vendor sends no `Retry-After`.
+    pub base_delay: Duration,
+    /// Cap on any single wait, `Retry-After` included.
+    pub max_delay: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        Self {
+            max_attempts: 4,
+            base_delay: Duration::from_millis(500),
+            max_delay: Duration::from_secs(30),
+        }
+    }
+}
+
+impl RetryPolicy {
+    fn wait(&self, retry_after: Option<Duration>, failures: u32) -> Duration {
+        match retry_after {
+            Some(wait) => wait.min(self.max_delay),
+            None => self
+                .base_delay
+                .saturating_mul(1 << failures.saturating_sub(1).min(16))
+                .min(self.max_delay),
+        }
+    }
+}
+
+/// How requests prove who they are.
+#[derive(Debug)]
+pub enum Auth {
+    None,
+    /// HTTP Basic (BambooHR: the API key as user, any password; HiBob: service user id and
+    /// token).
+    Basic {
+        user: String,
+        password: String,
+    },
+    /// A static bearer token.
+    Bearer(String),
+    /// OAuth2 client credentials (Personio, Keka): the form is POSTed to `token_url`, the
+    /// `access_token` cached until shortly before `expires_in`.
+    OAuth2 {
+        token_url: String,
+        form: Vec<(String, String)>,
+        cached: Mutex<Option<(String, Timestamp)>>,
+    },
+}
+
+impl Auth {
+    pub fn oauth2(token_url: impl Into<String>, form: Vec<(String, String)>) -> Self {
+        Self::OAuth2 {
+            token_url: token_url.into(),
+            form,
+            cached: Mutex::new(None),
+        }
+    }
+}
+
+/// A response the caller reads.
+#[derive(Debug, Clone)]
+pub struct ApiResponse {
+    pub status: StatusCode,
+    pub body: Vec<u8>,
+}
+
+impl ApiResponse {
+    /// The body as `T`; a body that does not fit is a permanent error naming the vendor.
+    pub fn json<T: DeserializeOwned>(&self, what: &str) -> Result<T, HrError> {
+        serde_json::from_slice(&self.body).map_err(|e| {
+            HrError::permanent(format!(
+                "{what}: the response does not have the documented shape ({e})"
+            ))
+        })
+    }
+
+    pub fn is_success(&self) -> bool {
+        self.status.is_success()
+    }
+
+    /// A permanent error for an unexpected status, with the vendor's own message where it
+    /// gives a short one.
+    pub fn unexpected(&self, what: &str) -> HrError {
+        let text = String::from_utf8_lossy(&self.body);
+        let detail: String = text.chars().take(200).collect();
+        let error = format!("{what}: HTTP {} {detail}", self.status.as_u16());
+        match self.status.is_server_error() || self.status == StatusCode::TOO_MANY_REQUESTS {
+            true => HrError::retryable(error),
+            false => HrError::permanent(error),
+        }
+    }
+}
+
+/// A body to send.
+#[derive(Debug, Clone)]
+pub enum Body {
+    Json(serde_json::Value),
+    Form(Vec<(String, String)>),
+}
+
+/// A vendor API: base URL, authentication, retries.
+#[derive(Debug)]
+pub struct ApiClient {
+    vendor: &'static str,
+    http: reqwest::Client,
+    base_url: String,
+    auth: Auth,
+    retry: RetryPolicy,
+    extra_headers: Vec<(String, String)>,
+}
+
+impl ApiClient {
+    pub fn new(vendor: &'static str, http: reqwest::Client, base_url: &str, auth: Auth) -> Self {
+        Self {
+            vendor,
+            http,
+            base_url: base_url.trim_end_matches('/').to_owned(),
+            auth,
+            retry: RetryPolicy::default(),
+            extra_headers: Vec::new(),
+        }
+    }
+
+    pub fn with_retry(mut self, retry: RetryPolicy) -> Self {
+        self.retry = retry;
+        self
+    }
+
+    /// A header sent with every request (a vendor's API version, an API key header).
+    pub fn with_header(mut self, name: &str, value: &str) -> Self {
+        self.extra_headers.push((name.to_owned(), value.to_owned()));
+        self
+    }
+
+    pub fn base_url(&self) -> &str {
+        &self.base_url
+    }
+
+    /// Sends `method` to `base_url + path` (`path` starts with `/` and may carry a query),
+    /// with retries; `what` names the call in errors (`fetch employee 42`).
+    pub async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&Body>,
+        what: &str,
+    ) -> Result<ApiResponse, HrError> {
+        let url = format!("{}{path}", self.base_url);
+        let mut failures = 0;
+        let mut refreshed = false;
+        loop {
+            let mut request = self
+                .http
+                .request(method.clone(), &url)
+                .header(reqwest::header::ACCEPT, "application/json");
+            for (name, value) in &self.extra_headers {
+                request = request.header(name, value);
+            }
+            request = self.authorize(request, what).await?;
+            request = match body {
+                Some(Body::Json(json)) => request.json(json),
+                Some(Body::Form(form)) => request.form(form),
+                None => request,
+            };
+            let outcome = request.send().await;
+            let retry_after = match outcome {
+                Err(error) => {
+                    tracing::debug!(vendor = self.vendor, %error, "transport error");
+                    None
+                }
+                Ok(response) => {
+                    let status = response.status();
+                    let retry_after = retry_after(response.headers());
+                    let bytes = response.bytes().await.map(|b| b.to_vec());
+                    match (status, bytes) {
+                        (StatusCode::UNAUTHORIZED, _)
+                            if matches!(self.auth, Auth::OAuth2 { .. }) && !refreshed =>
+                        {
+                            refreshed = true;
+                            self.forget_token().await;
+                            continue;
+                        }
+                        (StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN, _) => {
+                            return Err(HrError::permanent(format!(
+                                "{what}: {} refused the credential (HTTP {}): check the source's API credential and its permissions",
+                                self.vendor,
+                                status.as_u16()
+                            )));
+                        }
+                        (status, Ok(body)) if !is_retryable(status) => {
+                            return Ok(ApiResponse { status, body });
+                        }
+                        (status, _) => {
+                            tracing::info!(
+                                vendor = self.vendor,
+                                method = %method,
+                                status = status.as_u16(),
+                                attempt = failures + 1,
+                                "HR API call to retry"
+                            );
+                            retry_after
+                        }
+                    }
+                }
+            };
+            failures += 1;
+            if failures >= self.retry.max_attempts {
+                return Err(HrError::retryable(format!(
+                    "{what}: {} did not answer after {failures} attempts (throttled or unavailable)",
+                    self.vendor
+                )));
+            }
+            tokio::time::sleep(self.retry.wait(retry_after, failures)).await;
+        }
+    }
+
+    async fn authorize(
+        &self,
+        request: reqwest::RequestBuilder,
+        what: &str,
+    ) -> Result<reqwest::RequestBuilder, HrError> {
+        Ok(match &self.auth {
+            Auth::None => request,
+            Auth::Basic { user, password } => request.header(
+                reqwest::header::AUTHORIZATION,
+                format!("Basic {}", STANDARD.encode(format!("{user}:{password}"))),
+            ),
+            Auth::Bearer(token) => request.bearer_auth(token),
+            Auth::OAuth2 { .. } => request.bearer_auth(self.token(what).await?),
+        })
+    }
+
+    async fn forget_token(&self) {
+        if let Auth::OAuth2 { cached, .. } = &self.auth {
+            *cached.lock().await = None;
+        }
+    }
+
+    /// The cached OAuth2 access token, fetched when missing or about to expire.
+    async fn token(&self, what: &str) -> Result<String, HrError> {
+        let Auth::OAuth2 {
+            token_url,
+            form,
+            cached,
+        } = &self.auth
+        else {
+            return Err(HrError::permanent("not an OAuth2 client"));
+        };
+        let mut cached = cached.lock().await;
+        let now = Timestamp::now();
+        if let Some((token, expires)) = cached.as_ref()
+            && *expires > now
+        {
+            return Ok(token.clone());
+        }
+        #[derive(serde::Deserialize)]
+        struct TokenResponse {
+            access_token: String,
+            #[serde(default)]
+            expires_in: Option<i64>,
+        }
+        let mut failures = 0;
+        let response = loop {
+            let outcome = self.http.post(token_url).form(form).send().await;
+            let retry_after = match outcome {
+                Ok(response) if !is_retryable(response.status()) => break response,
+                Ok(response) => retry_after(response.headers()),
+                Err(_) => None,
+            };
+            failures += 1;
+            if failures >= self.retry.max_attempts {
+                return Err(HrError::retryable(format!(
+                    "{what}: the {} token endpoint did not answer after {failures} attempts",
+                    self.vendor
+                )));
+            }
+            tokio::time::sleep(self.retry.wait(retry_after, failures)).await;
+        };
+        let status = response.status();
+        if !status.is_success() {
+            return Err(HrError::permanent(format!(
+                "{what}: the {} token endpoint refused the client credentials (HTTP {}): check client_id and client_secret",
+                self.vendor,
+                status.as_u16()
+            )));
+        }
+        let token: TokenResponse = response.json().await.map_err(|e| {
+            HrError::permanent(format!(
+                "{what}: the {} token response has no access_token ({e})",
+                self.vendor
+            ))
+        })?;
+        // Renew a minute early so a token never expires in flight.
+        let lifetime = token.expires_in.unwrap_or(3600).saturating_sub(60).max(0);
+        let expires = now
+            .checked_add(jiff::SignedDuration::from_secs(lifetime))
+            .unwrap_or(now);
+        *cached = Some((token.access_token.clone(), expires));
+        Ok(token.access_token)
+    }
+}
+
+fn is_retryable(status: StatusCode) -> bool {
+    matches!(
+        status,
+        StatusCode::TOO_MANY_REQUESTS
+            | StatusCode::BAD_GATEWAY
+            | StatusCode::SERVICE_UNAVAILABLE
+            | StatusCode::GATEWAY_TIMEOUT
+    ) || status == StatusCode::INTERNAL_SERVER_ERROR
+}
+
+/// `Retry-After` as delta-seconds or an HTTP date.
+pub fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
+    let value = headers.get(reqwest::header::RETRY_AFTER)?.to_str().ok()?;
+    let value = value.trim();
+    if let Ok(seconds) = value.parse::<u64>() {
+        return Some(Duration::from_secs(seconds));
+    }
+    let date = jiff::fmt::rfc2822::parse(value).ok()?;
+    let wait = date.timestamp().duration_since(Timestamp::now());
+    Some(Duration::try_from(wait).unwrap_or(Duration::ZERO))
+}
+
+/// Percent-encodes one path segment or query value (an employee id, a date).
+pub fn encode(value: &str) -> String {
+    use std::fmt::Write;
+    value.bytes().fold(String::new(), |mut out, byte| {
+        match byte {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                out.push(byte as char);
+            }
+            _ => {
+                let _ = write!(out, "%{byte:02X}");
+            }
+        }
+        out
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_after_reads_seconds_and_dates() {
+        let mut headers = reqwest::header::HeaderMap::new();
+        headers.insert(
+            reqwest::header::RETRY_AFTER,
+            reqwest::header::HeaderValue::from_static("7"),
+        );
+        assert_eq!(retry_after(&headers), Some(Duration::from_secs(7)));
+        headers.insert(
+            reqwest::header::RETRY_AFTER,
+            reqwest::header::HeaderValue::from_static("Wed, 21 Oct 2015 07:28:00 GMT"),
+        );
+        assert_eq!(retry_after(&headers), Some(Duration::ZERO));
+        headers.insert(
+            reqwest::header::RETRY_AFTER,
+            reqwest::header::HeaderValue::from_static("soon"),
+        );
+        assert_eq!(retry_after(&headers), None);
+    }
+
+    #[test]
+    fn waits_are_capped() {
+        let policy = RetryPolicy::default();
+        assert_eq!(
+            policy.wait(Some(Duration::from_secs(3600)), 1),
+            policy.max_delay
+        );
+        assert_eq!(policy.wait(None, 1), policy.base_delay);
+        assert_eq!(policy.wait(None, 30), policy.max_delay);
+    }
+
+    #[test]
+    fn encode_escapes_everything_but_unreserved() {
+        assert_eq!(encode("a b/c?d=é"), "a%20b%2Fc%3Fd%3D%C3%A9");
+        assert_eq!(encode("2026-01-01T00:00:00Z"), "2026-01-01T00%3A00%3A00Z");
+    }
+}

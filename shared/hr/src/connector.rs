@@ -1,0 +1,245 @@
+//! What every HR vendor connector does, whatever its wire format: verify a webhook delivery
+//! over its raw bytes, read the events out of it, fetch the worker's full record through the
+//! vendor's API (most webhooks are thin: an id and maybe changed field names), list what
+//! changed since a cursor (a poll for missed events), and write the generated identifiers
+//! back.
+//!
+//! Verification and parsing are pure and fast (the webhook answers within the vendor's
+//! deadline); fetching and writing back are the slow, fallible parts and run later, from
+//! a queue.
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+
+use hrsync_core::{Identifiers, Worker};
+use http::HeaderMap;
+use jiff::Timestamp;
+use sha2::{Digest, Sha256};
+
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// One webhook delivery as it arrived: the raw body, before any parsing.
+#[derive(Debug, Clone, Copy)]
+pub struct Delivery<'a> {
+    pub headers: &'a HeaderMap,
+    pub body: &'a [u8],
+    /// The real time it arrived (for schemes with a signed timestamp).
+    pub received_at: Timestamp,
+}
+
+impl Delivery<'_> {
+    /// A header's value as text; `None` when absent or not visible ASCII.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|value| value.to_str().ok())
+    }
+
+    /// The media type of the body, lowercase, without parameters (`application/json`).
+    pub fn media_type(&self) -> Option<String> {
+        let value = self.header(http::header::CONTENT_TYPE.as_str())?;
+        let media = value.split(';').next().unwrap_or_default().trim();
+        Some(media.to_ascii_lowercase())
+    }
+
+    /// Identifies the delivery's content: a vendor that retries sends the same bytes.
+    pub fn digest(&self) -> String {
+        hex(&Sha256::digest(self.body))
+    }
+}
+
+/// A delivery that is not from the HR system (bad or missing signature or token). The reason
+/// is for the operator's log and the audit; the sender gets a bare 401.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct Unauthorized(pub String);
+
+/// A genuine delivery whose body hrsync cannot read. The message names what is wrong and
+/// never quotes the body's values (they are personal data); it is safe to send back.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct BadPayload(pub String);
+
+/// What one event asks of hrsync.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Action {
+    /// The worker changed (created, updated, a lifecycle event...): fetch the full record.
+    Fetch,
+    /// HR deleted the worker's record. Still fetched: a record that is really gone makes the
+    /// worker leave; one that is back (an undo) is taken as it is.
+    Deleted,
+    /// The delivery carries the whole record (signed JSON, SCIM): no fetch.
+    Record(Box<Worker>),
+}
+
+/// One event read out of a delivery.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Event {
+    /// The worker's id in the HR system: the second half of the worker key.
+    pub employee_id: String,
+    /// The vendor's own name for it (`employee.updated`, `Employee exit approved`...), for the
+    /// audit's cause.
+    pub event_type: String,
+    pub action: Action,
+    /// Identifies this event across the vendor's redeliveries (vendors retry for up to three
+    /// days, often with identical bytes): deliveries with the same id are taken once.
+    pub dedupe: String,
+    /// Where the delivery addresses operations one by one (SCIM `bulkId`), the operation's id,
+    /// so the reply can answer per operation.
+    pub operation: Option<String>,
+}
+
+/// A part of a delivery that could not be taken, answered per operation (SCIM bulk).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refused {
+    pub operation: Option<String>,
+    pub method: Option<String>,
+    pub problem: String,
+}
+
+/// Everything read out of one delivery.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Parsed {
+    pub events: Vec<Event>,
+    /// Operations refused one by one while the rest of the delivery is taken.
+    pub refused: Vec<Refused>,
+    /// A handshake (HiBob's "Ping test", a verification call): answer 2xx, take nothing.
+    pub handshake: bool,
+}
+
+/// The full record of a worker, as fetched from the vendor's API.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Fetched {
+    Worker(Box<Worker>),
+    /// The HR system has no such worker (deleted, or never existed).
+    Gone,
+}
+
+/// Workers changed since a cursor, from the vendor's change feed.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Changes {
+    /// Employee ids; each is fetched (a deleted one comes back [`Fetched::Gone`]).
+    pub employee_ids: Vec<String>,
+    /// Where the next poll starts (the vendor's own `latest`, or the poll's start time).
+    pub cursor: String,
+}
+
+/// A failed call to the vendor's API.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct HrError {
+    pub message: String,
+    /// Worth another attempt later (429, 5xx, a timeout); false for a refusal (401, 403,
+    /// 400) that needs an operator.
+    pub retryable: bool,
+}
+
+impl HrError {
+    pub fn permanent(message: impl Into<String>) -> Self {
+        Self {
+            message: message.into(),
+            retryable: false,
+        }
+    }
+
+    pub fn retryable(message: impl Into<String>) -> Self {
+        Self {
+            message: message.into(),
+            retryable: true,
+        }
+    }
+}
+
+/// One configured HR source (`[source.<name>]`) of a given vendor.
+pub trait Connector: Send + Sync + fmt::Debug {
+    /// The `[source.<name>]` name: the first half of every worker key from this source.
+    fn source(&self) -> &str;
+
+    /// Checks the delivery is the HR system's own, over the raw bytes, in constant time.
+    fn verify(&self, delivery: &Delivery<'_>) -> Result<(), Unauthorized>;
+
+    /// Reads the events out of a verified delivery.
+    fn parse(&self, delivery: &Delivery<'_>) -> Result<Parsed, BadPayload>;
+
+    /// The worker's full, current record (future-dated values included where the vendor
+    /// has them), normalized; `as_of` is `now`.
+    fn fetch<'a>(
+        &'a self,
+        employee_id: &'a str,
+        now: Timestamp,
+    ) -> BoxFuture<'a, Result<Fetched, HrError>>;
+
+    /// Workers changed since `cursor` (`None`: since `now`, which lists nobody and returns
+    /// the first cursor). Vendors without a change feed return a permanent error.
+    fn changed_since<'a>(
+        &'a self,
+        cursor: Option<&'a str>,
+        now: Timestamp,
+    ) -> BoxFuture<'a, Result<Changes, HrError>> {
+        let _ = (cursor, now);
+        let source = self.source().to_owned();
+        Box::pin(std::future::ready(Err(HrError::permanent(format!(
+            "source {source} has no change feed to poll"
+        )))))
+    }
+
+    /// Whether identifiers are written back to this source (the vendor can take them and
+    /// the config did not turn it off).
+    fn writes_back(&self) -> bool;
+
+    /// Writes the work email (and the username, where the vendor has one) to the worker's
+    /// HR record.
+    fn write_back<'a>(
+        &'a self,
+        worker: &'a Worker,
+        identifiers: &'a Identifiers,
+    ) -> BoxFuture<'a, Result<(), HrError>>;
+}
+
+/// Lowercase hex of bytes.
+pub fn hex(bytes: &[u8]) -> String {
+    use std::fmt::Write;
+    bytes.iter().fold(String::new(), |mut out, byte| {
+        let _ = write!(out, "{byte:02x}");
+        out
+    })
+}
+
+/// Compares a presented secret (a static token) with the expected one in constant time.
+pub fn same_secret(presented: &[u8], expected: &[u8]) -> bool {
+    use subtle::ConstantTimeEq;
+    // Hashing first makes the comparison independent of the lengths too.
+    Sha256::digest(presented)
+        .ct_eq(&Sha256::digest(expected))
+        .into()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn same_secret_needs_every_byte() {
+        assert!(same_secret(b"token-1", b"token-1"));
+        assert!(!same_secret(b"token-1", b"token-2"));
+        assert!(!same_secret(b"token-1", b"token-10"));
+        assert!(!same_secret(b"", b"token-1"));
+    }
+
+    #[test]
+    fn media_type_ignores_parameters_and_case() {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            http::header::CONTENT_TYPE,
+            http::HeaderValue::from_static("Application/SCIM+json; charset=utf-8"),
+        );
+        let delivery = Delivery {
+            headers: &headers,
+            body: b"{}",
+            received_at: Timestamp::UNIX_EPOCH,
+        };
+        assert_eq!(
+            delivery.media_type().as_deref(),
+            Some("application/scim+json")
+        );
+    }
+}

@@ -1,0 +1,128 @@
+//! Builds the connector of each configured source, resolving its secrets once.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use hrsync_core::config::{SecretRef, SourceConfig, SourceKind};
+
+use crate::connector::Connector;
+use crate::{bamboohr, hibob, keka, personio, scim, signed_json};
+
+/// A source that cannot be set up, naming the config key at fault.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("source.{name}{}: {problem}", key.as_ref().map(|k| format!(".{k}")).unwrap_or_default())]
+pub struct SetupError {
+    pub name: String,
+    pub key: Option<String>,
+    pub problem: String,
+}
+
+/// Resolves a secret reference to its value (an environment variable, SSM, Secrets Manager).
+pub type Resolve<'a> = &'a (dyn Fn(&SecretRef) -> Result<String, String> + Sync);
+
+/// What a vendor connector is built from.
+#[derive(Clone, Copy)]
+pub struct Setup<'a> {
+    pub name: &'a str,
+    pub config: &'a SourceConfig,
+    pub resolve: Resolve<'a>,
+    pub http: &'a reqwest::Client,
+}
+
+impl std::fmt::Debug for Setup<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Setup")
+            .field("name", &self.name)
+            .field("kind", &self.config.kind)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Setup<'_> {
+    pub fn error(&self, key: Option<&str>, problem: impl Into<String>) -> SetupError {
+        SetupError {
+            name: self.name.to_owned(),
+            key: key.map(str::to_owned),
+            problem: problem.into(),
+        }
+    }
+
+    /// The value of a required secret key (`api_key`, `token`, `webhook_secret`...).
+    pub fn secret(&self, key: &str) -> Result<String, SetupError> {
+        let reference = match key {
+            "webhook_secret" => self.config.webhook_secret.as_ref(),
+            other => self.config.credential(other),
+        }
+        .ok_or_else(|| self.error(Some(key), "is required"))?;
+        let value = (self.resolve)(reference).map_err(|e| self.error(Some(key), e))?;
+        if value.is_empty() {
+            return Err(self.error(Some(key), "resolves to an empty value"));
+        }
+        Ok(value)
+    }
+
+    /// The vendor's API root, without a trailing `/`.
+    pub fn base_url(&self) -> Result<&str, SetupError> {
+        self.config
+            .base_url
+            .as_deref()
+            .map(|url| url.trim_end_matches('/'))
+            .ok_or_else(|| self.error(Some("base_url"), "is required"))
+    }
+
+    pub fn writes_back(&self) -> bool {
+        self.config.writes_back()
+    }
+}
+
+/// The connectors of every source that takes webhooks, by source name.
+#[derive(Debug, Clone, Default)]
+pub struct Connectors(BTreeMap<String, Arc<dyn Connector>>);
+
+impl Connectors {
+    /// Builds a connector for every source but the csv ones.
+    pub fn from_config<'a>(
+        sources: impl IntoIterator<Item = (&'a String, &'a SourceConfig)>,
+        resolve: Resolve<'_>,
+        http: &reqwest::Client,
+    ) -> Result<Self, SetupError> {
+        let mut connectors = Self::default();
+        for (name, config) in sources {
+            let setup = Setup {
+                name,
+                config,
+                resolve,
+                http,
+            };
+            if let Some(connector) = connect(setup)? {
+                connectors.insert(connector);
+            }
+        }
+        Ok(connectors)
+    }
+
+    pub fn insert(&mut self, connector: Arc<dyn Connector>) {
+        self.0.insert(connector.source().to_owned(), connector);
+    }
+
+    pub fn get(&self, source: &str) -> Option<&Arc<dyn Connector>> {
+        self.0.get(source)
+    }
+
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.0.keys().map(String::as_str)
+    }
+}
+
+/// The connector of one source; `None` for a csv source (read from files, not delivered).
+pub fn connect(setup: Setup<'_>) -> Result<Option<Arc<dyn Connector>>, SetupError> {
+    Ok(Some(match setup.config.kind {
+        SourceKind::Csv => return Ok(None),
+        SourceKind::SignedJson => Arc::new(signed_json::SignedJson::new(setup)?),
+        SourceKind::BambooHr => Arc::new(bamboohr::BambooHr::new(setup)?),
+        SourceKind::HiBob => Arc::new(hibob::HiBob::new(setup)?),
+        SourceKind::Personio => Arc::new(personio::Personio::new(setup)?),
+        SourceKind::Keka => Arc::new(keka::Keka::new(setup)?),
+        SourceKind::Scim => Arc::new(scim::Scim::new(setup)?),
+    }))
+}
