@@ -15,9 +15,7 @@ use hrsync_local::{SqliteQueue, SqliteStore, SqliteTimers};
 use hrsync_pipeline::ports::{HoldStatus, Nudge, Queue, QueueName, StateStore, Timers};
 use hrsync_pipeline::stages::intake::Incoming;
 use hrsync_pipeline::synthetic::{EMERGENCY, leaving_now};
-use hrsync_pipeline::{
-    AuditRecord, Clock, ManualClock, NoWriteBack, Outcome, Pipeline, Runner, RunnerSettings,
-};
+use hrsync_pipeline::{AuditRecord, Clock, ManualClock, Outcome, Pipeline, Runner, RunnerSettings};
 use jiff::civil::{Date, date};
 use jiff::{SignedDuration, Timestamp};
 use serde_json::Value;
@@ -107,7 +105,7 @@ impl World {
             store: Arc::new(store),
             graph: GraphClient::new(settings, reqwest::Client::new()),
             clock: Arc::clone(&clock) as Arc<dyn Clock>,
-            writeback: Arc::new(NoWriteBack),
+            hr: hrsync_hr::Connectors::default(),
         };
         let runner = Runner::new(Arc::new(pipeline), RunnerSettings::default());
         Self {

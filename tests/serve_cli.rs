@@ -470,7 +470,10 @@ fn a_new_hire_webhook_creates_an_enabled_account_with_its_birthright_groups() {
     hire["job_title"] = json!("Software Engineer");
 
     let answer = serve.deliver_ok(&hire, Some("hire-9001"));
-    assert_eq!(answer, json!({"accepted": 1, "duplicates": 0, "stale": 0}));
+    assert_eq!(
+        answer,
+        json!({"accepted": 1, "queued": 0, "duplicates": 0, "stale": 0})
+    );
     serve.settle();
 
     let user = site.user("9001");
@@ -501,7 +504,7 @@ fn a_new_hire_webhook_creates_an_enabled_account_with_its_birthright_groups() {
     assert_eq!(count(&steps, "entra", "create"), 1, "{steps:?}");
     assert_eq!(records[received]["cause"], "webhook hr");
     assert_eq!(
-        records[received]["trace"], "webhook:hr:hire-9001#hr:9001",
+        records[received]["trace"], "webhook:hr:hire-9001#9001",
         "the trace names the source, the delivery and the worker"
     );
     assert_eq!(
@@ -547,12 +550,30 @@ fn webhooks_delivered_twice_and_out_of_order_reach_the_in_order_end_state() {
     let shuffled = shuffled_site.serve();
     // (index into events, expected answer): move, hire, move, leave, hire, leave.
     let order = [
-        (1, json!({"accepted": 1, "duplicates": 0, "stale": 0})),
-        (0, json!({"accepted": 0, "duplicates": 0, "stale": 1})),
-        (1, json!({"accepted": 0, "duplicates": 1, "stale": 0})),
-        (2, json!({"accepted": 1, "duplicates": 0, "stale": 0})),
-        (0, json!({"accepted": 0, "duplicates": 1, "stale": 0})),
-        (2, json!({"accepted": 0, "duplicates": 1, "stale": 0})),
+        (
+            1,
+            json!({"accepted": 1, "queued": 0, "duplicates": 0, "stale": 0}),
+        ),
+        (
+            0,
+            json!({"accepted": 0, "queued": 0, "duplicates": 0, "stale": 1}),
+        ),
+        (
+            1,
+            json!({"accepted": 0, "queued": 0, "duplicates": 1, "stale": 0}),
+        ),
+        (
+            2,
+            json!({"accepted": 1, "queued": 0, "duplicates": 0, "stale": 0}),
+        ),
+        (
+            0,
+            json!({"accepted": 0, "queued": 0, "duplicates": 1, "stale": 0}),
+        ),
+        (
+            2,
+            json!({"accepted": 0, "queued": 0, "duplicates": 1, "stale": 0}),
+        ),
     ];
     for (index, expected) in &order {
         let (delivery, body) = &events[*index];
@@ -594,7 +615,7 @@ fn webhooks_delivered_twice_and_out_of_order_reach_the_in_order_end_state() {
         let answer = in_order.deliver_ok(body, Some(delivery));
         assert_eq!(
             answer,
-            json!({"accepted": 1, "duplicates": 0, "stale": 0}),
+            json!({"accepted": 1, "queued": 0, "duplicates": 0, "stale": 0}),
             "the answer to {delivery}"
         );
         in_order.settle();
@@ -746,7 +767,10 @@ fn a_batch_delivery_of_three_workers_creates_three_accounts() {
         employee("9303", "Edsger", "Dijkstra", "Finance"),
     ]});
     let answer = serve.deliver_ok(&batch, Some("batch-1"));
-    assert_eq!(answer, json!({"accepted": 3, "duplicates": 0, "stale": 0}));
+    assert_eq!(
+        answer,
+        json!({"accepted": 3, "queued": 0, "duplicates": 0, "stale": 0})
+    );
     serve.settle();
 
     assert_eq!(site.users().len(), 3, "{:#?}", site.users());
@@ -769,7 +793,10 @@ fn a_batch_delivery_of_three_workers_creates_three_accounts() {
 
     // The same batch again is three duplicates.
     let answer = serve.deliver_ok(&batch, Some("batch-1"));
-    assert_eq!(answer, json!({"accepted": 0, "duplicates": 3, "stale": 0}));
+    assert_eq!(
+        answer,
+        json!({"accepted": 0, "queued": 0, "duplicates": 3, "stale": 0})
+    );
 }
 
 #[test]

@@ -12,9 +12,10 @@ use std::sync::Arc;
 
 use anyhow::{Context, bail};
 use hrsync_core::{Config, Worker, WorkerKey};
+use hrsync_hr::Connectors;
 use hrsync_local::{SqliteQueue, SqliteStore, SqliteTimers};
 use hrsync_pipeline::ports::StateStore;
-use hrsync_pipeline::{Clock, NoWriteBack, Pipeline, Runner, RunnerSettings};
+use hrsync_pipeline::{Clock, Pipeline, Runner, RunnerSettings};
 
 use crate::directory::{self, Connection};
 use crate::plan::load_config;
@@ -74,6 +75,24 @@ impl Local {
             .and_then(|stored| stored.state.snapshot))
     }
 
+    /// The connector of every source that is not a csv export, with its secrets resolved
+    /// now: a missing secret stops the start rather than the first webhook.
+    pub fn connectors(&self) -> anyhow::Result<Connectors> {
+        let http = reqwest::Client::builder()
+            .user_agent(concat!("hrsync/", env!("CARGO_PKG_VERSION")))
+            .timeout(std::time::Duration::from_secs(30))
+            .build()
+            .context("cannot build the HTTP client")?;
+        let resolve = |secret: &hrsync_core::config::SecretRef| {
+            directory::resolve(secret).map_err(|e| format!("{e:#}"))
+        };
+        Ok(Connectors::from_config(
+            &self.config.sources,
+            &resolve,
+            &http,
+        )?)
+    }
+
     /// Takes the runtime lock, or says who holds it: `None` when another runtime (`hrsync
     /// serve`) runs on this state, which will then do the work queued here.
     pub fn try_lock(&self) -> anyhow::Result<Option<RuntimeLock>> {
@@ -111,6 +130,7 @@ impl Local {
         _lock: &RuntimeLock,
         clock: Arc<dyn Clock>,
     ) -> anyhow::Result<Started> {
+        let hr = self.connectors()?;
         let connection =
             directory::connect(&self.config.directory, config_dir(&self.config_path)).await?;
         let released = self.queue.release_in_flight(clock.now()).await?;
@@ -124,7 +144,7 @@ impl Local {
             timers: Arc::clone(&self.timers),
             graph: connection.graph.clone(),
             clock,
-            writeback: Arc::new(NoWriteBack),
+            hr,
         });
         Ok(Started {
             runner: Arc::new(Runner::new(pipeline, RunnerSettings::default())),

@@ -2,21 +2,25 @@
 //! loop in one process, with the webhook endpoint in front.
 //!
 //! - `POST /webhooks/{source}`: a delivery for `[source.<source>]`, verified by the source's
-//!   scheme over the raw body (`signed-json`: see `hrsync_hr::signed_json`). 202 when taken in
-//!   (the directory work follows asynchronously), 401 on a bad signature (no detail), 400 on a
-//!   body that does not parse (what is wrong, never the values), 404 for an unknown source,
-//!   413 above 1 MiB, 503 when the store cannot take it (the sender retries).
+//!   connector over the raw body (`hrsync_hr`: signed-json, bamboohr, hibob, personio, keka,
+//!   scim). 202 when taken in: records that arrive whole are kept, thin events are queued for
+//!   the fetch of the full record (hr-events), and the directory work follows
+//!   asynchronously. A redelivery is recognised and counted as a duplicate. 200 for a
+//!   vendor's handshake (HiBob's ping), and for SCIM a BulkResponse with a status per
+//!   operation. 401 on a bad signature or token (no detail; audited under
+//!   `<source>:#webhook` with the reason, size and digest, never the body), 400 on a body that
+//!   does not parse (what is wrong, never the values; also audited), 404 for an unknown
+//!   source, 413 above 1 MiB, 503 when the store cannot take it (the sender retries).
 //! - `GET /healthz`: 200 and the queues' depths.
 //!
 //! Ctrl-C or SIGTERM stops taking deliveries, lets the message being handled finish, and
 //! exits; anything not yet handled stays queued in the state file for the next start.
 
-use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 use axum::Json;
 use axum::Router;
 use axum::body::Bytes;
@@ -24,17 +28,21 @@ use axum::extract::{DefaultBodyLimit, Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use hrsync_core::WorkerKey;
 use hrsync_core::config::SourceKind;
-use hrsync_hr::signed_json::{self, SignedHeaders};
-use hrsync_pipeline::ports::{Queue, QueueName};
-use hrsync_pipeline::stages::intake::Incoming;
+use hrsync_hr::{Action, BadPayload, Connectors, Delivery, Unauthorized};
+use hrsync_pipeline::ports::{AuditRecord, Queue, QueueName, StateStore};
+use hrsync_pipeline::stages::intake::{Incoming, Notice, take_notice};
 use hrsync_pipeline::{Clock, Outcome, ShiftedClock, SystemClock};
 use jiff::Timestamp;
 use serde_json::json;
 use tokio::sync::watch;
 
-use crate::directory::resolve;
 use crate::runtime::{Local, LocalRunner};
+
+/// The worker key's employee id under which a source's refused deliveries are audited
+/// (`hrsync audit <source>:#webhook`).
+pub const REJECTED_DELIVERIES: &str = "#webhook";
 
 /// The largest delivery taken.
 pub const MAX_BODY: usize = 1024 * 1024;
@@ -52,15 +60,9 @@ pub struct ServeArgs {
     now: Option<Timestamp>,
 }
 
-/// A source that takes webhooks, with its secret resolved at start.
-struct WebhookSource {
-    kind: SourceKind,
-    secret: Vec<u8>,
-}
-
 struct App {
     runner: Arc<LocalRunner>,
-    sources: BTreeMap<String, WebhookSource>,
+    connectors: Connectors,
 }
 
 pub fn run(args: ServeArgs) -> anyhow::Result<usize> {
@@ -70,23 +72,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<usize> {
         Some(start) => Arc::new(ShiftedClock::starting_at(start)),
         None => Arc::new(SystemClock),
     };
-    let mut sources = BTreeMap::new();
-    for (name, source) in &local.config.sources {
-        if let Some(secret) = &source.webhook_secret {
-            let secret =
-                resolve(secret).with_context(|| format!("source.{name}.webhook_secret"))?;
-            if secret.is_empty() {
-                bail!("source.{name}.webhook_secret is empty: every delivery would be refused");
-            }
-            sources.insert(
-                name.clone(),
-                WebhookSource {
-                    kind: source.kind,
-                    secret: secret.into_bytes(),
-                },
-            );
-        }
-    }
+    let connectors = local.connectors()?;
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     runtime.block_on(async {
         let started = local.start(&lock, clock).await?;
@@ -100,7 +86,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<usize> {
         );
         let app = Arc::new(App {
             runner: Arc::clone(&started.runner),
-            sources,
+            connectors,
         });
         let router = Router::new()
             .route("/webhooks/{source}", post(webhook))
@@ -184,67 +170,83 @@ async fn webhook(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let Some(source) = app.sources.get(&source_name) else {
+    let Some(connector) = app.connectors.get(&source_name) else {
         return reply(
             StatusCode::NOT_FOUND,
-            json!({"error": format!("no webhook source named {source_name:?} (a [source.<name>] with a webhook_secret)")}),
+            json!({"error": format!("no webhook source named {source_name:?} (a [source.<name>] that is not a csv export)")}),
         );
     };
-    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
-    let signed_at = match source.kind {
-        SourceKind::SignedJson => {
-            let signed = SignedHeaders {
-                timestamp: header(signed_json::TIMESTAMP_HEADER),
-                signature: header(signed_json::SIGNATURE_HEADER),
-                delivery: header(signed_json::DELIVERY_HEADER),
-            };
-            // Replay protection is about the real world's time, not the run's clock.
-            match signed_json::verify(&source.secret, &signed, &body, Timestamp::now()) {
-                Ok(signed_at) => signed_at,
-                Err(error) => {
-                    tracing::warn!(source = %source_name, %error, "webhook rejected");
-                    return reply(
-                        StatusCode::UNAUTHORIZED,
-                        json!({"error": "invalid signature"}),
-                    );
-                }
-            }
-        }
-        _ => {
-            return reply(
-                StatusCode::NOT_FOUND,
-                json!({"error": format!("source {source_name:?} does not take webhooks")}),
-            );
-        }
-    };
-    let workers = match signed_json::parse(&source_name, &body, signed_at) {
-        Ok(workers) => workers,
-        Err(error) => return reply(StatusCode::BAD_REQUEST, json!({"error": error.to_string()})),
-    };
-    let delivery = signed_json::delivery_id(header(signed_json::DELIVERY_HEADER), signed_at, &body);
     let pipeline = app.runner.pipeline();
-    let cause = format!("webhook {source_name}");
-    let (mut accepted, mut duplicates, mut stale) = (0, 0, 0);
-    for worker in &workers {
-        let delivery = format!("{source_name}:{delivery}#{}", worker.key);
+    let delivery = Delivery {
+        headers: &headers,
+        body: &body,
+        // Replay protection is about the real world's time, not the run's clock.
+        received_at: Timestamp::now(),
+    };
+    if let Err(Unauthorized(reason)) = connector.verify(&delivery) {
+        tracing::warn!(source = %source_name, %reason, "webhook rejected");
+        reject(pipeline, &source_name, &delivery, "unauthorized", &reason).await;
+        return reply(
+            StatusCode::UNAUTHORIZED,
+            json!({"error": "invalid signature"}),
+        );
+    }
+    let parsed = match connector.parse(&delivery) {
+        Ok(parsed) => parsed,
+        Err(BadPayload(problem)) => {
+            tracing::warn!(source = %source_name, %problem, "webhook unreadable");
+            reject(pipeline, &source_name, &delivery, "unreadable", &problem).await;
+            return reply(StatusCode::BAD_REQUEST, json!({"error": problem}));
+        }
+    };
+    if parsed.handshake {
+        return reply(StatusCode::OK, json!({"handshake": "ok"}));
+    }
+    let now = pipeline.clock.now();
+    let mut tally = Tally::default();
+    let mut operations = Vec::new();
+    for event in &parsed.events {
+        let worker = WorkerKey::new(source_name.as_str(), event.employee_id.as_str());
+        let delivery = format!("{source_name}:{}", event.dedupe);
         let trace = format!("webhook:{delivery}");
-        match pipeline
-            .intake(Incoming {
-                snapshot: worker,
-                delivery: &delivery,
-                cause: &cause,
-                trace: &trace,
-            })
-            .await
-        {
+        let cause = match event.event_type.as_str() {
+            "" => format!("webhook {source_name}"),
+            event_type => format!("webhook {source_name}: {event_type}"),
+        };
+        let outcome = match &event.action {
+            Action::Record(snapshot) => {
+                pipeline
+                    .intake(Incoming {
+                        snapshot,
+                        delivery: &delivery,
+                        cause: &cause,
+                        trace: &trace,
+                    })
+                    .await
+            }
+            Action::Fetch | Action::Deleted => {
+                take_notice(
+                    &*pipeline.store,
+                    &*pipeline.queue,
+                    now,
+                    Notice {
+                        worker: &worker,
+                        delivery: &delivery,
+                        cause: &cause,
+                        trace: &trace,
+                    },
+                )
+                .await
+            }
+        };
+        match outcome {
             Ok(outcome) => {
-                match &outcome {
-                    Outcome::Duplicate { .. } => duplicates += 1,
-                    Outcome::Stale { .. } => stale += 1,
-                    _ => accepted += 1,
-                }
+                tally.count(&outcome);
                 app.runner.note(outcome);
                 app.runner.wake();
+                if let Some(operation) = &event.operation {
+                    operations.push(scim_result(operation, &worker));
+                }
             }
             Err(error) => {
                 tracing::error!(source = %source_name, %error, "cannot take in a delivery");
@@ -255,8 +257,122 @@ async fn webhook(
             }
         }
     }
+    if connector_is_scim(&app, &source_name) {
+        for refused in &parsed.refused {
+            let operation = refused.operation.clone().unwrap_or_default();
+            operations.push(scim_refusal(
+                &operation,
+                refused.method.as_deref(),
+                &refused.problem,
+            ));
+        }
+        let body = json!({
+            "schemas": ["urn:ietf:params:scim:api:messages:2.0:BulkResponse"],
+            "Operations": operations,
+        });
+        let mut response = reply(StatusCode::OK, body);
+        response.headers_mut().insert(
+            axum::http::header::CONTENT_TYPE,
+            axum::http::HeaderValue::from_static("application/scim+json"),
+        );
+        return response;
+    }
     reply(
         StatusCode::ACCEPTED,
-        json!({"accepted": accepted, "duplicates": duplicates, "stale": stale}),
+        json!({
+            "accepted": tally.accepted,
+            "queued": tally.queued,
+            "duplicates": tally.duplicates,
+            "stale": tally.stale,
+        }),
     )
+}
+
+/// What the events of one delivery came to.
+#[derive(Debug, Default)]
+struct Tally {
+    /// Taken: records kept, and thin events queued for their fetch.
+    accepted: usize,
+    /// Of those, thin events whose record is fetched next.
+    queued: usize,
+    duplicates: usize,
+    stale: usize,
+}
+
+impl Tally {
+    fn count(&mut self, outcome: &Outcome) {
+        match outcome {
+            Outcome::Duplicate { .. } => self.duplicates += 1,
+            Outcome::Stale { .. } => self.stale += 1,
+            Outcome::Queued { .. } => {
+                self.queued += 1;
+                self.accepted += 1;
+            }
+            _ => self.accepted += 1,
+        }
+    }
+}
+
+fn connector_is_scim(app: &App, source: &str) -> bool {
+    app.runner
+        .pipeline()
+        .config
+        .source(source)
+        .is_some_and(|config| config.kind == SourceKind::Scim)
+}
+
+/// A SCIM BulkResponse operation for a taken operation.
+fn scim_result(bulk_id: &str, worker: &WorkerKey) -> serde_json::Value {
+    json!({
+        "method": "POST",
+        "bulkId": bulk_id,
+        "location": format!("/Users/{}", worker.employee_id()),
+        "status": "202",
+    })
+}
+
+/// A SCIM BulkResponse operation for a refused operation.
+fn scim_refusal(bulk_id: &str, method: Option<&str>, problem: &str) -> serde_json::Value {
+    json!({
+        "method": method.unwrap_or("POST"),
+        "bulkId": bulk_id,
+        "status": "400",
+        "response": {
+            "schemas": ["urn:ietf:params:scim:api:messages:2.0:Error"],
+            "scimType": "invalidValue",
+            "detail": problem,
+            "status": "400",
+        },
+    })
+}
+
+/// Audits a refused delivery: why, its size and digest, never its content (personal data).
+/// Best effort: a store that cannot take it does not change the answer.
+async fn reject(
+    pipeline: &hrsync_pipeline::Pipeline<
+        hrsync_local::SqliteStore,
+        hrsync_local::SqliteQueue,
+        hrsync_local::SqliteTimers,
+    >,
+    source: &str,
+    delivery: &Delivery<'_>,
+    action: &str,
+    reason: &str,
+) {
+    let key = WorkerKey::new(source, REJECTED_DELIVERIES);
+    let mut record = AuditRecord::new(
+        &key,
+        pipeline.clock.now(),
+        "intake",
+        action,
+        format!("webhook {source}: {reason}"),
+        &format!("webhook:{source}:sha256:{}", delivery.digest()),
+    );
+    record.after = Some(json!({
+        "bytes": delivery.body.len(),
+        "sha256": delivery.digest(),
+    }));
+    if let Err(error) = pipeline.store.append_audit(&record).await {
+        tracing::error!(%source, %error, "cannot audit a rejected delivery");
+    }
 }

@@ -670,7 +670,8 @@ impl crate::connector::Connector for SignedJson {
             .into_iter()
             .map(|worker| Event {
                 employee_id: worker.employee_id.clone(),
-                event_type: "signed-json".into(),
+                // The body has no event name: it is the record itself.
+                event_type: String::new(),
                 dedupe: format!("{delivery_id}#{}", worker.employee_id),
                 action: Action::Record(Box::new(worker)),
                 operation: None,

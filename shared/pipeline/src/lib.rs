@@ -18,4 +18,4 @@ pub use ports::{
     AuditRecord, Hold, HoldStatus, Reservation, StateStore, StoreError, Stored, name_key,
 };
 pub use runner::{Report, Runner, RunnerSettings, Summary, WorkerReport};
-pub use stages::{NoWriteBack, Outcome, Pipeline, StageError, WriteBack};
+pub use stages::{Outcome, Pipeline, StageError};

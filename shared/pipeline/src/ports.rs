@@ -332,6 +332,8 @@ impl Nudge {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum QueueName {
+    /// intake (a thin webhook) -> intake's fetch of the full record.
+    HrEvents,
     /// intake and timers -> mapping.
     WorkerEvents,
     /// mapping -> entra.
@@ -341,10 +343,16 @@ pub enum QueueName {
 }
 
 impl QueueName {
-    pub const ALL: [Self; 3] = [Self::WorkerEvents, Self::Directory, Self::Writeback];
+    pub const ALL: [Self; 4] = [
+        Self::HrEvents,
+        Self::WorkerEvents,
+        Self::Directory,
+        Self::Writeback,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
+            Self::HrEvents => "hr-events",
             Self::WorkerEvents => "worker-events",
             Self::Directory => "directory",
             Self::Writeback => "writeback",

@@ -134,6 +134,7 @@ impl Report {
     fn record(&mut self, outcome: Outcome) {
         match outcome {
             Outcome::Received { worker }
+            | Outcome::Queued { worker }
             | Outcome::Duplicate { worker }
             | Outcome::Nothing { worker } => {
                 self.workers.entry(worker).or_default();
@@ -376,6 +377,7 @@ where
 {
     let nudge = &delivery.nudge;
     let result = match delivery.queue {
+        QueueName::HrEvents => pipeline.fetch(nudge).await,
         QueueName::WorkerEvents => pipeline.mapping(nudge).await,
         QueueName::Directory => pipeline.entra(nudge).await,
         QueueName::Writeback => pipeline.writeback(nudge).await,

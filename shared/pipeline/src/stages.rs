@@ -4,12 +4,14 @@
 //!
 //! | stage | reads | writes | sends |
 //! |---|---|---|---|
-//! | [`intake`] | the HR record | the inbox snapshot, the delivery mark | worker-events |
+//! | [`intake`] | the HR record (or a thin event) | the inbox snapshot, the delivery mark | worker-events (hr-events) |
+//! | [`fetch`] | the vendor's API | the inbox snapshot | worker-events |
 //! | [`mapping`] | inbox + state | state (decision), names, timers, holds | directory |
 //! | [`entra`] | state | the directory, state (`applied`) | directory (waiters), writeback |
 //! | [`writeback`] | state | the HR system | - |
 
 pub mod entra;
+pub mod fetch;
 pub mod intake;
 pub mod mapping;
 pub mod writeback;
@@ -20,10 +22,10 @@ use std::sync::Arc;
 use hrsync_core::{Config, Lifecycle, Transition, WorkerKey};
 use hrsync_directory::converge::ConvergeError;
 use hrsync_directory::graph::{GraphClient, GraphError};
+use hrsync_hr::{Connectors, HrError};
 
 use crate::clock::Clock;
 use crate::ports::{AuditRecord, Queue, QueueError, StateStore, StoreError, Timers};
-pub use writeback::{NoWriteBack, WriteBack, WriteBackError};
 
 /// Everything the stages run over. One per runtime (a process, a Lambda container).
 pub struct Pipeline<S, Q, T> {
@@ -34,7 +36,8 @@ pub struct Pipeline<S, Q, T> {
     /// The directory: Microsoft Graph, or the sandbox that speaks it.
     pub graph: GraphClient,
     pub clock: Arc<dyn Clock>,
-    pub writeback: Arc<dyn WriteBack>,
+    /// The HR systems' connectors, by source name: fetch and write-back.
+    pub hr: Connectors,
 }
 
 impl<S, Q, T> fmt::Debug for Pipeline<S, Q, T> {
@@ -62,6 +65,10 @@ impl<S: StateStore, Q: Queue, T: Timers> Pipeline<S, Q, T> {
 pub enum Outcome {
     /// The record was queued for mapping.
     Received {
+        worker: WorkerKey,
+    },
+    /// A thin event was queued for the fetch of the full record.
+    Queued {
         worker: WorkerKey,
     },
     /// A redelivery of an event already handled.
@@ -142,6 +149,15 @@ impl From<QueueError> for StageError {
         Self {
             retryable: error.is_retryable(),
             message: error.to_string(),
+        }
+    }
+}
+
+impl From<HrError> for StageError {
+    fn from(error: HrError) -> Self {
+        Self {
+            retryable: error.retryable,
+            message: error.message,
         }
     }
 }

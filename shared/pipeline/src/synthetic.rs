@@ -11,6 +11,8 @@ use jiff::tz::TimeZone;
 pub const EMERGENCY: &str = "emergency";
 /// `termination_type` of a worker a complete export no longer lists.
 pub const ABSENT_FROM_EXPORT: &str = "absent_from_export";
+/// `termination_type` of a worker whose record the HR system deleted.
+pub const DELETED_IN_HR: &str = "deleted_in_hr";
 
 /// `latest`, terminated at `now` (the last day is today on the worker's clock; the cut-off is
 /// this minute, so the leave instant is never after `now`).

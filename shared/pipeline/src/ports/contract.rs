@@ -813,7 +813,7 @@ pub async fn queue_send_receive_ack<Q: Queue>(queue: Arc<Q>) {
     );
     assert_eq!(
         QueueName::ALL.map(QueueName::as_str),
-        ["worker-events", "directory", "writeback"]
+        ["hr-events", "worker-events", "directory", "writeback"]
     );
     assert_eq!(QueueName::parse("directory"), Some(QueueName::Directory));
 

@@ -70,7 +70,26 @@ impl<S: StateStore, Q: Queue, T: Timers> Pipeline<S, Q, T> {
                 || s.before.as_ref().map(|a| (&a.upn, &a.mail))
                     != s.after.as_ref().map(|a| (&a.upn, &a.mail))
         });
-        if renamed && self.writeback.supports(key.source()) {
+        // A new or renamed account, or an existing one adopted while HR lacks its mail: the
+        // writeback stage checks what HR has and writes it. (Not on every run until HR's next
+        // record shows the mail: a failed write-back waits in the dead-letter queue.)
+        let adopted = object_id(&state.applied).is_none() && object_id(&applied).is_some();
+        let hr_lacks_mail = adopted
+            && match (&state.snapshot, &applied) {
+                (Some(snapshot), Some(applied)) => {
+                    let mail = applied.mail.as_deref().unwrap_or(&applied.upn);
+                    !snapshot
+                        .work_email
+                        .as_deref()
+                        .is_some_and(|known| known.eq_ignore_ascii_case(mail))
+                }
+                _ => false,
+            };
+        let writes_back = self
+            .hr
+            .get(key.source())
+            .is_some_and(|connector| connector.writes_back());
+        if (renamed || hr_lacks_mail) && writes_back {
             let next = Nudge::new(
                 key.clone(),
                 "identifiers changed".to_owned(),

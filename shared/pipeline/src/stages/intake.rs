@@ -3,7 +3,7 @@
 //! Deliveries are checked before the work and marked after it: a crash in between only
 //! means the redelivery does the (idempotent) work again.
 
-use hrsync_core::Worker;
+use hrsync_core::{Worker, WorkerKey};
 use jiff::{SignedDuration, Timestamp};
 
 use super::{Outcome, Pipeline, StageError, json};
@@ -81,6 +81,40 @@ pub async fn take_in<S: StateStore, Q: Queue>(
         true => Outcome::Received { worker },
         false => Outcome::Stale { worker },
     })
+}
+
+/// A thin HR event: the worker and the vendor's event name, the full record to be fetched.
+#[derive(Debug, Clone)]
+pub struct Notice<'a> {
+    pub worker: &'a WorkerKey,
+    /// The delivery's identity for dedupe (vendors redeliver for days).
+    pub delivery: &'a str,
+    /// Why it came: `webhook bamboo: employee.updated`.
+    pub cause: &'a str,
+    pub trace: &'a str,
+}
+
+/// Takes in a thin event: unless it was delivered before, queue the fetch of the full
+/// record (hr-events). The fetch runs later, so the webhook answers at once.
+pub async fn take_notice<S: StateStore, Q: Queue>(
+    store: &S,
+    queue: &Q,
+    now: Timestamp,
+    notice: Notice<'_>,
+) -> Result<Outcome, StageError> {
+    let worker = notice.worker.clone();
+    if store.delivered(notice.delivery, now).await? {
+        return Ok(Outcome::Duplicate { worker });
+    }
+    let nudge = Nudge::new(worker.clone(), notice.cause, notice.trace);
+    queue
+        .send(QueueName::HrEvents, &nudge, notice.delivery, now)
+        .await?;
+    let expires = now
+        .checked_add(DELIVERY_MEMORY)
+        .map_err(|e| StageError::permanent(format!("delivery expiry out of range: {e}")))?;
+    store.first_delivery(notice.delivery, now, expires).await?;
+    Ok(Outcome::Queued { worker })
 }
 
 /// Identifies a record's content (deterministic across runs: `DefaultHasher::new` has fixed keys).
