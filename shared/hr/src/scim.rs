@@ -41,7 +41,7 @@
 //! path, no employee id, a bad date, or a record that fails the checks every source's
 //! records pass, [`Worker::validate`]) is listed in `Parsed::refused` with its `bulkId`,
 //! method and a problem naming the field and how to send it, e.g.
-//! `Operations[0] (externalId 701984): hire_date: is missing for a worker with status
+//! `Operations[0] (employee 701984): hire_date: is missing for a worker with status
 //! active: send hireDate in a custom extension such as
 //! urn:ietf:params:scim:schemas:extension:hrsync:1.0:User (YYYY-MM-DD)`; the others become
 //! events with `operation` = their `bulkId`.
@@ -229,10 +229,10 @@ impl Scim {
         let refuse = |bulk_id: Option<&str>, method: Option<&str>, problem: String| Refused {
             operation: bulk_id.map(str::to_owned),
             method: method.map(str::to_owned),
-            problem: format!("Operations[{index}]: {problem}"),
+            problem: format!("Operations[{index}]{problem}"),
         };
         let Value::Object(operation) = operation else {
-            return Err(refuse(None, None, "is not an object".into()));
+            return Err(refuse(None, None, ": is not an object".into()));
         };
         let bulk_id = operation.get("bulkId").and_then(text);
         let method = operation.get("method").and_then(Value::as_str);
@@ -241,30 +241,30 @@ impl Scim {
             return Err(refuse(
                 None,
                 method,
-                "bulkId: missing: give every operation a bulkId".into(),
+                ": bulkId: missing: give every operation a bulkId".into(),
             ));
         };
         if method != Some("POST") {
             return Err(refuse(
                 bulk,
                 method,
-                "method: only POST is taken (the record's full current state)".into(),
+                ": method: only POST is taken (the record's full current state)".into(),
             ));
         }
         if operation.get("path").and_then(Value::as_str) != Some("/Users") {
-            return Err(refuse(bulk, method, "path: only /Users is taken".into()));
+            return Err(refuse(bulk, method, ": path: only /Users is taken".into()));
         }
         let Some(Value::Object(data)) = operation.get("data") else {
             return Err(refuse(
                 bulk,
                 method,
-                "data: missing: send the SCIM User as an object".into(),
+                ": data: missing: send the SCIM User as an object".into(),
             ));
         };
         let worker = self.worker(data, as_of).map_err(|(id, problem)| {
             let problem = match id {
-                Some(id) => format!("(externalId {id}) {problem}"),
-                None => problem,
+                Some(id) => format!(" (employee {id}): {problem}"),
+                None => format!(": {problem}"),
             };
             refuse(bulk, method, problem)
         })?;

@@ -216,7 +216,11 @@ fn the_entra_sample_as_is_refuses_each_operation_for_its_missing_hire_date() {
             refused.problem
         );
     }
-    assert!(parsed.refused[0].problem.contains("externalId 701984"));
+    assert!(
+        parsed.refused[0]
+            .problem
+            .starts_with("Operations[0] (employee 701984): hire_date: ")
+    );
 }
 
 #[test]
