@@ -499,6 +499,28 @@ async fn inactive_with_a_termination_date_is_terminated_with_its_type() {
 }
 
 #[tokio::test]
+async fn a_termination_type_the_api_user_cannot_read_is_left_empty() {
+    let emu = Emulator::start(bamboohr::router).await;
+    let mut record = full_record();
+    record["status"] = json!("Inactive");
+    record["terminationDate"] = json!("2026-01-30");
+    emu.put_employee("42", record);
+    bamboohr::put_employment_status(
+        &emu,
+        "42",
+        json!([{"date": "2026-01-30", "employmentStatus": "Terminated", "terminationTypeId": "Voluntary"}]),
+    );
+    bamboohr::forbid_table(&emu, "employmentStatus");
+    let Fetched::Worker(worker) = connector(emu.base_url()).fetch("42", now()).await.unwrap()
+    else {
+        panic!("a worker expected");
+    };
+    assert_eq!(worker.status, Status::Terminated);
+    assert_eq!(worker.termination_type, None);
+    assert_eq!(emu.requests().len(), 2, "the table was asked for");
+}
+
+#[tokio::test]
 async fn inactive_without_a_termination_date_is_inactive() {
     let emu = Emulator::start(bamboohr::router).await;
     let mut record = bamboohr::employee("43", "Grace", "Hopper");

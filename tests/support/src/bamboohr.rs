@@ -8,7 +8,8 @@
 //!   record has (BambooHR returns only `id` when no fields are asked for); 404 for an
 //!   unknown id.
 //! - `GET /employees/{id}/tables/{table}`: the rows in `tables[table][id]` (a JSON array;
-//!   `[]` when none); 404 for an unknown employee.
+//!   `[]` when none); 404 for an unknown employee; 403 for a table made unreadable with
+//!   [`forbid_table`].
 //! - `GET /employees/changed?since=<ISO 8601>`: `{latest, employees: {id: {id, action,
 //!   lastChanged}}}` from [`Shared::changes`](crate::Shared::changes) strictly after
 //!   `since`; `latest` is the newest change listed (absent when none); 400 without a
@@ -130,6 +131,16 @@ async fn get_table(state: State, headers: HeaderMap, id: String, name: String) -
     let shared = lock(&state);
     if !shared.employees.contains_key(&id) {
         return error(StatusCode::NOT_FOUND, "employee not found");
+    }
+    let forbidden = shared
+        .tables
+        .get("bamboohr")
+        .is_some_and(|t| t.contains_key(&format!("forbid:{name}")));
+    if forbidden {
+        return error(
+            StatusCode::FORBIDDEN,
+            "the API user does not have access to this table",
+        );
     }
     let rows = shared
         .tables
@@ -305,6 +316,17 @@ pub fn record_change(emulator: &Emulator, id: &str, action: &str, at: &str) {
         .state()
         .changes
         .push((id.to_owned(), action.to_owned(), at.to_owned()));
+}
+
+/// Makes `GET /employees/{id}/tables/{table}` answer 403, as for an API user without access
+/// to the table.
+pub fn forbid_table(emulator: &Emulator, table: &str) {
+    emulator
+        .state()
+        .tables
+        .entry("bamboohr".into())
+        .or_default()
+        .insert(format!("forbid:{table}"), Value::Bool(true));
 }
 
 /// Makes the emulator accept another API key.
