@@ -1,0 +1,838 @@
+//! The BambooHR connector: webhook signatures, both webhook formats, and the API (read,
+//! change feed, write-back) against the loopback emulator.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::time::{Duration, Instant};
+
+use hrsync_core::config::{SecretRef, SourceConfig, SourceKind};
+use hrsync_core::{Identifiers, Status, Worker, WorkerKey};
+use hrsync_hr::api::RetryPolicy;
+use hrsync_hr::bamboohr::{BambooHr, SIGNATURE_HEADER, TIMESTAMP_HEADER, sign};
+use hrsync_hr::{Action, Connector, Delivery, Fetched, Parsed, Setup};
+use hrsync_hr_emulators::{Emulator, bamboohr};
+use http::{HeaderMap, HeaderValue};
+use jiff::Timestamp;
+use jiff::civil::date;
+use serde_json::{Value, json};
+
+const SECRET: &str = "secret";
+const TIMESTAMP: &str = "2026-01-31T18:42:00+0000";
+
+fn sample(name: &str) -> Vec<u8> {
+    let path = format!("{}/tests/samples/{name}", env!("CARGO_MANIFEST_DIR"));
+    std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
+}
+
+fn now() -> Timestamp {
+    "2026-02-01T09:00:00Z".parse().unwrap()
+}
+
+/// A connector to `base_url` whose API key resolves to `key` (webhook secret: [`SECRET`]).
+fn connector_with(base_url: &str, key: &str, writeback: Option<bool>) -> BambooHr {
+    let config = SourceConfig {
+        base_url: Some(base_url.into()),
+        api_key: Some(SecretRef::Env("K".into())),
+        webhook_secret: Some(SecretRef::Env("W".into())),
+        writeback,
+        ..SourceConfig::of_kind(SourceKind::BambooHr)
+    };
+    let http = reqwest::Client::new();
+    let key = key.to_owned();
+    let resolve = move |r: &SecretRef| match r {
+        SecretRef::Env(n) if n == "K" => Ok(key.clone()),
+        _ => Ok(SECRET.to_string()),
+    };
+    BambooHr::new(Setup {
+        name: "bamboo",
+        config: &config,
+        resolve: &resolve,
+        http: &http,
+    })
+    .unwrap()
+    .with_retry(RetryPolicy {
+        max_attempts: 3,
+        base_delay: Duration::from_millis(20),
+        max_delay: Duration::from_secs(2),
+    })
+}
+
+fn connector(base_url: &str) -> BambooHr {
+    connector_with(base_url, bamboohr::API_KEY, None)
+}
+
+/// A connector for the pure parts (no API is called).
+fn offline() -> BambooHr {
+    connector("https://acme.bamboohr.com/api/v1")
+}
+
+fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
+    let mut headers = HeaderMap::new();
+    for (name, value) in pairs {
+        headers.insert(
+            http::HeaderName::from_bytes(name.as_bytes()).unwrap(),
+            HeaderValue::from_str(value).unwrap(),
+        );
+    }
+    headers
+}
+
+/// The headers BambooHR sends with `body` signed with `secret`.
+fn signed(secret: &str, body: &[u8]) -> HeaderMap {
+    let signature = sign(secret.as_bytes(), body, TIMESTAMP);
+    headers(&[
+        (TIMESTAMP_HEADER, TIMESTAMP),
+        (SIGNATURE_HEADER, &signature),
+        ("content-type", "application/json"),
+    ])
+}
+
+fn delivery<'a>(headers: &'a HeaderMap, body: &'a [u8]) -> Delivery<'a> {
+    Delivery {
+        headers,
+        body,
+        received_at: now(),
+    }
+}
+
+fn parse(body: &[u8], content_type: &str) -> Parsed {
+    let headers = headers(&[("content-type", content_type)]);
+    offline().parse(&delivery(&headers, body)).unwrap()
+}
+
+fn parse_error(body: &[u8]) -> String {
+    let headers = headers(&[("content-type", "application/json")]);
+    offline().parse(&delivery(&headers, body)).unwrap_err().0
+}
+
+// ---------------------------------------------------------------- verification
+
+#[test]
+fn a_signed_delivery_passes() {
+    let body = sample("bamboohr-webhook.json");
+    // Computed independently:
+    // (cat bamboohr-webhook.json; printf '%s' "$TIMESTAMP") | openssl dgst -sha256 -hmac secret
+    let signature = "27e44efacd2c7534387a8f992fa4f1564b43d61c7fe94b1ed705de615cc040db";
+    assert_eq!(sign(SECRET.as_bytes(), &body, TIMESTAMP), signature);
+    let headers = headers(&[(TIMESTAMP_HEADER, TIMESTAMP), (SIGNATURE_HEADER, signature)]);
+    assert_eq!(offline().verify(&delivery(&headers, &body)), Ok(()));
+}
+
+#[test]
+fn a_body_altered_by_one_byte_is_refused() {
+    let body = sample("bamboohr-webhook.json");
+    let headers = signed(SECRET, &body);
+    let mut altered = body.clone();
+    let at = altered.iter().position(|b| *b == b'6').unwrap();
+    altered[at] = b'7';
+    let refused = offline().verify(&delivery(&headers, &altered)).unwrap_err();
+    assert!(refused.0.contains("does not match"), "{refused}");
+}
+
+#[test]
+fn the_timestamp_is_signed_too() {
+    let body = sample("bamboohr-webhook.json");
+    let mut headers = signed(SECRET, &body);
+    headers.insert(
+        TIMESTAMP_HEADER,
+        HeaderValue::from_static("2026-01-31T18:43:00+0000"),
+    );
+    assert!(offline().verify(&delivery(&headers, &body)).is_err());
+}
+
+#[test]
+fn a_wrong_secret_is_refused_without_telling_the_expected_signature() {
+    let body = sample("bamboohr-webhook.json");
+    let headers = signed("another-secret", &body);
+    let refused = offline().verify(&delivery(&headers, &body)).unwrap_err();
+    let expected = sign(SECRET.as_bytes(), &body, TIMESTAMP);
+    assert!(!refused.0.contains(&expected), "{refused}");
+    assert!(refused.0.contains(SIGNATURE_HEADER), "{refused}");
+}
+
+#[test]
+fn missing_headers_are_refused_by_name() {
+    let body = sample("bamboohr-webhook.json");
+    let full = signed(SECRET, &body);
+    for missing in [SIGNATURE_HEADER, TIMESTAMP_HEADER] {
+        let mut headers = full.clone();
+        headers.remove(missing);
+        let refused = offline().verify(&delivery(&headers, &body)).unwrap_err();
+        assert_eq!(refused.0, format!("missing the {missing} header"));
+    }
+}
+
+#[test]
+fn a_malformed_signature_is_refused() {
+    let body = sample("bamboohr-webhook.json");
+    for bad in ["", "sha256=abc", "zz", &"g".repeat(64)] {
+        let headers = headers(&[(TIMESTAMP_HEADER, TIMESTAMP), (SIGNATURE_HEADER, bad)]);
+        let refused = offline().verify(&delivery(&headers, &body)).unwrap_err();
+        assert!(refused.0.contains("64 hex digits"), "{bad}: {refused}");
+    }
+}
+
+#[test]
+fn an_old_timestamp_is_not_refused() {
+    // BambooHR retries for about 2.5 hours and its timestamp format is not documented: the
+    // age of a delivery is no reason to refuse it (deduplication drops replays).
+    let body = sample("bamboohr-webhook.json");
+    let headers = signed(SECRET, &body);
+    let much_later = Delivery {
+        headers: &headers,
+        body: &body,
+        received_at: "2026-03-01T00:00:00Z".parse().unwrap(),
+    };
+    assert_eq!(offline().verify(&much_later), Ok(()));
+}
+
+#[test]
+fn a_replayed_delivery_passes_again_and_gives_the_same_dedupe_ids() {
+    let connector = offline();
+    for name in ["bamboohr-webhook.json", "bamboohr-webhook-fieldbased.json"] {
+        let body = sample(name);
+        let headers = signed(SECRET, &body);
+        let first = delivery(&headers, &body);
+        assert_eq!(connector.verify(&first), Ok(()));
+        let first_ids: Vec<String> = connector
+            .parse(&first)
+            .unwrap()
+            .events
+            .into_iter()
+            .map(|e| e.dedupe)
+            .collect();
+
+        // The same bytes again, hours later (BambooHR's retry).
+        let body_again = body.clone();
+        let headers_again = signed(SECRET, &body_again);
+        let replay = Delivery {
+            headers: &headers_again,
+            body: &body_again,
+            received_at: "2026-02-01T11:30:00Z".parse().unwrap(),
+        };
+        assert_eq!(connector.verify(&replay), Ok(()));
+        let replay_ids: Vec<String> = connector
+            .parse(&replay)
+            .unwrap()
+            .events
+            .into_iter()
+            .map(|e| e.dedupe)
+            .collect();
+        assert!(!first_ids.is_empty());
+        assert_eq!(first_ids, replay_ids, "{name}");
+    }
+}
+
+// ---------------------------------------------------------------- parsing
+
+#[test]
+fn the_event_based_sample_asks_for_a_fetch() {
+    let body = sample("bamboohr-webhook.json");
+    let parsed = parse(&body, "application/json");
+    assert!(!parsed.handshake);
+    assert!(parsed.refused.is_empty());
+    let [event] = parsed.events.as_slice() else {
+        panic!("one event expected: {parsed:?}");
+    };
+    assert_eq!(event.employee_id, "67890");
+    assert_eq!(event.event_type, "employee.updated");
+    assert_eq!(event.action, Action::Fetch);
+    let headers = HeaderMap::new();
+    let digest = delivery(&headers, &body).digest();
+    assert_eq!(event.dedupe, format!("{digest}#67890"));
+    assert_eq!(event.operation, None);
+}
+
+fn event_body(kind: &str, employee_id: Value) -> Vec<u8> {
+    serde_json::to_vec(&json!({
+        "type": kind,
+        "timestamp": "2026-01-31T18:42:00+0000",
+        "data": {"companyId": "12345", "employeeId": employee_id, "changedFields": []}
+    }))
+    .unwrap()
+}
+
+#[test]
+fn employee_created_and_deleted_events() {
+    let created = parse(
+        &event_body("employee.created", json!("7")),
+        "application/json",
+    );
+    assert_eq!(created.events[0].action, Action::Fetch);
+    assert_eq!(created.events[0].event_type, "employee.created");
+
+    let deleted = parse(
+        &event_body("employee.deleted", json!("7")),
+        "application/json",
+    );
+    assert_eq!(deleted.events[0].action, Action::Deleted);
+    assert_eq!(deleted.events[0].event_type, "employee.deleted");
+    assert_eq!(deleted.events[0].employee_id, "7");
+
+    // A numeric id is taken as text.
+    let numeric = parse(
+        &event_body("employee.updated", json!(7)),
+        "application/json",
+    );
+    assert_eq!(numeric.events[0].employee_id, "7");
+}
+
+#[test]
+fn company_events_are_taken_and_ignored() {
+    for kind in [
+        "company.updated",
+        "company.deleted",
+        "company-integrations.updated",
+    ] {
+        let body = serde_json::to_vec(&json!({
+            "type": kind, "timestamp": "2026-01-31T18:42:00+0000", "data": {"companyId": "12345"}
+        }))
+        .unwrap();
+        let parsed = parse(&body, "application/json");
+        assert_eq!(parsed, Parsed::default(), "{kind}");
+    }
+}
+
+#[test]
+fn the_documented_form_encoding_is_read() {
+    // documentation.bamboohr.com/docs/event-based-webhooks, "Form Post Format".
+    let body = b"type=employee.deleted&data%5BcompanyId%5D=12345&data%5BemployeeId%5D=67890&data%5BchangedFields%5D%5B0%5D=firstName";
+    let parsed = parse(body, "application/x-www-form-urlencoded");
+    let [event] = parsed.events.as_slice() else {
+        panic!("one event expected: {parsed:?}");
+    };
+    assert_eq!(event.employee_id, "67890");
+    assert_eq!(event.event_type, "employee.deleted");
+    assert_eq!(event.action, Action::Deleted);
+}
+
+#[test]
+fn the_field_based_sample_asks_for_a_fetch() {
+    let body = sample("bamboohr-webhook-fieldbased.json");
+    let parsed = parse(&body, "application/json");
+    let [event] = parsed.events.as_slice() else {
+        panic!("one event expected: {parsed:?}");
+    };
+    assert_eq!(event.employee_id, "12345");
+    assert_eq!(event.event_type, "employee_with_fields.updated");
+    assert_eq!(event.action, Action::Fetch);
+    let headers = HeaderMap::new();
+    let digest = delivery(&headers, &body).digest();
+    assert_eq!(event.dedupe, format!("{digest}#12345#0"));
+}
+
+#[test]
+fn field_based_actions_and_an_employee_named_twice() {
+    let body = serde_json::to_vec(&json!({"employees": [
+        {"id": "1", "action": "Created", "timestamp": "t", "changedFields": [], "fields": {}},
+        {"id": "2", "action": "Deleted", "timestamp": "t", "changedFields": [], "fields": {}},
+        {"id": "1", "action": "Updated", "timestamp": "t", "changedFields": ["Job Title"],
+         "fields": {"Job Title": "Engineer"}},
+    ]}))
+    .unwrap();
+    let parsed = parse(&body, "application/json");
+    let kinds: Vec<(&str, &str, &Action)> = parsed
+        .events
+        .iter()
+        .map(|e| (e.employee_id.as_str(), e.event_type.as_str(), &e.action))
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            ("1", "employee_with_fields.created", &Action::Fetch),
+            ("2", "employee_with_fields.deleted", &Action::Deleted),
+            ("1", "employee_with_fields.updated", &Action::Fetch),
+        ]
+    );
+    assert_ne!(parsed.events[0].dedupe, parsed.events[2].dedupe);
+}
+
+#[test]
+fn malformed_bodies_are_bad_payloads_naming_what_is_wrong() {
+    assert!(parse_error(b"{not json").contains("not valid JSON"));
+    assert!(parse_error(b"[1,2]").contains("expected an object"));
+    assert!(parse_error(b"{}").contains("neither `type`"));
+    assert_eq!(
+        parse_error(&event_body("employee.updated", Value::Null)),
+        "data.employeeId is missing"
+    );
+    assert_eq!(
+        parse_error(&event_body("employee.updated", json!("  "))),
+        "data.employeeId is empty"
+    );
+    assert_eq!(
+        parse_error(br#"{"type":"employee.updated"}"#),
+        "data is missing"
+    );
+    // The field-based values are personal data: never quoted.
+    let no_id = br#"{"employees":[{"action":"Updated","fields":{"First Name":"Bryony"}}]}"#;
+    let message = parse_error(no_id);
+    assert_eq!(message, "employees[0].id is missing");
+    assert!(!message.contains("Bryony"));
+    assert_eq!(
+        parse_error(br#"{"employees":[{"id":"3"}]}"#),
+        "employees[0].action is missing"
+    );
+    assert!(parse_error(br#"{"employees":{"id":"3"}}"#).contains("expected an array"));
+}
+
+// ---------------------------------------------------------------- fetch
+
+fn full_record() -> Value {
+    let mut record = bamboohr::employee("42", "Ada", "Lovelace");
+    let fields = json!({
+        "middleName": "Augusta",
+        "preferredName": "Ada L.",
+        "workEmail": "ada.lovelace@example.com",
+        "homeEmail": "ada@home.example",
+        "employmentHistoryStatus": "Contractor",
+        "hireDate": "2025-11-03",
+        "jobTitle": "Analyst",
+        "department": "Engineering",
+        "division": "R&D",
+        "location": "London",
+        "country": "United Kingdom",
+        "supervisorEId": "7",
+        "supervisorId": "E-0007",
+    });
+    for (name, value) in fields.as_object().unwrap() {
+        record[name] = value.clone();
+    }
+    record
+}
+
+#[tokio::test]
+async fn fetch_normalizes_a_full_record_field_by_field() {
+    let emu = Emulator::start(bamboohr::router).await;
+    emu.put_employee("42", full_record());
+    let connector = connector(emu.base_url());
+
+    let Fetched::Worker(worker) = connector.fetch("42", now()).await.unwrap() else {
+        panic!("a worker expected");
+    };
+    assert_eq!(worker.key, WorkerKey::new("bamboo", "42"));
+    assert_eq!(worker.employee_id, "42");
+    assert_eq!(worker.given_name, "Ada");
+    assert_eq!(worker.family_name, "Lovelace");
+    assert_eq!(worker.middle_name.as_deref(), Some("Augusta"));
+    assert_eq!(worker.preferred_name.as_deref(), Some("Ada L."));
+    assert_eq!(
+        worker.work_email.as_deref(),
+        Some("ada.lovelace@example.com")
+    );
+    assert_eq!(worker.personal_email.as_deref(), Some("ada@home.example"));
+    assert_eq!(worker.status, Status::Active);
+    assert_eq!(worker.hire_date, Some(date(2025, 11, 3)));
+    assert_eq!(worker.termination_date, None, "0000-00-00 is no date");
+    assert_eq!(worker.termination_time, None);
+    assert_eq!(worker.termination_type, None);
+    assert_eq!(worker.worker_type.as_deref(), Some("Contractor"));
+    assert_eq!(worker.job_title.as_deref(), Some("Analyst"));
+    assert_eq!(worker.department.as_deref(), Some("Engineering"));
+    assert_eq!(worker.division.as_deref(), Some("R&D"));
+    assert_eq!(worker.location.as_deref(), Some("London"));
+    assert_eq!(worker.country.as_deref(), Some("United Kingdom"));
+    assert_eq!(worker.time_zone, None);
+    assert_eq!(
+        worker.manager_id.as_deref(),
+        Some("7"),
+        "supervisorEId, not supervisorId"
+    );
+    assert_eq!(
+        worker.manager_key(),
+        Some(WorkerKey::new("bamboo", "7")),
+        "the manager resolves in the same source"
+    );
+    assert_eq!(worker.cost_center, None);
+    assert_eq!(worker.company, None);
+    assert!(worker.custom.is_empty());
+    assert_eq!(worker.as_of, now());
+
+    // One call, as documented: Basic auth with the key as user and `x`, the fields asked
+    // for, future-dated values included. No table read without a termination date.
+    let requests = emu.requests();
+    assert_eq!(requests.len(), 1, "{requests:?}");
+    let request = &requests[0];
+    assert_eq!(request.method, "GET");
+    assert!(
+        request.path.starts_with("/employees/42?fields="),
+        "{}",
+        request.path
+    );
+    assert!(request.path.contains("supervisorEId"), "{}", request.path);
+    assert!(request.path.contains("terminationDate"), "{}", request.path);
+    assert!(
+        request.path.ends_with("&onlyCurrent=false"),
+        "{}",
+        request.path
+    );
+    assert_eq!(request.authorization.as_deref(), Some("Basic a2V5Ong=")); // key:x
+}
+
+#[tokio::test]
+async fn inactive_with_a_termination_date_is_terminated_with_its_type() {
+    let emu = Emulator::start(bamboohr::router).await;
+    let mut record = full_record();
+    record["status"] = json!("Inactive");
+    record["terminationDate"] = json!("2026-01-30");
+    record["employmentHistoryStatus"] = json!("Terminated");
+    emu.put_employee("42", record);
+    bamboohr::put_employment_status(
+        &emu,
+        "42",
+        json!([
+            {"id": "1", "employeeId": "42", "date": "2025-11-03", "employmentStatus": "Full-Time",
+             "terminationTypeId": null, "terminationReasonId": null},
+            {"id": "2", "employeeId": "42", "date": "2026-01-30", "employmentStatus": "Terminated",
+             "terminationTypeId": "Voluntary", "terminationReasonId": "Resignation"},
+        ]),
+    );
+    let Fetched::Worker(worker) = connector(emu.base_url()).fetch("42", now()).await.unwrap()
+    else {
+        panic!("a worker expected");
+    };
+    assert_eq!(worker.status, Status::Terminated);
+    assert_eq!(worker.termination_date, Some(date(2026, 1, 30)));
+    assert_eq!(worker.termination_type.as_deref(), Some("Voluntary"));
+    let paths: Vec<String> = emu.requests().into_iter().map(|r| r.path).collect();
+    assert_eq!(paths[1], "/employees/42/tables/employmentStatus");
+}
+
+#[tokio::test]
+async fn a_termination_type_the_api_user_cannot_read_is_left_empty() {
+    let emu = Emulator::start(bamboohr::router).await;
+    let mut record = full_record();
+    record["status"] = json!("Inactive");
+    record["terminationDate"] = json!("2026-01-30");
+    emu.put_employee("42", record);
+    bamboohr::put_employment_status(
+        &emu,
+        "42",
+        json!([{"date": "2026-01-30", "employmentStatus": "Terminated", "terminationTypeId": "Voluntary"}]),
+    );
+    bamboohr::forbid_table(&emu, "employmentStatus");
+    let Fetched::Worker(worker) = connector(emu.base_url()).fetch("42", now()).await.unwrap()
+    else {
+        panic!("a worker expected");
+    };
+    assert_eq!(worker.status, Status::Terminated);
+    assert_eq!(worker.termination_type, None);
+    assert_eq!(emu.requests().len(), 2, "the table was asked for");
+}
+
+#[tokio::test]
+async fn inactive_without_a_termination_date_is_inactive() {
+    let emu = Emulator::start(bamboohr::router).await;
+    let mut record = bamboohr::employee("43", "Grace", "Hopper");
+    record["status"] = json!("Inactive");
+    record["hireDate"] = json!("0000-00-00");
+    emu.put_employee("43", record);
+    let Fetched::Worker(worker) = connector(emu.base_url()).fetch("43", now()).await.unwrap()
+    else {
+        panic!("a worker expected");
+    };
+    assert_eq!(worker.status, Status::Inactive);
+    assert_eq!(worker.hire_date, None);
+    assert_eq!(worker.termination_date, None);
+}
+
+#[tokio::test]
+async fn an_active_worker_keeps_a_future_termination_date() {
+    let emu = Emulator::start(bamboohr::router).await;
+    let mut record = bamboohr::employee("44", "Alan", "Turing");
+    record["terminationDate"] = json!("2026-06-30");
+    emu.put_employee("44", record);
+    let Fetched::Worker(worker) = connector(emu.base_url()).fetch("44", now()).await.unwrap()
+    else {
+        panic!("a worker expected");
+    };
+    assert_eq!(worker.status, Status::Active);
+    assert_eq!(worker.termination_date, Some(date(2026, 6, 30)));
+    assert_eq!(worker.termination_type, None, "no table rows, no type");
+}
+
+#[tokio::test]
+async fn an_unknown_employee_is_gone() {
+    let emu = Emulator::start(bamboohr::router).await;
+    let fetched = connector(emu.base_url()).fetch("999", now()).await.unwrap();
+    assert_eq!(fetched, Fetched::Gone);
+}
+
+#[tokio::test]
+async fn a_429_is_retried_after_its_retry_after() {
+    let emu = Emulator::start(bamboohr::router).await;
+    emu.put_employee("42", full_record());
+    emu.fail_next(1, 429, Some(1));
+    let started = Instant::now();
+    let fetched = connector(emu.base_url()).fetch("42", now()).await.unwrap();
+    assert!(matches!(fetched, Fetched::Worker(_)));
+    assert!(
+        started.elapsed() >= Duration::from_secs(1),
+        "Retry-After: 1 honoured"
+    );
+    assert_eq!(emu.requests().len(), 2);
+}
+
+#[tokio::test]
+async fn a_503_on_every_attempt_is_a_retryable_error() {
+    let emu = Emulator::start(bamboohr::router).await;
+    emu.put_employee("42", full_record());
+    emu.fail_next(10, 503, None);
+    let error = connector(emu.base_url())
+        .fetch("42", now())
+        .await
+        .unwrap_err();
+    assert!(error.retryable, "{error}");
+    assert_eq!(emu.requests().len(), 3, "max_attempts");
+}
+
+#[tokio::test]
+async fn a_wrong_api_key_is_a_permanent_error() {
+    let emu = Emulator::start(bamboohr::router).await;
+    emu.put_employee("42", full_record());
+    let connector = connector_with(emu.base_url(), "not-the-key", None);
+    let error = connector.fetch("42", now()).await.unwrap_err();
+    assert!(!error.retryable, "{error}");
+    assert!(error.message.contains("401"), "{error}");
+    assert!(
+        !error.message.contains("not-the-key"),
+        "no secret in errors"
+    );
+}
+
+#[tokio::test]
+async fn an_unusable_record_is_a_permanent_error_naming_the_field() {
+    let emu = Emulator::start(bamboohr::router).await;
+    let connector = connector(emu.base_url());
+    let cases: [(&str, Value, &str); 4] = [
+        ("lastName", Value::Null, "family_name (BambooHR lastName)"),
+        ("hireDate", json!("31/01/2026"), "hireDate: is not a date"),
+        (
+            "status",
+            json!("Suspended"),
+            "status: is neither Active nor Inactive",
+        ),
+        ("status", Value::Null, "status: is missing"),
+    ];
+    for (field, value, expected) in cases {
+        let mut record = bamboohr::employee("45", "Katherine", "Johnson");
+        record[field] = value;
+        emu.put_employee("45", record);
+        let error = connector.fetch("45", now()).await.unwrap_err();
+        assert!(!error.retryable, "{error}");
+        assert!(error.message.contains(expected), "{field}: {error}");
+        assert!(!error.message.contains("Katherine"), "{error}");
+    }
+    // Active without a hire date cannot be acted on either.
+    let mut record = bamboohr::employee("45", "Katherine", "Johnson");
+    record["hireDate"] = json!("0000-00-00");
+    emu.put_employee("45", record);
+    let error = connector.fetch("45", now()).await.unwrap_err();
+    assert!(
+        error.message.contains("hire_date (BambooHR hireDate)"),
+        "{error}"
+    );
+}
+
+// ---------------------------------------------------------------- change feed
+
+#[tokio::test]
+async fn the_first_poll_lists_nobody_and_starts_now() {
+    let emu = Emulator::start(bamboohr::router).await;
+    let changes = connector(emu.base_url())
+        .changed_since(None, now())
+        .await
+        .unwrap();
+    assert!(changes.employee_ids.is_empty());
+    assert_eq!(changes.cursor, "2026-02-01T09:00:00Z");
+    assert!(emu.requests().is_empty(), "no call needed");
+}
+
+#[tokio::test]
+async fn a_poll_lists_the_changed_employees_and_moves_to_latest() {
+    let emu = Emulator::start(bamboohr::router).await;
+    // The documented response, replayed through the emulator's feed.
+    let sample: Value = serde_json::from_slice(&sample("bamboohr-changed-employees.json")).unwrap();
+    for (id, entry) in sample["employees"].as_object().unwrap() {
+        bamboohr::record_change(
+            &emu,
+            id,
+            entry["action"].as_str().unwrap(),
+            entry["lastChanged"].as_str().unwrap(),
+        );
+    }
+    bamboohr::record_change(&emu, "1", "Updated", "2025-12-31T23:59:59+00:00");
+    let connector = connector(emu.base_url());
+
+    let changes = connector
+        .changed_since(Some("2026-01-01T00:00:00Z"), now())
+        .await
+        .unwrap();
+    let mut ids = changes.employee_ids.clone();
+    ids.sort();
+    assert_eq!(
+        ids,
+        ["67001", "67890", "67891"],
+        "deletions included; older excluded"
+    );
+    assert_eq!(changes.cursor, sample["latest"].as_str().unwrap());
+    let request = emu.requests().pop().unwrap();
+    assert_eq!(
+        request.path,
+        "/employees/changed?since=2026-01-01T00%3A00%3A00Z"
+    );
+
+    // The next poll from that cursor: nothing new, and the cursor moves to the poll time.
+    let next = connector
+        .changed_since(Some(&changes.cursor), now())
+        .await
+        .unwrap();
+    assert!(next.employee_ids.is_empty(), "{next:?}");
+    assert_eq!(next.cursor, "2026-02-01T09:00:00Z");
+}
+
+// ---------------------------------------------------------------- write-back
+
+fn worker(id: &str) -> Worker {
+    Worker::new(WorkerKey::new("bamboo", id), "Ada", "Lovelace", now())
+}
+
+fn identifiers() -> Identifiers {
+    Identifiers {
+        upn: "ada.lovelace@corp.example".into(),
+        mail: "ada.lovelace@corp.example".into(),
+    }
+}
+
+#[tokio::test]
+async fn write_back_posts_the_work_email_and_the_record_changes() {
+    let emu = Emulator::start(bamboohr::router).await;
+    emu.put_employee("42", full_record());
+    let connector = connector(emu.base_url());
+    assert!(connector.writes_back());
+
+    connector
+        .write_back(&worker("42"), &identifiers())
+        .await
+        .unwrap();
+
+    assert_eq!(
+        emu.written(),
+        [(
+            "42".to_string(),
+            json!({"workEmail": "ada.lovelace@corp.example"})
+        )]
+    );
+    let request = emu.requests().pop().unwrap();
+    assert_eq!(request.method, "POST");
+    assert_eq!(request.path, "/employees/42");
+    assert_eq!(
+        request.body,
+        Some(json!({"workEmail": "ada.lovelace@corp.example"}))
+    );
+    let Fetched::Worker(fetched) = connector.fetch("42", now()).await.unwrap() else {
+        panic!("a worker expected");
+    };
+    assert_eq!(
+        fetched.work_email.as_deref(),
+        Some("ada.lovelace@corp.example")
+    );
+}
+
+#[tokio::test]
+async fn a_403_on_write_back_says_the_user_cannot_edit_work_email() {
+    let emu = Emulator::start(bamboohr::router).await;
+    emu.put_employee("42", full_record());
+    emu.fail_next(1, 403, None);
+    let error = connector(emu.base_url())
+        .write_back(&worker("42"), &identifiers())
+        .await
+        .unwrap_err();
+    assert!(!error.retryable, "{error}");
+    assert!(error.message.contains("may not edit Work Email"), "{error}");
+    assert!(emu.written().is_empty());
+}
+
+#[tokio::test]
+async fn write_back_to_an_unknown_employee_is_permanent() {
+    let emu = Emulator::start(bamboohr::router).await;
+    let error = connector(emu.base_url())
+        .write_back(&worker("404"), &identifiers())
+        .await
+        .unwrap_err();
+    assert!(!error.retryable, "{error}");
+    assert!(error.message.contains("404"), "{error}");
+}
+
+#[tokio::test]
+async fn write_back_can_be_turned_off() {
+    let emu = Emulator::start(bamboohr::router).await;
+    emu.put_employee("42", full_record());
+    let connector = connector_with(emu.base_url(), bamboohr::API_KEY, Some(false));
+    assert!(!connector.writes_back());
+    assert!(
+        connector
+            .write_back(&worker("42"), &identifiers())
+            .await
+            .is_err()
+    );
+    assert!(emu.requests().is_empty());
+}
+
+// ---------------------------------------------------------------- setup
+
+#[test]
+fn setup_needs_the_api_key_the_webhook_secret_and_the_base_url() {
+    let http = reqwest::Client::new();
+    let resolve = |_: &SecretRef| Ok("value".to_string());
+    let full = SourceConfig {
+        base_url: Some("https://acme.bamboohr.com/api/v1".into()),
+        api_key: Some(SecretRef::Env("K".into())),
+        webhook_secret: Some(SecretRef::Env("W".into())),
+        ..SourceConfig::of_kind(SourceKind::BambooHr)
+    };
+    let build = |config: &SourceConfig| {
+        BambooHr::new(Setup {
+            name: "bamboo",
+            config,
+            resolve: &resolve,
+            http: &http,
+        })
+        .map(|_| ())
+        .map_err(|e| e.key.unwrap_or_default())
+    };
+    assert_eq!(build(&full), Ok(()));
+    let cases = [
+        (
+            SourceConfig {
+                api_key: None,
+                ..full.clone()
+            },
+            "api_key",
+        ),
+        (
+            SourceConfig {
+                webhook_secret: None,
+                ..full.clone()
+            },
+            "webhook_secret",
+        ),
+        (
+            SourceConfig {
+                base_url: None,
+                ..full.clone()
+            },
+            "base_url",
+        ),
+        (
+            SourceConfig {
+                base_url: Some("acme.bamboohr.com".into()),
+                ..full.clone()
+            },
+            "base_url",
+        ),
+    ];
+    for (config, key) in cases {
+        assert_eq!(build(&config), Err(key.to_string()));
+    }
+}
