@@ -1,23 +1,288 @@
-//! HiBob (to be written).
+//! HiBob (Bob): `kind = "hibob"`.
+//!
+//! ## Set up in Bob
+//!
+//! - **Webhook** (Settings > Integrations > Webhooks, version **v2**): URL
+//!   `https://<host>/webhooks/<source name>`; events `employee.created`, `employee.updated`,
+//!   `employee.deleted`, `table.entry.created`, `table.entry.updated` and the lifecycle
+//!   events `employee.joined`, `employee.left`, `employee.inactivated`,
+//!   `employee.activated`, `employee.temporaryLeave`. Copy the webhook's secret into the
+//!   source's `webhook_secret`. Time-off, task and document events may be subscribed too:
+//!   they are taken and ignored.
+//! - **Service user** (Settings > Integrations > Service users): its id goes in
+//!   `service_user_id`, its token in `token`. Give its permission group read access to the
+//!   employees hrsync manages (including inactive ones) and to the categories *Basic info*,
+//!   *Work*, *Employment*, *Lifecycle* (internal status, termination), *Home* (private
+//!   email), *Address* (country) and *Payroll* (employment type); for write-back, *edit* on
+//!   the *Email* field. A field the service user may not see is left out of the answer
+//!   without an error (documented), so a missing permission shows as a missing value.
+//! - `base_url = "https://api.hibob.com/v1"` (sandbox: `https://api.sandbox.hibob.com/v1`).
+//!
+//! ## Wire facts, and where they come from
+//!
+//! - [O] apidocs.hibob.com "Working with webhooks": deliveries are signed with HMAC-SHA512 of
+//!   the request payload under the webhook's secret, sent in the `Bob-Signature` header as
+//!   base64. [S] several independent implementations: standard base64 of the raw digest, no
+//!   prefix, no timestamp. There is no replay protection, so a redelivery (Bob retries for up
+//!   to three days) verifies again; it is dropped by its dedupe id (`sha256(body)#employeeId`).
+//! - [O] On creating a webhook Bob POSTs `Ping test` as a string, then (if that failed)
+//!   `{"text":"Ping test"}`, and needs a 2xx. The docs say requests are signed but do not
+//!   say the ping is; a body that is *exactly* the ping is accepted signed or not (it
+//!   carries no data and causes no work) and answered as a handshake.
+//! - [O] v2 envelope `{companyId, type, triggeredBy, triggeredAt, version:"v2", data}`;
+//!   `data.employeeId` names the employee (its backend id, `root.id`); table events add
+//!   `tableId` and `effectiveDate` or `id`. Lifecycle events fire at midnight, site time, on
+//!   the effective date. Event → action: `employee.deleted` → deleted; every other
+//!   `employee.*` and `table.entry.*` → fetch; anything else (time off, todo, docs) is
+//!   taken and ignored.
+//! - [O] Fetch: `POST /people/{id}` ("Read company employee fields by employee ID") with
+//!   HTTP Basic `service_user_id:token` and `{"fields": [...], "humanReadable": "APPEND"}`.
+//!   The answer carries each field under its slash key (`"/work/title": {"value": ...}`)
+//!   and also in nested category objects (`"work": {"title": ...}`); both are read.
+//!   `APPEND` (not `REPLACE`) keeps machine values (ISO dates; the manager's employee id)
+//!   and adds a `humanReadable` node with list items' names (department, title, site),
+//!   which are taken from there. Fields without permission are silently omitted. 404 →
+//!   the employee is gone.
+//! - [O] `showInactive` is a parameter of `POST /people/search` only. When the single read
+//!   answers 404, the employee is looked up once more with `POST /people/search`,
+//!   `filters: [{fieldPath: "root.id", operator: "equals", values: [id]}]` and
+//!   `showInactive: true`, so a terminated employee's record is still read; no match →
+//!   gone.
+//! - [S] `work.reportsTo` is the manager as an object `{id, firstName, surname, email,
+//!   displayName}` (`id` = the manager's `root.id`); `work.manager` is that id alone. Either
+//!   gives `manager_id`.
+//! - [S] field ids seen in public integrations: `root.secondName` (middle name),
+//!   `home.privateEmail`, `payroll.employment.type`, `address.country`,
+//!   `work.employeeIdInCompany`. [U] `work.division`, `internal.terminationReason`.
+//! - Time zone: Bob sites have one, but no documented people field exposes it, so
+//!   `time_zone` is left unset.
+//! - [S] Write-back: `PUT /people/{id}/email` with `{"email": "..."}` changes the work
+//!   (login) email; Bob may send the employee a verification invitation. A 304 (nothing to
+//!   change) counts as done. Bob has no username field.
+//!
+//! ## Status mapping
+//!
+//! `internal.lifecycleStatus` first: `employed`, `hired` (start date ahead) → active;
+//! `terminated` → terminated; `garden leave`, `leave`, `parental leave` and any other
+//! `... leave` → leave. Anything else falls back to `internal.status`: `Active` → active,
+//! `Inactive` → inactive.
 
-use hrsync_core::{Identifiers, Worker};
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use hmac::{Hmac, Mac};
+use hrsync_core::{Identifiers, Status, Worker, WorkerKey};
 use jiff::Timestamp;
+use jiff::civil::Date;
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+use sha2::Sha512;
 
+use crate::api::{ApiClient, Auth, Body, RetryPolicy, encode};
 use crate::connector::{
-    BadPayload, BoxFuture, Connector, Delivery, Fetched, HrError, Parsed, Unauthorized,
+    Action, BadPayload, BoxFuture, Connector, Delivery, Event, Fetched, HrError, Parsed,
+    Unauthorized,
 };
 use crate::sources::{Setup, SetupError};
 
+/// The header that carries the delivery's signature.
+pub const SIGNATURE_HEADER: &str = "Bob-Signature";
+
+/// The body of Bob's connection test.
+pub const PING: &str = "Ping test";
+
+/// The employee fields every fetch asks for (dot notation, as the API takes them).
+pub const FIELDS: &[&str] = &[
+    "root.id",
+    "root.firstName",
+    "root.surname",
+    "root.secondName",
+    "root.displayName",
+    "root.email",
+    "home.privateEmail",
+    "work.startDate",
+    "work.title",
+    "work.department",
+    "work.division",
+    "work.site",
+    "work.siteId",
+    "work.reportsTo",
+    "work.manager",
+    "work.employeeIdInCompany",
+    "internal.status",
+    "internal.lifecycleStatus",
+    "internal.terminationDate",
+    "internal.terminationReason",
+    "payroll.employment.type",
+    "address.country",
+];
+
+/// `base64(HMAC-SHA512(secret, body))`: the `Bob-Signature` of `body`.
+pub fn sign(secret: &[u8], body: &[u8]) -> String {
+    let mut mac = hmac_of(secret);
+    mac.update(body);
+    STANDARD.encode(mac.finalize().into_bytes())
+}
+
+fn hmac_of(secret: &[u8]) -> Hmac<Sha512> {
+    // HMAC takes a key of any length: this cannot fail.
+    <Hmac<Sha512> as Mac>::new_from_slice(secret).unwrap_or_else(|_| unreachable!())
+}
+
+/// Whether the body is Bob's connection test: `Ping test` as raw text or a JSON string, or
+/// `{"text":"Ping test"}`, and nothing else.
+pub fn is_ping(body: &[u8]) -> bool {
+    let Ok(text) = std::str::from_utf8(body) else {
+        return false;
+    };
+    let text = text.trim();
+    if text == PING {
+        return true;
+    }
+    match serde_json::from_str::<Value>(text) {
+        Ok(Value::String(inner)) => inner == PING,
+        Ok(Value::Object(object)) => {
+            object.len() == 1 && object.get("text").and_then(Value::as_str) == Some(PING)
+        }
+        _ => false,
+    }
+}
+
+/// One `kind = "hibob"` source.
 #[derive(Debug)]
 pub struct HiBob {
     source: String,
+    secret: Vec<u8>,
+    api: ApiClient,
+    writes_back: bool,
 }
 
 impl HiBob {
     pub fn new(setup: Setup<'_>) -> Result<Self, SetupError> {
+        let secret = setup.secret("webhook_secret")?.into_bytes();
+        let user = setup.secret("service_user_id")?;
+        let password = setup.secret("token")?;
+        let base_url = setup.base_url()?;
+        let api = ApiClient::new(
+            "HiBob",
+            setup.http.clone(),
+            base_url,
+            Auth::Basic { user, password },
+        );
         Ok(Self {
             source: setup.name.to_owned(),
+            secret,
+            api,
+            writes_back: setup.writes_back(),
         })
+    }
+
+    /// The API client's retries (tests shorten them).
+    pub fn with_retry(mut self, retry: RetryPolicy) -> Self {
+        self.api = self.api.with_retry(retry);
+        self
+    }
+
+    fn check_signature(&self, delivery: &Delivery<'_>) -> Result<(), Unauthorized> {
+        let header = delivery
+            .header(SIGNATURE_HEADER)
+            .ok_or_else(|| Unauthorized(format!("missing header {SIGNATURE_HEADER}")))?;
+        let signature = STANDARD
+            .decode(header.trim())
+            .map_err(|_| Unauthorized(format!("header {SIGNATURE_HEADER} is not base64")))?;
+        let mut mac = hmac_of(&self.secret);
+        mac.update(delivery.body);
+        mac.verify_slice(&signature).map_err(|_| {
+            Unauthorized(format!(
+                "header {SIGNATURE_HEADER} does not match the body (check webhook_secret)"
+            ))
+        })
+    }
+
+    async fn read(&self, employee_id: &str, now: Timestamp) -> Result<Fetched, HrError> {
+        let what = format!("source {}: fetch HiBob employee {employee_id}", self.source);
+        let body = Body::Json(json!({"fields": FIELDS, "humanReadable": "APPEND"}));
+        let path = format!("/people/{}", encode(employee_id));
+        let response = self
+            .api
+            .send(Method::POST, &path, Some(&body), &what)
+            .await?;
+        let record = match response.status {
+            status if status.is_success() => response.json::<Value>(&what)?,
+            StatusCode::NOT_FOUND => match self.search_inactive(employee_id, &what).await? {
+                Some(record) => record,
+                None => {
+                    tracing::debug!(source = %self.source, employee_id, "HiBob: no such employee");
+                    return Ok(Fetched::Gone);
+                }
+            },
+            _ => return Err(response.unexpected(&what)),
+        };
+        let worker = normalize(&self.source, employee_id, &record, now)
+            .map_err(|problem| HrError::permanent(format!("{what}: {problem}")))?;
+        worker.validate().map_err(|e| {
+            HrError::permanent(format!("{what}: the record cannot be acted on: {e}"))
+        })?;
+        Ok(Fetched::Worker(Box::new(worker)))
+    }
+
+    /// The employee's record among inactive employees too (`showInactive` exists on the
+    /// search only); `None` when there is no such employee.
+    async fn search_inactive(
+        &self,
+        employee_id: &str,
+        what: &str,
+    ) -> Result<Option<Value>, HrError> {
+        let body = Body::Json(json!({
+            "fields": FIELDS,
+            "filters": [{"fieldPath": "root.id", "operator": "equals", "values": [employee_id]}],
+            "showInactive": true,
+            "humanReadable": "APPEND",
+        }));
+        let response = self
+            .api
+            .send(Method::POST, "/people/search", Some(&body), what)
+            .await?;
+        if !response.is_success() {
+            return Err(response.unexpected(what));
+        }
+        #[derive(serde::Deserialize)]
+        struct Found {
+            #[serde(default)]
+            employees: Vec<Value>,
+        }
+        let found: Found = response.json(what)?;
+        Ok(found.employees.into_iter().find(|record| {
+            field(record, "root.id").and_then(id_text).as_deref() == Some(employee_id)
+        }))
+    }
+
+    async fn write_email(&self, worker: &Worker, identifiers: &Identifiers) -> Result<(), HrError> {
+        let employee_id = worker.key.employee_id();
+        let what = format!(
+            "source {}: write the work email of HiBob employee {employee_id}",
+            self.source
+        );
+        if !self.writes_back {
+            return Err(HrError::permanent(format!(
+                "{what}: write-back is turned off for this source"
+            )));
+        }
+        let body = Body::Json(json!({"email": identifiers.mail}));
+        let path = format!("/people/{}/email", encode(employee_id));
+        let response = self
+            .api
+            .send(Method::PUT, &path, Some(&body), &what)
+            .await?;
+        match response.status {
+            status if status.is_success() || status == StatusCode::NOT_MODIFIED => {
+                tracing::debug!(source = %self.source, employee_id, "HiBob: work email written");
+                Ok(())
+            }
+            StatusCode::NOT_FOUND => Err(HrError::permanent(format!(
+                "{what}: HiBob has no such employee (HTTP 404)"
+            ))),
+            _ => Err(response.unexpected(&what)),
+        }
     }
 }
 
@@ -26,31 +291,301 @@ impl Connector for HiBob {
         &self.source
     }
 
-    fn verify(&self, _: &Delivery<'_>) -> Result<(), Unauthorized> {
-        Err(Unauthorized("not written yet".into()))
+    fn verify(&self, delivery: &Delivery<'_>) -> Result<(), Unauthorized> {
+        match self.check_signature(delivery) {
+            Ok(()) => Ok(()),
+            // The connection test may come unsigned; it carries nothing and starts no work.
+            Err(_) if is_ping(delivery.body) => Ok(()),
+            Err(refused) => Err(refused),
+        }
     }
 
-    fn parse(&self, _: &Delivery<'_>) -> Result<Parsed, BadPayload> {
-        Err(BadPayload("not written yet".into()))
+    fn parse(&self, delivery: &Delivery<'_>) -> Result<Parsed, BadPayload> {
+        if is_ping(delivery.body) {
+            return Ok(Parsed {
+                handshake: true,
+                ..Parsed::default()
+            });
+        }
+        let value: Value = serde_json::from_slice(delivery.body).map_err(|e| {
+            BadPayload(format!(
+                "the body is not JSON (line {}, column {})",
+                e.line(),
+                e.column()
+            ))
+        })?;
+        let Value::Object(envelope) = value else {
+            return Err(BadPayload(
+                "the body is not a JSON object (a Bob webhook v2 envelope)".into(),
+            ));
+        };
+        let event_type = envelope
+            .get("type")
+            .and_then(Value::as_str)
+            .filter(|t| !t.trim().is_empty())
+            .ok_or_else(|| BadPayload("type is missing or not text".into()))?;
+        let Some(action) = action_of(event_type) else {
+            tracing::debug!(source = %self.source, event_type, "HiBob: event ignored");
+            return Ok(Parsed::default());
+        };
+        let data = envelope
+            .get("data")
+            .and_then(Value::as_object)
+            .ok_or_else(|| {
+                BadPayload(format!(
+                    "data is missing or not an object in a {} event",
+                    short(event_type)
+                ))
+            })?;
+        let employee_id = data.get("employeeId").and_then(id_text).ok_or_else(|| {
+            BadPayload(format!(
+                "data.employeeId is missing or empty in a {} event",
+                short(event_type)
+            ))
+        })?;
+        Ok(Parsed {
+            events: vec![Event {
+                dedupe: format!("{}#{employee_id}", delivery.digest()),
+                employee_id,
+                event_type: event_type.to_owned(),
+                action,
+                operation: None,
+            }],
+            ..Parsed::default()
+        })
     }
 
-    fn fetch<'a>(&'a self, _: &'a str, _: Timestamp) -> BoxFuture<'a, Result<Fetched, HrError>> {
-        Box::pin(std::future::ready(Err(HrError::permanent(
-            "not written yet",
-        ))))
+    fn fetch<'a>(
+        &'a self,
+        employee_id: &'a str,
+        now: Timestamp,
+    ) -> BoxFuture<'a, Result<Fetched, HrError>> {
+        Box::pin(self.read(employee_id, now))
     }
 
     fn writes_back(&self) -> bool {
-        false
+        self.writes_back
     }
 
     fn write_back<'a>(
         &'a self,
-        _: &'a Worker,
-        _: &'a Identifiers,
+        worker: &'a Worker,
+        identifiers: &'a Identifiers,
     ) -> BoxFuture<'a, Result<(), HrError>> {
-        Box::pin(std::future::ready(Err(HrError::permanent(
-            "not written yet",
-        ))))
+        Box::pin(self.write_email(worker, identifiers))
+    }
+}
+
+/// What an event type asks for; `None`: not about an employee's record (time off, tasks,
+/// documents), ignored.
+fn action_of(event_type: &str) -> Option<Action> {
+    match event_type {
+        "employee.deleted" => Some(Action::Deleted),
+        // created, updated, joined, left, inactivated, activated, temporaryLeave, and any
+        // later employee event: a fetch reads the record as it is now.
+        t if t.starts_with("employee.") => Some(Action::Fetch),
+        t if t.starts_with("table.entry.") => Some(Action::Fetch),
+        _ => None,
+    }
+}
+
+/// An event type for a message, bounded (it comes from the body).
+fn short(text: &str) -> String {
+    text.chars().take(64).collect()
+}
+
+/// An id given as text or a number.
+fn id_text(value: &Value) -> Option<String> {
+    match value {
+        Value::String(text) => Some(text.trim().to_owned()).filter(|t| !t.is_empty()),
+        Value::Number(number) => Some(number.to_string()),
+        _ => None,
+    }
+}
+
+/// A field's machine value: from its slash key (`"/work/title": {"value": ...}`), else from
+/// the nested category objects (`"work": {"title": ...}`; `root.*` at the top level).
+/// `None` when absent or null.
+fn field<'a>(record: &'a Value, id: &str) -> Option<&'a Value> {
+    let slash = format!("/{}", id.replace('.', "/"));
+    if let Some(value) = record
+        .get(&slash)
+        .and_then(|entry| entry.get("value"))
+        .filter(|v| !v.is_null())
+    {
+        return Some(value);
+    }
+    let mut segments = id.split('.');
+    let first = segments.next()?;
+    let mut current = match first {
+        "root" => record,
+        category => record.get(category)?,
+    };
+    for segment in segments {
+        current = current.get(segment)?;
+    }
+    (!current.is_null()).then_some(current)
+}
+
+/// Text of a scalar value; `None` for blank text, null, objects and arrays.
+fn text(value: &Value) -> Option<String> {
+    match value {
+        Value::String(text) => Some(text.trim().to_owned()).filter(|t| !t.is_empty()),
+        Value::Number(number) => Some(number.to_string()),
+        _ => None,
+    }
+}
+
+/// A field's human-readable value (a list item's name rather than its id), where Bob gives
+/// one, else its machine value.
+fn human(record: &Value, id: &str) -> Option<String> {
+    let slash = format!("/{}", id.replace('.', "/"));
+    record
+        .get(&slash)
+        .and_then(|entry| entry.get("humanReadable"))
+        .and_then(text)
+        .or_else(|| {
+            record
+                .get("humanReadable")
+                .and_then(|readable| field(readable, id))
+                .and_then(text)
+        })
+        .or_else(|| field(record, id).and_then(text))
+}
+
+/// A date field (`YYYY-MM-DD`, or an ISO timestamp whose date is taken).
+fn date(record: &Value, id: &str) -> Result<Option<Date>, String> {
+    let Some(value) = field(record, id).and_then(text) else {
+        return Ok(None);
+    };
+    let day = value.get(..10).unwrap_or(&value);
+    day.parse::<Date>()
+        .map(Some)
+        .map_err(|_| format!("{id} is not a date (YYYY-MM-DD)"))
+}
+
+/// The manager's employee id: `work.reportsTo.id`, else `work.manager`.
+fn manager(record: &Value) -> Option<String> {
+    match field(record, "work.reportsTo") {
+        Some(Value::Object(reports_to)) => reports_to.get("id").and_then(id_text),
+        Some(other) => id_text(other),
+        None => None,
+    }
+    .or_else(|| field(record, "work.manager").and_then(id_text))
+}
+
+/// The status words of the section above, lowercase.
+fn status(record: &Value) -> Result<Status, String> {
+    if let Some(lifecycle) = human(record, "internal.lifecycleStatus") {
+        match lifecycle.to_ascii_lowercase().as_str() {
+            "employed" | "hired" => return Ok(Status::Active),
+            "terminated" => return Ok(Status::Terminated),
+            word if word.contains("leave") => return Ok(Status::Leave),
+            _ => {}
+        }
+    }
+    match human(record, "internal.status").map(|s| s.to_ascii_lowercase()) {
+        Some(status) if status == "active" => Ok(Status::Active),
+        Some(status) if status == "inactive" => Ok(Status::Inactive),
+        Some(_) => Err("internal.status is neither Active nor Inactive".into()),
+        None => Err(
+            "internal.status and internal.lifecycleStatus are missing (does the service user see the Lifecycle category?)"
+                .into(),
+        ),
+    }
+}
+
+/// The given name when the display name is `<preferred> <surname>` with another first name.
+fn preferred_name(display: Option<String>, given: &str, family: &str) -> Option<String> {
+    let display = display?;
+    let preferred = display.strip_suffix(family)?.trim();
+    (!preferred.is_empty() && preferred != given).then(|| preferred.to_owned())
+}
+
+/// A Bob employee record as the normalized snapshot; the error names the field at fault.
+fn normalize(
+    source: &str,
+    employee_id: &str,
+    record: &Value,
+    now: Timestamp,
+) -> Result<Worker, String> {
+    let given = field(record, "root.firstName")
+        .and_then(text)
+        .unwrap_or_default();
+    let family = field(record, "root.surname")
+        .and_then(text)
+        .unwrap_or_default();
+    let mut worker = Worker::new(WorkerKey::new(source, employee_id), "", "", now);
+    worker.preferred_name = preferred_name(
+        field(record, "root.displayName").and_then(text),
+        &given,
+        &family,
+    );
+    worker.given_name = given;
+    worker.family_name = family;
+    worker.middle_name = field(record, "root.secondName").and_then(text);
+    worker.work_email = field(record, "root.email").and_then(text);
+    worker.personal_email = field(record, "home.privateEmail").and_then(text);
+    worker.status = status(record)?;
+    worker.hire_date = date(record, "work.startDate")?;
+    worker.termination_date = date(record, "internal.terminationDate")?;
+    worker.termination_type = human(record, "internal.terminationReason");
+    worker.worker_type = human(record, "payroll.employment.type");
+    worker.job_title = human(record, "work.title");
+    worker.department = human(record, "work.department");
+    worker.division = human(record, "work.division");
+    worker.location = human(record, "work.site").or_else(|| human(record, "work.siteId"));
+    worker.country = human(record, "address.country");
+    worker.manager_id = manager(record);
+    if let Some(number) = field(record, "work.employeeIdInCompany").and_then(text) {
+        worker.custom.insert("employee_number".into(), number);
+    }
+    Ok(worker)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fields_are_read_from_slash_keys_or_categories() {
+        let record = json!({
+            "/root/firstName": {"value": "Ada"},
+            "surname": "Lovelace",
+            "work": {"title": "123", "reportsTo": {"id": "77", "displayName": "Boss"}},
+            "humanReadable": {"work": {"title": "Engineer"}},
+        });
+        assert_eq!(field(&record, "root.firstName"), Some(&json!("Ada")));
+        assert_eq!(field(&record, "root.surname"), Some(&json!("Lovelace")));
+        assert_eq!(human(&record, "work.title").as_deref(), Some("Engineer"));
+        assert_eq!(manager(&record).as_deref(), Some("77"));
+        assert_eq!(field(&record, "work.site"), None);
+    }
+
+    #[test]
+    fn the_ping_is_recognized_only_exactly() {
+        assert!(is_ping(b"Ping test"));
+        assert!(is_ping(b"\"Ping test\""));
+        assert!(is_ping(br#"{"text":"Ping test"}"#));
+        assert!(!is_ping(
+            br#"{"text":"Ping test","type":"employee.created"}"#
+        ));
+        assert!(!is_ping(b"Ping test!"));
+    }
+
+    #[test]
+    fn preferred_name_comes_from_the_display_name() {
+        assert_eq!(
+            preferred_name(Some("Bob Smith".into()), "Robert", "Smith").as_deref(),
+            Some("Bob")
+        );
+        assert_eq!(
+            preferred_name(Some("Robert Smith".into()), "Robert", "Smith"),
+            None
+        );
+        assert_eq!(
+            preferred_name(Some("Someone Else".into()), "Robert", "Smith"),
+            None
+        );
     }
 }
