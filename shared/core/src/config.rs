@@ -321,12 +321,9 @@ impl SourceKind {
         )
     }
 
-    /// The vendor's API can take the work email back.
+    /// The vendor's API can take the work email back (Keka's documents no way to set it).
     pub fn can_write_back(self) -> bool {
-        matches!(
-            self,
-            Self::BambooHr | Self::HiBob | Self::Personio | Self::Keka
-        )
+        matches!(self, Self::BambooHr | Self::HiBob | Self::Personio)
     }
 
     /// The credential keys the vendor's API needs, besides `base_url`.
@@ -387,7 +384,7 @@ pub struct SourceConfig {
     #[serde(default)]
     pub complete: bool,
     /// Write the identifiers hrsync chose (UPN, mail) back to the HR system. Unset: on
-    /// where the source supports it (the vendors with an API; not csv, signed-json or scim).
+    /// where the source supports it (bamboohr, hibob, personio; not keka, csv, signed-json or scim).
     #[serde(default)]
     pub writeback: Option<bool>,
 }
@@ -995,7 +992,9 @@ impl Config {
         if source.writeback == Some(true) && !source.kind.can_write_back() {
             return Err((
                 format!("source.{name}.writeback"),
-                format!("kind = \"{kind}\" has no API to write back to"),
+                format!(
+                    "kind = \"{kind}\" cannot take identifiers back (no documented API call for it)"
+                ),
             ));
         }
         Ok(())

@@ -1,0 +1,512 @@
+//! End to end per HR vendor, through `hrsync serve`: the vendor's own webhook, signed (or
+//! token-protected) the vendor's way, for a new hire -> the full record fetched from the
+//! vendor's API emulator -> an account in the sandbox -> the work email written back to the
+//! emulator; the same delivery again is recognised; then HR records a termination on the
+//! last day -> the account is disabled at 17:00 London (`lifecycle.leave_at`), not before.
+//!
+//! Each test runs the built binary with `--now 2026-12-01T16:59:30Z`, so the leave instant
+//! comes half a minute into the run. The emulators run in the test process on loopback.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod harness;
+
+use base64::Engine as _;
+use harness::*;
+use hmac::{Hmac, Mac};
+use hrsync_hr_emulators::{Emulator, State};
+use sha2::{Sha256, Sha512};
+
+const START: &str = "2026-12-01T16:59:30Z";
+const LEAVE_INSTANT: &str = "2026-12-01T17:00:00Z";
+const LAST_DAY: &str = "2026-12-01";
+/// How long the leave may take to come: the rest of the half minute, and slack.
+const LEAVE_WITHIN: Duration = Duration::from_secs(90);
+
+/// An HR API emulator on its own runtime, beside the blocking test.
+struct Vendor {
+    emulator: Emulator,
+    _runtime: tokio::runtime::Runtime,
+}
+
+impl Vendor {
+    fn start(router: fn(State) -> axum::Router) -> Self {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
+        let emulator = runtime.block_on(Emulator::start(router));
+        Self {
+            emulator,
+            _runtime: runtime,
+        }
+    }
+
+    fn url(&self) -> &str {
+        self.emulator.base_url()
+    }
+
+    /// Requests for the worker's record so far (`path` contains `needle`, method `method`).
+    fn reads(&self, method: &str, needle: &str) -> usize {
+        self.emulator
+            .requests()
+            .iter()
+            .filter(|r| r.method == method && r.path.contains(needle))
+            .count()
+    }
+}
+
+/// A site whose `[source.hr]` is `table`, with every worker in scope (vendors name worker
+/// types their own way), GB where a vendor has no country, and `env` as the secrets.
+fn site(table: &str, env: &[(&str, &str)]) -> Site {
+    // Not every vendor has the country Graph needs before a licence is assigned.
+    let config = config_with_source(table)
+        .replace(
+            "scope = \"worker_type in ['Employee', 'Contractor']\"",
+            "# scope: everyone",
+        )
+        .replace(
+            "usageLocation = \"{{ country }}\"",
+            "usageLocation = \"{{ country or 'GB' }}\"",
+        );
+    let mut site = Site::with_config(&config);
+    site.env = env
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect();
+    site.now = Some(START.to_owned());
+    site
+}
+
+fn accepted(reply: &Reply) -> Value {
+    assert!(
+        reply.status.is_success(),
+        "the delivery is taken: {} {}",
+        reply.status,
+        reply.body
+    );
+    reply.json()
+}
+
+/// After a hire delivery: one enabled account for employee 42; returns it.
+fn hired(site: &Site, serve: &Serve) -> Value {
+    serve.settle();
+    let user = site.user("42");
+    assert_eq!(user["accountEnabled"], true, "{user:#}");
+    assert_eq!(user["displayName"], "Ada Lovelace", "{user:#}");
+    user
+}
+
+/// After a termination delivery: the leave is timed for 17:00 London on the last day, and
+/// the account is disabled then, not before.
+fn leaves_at_the_instant(site: &Site, serve: &Serve) {
+    serve.settle();
+    let audit = site.audit("hr:42");
+    let expected = format!(
+        "leave: termination_date {LAST_DAY} at 17:00 (lifecycle.leave_at) in Europe/London is {LEAVE_INSTANT}"
+    );
+    let decision = audit
+        .iter()
+        .find(|r| r["stage"] == "mapping" && text(&r["cause"]).contains(&expected))
+        .unwrap_or_else(|| panic!("a decision with `{expected}`: {audit:#?}"));
+    let decided_before = instant(&decision["at"]) < instant(&json!(LEAVE_INSTANT));
+    if decided_before {
+        let timers = site.json(&["timers", "--worker", "42"]);
+        let timers = timers.as_array().unwrap();
+        assert!(
+            timers
+                .iter()
+                .any(|t| t["kind"] == "leave" && t["at"] == LEAVE_INSTANT),
+            "a leave timer at {LEAVE_INSTANT}: {timers:#?}"
+        );
+        assert_eq!(
+            site.user("42")["accountEnabled"],
+            true,
+            "still enabled before the instant"
+        );
+    }
+    let deadline = Instant::now() + LEAVE_WITHIN;
+    while site.user("42")["accountEnabled"] != false {
+        assert!(
+            Instant::now() < deadline,
+            "disabled within {LEAVE_WITHIN:?}; serve's log:\n{}",
+            serve.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let audit = site.audit("hr:42");
+    let disable = audit
+        .iter()
+        .find(|r| r["stage"] == "entra" && r["action"] == "disable")
+        .unwrap_or_else(|| panic!("the disable is audited: {audit:#?}"));
+    let at = instant(&disable["at"]);
+    let leave_instant = instant(&json!(LEAVE_INSTANT));
+    assert!(at >= leave_instant, "not before the instant: {at}");
+    assert!(
+        audit
+            .iter()
+            .any(|r| r["stage"] == "mapping" && r["action"] == "leave"),
+        "{audit:#?}"
+    );
+    if decided_before {
+        assert!(
+            at < instant(&json!("2026-12-01T17:00:05Z")),
+            "at the instant (the timer fires then): {at}"
+        );
+    }
+}
+
+fn instant(value: &Value) -> jiff::Timestamp {
+    text(value).parse().unwrap()
+}
+
+fn hmac_sha256_hex(secret: &str, parts: &[&[u8]]) -> String {
+    let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).unwrap();
+    for part in parts {
+        mac.update(part);
+    }
+    mac.finalize()
+        .into_bytes()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+// -------------------------------------------------------------------------------------------
+
+const BAMBOO_SECRET: &str = "bamboo-private-key-7c1e";
+
+fn bamboo_event(serve: &Serve, event: &str, changed: &[&str]) -> Reply {
+    let body = serde_json::to_vec(&json!({
+        "type": event,
+        "timestamp": "2026-12-01T16:59:31+0000",
+        "data": {"companyId": "1", "employeeId": "42", "changedFields": changed},
+    }))
+    .unwrap();
+    let timestamp = now_seconds().to_string();
+    let signature = hmac_sha256_hex(BAMBOO_SECRET, &[&body, timestamp.as_bytes()]);
+    serve.post(
+        "hr",
+        &[
+            ("X-BambooHR-Timestamp", timestamp),
+            ("X-BambooHR-Signature", signature),
+        ],
+        body,
+    )
+}
+
+#[test]
+fn bamboohr_hire_is_provisioned_written_back_and_leaves_at_the_instant() {
+    use hrsync_hr_emulators::bamboohr;
+    let hr = Vendor::start(bamboohr::router);
+    let mut ada = bamboohr::employee("42", "Ada", "Lovelace");
+    ada["department"] = json!("Engineering");
+    ada["country"] = json!("GB");
+    hr.emulator.put_employee("42", ada.clone());
+    let site = site(
+        &format!(
+            "kind = \"bamboohr\"\nbase_url = \"{}\"\nwebhook_secret = {{ env = \"BAMBOO_SECRET\" }}\napi_key = {{ env = \"BAMBOO_KEY\" }}\n",
+            hr.url()
+        ),
+        &[
+            ("BAMBOO_SECRET", BAMBOO_SECRET),
+            ("BAMBOO_KEY", bamboohr::API_KEY),
+        ],
+    );
+    let serve = site.serve();
+
+    let answer = accepted(&bamboo_event(&serve, "employee.created", &[]));
+    assert_eq!(answer["queued"], 1, "{answer}");
+    let user = hired(&site, &serve);
+    assert_eq!(
+        hr.emulator.written(),
+        vec![("42".to_owned(), json!({"workEmail": user["mail"]}))],
+        "the work email is written back once"
+    );
+    let reads = hr.reads("GET", "/employees/42?");
+
+    // A delivery with a bad signature is refused and audited without its content.
+    let refused = serve.post(
+        "hr",
+        &[
+            ("X-BambooHR-Timestamp", "1".to_owned()),
+            ("X-BambooHR-Signature", "0".repeat(64)),
+        ],
+        b"{\"type\":\"employee.created\"}".to_vec(),
+    );
+    assert_eq!(refused.status, StatusCode::UNAUTHORIZED);
+    let rejected = site.audit("hr:#webhook");
+    assert_eq!(rejected.len(), 1, "{rejected:#?}");
+    assert_eq!(rejected[0]["action"], "unauthorized");
+    assert!(!rejected[0].to_string().contains("employee.created"));
+
+    ada["status"] = json!("Inactive");
+    ada["terminationDate"] = json!(LAST_DAY);
+    hr.emulator.put_employee("42", ada);
+    accepted(&bamboo_event(
+        &serve,
+        "employee.updated",
+        &["status", "terminationDate"],
+    ));
+    leaves_at_the_instant(&site, &serve);
+    assert!(hr.reads("GET", "/employees/42?") > reads);
+}
+
+// -------------------------------------------------------------------------------------------
+
+const BOB_SECRET: &str = "bob-webhook-secret-2b9d";
+
+fn bob_event(serve: &Serve, event: &str) -> Reply {
+    let body = serde_json::to_vec(&json!({
+        "companyId": 636192,
+        "type": event,
+        "triggeredBy": "system",
+        "triggeredAt": "2026-12-01T16:59:31.000000",
+        "version": "v2",
+        "data": {"employeeId": "42"},
+    }))
+    .unwrap();
+    let mut mac = Hmac::<Sha512>::new_from_slice(BOB_SECRET.as_bytes()).unwrap();
+    mac.update(&body);
+    let signature = base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes());
+    serve.post("hr", &[("Bob-Signature", signature)], body)
+}
+
+#[test]
+fn hibob_hire_is_provisioned_written_back_and_leaves_at_the_instant() {
+    use hrsync_hr_emulators::hibob;
+    let hr = Vendor::start(hibob::router);
+    let mut ada = hibob::employee("42", "Ada", "Lovelace");
+    hibob::set(&mut ada, "work.department", json!("Engineering"));
+    hibob::set(&mut ada, "address.country", json!("GB"));
+    hr.emulator.put_employee("42", ada.clone());
+    let site = site(
+        &format!(
+            "kind = \"hibob\"\nbase_url = \"{}\"\nwebhook_secret = {{ env = \"BOB_SECRET\" }}\nservice_user_id = {{ env = \"BOB_USER\" }}\ntoken = {{ env = \"BOB_TOKEN\" }}\n",
+            hr.url()
+        ),
+        &[
+            ("BOB_SECRET", BOB_SECRET),
+            ("BOB_USER", hibob::SERVICE_USER_ID),
+            ("BOB_TOKEN", hibob::TOKEN),
+        ],
+    );
+    let serve = site.serve();
+
+    // Bob's ping when the webhook is created.
+    let ping = serve.post("hr", &[], b"Ping test".to_vec());
+    assert_eq!(ping.status, StatusCode::OK, "{}", ping.body);
+
+    let first = bob_event(&serve, "employee.created");
+    assert_eq!(accepted(&first)["queued"], 1);
+    let user = hired(&site, &serve);
+    assert_eq!(
+        hr.emulator.written(),
+        vec![("42".to_owned(), json!({"email": user["mail"]}))]
+    );
+
+    hibob::set(&mut ada, "internal.lifecycleStatus", json!("terminated"));
+    hibob::set(&mut ada, "internal.status", json!("Inactive"));
+    hibob::set(&mut ada, "internal.terminationDate", json!(LAST_DAY));
+    hr.emulator.put_employee("42", ada);
+    accepted(&bob_event(&serve, "employee.left"));
+    leaves_at_the_instant(&site, &serve);
+}
+
+// -------------------------------------------------------------------------------------------
+
+const PERSONIO_TOKEN: &str = "personio-webhook-token-5e2a";
+
+fn personio_event(serve: &Serve, event: &str, payload: Value) -> Reply {
+    let body = serde_json::to_vec(&json!({
+        "company_id": "123456",
+        "event_name": event,
+        "occurred_at": "2026-12-01T16:59:31Z",
+        "payload": payload,
+        "meta": {},
+    }))
+    .unwrap();
+    serve.post("hr", &[("Authorization", PERSONIO_TOKEN.to_owned())], body)
+}
+
+#[test]
+fn personio_hire_is_provisioned_written_back_and_leaves_at_the_instant() {
+    use hrsync_hr_emulators::personio;
+    let hr = Vendor::start(personio::router);
+    hr.emulator
+        .put_employee("42", personio::person("42", "Ada", "Lovelace", ""));
+    let mut employment = personio::employment("e42", "42", "ACTIVE", "2024-01-08");
+    personio::put_employments(&hr.emulator, "42", vec![employment.clone()]);
+    let site = site(
+        &format!(
+            "kind = \"personio\"\nbase_url = \"{}\"\nwebhook_secret = {{ env = \"PERSONIO_TOKEN\" }}\nclient_id = {{ env = \"PERSONIO_ID\" }}\nclient_secret = {{ env = \"PERSONIO_SECRET\" }}\n",
+            hr.url()
+        ),
+        &[
+            ("PERSONIO_TOKEN", PERSONIO_TOKEN),
+            ("PERSONIO_ID", personio::CLIENT_ID),
+            ("PERSONIO_SECRET", personio::CLIENT_SECRET),
+        ],
+    );
+    let serve = site.serve();
+
+    let created = personio_event(&serve, "person.created", json!({"id": "42"}));
+    assert_eq!(accepted(&created)["queued"], 1);
+    let user = hired(&site, &serve);
+    assert_eq!(
+        hr.emulator.written(),
+        vec![("42".to_owned(), json!({"email": user["mail"]}))]
+    );
+    let reads = hr.reads("GET", "/v2/persons/42");
+
+    // Personio retries for up to three days with the same bytes: taken once.
+    let again = personio_event(&serve, "person.created", json!({"id": "42"}));
+    assert_eq!(accepted(&again)["duplicates"], 1);
+    serve.settle();
+    assert_eq!(
+        hr.reads("GET", "/v2/persons/42"),
+        reads,
+        "not fetched again"
+    );
+
+    employment["status"] = json!("INACTIVE");
+    employment["termination"]["termination_date"] = json!(LAST_DAY);
+    personio::put_employments(&hr.emulator, "42", vec![employment]);
+    accepted(&personio_event(
+        &serve,
+        "employment.updated",
+        json!({"id": "e42", "person_id": "42"}),
+    ));
+    leaves_at_the_instant(&site, &serve);
+}
+
+// -------------------------------------------------------------------------------------------
+
+const KEKA_TOKEN: &str = "keka-header-token-91f0";
+
+fn keka_event(serve: &Serve, event: &str) -> Reply {
+    let body = format!(
+        "employeeIndentifier=42&eventType={}&subDomain=acme",
+        event.replace(' ', "%20")
+    );
+    serve.request(
+        serve
+            .client
+            .post(format!("{}/webhooks/hr", serve.base))
+            .header("Content-Type", "application/x-www-form-urlencoded")
+            .header("X-Keka-Token", KEKA_TOKEN)
+            .body(body),
+    )
+}
+
+#[test]
+fn keka_hire_is_provisioned_and_leaves_at_the_instant() {
+    use hrsync_hr_emulators::keka;
+    let hr = Vendor::start(keka::router);
+    let mut ada = keka::employee("42", "Ada", "Lovelace");
+    hr.emulator.put_employee("42", ada.clone());
+    let site = site(
+        &format!(
+            "kind = \"keka\"\nbase_url = \"{url}{api}\"\ntoken_url = \"{url}/connect/token\"\nwebhook_secret = {{ env = \"KEKA_TOKEN\" }}\nclient_id = {{ env = \"KEKA_ID\" }}\nclient_secret = {{ env = \"KEKA_SECRET\" }}\napi_key = {{ env = \"KEKA_KEY\" }}\n",
+            url = hr.url(),
+            api = keka::API
+        ),
+        &[
+            ("KEKA_TOKEN", KEKA_TOKEN),
+            ("KEKA_ID", keka::CLIENT_ID),
+            ("KEKA_SECRET", keka::CLIENT_SECRET),
+            ("KEKA_KEY", keka::API_KEY),
+        ],
+    );
+    let serve = site.serve();
+
+    assert_eq!(accepted(&keka_event(&serve, "Employee added"))["queued"], 1);
+    hired(&site, &serve);
+    assert!(
+        hr.emulator.written().is_empty(),
+        "Keka's API takes no email back"
+    );
+
+    ada["exitDate"] = json!(format!("{LAST_DAY}T00:00:00"));
+    hr.emulator.put_employee("42", ada);
+    accepted(&keka_event(&serve, "Employee exit approved"));
+    leaves_at_the_instant(&site, &serve);
+}
+
+// -------------------------------------------------------------------------------------------
+
+const SCIM_TOKEN: &str = "scim-bearer-token-3a7c";
+
+/// Entra's own BulkRequest sample (one operation), as employee 42, with the HR dates in a
+/// custom extension as Entra's API-driven provisioning sends them.
+fn scim_request(dates: Value) -> Vec<u8> {
+    let sample =
+        std::fs::read_to_string(repo().join("shared/hr/tests/samples/entra-scim-bulk.json"))
+            .unwrap();
+    let mut request: Value = serde_json::from_str(&sample).unwrap();
+    let mut operation = request["Operations"][0].clone();
+    let data = &mut operation["data"];
+    data["externalId"] = json!("42");
+    data["name"]["givenName"] = json!("Ada");
+    data["name"]["familyName"] = json!("Lovelace");
+    data["nickName"] = Value::Null;
+    data["timezone"] = Value::Null;
+    // ISO 3166 alpha-2, as SCIM says and Graph's usageLocation needs (the sample has "USA").
+    data["addresses"][0]["country"] = json!("GB");
+    data["urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"]["employeeNumber"] =
+        json!("42");
+    data["urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"]["manager"] = Value::Null;
+    data["schemas"].as_array_mut().unwrap().push(json!(
+        "urn:ietf:params:scim:schemas:extension:hrsync:1.0:User"
+    ));
+    data["urn:ietf:params:scim:schemas:extension:hrsync:1.0:User"] = dates;
+    request["Operations"] = json!([operation]);
+    serde_json::to_vec(&request).unwrap()
+}
+
+fn scim_post(serve: &Serve, body: Vec<u8>) -> Reply {
+    serve.request(
+        serve
+            .client
+            .post(format!("{}/webhooks/hr", serve.base))
+            .header("Content-Type", "application/scim+json")
+            .header("Authorization", format!("Bearer {SCIM_TOKEN}"))
+            .body(body),
+    )
+}
+
+#[test]
+fn scim_bulk_hire_is_provisioned_and_leaves_at_the_instant() {
+    let site = site(
+        "kind = \"scim\"\nwebhook_secret = { env = \"SCIM_TOKEN\" }\n",
+        &[("SCIM_TOKEN", SCIM_TOKEN)],
+    );
+    let serve = site.serve();
+
+    let reply = scim_post(&serve, scim_request(json!({"hireDate": "2024-01-08"})));
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    let response = reply.json();
+    assert_eq!(
+        response["schemas"],
+        json!(["urn:ietf:params:scim:api:messages:2.0:BulkResponse"])
+    );
+    assert_eq!(response["Operations"][0]["status"], "202", "{response:#}");
+    hired(&site, &serve);
+
+    // Without the hire date the operation is refused, by itself, saying what is missing.
+    let refused = scim_post(&serve, scim_request(json!({})));
+    let response = refused.json();
+    assert_eq!(response["Operations"][0]["status"], "400", "{response:#}");
+    assert!(
+        text(&response["Operations"][0]["response"]["detail"]).contains("hireDate"),
+        "{response:#}"
+    );
+
+    let leave = scim_post(
+        &serve,
+        scim_request(json!({"hireDate": "2024-01-08", "terminationDate": LAST_DAY})),
+    );
+    assert_eq!(leave.json()["Operations"][0]["status"], "202");
+    leaves_at_the_instant(&site, &serve);
+}
