@@ -510,3 +510,65 @@ fn scim_bulk_hire_is_provisioned_and_leaves_at_the_instant() {
     assert_eq!(leave.json()["Operations"][0]["status"], "202");
     leaves_at_the_instant(&site, &serve);
 }
+
+#[test]
+fn bamboohr_poll_finds_a_hire_whose_webhook_never_came_and_a_deleted_record_leaves_at_once() {
+    use hrsync_hr_emulators::bamboohr;
+    let hr = Vendor::start(bamboohr::router);
+    let mut ada = bamboohr::employee("42", "Ada", "Lovelace");
+    ada["country"] = json!("GB");
+    hr.emulator.put_employee("42", ada);
+    let site = site(
+        &format!(
+            "kind = \"bamboohr\"\nbase_url = \"{}\"\nwebhook_secret = {{ env = \"BAMBOO_SECRET\" }}\napi_key = {{ env = \"BAMBOO_KEY\" }}\npoll_every = \"10s\"\n",
+            hr.url()
+        ),
+        &[
+            ("BAMBOO_SECRET", BAMBOO_SECRET),
+            ("BAMBOO_KEY", bamboohr::API_KEY),
+        ],
+    );
+    let serve = site.serve();
+
+    // The first poll (at start) only sets the cursor; a change after it is found by the next.
+    let deadline = Instant::now() + SETTLE;
+    while hr.reads("GET", "/employees/changed") == 0 {
+        assert!(Instant::now() < deadline, "the first poll runs at start");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let changed_at = jiff::Timestamp::now() + jiff::SignedDuration::from_secs(1);
+    bamboohr::record_change(&hr.emulator, "42", "Inserted", &changed_at.to_string());
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while site.users_with("42").is_empty() {
+        assert!(
+            Instant::now() < deadline,
+            "the next poll finds the hire; serve's log:\n{}",
+            serve.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let user = hired(&site, &serve);
+    let cause = site
+        .audit("hr:42")
+        .iter()
+        .find(|r| r["action"] == "received")
+        .map(|r| text(&r["cause"]))
+        .unwrap();
+    assert!(cause.starts_with("poll hr: changed since "), "{cause}");
+    assert_eq!(
+        hr.emulator.written(),
+        vec![("42".to_owned(), json!({"workEmail": user["mail"]}))]
+    );
+
+    // HR deletes the record: the fetch finds it gone, and the worker leaves now.
+    hr.emulator.remove_employee("42");
+    accepted(&bamboo_event(&serve, "employee.deleted", &[]));
+    serve.settle();
+    assert_eq!(site.user("42")["accountEnabled"], false);
+    let audit = site.audit("hr:42");
+    assert!(
+        audit.iter().any(|r| r["stage"] == "intake"
+            && text(&r["cause"]) == "webhook hr: employee.deleted: the HR record is gone"),
+        "{audit:#?}"
+    );
+}

@@ -183,7 +183,10 @@ fn status_after_an_import_shows_empty_queues_the_workers_and_the_next_timers() {
     let queues = status["queues"].as_object().unwrap();
     let mut names: Vec<&String> = queues.keys().collect();
     names.sort();
-    assert_eq!(names, ["directory", "worker-events", "writeback"]);
+    assert_eq!(
+        names,
+        ["directory", "hr-events", "worker-events", "writeback"]
+    );
     for (name, depth) in queues {
         for key in ["visible", "in_flight", "dead"] {
             assert_eq!(depth[key], 0, "{name}.{key} after a drained import");

@@ -230,7 +230,7 @@ fn parse_queue(text: &str) -> Result<QueueName, String> {
 #[derive(Debug, Serialize)]
 struct StatusView {
     workers: usize,
-    /// In pipeline order: worker-events, directory, writeback.
+    /// In pipeline order: hr-events, worker-events, directory, writeback.
     queues: std::collections::BTreeMap<QueueName, DepthView>,
     holds: Vec<HoldView>,
     timers: Vec<TimerView>,

@@ -30,9 +30,9 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use hrsync_core::WorkerKey;
 use hrsync_core::config::SourceKind;
-use hrsync_hr::{Action, BadPayload, Connectors, Delivery, Unauthorized};
+use hrsync_hr::{Action, BadPayload, Connector, Connectors, Delivery, Unauthorized};
 use hrsync_pipeline::ports::{AuditRecord, Queue, QueueName, StateStore};
-use hrsync_pipeline::stages::intake::{Incoming, Notice, take_notice};
+use hrsync_pipeline::stages::intake::{Incoming, Notice, poll, take_notice};
 use hrsync_pipeline::{Clock, Outcome, ShiftedClock, SystemClock};
 use jiff::Timestamp;
 use serde_json::json;
@@ -92,7 +92,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<usize> {
             .route("/webhooks/{source}", post(webhook))
             .route("/healthz", get(healthz))
             .layer(DefaultBodyLimit::max(MAX_BODY))
-            .with_state(app);
+            .with_state(Arc::clone(&app));
 
         let (stop_tx, stop_rx) = watch::channel(false);
         tokio::spawn(async move {
@@ -101,6 +101,18 @@ pub fn run(args: ServeArgs) -> anyhow::Result<usize> {
             let _ = stop_tx.send(true);
         });
         let server = axum::serve(listener, router).with_graceful_shutdown(stopped(stop_rx.clone()));
+        for (name, source) in &local.config.sources {
+            if let (Some(every), Some(connector)) =
+                (source.poll_interval(), app.connectors.get(name))
+            {
+                tokio::spawn(poll_every(
+                    Arc::clone(&started.runner),
+                    Arc::clone(connector),
+                    every,
+                    stop_rx.clone(),
+                ));
+            }
+        }
         let runner = Arc::clone(&started.runner);
         let pipeline = tokio::spawn(async move { runner.run(stopped(stop_rx)).await });
         server.await.context("the webhook server failed")?;
@@ -111,6 +123,36 @@ pub fn run(args: ServeArgs) -> anyhow::Result<usize> {
         eprintln!("hrsync: stopped");
         Ok(0)
     })
+}
+
+/// Polls a source's change feed at start and then every `every`, until stopped: the safety net
+/// for webhooks that never came. A failed poll is logged and tried again next time (the
+/// cursor only moves on success).
+async fn poll_every(
+    runner: Arc<LocalRunner>,
+    connector: Arc<dyn Connector>,
+    every: std::time::Duration,
+    stop: watch::Receiver<bool>,
+) {
+    let source = connector.source().to_owned();
+    loop {
+        let pipeline = runner.pipeline();
+        let now = pipeline.clock.now();
+        match poll(&*pipeline.store, &*pipeline.queue, &*connector, now).await {
+            Ok(0) => tracing::debug!(%source, "poll: nothing changed"),
+            Ok(queued) => {
+                tracing::info!(%source, queued, "poll: changed workers queued for a fetch");
+                runner.wake();
+            }
+            Err(error) => {
+                tracing::warn!(%source, %error, "poll failed; trying again at the next interval")
+            }
+        }
+        tokio::select! {
+            () = tokio::time::sleep(every) => {}
+            () = stopped(stop.clone()) => return,
+        }
+    }
 }
 
 async fn stopped(mut stop: watch::Receiver<bool>) {

@@ -380,6 +380,10 @@ pub struct SourceConfig {
     /// personio, keka: the OAuth2 token endpoint, when not the vendor's default.
     #[serde(default)]
     pub token_url: Option<String>,
+    /// bamboohr: poll the change feed this often (`"15m"`, `"1h"`) for events the webhooks
+    /// missed. Unset: no polling.
+    #[serde(default)]
+    pub poll_every: Option<String>,
     /// csv: this export lists every worker, so a worker missing from it has left.
     #[serde(default)]
     pub complete: bool,
@@ -407,9 +411,16 @@ impl SourceConfig {
             client_id: None,
             client_secret: None,
             token_url: None,
+            poll_every: None,
             complete: false,
             writeback: None,
         }
+    }
+
+    /// How often to poll the change feed (`poll_every`), when set and valid.
+    pub fn poll_interval(&self) -> Option<std::time::Duration> {
+        let every: jiff::SignedDuration = self.poll_every.as_deref()?.parse().ok()?;
+        std::time::Duration::try_from(every).ok()
     }
 
     /// Write-back is on: the vendor can take it and the config did not turn it off.
@@ -833,6 +844,7 @@ impl Config {
             ("base_url", source.base_url.is_some()),
             ("webhook_header", source.webhook_header.is_some()),
             ("token_url", source.token_url.is_some()),
+            ("poll_every", source.poll_every.is_some()),
             ("writeback", source.writeback == Some(true)),
         ]
         .into_iter()
@@ -982,6 +994,26 @@ impl Config {
                 format!("source.{name}.token_url"),
                 format!("does not apply to kind = \"{kind}\""),
             ));
+        }
+        if let Some(every) = &source.poll_every {
+            let key = format!("source.{name}.poll_every");
+            if source.kind != SourceKind::BambooHr {
+                return Err((
+                    key,
+                    format!("does not apply to kind = \"{kind}\": it has no change feed to poll"),
+                ));
+            }
+            let long_enough = source
+                .poll_interval()
+                .is_some_and(|d| d >= std::time::Duration::from_secs(10));
+            if !long_enough {
+                return Err((
+                    key,
+                    format!(
+                        "{every:?} is not a duration of 10 seconds or more, e.g. \"15m\" or \"1h\""
+                    ),
+                ));
+            }
         }
         if source.webhook_header.is_some() && source.kind != SourceKind::Keka {
             return Err((

@@ -768,3 +768,118 @@ max_disables_percent = "10%"
         r#"hrsync.toml:5:24: lifecycle.max_disables_percent: invalid type: string "10%", expected a whole percentage from 1 to 100"#,
     );
 }
+
+// ---- HR vendor sources -----------------------------------------------------------------
+
+const UPN: &str = "[identity]\nupn = [\"{{ given_name|slug }}@acme.com\"]\n\n";
+
+fn vendor(table: &str) -> String {
+    format!("{UPN}[source.hr]\n{table}")
+}
+
+#[test]
+fn vendor_sources_parse_with_writeback_on_by_default() {
+    let text = format!(
+        "{UPN}[source.bamboo]\nkind = \"bamboohr\"\nbase_url = \"https://acme.bamboohr.com/api/v1\"\nwebhook_secret = {{ env = \"W\" }}\napi_key = {{ env = \"K\" }}\npoll_every = \"15m\"\n\n\
+         [source.bob]\nkind = \"hibob\"\nbase_url = \"https://api.hibob.com/v1\"\nwebhook_secret = {{ env = \"W\" }}\nservice_user_id = {{ env = \"U\" }}\ntoken = {{ ssm = \"/hrsync/bob\" }}\nwriteback = false\n\n\
+         [source.personio]\nkind = \"personio\"\nbase_url = \"https://api.personio.de\"\nwebhook_secret = {{ env = \"W\" }}\nclient_id = {{ env = \"I\" }}\nclient_secret = {{ secret = \"arn:aws:secretsmanager:eu-west-1:1:secret:p\" }}\n\n\
+         [source.keka]\nkind = \"keka\"\nbase_url = \"https://acme.keka.com/api/v1\"\nwebhook_secret = {{ env = \"W\" }}\nwebhook_header = \"X-Keka-Token\"\nclient_id = {{ env = \"I\" }}\nclient_secret = {{ env = \"S\" }}\napi_key = {{ env = \"K\" }}\n\n\
+         [source.scim]\nkind = \"scim\"\nwebhook_secret = {{ env = \"T\" }}\n"
+    );
+    let config = Config::parse(&text, "hrsync.toml").expect("a valid config");
+    let bamboo = config.source("bamboo").unwrap();
+    assert_eq!(bamboo.kind, hrsync_core::config::SourceKind::BambooHr);
+    assert!(
+        bamboo.writes_back(),
+        "on by default where the vendor takes it"
+    );
+    assert_eq!(
+        bamboo.poll_interval(),
+        Some(std::time::Duration::from_secs(900))
+    );
+    assert!(!config.source("bob").unwrap().writes_back(), "turned off");
+    assert!(config.source("personio").unwrap().writes_back());
+    assert!(
+        !config.source("keka").unwrap().writes_back(),
+        "Keka's API takes no email"
+    );
+    assert!(!config.source("scim").unwrap().writes_back());
+    assert_eq!(config.source("scim").unwrap().poll_interval(), None);
+}
+
+#[test]
+fn a_vendor_source_without_its_api_credential() {
+    assert_error(
+        &vendor(
+            "kind = \"bamboohr\"\nbase_url = \"https://acme.bamboohr.com/api/v1\"\nwebhook_secret = { env = \"W\" }\n",
+        ),
+        r#"hrsync.toml:4:1: source.hr: kind = "bamboohr" needs api_key = { env = "NAME" } (or ssm / secret) for its API"#,
+    );
+    assert_error(
+        &vendor(
+            "kind = \"hibob\"\nbase_url = \"https://api.hibob.com/v1\"\nwebhook_secret = { env = \"W\" }\nservice_user_id = { env = \"U\" }\n",
+        ),
+        r#"hrsync.toml:4:1: source.hr: kind = "hibob" needs token = { env = "NAME" } (or ssm / secret) for its API"#,
+    );
+}
+
+#[test]
+fn a_vendor_source_without_base_url_or_webhook_secret() {
+    assert_error(
+        &vendor(
+            "kind = \"personio\"\nwebhook_secret = { env = \"W\" }\nclient_id = { env = \"I\" }\nclient_secret = { env = \"S\" }\n",
+        ),
+        r#"hrsync.toml:4:1: source.hr: kind = "personio" needs base_url, the vendor's API root (e.g. https://api.personio.de)"#,
+    );
+    assert_error(
+        &vendor(
+            "kind = \"personio\"\nbase_url = \"https://api.personio.de\"\nclient_id = { env = \"I\" }\nclient_secret = { env = \"S\" }\n",
+        ),
+        r#"hrsync.toml:4:1: source.hr: kind = "personio" needs webhook_secret = { env = "NAME" } (or ssm / secret): the token Personio sends in Authorization"#,
+    );
+    assert_error(
+        &vendor(
+            "kind = \"bamboohr\"\nbase_url = \"acme.bamboohr.com\"\nwebhook_secret = { env = \"W\" }\napi_key = { env = \"K\" }\n",
+        ),
+        r#"hrsync.toml:6:12: source.hr.base_url: "acme.bamboohr.com" is not an http(s) URL"#,
+    );
+}
+
+#[test]
+fn keys_of_another_vendor_are_refused() {
+    assert_error(
+        &vendor(
+            "kind = \"hibob\"\nbase_url = \"https://api.hibob.com/v1\"\nwebhook_secret = { env = \"W\" }\nservice_user_id = { env = \"U\" }\ntoken = { env = \"T\" }\napi_key = { env = \"K\" }\n",
+        ),
+        r#"hrsync.toml:10:11: source.hr.api_key: does not apply to kind = "hibob""#,
+    );
+    assert_error(
+        &vendor(
+            "kind = \"scim\"\nwebhook_secret = { env = \"T\" }\nbase_url = \"https://example.com\"\n",
+        ),
+        r#"hrsync.toml:7:12: source.hr.base_url: does not apply to kind = "scim": it has no API to call"#,
+    );
+    assert_error(
+        &vendor(
+            "kind = \"keka\"\nbase_url = \"https://acme.keka.com/api/v1\"\nwebhook_secret = { env = \"W\" }\nclient_id = { env = \"I\" }\nclient_secret = { env = \"S\" }\napi_key = { env = \"K\" }\nwriteback = true\n",
+        ),
+        r#"hrsync.toml:11:13: source.hr.writeback: kind = "keka" cannot take identifiers back (no documented API call for it)"#,
+    );
+}
+
+#[test]
+fn poll_every_needs_a_change_feed_and_a_sane_interval() {
+    let bamboo = "kind = \"bamboohr\"\nbase_url = \"https://acme.bamboohr.com/api/v1\"\nwebhook_secret = { env = \"W\" }\napi_key = { env = \"K\" }\n";
+    assert_error(
+        &vendor(&format!("{bamboo}poll_every = \"5s\"\n")),
+        r#"hrsync.toml:9:14: source.hr.poll_every: "5s" is not a duration of 10 seconds or more, e.g. "15m" or "1h""#,
+    );
+    assert_error(
+        &vendor(&format!("{bamboo}poll_every = \"often\"\n")),
+        r#"hrsync.toml:9:14: source.hr.poll_every: "often" is not a duration of 10 seconds or more, e.g. "15m" or "1h""#,
+    );
+    assert_error(
+        &vendor("kind = \"scim\"\nwebhook_secret = { env = \"T\" }\npoll_every = \"15m\"\n"),
+        r#"hrsync.toml:7:14: source.hr.poll_every: does not apply to kind = "scim": it has no change feed to poll"#,
+    );
+}

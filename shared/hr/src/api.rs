@@ -114,10 +114,12 @@ impl ApiResponse {
         let text = String::from_utf8_lossy(&self.body);
         let detail: String = text.chars().take(200).collect();
         let error = format!("{what}: HTTP {} {detail}", self.status.as_u16());
-        match self.status.is_server_error() || self.status == StatusCode::TOO_MANY_REQUESTS {
-            true => HrError::retryable(error),
-            false => HrError::permanent(error),
-        }
+        let error =
+            match self.status.is_server_error() || self.status == StatusCode::TOO_MANY_REQUESTS {
+                true => HrError::retryable(error),
+                false => HrError::permanent(error),
+            };
+        error.with_status(self.status.as_u16())
     }
 }
 
@@ -215,7 +217,8 @@ impl ApiClient {
                                 "{what}: {} refused the credential (HTTP {}): check the source's API credential and its permissions",
                                 self.vendor,
                                 status.as_u16()
-                            )));
+                            ))
+                            .with_status(status.as_u16()));
                         }
                         (status, Ok(body)) if !is_retryable(status) => {
                             return Ok(ApiResponse { status, body });

@@ -351,13 +351,11 @@ impl BambooHr {
             Ok(response) => Err(response.unexpected(&what)),
             // The API client answers 401 and 403 alike; BambooHR documents 403 on this call
             // as "the API user may not edit the field".
-            Err(error) if !error.retryable && error.message.contains("(HTTP 403)") => {
-                Err(HrError::permanent(format!(
-                    "{what}: BambooHR refused it (HTTP 403): the API key's user may not edit Work Email; \
+            Err(error) if error.status == Some(403) => Err(HrError::permanent(format!(
+                "{what}: BambooHR refused it (HTTP 403): the API key's user may not edit Work Email; \
                      give that user edit access to the field, or set writeback = false on source {}",
-                    self.source
-                )))
-            }
+                self.source
+            ))),
             Err(error) => Err(error),
         }
     }

@@ -131,6 +131,8 @@ pub struct HrError {
     /// Worth another attempt later (429, 5xx, a timeout); false for a refusal (401, 403,
     /// 400) that needs an operator.
     pub retryable: bool,
+    /// The vendor's HTTP status, when the error is an answer.
+    pub status: Option<u16>,
 }
 
 impl HrError {
@@ -138,6 +140,7 @@ impl HrError {
         Self {
             message: message.into(),
             retryable: false,
+            status: None,
         }
     }
 
@@ -145,7 +148,13 @@ impl HrError {
         Self {
             message: message.into(),
             retryable: true,
+            status: None,
         }
+    }
+
+    pub fn with_status(mut self, status: u16) -> Self {
+        self.status = Some(status);
+        self
     }
 }
 

@@ -132,6 +132,13 @@ CREATE TABLE waiters (
 -- recent_audit: newest first across workers, read backwards.
 CREATE INDEX audit_by_at ON audit (at, seq);
 "#,
+    r#"
+-- Step 4: where each source's poll of its change feed reached.
+CREATE TABLE cursors (
+    source TEXT PRIMARY KEY,                       -- the [source.<name>] name
+    cursor TEXT NOT NULL                           -- the vendor's own position (opaque)
+) STRICT;
+"#,
 ];
 
 /// The schema version this build writes (`PRAGMA user_version` after migrating).
@@ -628,6 +635,33 @@ impl StateStore for SqliteStore {
             .optional()?
             .map(|text| Ok(serde_json::from_str(&text)?))
             .transpose()
+        })
+        .await
+    }
+
+    async fn cursor(&self, source: &str) -> Result<Option<String>, StoreError> {
+        let source = source.to_owned();
+        self.call(format!("read the poll cursor of {source}"), move |conn| {
+            Ok(conn
+                .query_row(
+                    "SELECT cursor FROM cursors WHERE source = ?1",
+                    [&source],
+                    |row| row.get(0),
+                )
+                .optional()?)
+        })
+        .await
+    }
+
+    async fn put_cursor(&self, source: &str, cursor: &str) -> Result<(), StoreError> {
+        let (source, cursor) = (source.to_owned(), cursor.to_owned());
+        self.call(format!("move the poll cursor of {source}"), move |conn| {
+            conn.execute(
+                "INSERT INTO cursors (source, cursor) VALUES (?1, ?2)
+                 ON CONFLICT (source) DO UPDATE SET cursor = excluded.cursor",
+                [&source, &cursor],
+            )?;
+            Ok(())
         })
         .await
     }

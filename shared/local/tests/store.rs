@@ -64,6 +64,7 @@ both!(
     budget_race,
     budget_counts_takes_stamped_later,
     waiters_wait_and_take,
+    poll_cursors,
     recent_audit_newest_first,
 );
 

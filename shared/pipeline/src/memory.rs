@@ -35,6 +35,7 @@ struct Inner {
     names: HashMap<String, WorkerKey>,
     /// Event -> expiry.
     deliveries: HashMap<String, Timestamp>,
+    cursors: HashMap<String, String>,
     holds: BTreeMap<String, Hold>,
     /// The intake's inbox: the latest HR record per worker.
     snapshots: HashMap<WorkerKey, Worker>,
@@ -206,6 +207,17 @@ impl StateStore for MemoryStore {
 
     async fn snapshot(&self, worker: &WorkerKey) -> Result<Option<Worker>, StoreError> {
         Ok(self.lock().snapshots.get(worker).cloned())
+    }
+
+    async fn cursor(&self, source: &str) -> Result<Option<String>, StoreError> {
+        Ok(self.lock().cursors.get(source).cloned())
+    }
+
+    async fn put_cursor(&self, source: &str, cursor: &str) -> Result<(), StoreError> {
+        self.lock()
+            .cursors
+            .insert(source.to_owned(), cursor.to_owned());
+        Ok(())
     }
 
     async fn delivered(&self, event: &str, now: Timestamp) -> Result<bool, StoreError> {

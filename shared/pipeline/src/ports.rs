@@ -292,6 +292,19 @@ pub trait StateStore: Send + Sync {
         &self,
         limit: usize,
     ) -> impl Future<Output = Result<Vec<AuditRecord>, StoreError>> + Send;
+
+    /// Where a source's poll of its change feed reached; `None` before the first poll.
+    fn cursor(
+        &self,
+        source: &str,
+    ) -> impl Future<Output = Result<Option<String>, StoreError>> + Send;
+
+    /// Moves a source's poll cursor (one poller per source: the last write wins).
+    fn put_cursor(
+        &self,
+        source: &str,
+        cursor: &str,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
 }
 
 /// The version of the [`Nudge`] body this build writes.

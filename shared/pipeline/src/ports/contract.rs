@@ -1370,6 +1370,33 @@ pub async fn timers_take_due<T: Timers>(timers: Arc<T>) {
 
 /// A take stamped after the caller's `now` still counts: concurrent callers read their clocks
 /// at different moments, and an early reader that runs late must not slip past the limit.
+pub async fn poll_cursors<S: StateStore>(store: Arc<S>) {
+    assert_eq!(
+        store.cursor("bamboo").await.unwrap(),
+        None,
+        "none before a poll"
+    );
+    store
+        .put_cursor("bamboo", "2026-01-31T18:42:00+00:00")
+        .await
+        .unwrap();
+    store.put_cursor("personio", "abc").await.unwrap();
+    store
+        .put_cursor("bamboo", "2026-02-01T00:00:00+00:00")
+        .await
+        .unwrap();
+    assert_eq!(
+        store.cursor("bamboo").await.unwrap().as_deref(),
+        Some("2026-02-01T00:00:00+00:00"),
+        "the last write wins"
+    );
+    assert_eq!(
+        store.cursor("personio").await.unwrap().as_deref(),
+        Some("abc"),
+        "one cursor per source"
+    );
+}
+
 pub async fn budget_counts_takes_stamped_later<S: StateStore>(store: Arc<S>) {
     let hour = std::time::Duration::from_secs(3600);
     let later = at("2026-06-01T09:00:00.000002Z");

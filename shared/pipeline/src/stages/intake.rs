@@ -4,6 +4,7 @@
 //! means the redelivery does the (idempotent) work again.
 
 use hrsync_core::{Worker, WorkerKey};
+use hrsync_hr::Connector;
 use jiff::{SignedDuration, Timestamp};
 
 use super::{Outcome, Pipeline, StageError, json};
@@ -115,6 +116,47 @@ pub async fn take_notice<S: StateStore, Q: Queue>(
         .map_err(|e| StageError::permanent(format!("delivery expiry out of range: {e}")))?;
     store.first_delivery(notice.delivery, now, expires).await?;
     Ok(Outcome::Queued { worker })
+}
+
+/// One poll of a source's change feed (for events its webhooks missed): every worker changed
+/// since the stored cursor is queued for a fetch, then the cursor moves. A crash in between
+/// polls the same window again, and the per-change delivery ids make that harmless. The
+/// first poll only sets the cursor. Returns how many workers were queued.
+pub async fn poll<S: StateStore, Q: Queue>(
+    store: &S,
+    queue: &Q,
+    connector: &dyn Connector,
+    now: Timestamp,
+) -> Result<usize, StageError> {
+    let source = connector.source();
+    let cursor = store.cursor(source).await?;
+    // The vendor's feed is in the real world's time, whatever the run's clock says.
+    let changes = connector
+        .changed_since(cursor.as_deref(), Timestamp::now())
+        .await?;
+    let since = cursor.as_deref().unwrap_or("start");
+    let cause = format!("poll {source}: changed since {since}");
+    let mut queued = 0;
+    for employee_id in &changes.employee_ids {
+        let worker = WorkerKey::new(source, employee_id.as_str());
+        let delivery = format!("poll:{source}:{since}:{employee_id}");
+        let trace = format!("poll:{source}:{since}");
+        let outcome = take_notice(
+            store,
+            queue,
+            now,
+            Notice {
+                worker: &worker,
+                delivery: &delivery,
+                cause: &cause,
+                trace: &trace,
+            },
+        )
+        .await?;
+        queued += usize::from(matches!(outcome, Outcome::Queued { .. }));
+    }
+    store.put_cursor(source, &changes.cursor).await?;
+    Ok(queued)
 }
 
 /// Identifies a record's content (deterministic across runs: `DefaultHasher::new` has fixed keys).
