@@ -5,6 +5,9 @@ cd "$(dirname "$0")/.."
 
 command -v cargo >/dev/null || { echo "cargo not found: install Rust with rustup (the toolchain is pinned in rust-toolchain.toml)" >&2; exit 1; }
 
+echo "== install moto (the local AWS emulator the AWS adapters' tests start)"
+scripts/install-moto.sh
+
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
 echo "== cargo clippy"

@@ -32,7 +32,7 @@ use hrsync_core::WorkerKey;
 use hrsync_core::config::SourceKind;
 use hrsync_hr::{Action, BadPayload, Connector, Connectors, Delivery, Unauthorized};
 use hrsync_pipeline::ports::{AuditRecord, Queue, QueueName, StateStore};
-use hrsync_pipeline::stages::intake::{Incoming, Notice, poll, take_notice};
+use hrsync_pipeline::stages::intake::{Incoming, Notice, poll};
 use hrsync_pipeline::{Clock, Outcome, ShiftedClock, SystemClock};
 use jiff::Timestamp;
 use serde_json::json;
@@ -244,7 +244,6 @@ async fn webhook(
     if parsed.handshake {
         return reply(StatusCode::OK, json!({"handshake": "ok"}));
     }
-    let now = pipeline.clock.now();
     let mut tally = Tally::default();
     let mut operations = Vec::new();
     for event in &parsed.events {
@@ -267,18 +266,14 @@ async fn webhook(
                     .await
             }
             Action::Fetch | Action::Deleted => {
-                take_notice(
-                    &*pipeline.store,
-                    &*pipeline.queue,
-                    now,
-                    Notice {
+                pipeline
+                    .notice(Notice {
                         worker: &worker,
                         delivery: &delivery,
                         cause: &cause,
                         trace: &trace,
-                    },
-                )
-                .await
+                    })
+                    .await
             }
         };
         match outcome {

@@ -106,6 +106,28 @@ pub struct Parsed {
     pub handshake: bool,
 }
 
+impl Parsed {
+    /// A delivery about one employee: one event, identified across redeliveries by the
+    /// body's digest and the employee id.
+    pub fn one(
+        delivery: &Delivery<'_>,
+        employee_id: String,
+        event_type: impl Into<String>,
+        action: Action,
+    ) -> Self {
+        Self {
+            events: vec![Event {
+                dedupe: format!("{}#{employee_id}", delivery.digest()),
+                employee_id,
+                event_type: event_type.into(),
+                action,
+                operation: None,
+            }],
+            ..Self::default()
+        }
+    }
+}
+
 /// The full record of a worker, as fetched from the vendor's API.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Fetched {

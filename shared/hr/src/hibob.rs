@@ -79,8 +79,7 @@ use sha2::Sha512;
 
 use crate::api::{ApiClient, Auth, Body, RetryPolicy, encode};
 use crate::connector::{
-    Action, BadPayload, BoxFuture, Connector, Delivery, Event, Fetched, HrError, Parsed,
-    Unauthorized,
+    Action, BadPayload, BoxFuture, Connector, Delivery, Fetched, HrError, Parsed, Unauthorized,
 };
 use crate::sources::{Setup, SetupError};
 
@@ -343,16 +342,12 @@ impl Connector for HiBob {
                 short(event_type)
             ))
         })?;
-        Ok(Parsed {
-            events: vec![Event {
-                dedupe: format!("{}#{employee_id}", delivery.digest()),
-                employee_id,
-                event_type: event_type.to_owned(),
-                action,
-                operation: None,
-            }],
-            ..Parsed::default()
-        })
+        Ok(Parsed::one(
+            delivery,
+            employee_id,
+            event_type.to_owned(),
+            action,
+        ))
     }
 
     fn fetch<'a>(

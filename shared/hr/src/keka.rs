@@ -60,8 +60,8 @@ use serde_json::Value;
 
 use crate::api::{ApiClient, Auth, RetryPolicy, encode};
 use crate::connector::{
-    Action, BadPayload, BoxFuture, Connector, Delivery, Event, Fetched, HrError, Parsed,
-    Unauthorized, same_secret,
+    Action, BadPayload, BoxFuture, Connector, Delivery, Fetched, HrError, Parsed, Unauthorized,
+    same_secret,
 };
 use crate::sources::{Setup, SetupError};
 
@@ -210,16 +210,7 @@ impl Connector for Keka {
                 short(&event_type)
             ))
         })?;
-        Ok(Parsed {
-            events: vec![Event {
-                dedupe: format!("{}#{employee_id}", delivery.digest()),
-                employee_id,
-                event_type,
-                action,
-                operation: None,
-            }],
-            ..Parsed::default()
-        })
+        Ok(Parsed::one(delivery, employee_id, event_type, action))
     }
 
     fn fetch<'a>(

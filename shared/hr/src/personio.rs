@@ -108,8 +108,7 @@ use serde_json::{Value, json};
 
 use crate::api::{ApiClient, Auth, Body, RetryPolicy, encode};
 use crate::connector::{
-    Action, BadPayload, BoxFuture, Connector, Delivery, Event, Fetched, HrError, Parsed,
-    Unauthorized,
+    Action, BadPayload, BoxFuture, Connector, Delivery, Fetched, HrError, Parsed, Unauthorized,
 };
 use crate::sources::{Setup, SetupError};
 
@@ -524,16 +523,12 @@ impl Connector for Personio {
                     if person_event { " or payload.id" } else { "" }
                 ))
             })?;
-        Ok(Parsed {
-            events: vec![Event {
-                dedupe: format!("{}#{employee_id}", delivery.digest()),
-                employee_id,
-                event_type: event_name.to_owned(),
-                action,
-                operation: None,
-            }],
-            ..Parsed::default()
-        })
+        Ok(Parsed::one(
+            delivery,
+            employee_id,
+            event_name.to_owned(),
+            action,
+        ))
     }
 
     fn fetch<'a>(

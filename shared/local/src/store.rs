@@ -799,9 +799,9 @@ mod tests {
         assert_eq!(version, SCHEMA_VERSION);
     }
 
-    /// A file written by the previous schema gains step 3's tables and keeps its data.
+    /// A file written by schema version 2 gains the tables of steps 3 and 4 and keeps its data.
     #[test]
-    fn step_3_migrates_a_version_2_file() {
+    fn steps_3_and_4_migrate_a_version_2_file() {
         let mut conn = Connection::open_in_memory().unwrap();
         configure(&conn).unwrap();
         for step in &MIGRATIONS[..2] {
@@ -813,8 +813,8 @@ mod tests {
             [],
         )
         .unwrap();
-        assert_eq!(SCHEMA_VERSION, 3);
-        assert_eq!(migrate(&mut conn).unwrap(), 1);
+        assert_eq!(SCHEMA_VERSION, 4);
+        assert_eq!(migrate(&mut conn).unwrap(), 2);
         let names: Vec<String> = conn
             .prepare("SELECT name FROM sqlite_schema WHERE name NOT LIKE 'sqlite_%' ORDER BY name")
             .unwrap()
@@ -828,6 +828,7 @@ mod tests {
             "budget_entries_by_at",
             "waiters",
             "audit_by_at",
+            "cursors",
         ] {
             assert!(names.iter().any(|n| n == expected), "{expected}: {names:?}");
         }

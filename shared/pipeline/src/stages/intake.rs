@@ -29,6 +29,11 @@ impl<S: StateStore, Q: Queue, T: Timers> Pipeline<S, Q, T> {
     pub async fn intake(&self, incoming: Incoming<'_>) -> Result<Outcome, StageError> {
         take_in(&*self.store, &*self.queue, self.clock.now(), incoming).await
     }
+
+    /// [`take_notice`] on the pipeline's store, queue and clock.
+    pub async fn notice(&self, notice: Notice<'_>) -> Result<Outcome, StageError> {
+        take_notice(&*self.store, &*self.queue, self.clock.now(), notice).await
+    }
 }
 
 /// The intake stage itself: it needs only the store and the queue, so a process that does

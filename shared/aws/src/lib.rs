@@ -1,0 +1,12 @@
+//! The AWS runtime's adapters of the pipeline's ports (DESIGN.md §6, §7):
+//!
+//! - [`store`]: `StateStore` on one DynamoDB table;
+//! - [`queue`]: `Queue` on SQS FIFO queues with their dead-letter queues;
+//! - [`timers`]: `Timers` on EventBridge Scheduler one-time schedules.
+//!
+//! Clients come from `aws-config`'s environment (region, credentials, and `AWS_ENDPOINT_URL`,
+//! which the tests point at a local moto server): production code has no test branch.
+
+pub mod queue;
+pub mod store;
+pub mod timers;
