@@ -8,6 +8,9 @@ command -v cargo >/dev/null || { echo "cargo not found: install Rust with rustup
 echo "== install moto (the local AWS emulator the AWS adapters' tests start)"
 scripts/install-moto.sh
 
+echo "== infra: cfn-lint, checkov and the limits they miss (infra/template.yaml)"
+scripts/check-infra.sh
+
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
 echo "== cargo clippy"
