@@ -572,3 +572,50 @@ fn bamboohr_poll_finds_a_hire_whose_webhook_never_came_and_a_deleted_record_leav
         "{audit:#?}"
     );
 }
+
+#[test]
+fn a_refused_api_credential_sends_the_fetch_to_the_dead_letter_queue_with_the_reason() {
+    use hrsync_hr_emulators::personio;
+    let hr = Vendor::start(personio::router);
+    hr.emulator
+        .put_employee("42", personio::person("42", "Ada", "Lovelace", ""));
+    let site = site(
+        &format!(
+            "kind = \"personio\"\nbase_url = \"{}\"\nwebhook_secret = {{ env = \"PERSONIO_TOKEN\" }}\nclient_id = {{ env = \"PERSONIO_ID\" }}\nclient_secret = {{ env = \"PERSONIO_SECRET\" }}\n",
+            hr.url()
+        ),
+        &[
+            ("PERSONIO_TOKEN", PERSONIO_TOKEN),
+            ("PERSONIO_ID", personio::CLIENT_ID),
+            ("PERSONIO_SECRET", "not-the-secret"),
+        ],
+    );
+    let serve = site.serve();
+    let created = personio_event(&serve, "person.created", json!({"id": "42"}));
+    assert_eq!(accepted(&created)["queued"], 1, "answered before the fetch");
+
+    let deadline = Instant::now() + SETTLE;
+    loop {
+        let health = serve.healthz().json();
+        if health["queues"]["hr-events"]["dead"] == 1 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the fetch is dead-lettered: {health}\n{}",
+            serve.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let letters = site.json(&["dlq", "list"]);
+    let letters = letters.as_array().unwrap();
+    assert_eq!(letters.len(), 1, "{letters:#?}");
+    assert_eq!(letters[0]["queue"], "hr-events");
+    assert_eq!(letters[0]["worker"], "hr:42");
+    let reason = text(&letters[0]["reason"]);
+    assert!(
+        reason.contains("refused the client credentials") && reason.contains("client_secret"),
+        "the reason names what to fix: {reason}"
+    );
+    assert!(site.users_with("42").is_empty(), "no account from nothing");
+}

@@ -783,13 +783,14 @@ fn dlq_redrive(args: DlqRedriveArgs) -> anyhow::Result<usize> {
             true => None,
             false => start_if_free(&local, &clock).await?,
         };
-        // A later stage converges to the stored decision. When the fix was in the config (or
-        // time moved on), mapping decides again first, and only then do the dead letters go
-        // back, so they carry out the new decision instead of failing on the old one again.
+        // A stage after mapping converges to the stored decision. When the fix was in the
+        // config (or time moved on), mapping decides again first, and only then do the dead
+        // letters go back, so they carry out the new decision instead of failing on the old
+        // one again. (A fetch, before mapping, just goes back.)
         let mut redecided: Vec<WorkerKey> = Vec::new();
         for (queue, letter) in &chosen {
             let worker = &letter.nudge.worker;
-            if *queue != QueueName::WorkerEvents
+            if matches!(queue, QueueName::Directory | QueueName::Writeback)
                 && !redecided.contains(worker)
                 && decides_differently(&local, worker, now).await?
             {
