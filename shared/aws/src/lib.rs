@@ -2,11 +2,13 @@
 //!
 //! - [`store`]: `StateStore` on one DynamoDB table;
 //! - [`queue`]: `Queue` on SQS FIFO queues with their dead-letter queues;
-//! - [`timers`]: `Timers` on EventBridge Scheduler one-time schedules.
+//! - [`timers`]: `Timers` on EventBridge Scheduler one-time schedules;
+//! - [`settings`]: the resource names, the config and the secrets a container reads once.
 //!
 //! Clients come from `aws-config`'s environment (region, credentials, and `AWS_ENDPOINT_URL`,
 //! which the tests point at a local moto server): production code has no test branch.
 
 pub mod queue;
+pub mod settings;
 pub mod store;
 pub mod timers;

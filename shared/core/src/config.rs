@@ -39,7 +39,7 @@ impl fmt::Display for ConfigError {
 }
 
 /// Where a secret comes from. Secrets are never written inline in the config.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum SecretRef {
     /// An environment variable.
@@ -426,6 +426,20 @@ impl SourceConfig {
     /// Write-back is on: the vendor can take it and the config did not turn it off.
     pub fn writes_back(&self) -> bool {
         self.kind.can_write_back() && self.writeback != Some(false)
+    }
+
+    /// Every secret reference of the source (webhook secret and API credentials).
+    pub fn secret_refs(&self) -> impl Iterator<Item = &SecretRef> {
+        [
+            &self.webhook_secret,
+            &self.api_key,
+            &self.service_user_id,
+            &self.token,
+            &self.client_id,
+            &self.client_secret,
+        ]
+        .into_iter()
+        .flatten()
     }
 
     /// The secret reference of a credential key (`api_key`, `token`...).
