@@ -731,16 +731,14 @@ pub fn message_group_id(worker: &WorkerKey) -> String {
     sqs_id(&worker.to_string())
 }
 
-/// A deterministic 128-bit hash (FNV-1a) as 32 hex digits, for ids that must be derived from
-/// a longer or odd text. Not cryptographic: ids come from HR records and hrsync itself, and
-/// 128 bits make an accidental collision negligible.
+/// A deterministic 128-bit hash as 32 hex digits (the first half of the SHA-256), for ids that
+/// must be derived from a longer or odd text.
 pub(crate) fn stable_hash(text: &str) -> String {
-    const OFFSET: u128 = 0x6c62_272e_07bb_0142_62b8_2175_6295_c58d;
-    const PRIME: u128 = 0x0000_0000_0100_0000_0000_0000_0000_013b;
-    let hash = text.bytes().fold(OFFSET, |hash, byte| {
-        (hash ^ u128::from(byte)).wrapping_mul(PRIME)
-    });
-    format!("{hash:032x}")
+    use sha2::{Digest, Sha256};
+    Sha256::digest(text.as_bytes())[..16]
+        .iter()
+        .map(|byte| format!("{byte:02x}"))
+        .collect()
 }
 
 fn short(text: &str) -> String {
@@ -1033,10 +1031,10 @@ mod tests {
     }
 
     #[test]
-    fn the_hash_is_fnv1a_128() {
-        // Published FNV-1a 128-bit test vectors.
-        assert_eq!(stable_hash(""), "6c62272e07bb014262b821756295c58d");
-        assert_eq!(stable_hash("a"), "d228cb696f1a8caf78912b704e4a8964");
+    fn the_hash_is_the_first_half_of_sha256() {
+        // SHA-256("abc") = ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad
+        assert_eq!(stable_hash("abc"), "ba7816bf8f01cfea414140de5dae2223");
+        assert_eq!(stable_hash("abc").len(), 32);
     }
 
     #[test]

@@ -76,15 +76,16 @@ macro_rules! contract_tests {
 }
 
 // Not here, each with an SQS variant below: queue_dedup_window, queue_visibility_timeout,
-// queue_retry_dead_letter_redrive, queue_abandoned_messages_are_dead_lettered.
+// queue_retry_dead_letter_redrive, queue_abandoned_messages_are_dead_lettered (they move the
+// caller's `now` past a timeout; SQS keeps its own clock).
 //
-// Not here either: queue_concurrent_receivers. SQS hands a message (and a group's head) to
-// one receiver at a time, but moto 5.2.5 does not: its ReceiveMessage takes no lock (the
-// server is threaded; the set of groups in flight is a snapshot taken at the start of each
-// request), so racing receivers sometimes get the same message or two of one group. The
-// adapter adds nothing to that guarantee (each receive is one ReceiveMessage of one message),
-// so it rests on SQS, not on code of ours that a test here could check.
-contract_tests!(queue_send_receive_ack, queue_fifo_per_group);
+// queue_concurrent_receivers holds on the serialized moto (`tests/moto`): moto's own
+// ReceiveMessage takes no lock, which AWS's does.
+contract_tests!(
+    queue_send_receive_ack,
+    queue_fifo_per_group,
+    queue_concurrent_receivers
+);
 
 fn at(text: &str) -> Timestamp {
     text.parse().expect("RFC 3339 literal")

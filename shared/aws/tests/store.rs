@@ -2,11 +2,10 @@
 //! server, and what only DynamoDB can show: conditional writes between processes, TTL-backed
 //! dedupe, transactions that fail whole, the table as the template makes it, error mapping.
 
-use std::net::TcpListener;
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
+mod moto;
+
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::{AttributeValue, BillingMode, KeyType, TimeToLiveStatus};
@@ -14,87 +13,7 @@ use hrsync_aws::store::{DEFAULT_AUDIT_RETENTION, DynamoStore, create_table};
 use hrsync_core::{WorkerKey, WorkerState};
 use hrsync_pipeline::ports::{AuditRecord, StateStore, StoreError};
 use jiff::{SignedDuration, Timestamp};
-
-/// moto's server with one lock around every request. moto's DynamoDB checks a condition and
-/// then writes without a lock (and rolls a failed transaction back by restoring a copy of the
-/// whole table), so concurrent requests on its threaded server can both pass one condition or
-/// undo each other's writes: DynamoDB never does. Serving one request at a time gives each
-/// request DynamoDB's atomicity while the clients still race (their reads and writes
-/// interleave). Same installation and endpoint handling as `tests/moto` (which starts the stock
-/// threaded server, fine for tests without races); killed when dropped.
-#[derive(Debug)]
-struct Moto {
-    child: Child,
-    endpoint: String,
-}
-
-const SERIALIZED_MOTO: &str = r#"
-import sys, threading
-from werkzeug.serving import run_simple
-from moto.moto_server.werkzeug_app import (
-    DomainDispatcherApplication, MotoRequestHandler, create_backend_app,
-)
-app = DomainDispatcherApplication(create_backend_app)
-lock = threading.Lock()
-def serialized(environ, start_response):
-    with lock:
-        return list(app(environ, start_response))
-run_simple(sys.argv[1], int(sys.argv[2]), serialized, threaded=True,
-           request_handler=MotoRequestHandler)
-"#;
-
-impl Moto {
-    /// Starts a fresh server; panics, saying how to install moto, when it is missing.
-    fn start() -> Self {
-        let venv = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.venv-moto");
-        assert!(
-            venv.join("bin/moto_server").exists(),
-            "moto (the local AWS emulator) is not installed at {}: run scripts/install-moto.sh (scripts/test.sh does)",
-            venv.display()
-        );
-        let port = TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .map(|a| a.port())
-            .expect("a free loopback port");
-        let child = Command::new(venv.join("bin/python"))
-            .args(["-c", SERIALIZED_MOTO, "127.0.0.1", &port.to_string()])
-            .env("MOTO_PORT", port.to_string())
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("starts moto");
-        let endpoint = format!("http://127.0.0.1:{port}");
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(
-                Instant::now() < deadline,
-                "moto did not listen on {endpoint} within 30 s"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        Self { child, endpoint }
-    }
-
-    /// An SDK config for this server (static test credentials, eu-west-1).
-    async fn sdk_config(&self) -> aws_config::SdkConfig {
-        aws_config::defaults(aws_config::BehaviorVersion::latest())
-            .endpoint_url(&self.endpoint)
-            .region(aws_config::Region::new("eu-west-1"))
-            .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
-                "test", "test", None, None, "moto",
-            ))
-            .load()
-            .await
-    }
-}
-
-impl Drop for Moto {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+use moto::Moto;
 
 const TABLE: &str = "hrsync-state";
 
