@@ -22,6 +22,8 @@ pub struct Resources {
     pub worker_events_queue_url: String,
     pub directory_queue_url: String,
     pub writeback_queue_url: String,
+    /// The dead-letter queue of each queue, in `QueueName::ALL` order.
+    pub dead_letter_queue_urls: [String; 4],
     pub worker_events_queue_arn: String,
     pub schedule_group: String,
     pub scheduler_role_arn: String,
@@ -60,6 +62,12 @@ impl Resources {
             worker_events_queue_url: required("HRSYNC_WORKER_EVENTS_QUEUE_URL")?,
             directory_queue_url: required("HRSYNC_DIRECTORY_QUEUE_URL")?,
             writeback_queue_url: required("HRSYNC_WRITEBACK_QUEUE_URL")?,
+            dead_letter_queue_urls: [
+                required("HRSYNC_HR_EVENTS_DEAD_LETTER_QUEUE_URL")?,
+                required("HRSYNC_WORKER_EVENTS_DEAD_LETTER_QUEUE_URL")?,
+                required("HRSYNC_DIRECTORY_DEAD_LETTER_QUEUE_URL")?,
+                required("HRSYNC_WRITEBACK_DEAD_LETTER_QUEUE_URL")?,
+            ],
             worker_events_queue_arn: required("HRSYNC_WORKER_EVENTS_QUEUE_ARN")?,
             schedule_group: required("HRSYNC_SCHEDULE_GROUP")?,
             scheduler_role_arn: required("HRSYNC_SCHEDULER_ROLE_ARN")?,
