@@ -47,26 +47,7 @@ macro_rules! both {
     };
 }
 
-both!(
-    versioned_save_load,
-    concurrent_writers_one_wins,
-    audit_order_and_isolation,
-    save_writes_its_audit_atomically,
-    reservation_race,
-    release_only_by_owner,
-    dedupe_first_delivery,
-    holds_lifecycle,
-    worker_state_round_trip,
-    hold_by_id,
-    snapshot_inbox,
-    delivered_matches_first_delivery,
-    budget_sliding_window,
-    budget_race,
-    budget_counts_takes_stamped_later,
-    waiters_wait_and_take,
-    poll_cursors,
-    recent_audit_newest_first,
-);
+hrsync_pipeline::store_contract_cases!(both);
 
 fn key(id: &str) -> WorkerKey {
     WorkerKey::new("hr", id)

@@ -4,8 +4,38 @@
 //! multi-threaded runtime: the race tests want real parallelism).
 //!
 //! These are test helpers: they panic on the first broken promise.
+//!
+//! [`store_contract_cases!`] names every state-store case once, so no adapter's suite can
+//! forget one: `store_contract_cases!(my_macro)` expands to `my_macro!(case, case, ...)`.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+/// Calls `$then!(...)` with the name of every [`StateStore`] contract case in this module.
+#[macro_export]
+macro_rules! store_contract_cases {
+    ($then:ident) => {
+        $then!(
+            versioned_save_load,
+            concurrent_writers_one_wins,
+            audit_order_and_isolation,
+            save_writes_its_audit_atomically,
+            reservation_race,
+            release_only_by_owner,
+            dedupe_first_delivery,
+            holds_lifecycle,
+            worker_state_round_trip,
+            hold_by_id,
+            snapshot_inbox,
+            delivered_matches_first_delivery,
+            budget_sliding_window,
+            budget_race,
+            budget_counts_takes_stamped_later,
+            waiters_wait_and_take,
+            poll_cursors,
+            recent_audit_newest_first,
+        );
+    };
+}
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
