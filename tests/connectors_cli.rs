@@ -166,11 +166,7 @@ fn hmac_sha256_hex(secret: &str, parts: &[&[u8]]) -> String {
     for part in parts {
         mac.update(part);
     }
-    mac.finalize()
-        .into_bytes()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    hex::encode(mac.finalize().into_bytes())
 }
 
 // -------------------------------------------------------------------------------------------

@@ -735,10 +735,7 @@ pub fn message_group_id(worker: &WorkerKey) -> String {
 /// must be derived from a longer or odd text.
 pub(crate) fn stable_hash(text: &str) -> String {
     use sha2::{Digest, Sha256};
-    Sha256::digest(text.as_bytes())[..16]
-        .iter()
-        .map(|byte| format!("{byte:02x}"))
-        .collect()
+    hex::encode(&Sha256::digest(text.as_bytes())[..16])
 }
 
 fn short(text: &str) -> String {

@@ -134,7 +134,7 @@ pub fn sign(secret: &[u8], body: &[u8], timestamp: &str) -> String {
     let mut mac = keyed(secret);
     mac.update(body);
     mac.update(timestamp.as_bytes());
-    crate::connector::hex(&mac.finalize().into_bytes())
+    hex::encode(mac.finalize().into_bytes())
 }
 
 fn keyed(secret: &[u8]) -> HmacSha256 {
@@ -142,27 +142,6 @@ fn keyed(secret: &[u8]) -> HmacSha256 {
         unreachable!("HMAC takes keys of any length")
     };
     mac
-}
-
-/// Exactly 64 hex digits (either case) as 32 bytes.
-fn from_hex(text: &str) -> Option<[u8; 32]> {
-    fn digit(byte: u8) -> Option<u8> {
-        match byte {
-            b'0'..=b'9' => Some(byte - b'0'),
-            b'a'..=b'f' => Some(byte - b'a' + 10),
-            b'A'..=b'F' => Some(byte - b'A' + 10),
-            _ => None,
-        }
-    }
-    let bytes = text.as_bytes();
-    if bytes.len() != 64 {
-        return None;
-    }
-    let mut out = [0u8; 32];
-    for (slot, pair) in out.iter_mut().zip(bytes.chunks_exact(2)) {
-        *slot = (digit(pair[0])? << 4) | digit(pair[1])?;
-    }
-    Some(out)
 }
 
 /// A configured BambooHR source.
@@ -378,7 +357,12 @@ impl Connector for BambooHr {
         let presented = signature
             .to_str()
             .ok()
-            .and_then(|text| from_hex(text.trim()))
+            .and_then(|text| {
+                let mut bytes = [0u8; 32];
+                hex::decode_to_slice(text.trim(), &mut bytes)
+                    .ok()
+                    .map(|()| bytes)
+            })
             .ok_or_else(|| {
                 Unauthorized(format!(
                     "the {SIGNATURE_HEADER} header is not a hex HMAC-SHA256 (64 hex digits)"

@@ -43,7 +43,7 @@ impl Delivery<'_> {
 
     /// Identifies the delivery's content: a vendor that retries sends the same bytes.
     pub fn digest(&self) -> String {
-        hex(&Sha256::digest(self.body))
+        hex::encode(Sha256::digest(self.body))
     }
 }
 
@@ -224,15 +224,6 @@ pub trait Connector: Send + Sync + fmt::Debug {
         worker: &'a Worker,
         identifiers: &'a Identifiers,
     ) -> BoxFuture<'a, Result<(), HrError>>;
-}
-
-/// Lowercase hex of bytes.
-pub fn hex(bytes: &[u8]) -> String {
-    use std::fmt::Write;
-    bytes.iter().fold(String::new(), |mut out, byte| {
-        let _ = write!(out, "{byte:02x}");
-        out
-    })
 }
 
 /// Compares a presented secret (a static token) with the expected one in constant time.

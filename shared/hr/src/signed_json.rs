@@ -146,7 +146,7 @@ pub fn sign(secret: &[u8], timestamp: i64, body: &[u8]) -> String {
     mac.update(timestamp.to_string().as_bytes());
     mac.update(b".");
     mac.update(body);
-    format!("v1={}", to_hex(&mac.finalize().into_bytes()))
+    format!("v1={}", hex::encode(mac.finalize().into_bytes()))
 }
 
 /// Checks a delivery's signature and timestamp; returns when it was signed, which
@@ -225,32 +225,12 @@ fn parse_signatures(header: &str) -> Option<Vec<[u8; 32]>> {
 
 /// Exactly 64 lowercase hex digits.
 fn from_hex(text: &str) -> Option<[u8; 32]> {
-    fn digit(byte: u8) -> Option<u8> {
-        match byte {
-            b'0'..=b'9' => Some(byte - b'0'),
-            b'a'..=b'f' => Some(byte - b'a' + 10),
-            _ => None,
-        }
-    }
-    let bytes = text.as_bytes();
-    if bytes.len() != 64 {
+    if text.bytes().any(|b| b.is_ascii_uppercase()) {
         return None;
     }
     let mut out = [0u8; 32];
-    for (slot, pair) in out.iter_mut().zip(bytes.chunks_exact(2)) {
-        *slot = (digit(pair[0])? << 4) | digit(pair[1])?;
-    }
+    hex::decode_to_slice(text, &mut out).ok()?;
     Some(out)
-}
-
-fn to_hex(bytes: &[u8]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut out = String::with_capacity(bytes.len() * 2);
-    for &byte in bytes {
-        out.push(char::from(DIGITS[usize::from(byte >> 4)]));
-        out.push(char::from(DIGITS[usize::from(byte & 0x0f)]));
-    }
-    out
 }
 
 /// The id that deduplicates a delivery: the sender's `X-Hrsync-Delivery` when it gives a
@@ -268,7 +248,7 @@ pub fn delivery_id(delivery: Option<&str>, signed_at: Timestamp, body: &[u8]) ->
     hash.update(signed_at.as_second().to_string().as_bytes());
     hash.update(b".");
     hash.update(body);
-    format!("sha256:{}", to_hex(&hash.finalize()))
+    format!("sha256:{}", hex::encode(hash.finalize()))
 }
 
 /// A body that cannot be taken, e.g.
