@@ -77,7 +77,7 @@ impl Local {
 
     /// The connector of every source that is not a csv export, with its secrets resolved
     /// now: a missing secret stops the start rather than the first webhook.
-    pub fn connectors(&self) -> anyhow::Result<Connectors> {
+    fn connectors(&self) -> anyhow::Result<Connectors> {
         let http = reqwest::Client::builder()
             .user_agent(concat!("hrsync/", env!("CARGO_PKG_VERSION")))
             .timeout(std::time::Duration::from_secs(30))

@@ -30,7 +30,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use hrsync_core::WorkerKey;
 use hrsync_core::config::SourceKind;
-use hrsync_hr::{Action, BadPayload, Connector, Connectors, Delivery, Unauthorized};
+use hrsync_hr::{Action, BadPayload, Connector, Delivery, Unauthorized};
 use hrsync_pipeline::ports::{AuditRecord, Queue, QueueName, StateStore};
 use hrsync_pipeline::stages::intake::{Incoming, Notice, poll};
 use hrsync_pipeline::{Clock, Outcome, ShiftedClock, SystemClock};
@@ -62,7 +62,6 @@ pub struct ServeArgs {
 
 struct App {
     runner: Arc<LocalRunner>,
-    connectors: Connectors,
 }
 
 pub fn run(args: ServeArgs) -> anyhow::Result<usize> {
@@ -72,7 +71,6 @@ pub fn run(args: ServeArgs) -> anyhow::Result<usize> {
         Some(start) => Arc::new(ShiftedClock::starting_at(start)),
         None => Arc::new(SystemClock),
     };
-    let connectors = local.connectors()?;
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     runtime.block_on(async {
         let started = local.start(&lock, clock).await?;
@@ -86,7 +84,6 @@ pub fn run(args: ServeArgs) -> anyhow::Result<usize> {
         );
         let app = Arc::new(App {
             runner: Arc::clone(&started.runner),
-            connectors,
         });
         let router = Router::new()
             .route("/webhooks/{source}", post(webhook))
@@ -103,7 +100,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<usize> {
         let server = axum::serve(listener, router).with_graceful_shutdown(stopped(stop_rx.clone()));
         for (name, source) in &local.config.sources {
             if let (Some(every), Some(connector)) =
-                (source.poll_interval(), app.connectors.get(name))
+                (source.poll_interval(), app.runner.pipeline().hr.get(name))
             {
                 tokio::spawn(poll_every(
                     Arc::clone(&started.runner),
@@ -212,7 +209,7 @@ async fn webhook(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let Some(connector) = app.connectors.get(&source_name) else {
+    let Some(connector) = app.runner.pipeline().hr.get(&source_name) else {
         return reply(
             StatusCode::NOT_FOUND,
             json!({"error": format!("no webhook source named {source_name:?} (a [source.<name>] that is not a csv export)")}),

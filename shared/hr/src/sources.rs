@@ -108,10 +108,6 @@ impl Connectors {
     pub fn get(&self, source: &str) -> Option<&Arc<dyn Connector>> {
         self.0.get(source)
     }
-
-    pub fn names(&self) -> impl Iterator<Item = &str> {
-        self.0.keys().map(String::as_str)
-    }
 }
 
 /// The connector of one source; `None` for a csv source (read from files, not delivered).
