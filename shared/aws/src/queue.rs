@@ -30,7 +30,7 @@
 //!   high and the redrive policy would dead-letter messages that were never handled. It costs
 //!   one request per delivery instead of one per ten; the Lambda functions do not use
 //!   `receive` at all (their event source mapping receives batches, see
-//!   [`batch_item_failures`]).
+//!   `hrsync-lambda`'s batch handler).
 //! - **A retried message counts as in flight** in [`Queue::depth`]: SQS cannot tell a message
 //!   waiting out a retry backoff (`ChangeMessageVisibility`) from one being handled.
 //! - **Deduplication** is SQS's: 5 minutes from the first send, per message group in the
@@ -55,7 +55,7 @@
 //! ack, retry; on the DLQ for listing and redrive), `sqs:GetQueueAttributes` (depth, both
 //! queues). [`create_queues`] also needs `sqs:CreateQueue`.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
 use aws_sdk_sqs::Client;
@@ -222,14 +222,33 @@ impl SqsQueue {
     /// after [`PEEK_SECONDS`] anyway).
     async fn release(&self, queue: QueueName, messages: &[Message]) {
         let Ok(urls) = self.urls(queue) else { return };
-        for chunk in messages.chunks(10) {
+        let receipts: Vec<&str> = messages.iter().filter_map(|m| m.receipt_handle()).collect();
+        if let Err(error) = self.make_visible(&urls.dead_letter_url, &receipts).await {
+            tracing::warn!(%queue, %error, "dead letters stay hidden until their peek ends");
+        }
+    }
+
+    /// Hands back messages a Lambda function received but did not handle because an earlier
+    /// message of their group failed: visible again at once, so they follow that message as
+    /// soon as its backoff ends (FIFO keeps them behind it) instead of after the queue's
+    /// visibility timeout.
+    pub async fn release_blocked(
+        &self,
+        queue: QueueName,
+        receipts: &[&str],
+    ) -> Result<(), QueueError> {
+        self.make_visible(&self.urls(queue)?.url, receipts).await
+    }
+
+    async fn make_visible(&self, url: &str, receipts: &[&str]) -> Result<(), QueueError> {
+        for chunk in receipts.chunks(10) {
             let entries: Vec<_> = chunk
                 .iter()
                 .enumerate()
-                .filter_map(|(n, m)| {
+                .filter_map(|(n, receipt)| {
                     ChangeMessageVisibilityBatchRequestEntry::builder()
                         .id(n.to_string())
-                        .receipt_handle(m.receipt_handle()?)
+                        .receipt_handle(*receipt)
                         .visibility_timeout(0)
                         .build()
                         .ok()
@@ -238,17 +257,15 @@ impl SqsQueue {
             if entries.is_empty() {
                 continue;
             }
-            let answer = self
-                .client
+            self.client
                 .change_message_visibility_batch()
-                .queue_url(&urls.dead_letter_url)
+                .queue_url(url)
                 .set_entries(Some(entries))
                 .send()
-                .await;
-            if let Err(e) = answer {
-                tracing::warn!(%queue, error = %aws_error("SQS ChangeMessageVisibilityBatch", &e), "dead letters stay hidden until their peek ends");
-            }
+                .await
+                .map_err(|e| aws_error("SQS ChangeMessageVisibilityBatch", &e))?;
         }
+        Ok(())
     }
 
     /// The attempts a dead letter moved by the redrive policy had: the source queue's
@@ -612,6 +629,110 @@ fn delivery(queue: QueueName, message: &Message) -> Result<Delivery, QueueError>
     })
 }
 
+/// A message as Lambda's event source mapping hands it to a function (the fields of an SQS
+/// event record the queue needs).
+#[derive(Debug, Clone, Copy)]
+pub struct MappedMessage<'a> {
+    pub message_id: &'a str,
+    pub receipt_handle: &'a str,
+    pub body: &'a str,
+    /// The record's `attributes`: `ApproximateReceiveCount`, `SentTimestamp`,
+    /// `MessageGroupId`...
+    pub attributes: &'a HashMap<String, String>,
+}
+
+impl MappedMessage<'_> {
+    /// The message group (the worker, for every message hrsync sends).
+    pub fn group(&self) -> &str {
+        self.attribute("MessageGroupId").unwrap_or_default()
+    }
+
+    fn attribute(&self, name: &str) -> Option<&str> {
+        self.attributes.get(name).map(String::as_str)
+    }
+
+    fn number(&self, name: &str) -> Option<u64> {
+        self.attribute(name).and_then(|n| n.parse().ok())
+    }
+}
+
+/// The port's [`Delivery`] of a message Lambda received for the function: acked by Lambda
+/// itself (a record not reported failed is deleted), but retried and dead-lettered through
+/// [`Queue::retry`] like one this adapter received. `Err`: the body is not a nudge (a poison
+/// message: [`SqsQueue::dead_letter_unreadable`]).
+pub fn mapped_delivery(
+    queue: QueueName,
+    message: &MappedMessage<'_>,
+) -> Result<Delivery, QueueError> {
+    let nudge: Nudge = serde_json::from_str(message.body)
+        .map_err(|e| QueueError::Decode(format!("a message of {queue} is not a nudge: {e}")))?;
+    if message.receipt_handle.is_empty() {
+        return Err(QueueError::Decode(format!(
+            "a message of {queue} has no receipt"
+        )));
+    }
+    let attempt = message
+        .number("ApproximateReceiveCount")
+        .and_then(|n| u32::try_from(n).ok())
+        .unwrap_or(1);
+    Ok(Delivery {
+        id: Receipt::encode(
+            message.message_id,
+            message.number("SentTimestamp").unwrap_or(0),
+            message.receipt_handle,
+        ),
+        queue,
+        group: nudge.worker.to_string(),
+        nudge,
+        attempt,
+    })
+}
+
+impl SqsQueue {
+    /// Moves a message whose body is unreadable (not a nudge) to its queue's DLQ at once, body
+    /// unchanged, with the reason: no attempt can succeed. The DLQ keeps it for an operator;
+    /// `hrsync dlq` cannot redrive it.
+    pub async fn dead_letter_unreadable(
+        &self,
+        queue: QueueName,
+        message: &MappedMessage<'_>,
+        reason: &str,
+        now: Timestamp,
+    ) -> Result<(), QueueError> {
+        let urls = self.urls(queue)?;
+        let reason: String = reason.chars().take(MAX_REASON_CHARS).collect();
+        let group = match message.group() {
+            "" => "unreadable",
+            group => group,
+        };
+        self.client
+            .send_message()
+            .queue_url(&urls.dead_letter_url)
+            .message_body(message.body)
+            .message_group_id(sqs_id(group))
+            .message_deduplication_id(deduplication_id(&format!("dead:{}", message.message_id)))
+            .message_attributes(REASON_ATTRIBUTE, string_attribute(&reason)?)
+            .message_attributes(
+                ATTEMPTS_ATTRIBUTE,
+                number_attribute(
+                    &message
+                        .number("ApproximateReceiveCount")
+                        .unwrap_or(1)
+                        .to_string(),
+                )?,
+            )
+            .message_attributes(DEAD_AT_ATTRIBUTE, string_attribute(&now.to_string())?)
+            .message_attributes(
+                SENT_AT_ATTRIBUTE,
+                number_attribute(&message.number("SentTimestamp").unwrap_or(0).to_string())?,
+            )
+            .send()
+            .await
+            .map_err(|e| aws_error(&format!("SQS SendMessage ({queue} DLQ)"), &e))?;
+        self.delete(queue, &urls.url, message.receipt_handle).await
+    }
+}
+
 fn dead_letter(message: &Message, policy_receives: Option<u32>) -> Result<DeadLetter, QueueError> {
     let id = message
         .message_id()
@@ -821,30 +942,6 @@ where
     }
 }
 
-/// The `batchItemFailures` of a FIFO batch (issue #5): `records` are the batch's
-/// `(message id, message group id)` in the order SQS delivered them, `failed` the ids whose
-/// handling failed. Returns, in batch order, every failed record **and every later record of
-/// the same group**: SQS then redelivers them in order, while later records of other groups,
-/// handled fine, are deleted. (Reporting only the failed record would let a later message of
-/// its worker be deleted before it: out of order.) A Lambda handler should also not handle a
-/// record whose group already failed in this batch; this function says which those are.
-pub fn batch_item_failures<M, G>(records: &[(M, G)], failed: &HashSet<String>) -> Vec<String>
-where
-    M: AsRef<str>,
-    G: AsRef<str>,
-{
-    let mut failed_groups = HashSet::new();
-    let mut out = Vec::new();
-    for (id, group) in records {
-        let (id, group) = (id.as_ref(), group.as_ref());
-        if failed_groups.contains(group) || failed.contains(id) {
-            failed_groups.insert(group);
-            out.push(id.to_owned());
-        }
-    }
-    out
-}
-
 /// The FIFO queues `create_queues` makes, like `infra/template.yaml`: name, visibility timeout
 /// (6 x the consumer's function timeout), and whether deduplication is content-based (the
 /// queue EventBridge Scheduler targets).
@@ -966,46 +1063,6 @@ pub async fn queue_arn(client: &Client, url: &str) -> Result<String, QueueError>
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn set(ids: &[&str]) -> HashSet<String> {
-        ids.iter().map(|s| (*s).to_owned()).collect()
-    }
-
-    #[test]
-    fn a_failed_record_fails_the_rest_of_its_group_only() {
-        let batch = [
-            ("m1", "hr:1"),
-            ("m2", "hr:2"),
-            ("m3", "hr:1"),
-            ("m4", "hr:3"),
-            ("m5", "hr:2"),
-            ("m6", "hr:1"),
-        ];
-        assert_eq!(batch_item_failures(&batch, &set(&[])), Vec::<String>::new());
-        assert_eq!(
-            batch_item_failures(&batch, &set(&["m3"])),
-            ["m3", "m6"],
-            "earlier records of the group and other groups are unaffected"
-        );
-        assert_eq!(
-            batch_item_failures(&batch, &set(&["m1", "m5"])),
-            ["m1", "m3", "m5", "m6"]
-        );
-        assert_eq!(batch_item_failures(&batch, &set(&["m6"])), ["m6"]);
-        assert_eq!(
-            batch_item_failures(&batch, &set(&["unknown"])),
-            Vec::<String>::new()
-        );
-    }
-
-    #[test]
-    fn batch_item_failures_takes_owned_records_too() {
-        let batch = vec![
-            ("a".to_owned(), "g".to_owned()),
-            ("b".to_owned(), "g".to_owned()),
-        ];
-        assert_eq!(batch_item_failures(&batch, &set(&["a"])), ["a", "b"]);
-    }
 
     #[test]
     fn valid_ids_are_kept_and_others_hashed_deterministically() {

@@ -128,6 +128,15 @@ impl Parsed {
     }
 }
 
+/// A connector's own answer to a delivery it took in, where the vendor's protocol defines
+/// one (SCIM's BulkResponse).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Answer {
+    pub status: u16,
+    pub content_type: &'static str,
+    pub body: serde_json::Value,
+}
+
 /// The full record of a worker, as fetched from the vendor's API.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Fetched {
@@ -211,6 +220,13 @@ pub trait Connector: Send + Sync + fmt::Debug {
         Box::pin(std::future::ready(Err(HrError::permanent(format!(
             "source {source} has no change feed to poll"
         )))))
+    }
+
+    /// The answer to a delivery whose events were all taken in (`parsed` as [`Connector::parse`]
+    /// gave it). `None`, the default: hrsync's own answer, 202 with a tally of the events.
+    fn answer(&self, parsed: &Parsed) -> Option<Answer> {
+        let _ = parsed;
+        None
     }
 
     /// Whether identifiers are written back to this source (the vendor can take them and

@@ -19,7 +19,7 @@ pub mod signed_json;
 pub mod sources;
 
 pub use connector::{
-    Action, BadPayload, Changes, Connector, Delivery, Event, Fetched, HrError, Parsed, Refused,
-    Unauthorized,
+    Action, Answer, BadPayload, Changes, Connector, Delivery, Event, Fetched, HrError, Parsed,
+    Refused, Unauthorized,
 };
 pub use sources::{Connectors, Setup, SetupError};

@@ -79,11 +79,11 @@ use std::collections::BTreeMap;
 use hrsync_core::{Identifiers, Status, Worker, WorkerKey};
 use jiff::Timestamp;
 use jiff::civil::Date;
-use serde_json::{Map, Value};
+use serde_json::{Map, Value, json};
 
 use crate::connector::{
-    Action, BadPayload, BoxFuture, Connector, Delivery, Event, Fetched, HrError, Parsed, Refused,
-    Unauthorized,
+    Action, Answer, BadPayload, BoxFuture, Connector, Delivery, Event, Fetched, HrError, Parsed,
+    Refused, Unauthorized,
 };
 use crate::sources::{Setup, SetupError};
 
@@ -139,6 +139,44 @@ impl Connector for Scim {
                 "the bearer token does not match this source's webhook secret".into(),
             ))
         }
+    }
+
+    /// A BulkResponse: 202 for each operation taken (its work follows asynchronously), 400
+    /// with the problem for each refused.
+    fn answer(&self, parsed: &Parsed) -> Option<Answer> {
+        let mut operations: Vec<Value> = parsed
+            .events
+            .iter()
+            .map(|event| {
+                json!({
+                    "method": "POST",
+                    "bulkId": event.operation.clone().unwrap_or_default(),
+                    "location": format!("/Users/{}", event.employee_id),
+                    "status": "202",
+                })
+            })
+            .collect();
+        operations.extend(parsed.refused.iter().map(|refused| {
+            json!({
+                "method": refused.method.as_deref().unwrap_or("POST"),
+                "bulkId": refused.operation.clone().unwrap_or_default(),
+                "status": "400",
+                "response": {
+                    "schemas": ["urn:ietf:params:scim:api:messages:2.0:Error"],
+                    "scimType": "invalidValue",
+                    "detail": refused.problem,
+                    "status": "400",
+                },
+            })
+        }));
+        Some(Answer {
+            status: 200,
+            content_type: MEDIA_TYPE,
+            body: json!({
+                "schemas": ["urn:ietf:params:scim:api:messages:2.0:BulkResponse"],
+                "Operations": operations,
+            }),
+        })
     }
 
     fn parse(&self, delivery: &Delivery<'_>) -> Result<Parsed, BadPayload> {

@@ -11,11 +11,12 @@ pub mod ports;
 pub mod runner;
 pub mod stages;
 pub mod synthetic;
+pub mod webhooks;
 
 pub use clock::{Clock, ManualClock, ShiftedClock, SystemClock};
 pub use memory::{MemoryQueue, MemoryStore, MemoryTimers};
 pub use ports::{
     AuditRecord, Hold, HoldStatus, Reservation, StateStore, StoreError, Stored, name_key,
 };
-pub use runner::{Report, Runner, RunnerSettings, Summary, WorkerReport};
+pub use runner::{Report, Runner, RunnerSettings, Summary, WorkerReport, settle_failure};
 pub use stages::{Outcome, Pipeline, StageError};

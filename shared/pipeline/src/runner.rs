@@ -376,12 +376,7 @@ where
     T: Timers,
 {
     let nudge = &delivery.nudge;
-    let result = match delivery.queue {
-        QueueName::HrEvents => pipeline.fetch(nudge).await,
-        QueueName::WorkerEvents => pipeline.mapping(nudge).await,
-        QueueName::Directory => pipeline.entra(nudge).await,
-        QueueName::Writeback => pipeline.writeback(nudge).await,
-    };
+    let result = pipeline.consume(delivery.queue, nudge).await;
     let settle = match result {
         Ok(outcome) => {
             report
@@ -411,6 +406,33 @@ where
     Q: Queue,
     T: Timers,
 {
+    let outcome = settle_failure(pipeline, settings, delivery, error).await?;
+    if outcome == RetryOutcome::DeadLettered {
+        report
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .workers
+            .entry(delivery.nudge.worker.clone())
+            .or_default()
+            .failed = Some(format!("{}: {}", delivery.queue, error.message));
+    }
+    Ok(())
+}
+
+/// Settles a delivery whose stage failed: another attempt after a backoff (doubling per
+/// attempt), or, out of attempts or on a permanent error, the dead-letter queue with the
+/// reason, audited. The runner's way and the Lambda functions' way alike.
+pub async fn settle_failure<S, Q, T>(
+    pipeline: &Pipeline<S, Q, T>,
+    settings: &RunnerSettings,
+    delivery: &Delivery,
+    error: &StageError,
+) -> Result<RetryOutcome, QueueError>
+where
+    S: StateStore,
+    Q: Queue,
+    T: Timers,
+{
     let now = pipeline.clock.now();
     let worker = &delivery.nudge.worker;
     tracing::warn!(%worker, queue = %delivery.queue, attempt = delivery.attempt, error = %error, "stage failed");
@@ -429,13 +451,6 @@ where
         .retry(delivery, &error.message, now, backoff, max_attempts)
         .await?;
     if outcome == RetryOutcome::DeadLettered {
-        report
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .workers
-            .entry(worker.clone())
-            .or_default()
-            .failed = Some(format!("{}: {}", delivery.queue, error.message));
         let record = AuditRecord::new(
             worker,
             now,
@@ -448,5 +463,5 @@ where
             tracing::error!(%worker, error = %audit_error, "cannot audit a dead letter");
         }
     }
-    Ok(())
+    Ok(outcome)
 }

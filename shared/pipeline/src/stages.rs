@@ -25,7 +25,9 @@ use hrsync_directory::graph::{GraphClient, GraphError};
 use hrsync_hr::{Connectors, HrError};
 
 use crate::clock::Clock;
-use crate::ports::{AuditRecord, Queue, QueueError, StateStore, StoreError, Timers};
+use crate::ports::{
+    AuditRecord, Nudge, Queue, QueueError, QueueName, StateStore, StoreError, Timers,
+};
 
 /// Everything the stages run over. One per runtime (a process, a Lambda container).
 pub struct Pipeline<S, Q, T> {
@@ -47,6 +49,16 @@ impl<S, Q, T> fmt::Debug for Pipeline<S, Q, T> {
 }
 
 impl<S: StateStore, Q: Queue, T: Timers> Pipeline<S, Q, T> {
+    /// Runs the stage that consumes `queue` for one of its nudges.
+    pub async fn consume(&self, queue: QueueName, nudge: &Nudge) -> Result<Outcome, StageError> {
+        match queue {
+            QueueName::HrEvents => self.fetch(nudge).await,
+            QueueName::WorkerEvents => self.mapping(nudge).await,
+            QueueName::Directory => self.entra(nudge).await,
+            QueueName::Writeback => self.writeback(nudge).await,
+        }
+    }
+
     /// Audit records of one stage run share the instant and the trace.
     fn audit(
         &self,

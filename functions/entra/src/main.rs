@@ -1,0 +1,6 @@
+//! The entra Lambda function: see `hrsync_lambda` and `infra/template.yaml`.
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_runtime::Error> {
+    hrsync_lambda::run(hrsync_lambda::Function::Entra).await
+}

@@ -1,0 +1,125 @@
+//! What a Lambda container builds once, before its first event, and keeps for its life.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
+
+use hrsync_aws::queue::{QueueUrls, SqsQueue};
+use hrsync_aws::settings::{Resources, Secrets, SettingsError, load_config};
+use hrsync_aws::store::DynamoStore;
+use hrsync_aws::timers::{SchedulerTimers, TimerTarget};
+use hrsync_directory::connect::Connection;
+use hrsync_hr::Connectors;
+use hrsync_pipeline::ports::QueueName;
+use hrsync_pipeline::{Clock, Pipeline, RunnerSettings, SystemClock};
+
+/// The pipeline over DynamoDB, SQS FIFO and EventBridge Scheduler.
+pub type AwsPipeline = Pipeline<DynamoStore, SqsQueue, SchedulerTimers>;
+
+/// Everything the handlers borrow.
+#[derive(Debug)]
+pub struct Container {
+    pub pipeline: Arc<AwsPipeline>,
+    /// The intake function's webhook endpoint (the router `hrsync serve` runs too).
+    pub webhooks: axum::Router,
+    /// Backoff and attempts of a failed message; `max_attempts` is the queues'
+    /// `maxReceiveCount`, so a message the stage gave up on is dead-lettered with its reason
+    /// before SQS would move it without one.
+    pub settings: RunnerSettings,
+    /// Keeps an in-process sandbox directory alive (never on AWS: `directory.url` or Graph).
+    _directory: Connection,
+}
+
+impl Container {
+    /// From the environment the SAM template sets (`infra/README.md`): resources, then the
+    /// config (bundled or SSM), then every secret it references, fetched once.
+    pub async fn from_env() -> Result<Self, SettingsError> {
+        let resources = Resources::from_env()?;
+        let sdk = aws_config::load_from_env().await;
+        Self::build(&resources, &sdk, Arc::new(SystemClock)).await
+    }
+
+    /// From named resources, an SDK config and a clock (the tests point the SDK at moto and
+    /// set the time).
+    pub async fn build(
+        resources: &Resources,
+        sdk: &aws_config::SdkConfig,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Self, SettingsError> {
+        let ssm = aws_sdk_ssm::Client::new(sdk);
+        let config = load_config(resources, &ssm).await?;
+        let secrets =
+            Secrets::fetch(&config, &ssm, &aws_sdk_secretsmanager::Client::new(sdk)).await?;
+        let resolve = |secret: &hrsync_core::config::SecretRef| secrets.resolve(secret);
+        let http = reqwest::Client::builder()
+            .user_agent(concat!("hrsync/", env!("CARGO_PKG_VERSION")))
+            .timeout(std::time::Duration::from_secs(30))
+            .build()
+            .map_err(|e| SettingsError(format!("cannot build the HTTP client: {e}")))?;
+        let hr = Connectors::from_config(&config.sources, &resolve, &http)
+            .map_err(|e| SettingsError(e.to_string()))?;
+        // A relative `directory.data` would be inside the read-only bundle: only a sandbox at
+        // `directory.url` or Graph make sense here, and `/tmp` is the only writable folder.
+        let directory =
+            hrsync_directory::connect::connect(&config.directory, Path::new("/tmp"), &resolve)
+                .await
+                .map_err(|e| SettingsError(e.to_string()))?;
+
+        let queue = SqsQueue::new(aws_sdk_sqs::Client::new(sdk), queue_urls(resources))
+            .map_err(|e| SettingsError(e.to_string()))?;
+        let timers = SchedulerTimers::new(
+            aws_sdk_scheduler::Client::new(sdk),
+            &resources.schedule_group,
+            TimerTarget {
+                queue_arn: resources.worker_events_queue_arn.clone(),
+                role_arn: resources.scheduler_role_arn.clone(),
+                dead_letter_arn: resources.scheduler_dlq_arn.clone(),
+            },
+        );
+        let pipeline = Arc::new(Pipeline {
+            config: Arc::new(config),
+            store: Arc::new(DynamoStore::new(
+                aws_sdk_dynamodb::Client::new(sdk),
+                &resources.table,
+            )),
+            queue: Arc::new(queue),
+            timers: Arc::new(timers),
+            graph: directory.graph.clone(),
+            clock,
+            hr,
+        });
+        let webhooks =
+            hrsync_pipeline::webhooks::router(Arc::clone(&pipeline), Arc::new(|_outcome| {}));
+        Ok(Self {
+            pipeline,
+            webhooks,
+            settings: RunnerSettings {
+                max_attempts: hrsync_aws::queue::TEMPLATE_MAX_RECEIVE_COUNT,
+                ..RunnerSettings::default()
+            },
+            _directory: directory,
+        })
+    }
+}
+
+fn queue_urls(resources: &Resources) -> BTreeMap<QueueName, QueueUrls> {
+    let urls = [
+        &resources.hr_events_queue_url,
+        &resources.worker_events_queue_url,
+        &resources.directory_queue_url,
+        &resources.writeback_queue_url,
+    ];
+    QueueName::ALL
+        .into_iter()
+        .zip(urls.into_iter().zip(&resources.dead_letter_queue_urls))
+        .map(|(queue, (url, dead_letter_url))| {
+            (
+                queue,
+                QueueUrls {
+                    url: url.clone(),
+                    dead_letter_url: dead_letter_url.clone(),
+                },
+            )
+        })
+        .collect()
+}

@@ -1,0 +1,963 @@
+//! The AWS runtime end to end on moto: the four functions' handlers (`hrsync_lambda::handle`,
+//! called in-process with the JSON Lambda sends) over DynamoDB, SQS FIFO and EventBridge
+//! Scheduler on a local moto server, the sandbox directory and the BambooHR emulator.
+//!
+//! Lambda's event source mappings are played by [`Aws::deliver`]: receive up to ten messages
+//! (FIFO order), hand them over as an SQS event, delete the records the function did not
+//! report failed. Scheduler is played by delivering a schedule's input to worker-events, as
+//! moto does not fire schedules.
+
+#[path = "../shared/aws/tests/moto/mod.rs"]
+mod moto;
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use aws_lambda_events::sqs::SqsBatchResponse;
+use aws_sdk_sqs::types::{MessageSystemAttributeName, QueueAttributeName};
+use hmac::{Hmac, Mac};
+use hrsync_aws::queue::{QueueUrls, create_queues, queue_arn};
+use hrsync_aws::settings::Resources;
+use hrsync_aws::store::{DynamoStore, create_table};
+use hrsync_aws::timers::{create_schedule_group, schedule_name};
+use hrsync_core::{TimerKind, Worker, WorkerKey, WorkerState};
+use hrsync_directory::sandbox::{RunningSandbox, Sandbox, SandboxConfig};
+use hrsync_hr_emulators::{Emulator, bamboohr};
+use hrsync_lambda::{Container, Function};
+use hrsync_pipeline::ports::{
+    AuditRecord, Hold, HoldStatus, Nudge, Queue, QueueName, Reservation, StateStore, StoreError,
+    Stored, TimerSpec,
+};
+use hrsync_pipeline::{ManualClock, Pipeline};
+use jiff::Timestamp;
+use lambda_runtime::{Context, LambdaEvent};
+use moto::Moto;
+use serde_json::{Value, json};
+use sha2::Sha256;
+
+const SECRET: &str = "bamboo-private-key-7c1e";
+const GROUP: &str = "hrsync-timers";
+/// How long the simulated event source mapping keeps received messages invisible.
+const VISIBILITY: i32 = 5;
+
+struct Aws {
+    _moto: Moto,
+    _dir: tempfile::TempDir,
+    sqs: aws_sdk_sqs::Client,
+    scheduler: aws_sdk_scheduler::Client,
+    urls: BTreeMap<QueueName, QueueUrls>,
+    container: Container,
+    clock: Arc<ManualClock>,
+    sandbox: RunningSandbox,
+    hr: Emulator,
+}
+
+/// The example config with a BambooHR source (secrets in SSM SecureString) and the sandbox
+/// at `directory_url`.
+fn config(hr_url: &str, directory_url: &str, extra: &str) -> String {
+    let example = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/hrsync.toml"),
+    )
+    .expect("examples/hrsync.toml");
+    let start = example.find("[source.hr]\n").expect("a [source.hr] table");
+    let end = start + example[start..].find("\n# ----").expect("a rule after it");
+    let source = format!(
+        "[source.hr]\nkind = \"bamboohr\"\nbase_url = \"{hr_url}\"\nwebhook_secret = {{ ssm = \"/hrsync/bamboo-webhook\" }}\napi_key = {{ secret = \"hrsync/bamboo-api-key\" }}\n{extra}"
+    );
+    let config = format!("{}{source}{}", &example[..start], &example[end..]);
+    // BambooHR's employment statuses are not the example's worker types.
+    config
+        .replace(
+            "scope = \"worker_type in ['Employee', 'Contractor']\"",
+            "# scope: everyone",
+        )
+        .replace(
+            "[directory]\nkind = \"sandbox\"\n",
+            &format!("[directory]\nkind = \"sandbox\"\nurl = \"{directory_url}\"\n"),
+        )
+}
+
+impl Aws {
+    /// A fresh moto with the template's table, queues and schedule group, the secrets in SSM
+    /// and Secrets Manager, and a container built as a Lambda's would be.
+    async fn start() -> Self {
+        Self::start_with("").await
+    }
+
+    /// With `extra` lines in the source's table.
+    async fn start_with(extra: &str) -> Self {
+        // RUST_LOG=info shows what the functions did.
+        let _ = tracing_subscriber::fmt()
+            .with_test_writer()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .try_init();
+        let moto = Moto::start();
+        let sdk = moto.sdk_config().await;
+        let sqs = aws_sdk_sqs::Client::new(&sdk);
+        let scheduler = aws_sdk_scheduler::Client::new(&sdk);
+        create_table(&aws_sdk_dynamodb::Client::new(&sdk), "hrsync")
+            .await
+            .expect("table");
+        let urls = create_queues(&sqs, "hrsync-").await.expect("queues");
+        let schedule_dlq = sqs
+            .create_queue()
+            .queue_name("hrsync-schedule-dlq")
+            .send()
+            .await
+            .expect("schedule DLQ")
+            .queue_url
+            .expect("a URL");
+        create_schedule_group(&scheduler, GROUP)
+            .await
+            .expect("group");
+        aws_sdk_ssm::Client::new(&sdk)
+            .put_parameter()
+            .name("/hrsync/bamboo-webhook")
+            .value(SECRET)
+            .r#type(aws_sdk_ssm::types::ParameterType::SecureString)
+            .send()
+            .await
+            .expect("SSM parameter");
+        aws_sdk_secretsmanager::Client::new(&sdk)
+            .create_secret()
+            .name("hrsync/bamboo-api-key")
+            .secret_string(bamboohr::API_KEY)
+            .send()
+            .await
+            .expect("secret");
+
+        let hr = Emulator::start(bamboohr::router).await;
+        let sandbox = Sandbox::start(SandboxConfig::default())
+            .await
+            .expect("sandbox");
+        let dir = tempfile::tempdir().expect("temp dir");
+        let config_file = dir.path().join("hrsync.toml");
+        std::fs::write(&config_file, config(hr.base_url(), &sandbox.url, extra)).expect("config");
+
+        let worker_events_arn = queue_arn(&sqs, &urls[&QueueName::WorkerEvents].url)
+            .await
+            .expect("ARN");
+        let schedule_dlq_arn = queue_arn(&sqs, &schedule_dlq).await.expect("ARN");
+        let mut env: HashMap<&str, String> = HashMap::from([
+            ("HRSYNC_TABLE", "hrsync".to_owned()),
+            ("HRSYNC_WORKER_EVENTS_QUEUE_ARN", worker_events_arn),
+            ("HRSYNC_SCHEDULE_GROUP", GROUP.to_owned()),
+            (
+                "HRSYNC_SCHEDULER_ROLE_ARN",
+                "arn:aws:iam::123456789012:role/hrsync-TimerSchedulerRole".to_owned(),
+            ),
+            ("HRSYNC_SCHEDULER_DLQ_ARN", schedule_dlq_arn),
+            (
+                "HRSYNC_CONFIG_FILE",
+                config_file.to_string_lossy().into_owned(),
+            ),
+        ]);
+        let variables = [
+            ("HR_EVENTS", QueueName::HrEvents),
+            ("WORKER_EVENTS", QueueName::WorkerEvents),
+            ("DIRECTORY", QueueName::Directory),
+            ("WRITEBACK", QueueName::Writeback),
+        ];
+        let mut names = Vec::new();
+        for (stem, queue) in variables {
+            names.push((format!("HRSYNC_{stem}_QUEUE_URL"), urls[&queue].url.clone()));
+            names.push((
+                format!("HRSYNC_{stem}_DEAD_LETTER_QUEUE_URL"),
+                urls[&queue].dead_letter_url.clone(),
+            ));
+        }
+        for (name, value) in &names {
+            env.insert(name.as_str(), value.clone());
+        }
+        let resources =
+            Resources::from_lookup(|name| env.get(name).cloned()).expect("the resources");
+        let clock = Arc::new(ManualClock::new(
+            "2026-11-29T12:00:00Z".parse().expect("an instant"),
+        ));
+        let container = Container::build(&resources, &sdk, clock.clone())
+            .await
+            .expect("the container builds");
+        Self {
+            _moto: moto,
+            _dir: dir,
+            sqs,
+            scheduler,
+            urls,
+            container,
+            clock,
+            sandbox,
+            hr,
+        }
+    }
+
+    /// A webhook as the Function URL hands it to intake (payload 2.0, the body base64-encoded
+    /// as Lambda does for a non-text content type); the HTTP status and body of the answer.
+    async fn webhook(&self, headers: &[(&str, String)], body: &[u8]) -> (u16, Value) {
+        use base64::Engine;
+        let headers: serde_json::Map<String, Value> = headers
+            .iter()
+            .map(|(name, value)| (name.to_lowercase(), json!(value)))
+            .chain([("content-type".to_owned(), json!("application/json"))])
+            .collect();
+        let event = json!({
+            "version": "2.0",
+            "routeKey": "$default",
+            "rawPath": "/webhooks/hr",
+            "rawQueryString": "",
+            "headers": headers,
+            "requestContext": {
+                "accountId": "anonymous",
+                "apiId": "hrsyncintake",
+                "domainName": "hrsyncintake.lambda-url.eu-west-1.on.aws",
+                "domainPrefix": "hrsyncintake",
+                "http": {
+                    "method": "POST",
+                    "path": "/webhooks/hr",
+                    "protocol": "HTTP/1.1",
+                    "sourceIp": "198.51.100.7",
+                    "userAgent": "BambooHR"
+                },
+                "requestId": "webhook-1",
+                "routeKey": "$default",
+                "stage": "$default",
+                "time": "29/Nov/2026:12:00:00 +0000",
+                "timeEpoch": 1_795_953_600_000_u64
+            },
+            "body": base64::engine::general_purpose::STANDARD.encode(body),
+            "isBase64Encoded": true
+        });
+        let answer = self.invoke(Function::Intake, &event).await;
+        let status = answer["statusCode"].as_u64().expect("a status") as u16;
+        let body = answer["body"].as_str().unwrap_or_default();
+        (status, serde_json::from_str(body).unwrap_or(Value::Null))
+    }
+
+    /// A BambooHR event webhook for employee `id`, signed as BambooHR signs it.
+    async fn bamboo_event(&self, event: &str, id: &str) -> (u16, Value) {
+        let body = serde_json::to_vec(&json!({
+            "type": event,
+            "timestamp": self.clock_now().to_string(),
+            "data": {"companyId": "1", "employeeId": id, "changedFields": []},
+        }))
+        .expect("JSON");
+        let timestamp = Timestamp::now().as_second().to_string();
+        let mut mac = Hmac::<Sha256>::new_from_slice(SECRET.as_bytes()).expect("a key");
+        mac.update(&body);
+        mac.update(timestamp.as_bytes());
+        let signature = hex::encode(mac.finalize().into_bytes());
+        self.webhook(
+            &[
+                ("X-BambooHR-Timestamp", timestamp),
+                ("X-BambooHR-Signature", signature),
+            ],
+            &body,
+        )
+        .await
+    }
+
+    fn clock_now(&self) -> Timestamp {
+        use hrsync_pipeline::Clock;
+        self.clock.now()
+    }
+
+    async fn invoke(&self, function: Function, event: &Value) -> Value {
+        let raw = serde_json::value::to_raw_value(event).expect("JSON");
+        hrsync_lambda::handle(
+            function,
+            &self.container,
+            LambdaEvent::new(raw, Context::default()),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{function:?} failed the invocation: {e}"))
+    }
+
+    /// Receives up to ten messages of `queue` as the event source mapping would.
+    async fn receive(&self, queue: QueueName) -> Vec<aws_sdk_sqs::types::Message> {
+        self.sqs
+            .receive_message()
+            .queue_url(&self.urls[&queue].url)
+            .max_number_of_messages(10)
+            .visibility_timeout(VISIBILITY)
+            .wait_time_seconds(0)
+            .message_system_attribute_names(MessageSystemAttributeName::All)
+            .message_attribute_names("All")
+            .send()
+            .await
+            .expect("ReceiveMessage")
+            .messages
+            .unwrap_or_default()
+    }
+
+    /// The SQS event Lambda builds from received messages.
+    fn sqs_event(&self, queue: QueueName, messages: &[aws_sdk_sqs::types::Message]) -> Value {
+        let records: Vec<Value> = messages
+            .iter()
+            .map(|m| {
+                let attributes: serde_json::Map<String, Value> = m
+                    .attributes()
+                    .into_iter()
+                    .flatten()
+                    .map(|(k, v)| (k.as_str().to_owned(), json!(v)))
+                    .collect();
+                json!({
+                    "messageId": m.message_id(),
+                    "receiptHandle": m.receipt_handle(),
+                    "body": m.body(),
+                    "attributes": attributes,
+                    "messageAttributes": {},
+                    "md5OfBody": m.md5_of_body(),
+                    "eventSource": "aws:sqs",
+                    "eventSourceARN": format!("arn:aws:sqs:eu-west-1:123456789012:hrsync-{queue}.fifo"),
+                    "awsRegion": "eu-west-1",
+                })
+            })
+            .collect();
+        json!({ "Records": records })
+    }
+
+    /// One event source mapping poll of the function's queue: the ids handed over and the
+    /// ids reported failed. Records not reported failed are deleted, as Lambda does.
+    async fn deliver(&self, function: Function) -> (Vec<String>, Vec<String>) {
+        let queue = function.queue();
+        let messages = self.receive(queue).await;
+        if messages.is_empty() {
+            return (Vec::new(), Vec::new());
+        }
+        let answer = self
+            .invoke(function, &self.sqs_event(queue, &messages))
+            .await;
+        let answer: SqsBatchResponse = serde_json::from_value(answer).expect("a batch response");
+        let failed: Vec<String> = answer
+            .batch_item_failures
+            .into_iter()
+            .map(|f| f.item_identifier)
+            .collect();
+        let mut ids = Vec::new();
+        for message in &messages {
+            let id = message.message_id().unwrap_or_default().to_owned();
+            if !failed.contains(&id) {
+                // Already gone when the function dead-lettered it: SQS accepts the delete.
+                self.sqs
+                    .delete_message()
+                    .queue_url(&self.urls[&queue].url)
+                    .receipt_handle(message.receipt_handle().unwrap_or_default())
+                    .send()
+                    .await
+                    .expect("DeleteMessage");
+            }
+            ids.push(id);
+        }
+        (ids, failed)
+    }
+
+    /// Every function polls its queue until a whole round finds nothing.
+    async fn settle(&self) {
+        let functions = [
+            Function::Intake,
+            Function::Mapping,
+            Function::Entra,
+            Function::Writeback,
+        ];
+        for _ in 0..50 {
+            let mut handled = 0;
+            for function in functions {
+                let (ids, failed) = self.deliver(function).await;
+                assert!(failed.is_empty(), "{function:?} failed {failed:?}");
+                handled += ids.len();
+            }
+            if handled == 0 {
+                return;
+            }
+        }
+        panic!("the queues did not settle in 50 rounds");
+    }
+
+    fn user(&self, employee_id: &str) -> Value {
+        self.sandbox
+            .sandbox
+            .users()
+            .into_iter()
+            .find(|u| u["employeeId"] == employee_id)
+            .unwrap_or_else(|| panic!("no account for employee {employee_id}"))
+    }
+
+    async fn schedule(
+        &self,
+        worker: &WorkerKey,
+    ) -> Option<aws_sdk_scheduler::operation::get_schedule::GetScheduleOutput> {
+        let name = schedule_name(&TimerSpec::name_for(worker, TimerKind::Leave));
+        match self
+            .scheduler
+            .get_schedule()
+            .group_name(GROUP)
+            .name(name)
+            .send()
+            .await
+        {
+            Ok(schedule) => Some(schedule),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|e| e.is_resource_not_found_exception()) =>
+            {
+                None
+            }
+            Err(e) => panic!("GetSchedule: {e:?}"),
+        }
+    }
+
+    async fn visible(&self, url: &str) -> u64 {
+        let answer = self
+            .sqs
+            .get_queue_attributes()
+            .queue_url(url)
+            .attribute_names(QueueAttributeName::ApproximateNumberOfMessages)
+            .attribute_names(QueueAttributeName::ApproximateNumberOfMessagesNotVisible)
+            .send()
+            .await
+            .expect("GetQueueAttributes");
+        let count = |name| {
+            answer
+                .attributes()
+                .and_then(|a| a.get(&name))
+                .and_then(|n| n.parse::<u64>().ok())
+                .unwrap_or(0)
+        };
+        count(QueueAttributeName::ApproximateNumberOfMessages)
+            + count(QueueAttributeName::ApproximateNumberOfMessagesNotVisible)
+    }
+
+    fn advance(&self, minutes: i64) {
+        self.clock.advance(jiff::SignedDuration::from_mins(minutes));
+    }
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("a runtime")
+}
+
+fn employee(id: &str, first: &str, last: &str) -> Value {
+    let mut record = bamboohr::employee(id, first, last);
+    record["department"] = json!("Engineering");
+    record["country"] = json!("GB");
+    record
+}
+
+#[test]
+fn a_signed_webhook_goes_through_the_four_functions_and_a_leaver_follows_its_schedule() {
+    runtime().block_on(async {
+        let aws = Aws::start().await;
+        let ada = WorkerKey::new("hr", "42");
+        let mut record = employee("42", "Ada", "Lovelace");
+        aws.hr.put_employee("42", record.clone());
+
+        // A hire: signed webhook -> intake (202, queued for the fetch) -> hr-events.
+        let (status, answer) = aws.bamboo_event("employee.created", "42").await;
+        assert_eq!(status, 202, "{answer}");
+        assert_eq!(answer["queued"], 1, "{answer}");
+        assert_eq!(aws.visible(&aws.urls[&QueueName::HrEvents].url).await, 1);
+
+        // Each function in turn, as its event source mapping would run it.
+        let (fetched, _) = aws.deliver(Function::Intake).await;
+        assert_eq!(fetched.len(), 1, "intake fetched the record from hr-events");
+        assert_eq!(
+            aws.visible(&aws.urls[&QueueName::WorkerEvents].url).await,
+            1
+        );
+        let (mapped, _) = aws.deliver(Function::Mapping).await;
+        assert_eq!(mapped.len(), 1);
+        assert_eq!(aws.visible(&aws.urls[&QueueName::Directory].url).await, 1);
+        let (converged, _) = aws.deliver(Function::Entra).await;
+        assert_eq!(converged.len(), 1);
+        let user = aws.user("42");
+        assert_eq!(user["accountEnabled"], true, "{user:#}");
+        assert_eq!(aws.visible(&aws.urls[&QueueName::Writeback].url).await, 1);
+        let (written, _) = aws.deliver(Function::Writeback).await;
+        assert_eq!(written.len(), 1);
+        assert_eq!(
+            aws.hr.written(),
+            vec![("42".to_owned(), json!({"workEmail": user["mail"]}))],
+            "the work email is written back to BambooHR once"
+        );
+        aws.settle().await;
+
+        // A future-dated leaver: a schedule at 17:00 London on the last day (UTC in winter).
+        let leave = |record: &mut Value, date: &str| record["terminationDate"] = json!(date);
+        leave(&mut record, "2026-12-01");
+        aws.hr.put_employee("42", record.clone());
+        aws.advance(1);
+        assert_eq!(aws.bamboo_event("employee.updated", "42").await.0, 202);
+        aws.settle().await;
+        let schedule = aws.schedule(&ada).await.expect("a leave schedule");
+        assert_eq!(
+            schedule.schedule_expression(),
+            Some("at(2026-12-01T17:00:00)")
+        );
+        assert_eq!(schedule.schedule_expression_timezone(), Some("UTC"));
+        assert_eq!(
+            aws.user("42")["accountEnabled"],
+            true,
+            "not before the day ends"
+        );
+
+        // A changed date updates the same schedule.
+        leave(&mut record, "2026-12-02");
+        aws.hr.put_employee("42", record.clone());
+        aws.advance(1);
+        assert_eq!(aws.bamboo_event("employee.updated", "42").await.0, 202);
+        aws.settle().await;
+        let schedule = aws.schedule(&ada).await.expect("the leave schedule");
+        assert_eq!(
+            schedule.schedule_expression(),
+            Some("at(2026-12-02T17:00:00)")
+        );
+
+        // A rescinded termination deletes it.
+        leave(&mut record, "0000-00-00");
+        aws.hr.put_employee("42", record.clone());
+        aws.advance(1);
+        assert_eq!(aws.bamboo_event("employee.updated", "42").await.0, 202);
+        aws.settle().await;
+        assert!(
+            aws.schedule(&ada).await.is_none(),
+            "the rescind deleted the schedule"
+        );
+
+        // Terminated again; at 17:00 Scheduler delivers the schedule's input to worker-events.
+        leave(&mut record, "2026-12-01");
+        aws.hr.put_employee("42", record.clone());
+        aws.advance(1);
+        assert_eq!(aws.bamboo_event("employee.updated", "42").await.0, 202);
+        aws.settle().await;
+        let schedule = aws.schedule(&ada).await.expect("a leave schedule");
+        let target = schedule.target().expect("a target");
+        aws.clock
+            .set("2026-12-01T17:00:01Z".parse().expect("an instant"));
+        aws.sqs
+            .send_message()
+            .queue_url(&aws.urls[&QueueName::WorkerEvents].url)
+            .message_body(target.input().expect("an input"))
+            .message_group_id(
+                target
+                    .sqs_parameters()
+                    .and_then(|p| p.message_group_id())
+                    .expect("a group"),
+            )
+            .send()
+            .await
+            .expect("the schedule's delivery");
+        aws.settle().await;
+        assert_eq!(
+            aws.user("42")["accountEnabled"],
+            false,
+            "disabled by the timer"
+        );
+        let store = &aws.container.pipeline.store;
+        let audit = store.audit(&ada).await.expect("audit");
+        assert!(
+            audit
+                .iter()
+                .any(|r| r.stage == "mapping" && r.action == "leave"),
+            "{audit:#?}"
+        );
+        assert!(
+            audit
+                .iter()
+                .any(|r| r.stage == "entra" && r.action == "disable"),
+            "{audit:#?}"
+        );
+    });
+}
+
+#[test]
+fn a_poison_message_is_dead_lettered_with_its_reason_and_the_rest_of_the_batch_is_handled() {
+    runtime().block_on(async {
+        let aws = Aws::start().await;
+        let queue = &aws.urls[&QueueName::WorkerEvents];
+        aws.sqs
+            .send_message()
+            .queue_url(&queue.url)
+            .message_body("this is not a nudge")
+            .message_group_id("hr:13")
+            .message_deduplication_id("poison-1")
+            .send()
+            .await
+            .expect("send");
+        let nudge = Nudge::new(WorkerKey::new("hr", "14"), "test", "test:1");
+        aws.container
+            .pipeline
+            .queue
+            .send(QueueName::WorkerEvents, &nudge, "ok-1", aws.clock_now())
+            .await
+            .expect("send");
+
+        let (ids, failed) = aws.deliver(Function::Mapping).await;
+        assert_eq!(ids.len(), 2);
+        assert!(failed.is_empty(), "nothing comes back: {failed:?}");
+        assert_eq!(aws.visible(&queue.url).await, 0);
+        let dead = aws
+            .sqs
+            .receive_message()
+            .queue_url(&queue.dead_letter_url)
+            .message_attribute_names("All")
+            .max_number_of_messages(10)
+            .send()
+            .await
+            .expect("receive")
+            .messages
+            .unwrap_or_default();
+        assert_eq!(dead.len(), 1, "{dead:#?}");
+        assert_eq!(dead[0].body(), Some("this is not a nudge"));
+        let reason = dead[0]
+            .message_attributes()
+            .and_then(|a| a.get("hrsync-reason"))
+            .and_then(|v| v.string_value())
+            .expect("a reason attribute");
+        assert!(reason.starts_with("unreadable message: "), "{reason}");
+    });
+}
+
+#[test]
+fn a_failed_fetch_fails_only_its_record_and_the_later_ones_of_its_worker() {
+    runtime().block_on(async {
+        let aws = Aws::start().await;
+        aws.hr.put_employee("7", employee("7", "Grace", "Hopper"));
+        aws.hr.put_employee("8", employee("8", "Alan", "Turing"));
+        let queue = &aws.container.pipeline.queue;
+        let now = aws.clock_now();
+        for (id, dedup) in [("7", "a1"), ("8", "b1"), ("7", "a2")] {
+            let nudge = Nudge::new(WorkerKey::new("hr", id), "test", dedup);
+            queue
+                .send(QueueName::HrEvents, &nudge, dedup, now)
+                .await
+                .expect("send");
+        }
+        // Grace's fetch meets 503s on every attempt the client makes; Alan's is fine.
+        aws.hr.fail_next(4, 503, Some(0));
+
+        let (ids, failed) = aws.deliver(Function::Intake).await;
+        assert_eq!(ids.len(), 3, "one batch of three");
+        assert_eq!(
+            failed,
+            vec![ids[0].clone(), ids[2].clone()],
+            "Grace's failed record and her later one, not Alan's"
+        );
+        let reads = |id: &str| {
+            aws.hr
+                .requests()
+                .iter()
+                .filter(|r| r.path.starts_with(&format!("/employees/{id}?")))
+                .count()
+        };
+        assert_eq!(reads("7"), 4, "Grace's first record was tried (4 attempts)");
+        assert_eq!(reads("8"), 1, "Alan's was fetched once");
+        assert_eq!(
+            aws.visible(&aws.urls[&QueueName::WorkerEvents].url).await,
+            1,
+            "only Alan's record went on to mapping"
+        );
+
+        // Redelivered in order after the backoff, both of Grace's records go through.
+        let mut redelivered = Vec::new();
+        for _ in 0..40 {
+            if redelivered.len() == 2 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            let (ids, failed) = aws.deliver(Function::Intake).await;
+            assert!(failed.is_empty(), "{failed:?}");
+            redelivered.extend(ids);
+        }
+        assert_eq!(redelivered, [ids[0].clone(), ids[2].clone()], "in order");
+        assert_eq!(reads("7"), 6);
+    });
+}
+
+/// Writes the worker's state once, from "another container", just before the first save the
+/// stage makes: that save then loses DynamoDB's conditional check.
+struct Interfering {
+    inner: DynamoStore,
+    worker: WorkerKey,
+    interfered: Mutex<bool>,
+    saves: Mutex<Vec<Result<u64, StoreError>>>,
+}
+
+impl StateStore for Interfering {
+    async fn load(&self, worker: &WorkerKey) -> Result<Option<Stored>, StoreError> {
+        self.inner.load(worker).await
+    }
+
+    async fn save(
+        &self,
+        worker: &WorkerKey,
+        state: &WorkerState,
+        expected: Option<u64>,
+        audit: &[AuditRecord],
+    ) -> Result<u64, StoreError> {
+        let first = !std::mem::replace(&mut *self.interfered.lock().expect("lock"), true);
+        if first && *worker == self.worker {
+            let current = self.inner.load(worker).await?;
+            let (state, version) = current
+                .map(|s| (s.state, Some(s.version)))
+                .unwrap_or_default();
+            self.inner.save(worker, &state, version, &[]).await?;
+        }
+        let result = self.inner.save(worker, state, expected, audit).await;
+        self.saves.lock().expect("lock").push(result.clone());
+        result
+    }
+
+    async fn workers(&self) -> Result<Vec<WorkerKey>, StoreError> {
+        self.inner.workers().await
+    }
+    async fn append_audit(&self, record: &AuditRecord) -> Result<(), StoreError> {
+        self.inner.append_audit(record).await
+    }
+    async fn audit(&self, worker: &WorkerKey) -> Result<Vec<AuditRecord>, StoreError> {
+        self.inner.audit(worker).await
+    }
+    async fn reserve_name(&self, name: &str, owner: &WorkerKey) -> Result<Reservation, StoreError> {
+        self.inner.reserve_name(name, owner).await
+    }
+    async fn release_name(&self, name: &str, owner: &WorkerKey) -> Result<(), StoreError> {
+        self.inner.release_name(name, owner).await
+    }
+    async fn name_owner(&self, name: &str) -> Result<Option<WorkerKey>, StoreError> {
+        self.inner.name_owner(name).await
+    }
+    async fn first_delivery(
+        &self,
+        event: &str,
+        now: Timestamp,
+        expires: Timestamp,
+    ) -> Result<bool, StoreError> {
+        self.inner.first_delivery(event, now, expires).await
+    }
+    async fn put_hold(&self, hold: &Hold) -> Result<(), StoreError> {
+        self.inner.put_hold(hold).await
+    }
+    async fn holds(&self, status: Option<HoldStatus>) -> Result<Vec<Hold>, StoreError> {
+        self.inner.holds(status).await
+    }
+    async fn resolve_hold(&self, id: &str, status: HoldStatus) -> Result<bool, StoreError> {
+        self.inner.resolve_hold(id, status).await
+    }
+    async fn hold(&self, id: &str) -> Result<Option<Hold>, StoreError> {
+        self.inner.hold(id).await
+    }
+    async fn put_snapshot(&self, snapshot: &Worker) -> Result<bool, StoreError> {
+        self.inner.put_snapshot(snapshot).await
+    }
+    async fn snapshot(&self, worker: &WorkerKey) -> Result<Option<Worker>, StoreError> {
+        self.inner.snapshot(worker).await
+    }
+    async fn delivered(&self, event: &str, now: Timestamp) -> Result<bool, StoreError> {
+        self.inner.delivered(event, now).await
+    }
+    async fn take_budget(
+        &self,
+        budget: &str,
+        key: &str,
+        now: Timestamp,
+        window: Duration,
+        limit: u64,
+    ) -> Result<bool, StoreError> {
+        self.inner
+            .take_budget(budget, key, now, window, limit)
+            .await
+    }
+    async fn wait_for(&self, awaited: &WorkerKey, waiter: &WorkerKey) -> Result<(), StoreError> {
+        self.inner.wait_for(awaited, waiter).await
+    }
+    async fn take_waiters(&self, awaited: &WorkerKey) -> Result<Vec<WorkerKey>, StoreError> {
+        self.inner.take_waiters(awaited).await
+    }
+    async fn recent_audit(&self, limit: usize) -> Result<Vec<AuditRecord>, StoreError> {
+        self.inner.recent_audit(limit).await
+    }
+    async fn cursor(&self, source: &str) -> Result<Option<String>, StoreError> {
+        self.inner.cursor(source).await
+    }
+    async fn put_cursor(&self, source: &str, cursor: &str) -> Result<(), StoreError> {
+        self.inner.put_cursor(source, cursor).await
+    }
+}
+
+#[test]
+fn a_concurrent_state_update_loses_the_conditional_write_and_mapping_decides_again() {
+    runtime().block_on(async {
+        let aws = Aws::start().await;
+        aws.hr
+            .put_employee("9", employee("9", "Katherine", "Johnson"));
+        assert_eq!(aws.bamboo_event("employee.created", "9").await.0, 202);
+        aws.deliver(Function::Intake).await;
+        let katherine = WorkerKey::new("hr", "9");
+
+        // Mapping in a container whose store sees another writer get in first.
+        let base = &aws.container.pipeline;
+        let store = Arc::new(Interfering {
+            inner: (*base.store).clone(),
+            worker: katherine.clone(),
+            interfered: Mutex::new(false),
+            saves: Mutex::new(Vec::new()),
+        });
+        let racing = Pipeline {
+            config: Arc::clone(&base.config),
+            store: Arc::clone(&store),
+            queue: Arc::clone(&base.queue),
+            timers: Arc::clone(&base.timers),
+            graph: base.graph.clone(),
+            clock: Arc::clone(&base.clock),
+            hr: base.hr.clone(),
+        };
+        let messages = aws.receive(QueueName::WorkerEvents).await;
+        assert_eq!(messages.len(), 1);
+        let event = serde_json::from_value(aws.sqs_event(QueueName::WorkerEvents, &messages))
+            .expect("an SQS event");
+        let answer = hrsync_lambda::handle_batch(
+            &racing,
+            &aws.container.settings,
+            QueueName::WorkerEvents,
+            event,
+        )
+        .await;
+        assert!(answer.batch_item_failures.is_empty(), "{answer:?}");
+
+        let saves = store.saves.lock().expect("lock").clone();
+        assert!(
+            matches!(
+                saves.first(),
+                Some(Err(StoreError::Conflict {
+                    expected: None,
+                    found: Some(1),
+                    ..
+                }))
+            ),
+            "the first save lost to the other writer: {saves:?}"
+        );
+        assert_eq!(
+            saves.get(1),
+            Some(&Ok(2)),
+            "read again, decided again, saved: {saves:?}"
+        );
+        let stored = base
+            .store
+            .load(&katherine)
+            .await
+            .expect("load")
+            .expect("a state");
+        assert_eq!(stored.version, 2);
+        assert!(
+            stored.state.provisioned,
+            "the decision after the retry was kept"
+        );
+    });
+}
+
+#[test]
+fn a_bad_signature_gets_401_and_an_audit_record_without_the_body() {
+    runtime().block_on(async {
+        let aws = Aws::start().await;
+        let body = br#"{"type":"employee.created","data":{"employeeId":"42"}}"#;
+        let (status, answer) = aws
+            .webhook(
+                &[
+                    (
+                        "X-BambooHR-Timestamp",
+                        Timestamp::now().as_second().to_string(),
+                    ),
+                    ("X-BambooHR-Signature", "0".repeat(64)),
+                ],
+                body,
+            )
+            .await;
+        assert_eq!(status, 401, "{answer}");
+        assert_eq!(
+            answer,
+            json!({"error": "invalid signature"}),
+            "no detail leaked"
+        );
+        assert_eq!(aws.visible(&aws.urls[&QueueName::HrEvents].url).await, 0);
+        let audit = aws
+            .container
+            .pipeline
+            .store
+            .audit(&WorkerKey::new("hr", "#webhook"))
+            .await
+            .expect("audit");
+        assert_eq!(audit.len(), 1, "{audit:#?}");
+        assert_eq!(audit[0].action, "unauthorized");
+        assert_eq!(audit[0].after.as_ref().expect("after")["bytes"], body.len());
+        let text = serde_json::to_string(&audit[0]).expect("JSON");
+        assert!(!text.contains("employee.created"), "{text}");
+    });
+}
+
+#[test]
+fn the_scheduled_poll_queues_a_hire_whose_webhook_never_came() {
+    runtime().block_on(async {
+        let aws = Aws::start_with("poll_every = \"15m\"\n").await;
+        let poll = json!({"poll": true});
+        // The first poll only starts the cursor.
+        assert_eq!(
+            aws.invoke(Function::Intake, &poll).await,
+            json!({"queued": {"hr": 0}})
+        );
+        aws.hr.put_employee("42", employee("42", "Ada", "Lovelace"));
+        tokio::time::sleep(Duration::from_millis(1100)).await;
+        bamboohr::record_change(&aws.hr, "42", "Inserted", &Timestamp::now().to_string());
+        assert_eq!(
+            aws.invoke(Function::Intake, &poll).await,
+            json!({"queued": {"hr": 1}})
+        );
+        aws.settle().await;
+        assert_eq!(aws.user("42")["accountEnabled"], true);
+    });
+}
+
+#[test]
+fn a_refused_credential_dead_letters_the_fetch_with_the_reason_and_an_audit_record() {
+    runtime().block_on(async {
+        let aws = Aws::start().await;
+        aws.hr.put_employee("42", employee("42", "Ada", "Lovelace"));
+        bamboohr::set_api_key(&aws.hr, "rotated-key");
+        assert_eq!(aws.bamboo_event("employee.created", "42").await.0, 202);
+        let (ids, failed) = aws.deliver(Function::Intake).await;
+        assert_eq!(ids.len(), 1);
+        assert!(
+            failed.is_empty(),
+            "a permanent error is not retried: {failed:?}"
+        );
+
+        let dead = aws
+            .container
+            .pipeline
+            .queue
+            .dead_letters(QueueName::HrEvents)
+            .await
+            .expect("dead letters");
+        assert_eq!(dead.len(), 1, "{dead:#?}");
+        assert!(dead[0].reason.contains("401"), "{}", dead[0].reason);
+        let audit = aws
+            .container
+            .pipeline
+            .store
+            .audit(&WorkerKey::new("hr", "42"))
+            .await
+            .expect("audit");
+        assert!(
+            audit
+                .iter()
+                .any(|r| r.stage == "hr-events" && r.action == "dead_lettered"),
+            "{audit:#?}"
+        );
+        assert_eq!(
+            aws.visible(&aws.urls[&QueueName::WorkerEvents].url).await,
+            0
+        );
+    });
+}
