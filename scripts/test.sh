@@ -11,6 +11,9 @@ scripts/install-moto.sh
 echo "== infra: cfn-lint, checkov and the limits they miss (infra/template.yaml)"
 scripts/check-infra.sh
 
+echo "== the Lambda functions, built as SAM deploys them (pinned cargo-lambda + zig)"
+scripts/build-lambdas.sh
+
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
 echo "== cargo clippy"

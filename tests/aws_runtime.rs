@@ -7,23 +7,24 @@
 //! report failed. Scheduler is played by delivering a schedule's input to worker-events, as
 //! moto does not fire schedules.
 
+#[path = "aws_fixture/mod.rs"]
+mod aws_fixture;
 #[path = "../shared/aws/tests/moto/mod.rs"]
 mod moto;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use aws_fixture::{Deployment, GROUP, bamboo_webhook, employee, sqs_event, webhook_event};
 use aws_lambda_events::sqs::SqsBatchResponse;
-use aws_sdk_sqs::types::{MessageSystemAttributeName, QueueAttributeName};
-use hmac::{Hmac, Mac};
-use hrsync_aws::queue::{QueueUrls, create_queues, queue_arn};
+use aws_sdk_sqs::types::QueueAttributeName;
+use hrsync_aws::queue::QueueUrls;
 use hrsync_aws::settings::Resources;
-use hrsync_aws::store::{DynamoStore, create_table};
-use hrsync_aws::timers::{create_schedule_group, schedule_name};
+use hrsync_aws::store::DynamoStore;
+use hrsync_aws::timers::schedule_name;
 use hrsync_core::{TimerKind, Worker, WorkerKey, WorkerState};
-use hrsync_directory::sandbox::{RunningSandbox, Sandbox, SandboxConfig};
-use hrsync_hr_emulators::{Emulator, bamboohr};
+use hrsync_hr_emulators::bamboohr;
 use hrsync_lambda::{Container, Function};
 use hrsync_pipeline::ports::{
     AuditRecord, Hold, HoldStatus, Nudge, Queue, QueueName, Reservation, StateStore, StoreError,
@@ -32,50 +33,18 @@ use hrsync_pipeline::ports::{
 use hrsync_pipeline::{ManualClock, Pipeline};
 use jiff::Timestamp;
 use lambda_runtime::{Context, LambdaEvent};
-use moto::Moto;
 use serde_json::{Value, json};
-use sha2::Sha256;
 
-const SECRET: &str = "bamboo-private-key-7c1e";
-const GROUP: &str = "hrsync-timers";
 /// How long the simulated event source mapping keeps received messages invisible.
 const VISIBILITY: i32 = 5;
 
 struct Aws {
-    _moto: Moto,
-    _dir: tempfile::TempDir,
+    deployment: Deployment,
     sqs: aws_sdk_sqs::Client,
     scheduler: aws_sdk_scheduler::Client,
     urls: BTreeMap<QueueName, QueueUrls>,
     container: Container,
     clock: Arc<ManualClock>,
-    sandbox: RunningSandbox,
-    hr: Emulator,
-}
-
-/// The example config with a BambooHR source (secrets in SSM SecureString) and the sandbox
-/// at `directory_url`.
-fn config(hr_url: &str, directory_url: &str, extra: &str) -> String {
-    let example = std::fs::read_to_string(
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/hrsync.toml"),
-    )
-    .expect("examples/hrsync.toml");
-    let start = example.find("[source.hr]\n").expect("a [source.hr] table");
-    let end = start + example[start..].find("\n# ----").expect("a rule after it");
-    let source = format!(
-        "[source.hr]\nkind = \"bamboohr\"\nbase_url = \"{hr_url}\"\nwebhook_secret = {{ ssm = \"/hrsync/bamboo-webhook\" }}\napi_key = {{ secret = \"hrsync/bamboo-api-key\" }}\n{extra}"
-    );
-    let config = format!("{}{source}{}", &example[..start], &example[end..]);
-    // BambooHR's employment statuses are not the example's worker types.
-    config
-        .replace(
-            "scope = \"worker_type in ['Employee', 'Contractor']\"",
-            "# scope: everyone",
-        )
-        .replace(
-            "[directory]\nkind = \"sandbox\"\n",
-            &format!("[directory]\nkind = \"sandbox\"\nurl = \"{directory_url}\"\n"),
-        )
 }
 
 impl Aws {
@@ -92,168 +61,40 @@ impl Aws {
             .with_test_writer()
             .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
             .try_init();
-        let moto = Moto::start();
-        let sdk = moto.sdk_config().await;
-        let sqs = aws_sdk_sqs::Client::new(&sdk);
-        let scheduler = aws_sdk_scheduler::Client::new(&sdk);
-        create_table(&aws_sdk_dynamodb::Client::new(&sdk), "hrsync")
-            .await
-            .expect("table");
-        let urls = create_queues(&sqs, "hrsync-").await.expect("queues");
-        let schedule_dlq = sqs
-            .create_queue()
-            .queue_name("hrsync-schedule-dlq")
-            .send()
-            .await
-            .expect("schedule DLQ")
-            .queue_url
-            .expect("a URL");
-        create_schedule_group(&scheduler, GROUP)
-            .await
-            .expect("group");
-        aws_sdk_ssm::Client::new(&sdk)
-            .put_parameter()
-            .name("/hrsync/bamboo-webhook")
-            .value(SECRET)
-            .r#type(aws_sdk_ssm::types::ParameterType::SecureString)
-            .send()
-            .await
-            .expect("SSM parameter");
-        aws_sdk_secretsmanager::Client::new(&sdk)
-            .create_secret()
-            .name("hrsync/bamboo-api-key")
-            .secret_string(bamboohr::API_KEY)
-            .send()
-            .await
-            .expect("secret");
-
-        let hr = Emulator::start(bamboohr::router).await;
-        let sandbox = Sandbox::start(SandboxConfig::default())
-            .await
-            .expect("sandbox");
-        let dir = tempfile::tempdir().expect("temp dir");
-        let config_file = dir.path().join("hrsync.toml");
-        std::fs::write(&config_file, config(hr.base_url(), &sandbox.url, extra)).expect("config");
-
-        let worker_events_arn = queue_arn(&sqs, &urls[&QueueName::WorkerEvents].url)
-            .await
-            .expect("ARN");
-        let schedule_dlq_arn = queue_arn(&sqs, &schedule_dlq).await.expect("ARN");
-        let mut env: HashMap<&str, String> = HashMap::from([
-            ("HRSYNC_TABLE", "hrsync".to_owned()),
-            ("HRSYNC_WORKER_EVENTS_QUEUE_ARN", worker_events_arn),
-            ("HRSYNC_SCHEDULE_GROUP", GROUP.to_owned()),
-            (
-                "HRSYNC_SCHEDULER_ROLE_ARN",
-                "arn:aws:iam::123456789012:role/hrsync-TimerSchedulerRole".to_owned(),
-            ),
-            ("HRSYNC_SCHEDULER_DLQ_ARN", schedule_dlq_arn),
-            (
-                "HRSYNC_CONFIG_FILE",
-                config_file.to_string_lossy().into_owned(),
-            ),
-        ]);
-        let variables = [
-            ("HR_EVENTS", QueueName::HrEvents),
-            ("WORKER_EVENTS", QueueName::WorkerEvents),
-            ("DIRECTORY", QueueName::Directory),
-            ("WRITEBACK", QueueName::Writeback),
-        ];
-        let mut names = Vec::new();
-        for (stem, queue) in variables {
-            names.push((format!("HRSYNC_{stem}_QUEUE_URL"), urls[&queue].url.clone()));
-            names.push((
-                format!("HRSYNC_{stem}_DEAD_LETTER_QUEUE_URL"),
-                urls[&queue].dead_letter_url.clone(),
-            ));
-        }
-        for (name, value) in &names {
-            env.insert(name.as_str(), value.clone());
-        }
+        let deployment = Deployment::start(extra).await;
+        let env = deployment.env.clone();
         let resources =
             Resources::from_lookup(|name| env.get(name).cloned()).expect("the resources");
         let clock = Arc::new(ManualClock::new(
             "2026-11-29T12:00:00Z".parse().expect("an instant"),
         ));
-        let container = Container::build(&resources, &sdk, clock.clone())
+        let container = Container::build(&resources, &deployment.sdk, clock.clone())
             .await
             .expect("the container builds");
         Self {
-            _moto: moto,
-            _dir: dir,
-            sqs,
-            scheduler,
-            urls,
+            sqs: deployment.sqs.clone(),
+            scheduler: deployment.scheduler.clone(),
+            urls: deployment.urls.clone(),
+            deployment,
             container,
             clock,
-            sandbox,
-            hr,
         }
     }
 
-    /// A webhook as the Function URL hands it to intake (payload 2.0, the body base64-encoded
-    /// as Lambda does for a non-text content type); the HTTP status and body of the answer.
+    /// A webhook through the Function URL: the HTTP status and body of intake's answer.
     async fn webhook(&self, headers: &[(&str, String)], body: &[u8]) -> (u16, Value) {
-        use base64::Engine;
-        let headers: serde_json::Map<String, Value> = headers
-            .iter()
-            .map(|(name, value)| (name.to_lowercase(), json!(value)))
-            .chain([("content-type".to_owned(), json!("application/json"))])
-            .collect();
-        let event = json!({
-            "version": "2.0",
-            "routeKey": "$default",
-            "rawPath": "/webhooks/hr",
-            "rawQueryString": "",
-            "headers": headers,
-            "requestContext": {
-                "accountId": "anonymous",
-                "apiId": "hrsyncintake",
-                "domainName": "hrsyncintake.lambda-url.eu-west-1.on.aws",
-                "domainPrefix": "hrsyncintake",
-                "http": {
-                    "method": "POST",
-                    "path": "/webhooks/hr",
-                    "protocol": "HTTP/1.1",
-                    "sourceIp": "198.51.100.7",
-                    "userAgent": "BambooHR"
-                },
-                "requestId": "webhook-1",
-                "routeKey": "$default",
-                "stage": "$default",
-                "time": "29/Nov/2026:12:00:00 +0000",
-                "timeEpoch": 1_795_953_600_000_u64
-            },
-            "body": base64::engine::general_purpose::STANDARD.encode(body),
-            "isBase64Encoded": true
-        });
-        let answer = self.invoke(Function::Intake, &event).await;
+        let answer = self
+            .invoke(Function::Intake, &webhook_event(headers, body))
+            .await;
         let status = answer["statusCode"].as_u64().expect("a status") as u16;
         let body = answer["body"].as_str().unwrap_or_default();
         (status, serde_json::from_str(body).unwrap_or(Value::Null))
     }
 
-    /// A BambooHR event webhook for employee `id`, signed as BambooHR signs it.
+    /// A signed BambooHR event webhook for employee `id`.
     async fn bamboo_event(&self, event: &str, id: &str) -> (u16, Value) {
-        let body = serde_json::to_vec(&json!({
-            "type": event,
-            "timestamp": self.clock_now().to_string(),
-            "data": {"companyId": "1", "employeeId": id, "changedFields": []},
-        }))
-        .expect("JSON");
-        let timestamp = Timestamp::now().as_second().to_string();
-        let mut mac = Hmac::<Sha256>::new_from_slice(SECRET.as_bytes()).expect("a key");
-        mac.update(&body);
-        mac.update(timestamp.as_bytes());
-        let signature = hex::encode(mac.finalize().into_bytes());
-        self.webhook(
-            &[
-                ("X-BambooHR-Timestamp", timestamp),
-                ("X-BambooHR-Signature", signature),
-            ],
-            &body,
-        )
-        .await
+        let (headers, body) = bamboo_webhook(event, id, &self.clock_now().to_string());
+        self.webhook(&headers, &body).await
     }
 
     fn clock_now(&self) -> Timestamp {
@@ -274,46 +115,7 @@ impl Aws {
 
     /// Receives up to ten messages of `queue` as the event source mapping would.
     async fn receive(&self, queue: QueueName) -> Vec<aws_sdk_sqs::types::Message> {
-        self.sqs
-            .receive_message()
-            .queue_url(&self.urls[&queue].url)
-            .max_number_of_messages(10)
-            .visibility_timeout(VISIBILITY)
-            .wait_time_seconds(0)
-            .message_system_attribute_names(MessageSystemAttributeName::All)
-            .message_attribute_names("All")
-            .send()
-            .await
-            .expect("ReceiveMessage")
-            .messages
-            .unwrap_or_default()
-    }
-
-    /// The SQS event Lambda builds from received messages.
-    fn sqs_event(&self, queue: QueueName, messages: &[aws_sdk_sqs::types::Message]) -> Value {
-        let records: Vec<Value> = messages
-            .iter()
-            .map(|m| {
-                let attributes: serde_json::Map<String, Value> = m
-                    .attributes()
-                    .into_iter()
-                    .flatten()
-                    .map(|(k, v)| (k.as_str().to_owned(), json!(v)))
-                    .collect();
-                json!({
-                    "messageId": m.message_id(),
-                    "receiptHandle": m.receipt_handle(),
-                    "body": m.body(),
-                    "attributes": attributes,
-                    "messageAttributes": {},
-                    "md5OfBody": m.md5_of_body(),
-                    "eventSource": "aws:sqs",
-                    "eventSourceARN": format!("arn:aws:sqs:eu-west-1:123456789012:hrsync-{queue}.fifo"),
-                    "awsRegion": "eu-west-1",
-                })
-            })
-            .collect();
-        json!({ "Records": records })
+        self.deployment.receive(queue, 10, VISIBILITY).await
     }
 
     /// One event source mapping poll of the function's queue: the ids handed over and the
@@ -324,9 +126,7 @@ impl Aws {
         if messages.is_empty() {
             return (Vec::new(), Vec::new());
         }
-        let answer = self
-            .invoke(function, &self.sqs_event(queue, &messages))
-            .await;
+        let answer = self.invoke(function, &sqs_event(queue, &messages)).await;
         let answer: SqsBatchResponse = serde_json::from_value(answer).expect("a batch response");
         let failed: Vec<String> = answer
             .batch_item_failures
@@ -374,7 +174,8 @@ impl Aws {
     }
 
     fn user(&self, employee_id: &str) -> Value {
-        self.sandbox
+        self.deployment
+            .sandbox
             .sandbox
             .users()
             .into_iter()
@@ -440,20 +241,13 @@ fn runtime() -> tokio::runtime::Runtime {
         .expect("a runtime")
 }
 
-fn employee(id: &str, first: &str, last: &str) -> Value {
-    let mut record = bamboohr::employee(id, first, last);
-    record["department"] = json!("Engineering");
-    record["country"] = json!("GB");
-    record
-}
-
 #[test]
 fn a_signed_webhook_goes_through_the_four_functions_and_a_leaver_follows_its_schedule() {
     runtime().block_on(async {
         let aws = Aws::start().await;
         let ada = WorkerKey::new("hr", "42");
         let mut record = employee("42", "Ada", "Lovelace");
-        aws.hr.put_employee("42", record.clone());
+        aws.deployment.hr.put_employee("42", record.clone());
 
         // A hire: signed webhook -> intake (202, queued for the fetch) -> hr-events.
         let (status, answer) = aws.bamboo_event("employee.created", "42").await;
@@ -479,7 +273,7 @@ fn a_signed_webhook_goes_through_the_four_functions_and_a_leaver_follows_its_sch
         let (written, _) = aws.deliver(Function::Writeback).await;
         assert_eq!(written.len(), 1);
         assert_eq!(
-            aws.hr.written(),
+            aws.deployment.hr.written(),
             vec![("42".to_owned(), json!({"workEmail": user["mail"]}))],
             "the work email is written back to BambooHR once"
         );
@@ -488,7 +282,7 @@ fn a_signed_webhook_goes_through_the_four_functions_and_a_leaver_follows_its_sch
         // A future-dated leaver: a schedule at 17:00 London on the last day (UTC in winter).
         let leave = |record: &mut Value, date: &str| record["terminationDate"] = json!(date);
         leave(&mut record, "2026-12-01");
-        aws.hr.put_employee("42", record.clone());
+        aws.deployment.hr.put_employee("42", record.clone());
         aws.advance(1);
         assert_eq!(aws.bamboo_event("employee.updated", "42").await.0, 202);
         aws.settle().await;
@@ -506,7 +300,7 @@ fn a_signed_webhook_goes_through_the_four_functions_and_a_leaver_follows_its_sch
 
         // A changed date updates the same schedule.
         leave(&mut record, "2026-12-02");
-        aws.hr.put_employee("42", record.clone());
+        aws.deployment.hr.put_employee("42", record.clone());
         aws.advance(1);
         assert_eq!(aws.bamboo_event("employee.updated", "42").await.0, 202);
         aws.settle().await;
@@ -518,7 +312,7 @@ fn a_signed_webhook_goes_through_the_four_functions_and_a_leaver_follows_its_sch
 
         // A rescinded termination deletes it.
         leave(&mut record, "0000-00-00");
-        aws.hr.put_employee("42", record.clone());
+        aws.deployment.hr.put_employee("42", record.clone());
         aws.advance(1);
         assert_eq!(aws.bamboo_event("employee.updated", "42").await.0, 202);
         aws.settle().await;
@@ -529,7 +323,7 @@ fn a_signed_webhook_goes_through_the_four_functions_and_a_leaver_follows_its_sch
 
         // Terminated again; at 17:00 Scheduler delivers the schedule's input to worker-events.
         leave(&mut record, "2026-12-01");
-        aws.hr.put_employee("42", record.clone());
+        aws.deployment.hr.put_employee("42", record.clone());
         aws.advance(1);
         assert_eq!(aws.bamboo_event("employee.updated", "42").await.0, 202);
         aws.settle().await;
@@ -625,8 +419,12 @@ fn a_poison_message_is_dead_lettered_with_its_reason_and_the_rest_of_the_batch_i
 fn a_failed_fetch_fails_only_its_record_and_the_later_ones_of_its_worker() {
     runtime().block_on(async {
         let aws = Aws::start().await;
-        aws.hr.put_employee("7", employee("7", "Grace", "Hopper"));
-        aws.hr.put_employee("8", employee("8", "Alan", "Turing"));
+        aws.deployment
+            .hr
+            .put_employee("7", employee("7", "Grace", "Hopper"));
+        aws.deployment
+            .hr
+            .put_employee("8", employee("8", "Alan", "Turing"));
         let queue = &aws.container.pipeline.queue;
         let now = aws.clock_now();
         for (id, dedup) in [("7", "a1"), ("8", "b1"), ("7", "a2")] {
@@ -637,7 +435,7 @@ fn a_failed_fetch_fails_only_its_record_and_the_later_ones_of_its_worker() {
                 .expect("send");
         }
         // Grace's fetch meets 503s on every attempt the client makes; Alan's is fine.
-        aws.hr.fail_next(4, 503, Some(0));
+        aws.deployment.hr.fail_next(4, 503, Some(0));
 
         let (ids, failed) = aws.deliver(Function::Intake).await;
         assert_eq!(ids.len(), 3, "one batch of three");
@@ -647,7 +445,8 @@ fn a_failed_fetch_fails_only_its_record_and_the_later_ones_of_its_worker() {
             "Grace's failed record and her later one, not Alan's"
         );
         let reads = |id: &str| {
-            aws.hr
+            aws.deployment
+                .hr
                 .requests()
                 .iter()
                 .filter(|r| r.path.starts_with(&format!("/employees/{id}?")))
@@ -791,7 +590,8 @@ impl StateStore for Interfering {
 fn a_concurrent_state_update_loses_the_conditional_write_and_mapping_decides_again() {
     runtime().block_on(async {
         let aws = Aws::start().await;
-        aws.hr
+        aws.deployment
+            .hr
             .put_employee("9", employee("9", "Katherine", "Johnson"));
         assert_eq!(aws.bamboo_event("employee.created", "9").await.0, 202);
         aws.deliver(Function::Intake).await;
@@ -816,7 +616,7 @@ fn a_concurrent_state_update_loses_the_conditional_write_and_mapping_decides_aga
         };
         let messages = aws.receive(QueueName::WorkerEvents).await;
         assert_eq!(messages.len(), 1);
-        let event = serde_json::from_value(aws.sqs_event(QueueName::WorkerEvents, &messages))
+        let event = serde_json::from_value(sqs_event(QueueName::WorkerEvents, &messages))
             .expect("an SQS event");
         let answer = hrsync_lambda::handle_batch(
             &racing,
@@ -907,9 +707,16 @@ fn the_scheduled_poll_queues_a_hire_whose_webhook_never_came() {
             aws.invoke(Function::Intake, &poll).await,
             json!({"queued": {"hr": 0}})
         );
-        aws.hr.put_employee("42", employee("42", "Ada", "Lovelace"));
+        aws.deployment
+            .hr
+            .put_employee("42", employee("42", "Ada", "Lovelace"));
         tokio::time::sleep(Duration::from_millis(1100)).await;
-        bamboohr::record_change(&aws.hr, "42", "Inserted", &Timestamp::now().to_string());
+        bamboohr::record_change(
+            &aws.deployment.hr,
+            "42",
+            "Inserted",
+            &Timestamp::now().to_string(),
+        );
         assert_eq!(
             aws.invoke(Function::Intake, &poll).await,
             json!({"queued": {"hr": 1}})
@@ -923,8 +730,10 @@ fn the_scheduled_poll_queues_a_hire_whose_webhook_never_came() {
 fn a_refused_credential_dead_letters_the_fetch_with_the_reason_and_an_audit_record() {
     runtime().block_on(async {
         let aws = Aws::start().await;
-        aws.hr.put_employee("42", employee("42", "Ada", "Lovelace"));
-        bamboohr::set_api_key(&aws.hr, "rotated-key");
+        aws.deployment
+            .hr
+            .put_employee("42", employee("42", "Ada", "Lovelace"));
+        bamboohr::set_api_key(&aws.deployment.hr, "rotated-key");
         assert_eq!(aws.bamboo_event("employee.created", "42").await.0, 202);
         let (ids, failed) = aws.deliver(Function::Intake).await;
         assert_eq!(ids.len(), 1);
