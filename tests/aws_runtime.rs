@@ -228,6 +228,15 @@ impl Aws {
             + count(QueueAttributeName::ApproximateNumberOfMessagesNotVisible)
     }
 
+    /// HR changes the record and says so a minute later: the webhook, then every function
+    /// until the queues settle.
+    async fn hr_updates(&self, id: &str, record: &Value) {
+        self.deployment.hr.put_employee(id, record.clone());
+        self.advance(1);
+        assert_eq!(self.bamboo_event("employee.updated", id).await.0, 202);
+        self.settle().await;
+    }
+
     fn advance(&self, minutes: i64) {
         self.clock.advance(jiff::SignedDuration::from_mins(minutes));
     }
@@ -282,10 +291,7 @@ fn a_signed_webhook_goes_through_the_four_functions_and_a_leaver_follows_its_sch
         // A future-dated leaver: a schedule at 17:00 London on the last day (UTC in winter).
         let leave = |record: &mut Value, date: &str| record["terminationDate"] = json!(date);
         leave(&mut record, "2026-12-01");
-        aws.deployment.hr.put_employee("42", record.clone());
-        aws.advance(1);
-        assert_eq!(aws.bamboo_event("employee.updated", "42").await.0, 202);
-        aws.settle().await;
+        aws.hr_updates("42", &record).await;
         let schedule = aws.schedule(&ada).await.expect("a leave schedule");
         assert_eq!(
             schedule.schedule_expression(),
@@ -300,10 +306,7 @@ fn a_signed_webhook_goes_through_the_four_functions_and_a_leaver_follows_its_sch
 
         // A changed date updates the same schedule.
         leave(&mut record, "2026-12-02");
-        aws.deployment.hr.put_employee("42", record.clone());
-        aws.advance(1);
-        assert_eq!(aws.bamboo_event("employee.updated", "42").await.0, 202);
-        aws.settle().await;
+        aws.hr_updates("42", &record).await;
         let schedule = aws.schedule(&ada).await.expect("the leave schedule");
         assert_eq!(
             schedule.schedule_expression(),
@@ -312,10 +315,7 @@ fn a_signed_webhook_goes_through_the_four_functions_and_a_leaver_follows_its_sch
 
         // A rescinded termination deletes it.
         leave(&mut record, "0000-00-00");
-        aws.deployment.hr.put_employee("42", record.clone());
-        aws.advance(1);
-        assert_eq!(aws.bamboo_event("employee.updated", "42").await.0, 202);
-        aws.settle().await;
+        aws.hr_updates("42", &record).await;
         assert!(
             aws.schedule(&ada).await.is_none(),
             "the rescind deleted the schedule"
@@ -323,10 +323,7 @@ fn a_signed_webhook_goes_through_the_four_functions_and_a_leaver_follows_its_sch
 
         // Terminated again; at 17:00 Scheduler delivers the schedule's input to worker-events.
         leave(&mut record, "2026-12-01");
-        aws.deployment.hr.put_employee("42", record.clone());
-        aws.advance(1);
-        assert_eq!(aws.bamboo_event("employee.updated", "42").await.0, 202);
-        aws.settle().await;
+        aws.hr_updates("42", &record).await;
         let schedule = aws.schedule(&ada).await.expect("a leave schedule");
         let target = schedule.target().expect("a target");
         aws.clock

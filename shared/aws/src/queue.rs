@@ -125,27 +125,6 @@ impl SqsQueue {
         Ok(Self { client, urls })
     }
 
-    /// The adapter the Lambda functions build: each queue's URL from
-    /// `HRSYNC_<QUEUE>_QUEUE_URL` (`HRSYNC_WORKER_EVENTS_QUEUE_URL`, ...) and its DLQ's from
-    /// `HRSYNC_<QUEUE>_DEAD_LETTER_QUEUE_URL`.
-    pub fn from_env(client: Client) -> Result<Self, QueueError> {
-        let mut urls = BTreeMap::new();
-        for queue in QueueName::ALL {
-            let stem = queue.as_str().to_uppercase().replace('-', "_");
-            let var = |name: String| {
-                std::env::var(&name).map_err(|_| QueueError::Backend(format!("{name} is not set")))
-            };
-            urls.insert(
-                queue,
-                QueueUrls {
-                    url: var(format!("HRSYNC_{stem}_QUEUE_URL"))?,
-                    dead_letter_url: var(format!("HRSYNC_{stem}_DEAD_LETTER_QUEUE_URL"))?,
-                },
-            );
-        }
-        Self::new(client, urls)
-    }
-
     fn urls(&self, queue: QueueName) -> Result<&QueueUrls, QueueError> {
         self.urls
             .get(&queue)

@@ -116,9 +116,6 @@ use hrsync_pipeline::ports::{
 };
 use jiff::Timestamp;
 
-/// The environment variable that names the table (set by `infra/template.yaml`).
-pub const TABLE_ENV: &str = "HRSYNC_TABLE";
-
 /// How long audit records are kept by default: 400 days, a year and a bit for yearly reviews.
 pub const DEFAULT_AUDIT_RETENTION: Duration = Duration::from_secs(400 * 24 * 3600);
 
@@ -170,19 +167,6 @@ impl DynamoStore {
             stamps: Arc::new(Stamps::new()),
             feed_days: Arc::new(Mutex::new(HashSet::new())),
         }
-    }
-
-    /// The table named by [`TABLE_ENV`], with a client from `config` (production).
-    pub fn from_env(config: &aws_config::SdkConfig) -> Result<Self, StoreError> {
-        let table = std::env::var(TABLE_ENV)
-            .ok()
-            .filter(|name| !name.is_empty())
-            .ok_or_else(|| {
-                StoreError::Backend(format!(
-                    "{TABLE_ENV} is not set: the name of the state table (infra/template.yaml sets it)"
-                ))
-            })?;
-        Ok(Self::new(Client::new(config), table))
     }
 
     /// Audit records expire (DynamoDB TTL) this long after their `at`.

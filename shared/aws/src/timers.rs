@@ -96,24 +96,6 @@ impl SchedulerTimers {
         }
     }
 
-    /// The adapter the Lambda functions build: `HRSYNC_SCHEDULE_GROUP`,
-    /// `HRSYNC_WORKER_EVENTS_QUEUE_ARN`, `HRSYNC_SCHEDULER_ROLE_ARN` and
-    /// `HRSYNC_SCHEDULER_DLQ_ARN` (infra/README.md).
-    pub fn from_env(client: Client) -> Result<Self, QueueError> {
-        let var = |name: &str| {
-            std::env::var(name).map_err(|_| QueueError::Backend(format!("{name} is not set")))
-        };
-        Ok(Self::new(
-            client,
-            var("HRSYNC_SCHEDULE_GROUP")?,
-            TimerTarget {
-                queue_arn: var("HRSYNC_WORKER_EVENTS_QUEUE_ARN")?,
-                role_arn: var("HRSYNC_SCHEDULER_ROLE_ARN")?,
-                dead_letter_arn: var("HRSYNC_SCHEDULER_DLQ_ARN")?,
-            },
-        ))
-    }
-
     /// The schedule group.
     pub fn group(&self) -> &str {
         &self.group

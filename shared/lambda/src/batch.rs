@@ -16,6 +16,7 @@ use aws_lambda_events::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMe
 use hrsync_aws::queue::{MappedMessage, SqsQueue, mapped_delivery};
 use hrsync_pipeline::ports::{QueueName, RetryOutcome, StateStore, Timers};
 use hrsync_pipeline::{Pipeline, RunnerSettings, settle_failure};
+use tracing::Instrument;
 
 /// Handles the batch on the stage (generic over the store and timers so a test can watch
 /// them) that consumes `queue`; the answer lists the records to
@@ -51,20 +52,35 @@ pub async fn handle_batch<S: StateStore, T: Timers>(
                 continue;
             }
         };
-        let error = match pipeline.consume(queue, &delivery.nudge).await {
-            Ok(outcome) => {
-                tracing::info!(%queue, worker = %delivery.nudge.worker, trace = %delivery.nudge.trace, ?outcome, "handled");
-                continue;
+        // Every log line of the stage carries the nudge's trace (the HR event it came from).
+        let span = tracing::info_span!(
+            "record",
+            %queue,
+            worker = %delivery.nudge.worker,
+            trace = %delivery.nudge.trace,
+            attempt = delivery.attempt,
+        );
+        let settled = async {
+            let error = match pipeline.consume(queue, &delivery.nudge).await {
+                Ok(outcome) => {
+                    tracing::info!(?outcome, "handled");
+                    return true;
+                }
+                Err(error) => error,
+            };
+            match settle_failure(pipeline, settings, &delivery, &error).await {
+                Ok(RetryOutcome::DeadLettered) => true,
+                Ok(RetryOutcome::Retried) => false,
+                Err(queue_error) => {
+                    tracing::error!(%queue_error, "cannot settle a failed message; it comes back");
+                    false
+                }
             }
-            Err(error) => error,
-        };
-        match settle_failure(pipeline, settings, &delivery, &error).await {
-            Ok(RetryOutcome::DeadLettered) => {}
-            Ok(RetryOutcome::Retried) => batch.fail(&message),
-            Err(queue_error) => {
-                tracing::error!(%queue, %queue_error, "cannot settle a failed message; it comes back");
-                batch.fail(&message);
-            }
+        }
+        .instrument(span)
+        .await;
+        if !settled {
+            batch.fail(&message);
         }
     }
     // A worker's later messages wait behind its failed one, not for the visibility timeout.
