@@ -410,29 +410,19 @@ impl Queue for SqsQueue {
             .await?;
         let body = serde_json::to_string(&delivery.nudge)
             .map_err(|e| QueueError::Backend(format!("a nudge does not serialize: {e}")))?;
-        let reason: String = reason.chars().take(MAX_REASON_CHARS).collect();
-        let reason = if reason.is_empty() {
-            "(no reason given)".to_owned()
-        } else {
-            reason
-        };
-        self.client
-            .send_message()
-            .queue_url(&urls.dead_letter_url)
-            .message_body(body)
-            .message_group_id(message_group_id(&delivery.nudge.worker))
-            // The same message dead-lettered twice (a delete below that failed) is one dead letter.
-            .message_deduplication_id(deduplication_id(&format!("dead:{}", receipt.message_id)))
-            .message_attributes(REASON_ATTRIBUTE, string_attribute(&reason)?)
-            .message_attributes(
-                ATTEMPTS_ATTRIBUTE,
-                number_attribute(&delivery.attempt.to_string())?,
-            )
-            .message_attributes(DEAD_AT_ATTRIBUTE, string_attribute(&now.to_string())?)
-            .message_attributes(SENT_AT_ATTRIBUTE, number_attribute(receipt.sent_at)?)
-            .send()
-            .await
-            .map_err(|e| aws_error(&format!("SQS SendMessage ({queue} DLQ)"), &e))?;
+        self.send_dead_letter(
+            queue,
+            DeadLetterSend {
+                body: &body,
+                group: &message_group_id(&delivery.nudge.worker),
+                message_id: receipt.message_id,
+                reason,
+                attempts: u64::from(delivery.attempt),
+                sent_at: receipt.sent_at,
+                now,
+            },
+        )
+        .await?;
         self.delete(queue, &urls.url, receipt.handle).await?;
         Ok(RetryOutcome::DeadLettered)
     }
@@ -679,36 +669,75 @@ impl SqsQueue {
         now: Timestamp,
     ) -> Result<(), QueueError> {
         let urls = self.urls(queue)?;
-        let reason: String = reason.chars().take(MAX_REASON_CHARS).collect();
         let group = match message.group() {
             "" => "unreadable",
             group => group,
         };
+        self.send_dead_letter(
+            queue,
+            DeadLetterSend {
+                body: message.body,
+                group: &sqs_id(group),
+                message_id: message.message_id,
+                reason,
+                attempts: message.number("ApproximateReceiveCount").unwrap_or(1),
+                sent_at: &message.number("SentTimestamp").unwrap_or(0).to_string(),
+                now,
+            },
+        )
+        .await?;
+        self.delete(queue, &urls.url, message.receipt_handle).await
+    }
+}
+
+/// What a dead letter carries besides its body: where it came from and why it stopped.
+struct DeadLetterSend<'a> {
+    body: &'a str,
+    group: &'a str,
+    /// The original message's id: the same message dead-lettered twice (a delete after the
+    /// send that failed) is one dead letter.
+    message_id: &'a str,
+    reason: &'a str,
+    attempts: u64,
+    /// Epoch ms, as SQS's `SentTimestamp`.
+    sent_at: &'a str,
+    now: Timestamp,
+}
+
+impl SqsQueue {
+    /// Sends a dead letter to `queue`'s DLQ with its reason, attempts and instants as message
+    /// attributes (the caller then deletes the original).
+    async fn send_dead_letter(
+        &self,
+        queue: QueueName,
+        letter: DeadLetterSend<'_>,
+    ) -> Result<(), QueueError> {
+        let reason: String = letter.reason.chars().take(MAX_REASON_CHARS).collect();
+        let reason = if reason.is_empty() {
+            "(no reason given)".to_owned()
+        } else {
+            reason
+        };
         self.client
             .send_message()
-            .queue_url(&urls.dead_letter_url)
-            .message_body(message.body)
-            .message_group_id(sqs_id(group))
-            .message_deduplication_id(deduplication_id(&format!("dead:{}", message.message_id)))
+            .queue_url(&self.urls(queue)?.dead_letter_url)
+            .message_body(letter.body)
+            .message_group_id(letter.group)
+            .message_deduplication_id(deduplication_id(&format!("dead:{}", letter.message_id)))
             .message_attributes(REASON_ATTRIBUTE, string_attribute(&reason)?)
             .message_attributes(
                 ATTEMPTS_ATTRIBUTE,
-                number_attribute(
-                    &message
-                        .number("ApproximateReceiveCount")
-                        .unwrap_or(1)
-                        .to_string(),
-                )?,
+                number_attribute(&letter.attempts.to_string())?,
             )
-            .message_attributes(DEAD_AT_ATTRIBUTE, string_attribute(&now.to_string())?)
             .message_attributes(
-                SENT_AT_ATTRIBUTE,
-                number_attribute(&message.number("SentTimestamp").unwrap_or(0).to_string())?,
+                DEAD_AT_ATTRIBUTE,
+                string_attribute(&letter.now.to_string())?,
             )
+            .message_attributes(SENT_AT_ATTRIBUTE, number_attribute(letter.sent_at)?)
             .send()
             .await
-            .map_err(|e| aws_error(&format!("SQS SendMessage ({queue} DLQ)"), &e))?;
-        self.delete(queue, &urls.url, message.receipt_handle).await
+            .map(|_| ())
+            .map_err(|e| aws_error(&format!("SQS SendMessage ({queue} DLQ)"), &e))
     }
 }
 
