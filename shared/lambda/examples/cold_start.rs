@@ -276,6 +276,7 @@ fn report(figures: &BTreeMap<&str, Figures>, runs: usize) {
 struct Function {
     child: Child,
     api: Arc<RuntimeApi>,
+    events: mpsc::Sender<(String, String)>,
     /// Spawn to the first `GET /runtime/invocation/next`.
     init: Duration,
 }
@@ -285,7 +286,6 @@ struct RuntimeApi {
     events: tokio::sync::Mutex<Option<mpsc::Receiver<(String, String)>>>,
     waiting: Mutex<HashMap<String, oneshot::Sender<Result<String>>>>,
     ready: Mutex<Option<oneshot::Sender<Result<()>>>>,
-    sender: Mutex<Option<mpsc::Sender<(String, String)>>>,
     next_id: Mutex<u64>,
 }
 
@@ -301,7 +301,6 @@ impl Function {
         let api = Arc::new(RuntimeApi::default());
         *api.events.lock().await = Some(events_rx);
         *api.ready.lock().expect("lock") = Some(ready_tx);
-        *api.sender.lock().expect("lock") = Some(events_tx);
         let router = Router::new()
             .route("/2018-06-01/runtime/invocation/next", get(next))
             .route(
@@ -351,6 +350,7 @@ impl Function {
         Ok(Self {
             child,
             api,
+            events: events_tx,
             init: started.elapsed(),
         })
     }
@@ -368,10 +368,8 @@ impl Function {
             .lock()
             .expect("lock")
             .insert(id.clone(), tx);
-        let sender = self.api.sender.lock().expect("lock").clone();
-        let sender = sender.ok_or("the runtime API is closed")?;
         let started = Instant::now();
-        sender
+        self.events
             .send((id, event.to_string()))
             .await
             .map_err(|_| "the function stopped taking events")?;
