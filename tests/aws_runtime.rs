@@ -569,8 +569,15 @@ impl StateStore for Interfering {
     async fn wait_for(&self, awaited: &WorkerKey, waiter: &WorkerKey) -> Result<(), StoreError> {
         self.inner.wait_for(awaited, waiter).await
     }
-    async fn take_waiters(&self, awaited: &WorkerKey) -> Result<Vec<WorkerKey>, StoreError> {
-        self.inner.take_waiters(awaited).await
+    async fn waiters(&self, awaited: &WorkerKey) -> Result<Vec<WorkerKey>, StoreError> {
+        self.inner.waiters(awaited).await
+    }
+    async fn forget_waiters(
+        &self,
+        awaited: &WorkerKey,
+        waiters: &[WorkerKey],
+    ) -> Result<(), StoreError> {
+        self.inner.forget_waiters(awaited, waiters).await
     }
     async fn recent_audit(&self, limit: usize) -> Result<Vec<AuditRecord>, StoreError> {
         self.inner.recent_audit(limit).await

@@ -12,7 +12,10 @@ use hrsync_core::{Config, Status, Worker, WorkerKey};
 use hrsync_directory::graph::{Credential, GraphClient, GraphSettings, RetryPolicy};
 use hrsync_directory::sandbox::{RunningSandbox, Sandbox, SandboxConfig};
 use hrsync_local::{SqliteQueue, SqliteStore, SqliteTimers};
-use hrsync_pipeline::ports::{HoldStatus, Nudge, Queue, QueueName, StateStore, Timers};
+use hrsync_pipeline::ports::{
+    DeadLetter, Delivery, HoldStatus, Nudge, Queue, QueueDepth, QueueError, QueueName,
+    RetryOutcome, StateStore, Timers,
+};
 use hrsync_pipeline::stages::intake::Incoming;
 use hrsync_pipeline::synthetic::{EMERGENCY, leaving_now};
 use hrsync_pipeline::{AuditRecord, Clock, ManualClock, Outcome, Pipeline, Runner, RunnerSettings};
@@ -280,6 +283,136 @@ async fn joiner_whose_manager_arrives_later_self_heals() {
     assert!(
         actions.contains(&"entra:set_manager".to_owned()),
         "{actions:?}"
+    );
+}
+
+/// A queue whose process dies once, on the first send whose reason starts with `dies_at`
+/// (the send is lost and the stage fails, as a crash there would leave it); everything else
+/// goes to the real queue.
+struct DiesOnce {
+    inner: SqliteQueue,
+    dies_at: &'static str,
+    died: std::sync::atomic::AtomicBool,
+}
+
+impl Queue for DiesOnce {
+    async fn send(
+        &self,
+        queue: QueueName,
+        nudge: &Nudge,
+        dedup: &str,
+        now: Timestamp,
+    ) -> Result<(), QueueError> {
+        if nudge.reason.starts_with(self.dies_at)
+            && !self.died.swap(true, std::sync::atomic::Ordering::SeqCst)
+        {
+            return Err(QueueError::Backend(format!(
+                "the process died sending {:?}",
+                nudge.reason
+            )));
+        }
+        self.inner.send(queue, nudge, dedup, now).await
+    }
+
+    async fn receive(
+        &self,
+        queue: QueueName,
+        max: usize,
+        now: Timestamp,
+        visibility: Duration,
+    ) -> Result<Vec<Delivery>, QueueError> {
+        self.inner.receive(queue, max, now, visibility).await
+    }
+
+    async fn ack(&self, delivery: &Delivery) -> Result<(), QueueError> {
+        self.inner.ack(delivery).await
+    }
+
+    async fn retry(
+        &self,
+        delivery: &Delivery,
+        reason: &str,
+        now: Timestamp,
+        backoff: Duration,
+        max_attempts: u32,
+    ) -> Result<RetryOutcome, QueueError> {
+        self.inner
+            .retry(delivery, reason, now, backoff, max_attempts)
+            .await
+    }
+
+    async fn dead_letter_abandoned(
+        &self,
+        queue: QueueName,
+        now: Timestamp,
+        max_receives: u32,
+        reason: &str,
+    ) -> Result<usize, QueueError> {
+        self.inner
+            .dead_letter_abandoned(queue, now, max_receives, reason)
+            .await
+    }
+
+    async fn dead_letters(&self, queue: QueueName) -> Result<Vec<DeadLetter>, QueueError> {
+        self.inner.dead_letters(queue).await
+    }
+
+    async fn redrive(&self, queue: QueueName, id: &str, now: Timestamp) -> Result<bool, QueueError> {
+        self.inner.redrive(queue, id, now).await
+    }
+
+    async fn depth(&self, queue: QueueName) -> Result<QueueDepth, QueueError> {
+        self.inner.depth(queue).await
+    }
+}
+
+/// Found by the crash test (`tests/crash.rs`): the manager's entra run recorded its new
+/// account, then died before the reports waiting for it were nudged. Its redelivery saw the
+/// account already known and woke nobody, so the report never got its manager.
+#[tokio::test]
+async fn report_gets_its_manager_even_if_the_managers_run_dies_before_waking_it() {
+    let world = World::new(config(""), "2026-03-02T09:00:00Z").await;
+    let mut report = worker("2", "Ada", "Lovelace", "Engineering", "2026-03-02T09:00:00Z");
+    report.manager_id = Some("1".into());
+    world.hr(&report).await;
+    let ada = world.id("2");
+    assert_eq!(world.sandbox.sandbox.manager_of(&ada), None);
+
+    // The manager is handled by a runtime that dies once, sending the report's nudge.
+    let real = world.pipeline();
+    let dying = Runner::new(
+        Arc::new(Pipeline {
+            config: Arc::clone(&real.config),
+            store: Arc::clone(&real.store),
+            queue: Arc::new(DiesOnce {
+                inner: real.store.queue(),
+                dies_at: "manager ",
+                died: false.into(),
+            }),
+            timers: Arc::clone(&real.timers),
+            graph: real.graph.clone(),
+            clock: Arc::clone(&real.clock),
+            hr: real.hr.clone(),
+        }),
+        RunnerSettings::default(),
+    );
+    world.clock.advance(SignedDuration::from_hours(2));
+    let manager = worker("1", "Grace", "Hopper", "Engineering", "2026-03-02T11:00:00Z");
+    world.deliver(&manager, "manager-hired", "webhook hr").await;
+    tokio::time::timeout(Duration::from_secs(60), dying.drain())
+        .await
+        .expect("drains within a minute")
+        .expect("drains");
+    assert!(
+        dying.pipeline().queue.died.load(std::sync::atomic::Ordering::SeqCst),
+        "the run died where the test meant it to"
+    );
+    world.settle().await;
+
+    assert_eq!(
+        world.sandbox.sandbox.manager_of(&ada),
+        Some(world.id("1")),
+        "the report's manager is set once the manager has an account"
     );
 }
 

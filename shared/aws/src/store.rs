@@ -66,9 +66,8 @@
 //!   So takes are serialized per budget, atomic and idempotent per key; a key that is already in
 //!   the window, or a full budget, answers without writing. The item expires when its last take
 //!   leaves the window.
-//! - **Waiters**: one item per waiter in the awaited worker's partition; taking is a Query and a
-//!   delete per item that returns the deleted item, so a waiter is returned by one take only, and
-//!   one added meanwhile is kept for the next.
+//! - **Waiters**: one item per waiter in the awaited worker's partition; reading is a Query,
+//!   forgetting a delete per waiter named (one added meanwhile is kept for the next read).
 //! - **Cursors**: a plain put; the last write wins.
 //!
 //! Reads that decide are strongly consistent. Every call is at-least-once towards DynamoDB (the
@@ -1169,19 +1168,29 @@ impl StateStore for DynamoStore {
         Ok(())
     }
 
-    async fn take_waiters(&self, awaited: &WorkerKey) -> Result<Vec<WorkerKey>, StoreError> {
-        let what = format!("take waiters for {awaited}");
+    async fn waiters(&self, awaited: &WorkerKey) -> Result<Vec<WorkerKey>, StoreError> {
+        let what = format!("read waiters for {awaited}");
         let pk = worker_pk(awaited);
         let mut waiters = Vec::new();
         for item in self.query_all(&what, &pk, Some(WAITER_PREFIX)).await? {
-            let sk = string(&what, &item, SK)?;
-            // Only what this delete removed is ours: a concurrent take gets the rest.
-            if let Some(taken) = self.delete_if(&what, pk.clone(), sk, None).await? {
-                waiters.push(parse_worker(&what, string(&what, &taken, "waiter")?)?);
-            }
+            waiters.push(parse_worker(&what, string(&what, &item, "waiter")?)?);
         }
         waiters.sort();
         Ok(waiters)
+    }
+
+    async fn forget_waiters(
+        &self,
+        awaited: &WorkerKey,
+        waiters: &[WorkerKey],
+    ) -> Result<(), StoreError> {
+        let what = format!("forget waiters for {awaited}");
+        let pk = worker_pk(awaited);
+        for waiter in waiters {
+            let sk = format!("{WAITER_PREFIX}{waiter}");
+            self.delete_if(&what, pk.clone(), sk, None).await?;
+        }
+        Ok(())
     }
 
     async fn recent_audit(&self, limit: usize) -> Result<Vec<AuditRecord>, StoreError> {

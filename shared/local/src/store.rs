@@ -747,24 +747,42 @@ impl StateStore for SqliteStore {
         .await
     }
 
-    async fn take_waiters(&self, awaited: &WorkerKey) -> Result<Vec<WorkerKey>, StoreError> {
+    async fn waiters(&self, awaited: &WorkerKey) -> Result<Vec<WorkerKey>, StoreError> {
         let key = awaited.to_string();
-        self.call(format!("take waiters for {awaited}"), move |conn| {
-            // IMMEDIATE: what is read is what is deleted; a wait_for lands before or after.
-            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            let texts = tx
+        self.call(format!("read waiters for {awaited}"), move |conn| {
+            let texts = conn
                 .prepare("SELECT waiter FROM waiters WHERE awaited = ?1")?
                 .query_map([&key], |r| r.get::<_, String>(0))?
                 .collect::<Result<Vec<_>, _>>()?;
-            tx.execute("DELETE FROM waiters WHERE awaited = ?1", [&key])?;
             let mut waiters = texts
                 .iter()
                 .map(|text| parse_key(text))
                 .collect::<Result<Vec<_>, _>>()?;
-            tx.commit()?;
             // WorkerKey's order (source, then id), which is not the text order of "a:b".
             waiters.sort();
             Ok(waiters)
+        })
+        .await
+    }
+
+    async fn forget_waiters(
+        &self,
+        awaited: &WorkerKey,
+        waiters: &[WorkerKey],
+    ) -> Result<(), StoreError> {
+        let key = awaited.to_string();
+        let waiters: Vec<String> = waiters.iter().map(ToString::to_string).collect();
+        self.call(format!("forget waiters for {awaited}"), move |conn| {
+            let tx = conn.transaction()?;
+            {
+                let mut delete =
+                    tx.prepare("DELETE FROM waiters WHERE awaited = ?1 AND waiter = ?2")?;
+                for waiter in &waiters {
+                    delete.execute([&key, waiter])?;
+                }
+            }
+            tx.commit()?;
+            Ok(())
         })
         .await
     }

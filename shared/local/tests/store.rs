@@ -156,7 +156,7 @@ async fn reopening_keeps_everything_and_migrates_nothing_twice() {
         HoldStatus::Approved
     );
     assert_eq!(store.snapshot(&ada).await.unwrap(), Some(snapshot));
-    assert_eq!(store.take_waiters(&ada).await.unwrap(), vec![bob]);
+    assert_eq!(store.waiters(&ada).await.unwrap(), vec![bob]);
     // The budget remembers ada's take: ada passes again, anyone else waits.
     let soon = at("2026-03-01T09:30:00Z");
     assert!(

@@ -265,13 +265,30 @@ impl StateStore for MemoryStore {
         Ok(())
     }
 
-    async fn take_waiters(&self, awaited: &WorkerKey) -> Result<Vec<WorkerKey>, StoreError> {
+    async fn waiters(&self, awaited: &WorkerKey) -> Result<Vec<WorkerKey>, StoreError> {
         Ok(self
             .lock()
             .waiters
-            .remove(awaited)
-            .map(|waiters| waiters.into_iter().collect())
+            .get(awaited)
+            .map(|waiters| waiters.iter().cloned().collect())
             .unwrap_or_default())
+    }
+
+    async fn forget_waiters(
+        &self,
+        awaited: &WorkerKey,
+        waiters: &[WorkerKey],
+    ) -> Result<(), StoreError> {
+        let mut inner = self.lock();
+        if let Some(waiting) = inner.waiters.get_mut(awaited) {
+            for waiter in waiters {
+                waiting.remove(waiter);
+            }
+            if waiting.is_empty() {
+                inner.waiters.remove(awaited);
+            }
+        }
+        Ok(())
     }
 
     async fn recent_audit(&self, limit: usize) -> Result<Vec<AuditRecord>, StoreError> {

@@ -281,11 +281,20 @@ pub trait StateStore: Send + Sync {
         waiter: &WorkerKey,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
-    /// Removes and returns everyone waiting for `awaited`, sorted.
-    fn take_waiters(
+    /// Everyone waiting for `awaited`, sorted. Reading removes nothing: the waker nudges them
+    /// first and forgets them after, so a crash in between nudges them again rather than
+    /// never.
+    fn waiters(
         &self,
         awaited: &WorkerKey,
     ) -> impl Future<Output = Result<Vec<WorkerKey>, StoreError>> + Send;
+
+    /// Removes `waiters` from those waiting for `awaited` (the rest stay). Idempotent.
+    fn forget_waiters(
+        &self,
+        awaited: &WorkerKey,
+        waiters: &[WorkerKey],
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
     /// The most recent `limit` audit records of all workers, newest first.
     fn recent_audit(

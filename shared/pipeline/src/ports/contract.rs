@@ -30,7 +30,7 @@ macro_rules! store_contract_cases {
             budget_sliding_window,
             budget_race,
             budget_counts_takes_stamped_later,
-            waiters_wait_and_take,
+            waiters_wait_read_and_forget,
             poll_cursors,
             recent_audit_newest_first,
         );
@@ -653,13 +653,15 @@ pub async fn budget_race<S: StateStore + 'static>(store: Arc<S>) {
     }
 }
 
-/// `wait_for` is idempotent; `take_waiters` returns the waiters sorted (by key, not by
-/// text) and removes them; each awaited worker has its own.
-pub async fn waiters_wait_and_take<S: StateStore>(store: Arc<S>) {
+/// `wait_for` is idempotent; `waiters` returns the waiters sorted (by key, not by text)
+/// and removes nothing; `forget_waiters` removes exactly those named; each awaited worker
+/// has its own.
+pub async fn waiters_wait_read_and_forget<S: StateStore>(store: Arc<S>) {
     let (manager, other) = (key("m"), key("o"));
     // WorkerKey order puts hr:1 before hr2:0; text order would not.
     let (first, second, third) = (key("1"), WorkerKey::new("hr2", "0"), key("10"));
-    assert_eq!(store.take_waiters(&manager).await.unwrap(), vec![]);
+    assert_eq!(store.waiters(&manager).await.unwrap(), vec![]);
+    store.forget_waiters(&manager, &[first.clone()]).await.unwrap();
 
     store.wait_for(&manager, &second).await.unwrap();
     store.wait_for(&manager, &third).await.unwrap();
@@ -667,24 +669,46 @@ pub async fn waiters_wait_and_take<S: StateStore>(store: Arc<S>) {
     store.wait_for(&manager, &second).await.unwrap();
     store.wait_for(&other, &first).await.unwrap();
 
+    let all = vec![first.clone(), third.clone(), second.clone()];
+    assert_eq!(store.waiters(&manager).await.unwrap(), all);
     assert_eq!(
-        store.take_waiters(&manager).await.unwrap(),
-        vec![first.clone(), third.clone(), second.clone()]
+        store.waiters(&manager).await.unwrap(),
+        all,
+        "reading removes nothing"
     );
-    assert_eq!(
-        store.take_waiters(&manager).await.unwrap(),
-        vec![],
-        "taken means gone"
-    );
-    assert_eq!(store.take_waiters(&key("nobody")).await.unwrap(), vec![]);
+    assert_eq!(store.waiters(&key("nobody")).await.unwrap(), vec![]);
 
-    // Waiting again after a take is a new wait.
+    store
+        .forget_waiters(&manager, &[first.clone(), second.clone()])
+        .await
+        .unwrap();
+    assert_eq!(store.waiters(&manager).await.unwrap(), vec![third.clone()]);
+    store
+        .forget_waiters(&manager, &[first.clone(), second.clone()])
+        .await
+        .unwrap();
+    assert_eq!(
+        store.waiters(&manager).await.unwrap(),
+        vec![third.clone()],
+        "forgetting again changes nothing"
+    );
+    assert_eq!(
+        store.waiters(&other).await.unwrap(),
+        vec![first.clone()],
+        "another worker's waiters are their own"
+    );
+
+    // Waiting again after being forgotten is a new wait.
     store.wait_for(&manager, &second).await.unwrap();
     assert_eq!(
-        store.take_waiters(&manager).await.unwrap(),
-        vec![second.clone()]
+        store.waiters(&manager).await.unwrap(),
+        vec![third.clone(), second.clone()]
     );
-    assert_eq!(store.take_waiters(&other).await.unwrap(), vec![first]);
+    store
+        .forget_waiters(&manager, &[third, second])
+        .await
+        .unwrap();
+    assert_eq!(store.waiters(&manager).await.unwrap(), vec![]);
 }
 
 /// The most recent audit records of all workers, newest first, equal instants latest

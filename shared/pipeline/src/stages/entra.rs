@@ -58,10 +58,11 @@ impl<S: StateStore, Q: Queue, T: Timers> Pipeline<S, Q, T> {
             self.record_applied(key, stored.version, applied.clone(), &audit)
                 .await?;
         }
-        // Waiters registered before this account was known are woken once, when it becomes
-        // known; one registering later sees the object id itself (`wait_for_manager`).
+        // Waiters registered before this account was known are woken by every run that finds
+        // it known, not only the one that recorded it: that run may have died before waking
+        // them. One registering later sees the object id itself (`wait_for_manager`).
         let object_id = |a: &Option<AppliedIdentity>| a.as_ref().and_then(|a| a.object_id.clone());
-        if object_id(&state.applied).is_none() && object_id(&applied).is_some() {
+        if object_id(&applied).is_some() {
             self.wake_waiters(key, &nudge.trace).await?;
         }
         let now = self.clock.now();
@@ -161,10 +162,12 @@ impl<S: StateStore, Q: Queue, T: Timers> Pipeline<S, Q, T> {
         Ok(())
     }
 
-    /// Nudges every worker waiting for `awaited` (now that it has an account) to converge again.
+    /// Nudges every worker waiting for `awaited` (now that it has an account) to converge
+    /// again, and only then forgets them: a crash in between nudges them twice, never not.
     async fn wake_waiters(&self, awaited: &WorkerKey, trace: &str) -> Result<(), StageError> {
         let now = self.clock.now();
-        for waiter in self.store.take_waiters(awaited).await? {
+        let waiters = self.store.waiters(awaited).await?;
+        for waiter in &waiters {
             let next = Nudge::new(
                 waiter.clone(),
                 format!("manager {awaited} has an account"),
@@ -174,6 +177,9 @@ impl<S: StateStore, Q: Queue, T: Timers> Pipeline<S, Q, T> {
             self.queue
                 .send(QueueName::Directory, &next, &dedup, now)
                 .await?;
+        }
+        if !waiters.is_empty() {
+            self.store.forget_waiters(awaited, &waiters).await?;
         }
         Ok(())
     }
