@@ -11,6 +11,7 @@ use std::time::Duration;
 use hrsync_core::{Config, Status, Worker, WorkerKey};
 use hrsync_directory::graph::{Credential, GraphClient, GraphSettings, RetryPolicy};
 use hrsync_directory::sandbox::{RunningSandbox, Sandbox, SandboxConfig};
+use hrsync_hr_emulators::{Emulator, bamboohr};
 use hrsync_local::{SqliteQueue, SqliteStore, SqliteTimers};
 use hrsync_pipeline::ports::{
     DeadLetter, Delivery, HoldStatus, Nudge, Queue, QueueDepth, QueueError, QueueName,
@@ -29,7 +30,11 @@ const ENGINEERING: &str = "00000000-0000-0000-0000-0000000000e1";
 const SALES: &str = "00000000-0000-0000-0000-0000000000s1";
 
 fn config(extra_lifecycle: &str) -> Config {
-    let text = format!(
+    Config::parse(&config_text(extra_lifecycle), "hrsync.toml").expect("scenario config parses")
+}
+
+fn config_text(extra_lifecycle: &str) -> String {
+    format!(
         r#"
 [source.hr]
 kind = "signed-json"
@@ -65,8 +70,7 @@ prehire_days = 7
 immediate_termination_types = ["involuntary"]
 {extra_lifecycle}
 "#
-    );
-    Config::parse(&text, "hrsync.toml").expect("scenario config parses")
+    )
 }
 
 fn at(text: &str) -> Timestamp {
@@ -86,6 +90,11 @@ struct World {
 
 impl World {
     async fn new(config: Config, start: &str) -> Self {
+        Self::with_hr(config, start, hrsync_hr::Connectors::default()).await
+    }
+
+    /// With the HR systems' connectors (fetch, write-back).
+    async fn with_hr(config: Config, start: &str, hr: hrsync_hr::Connectors) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let store = SqliteStore::open(dir.path().join("state.db")).unwrap();
         let sandbox = Sandbox::start(SandboxConfig::default()).await.unwrap();
@@ -108,7 +117,7 @@ impl World {
             store: Arc::new(store),
             graph: GraphClient::new(settings, reqwest::Client::new()),
             clock: Arc::clone(&clock) as Arc<dyn Clock>,
-            hr: hrsync_hr::Connectors::default(),
+            hr,
         };
         let runner = Runner::new(Arc::new(pipeline), RunnerSettings::default());
         Self {
@@ -206,6 +215,31 @@ impl World {
             .into_iter()
             .filter(|g| self.sandbox.sandbox.group_members(g).contains(&id))
             .collect()
+    }
+
+    /// Another runtime over the same state, queue and directory, whose process dies once:
+    /// on the first send whose reason starts with `dies_at`.
+    fn runtime_dying_once_at(
+        &self,
+        dies_at: &'static str,
+    ) -> Runner<SqliteStore, DiesOnce, SqliteTimers> {
+        let real = self.pipeline();
+        Runner::new(
+            Arc::new(Pipeline {
+                config: Arc::clone(&real.config),
+                store: Arc::clone(&real.store),
+                queue: Arc::new(DiesOnce {
+                    inner: real.store.queue(),
+                    dies_at,
+                    died: false.into(),
+                }),
+                timers: Arc::clone(&real.timers),
+                graph: real.graph.clone(),
+                clock: Arc::clone(&real.clock),
+                hr: real.hr.clone(),
+            }),
+            RunnerSettings::default(),
+        )
     }
 
     async fn audit(&self, employee_id: &str) -> Vec<AuditRecord> {
@@ -357,7 +391,12 @@ impl Queue for DiesOnce {
         self.inner.dead_letters(queue).await
     }
 
-    async fn redrive(&self, queue: QueueName, id: &str, now: Timestamp) -> Result<bool, QueueError> {
+    async fn redrive(
+        &self,
+        queue: QueueName,
+        id: &str,
+        now: Timestamp,
+    ) -> Result<bool, QueueError> {
         self.inner.redrive(queue, id, now).await
     }
 
@@ -372,39 +411,39 @@ impl Queue for DiesOnce {
 #[tokio::test]
 async fn report_gets_its_manager_even_if_the_managers_run_dies_before_waking_it() {
     let world = World::new(config(""), "2026-03-02T09:00:00Z").await;
-    let mut report = worker("2", "Ada", "Lovelace", "Engineering", "2026-03-02T09:00:00Z");
+    let mut report = worker(
+        "2",
+        "Ada",
+        "Lovelace",
+        "Engineering",
+        "2026-03-02T09:00:00Z",
+    );
     report.manager_id = Some("1".into());
     world.hr(&report).await;
     let ada = world.id("2");
     assert_eq!(world.sandbox.sandbox.manager_of(&ada), None);
 
     // The manager is handled by a runtime that dies once, sending the report's nudge.
-    let real = world.pipeline();
-    let dying = Runner::new(
-        Arc::new(Pipeline {
-            config: Arc::clone(&real.config),
-            store: Arc::clone(&real.store),
-            queue: Arc::new(DiesOnce {
-                inner: real.store.queue(),
-                dies_at: "manager ",
-                died: false.into(),
-            }),
-            timers: Arc::clone(&real.timers),
-            graph: real.graph.clone(),
-            clock: Arc::clone(&real.clock),
-            hr: real.hr.clone(),
-        }),
-        RunnerSettings::default(),
-    );
+    let dying = world.runtime_dying_once_at("manager ");
     world.clock.advance(SignedDuration::from_hours(2));
-    let manager = worker("1", "Grace", "Hopper", "Engineering", "2026-03-02T11:00:00Z");
+    let manager = worker(
+        "1",
+        "Grace",
+        "Hopper",
+        "Engineering",
+        "2026-03-02T11:00:00Z",
+    );
     world.deliver(&manager, "manager-hired", "webhook hr").await;
     tokio::time::timeout(Duration::from_secs(60), dying.drain())
         .await
         .expect("drains within a minute")
         .expect("drains");
     assert!(
-        dying.pipeline().queue.died.load(std::sync::atomic::Ordering::SeqCst),
+        dying
+            .pipeline()
+            .queue
+            .died
+            .load(std::sync::atomic::Ordering::SeqCst),
         "the run died where the test meant it to"
     );
     world.settle().await;
@@ -414,6 +453,78 @@ async fn report_gets_its_manager_even_if_the_managers_run_dies_before_waking_it(
         Some(world.id("1")),
         "the report's manager is set once the manager has an account"
     );
+}
+
+/// The same class of bug as above, found by reading entra after it: the run that created the
+/// account died before sending the write-back nudge, and its redelivery (nothing left to
+/// create) never sent it, so HR never got the work email.
+#[tokio::test]
+async fn work_email_is_written_back_even_if_the_run_that_made_the_account_dies_first() {
+    let emulator = Emulator::start(bamboohr::router).await;
+    let text = config_text("").replace(
+        "kind = \"signed-json\"\nwebhook_secret = { env = \"HR_WEBHOOK_SECRET\" }",
+        &format!(
+            "kind = \"bamboohr\"\nbase_url = \"{}\"\nwebhook_secret = {{ env = \"W\" }}\napi_key = {{ env = \"K\" }}",
+            emulator.base_url()
+        ),
+    );
+    let config = Config::parse(&text, "hrsync.toml").expect("bamboohr scenario config parses");
+    let resolve = |_: &hrsync_core::config::SecretRef| Ok(bamboohr::API_KEY.to_owned());
+    let hr = hrsync_hr::Connectors::from_config(&config.sources, &resolve, &reqwest::Client::new())
+        .expect("the connector builds");
+    let world = World::with_hr(config, "2026-03-02T09:00:00Z", hr).await;
+    emulator.put_employee("2", bamboohr::employee("2", "Ada", "Lovelace"));
+
+    let dying = world.runtime_dying_once_at("identifiers changed");
+    let ada = worker(
+        "2",
+        "Ada",
+        "Lovelace",
+        "Engineering",
+        "2026-03-02T09:00:00Z",
+    );
+    world.deliver(&ada, "ada-hired", "webhook hr").await;
+    tokio::time::timeout(Duration::from_secs(60), dying.drain())
+        .await
+        .expect("drains within a minute")
+        .expect("drains");
+    assert!(
+        dying
+            .pipeline()
+            .queue
+            .died
+            .load(std::sync::atomic::Ordering::SeqCst),
+        "the run died where the test meant it to"
+    );
+    world.settle().await;
+    let written = |emulator: &Emulator| -> Vec<Value> {
+        emulator
+            .written()
+            .into_iter()
+            .map(|(id, body)| serde_json::json!({ "id": id, "body": body }))
+            .collect()
+    };
+    assert_eq!(
+        written(&emulator),
+        vec![
+            serde_json::json!({ "id": "2", "body": { "workEmail": "ada.lovelace@acme.example" } })
+        ],
+        "HR gets the work email once"
+    );
+
+    // A later change, while HR's record still lacks the mail, writes nothing again.
+    world.clock.advance(SignedDuration::from_hours(1));
+    world
+        .hr(&worker(
+            "2",
+            "Ada",
+            "Lovelace",
+            "Sales",
+            "2026-03-02T10:00:00Z",
+        ))
+        .await;
+    assert_eq!(world.groups("2"), vec![ALL_STAFF, SALES]);
+    assert_eq!(written(&emulator).len(), 1, "{:?}", written(&emulator));
 }
 
 #[tokio::test]

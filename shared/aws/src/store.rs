@@ -1188,7 +1188,7 @@ impl StateStore for DynamoStore {
         let pk = worker_pk(awaited);
         for waiter in waiters {
             let sk = format!("{WAITER_PREFIX}{waiter}");
-            self.delete_if(&what, pk.clone(), sk, None).await?;
+            self.delete_if(&what, pk.clone(), &sk, None).await?;
         }
         Ok(())
     }

@@ -115,6 +115,10 @@ pub struct WorkerState {
     /// What the directory was last seen or made to hold.
     pub applied: Option<crate::identity::AppliedIdentity>,
     pub timers: Vec<Timer>,
+    /// The work email the write-back stage last gave HR. A write-back is owed while the
+    /// account's mail is neither this nor what HR's record holds.
+    #[serde(default)]
+    pub written_back: Option<String>,
 }
 
 /// The outcome of [`decide`].
@@ -372,6 +376,7 @@ pub fn decide(
         desired: desired.clone(),
         applied: state.applied.clone(),
         timers: timers.clone(),
+        written_back: state.written_back.clone(),
     };
     Ok(Decision {
         transition,

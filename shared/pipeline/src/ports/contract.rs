@@ -661,7 +661,10 @@ pub async fn waiters_wait_read_and_forget<S: StateStore>(store: Arc<S>) {
     // WorkerKey order puts hr:1 before hr2:0; text order would not.
     let (first, second, third) = (key("1"), WorkerKey::new("hr2", "0"), key("10"));
     assert_eq!(store.waiters(&manager).await.unwrap(), vec![]);
-    store.forget_waiters(&manager, &[first.clone()]).await.unwrap();
+    store
+        .forget_waiters(&manager, std::slice::from_ref(&first))
+        .await
+        .unwrap();
 
     store.wait_for(&manager, &second).await.unwrap();
     store.wait_for(&manager, &third).await.unwrap();

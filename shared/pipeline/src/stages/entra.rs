@@ -5,9 +5,10 @@
 
 use std::collections::BTreeMap;
 
-use hrsync_core::{AppliedIdentity, Op, WorkerKey, WorkerState};
+use hrsync_core::{AppliedIdentity, WorkerKey, WorkerState};
 use hrsync_directory::converge::{ConvergeError, Lookup, Step, converge};
 
+use super::writeback::owed;
 use super::{CONFLICT_ROUNDS, Outcome, Pipeline, StageError, json};
 use crate::ports::{AuditRecord, Nudge, Queue, QueueName, StateStore, StoreError, Timers};
 
@@ -66,40 +67,23 @@ impl<S: StateStore, Q: Queue, T: Timers> Pipeline<S, Q, T> {
             self.wake_waiters(key, &nudge.trace).await?;
         }
         let now = self.clock.now();
-        let renamed = steps.iter().any(|s| {
-            matches!(s.op, Op::Create { .. })
-                || s.before.as_ref().map(|a| (&a.upn, &a.mail))
-                    != s.after.as_ref().map(|a| (&a.upn, &a.mail))
-        });
-        // A new or renamed account, or an existing one adopted while HR lacks its mail: the
-        // writeback stage checks what HR has and writes it. (Not on every run until HR's next
-        // record shows the mail: a failed write-back waits in the dead-letter queue.)
-        let adopted = object_id(&state.applied).is_none() && object_id(&applied).is_some();
-        let hr_lacks_mail = adopted
-            && match (&state.snapshot, &applied) {
-                (Some(snapshot), Some(applied)) => {
-                    let mail = applied.mail.as_deref().unwrap_or(&applied.upn);
-                    !snapshot
-                        .work_email
-                        .as_deref()
-                        .is_some_and(|known| known.eq_ignore_ascii_case(mail))
-                }
-                _ => false,
-            };
+        let after = WorkerState {
+            applied: applied.clone(),
+            ..state.clone()
+        };
         let writes_back = self
             .hr
             .get(key.source())
             .is_some_and(|connector| connector.writes_back());
-        if (renamed || hr_lacks_mail) && writes_back {
+        // A new, renamed or adopted account whose mail HR has not got. Checked on every run,
+        // not only the one that made the change: that one may have died before nudging.
+        if writes_back && let Some(owed) = owed(&after) {
             let next = Nudge::new(
                 key.clone(),
                 "identifiers changed".to_owned(),
                 nudge.trace.clone(),
             );
-            let dedup = format!(
-                "{key}#writeback#{}",
-                applied.as_ref().map_or("", |a| a.upn.as_str())
-            );
+            let dedup = format!("{key}#writeback#{}", owed.mail);
             self.queue
                 .send(QueueName::Writeback, &next, &dedup, now)
                 .await?;
