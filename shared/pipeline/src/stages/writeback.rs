@@ -6,7 +6,7 @@
 use hrsync_core::{Identifiers, WorkerKey, WorkerState};
 
 use super::{CONFLICT_ROUNDS, Outcome, Pipeline, StageError, json};
-use crate::ports::{AuditRecord, Nudge, Queue, StateStore, StoreError, Timers};
+use crate::ports::{AuditRecord, Nudge, Queue, StateStore, StoreError, Stored, Timers};
 
 /// What HR should be given: the account exists and its mail is neither what HR's record
 /// holds (an earlier write-back, or HR set it itself: writing it again would only fire
@@ -46,11 +46,11 @@ impl<S: StateStore, Q: Queue, T: Timers> Pipeline<S, Q, T> {
         let Some(stored) = self.store.load(key).await? else {
             return nothing();
         };
-        let (Some(identifiers), Some(snapshot)) = (owed(&stored.state), stored.state.snapshot)
+        let (Some(identifiers), Some(snapshot)) = (owed(&stored.state), &stored.state.snapshot)
         else {
             return nothing();
         };
-        connector.write_back(&snapshot, &identifiers).await?;
+        connector.write_back(snapshot, &identifiers).await?;
         let mut record = self.audit(
             key,
             "writeback",
@@ -60,27 +60,30 @@ impl<S: StateStore, Q: Queue, T: Timers> Pipeline<S, Q, T> {
         );
         record.before = json(&serde_json::json!({ "work_email": snapshot.work_email }));
         record.after = json(&identifiers);
-        self.record_written_back(key, &identifiers.mail, &record)
+        self.record_written_back(key, stored, &identifiers.mail, &record)
             .await?;
         Ok(Outcome::WrittenBack {
             worker: key.clone(),
         })
     }
 
-    /// Stores what HR was given, with its audit record, on the latest state (mapping or entra
-    /// may have written since we read). HR has it already: a lost race is read again, never
-    /// written to HR again.
+    /// Stores what HR was given, with its audit record, on the state read (or, if mapping or
+    /// entra wrote since, on the latest: HR has it already, so a lost race is read again and
+    /// never written to HR again).
     async fn record_written_back(
         &self,
         key: &WorkerKey,
+        read: Stored,
         mail: &str,
         record: &AuditRecord,
     ) -> Result<(), StageError> {
+        let mut latest = Some(read);
         for _ in 0..CONFLICT_ROUNDS {
-            let Some(stored) = self.store.load(key).await? else {
-                return Err(StageError::permanent(format!(
-                    "{key} vanished from the store"
-                )));
+            let stored = match latest.take() {
+                Some(stored) => stored,
+                None => self.store.load(key).await?.ok_or_else(|| {
+                    StageError::permanent(format!("{key} vanished from the store"))
+                })?,
             };
             let mut state = stored.state;
             state.written_back = Some(mail.to_owned());
