@@ -405,6 +405,19 @@ impl Queue for DiesOnce {
     }
 }
 
+/// Runs the dying runtime until it is quiet, and checks that it did die where it was meant to.
+async fn drain_dying(dying: &Runner<SqliteStore, DiesOnce, SqliteTimers>) {
+    tokio::time::timeout(Duration::from_secs(60), dying.drain())
+        .await
+        .expect("drains within a minute")
+        .expect("drains");
+    let died = &dying.pipeline().queue.died;
+    assert!(
+        died.load(std::sync::atomic::Ordering::SeqCst),
+        "the run died where the test meant it to"
+    );
+}
+
 /// Found by the crash test (`tests/crash.rs`): the manager's entra run recorded its new
 /// account, then died before the reports waiting for it were nudged. Its redelivery saw the
 /// account already known and woke nobody, so the report never got its manager.
@@ -434,18 +447,7 @@ async fn report_gets_its_manager_even_if_the_managers_run_dies_before_waking_it(
         "2026-03-02T11:00:00Z",
     );
     world.deliver(&manager, "manager-hired", "webhook hr").await;
-    tokio::time::timeout(Duration::from_secs(60), dying.drain())
-        .await
-        .expect("drains within a minute")
-        .expect("drains");
-    assert!(
-        dying
-            .pipeline()
-            .queue
-            .died
-            .load(std::sync::atomic::Ordering::SeqCst),
-        "the run died where the test meant it to"
-    );
+    drain_dying(&dying).await;
     world.settle().await;
 
     assert_eq!(
@@ -484,18 +486,7 @@ async fn work_email_is_written_back_even_if_the_run_that_made_the_account_dies_f
         "2026-03-02T09:00:00Z",
     );
     world.deliver(&ada, "ada-hired", "webhook hr").await;
-    tokio::time::timeout(Duration::from_secs(60), dying.drain())
-        .await
-        .expect("drains within a minute")
-        .expect("drains");
-    assert!(
-        dying
-            .pipeline()
-            .queue
-            .died
-            .load(std::sync::atomic::Ordering::SeqCst),
-        "the run died where the test meant it to"
-    );
+    drain_dying(&dying).await;
     world.settle().await;
     let written = |emulator: &Emulator| -> Vec<Value> {
         emulator
