@@ -217,6 +217,27 @@ impl World {
             .collect()
     }
 
+    /// Ada (2) joins reporting to Grace (1), who has no account yet; returns Ada's object id.
+    async fn report_without_a_manager_account(&self) -> String {
+        let mut report = worker(
+            "2",
+            "Ada",
+            "Lovelace",
+            "Engineering",
+            "2026-03-02T09:00:00Z",
+        );
+        report.manager_id = Some("1".into());
+        self.hr(&report).await;
+        let ada = self.id("2");
+        assert!(self.enabled("2"));
+        assert_eq!(
+            self.sandbox.sandbox.manager_of(&ada),
+            None,
+            "no manager account yet"
+        );
+        ada
+    }
+
     /// Another runtime over the same state, queue and directory, whose process dies once:
     /// on the first send whose reason starts with `dies_at`.
     fn runtime_dying_once_at(
@@ -281,22 +302,7 @@ fn leaving(mut worker: Worker, last_day: Date, as_of: &str) -> Worker {
 #[tokio::test]
 async fn joiner_whose_manager_arrives_later_self_heals() {
     let world = World::new(config(""), "2026-03-02T09:00:00Z").await;
-    let mut report = worker(
-        "2",
-        "Ada",
-        "Lovelace",
-        "Engineering",
-        "2026-03-02T09:00:00Z",
-    );
-    report.manager_id = Some("1".into());
-    world.hr(&report).await;
-    let ada = world.id("2");
-    assert!(world.enabled("2"));
-    assert_eq!(
-        world.sandbox.sandbox.manager_of(&ada),
-        None,
-        "no manager account yet"
-    );
+    let ada = world.report_without_a_manager_account().await;
 
     world.clock.advance(SignedDuration::from_hours(2));
     world
@@ -424,17 +430,7 @@ async fn drain_dying(dying: &Runner<SqliteStore, DiesOnce, SqliteTimers>) {
 #[tokio::test]
 async fn report_gets_its_manager_even_if_the_managers_run_dies_before_waking_it() {
     let world = World::new(config(""), "2026-03-02T09:00:00Z").await;
-    let mut report = worker(
-        "2",
-        "Ada",
-        "Lovelace",
-        "Engineering",
-        "2026-03-02T09:00:00Z",
-    );
-    report.manager_id = Some("1".into());
-    world.hr(&report).await;
-    let ada = world.id("2");
-    assert_eq!(world.sandbox.sandbox.manager_of(&ada), None);
+    let ada = world.report_without_a_manager_account().await;
 
     // The manager is handled by a runtime that dies once, sending the report's nudge.
     let dying = world.runtime_dying_once_at("manager ");
