@@ -19,14 +19,14 @@ pub mod writeback;
 use std::fmt;
 use std::sync::Arc;
 
-use hrsync_core::{Config, Lifecycle, Transition, WorkerKey};
+use hrsync_core::{Config, Lifecycle, Transition, WorkerKey, WorkerState};
 use hrsync_directory::converge::ConvergeError;
 use hrsync_directory::graph::{GraphClient, GraphError};
 use hrsync_hr::{Connectors, HrError};
 
 use crate::clock::Clock;
 use crate::ports::{
-    AuditRecord, Nudge, Queue, QueueError, QueueName, StateStore, StoreError, Timers,
+    AuditRecord, Nudge, Queue, QueueError, QueueName, StateStore, StoreError, Stored, Timers,
 };
 
 /// Everything the stages run over. One per runtime (a process, a Lambda container).
@@ -69,6 +69,42 @@ impl<S: StateStore, Q: Queue, T: Timers> Pipeline<S, Q, T> {
         trace: &str,
     ) -> AuditRecord {
         AuditRecord::new(worker, self.clock.now(), stage, action, cause, trace)
+    }
+
+    /// Saves `edit` of the worker's state with `audit`, conditional on the version edited:
+    /// `read` first when the caller has it, then the latest after each lost race (another
+    /// stage wrote meanwhile). `doing` names the write in the error when races keep being lost.
+    async fn edit_state(
+        &self,
+        key: &WorkerKey,
+        read: Option<Stored>,
+        audit: &[AuditRecord],
+        doing: &str,
+        edit: impl Fn(&mut WorkerState),
+    ) -> Result<(), StageError> {
+        let mut read = read;
+        for _ in 0..CONFLICT_ROUNDS {
+            let stored = match read.take() {
+                Some(stored) => stored,
+                None => self.store.load(key).await?.ok_or_else(|| {
+                    StageError::permanent(format!("{key} vanished from the store"))
+                })?,
+            };
+            let mut state = stored.state;
+            edit(&mut state);
+            match self
+                .store
+                .save(key, &state, Some(stored.version), audit)
+                .await
+            {
+                Ok(_) => return Ok(()),
+                Err(StoreError::Conflict { .. }) => continue,
+                Err(error) => return Err(error.into()),
+            }
+        }
+        Err(StageError::transient(format!(
+            "{key}: the state kept changing while {doing}"
+        )))
     }
 }
 

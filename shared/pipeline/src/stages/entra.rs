@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 
-use hrsync_core::{AppliedIdentity, WorkerKey, WorkerState};
+use hrsync_core::WorkerKey;
 use hrsync_directory::converge::{ConvergeError, Lookup, Step, converge};
 
 use super::writeback::owed;
@@ -56,28 +56,27 @@ impl<S: StateStore, Q: Queue, T: Timers> Pipeline<S, Q, T> {
             .map(|step| self.step_audit(nudge, step))
             .collect();
         if applied != state.applied || !audit.is_empty() {
-            self.record_applied(key, stored.version, applied.clone(), &audit)
-                .await?;
+            // On the latest state: mapping may have written while the directory was converged.
+            let recorded = applied.clone();
+            self.edit_state(key, None, &audit, "recording the directory", |s| {
+                s.applied = recorded.clone();
+            })
+            .await?;
         }
         // Waiters registered before this account was known are woken by every run that finds
         // it known, not only the one that recorded it: that run may have died before waking
         // them. One registering later sees the object id itself (`wait_for_manager`).
-        let object_id = |a: &Option<AppliedIdentity>| a.as_ref().and_then(|a| a.object_id.clone());
-        if object_id(&applied).is_some() {
+        if applied.as_ref().is_some_and(|a| a.object_id.is_some()) {
             self.wake_waiters(key, &nudge.trace).await?;
         }
         let now = self.clock.now();
-        let after = WorkerState {
-            applied: applied.clone(),
-            ..state.clone()
-        };
         let writes_back = self
             .hr
             .get(key.source())
             .is_some_and(|connector| connector.writes_back());
         // A new, renamed or adopted account whose mail HR has not got. Checked on every run,
         // not only the one that made the change: that one may have died before nudging.
-        if writes_back && let Some(owed) = owed(&after) {
+        if writes_back && let Some(owed) = owed(&state, applied.as_ref()) {
             let next = Nudge::new(
                 key.clone(),
                 "identifiers changed".to_owned(),
@@ -166,45 +165,6 @@ impl<S: StateStore, Q: Queue, T: Timers> Pipeline<S, Q, T> {
             self.store.forget_waiters(awaited, &waiters).await?;
         }
         Ok(())
-    }
-
-    /// Stores `applied` on the latest state (mapping may have written since we read).
-    async fn record_applied(
-        &self,
-        key: &WorkerKey,
-        mut version: u64,
-        applied: Option<AppliedIdentity>,
-        audit: &[AuditRecord],
-    ) -> Result<(), StageError> {
-        let mut state: Option<WorkerState> = None;
-        for _ in 0..CONFLICT_ROUNDS {
-            let mut next = match state.take() {
-                Some(state) => state,
-                None => match self.store.load(key).await? {
-                    Some(stored) if stored.version == version => stored.state,
-                    Some(stored) => {
-                        version = stored.version;
-                        stored.state
-                    }
-                    None => {
-                        return Err(StageError::permanent(format!(
-                            "{key} vanished from the store"
-                        )));
-                    }
-                },
-            };
-            next.applied = applied.clone();
-            match self.store.save(key, &next, Some(version), audit).await {
-                Ok(_) => return Ok(()),
-                Err(StoreError::Conflict { found, .. }) => {
-                    version = found.unwrap_or(version);
-                }
-                Err(error) => return Err(error.into()),
-            }
-        }
-        Err(StageError::transient(format!(
-            "{key}: the state kept changing while recording the directory"
-        )))
     }
 
     /// The UPN is someone else's in the directory: forget the chosen names so mapping picks
