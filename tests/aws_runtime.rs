@@ -482,6 +482,45 @@ struct Interfering {
     saves: Mutex<Vec<Result<u64, StoreError>>>,
 }
 
+type RacingPipeline =
+    Pipeline<Interfering, hrsync_aws::queue::SqsQueue, hrsync_aws::timers::SchedulerTimers>;
+
+impl Interfering {
+    /// A pipeline like the container's whose store interferes once with `worker`'s state.
+    fn racing(aws: &Aws, worker: &WorkerKey) -> (Arc<Self>, RacingPipeline) {
+        let base = &aws.container.pipeline;
+        let store = Arc::new(Self {
+            inner: (*base.store).clone(),
+            worker: worker.clone(),
+            interfered: Mutex::new(false),
+            saves: Mutex::new(Vec::new()),
+        });
+        let racing = Pipeline {
+            config: Arc::clone(&base.config),
+            store: Arc::clone(&store),
+            queue: Arc::clone(&base.queue),
+            timers: Arc::clone(&base.timers),
+            graph: base.graph.clone(),
+            clock: Arc::clone(&base.clock),
+            hr: base.hr.clone(),
+        };
+        (store, racing)
+    }
+
+    fn saves(&self) -> Vec<Result<u64, StoreError>> {
+        self.saves.lock().expect("lock").clone()
+    }
+}
+
+/// Receives `queue`'s one message and hands it to `pipeline`'s batch handler, as Lambda would.
+async fn handle_one(aws: &Aws, pipeline: &RacingPipeline, queue: QueueName) {
+    let messages = aws.receive(queue).await;
+    assert_eq!(messages.len(), 1);
+    let event = serde_json::from_value(sqs_event(queue, &messages)).expect("an SQS event");
+    let answer = hrsync_lambda::handle_batch(pipeline, &aws.container.settings, queue, event).await;
+    assert!(answer.batch_item_failures.is_empty(), "{answer:?}");
+}
+
 impl StateStore for Interfering {
     async fn load(&self, worker: &WorkerKey) -> Result<Option<Stored>, StoreError> {
         self.inner.load(worker).await
@@ -602,36 +641,10 @@ fn a_concurrent_state_update_loses_the_conditional_write_and_mapping_decides_aga
         let katherine = WorkerKey::new("hr", "9");
 
         // Mapping in a container whose store sees another writer get in first.
-        let base = &aws.container.pipeline;
-        let store = Arc::new(Interfering {
-            inner: (*base.store).clone(),
-            worker: katherine.clone(),
-            interfered: Mutex::new(false),
-            saves: Mutex::new(Vec::new()),
-        });
-        let racing = Pipeline {
-            config: Arc::clone(&base.config),
-            store: Arc::clone(&store),
-            queue: Arc::clone(&base.queue),
-            timers: Arc::clone(&base.timers),
-            graph: base.graph.clone(),
-            clock: Arc::clone(&base.clock),
-            hr: base.hr.clone(),
-        };
-        let messages = aws.receive(QueueName::WorkerEvents).await;
-        assert_eq!(messages.len(), 1);
-        let event = serde_json::from_value(sqs_event(QueueName::WorkerEvents, &messages))
-            .expect("an SQS event");
-        let answer = hrsync_lambda::handle_batch(
-            &racing,
-            &aws.container.settings,
-            QueueName::WorkerEvents,
-            event,
-        )
-        .await;
-        assert!(answer.batch_item_failures.is_empty(), "{answer:?}");
+        let (store, racing) = Interfering::racing(&aws, &katherine);
+        handle_one(&aws, &racing, QueueName::WorkerEvents).await;
 
-        let saves = store.saves.lock().expect("lock").clone();
+        let saves = store.saves();
         assert!(
             matches!(
                 saves.first(),
@@ -648,7 +661,9 @@ fn a_concurrent_state_update_loses_the_conditional_write_and_mapping_decides_aga
             Some(&Ok(2)),
             "read again, decided again, saved: {saves:?}"
         );
-        let stored = base
+        let stored = aws
+            .container
+            .pipeline
             .store
             .load(&katherine)
             .await
@@ -659,6 +674,56 @@ fn a_concurrent_state_update_loses_the_conditional_write_and_mapping_decides_aga
             stored.state.provisioned,
             "the decision after the retry was kept"
         );
+    });
+}
+
+/// The write-back's record of what HR was given loses its conditional write to another
+/// container: it is stored on the latest state, and HR is written once.
+#[test]
+fn a_write_back_that_loses_the_conditional_write_records_it_on_the_latest_state() {
+    runtime().block_on(async {
+        let aws = Aws::start().await;
+        aws.deployment
+            .hr
+            .put_employee("9", employee("9", "Katherine", "Johnson"));
+        assert_eq!(aws.bamboo_event("employee.created", "9").await.0, 202);
+        for function in [Function::Intake, Function::Mapping, Function::Entra] {
+            aws.deliver(function).await;
+        }
+        let katherine = WorkerKey::new("hr", "9");
+        let before = aws
+            .container
+            .pipeline
+            .store
+            .load(&katherine)
+            .await
+            .expect("load")
+            .expect("a state");
+
+        let (store, racing) = Interfering::racing(&aws, &katherine);
+        handle_one(&aws, &racing, QueueName::Writeback).await;
+
+        let saves = store.saves();
+        assert!(
+            matches!(saves.first(), Some(Err(StoreError::Conflict { .. }))),
+            "the first save lost to the other writer: {saves:?}"
+        );
+        assert_eq!(saves.get(1), Some(&Ok(before.version + 2)), "{saves:?}");
+        let mail = aws.user("9")["mail"].clone();
+        assert_eq!(
+            aws.deployment.hr.written(),
+            vec![("9".to_owned(), json!({ "workEmail": mail }))],
+            "HR is written once"
+        );
+        let stored = aws
+            .container
+            .pipeline
+            .store
+            .load(&katherine)
+            .await
+            .expect("load")
+            .expect("a state");
+        assert_eq!(stored.state.written_back.as_deref(), mail.as_str());
     });
 }
 
