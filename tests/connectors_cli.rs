@@ -135,7 +135,18 @@ fn leaves_at_the_instant(site: &Site, serve: &Serve) {
         );
         std::thread::sleep(Duration::from_millis(200));
     }
-    let audit = site.audit("hr:42");
+    // Entra audits a step once the directory confirmed it, so the account can be seen
+    // disabled a moment before the record is stored.
+    let audit = loop {
+        let audit = site.audit("hr:42");
+        let audited = audit
+            .iter()
+            .any(|r| r["stage"] == "entra" && r["action"] == "disable");
+        if audited || Instant::now() >= deadline {
+            break audit;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
     let disable = audit
         .iter()
         .find(|r| r["stage"] == "entra" && r["action"] == "disable")
