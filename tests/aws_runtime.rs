@@ -237,6 +237,25 @@ impl Aws {
         self.settle().await;
     }
 
+    /// HR creates employee `id` and sends the signed webhook (taken: 202).
+    async fn hr_creates(&self, id: &str, first_name: &str, last_name: &str) {
+        self.deployment
+            .hr
+            .put_employee(id, employee(id, first_name, last_name));
+        assert_eq!(self.bamboo_event("employee.created", id).await.0, 202);
+    }
+
+    /// The worker's stored state, which must exist.
+    async fn stored(&self, worker: &WorkerKey) -> Stored {
+        self.container
+            .pipeline
+            .store
+            .load(worker)
+            .await
+            .expect("load")
+            .expect("a state")
+    }
+
     fn advance(&self, minutes: i64) {
         self.clock.advance(jiff::SignedDuration::from_mins(minutes));
     }
@@ -633,10 +652,7 @@ impl StateStore for Interfering {
 fn a_concurrent_state_update_loses_the_conditional_write_and_mapping_decides_again() {
     runtime().block_on(async {
         let aws = Aws::start().await;
-        aws.deployment
-            .hr
-            .put_employee("9", employee("9", "Katherine", "Johnson"));
-        assert_eq!(aws.bamboo_event("employee.created", "9").await.0, 202);
+        aws.hr_creates("9", "Katherine", "Johnson").await;
         aws.deliver(Function::Intake).await;
         let katherine = WorkerKey::new("hr", "9");
 
@@ -661,14 +677,7 @@ fn a_concurrent_state_update_loses_the_conditional_write_and_mapping_decides_aga
             Some(&Ok(2)),
             "read again, decided again, saved: {saves:?}"
         );
-        let stored = aws
-            .container
-            .pipeline
-            .store
-            .load(&katherine)
-            .await
-            .expect("load")
-            .expect("a state");
+        let stored = aws.stored(&katherine).await;
         assert_eq!(stored.version, 2);
         assert!(
             stored.state.provisioned,
@@ -683,22 +692,12 @@ fn a_concurrent_state_update_loses_the_conditional_write_and_mapping_decides_aga
 fn a_write_back_that_loses_the_conditional_write_records_it_on_the_latest_state() {
     runtime().block_on(async {
         let aws = Aws::start().await;
-        aws.deployment
-            .hr
-            .put_employee("9", employee("9", "Katherine", "Johnson"));
-        assert_eq!(aws.bamboo_event("employee.created", "9").await.0, 202);
+        aws.hr_creates("9", "Katherine", "Johnson").await;
         for function in [Function::Intake, Function::Mapping, Function::Entra] {
             aws.deliver(function).await;
         }
         let katherine = WorkerKey::new("hr", "9");
-        let before = aws
-            .container
-            .pipeline
-            .store
-            .load(&katherine)
-            .await
-            .expect("load")
-            .expect("a state");
+        let before = aws.stored(&katherine).await;
 
         let (store, racing) = Interfering::racing(&aws, &katherine);
         handle_one(&aws, &racing, QueueName::Writeback).await;
@@ -715,14 +714,7 @@ fn a_write_back_that_loses_the_conditional_write_records_it_on_the_latest_state(
             vec![("9".to_owned(), json!({ "workEmail": mail }))],
             "HR is written once"
         );
-        let stored = aws
-            .container
-            .pipeline
-            .store
-            .load(&katherine)
-            .await
-            .expect("load")
-            .expect("a state");
+        let stored = aws.stored(&katherine).await;
         assert_eq!(stored.state.written_back.as_deref(), mail.as_str());
     });
 }
