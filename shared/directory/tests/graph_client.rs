@@ -1273,7 +1273,9 @@ async fn request_builders_hit_the_documented_endpoints() {
         (calls[1].method.as_str(), calls[1].path.as_str()),
         ("POST", "/v1.0/users/u1/revokeSignInSessions")
     );
-    assert_eq!(calls[1].header("content-length"), Some("0"));
+    // `{}`: a bodyless write inside a `$batch` makes Graph refuse the whole batch.
+    assert_eq!(calls[1].body, Some(json!({})));
+    assert_eq!(calls[1].header("content-type"), Some("application/json"));
     assert_eq!(
         calls[2].body,
         Some(json!({"employeeLeaveDateTime": "2026-06-30T15:00:00Z"}))

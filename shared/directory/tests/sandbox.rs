@@ -880,6 +880,52 @@ async fn batch_depends_on_failure_is_424_and_inner_requests_are_logged() {
     assert_eq!(outer.path, "/v1.0/$batch");
 }
 
+/// A write step without a body (or its Content-Type) refuses the whole batch before anything
+/// runs, as Graph does (microsoftgraph/msgraph-sdk-dotnet#2628): the leaver's disable beside a
+/// bodyless revokeSignInSessions never happens.
+#[tokio::test]
+async fn a_bodyless_write_step_refuses_the_whole_batch() {
+    let env = start_default().await;
+    let (_, created) = env
+        .post("users", new_user("leaver@acme.example", "1301"))
+        .await;
+    let id = created["id"].as_str().expect("id").to_owned();
+    env.sandbox.sandbox.clear_requests();
+    let disable = json!({"id": "1", "method": "PATCH", "url": format!("/users/{id}"),
+        "headers": {"Content-Type": "application/json"}, "body": {"accountEnabled": false}});
+    for revoke in [
+        json!({"id": "2", "method": "POST", "url": format!("/users/{id}/revokeSignInSessions"), "dependsOn": ["1"]}),
+        json!({"id": "2", "method": "POST", "url": format!("/users/{id}/revokeSignInSessions"), "dependsOn": ["1"], "body": {}}),
+    ] {
+        let (status, body) = env
+            .post("$batch", json!({"requests": [disable.clone(), revoke]}))
+            .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+        assert_eq!(
+            body["error"]["message"],
+            "Write request id : 2 does not contain Content-Type header or body."
+        );
+    }
+    assert!(
+        env.sandbox.sandbox.requests().iter().all(|r| !r.in_batch),
+        "nothing inside ran"
+    );
+    let enabled = env.sandbox.sandbox.users()[0]["accountEnabled"].clone();
+    assert_eq!(enabled, json!(true));
+
+    let revoke = json!({"id": "2", "method": "POST", "url": format!("/users/{id}/revokeSignInSessions"),
+        "dependsOn": ["1"], "headers": {"Content-Type": "application/json"}, "body": {}});
+    let (status, body) = env
+        .post("$batch", json!({"requests": [disable, revoke]}))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["responses"][1]["status"], 200, "{body}");
+    assert_eq!(
+        env.sandbox.sandbox.users()[0]["accountEnabled"],
+        json!(false)
+    );
+}
+
 #[tokio::test]
 async fn batch_of_21_is_rejected() {
     let env = start_default().await;

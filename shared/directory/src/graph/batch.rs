@@ -350,6 +350,64 @@ mod tests {
         ));
     }
 
+    /// Every request hrsync can send, as a `$batch` step: Graph refuses a whole batch with an
+    /// outer 400 when one write step (POST, PATCH, PUT) lacks a body or `Content-Type`
+    /// (microsoftgraph/msgraph-sdk-dotnet#2628), even for actions that take no body.
+    #[test]
+    fn every_write_step_carries_a_json_body_and_content_type() {
+        use crate::graph::requests as r;
+        use crate::graph::users;
+        let leave: jiff::Timestamp = "2026-03-31T06:00:00Z".parse().expect("ts");
+        let mut properties = BTreeMap::new();
+        properties.insert("department".to_owned(), json!("Sales"));
+        let (live, deleted) = users::name_in_use_requests("ada@contoso.com");
+        let every = vec![
+            GraphRequest::with_json(
+                Method::POST,
+                "/users",
+                users::create_user_body(&users::NewUser {
+                    user_principal_name: "ada@contoso.com".into(),
+                    mail_nickname: "ada".into(),
+                    display_name: "Ada".into(),
+                    account_enabled: true,
+                    mail: None,
+                    properties: BTreeMap::new(),
+                }),
+            ),
+            r::update_user("u", &properties),
+            r::set_manager("u", "m"),
+            r::remove_manager("u"),
+            r::add_member("g", "u"),
+            r::remove_member("g", "u"),
+            r::assign_licenses("u", &["s"], &[]),
+            r::remove_licenses("u", &["s"]),
+            r::revoke_sessions("u"),
+            r::set_enabled("u", false),
+            r::set_leave_date("u", leave),
+            r::delete_user("u"),
+            users::find_by_employee_id_request("42"),
+            live,
+            deleted,
+        ];
+        let in_round = BTreeSet::new();
+        for request in &every {
+            let step = inner_request(request, &in_round, "https://graph.microsoft.com/v1.0");
+            let method = step["method"].as_str().expect("method");
+            if matches!(method, "POST" | "PATCH" | "PUT") {
+                assert!(
+                    step["body"].is_object(),
+                    "{method} {} has no JSON body: {step}",
+                    request.url
+                );
+                assert_eq!(
+                    step["headers"]["Content-Type"], "application/json",
+                    "{method} {}",
+                    request.url
+                );
+            }
+        }
+    }
+
     #[test]
     fn inner_request_shape() {
         let r = GraphRequest::with_json(Method::PATCH, "/users/u1", json!({"city": "Oslo"}))

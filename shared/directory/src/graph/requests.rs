@@ -476,12 +476,16 @@ pub fn remove_licenses<S: AsRef<str>>(user_id: &str, skus: &[S]) -> GraphRequest
     assign_licenses::<S>(user_id, &[], skus).also_ok(AlsoOk::LicenseAlreadyRemoved)
 }
 
-/// `POST /users/{id}/revokeSignInSessions`; `200` `{"value": true}` (any 2xx is taken as success:
-/// a known issue makes it answer with an unexpected 2xx code). Revocation can take minutes to bite.
+/// `POST /users/{id}/revokeSignInSessions` with the body `{}`; `200` `{"value": true}` (any 2xx
+/// is taken as success: a known issue makes it answer with an unexpected 2xx code). Revocation can
+/// take minutes to bite. The action takes no parameters, but inside a `$batch` a write step
+/// without a body and `Content-Type` makes Graph refuse the whole batch with an outer 400 (the
+/// leaver's disable with it): microsoftgraph/msgraph-sdk-dotnet#2628.
 pub fn revoke_sessions(user_id: &str) -> GraphRequest {
-    GraphRequest::new(
+    GraphRequest::with_json(
         Method::POST,
         format!("{}/revokeSignInSessions", user_path(user_id)),
+        json!({}),
     )
     .lag_tolerant()
 }

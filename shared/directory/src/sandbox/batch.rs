@@ -103,7 +103,12 @@ fn parse_item(value: &Value, seen: &[String]) -> Result<Item, Resp> {
         }
     }
     let body = obj.get("body").filter(|b| !b.is_null()).cloned();
-    if body.is_some() && !headers.contains_key(header::CONTENT_TYPE) {
+    // Graph validates the whole batch first: a write step needs a body and its Content-Type, even
+    // for an action that takes no parameters (revokeSignInSessions), or nothing runs
+    // (microsoftgraph/msgraph-sdk-dotnet#2628; Softeria/ms-365-mcp-server#683).
+    let write = matches!(method, Method::POST | Method::PATCH | Method::PUT);
+    if (write || body.is_some()) && (body.is_none() || !headers.contains_key(header::CONTENT_TYPE))
+    {
         return Err(invalid(&format!(
             "Write request id : {id} does not contain Content-Type header or body."
         )));
