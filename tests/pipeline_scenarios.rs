@@ -10,7 +10,6 @@ use std::time::Duration;
 
 use hrsync_core::{Config, Status, Worker, WorkerKey};
 use hrsync_directory::graph::{Credential, GraphClient, GraphSettings, RetryPolicy};
-use hrsync_directory::sandbox::{RunningSandbox, Sandbox, SandboxConfig};
 use hrsync_hr_emulators::{Emulator, bamboohr};
 use hrsync_local::{SqliteQueue, SqliteStore, SqliteTimers};
 use hrsync_pipeline::ports::{
@@ -20,6 +19,7 @@ use hrsync_pipeline::ports::{
 use hrsync_pipeline::stages::intake::Incoming;
 use hrsync_pipeline::synthetic::{EMERGENCY, leaving_now};
 use hrsync_pipeline::{AuditRecord, Clock, ManualClock, Outcome, Pipeline, Runner, RunnerSettings};
+use hrsync_sandbox::{RunningSandbox, Sandbox, SandboxConfig};
 use jiff::civil::{Date, date};
 use jiff::{SignedDuration, Timestamp};
 use serde_json::Value;

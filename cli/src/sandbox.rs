@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::Context;
-use hrsync_directory::sandbox::{Faults, Sandbox, SandboxConfig};
+use hrsync_sandbox::{Faults, Sandbox, SandboxConfig};
 
 #[derive(Debug, clap::Args)]
 pub struct SandboxArgs {

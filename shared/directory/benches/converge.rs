@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use hrsync_core::{Config, NameRegistry, Status, Worker, WorkerKey, WorkerState};
 use hrsync_directory::graph::{Credential, GraphClient, GraphSettings, RetryPolicy};
 use hrsync_directory::provision::{ForeignNames, settle};
-use hrsync_directory::sandbox::{Sandbox, SandboxConfig};
+use hrsync_sandbox::{Sandbox, SandboxConfig};
 use jiff::civil::date;
 
 const CONFIG: &str = r#"

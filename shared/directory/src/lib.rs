@@ -1,9 +1,9 @@
-//! The directory side of hrsync: a Microsoft Graph client, an Entra-compatible sandbox
-//! directory that speaks the same wire format, and OData helpers shared by both.
+//! The directory side of hrsync: a Microsoft Graph client, convergence of a worker's account,
+//! and OData helpers. (The Entra-compatible sandbox it is tested against is its own crate,
+//! `hrsync-sandbox`, never linked into the Lambda functions.)
 
 pub mod connect;
 pub mod converge;
 pub mod graph;
 pub mod odata;
 pub mod provision;
-pub mod sandbox;

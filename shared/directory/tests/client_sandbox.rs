@@ -12,7 +12,7 @@ use hrsync_directory::graph::{
     Credential, DirectoryUser, GraphClient, GraphError, GraphRequest, GraphResponse, GraphSettings,
     Method, NewUser, RetryPolicy, requests, users,
 };
-use hrsync_directory::sandbox::{Faults, LoggedRequest, RunningSandbox, Sandbox, SandboxConfig};
+use hrsync_sandbox::{Faults, LoggedRequest, RunningSandbox, Sandbox, SandboxConfig};
 use serde_json::{Value, json};
 
 const TENANT: &str = "contoso";

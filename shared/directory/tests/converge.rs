@@ -14,7 +14,7 @@ use hrsync_core::{
 };
 use hrsync_directory::converge::{ConvergeError, Converged, Lookup, Step, converge};
 use hrsync_directory::graph::{Credential, GraphClient, GraphSettings, RetryPolicy};
-use hrsync_directory::sandbox::{Faults, RunningSandbox, Sandbox, SandboxConfig};
+use hrsync_sandbox::{Faults, RunningSandbox, Sandbox, SandboxConfig};
 use jiff::Timestamp;
 use jiff::civil::date;
 use serde_json::Value;

@@ -10,7 +10,7 @@ use std::time::Duration;
 use hrsync_core::{Config, NameRegistry, Worker, WorkerKey, WorkerState};
 use hrsync_directory::graph::{Credential, GraphClient, GraphSettings, RetryPolicy};
 use hrsync_directory::provision::{ForeignNames, settle};
-use hrsync_directory::sandbox::{Faults, RunningSandbox, Sandbox, SandboxConfig};
+use hrsync_sandbox::{Faults, RunningSandbox, Sandbox, SandboxConfig};
 use jiff::civil::date;
 use serde_json::Value;
 

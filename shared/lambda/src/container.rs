@@ -1,7 +1,6 @@
 //! What a Lambda container builds once, before its first event, and keeps for its life.
 
 use std::collections::BTreeMap;
-use std::path::Path;
 use std::sync::Arc;
 
 use hrsync_aws::queue::{QueueUrls, SqsQueue};
@@ -58,12 +57,9 @@ impl Container {
             .map_err(|e| SettingsError(format!("cannot build the HTTP client: {e}")))?;
         let hr = Connectors::from_config(&config.sources, &resolve, &http)
             .map_err(|e| SettingsError(e.to_string()))?;
-        // A relative `directory.data` would be inside the read-only bundle: only a sandbox at
-        // `directory.url` or Graph make sense here, and `/tmp` is the only writable folder.
-        let directory =
-            hrsync_directory::connect::connect(&config.directory, Path::new("/tmp"), &resolve)
-                .await
-                .map_err(|e| SettingsError(e.to_string()))?;
+        // Graph, or a sandbox serving at `directory.url` (the functions never run one).
+        let directory = hrsync_directory::connect::connect(&config.directory, &resolve)
+            .map_err(|e| SettingsError(e.to_string()))?;
 
         let queue = SqsQueue::new(aws_sdk_sqs::Client::new(sdk), queue_urls(resources))
             .map_err(|e| SettingsError(e.to_string()))?;

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use hrsync_directory::sandbox::{Faults, RunningSandbox, Sandbox, SandboxConfig};
+use hrsync_sandbox::{Faults, RunningSandbox, Sandbox, SandboxConfig};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
@@ -699,9 +699,10 @@ async fn filter_literals_are_data_not_syntax() {
     assert_eq!(body["value"][0]["employeeId"], "o'brien");
     assert!(body["value"][0].get("displayName").is_none());
 
-    // What hrsync_directory::odata::eq makes of a hostile employee id.
-    let injected = hrsync_directory::odata::eq("employeeId", "x' or employeeId ne 'y");
-    let (status, body) = env.filter("users", &injected).await;
+    // What a client that quotes its literals (hrsync's odata::eq) sends for a hostile employee
+    // id: `x' or employeeId ne 'y` with every quote doubled.
+    let injected = "employeeId eq 'x'' or employeeId ne ''y'";
+    let (status, body) = env.filter("users", injected).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["value"], json!([]));
 
