@@ -30,7 +30,7 @@ use hrsync_pipeline::ports::{
     AuditRecord, Hold, HoldStatus, Nudge, Queue, QueueName, Reservation, StateStore, StoreError,
     Stored, TimerSpec,
 };
-use hrsync_pipeline::{ManualClock, Pipeline};
+use hrsync_pipeline::{DirectoryLookups, ManualClock, Pipeline};
 use jiff::Timestamp;
 use lambda_runtime::{Context, LambdaEvent};
 use serde_json::{Value, json};
@@ -520,6 +520,7 @@ impl Interfering {
             queue: Arc::clone(&base.queue),
             timers: Arc::clone(&base.timers),
             graph: base.graph.clone(),
+            lookups: DirectoryLookups::PerWorker,
             clock: Arc::clone(&base.clock),
             hr: base.hr.clone(),
         };

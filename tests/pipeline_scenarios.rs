@@ -18,7 +18,9 @@ use hrsync_pipeline::ports::{
 };
 use hrsync_pipeline::stages::intake::Incoming;
 use hrsync_pipeline::synthetic::{EMERGENCY, leaving_now};
-use hrsync_pipeline::{AuditRecord, Clock, ManualClock, Outcome, Pipeline, Runner, RunnerSettings};
+use hrsync_pipeline::{
+    AuditRecord, Clock, DirectoryLookups, ManualClock, Outcome, Pipeline, Runner, RunnerSettings,
+};
 use hrsync_sandbox::{RunningSandbox, Sandbox, SandboxConfig};
 use jiff::civil::{Date, date};
 use jiff::{SignedDuration, Timestamp};
@@ -116,6 +118,7 @@ impl World {
             timers: Arc::new(store.timers()),
             store: Arc::new(store),
             graph: GraphClient::new(settings, reqwest::Client::new()),
+            lookups: DirectoryLookups::PerWorker,
             clock: Arc::clone(&clock) as Arc<dyn Clock>,
             hr,
         };
@@ -256,6 +259,7 @@ impl World {
                 }),
                 timers: Arc::clone(&real.timers),
                 graph: real.graph.clone(),
+                lookups: DirectoryLookups::PerWorker,
                 clock: Arc::clone(&real.clock),
                 hr: real.hr.clone(),
             }),

@@ -53,8 +53,16 @@ async fn start_in_process(config: &DirectoryConfig, base: &Path) -> anyhow::Resu
         .user_agent(concat!("hrsync/", env!("CARGO_PKG_VERSION")))
         .build()
         .context("cannot build the HTTP client")?;
+    let write_limit = config
+        .write_limit()
+        .map_err(|e| anyhow::anyhow!("directory.write_limit: {e}"))?;
     Ok(Connection {
-        graph: hrsync_directory::connect::sandbox_client(&running.url, "sandbox".into(), http),
+        graph: hrsync_directory::connect::sandbox_client(
+            &running.url,
+            "sandbox".into(),
+            write_limit,
+            http,
+        ),
         description: format!("the sandbox directory in {}", data.display()),
         _sandbox: Some(running),
     })

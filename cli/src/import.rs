@@ -20,7 +20,7 @@ use serde::Serialize;
 
 use crate::Format;
 use crate::plan::pick_source;
-use crate::runtime::Local;
+use crate::runtime::{Local, Work};
 
 #[derive(Debug, clap::Args)]
 pub struct ImportArgs {
@@ -57,6 +57,9 @@ struct ImportSummary {
     deferred: Vec<Problem>,
     /// Rows that could not be read.
     row_errors: Vec<hrsync_hr::csv::RowError>,
+    /// Licences without a free unit, by SKU: the workers waiting for one (each is tried again
+    /// later; everything else about them is applied).
+    pending_licenses: Vec<PendingLicenses>,
     /// Why absences were not read as leavers, if they were not.
     #[serde(skip_serializing_if = "Option::is_none")]
     absences_ignored: Option<String>,
@@ -68,8 +71,29 @@ struct Problem {
     reason: String,
 }
 
-/// Returns how many workers or rows failed.
-pub fn run(args: ImportArgs) -> anyhow::Result<usize> {
+#[derive(Debug, Serialize)]
+struct PendingLicenses {
+    sku: String,
+    /// e.g. `SPE_E3`, when the directory listed it.
+    part_number: Option<String>,
+    /// How many workers wait for a unit.
+    workers: usize,
+    /// Graph's reason (or what `subscribedSkus` showed) for the first of them.
+    reason: String,
+    /// The workers, by key.
+    waiting: Vec<String>,
+}
+
+/// How an import ended, for the exit status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Ended {
+    /// Workers or rows that failed.
+    pub failed: usize,
+    /// Workers with everything applied but a licence waiting for a free unit.
+    pub waiting_for_licenses: usize,
+}
+
+pub fn run(args: ImportArgs) -> anyhow::Result<Ended> {
     let local = Local::open(&args.config)?;
     let (source_name, source) = pick_source(&local.config, args.source.as_deref())?;
     let clock: Arc<dyn Clock> = match args.now {
@@ -85,7 +109,7 @@ pub fn run(args: ImportArgs) -> anyhow::Result<usize> {
     runtime.block_on(async {
         let lock = local.try_lock()?;
         let started = match &lock {
-            Some(lock) => Some(local.start(lock, Arc::clone(&clock)).await?),
+            Some(lock) => Some(local.start_as(lock, Arc::clone(&clock), Work::Bulk).await?),
             None => {
                 eprintln!(
                     "hrsync serve is running on {}: handing the export to it",
@@ -156,7 +180,7 @@ pub fn run(args: ImportArgs) -> anyhow::Result<usize> {
                 report_from_audit(&local, &outcomes, &run).await?
             }
         };
-        let summary = summarize(
+        let mut summary = summarize(
             &report,
             &export,
             args.export.display().to_string(),
@@ -165,9 +189,19 @@ pub fn run(args: ImportArgs) -> anyhow::Result<usize> {
             absent,
             absences_ignored,
         );
-        let failures = summary.failed.len() + summary.row_errors.len();
+        if let Some(started) = &started {
+            for pending in &mut summary.pending_licenses {
+                if pending.part_number.is_none() {
+                    let graph = &started.connection.graph;
+                    pending.part_number = graph.license_part_number(&pending.sku).await;
+                }
+            }
+        }
         print(&summary, args.format)?;
-        Ok(failures)
+        Ok(Ended {
+            failed: summary.failed.len() + summary.row_errors.len(),
+            waiting_for_licenses: summary.counts.pending_licenses,
+        })
     })
 }
 
@@ -295,6 +329,7 @@ fn summarize(
     let mut held = Vec::new();
     let mut failed = Vec::new();
     let mut deferred = Vec::new();
+    let mut pending_licenses: Vec<PendingLicenses> = Vec::new();
     for (worker, entry) in &report.workers {
         if let Some(hold) = &entry.held {
             held.push(Problem {
@@ -316,6 +351,26 @@ fn summarize(
                 reason: entry.deferred.join("; "),
             });
         }
+        for license in &entry.pending_licenses {
+            let by_sku = match pending_licenses
+                .iter_mut()
+                .find(|p: &&mut PendingLicenses| p.sku.eq_ignore_ascii_case(&license.sku))
+            {
+                Some(by_sku) => by_sku,
+                None => {
+                    pending_licenses.push(PendingLicenses {
+                        sku: license.sku.clone(),
+                        part_number: license.part_number.clone(),
+                        workers: 0,
+                        reason: license.reason.clone(),
+                        waiting: Vec::new(),
+                    });
+                    pending_licenses.last_mut().expect("just pushed")
+                }
+            };
+            by_sku.workers += 1;
+            by_sku.waiting.push(worker.to_string());
+        }
     }
     ImportSummary {
         export: export_name,
@@ -329,6 +384,7 @@ fn summarize(
         deferred,
         row_errors: export.errors.clone(),
         absences_ignored,
+        pending_licenses,
     }
 }
 
@@ -367,6 +423,16 @@ fn print(summary: &ImportSummary, format: Format) -> anyhow::Result<()> {
     }
     for p in &summary.deferred {
         println!("  waiting  {}: {}", p.worker, p.reason);
+    }
+    for p in &summary.pending_licenses {
+        let name = match &p.part_number {
+            Some(part) => format!("{part} ({})", p.sku),
+            None => p.sku.clone(),
+        };
+        println!(
+            "  LICENCES {} worker(s) wait for a free unit of {name}: {} (tried again later; buy or free units, `hrsync status` lists them)",
+            p.workers, p.reason
+        );
     }
     for p in &summary.failed {
         println!("  FAILED   {}: {}", p.worker, p.reason);

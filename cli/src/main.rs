@@ -97,7 +97,21 @@ fn main() -> ExitCode {
             plan::run(args),
             "could not be applied; their \"applied\" entries say why",
         ),
-        Command::Import(args) => (import::run(args), "failed; the summary says why"),
+        Command::Import(args) => match import::run(args) {
+            // Everything else applied: exit 3 tells a scheduler that licences must be bought
+            // or freed.
+            Ok(ended) if ended.failed == 0 && ended.waiting_for_licenses > 0 => {
+                eprintln!(
+                    "hrsync: {} worker(s) wait for a licence with no free unit; the summary names the SKU",
+                    ended.waiting_for_licenses
+                );
+                return ExitCode::from(3);
+            }
+            result => (
+                result.map(|ended| ended.failed),
+                "failed; the summary says why",
+            ),
+        },
         Command::Serve(args) => (serve::run(args), "failed"),
         Command::Sandbox(args) => (sandbox::run(args).map(|()| 0), ""),
         Command::Status(args) => (ops::status(args), ""),

@@ -15,7 +15,7 @@ use hrsync_core::{Config, Worker, WorkerKey};
 use hrsync_hr::Connectors;
 use hrsync_local::{SqliteQueue, SqliteStore, SqliteTimers};
 use hrsync_pipeline::ports::StateStore;
-use hrsync_pipeline::{Clock, Pipeline, Runner, RunnerSettings};
+use hrsync_pipeline::{Clock, DirectoryLookups, Pipeline, Runner, RunnerSettings};
 
 use crate::directory::{self, Connection};
 use crate::plan::load_config;
@@ -123,12 +123,22 @@ impl Local {
         }
     }
 
-    /// The pipeline and its runner, under the lock; messages a crashed predecessor had in
-    /// flight are taken back at once.
+    /// The pipeline and its runner for events as they come, under the lock; messages a crashed
+    /// predecessor had in flight are taken back at once.
     pub async fn start(
+        &self,
+        lock: &RuntimeLock,
+        clock: Arc<dyn Clock>,
+    ) -> anyhow::Result<Started> {
+        self.start_as(lock, clock, Work::Events).await
+    }
+
+    /// Like [`Local::start`], for `work`.
+    pub async fn start_as(
         &self,
         _lock: &RuntimeLock,
         clock: Arc<dyn Clock>,
+        work: Work,
     ) -> anyhow::Result<Started> {
         let hr = self.connectors()?;
         let connection =
@@ -143,15 +153,41 @@ impl Local {
             queue: Arc::clone(&self.queue),
             timers: Arc::clone(&self.timers),
             graph: connection.graph.clone(),
+            lookups: match work {
+                Work::Events => DirectoryLookups::PerWorker,
+                Work::Bulk => DirectoryLookups::read_once(),
+            },
             clock,
             hr,
         });
+        let settings = match work {
+            Work::Events => RunnerSettings::default(),
+            Work::Bulk => RunnerSettings {
+                batch: BULK_ROUND,
+                ..RunnerSettings::default()
+            },
+        };
         Ok(Started {
-            runner: Arc::new(Runner::new(pipeline, RunnerSettings::default())),
+            runner: Arc::new(Runner::new(pipeline, settings)),
             connection,
         })
     }
 }
+
+/// What a started runtime is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Work {
+    /// Events as they come (`serve`, the operations commands): a directory preflight per worker.
+    Events,
+    /// Many workers at once (`import`): the directory read once, and large rounds so that group
+    /// additions of many workers go out together.
+    Bulk,
+}
+
+/// Messages a bulk round takes from each queue. Large enough that the group additions of a
+/// round fill their 20-member requests; small enough that a round's writes, paced to Graph's
+/// 3,000 per 150 s, finish well within the 5-minute visibility timeout.
+pub const BULK_ROUND: usize = 500;
 
 fn lock_path(state: &Path) -> PathBuf {
     let mut name = state

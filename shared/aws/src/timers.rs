@@ -281,7 +281,7 @@ impl Timers for SchedulerTimers {
 
     async fn worker_timers(&self, worker: &WorkerKey) -> Result<Vec<TimerSpec>, QueueError> {
         let mut timers = Vec::new();
-        for kind in ALL_KINDS {
+        for kind in TimerKind::ALL {
             let name = TimerSpec::name_for(worker, kind);
             if let Some(timer) = self.read(&schedule_name(&name)).await?
                 && timer.worker == *worker
@@ -293,14 +293,6 @@ impl Timers for SchedulerTimers {
         Ok(timers)
     }
 }
-
-const ALL_KINDS: [TimerKind; 5] = [
-    TimerKind::Prehire,
-    TimerKind::Start,
-    TimerKind::Leave,
-    TimerKind::RemoveAccess,
-    TimerKind::Delete,
-];
 
 fn schedule_name_char(c: char) -> bool {
     c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.')

@@ -523,6 +523,60 @@ pub struct DirectoryConfig {
     pub url: Option<String>,
     /// Sandbox: the file the in-process sandbox keeps its directory in.
     pub data: Option<String>,
+    /// Writes allowed per window, paced on the client so Graph never has to throttle:
+    /// `"3000/150s"` (Graph's quota per app and tenant, the default for `kind = "graph"`), or
+    /// `"off"` (the default for the sandbox).
+    pub write_limit: Option<String>,
+    /// Sandbox: the groups the in-process sandbox starts with, `"ID=NAME"` or
+    /// `"ID=NAME@SKU,..."` (a licensing group); unset: every group the access rules name.
+    #[serde(default)]
+    pub sandbox_groups: Vec<String>,
+    /// Sandbox: the licences the in-process sandbox's tenant owns, `"SKU=PART@UNITS"`; unset:
+    /// every licence the access rules name, with 1,000,000 units.
+    #[serde(default)]
+    pub sandbox_skus: Vec<String>,
+}
+
+/// Graph's identity write quota per app and tenant (learn.microsoft.com/graph/throttling-limits).
+pub const GRAPH_WRITE_LIMIT: WriteLimit = WriteLimit {
+    writes: 3000,
+    window: std::time::Duration::from_secs(150),
+};
+
+/// At most `writes` directory writes within any `window`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WriteLimit {
+    pub writes: u32,
+    pub window: std::time::Duration,
+}
+
+impl std::str::FromStr for WriteLimit {
+    type Err = String;
+
+    /// `"3000/150s"`; the window is a duration like `poll_every`'s (`150s`, `2m30s`, `1h`).
+    fn from_str(text: &str) -> Result<Self, String> {
+        let expected = || format!("{text:?} is not a limit like \"3000/150s\" or \"off\"");
+        let (writes, window) = text.split_once('/').ok_or_else(expected)?;
+        let writes: u32 = writes.trim().parse().map_err(|_| expected())?;
+        let window: jiff::SignedDuration = window.trim().parse().map_err(|_| expected())?;
+        let window = std::time::Duration::try_from(window).map_err(|_| expected())?;
+        if writes == 0 || window.is_zero() {
+            return Err(expected());
+        }
+        Ok(Self { writes, window })
+    }
+}
+
+impl DirectoryConfig {
+    /// The write pacing in force: `write_limit`, else Graph's quota for a real tenant and none
+    /// for the sandbox.
+    pub fn write_limit(&self) -> Result<Option<WriteLimit>, String> {
+        match self.write_limit.as_deref().map(str::trim) {
+            Some("off") => Ok(None),
+            Some(text) => text.parse().map(Some),
+            None => Ok((self.kind == DirectoryKind::Graph).then_some(GRAPH_WRITE_LIMIT)),
+        }
+    }
 }
 
 /// Where the Graph certificate PEM is: a file path, or a secret reference.
@@ -569,6 +623,9 @@ impl Default for DirectoryConfig {
             employee_leave_date: false,
             url: None,
             data: None,
+            write_limit: None,
+            sandbox_groups: Vec::new(),
+            sandbox_skus: Vec::new(),
         }
     }
 }
@@ -737,6 +794,16 @@ pub(crate) mod keys {
 }
 
 impl Config {
+    /// Every group id the access rules grant, once each, in rule order.
+    pub fn access_groups(&self) -> Vec<&str> {
+        unique_in_order(self.access.iter().flat_map(|rule| &rule.groups))
+    }
+
+    /// Every skuId the access rules grant, once each, in rule order.
+    pub fn access_licenses(&self) -> Vec<&str> {
+        unique_in_order(self.access.iter().flat_map(|rule| &rule.licenses))
+    }
+
     /// Parses and validates a config; `file` names it in errors.
     pub fn parse(text: &str, file: &str) -> Result<Self, ConfigError> {
         let error = |key: Option<String>, span: Option<Range<usize>>, message: String| {
@@ -824,6 +891,21 @@ impl Config {
             }
         }
         let directory = &self.directory;
+        if let Err(message) = directory.write_limit() {
+            return Err(("directory.write_limit".into(), message));
+        }
+        for (key, given) in [
+            ("sandbox_groups", !directory.sandbox_groups.is_empty()),
+            ("sandbox_skus", !directory.sandbox_skus.is_empty()),
+        ] {
+            let in_process = directory.kind == DirectoryKind::Sandbox && directory.url.is_none();
+            if given && !in_process {
+                return Err((
+                    format!("directory.{key}"),
+                    "seeds the in-process sandbox only (kind = \"sandbox\" without url); a separate `hrsync sandbox` takes --group / --sku".into(),
+                ));
+            }
+        }
         if directory.kind == DirectoryKind::Graph {
             for (key, value) in [
                 ("tenant_id", &directory.tenant_id),
@@ -1162,6 +1244,13 @@ fn line_column(text: &str, offset: usize) -> (usize, usize) {
     let line = before.matches('\n').count() + 1;
     let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
     (line, column)
+}
+
+fn unique_in_order<'a>(ids: impl Iterator<Item = &'a String>) -> Vec<&'a str> {
+    let mut seen = std::collections::BTreeSet::new();
+    ids.map(String::as_str)
+        .filter(|id| seen.insert(id.to_ascii_lowercase()))
+        .collect()
 }
 
 #[cfg(test)]

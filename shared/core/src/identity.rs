@@ -47,6 +47,20 @@ pub struct DesiredIdentity {
     pub manager: Option<WorkerKey>,
 }
 
+/// A licence the directory could not assign for now (no free units of the SKU): the rest of the
+/// worker's account is converged, and this is tried again from `retry_at` (a timer), or sooner by
+/// the worker's next directory run once units are free.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PendingLicense {
+    pub sku: String,
+    /// Graph's reason, e.g. "Subscription with SKU ... does not have any available licenses."
+    pub reason: String,
+    pub since: jiff::Timestamp,
+    /// Times it was found without a free unit.
+    pub attempts: u32,
+    pub retry_at: jiff::Timestamp,
+}
+
 /// The account as the directory holds it, as far as hrsync manages it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AppliedIdentity {

@@ -13,7 +13,7 @@ pub mod lifecycle;
 pub mod plan;
 pub mod unique;
 
-pub use identity::{AppliedIdentity, DesiredIdentity, Identifiers, Presence};
+pub use identity::{AppliedIdentity, DesiredIdentity, Identifiers, PendingLicense, Presence};
 pub use lifecycle::{
     DecideError, Decision, Lifecycle, Timer, TimerKind, Transition, WorkerState, decide,
 };

@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::access;
 use crate::config::{Config, NullPolicy, keys};
-use crate::identity::{DesiredIdentity, Identifiers, Presence};
+use crate::identity::{DesiredIdentity, Identifiers, PendingLicense, Presence};
 use crate::template::{self, TemplateError};
 use crate::unique::{self, IdentifierError, NameRegistry};
 use crate::worker::{InvalidWorker, Worker};
@@ -88,6 +88,19 @@ pub enum TimerKind {
     RemoveAccess,
     /// Staged offboarding: delete the account.
     Delete,
+    /// A licence that had no free unit is tried again.
+    LicenseRetry,
+}
+
+impl TimerKind {
+    pub const ALL: [TimerKind; 6] = [
+        TimerKind::Prehire,
+        TimerKind::Start,
+        TimerKind::Leave,
+        TimerKind::RemoveAccess,
+        TimerKind::Delete,
+        TimerKind::LicenseRetry,
+    ];
 }
 
 /// A wake-up at which the worker must be decided again.
@@ -119,6 +132,14 @@ pub struct WorkerState {
     /// account's mail is neither this nor what HR's record holds.
     #[serde(default)]
     pub written_back: Option<String>,
+    /// When the directory was last searched for an account carrying the worker's employee id
+    /// and none was found (mapping's check); the entra stage trusts it for a while instead of
+    /// looking again before it creates the account.
+    #[serde(default)]
+    pub directory_checked_at: Option<Timestamp>,
+    /// Licences waiting for free units.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pending_licenses: Vec<PendingLicense>,
 }
 
 /// The outcome of [`decide`].
@@ -343,6 +364,16 @@ pub fn decide(
             remove_access: remove_access_at
                 .filter(|_| lifecycle_config.remove_access_after_days > 0),
             delete: delete_at,
+            license_retry: state
+                .pending_licenses
+                .iter()
+                .filter(|p| {
+                    desired
+                        .as_ref()
+                        .is_some_and(|d| d.licenses.contains(&p.sku))
+                })
+                .map(|p| p.retry_at)
+                .min(),
             had_account,
             now,
         }),
@@ -377,6 +408,8 @@ pub fn decide(
         applied: state.applied.clone(),
         timers: timers.clone(),
         written_back: state.written_back.clone(),
+        directory_checked_at: state.directory_checked_at,
+        pending_licenses: state.pending_licenses.clone(),
     };
     Ok(Decision {
         transition,
@@ -397,6 +430,8 @@ struct WakeUps<'a> {
     instants: &'a Instants,
     remove_access: Option<Timestamp>,
     delete: Option<Timestamp>,
+    /// The earliest retry of a licence waiting for free units.
+    license_retry: Option<Timestamp>,
     had_account: bool,
     now: Timestamp,
 }
@@ -416,6 +451,7 @@ fn wake_ups(at: &WakeUps<'_>) -> Vec<Timer> {
         (TimerKind::Leave, at.instants.leave),
         (TimerKind::RemoveAccess, at.remove_access.filter(|_| staged)),
         (TimerKind::Delete, at.delete.filter(|_| staged)),
+        (TimerKind::LicenseRetry, at.license_retry),
     ];
     let mut timers: Vec<Timer> = candidates
         .into_iter()

@@ -3,7 +3,7 @@
 //! functions; only how secret references are resolved differs (`resolve`). (The local runtime
 //! starts an in-process sandbox itself when `directory.url` is not set, then connects here.)
 
-use hrsync_core::config::{CertificateRef, DirectoryConfig, DirectoryKind, SecretRef};
+use hrsync_core::config::{CertificateRef, DirectoryConfig, DirectoryKind, SecretRef, WriteLimit};
 
 use crate::graph::{Credential, GraphClient, GraphSettings};
 
@@ -29,6 +29,9 @@ pub fn connect(config: &DirectoryConfig, resolve: Resolve<'_>) -> Result<Connect
         .build()
         .map_err(|e| ConnectError(format!("cannot build the HTTP client: {e}")))?;
     let resolve = |secret: &SecretRef| resolve(secret).map_err(ConnectError);
+    let write_limit = config
+        .write_limit()
+        .map_err(|e| ConnectError(format!("directory.write_limit: {e}")))?;
     match config.kind {
         DirectoryKind::Graph => {
             let credential = match (&config.client_secret, &config.certificate) {
@@ -60,6 +63,7 @@ pub fn connect(config: &DirectoryConfig, resolve: Resolve<'_>) -> Result<Connect
             );
             settings.graph_endpoint = config.graph_endpoint.clone();
             settings.authority_host = config.authority_host.clone();
+            settings.write_limit = write_limit;
             Ok(Connection {
                 // A whole export at once is bulk work: low priority leaves other apps their share.
                 graph: GraphClient::new(settings, http).for_bulk(),
@@ -78,7 +82,7 @@ pub fn connect(config: &DirectoryConfig, resolve: Resolve<'_>) -> Result<Connect
                 None => "sandbox".to_owned(),
             };
             Ok(Connection {
-                graph: sandbox_client(url, secret, http),
+                graph: sandbox_client(url, secret, write_limit, http),
                 description: format!("the sandbox directory at {url}"),
             })
         }
@@ -86,10 +90,16 @@ pub fn connect(config: &DirectoryConfig, resolve: Resolve<'_>) -> Result<Connect
 }
 
 /// A client for a sandbox serving at `url` (token endpoint and Graph on the same host).
-pub fn sandbox_client(url: &str, client_secret: String, http: reqwest::Client) -> GraphClient {
+pub fn sandbox_client(
+    url: &str,
+    client_secret: String,
+    write_limit: Option<WriteLimit>,
+    http: reqwest::Client,
+) -> GraphClient {
     let mut settings =
         GraphSettings::new("sandbox", "hrsync", Credential::ClientSecret(client_secret));
     settings.graph_endpoint = url.to_owned();
     settings.authority_host = url.to_owned();
+    settings.write_limit = write_limit;
     GraphClient::new(settings, http).for_bulk()
 }

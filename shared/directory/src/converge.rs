@@ -1,7 +1,9 @@
 //! Convergence, the logic of the `entra` stage: make the directory hold a worker's desired
-//! identity with the fewest round trips (a joiner: one create, then one `$batch`), recording the
+//! identity with the fewest requests (a joiner: one create, then one `$batch` with its manager and
+//! licence, its group additions sent with those of the other workers of the round), recording the
 //! account after each confirmed step so that running again after a crash at any point finishes
-//! the job without a duplicate account.
+//! the job without a duplicate account. A licence without a free unit waits (pending) and does not
+//! hold the rest back.
 
 use std::collections::BTreeMap;
 
@@ -9,6 +11,7 @@ use hrsync_core::{AppliedIdentity, DesiredIdentity, Op, WorkerKey, apply, plan};
 use serde_json::{Map, Value};
 
 use crate::graph::{DirectoryUser, GraphClient, GraphError, GraphRequest, NewUser, requests};
+use crate::group_adds::Participant;
 
 /// One directory change Graph confirmed, with the account before and after it (the audit record).
 #[derive(Debug, Clone, PartialEq)]
@@ -25,6 +28,8 @@ pub struct Converged {
     pub steps: Vec<Step>,
     /// What must wait (a manager without an account yet); converge again later.
     pub deferred: Vec<String>,
+    /// Licences not assigned for want of a free unit: `(skuId, why)`.
+    pub pending_licenses: Vec<(String, String)>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -35,8 +40,6 @@ pub enum ConvergeError {
     Rejected { op: &'static str, error: GraphError },
     #[error("{upn} is already used by another account; the worker needs another name")]
     NameConflict { upn: String },
-    #[error("{upn} exists but is not visible by employeeId yet (an interrupted create?); retry")]
-    NotVisibleYet { upn: String },
     #[error("stopped after a recorded step")]
     Stopped,
 }
@@ -46,7 +49,6 @@ impl ConvergeError {
     pub fn is_retryable(&self) -> bool {
         match self {
             Self::Graph(error) => error.is_retryable(),
-            Self::NotVisibleYet { .. } => true,
             Self::Rejected { error, .. } => error.is_retryable(),
             Self::NameConflict { .. } | Self::Stopped => false,
         }
@@ -79,7 +81,7 @@ pub enum Lookup {
 /// audits the step. An `Err` stops the run there (the crash tests use that).
 pub type Recorder<'a> = dyn FnMut(&Step) -> Result<(), ConvergeError> + Send + 'a;
 
-/// Converges one worker's account.
+/// Converges one worker's account on its own (group additions one request each).
 pub async fn converge(
     graph: &GraphClient,
     worker: &WorkerKey,
@@ -89,12 +91,33 @@ pub async fn converge(
     object_ids: &(dyn ObjectIds + Sync),
     record: &mut Recorder<'_>,
 ) -> Result<Converged, ConvergeError> {
+    converge_in_round(
+        graph, worker, desired, applied, lookup, object_ids, record, None,
+    )
+    .await
+}
+
+/// Converges one worker's account; with a `round`, its group additions go out together with
+/// those of the round's other workers ([`GroupAdds`](crate::group_adds::GroupAdds)).
+#[allow(clippy::too_many_arguments)]
+pub async fn converge_in_round(
+    graph: &GraphClient,
+    worker: &WorkerKey,
+    desired: Option<&DesiredIdentity>,
+    applied: Option<AppliedIdentity>,
+    lookup: Lookup,
+    object_ids: &(dyn ObjectIds + Sync),
+    record: &mut Recorder<'_>,
+    round: Option<Participant>,
+) -> Result<Converged, ConvergeError> {
     let mut run = Run {
         graph,
         record,
         current: applied,
         steps: Vec::new(),
         deferred: Vec::new(),
+        pending_licenses: Vec::new(),
+        round,
     };
     let Some(desired) = desired else {
         return Ok(run.finish());
@@ -110,7 +133,12 @@ pub async fn converge(
     let mut ops = plan(Some(desired), run.current.as_ref());
     if matches!(ops.first(), Some(Op::Create { .. })) {
         let create = ops.remove(0);
-        run.create(worker, create).await?;
+        if let Some(existing) = run.create(worker, create).await? {
+            // The name is held by the worker's own account (an interrupted run, or one made
+            // before hrsync): converge that one.
+            run.current = Some(adopt(&existing, desired));
+            ops = plan(Some(desired), run.current.as_ref());
+        }
     }
     run.batch(ops, object_ids).await?;
     Ok(run.finish())
@@ -122,6 +150,8 @@ struct Run<'a, 'r> {
     current: Option<AppliedIdentity>,
     steps: Vec<Step>,
     deferred: Vec<String>,
+    pending_licenses: Vec<(String, String)>,
+    round: Option<Participant>,
 }
 
 impl Run<'_, '_> {
@@ -130,6 +160,7 @@ impl Run<'_, '_> {
             applied: self.current,
             steps: self.steps,
             deferred: self.deferred,
+            pending_licenses: self.pending_licenses,
         }
     }
 
@@ -150,7 +181,14 @@ impl Run<'_, '_> {
         Ok(())
     }
 
-    async fn create(&mut self, worker: &WorkerKey, create: Op) -> Result<(), ConvergeError> {
+    /// `POST /users`. A name Graph says is taken may be held by the worker's own account (an
+    /// interrupted run whose record was lost, or an account from before hrsync): that account is
+    /// returned, to be converged instead; held by anyone else, it is a [`ConvergeError::NameConflict`].
+    async fn create(
+        &mut self,
+        worker: &WorkerKey,
+        create: Op,
+    ) -> Result<Option<DirectoryUser>, ConvergeError> {
         let Op::Create {
             upn,
             mail,
@@ -159,7 +197,7 @@ impl Run<'_, '_> {
             attributes,
         } = &create
         else {
-            return Ok(());
+            return Ok(None);
         };
         let mut properties = graph_properties(attributes.iter().map(|(k, v)| (k, Some(v))));
         let display_name = match properties.remove("displayName") {
@@ -175,20 +213,21 @@ impl Run<'_, '_> {
             properties: properties.into_iter().collect(),
         };
         match self.graph.create_user(&user).await {
-            Ok(created) => self.confirmed(create, Some(created.id)),
+            Ok(created) => {
+                self.confirmed(create, Some(created.id))?;
+                Ok(None)
+            }
             Err(GraphError::Graph {
                 status: 400,
                 message,
                 ..
             }) if message.contains("already exists") => {
-                // Our own account from an interrupted run that the employeeId filter cannot see
-                // yet, or a name someone else holds.
                 match self
                     .graph
                     .find_user_by_employee_id(worker.employee_id())
                     .await?
                 {
-                    Some(_) => Err(ConvergeError::NotVisibleYet { upn: upn.clone() }),
+                    Some(existing) => Ok(Some(existing)),
                     None => Err(ConvergeError::NameConflict { upn: upn.clone() }),
                 }
             }
@@ -207,6 +246,7 @@ impl Run<'_, '_> {
             return Ok(());
         };
         let mut calls: Vec<(GraphRequest, Vec<Op>)> = Vec::new();
+        let mut round_adds: Vec<String> = Vec::new();
         let (licenses, others): (Vec<Op>, Vec<Op>) = ops
             .into_iter()
             .partition(|op| matches!(op, Op::AssignLicense { .. } | Op::RemoveLicense { .. }));
@@ -233,6 +273,10 @@ impl Run<'_, '_> {
                     }
                 },
                 Op::RemoveManager => requests::remove_manager(&user),
+                Op::AddGroup { group } if self.round.is_some() => {
+                    round_adds.push(group.clone());
+                    continue;
+                }
                 Op::AddGroup { group } => requests::add_member(group, &user),
                 Op::RemoveGroup { group } => requests::remove_member(group, &user),
                 Op::Delete => requests::delete_user(&user),
@@ -269,17 +313,32 @@ impl Run<'_, '_> {
                 })
                 .collect()
         };
+        let mut assign_id = None;
         if !adds.is_empty() {
-            let mut request = requests::assign_licenses(&user, &skus(&adds), &[])
-                .id((calls.len() + 1).to_string());
-            if let Some(update) = &update_id {
-                request = request.depends_on(update.clone());
+            // Only licences with a free unit are asked for; the others wait, without a request
+            // Graph would refuse.
+            let reservation = self.graph.reserve_licenses(&skus(&adds)).await?;
+            self.pending_licenses.extend(reservation.unavailable);
+            let granted: Vec<Op> = adds
+                .into_iter()
+                .filter(|op| matches!(op, Op::AssignLicense { sku } if reservation.granted.contains(sku)))
+                .collect();
+            if !granted.is_empty() {
+                let id = (calls.len() + 1).to_string();
+                let mut request =
+                    requests::assign_licenses(&user, &skus(&granted), &[]).id(id.clone());
+                if let Some(update) = &update_id {
+                    request = request.depends_on(update.clone());
+                }
+                assign_id = Some(id);
+                calls.push((request, granted));
             }
-            calls.push((request, adds));
         }
+        let mut removal_id = None;
         if !removals.is_empty() {
-            let request = requests::remove_licenses(&user, &skus(&removals))
-                .id((calls.len() + 1).to_string());
+            let id = (calls.len() + 1).to_string();
+            let request = requests::remove_licenses(&user, &skus(&removals)).id(id.clone());
+            removal_id = Some(id);
             calls.push((request, removals));
         }
         if let Some(disable) = &disable_id {
@@ -291,22 +350,63 @@ impl Run<'_, '_> {
                 request.depends_on.push(disable.clone());
             }
         }
-        if calls.is_empty() {
-            return Ok(());
-        }
-        let (requests, ops): (Vec<GraphRequest>, Vec<Vec<Op>>) = calls.into_iter().unzip();
-        let responses = self.graph.batch(requests).await?;
         let mut failure = None;
-        for (ops, response) in ops.into_iter().zip(&responses) {
-            if response.is_success() {
-                for op in ops {
-                    self.confirmed(op, None)?;
+        if !calls.is_empty() {
+            let (requests, ops): (Vec<GraphRequest>, Vec<Vec<Op>>) = calls.into_iter().unzip();
+            let ids: Vec<String> = requests.iter().map(|r| r.id.clone()).collect();
+            let responses = self.graph.batch(requests).await?;
+            for ((ops, response), id) in ops.into_iter().zip(&responses).zip(ids) {
+                let licenses = skus(&ops);
+                let is_assign = assign_id.as_ref() == Some(&id);
+                if response.is_success() {
+                    if removal_id.as_ref() == Some(&id) {
+                        self.graph.release_licenses(&licenses).await;
+                    }
+                    for op in ops {
+                        self.confirmed(op, None)?;
+                    }
+                    continue;
                 }
-            } else if let (None, Some(error)) = (&failure, response.error()) {
-                failure = Some(ConvergeError::Rejected {
-                    op: ops.first().map_or("disable", Op::name),
-                    error,
-                });
+                if is_assign {
+                    // The units set aside were not used.
+                    self.graph.release_licenses(&licenses).await;
+                }
+                match response.error() {
+                    Some(error) if is_assign && error.is_license_exhausted() => {
+                        let reason = error.to_string();
+                        for sku in &licenses {
+                            if reason
+                                .to_ascii_lowercase()
+                                .contains(&sku.to_ascii_lowercase())
+                            {
+                                self.graph.licenses_exhausted(sku).await;
+                            }
+                            self.pending_licenses.push((sku.clone(), reason.clone()));
+                        }
+                    }
+                    Some(error) if failure.is_none() => {
+                        failure = Some(ConvergeError::Rejected {
+                            op: ops.first().map_or("disable", Op::name),
+                            error,
+                        });
+                    }
+                    _ => {}
+                }
+            }
+        }
+        if let Some(round) = self.round.take() {
+            let results = round.add(&user, &round_adds).await;
+            for (group, result) in round_adds.into_iter().zip(results) {
+                match result {
+                    Ok(()) => self.confirmed(Op::AddGroup { group }, None)?,
+                    Err(error) if failure.is_none() => {
+                        failure = Some(ConvergeError::Rejected {
+                            op: "add_group",
+                            error,
+                        });
+                    }
+                    Err(_) => {}
+                }
             }
         }
         failure.map_or(Ok(()), Err)
@@ -341,7 +441,7 @@ fn graph_properties<'a>(
 /// The applied model of an account found in the directory: the attributes hrsync manages, as
 /// the directory holds them. Memberships and licenses are not read back: adding what is already
 /// there succeeds, and what hrsync never granted is not its to remove.
-fn adopt(user: &DirectoryUser, desired: &DesiredIdentity) -> AppliedIdentity {
+pub fn adopt(user: &DirectoryUser, desired: &DesiredIdentity) -> AppliedIdentity {
     let read = |name: &str| -> Option<String> {
         match name {
             "displayName" => user.display_name.clone(),

@@ -5,5 +5,7 @@
 pub mod connect;
 pub mod converge;
 pub mod graph;
+pub mod group_adds;
 pub mod odata;
 pub mod provision;
+pub mod snapshot;

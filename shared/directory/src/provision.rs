@@ -89,7 +89,10 @@ pub async fn settle(
             Some(ids) => vec![ids.upn.as_str(), ids.mail.as_str()],
             None => Vec::new(),
         };
-        match graph.preflight(&worker.employee_id, &candidates).await {
+        match graph
+            .preflight(Some(&worker.employee_id), &candidates)
+            .await
+        {
             Ok(found) => match found.existing {
                 Some(existing) => {
                     state.identifiers = Some(Identifiers {

@@ -44,6 +44,8 @@ fn client_for(sandbox: &RunningSandbox, credential: Credential) -> GraphClient {
             graph_endpoint: sandbox.url.clone(),
             authority_host: sandbox.url.clone(),
             retry: fast_retry(),
+            write_limit: None,
+            max_in_flight: 16,
         },
         reqwest::Client::new(),
     )

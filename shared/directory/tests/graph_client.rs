@@ -266,6 +266,8 @@ fn settings(stub: &Stub, credential: Credential, retry: RetryPolicy) -> GraphSet
         graph_endpoint: stub.base.clone(),
         authority_host: stub.base.clone(),
         retry,
+        write_limit: None,
+        max_in_flight: 16,
     }
 }
 

@@ -10,7 +10,7 @@ use hrsync_aws::timers::{SchedulerTimers, TimerTarget};
 use hrsync_directory::connect::Connection;
 use hrsync_hr::Connectors;
 use hrsync_pipeline::ports::QueueName;
-use hrsync_pipeline::{Clock, Pipeline, RunnerSettings, SystemClock};
+use hrsync_pipeline::{Clock, DirectoryLookups, Pipeline, RunnerSettings, SystemClock};
 
 /// The pipeline over DynamoDB, SQS FIFO and EventBridge Scheduler.
 pub type AwsPipeline = Pipeline<DynamoStore, SqsQueue, SchedulerTimers>;
@@ -81,6 +81,7 @@ impl Container {
             queue: Arc::new(queue),
             timers: Arc::new(timers),
             graph: directory.graph.clone(),
+            lookups: DirectoryLookups::PerWorker,
             clock,
             hr,
         });

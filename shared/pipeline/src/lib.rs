@@ -6,6 +6,7 @@
 //! `hrsync_core`, and writes back conditionally on the version it read.
 
 pub mod clock;
+pub mod lookups;
 pub mod memory;
 pub mod ports;
 pub mod runner;
@@ -14,9 +15,12 @@ pub mod synthetic;
 pub mod webhooks;
 
 pub use clock::{Clock, ManualClock, ShiftedClock, SystemClock};
+pub use lookups::DirectoryLookups;
 pub use memory::{MemoryQueue, MemoryStore, MemoryTimers};
 pub use ports::{
     AuditRecord, Hold, HoldStatus, Reservation, StateStore, StoreError, Stored, name_key,
 };
-pub use runner::{Report, Runner, RunnerSettings, Summary, WorkerReport, settle_failure};
+pub use runner::{
+    PendingLicenseReport, Report, Runner, RunnerSettings, Summary, WorkerReport, settle_failure,
+};
 pub use stages::{Outcome, Pipeline, StageError};

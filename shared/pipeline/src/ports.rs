@@ -583,20 +583,15 @@ pub fn timer_kind_str(kind: TimerKind) -> &'static str {
         TimerKind::Leave => "leave",
         TimerKind::RemoveAccess => "remove_access",
         TimerKind::Delete => "delete",
+        TimerKind::LicenseRetry => "license_retry",
     }
 }
 
 /// The inverse of [`timer_kind_str`].
 pub fn parse_timer_kind(text: &str) -> Option<TimerKind> {
-    [
-        TimerKind::Prehire,
-        TimerKind::Start,
-        TimerKind::Leave,
-        TimerKind::RemoveAccess,
-        TimerKind::Delete,
-    ]
-    .into_iter()
-    .find(|kind| timer_kind_str(*kind) == text)
+    TimerKind::ALL
+        .into_iter()
+        .find(|kind| timer_kind_str(*kind) == text)
 }
 
 /// One-time wake-ups (EventBridge Scheduler `at()` schedules in AWS).

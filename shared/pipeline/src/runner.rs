@@ -6,6 +6,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use hrsync_core::{Transition, WorkerKey};
+use hrsync_directory::group_adds::{GroupAdds, Participant};
 use serde::Serialize;
 use tokio::task::JoinSet;
 
@@ -60,6 +61,17 @@ pub struct WorkerReport {
     /// Dead-lettered: the reason.
     pub failed: Option<String>,
     pub stale: bool,
+    /// Licences waiting for a free unit.
+    pub pending_licenses: Vec<PendingLicenseReport>,
+}
+
+/// A licence a worker waits for.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PendingLicenseReport {
+    pub sku: String,
+    /// The SKU's `skuPartNumber` (e.g. `SPE_E3`), when known.
+    pub part_number: Option<String>,
+    pub reason: String,
 }
 
 /// Counts for the summary.
@@ -75,6 +87,8 @@ pub struct Summary {
     pub held: usize,
     pub failed: usize,
     pub directory_operations: usize,
+    /// Workers with a licence waiting for a free unit.
+    pub pending_licenses: usize,
 }
 
 impl Report {
@@ -95,6 +109,7 @@ impl Report {
             summary.held += usize::from(report.held.is_some());
             summary.failed += usize::from(report.failed.is_some());
             summary.directory_operations += report.steps.len();
+            summary.pending_licenses += usize::from(!report.pending_licenses.is_empty());
         }
         summary
     }
@@ -123,6 +138,23 @@ impl Report {
                 report.held = None;
             }
             ("entra", "name_taken") => {}
+            ("entra", "license_pending") => {
+                let sku = record
+                    .after
+                    .as_ref()
+                    .and_then(|after| after["sku"].as_str());
+                if let Some(sku) = sku {
+                    let part_number = record
+                        .after
+                        .as_ref()
+                        .and_then(|after| after["part_number"].as_str().map(str::to_owned));
+                    report.pending_licenses.push(PendingLicenseReport {
+                        sku: sku.to_owned(),
+                        part_number,
+                        reason: record.cause.clone(),
+                    });
+                }
+            }
             ("entra", action) => report.steps.push(action.to_owned()),
             (queue, "dead_lettered") => {
                 report.failed = Some(format!("{queue}: {}", record.cause));
@@ -161,10 +193,19 @@ impl Report {
                 worker,
                 steps,
                 deferred,
+                pending_licenses,
             } => {
                 let report = self.workers.entry(worker).or_default();
                 report.steps.extend(steps.iter().map(|s| (*s).to_owned()));
                 report.deferred = deferred;
+                report.pending_licenses = pending_licenses
+                    .into_iter()
+                    .map(|(sku, reason)| PendingLicenseReport {
+                        sku,
+                        part_number: None,
+                        reason,
+                    })
+                    .collect();
             }
             Outcome::WrittenBack { worker } => {
                 self.workers.entry(worker).or_default();
@@ -281,6 +322,8 @@ where
         // may run together (as separate Lambda functions would): every state write is
         // conditional on the version read, and the loser reads again.
         let mut running = JoinSet::new();
+        // The round's directory deliveries add their group members together.
+        let round = GroupAdds::new(pipeline.graph.clone());
         for queue in QueueName::ALL {
             pipeline
                 .queue
@@ -299,7 +342,10 @@ where
                 let pipeline = Arc::clone(&self.pipeline);
                 let report = Arc::clone(&self.report);
                 let settings = self.settings.clone();
-                running.spawn(async move { handle(&pipeline, &settings, &report, delivery).await });
+                let place = (queue == QueueName::Directory).then(|| round.join());
+                running.spawn(async move {
+                    handle(&pipeline, &settings, &report, delivery, place).await
+                });
             }
         }
         let handled = running.len();
@@ -369,6 +415,7 @@ async fn handle<S, Q, T>(
     settings: &RunnerSettings,
     report: &Mutex<Report>,
     delivery: Delivery,
+    round: Option<Participant>,
 ) -> Result<(), QueueError>
 where
     S: StateStore,
@@ -376,7 +423,9 @@ where
     T: Timers,
 {
     let nudge = &delivery.nudge;
-    let result = pipeline.consume(delivery.queue, nudge).await;
+    let result = pipeline
+        .consume_in_round(delivery.queue, nudge, round)
+        .await;
     let settle = match result {
         Ok(outcome) => {
             report

@@ -22,9 +22,11 @@ use std::sync::Arc;
 use hrsync_core::{Config, Lifecycle, Transition, WorkerKey, WorkerState};
 use hrsync_directory::converge::ConvergeError;
 use hrsync_directory::graph::{GraphClient, GraphError};
+use hrsync_directory::group_adds::Participant;
 use hrsync_hr::{Connectors, HrError};
 
 use crate::clock::Clock;
+use crate::lookups::DirectoryLookups;
 use crate::ports::{
     AuditRecord, Nudge, Queue, QueueError, QueueName, StateStore, StoreError, Stored, Timers,
 };
@@ -37,6 +39,8 @@ pub struct Pipeline<S, Q, T> {
     pub timers: Arc<T>,
     /// The directory: Microsoft Graph, or the sandbox that speaks it.
     pub graph: GraphClient,
+    /// How mapping looks workers up in the directory: per worker, or the directory read once.
+    pub lookups: DirectoryLookups,
     pub clock: Arc<dyn Clock>,
     /// The HR systems' connectors, by source name: fetch and write-back.
     pub hr: Connectors,
@@ -51,10 +55,21 @@ impl<S, Q, T> fmt::Debug for Pipeline<S, Q, T> {
 impl<S: StateStore, Q: Queue, T: Timers> Pipeline<S, Q, T> {
     /// Runs the stage that consumes `queue` for one of its nudges.
     pub async fn consume(&self, queue: QueueName, nudge: &Nudge) -> Result<Outcome, StageError> {
+        self.consume_in_round(queue, nudge, None).await
+    }
+
+    /// [`Pipeline::consume`], a directory nudge converging in a round of workers whose group
+    /// additions go out together.
+    pub async fn consume_in_round(
+        &self,
+        queue: QueueName,
+        nudge: &Nudge,
+        round: Option<Participant>,
+    ) -> Result<Outcome, StageError> {
         match queue {
             QueueName::HrEvents => self.fetch(nudge).await,
             QueueName::WorkerEvents => self.mapping(nudge).await,
-            QueueName::Directory => self.entra(nudge).await,
+            QueueName::Directory => self.entra_in_round(nudge, round).await,
             QueueName::Writeback => self.writeback(nudge).await,
         }
     }
@@ -148,6 +163,8 @@ pub enum Outcome {
         steps: Vec<&'static str>,
         /// What must wait (a manager without an account yet).
         deferred: Vec<String>,
+        /// Licences without a free unit: `(skuId, why)`.
+        pending_licenses: Vec<(String, String)>,
     },
     WrittenBack {
         worker: WorkerKey,

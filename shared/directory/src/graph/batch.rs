@@ -360,7 +360,8 @@ mod tests {
         let leave: jiff::Timestamp = "2026-03-31T06:00:00Z".parse().expect("ts");
         let mut properties = BTreeMap::new();
         properties.insert("department".to_owned(), json!("Sales"));
-        let (live, deleted) = users::name_in_use_requests("ada@contoso.com");
+        let (live, deleted) = users::preflight_requests(Some("42"), &["ada@contoso.com"]);
+        let (live, deleted) = (live.expect("live"), deleted.expect("deleted"));
         let every = vec![
             GraphRequest::with_json(
                 Method::POST,
@@ -378,6 +379,7 @@ mod tests {
             r::set_manager("u", "m"),
             r::remove_manager("u"),
             r::add_member("g", "u"),
+            r::add_members("g", &["u", "v"]),
             r::remove_member("g", "u"),
             r::assign_licenses("u", &["s"], &[]),
             r::remove_licenses("u", &["s"]),

@@ -21,8 +21,12 @@ use std::time::Duration;
 use rand::Rng as _;
 use serde_json::Value;
 
+use hrsync_core::config::WriteLimit;
+
 use super::auth::{Credential, TokenSource};
 use super::error::GraphError;
+use super::licenses::LicenseCounts;
+use super::pace::WritePacer;
 use super::requests::{GraphRequest, GraphResponse, absolute_refs};
 
 /// How hard the client retries before giving the error to the caller.
@@ -102,6 +106,11 @@ pub struct GraphSettings {
     pub authority_host: String,
     /// Retry behaviour.
     pub retry: RetryPolicy,
+    /// Writes allowed per window ([`WritePacer`]); `None`: unpaced.
+    pub write_limit: Option<WriteLimit>,
+    /// Requests on the wire at once; the rest wait their turn (a bulk round converges many
+    /// workers concurrently).
+    pub max_in_flight: usize,
 }
 
 impl GraphSettings {
@@ -118,25 +127,34 @@ impl GraphSettings {
             graph_endpoint: "https://graph.microsoft.com".into(),
             authority_host: "https://login.microsoftonline.com".into(),
             retry: RetryPolicy::default(),
+            write_limit: None,
+            max_in_flight: DEFAULT_MAX_IN_FLIGHT,
         }
     }
 }
 
+/// Requests in flight at once by default.
+pub const DEFAULT_MAX_IN_FLIGHT: usize = 16;
+
 /// An async Microsoft Graph client. Cheap to clone (an `Arc` inside); clones share the token cache.
 #[derive(Debug, Clone)]
 pub struct GraphClient {
-    inner: Arc<Inner>,
+    pub(crate) inner: Arc<Inner>,
     /// Every request goes as `x-ms-throttle-priority: low` (bulk and reconcile work).
     bulk: bool,
 }
 
 #[derive(Debug)]
-struct Inner {
+pub(crate) struct Inner {
     http: reqwest::Client,
     tokens: TokenSource,
     /// `{graph_endpoint}/v1.0`
     api_base: String,
     retry: RetryPolicy,
+    pacer: Option<WritePacer>,
+    in_flight: tokio::sync::Semaphore,
+    /// The tenant's licence units as this client last saw them.
+    pub(crate) licenses: LicenseCounts,
 }
 
 /// What one attempt led to.
@@ -162,6 +180,9 @@ impl GraphClient {
                 tokens,
                 api_base: format!("{graph_endpoint}/v1.0"),
                 retry: settings.retry,
+                pacer: settings.write_limit.map(WritePacer::new),
+                in_flight: tokio::sync::Semaphore::new(settings.max_in_flight.max(1)),
+                licenses: LicenseCounts::default(),
             }),
             bulk: false,
         }
@@ -228,6 +249,9 @@ impl GraphClient {
                 }
                 Err(e) => return Err(e),
             };
+            if let Some(pacer) = &self.inner.pacer {
+                pacer.admit(writes(request)).await;
+            }
             let response = match self.send_once(request, &token.value).await {
                 Step::Done(r) => r,
                 Step::Fail(e) => {
@@ -316,6 +340,9 @@ impl GraphClient {
             }
             None => builder,
         };
+        let Ok(_permit) = self.inner.in_flight.acquire().await else {
+            return Step::Fail(GraphError::Transport("the client is shutting down".into()));
+        };
         let response = match builder.send().await {
             Ok(r) => r,
             Err(e) => return Step::Fail(GraphError::Transport(e.without_url().to_string())),
@@ -344,6 +371,26 @@ impl GraphClient {
             request.rules(),
         ))
     }
+}
+
+/// The writes a request makes: one for a POST, PATCH, PUT or DELETE, and for a `$batch` one per
+/// such inner request (the outer POST is only the envelope).
+fn writes(request: &GraphRequest) -> u32 {
+    let is_write = |method: &str| !method.eq_ignore_ascii_case("GET");
+    if request.url == "/$batch" {
+        let inner = request
+            .body
+            .as_ref()
+            .and_then(|body| body.get("requests"))
+            .and_then(Value::as_array);
+        return inner.map_or(0, |steps| {
+            steps
+                .iter()
+                .filter(|step| step["method"].as_str().is_some_and(is_write))
+                .count() as u32
+        });
+    }
+    u32::from(is_write(request.method.as_str()))
 }
 
 /// JSON if it parses, else the text as a JSON string; `None` when empty.

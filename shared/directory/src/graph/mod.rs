@@ -10,7 +10,10 @@
 //! - [`requests`]: [`GraphRequest`] / [`GraphResponse`] and the builders for every write
 //!   ([`requests::set_manager`], [`requests::add_member`], ...), each with its success rule
 //!   ([`AlsoOk`]).
-//! - [`users`]: [`DirectoryUser`], [`NewUser`], lookups by employee id and name, create.
+//! - [`users`]: [`DirectoryUser`], [`NewUser`], lookups by employee id and name, create, and the
+//!   paged read of the whole directory.
+//! - [`licenses`]: the tenant's free licence units ([`GraphClient::reserve_licenses`]).
+//! - `pace`: writes paced to `directory.write_limit` (Graph's quota: 3,000 per 150 s).
 //! - [`error`]: [`GraphError`] and [`GraphError::is_retryable`].
 //!
 //! Values placed in a `$filter` are always OData literals from [`crate::odata`]. Nothing above
@@ -20,6 +23,8 @@ pub mod auth;
 pub mod batch;
 pub mod error;
 pub mod http;
+pub mod licenses;
+mod pace;
 pub mod requests;
 pub mod users;
 

@@ -389,14 +389,29 @@ pub fn with_query(path: &str, params: &[(&str, &str)]) -> String {
     url
 }
 
-/// Makes a relative `@odata.id` (`/users/{id}`) absolute against `api_base`
-/// (`https://graph.microsoft.com/v1.0`).
+/// Makes relative references absolute against `api_base` (`https://graph.microsoft.com/v1.0`):
+/// an `@odata.id` (`/users/{id}`), and the urls of a `...@odata.bind` array.
 pub(crate) fn absolute_refs(body: &Value, api_base: &str) -> Value {
     let mut body = body.clone();
-    if let Some(Value::String(reference)) = body.get_mut("@odata.id")
-        && reference.starts_with('/')
-    {
-        *reference = format!("{api_base}{reference}");
+    let absolute = |reference: &mut String| {
+        if reference.starts_with('/') {
+            *reference = format!("{api_base}{reference}");
+        }
+    };
+    if let Some(object) = body.as_object_mut() {
+        for (key, value) in object.iter_mut() {
+            match value {
+                Value::String(reference) if key == "@odata.id" => absolute(reference),
+                Value::Array(references) if key.ends_with("@odata.bind") => {
+                    for reference in references {
+                        if let Value::String(reference) = reference {
+                            absolute(reference);
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
     }
     body
 }
@@ -441,6 +456,35 @@ pub fn add_member(group_id: &str, user_id: &str) -> GraphRequest {
     )
     .also_ok(AlsoOk::AlreadyExists)
     .lag_tolerant()
+}
+
+/// Graph's limit of members added by one `PATCH /groups/{id}`
+/// (learn.microsoft.com/graph/api/group-post-members).
+pub const MAX_MEMBERS_PER_PATCH: usize = 20;
+
+/// `PATCH /groups/{group}` with `members@odata.bind` = the users (at most
+/// [`MAX_MEMBERS_PER_PATCH`]); `204`. Graph refuses the request (400 "... already exist") when one
+/// of them is a member already, so a lone user has [`AlsoOk::AlreadyExists`]. Lag tolerant.
+pub fn add_members<S: AsRef<str>>(group_id: &str, user_ids: &[S]) -> GraphRequest {
+    let references: Vec<Value> = user_ids
+        .iter()
+        .map(|user| {
+            json!(format!(
+                "/directoryObjects/{}",
+                encode_path_segment(user.as_ref())
+            ))
+        })
+        .collect();
+    let request = GraphRequest::with_json(
+        Method::PATCH,
+        format!("/groups/{}", encode_path_segment(group_id)),
+        json!({ "members@odata.bind": references }),
+    )
+    .lag_tolerant();
+    match user_ids.len() {
+        1 => request.also_ok(AlsoOk::AlreadyExists),
+        _ => request,
+    }
 }
 
 /// `DELETE /groups/{group}/members/{user}/$ref`; `204`, and 404 (not a member) is success.

@@ -187,9 +187,9 @@ pub fn find_by_employee_id_request(employee_id: &str) -> GraphRequest {
     ))
 }
 
-/// The `$filter` matching `name` as UPN, mail, or an SMTP proxy address. `eq` on
-/// `proxyAddresses` is case-insensitive, so `smtp:` also matches the primary `SMTP:`.
-fn name_filter(upn_clause: &str, name: &str) -> String {
+/// The `$filter` clauses matching `name` as UPN (`upn_clause`), mail, or an SMTP proxy address.
+/// `eq` on `proxyAddresses` is case-insensitive, so `smtp:` also matches the primary `SMTP:`.
+fn name_clauses(upn_clause: &str, name: &str) -> String {
     format!(
         "{upn_clause} or mail eq {} or proxyAddresses/any(p:p eq {})",
         quote(name),
@@ -197,43 +197,76 @@ fn name_filter(upn_clause: &str, name: &str) -> String {
     )
 }
 
-/// The two lookups of [`GraphClient::name_in_use`]: live users by exact UPN/mail/proxy, and
-/// soft-deleted users. A deleted user's UPN is prefixed with its object id, so the deleted-items
-/// query uses `endsWith(userPrincipalName, ...)` (an advanced query: `ConsistencyLevel: eventual`
-/// and `$count=true`) and the matches are checked exactly on the client.
-pub fn name_in_use_requests(name: &str) -> (GraphRequest, GraphRequest) {
-    let live = GraphRequest::get(with_query(
-        "/users",
-        &[
-            (
-                "$filter",
-                &name_filter(&format!("userPrincipalName eq {}", quote(name)), name),
-            ),
-            ("$select", "id"),
-            ("$top", "1"),
-        ],
-    ));
-    let deleted = GraphRequest::get(with_query(
-        "/directory/deletedItems/microsoft.graph.user",
-        &[
-            (
-                "$filter",
-                &name_filter(
+/// The lookups of a preflight, in at most two requests however many names: the live users that
+/// carry `employee_id` or hold one of `names` (UPN, mail or SMTP proxy address), and the
+/// soft-deleted users that hold one of `names`. A deleted user's UPN is prefixed with its object
+/// id, so that query uses `endsWith(userPrincipalName, ...)` (an advanced query:
+/// `ConsistencyLevel: eventual` and `$count=true`) and the matches are checked exactly on the
+/// client. No names: no deleted-users request.
+pub fn preflight_requests(
+    employee_id: Option<&str>,
+    names: &[&str],
+) -> (Option<GraphRequest>, Option<GraphRequest>) {
+    let mut live_clauses: Vec<String> = employee_id
+        .map(|id| eq("employeeId", id))
+        .into_iter()
+        .collect();
+    live_clauses.extend(
+        names
+            .iter()
+            .map(|name| name_clauses(&format!("userPrincipalName eq {}", quote(name)), name)),
+    );
+    let top = (2 + names.len() * 3).to_string();
+    let live = (!live_clauses.is_empty()).then(|| {
+        GraphRequest::get(with_query(
+            "/users",
+            &[
+                ("$filter", &live_clauses.join(" or ")),
+                ("$select", &USER_SELECT.join(",")),
+                ("$top", &top),
+            ],
+        ))
+    });
+    let deleted = (!names.is_empty()).then(|| {
+        let clauses: Vec<String> = names
+            .iter()
+            .map(|name| {
+                name_clauses(
                     &format!("endsWith(userPrincipalName,{})", quote(name)),
                     name,
-                ),
-            ),
-            ("$count", "true"),
-            ("$select", "id,userPrincipalName,mail,proxyAddresses"),
-            ("$top", "50"),
-        ],
-    ))
-    .header("ConsistencyLevel", "eventual");
+                )
+            })
+            .collect();
+        GraphRequest::get(with_query(
+            "/directory/deletedItems/microsoft.graph.user",
+            &[
+                ("$filter", &clauses.join(" or ")),
+                ("$count", "true"),
+                ("$select", "id,userPrincipalName,mail,proxyAddresses"),
+                ("$top", "50"),
+            ],
+        ))
+        .header("ConsistencyLevel", "eventual")
+    });
     (live, deleted)
 }
 
+/// Whether a live user holds `name` as UPN, mail or SMTP proxy address.
+fn live_user_holds(user: &DirectoryUser, name: &str) -> bool {
+    let smtp = format!("smtp:{name}");
+    user.user_principal_name.eq_ignore_ascii_case(name)
+        || user
+            .mail
+            .as_deref()
+            .is_some_and(|m| m.eq_ignore_ascii_case(name))
+        || user
+            .proxy_addresses
+            .iter()
+            .any(|p| p.eq_ignore_ascii_case(&smtp))
+}
+
 /// Whether a soft-deleted user (as returned by the deleted-items query) really holds `name`.
-fn deleted_user_holds(user: &Value, name: &str) -> bool {
+pub(crate) fn deleted_user_holds(user: &Value, name: &str) -> bool {
     let lower = name.to_lowercase();
     let field = |k: &str| user.get(k).and_then(Value::as_str).map(str::to_lowercase);
     if field("mail").as_deref() == Some(lower.as_str()) {
@@ -283,33 +316,69 @@ fn user_found(response: &GraphResponse) -> Result<Option<DirectoryUser>, GraphEr
     if let Some(e) = response.error() {
         return Err(e);
     }
-    match values(response)?.as_slice() {
-        [] => Ok(None),
-        [user] => DirectoryUser::from_json(user).map(Some),
-        more => Err(GraphError::AmbiguousEmployeeId {
-            matches: more.len(),
-        }),
+    let users = values(response)?
+        .iter()
+        .map(DirectoryUser::from_json)
+        .collect::<Result<Vec<_>, _>>()?;
+    the_one(users)
+}
+
+/// The one account among `carrying` (the users that carry an employee id), if any.
+pub(crate) fn the_one(
+    mut carrying: Vec<DirectoryUser>,
+) -> Result<Option<DirectoryUser>, GraphError> {
+    match carrying.len() {
+        0 | 1 => Ok(carrying.pop()),
+        matches => Err(GraphError::AmbiguousEmployeeId { matches }),
     }
 }
 
-/// Whether the two lookups of [`name_in_use_requests`] found a holder of `name`.
-fn name_taken(
-    live: &GraphResponse,
-    deleted: &GraphResponse,
-    name: &str,
-) -> Result<bool, GraphError> {
-    if let Some(e) = live.error() {
-        return Err(e);
+/// What the two lookups of [`preflight_requests`] found.
+fn preflight_answer(
+    employee_id: Option<&str>,
+    names: &[&str],
+    live: Option<&GraphResponse>,
+    deleted: Option<&GraphResponse>,
+) -> Result<Preflight, GraphError> {
+    let mut live_users = Vec::new();
+    if let Some(live) = live {
+        if let Some(e) = live.error() {
+            return Err(e);
+        }
+        for user in values(live)? {
+            live_users.push(DirectoryUser::from_json(user)?);
+        }
     }
-    if let Some(e) = deleted.error() {
-        return Err(e);
+    let mut deleted_users: &[Value] = &[];
+    if let Some(deleted) = deleted {
+        if let Some(e) = deleted.error() {
+            return Err(e);
+        }
+        deleted_users = values(deleted)?;
     }
-    if !values(live)?.is_empty() {
-        return Ok(true);
-    }
-    Ok(values(deleted)?
+    let carrying = live_users
         .iter()
-        .any(|user| deleted_user_holds(user, name)))
+        .filter(|u| {
+            employee_id.is_some_and(|id| {
+                u.employee_id
+                    .as_deref()
+                    .is_some_and(|e| e.eq_ignore_ascii_case(id))
+            })
+        })
+        .cloned()
+        .collect();
+    let taken = names
+        .iter()
+        .filter(|name| {
+            live_users.iter().any(|u| live_user_holds(u, name))
+                || deleted_users.iter().any(|u| deleted_user_holds(u, name))
+        })
+        .map(|name| (*name).to_owned())
+        .collect();
+    Ok(Preflight {
+        existing: the_one(carrying)?,
+        taken,
+    })
 }
 
 impl GraphClient {
@@ -342,50 +411,78 @@ impl GraphClient {
     }
 
     /// Whether `name` is taken as a UPN, mail or SMTP proxy address by a live or a soft-deleted
-    /// user (a deleted user can be restored, and would then clash). Both lookups go in one `$batch`.
+    /// user (a deleted user can be restored, and would then clash).
     pub async fn name_in_use(&self, name: &str) -> Result<bool, GraphError> {
-        let (live, deleted) = name_in_use_requests(name);
-        let responses = self.batch(vec![live, deleted]).await?;
-        let [live, deleted] = responses.as_slice() else {
-            return Err(GraphError::Decode(
-                "the name lookup batch lost a response".into(),
-            ));
-        };
-        name_taken(live, deleted, name)
+        Ok(!self.preflight(None, &[name]).await?.taken.is_empty())
     }
 
-    /// Before a joiner's first create, in one `$batch`: the account that already carries the
-    /// employee id (if any), and which of `names` are taken ([`GraphClient::name_in_use`]).
+    /// Before a joiner's first create, in one `$batch` of at most two requests: the account that
+    /// already carries the employee id (if any), and which of `names` a live or a soft-deleted
+    /// user holds.
     pub async fn preflight(
         &self,
-        employee_id: &str,
+        employee_id: Option<&str>,
         names: &[&str],
     ) -> Result<Preflight, GraphError> {
-        let mut requests = vec![find_by_employee_id_request(employee_id).id("find")];
-        for (index, name) in names.iter().enumerate() {
-            let (live, deleted) = name_in_use_requests(name);
-            requests.push(live.id(format!("live{index}")));
-            requests.push(deleted.id(format!("deleted{index}")));
-        }
+        let (live, deleted) = preflight_requests(employee_id, names);
+        let live = live.map(|r| r.id("live"));
+        let deleted = deleted.map(|r| r.id("deleted"));
+        let requests: Vec<GraphRequest> = live.iter().chain(&deleted).cloned().collect();
         let responses = self.batch(requests).await?;
-        let Some((find, lookups)) = responses.split_first() else {
-            return Err(GraphError::Decode(
-                "the preflight batch lost its responses".into(),
-            ));
-        };
-        let existing = user_found(find)?;
-        let mut taken = Vec::new();
-        for (name, pair) in names.iter().zip(lookups.chunks(2)) {
-            let [live, deleted] = pair else {
-                return Err(GraphError::Decode(
-                    "the preflight batch lost a response".into(),
-                ));
-            };
-            if name_taken(live, deleted, name)? {
-                taken.push((*name).to_owned());
+        let find = |id: &str| responses.iter().find(|r| r.id == id);
+        preflight_answer(employee_id, names, find("live"), find("deleted"))
+    }
+
+    /// Every user (`$select`ed for a [`DirectoryUser`]) and every soft-deleted user, 999 a page
+    /// (learn.microsoft.com/graph/paging): the directory read once instead of a lookup per worker.
+    pub async fn read_directory(&self) -> Result<(Vec<DirectoryUser>, Vec<Value>), GraphError> {
+        let users = self
+            .pages(&with_query(
+                "/users",
+                &[("$select", &USER_SELECT.join(",")), ("$top", "999")],
+            ))
+            .await?
+            .iter()
+            .map(DirectoryUser::from_json)
+            .collect::<Result<Vec<_>, _>>()?;
+        let deleted = self
+            .pages(&with_query(
+                "/directory/deletedItems/microsoft.graph.user",
+                &[
+                    ("$select", "id,userPrincipalName,mail,proxyAddresses"),
+                    ("$top", "999"),
+                ],
+            ))
+            .await?;
+        Ok((users, deleted))
+    }
+
+    /// Every item of a collection, following `@odata.nextLink`.
+    async fn pages(&self, first: &str) -> Result<Vec<Value>, GraphError> {
+        let mut items = Vec::new();
+        let mut url = first.to_owned();
+        loop {
+            let response = self.send(&GraphRequest::get(&url)).await?;
+            items.extend(values(&response)?.iter().cloned());
+            let next = response
+                .body
+                .as_ref()
+                .and_then(|b| b.get("@odata.nextLink"))
+                .and_then(Value::as_str);
+            match next {
+                None => return Ok(items),
+                Some(next) => {
+                    url = next
+                        .strip_prefix(self.api_base())
+                        .ok_or_else(|| {
+                            GraphError::Decode(
+                                "an @odata.nextLink points outside the Graph endpoint".into(),
+                            )
+                        })?
+                        .to_owned();
+                }
             }
         }
-        Ok(Preflight { existing, taken })
     }
 
     /// `POST /users` (`201 Created`) with a random password that must be changed at first sign-in.
@@ -503,13 +600,30 @@ mod tests {
     }
 
     #[test]
+    fn a_preflight_without_names_asks_only_for_the_employee_id() {
+        let (live, deleted) = preflight_requests(Some("42"), &[]);
+        assert!(live.is_some_and(|r| r.url.contains("employeeId%20eq%20%2742%27")));
+        assert!(deleted.is_none());
+        assert_eq!(preflight_requests(None, &[]), (None, None));
+    }
+
+    #[test]
     fn filters_quote_every_value() {
         let r = find_by_employee_id_request("x' or 1 eq 1 or employeeId eq 'y");
         assert!(r.url.starts_with(
             "/users?$filter=employeeId%20eq%20%27x%27%27%20or%201%20eq%201%20or%20employeeId%20eq%20%27%27y%27&$select=id,"
         ));
-        let (live, deleted) = name_in_use_requests("o'hara@contoso.com");
+        let (live, deleted) =
+            preflight_requests(Some("x'1"), &["o'hara@contoso.com", "b@contoso.com"]);
+        let (live, deleted) = (live.expect("live"), deleted.expect("deleted"));
         assert!(live.url.contains("%27o%27%27hara@contoso.com%27"));
+        assert!(live.url.contains("employeeId%20eq%20%27x%27%271%27"));
+        assert!(live.url.contains("%27b@contoso.com%27"));
+        assert!(
+            deleted
+                .url
+                .contains("endsWith(userPrincipalName,%27b@contoso.com%27)")
+        );
         assert!(
             deleted
                 .url

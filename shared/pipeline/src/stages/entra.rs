@@ -4,16 +4,41 @@
 //! account; a name someone else took meanwhile sends the worker back to mapping for another.
 
 use std::collections::BTreeMap;
+use std::time::Duration;
 
-use hrsync_core::WorkerKey;
-use hrsync_directory::converge::{ConvergeError, Lookup, Step, converge};
+use hrsync_core::{PendingLicense, TimerKind, WorkerKey, WorkerState};
+use hrsync_directory::converge::{ConvergeError, Lookup, Step, converge_in_round};
+use hrsync_directory::group_adds::Participant;
+use jiff::Timestamp;
 
 use super::writeback::owed;
 use super::{CONFLICT_ROUNDS, Outcome, Pipeline, StageError, json};
-use crate::ports::{AuditRecord, Nudge, Queue, QueueName, StateStore, StoreError, Timers};
+use crate::ports::{
+    AuditRecord, Nudge, Queue, QueueName, StateStore, StoreError, TimerSpec, Timers,
+};
+
+/// How long mapping's finding that no account carries the worker's employee id is trusted: a
+/// create within it needs no lookup of its own (a name Graph refuses is checked then).
+pub const ABSENCE_TRUSTED_FOR: Duration = Duration::from_secs(3600);
+
+/// When a licence without a free unit is tried again: 15 minutes, doubling per try, at most
+/// every 2 hours (the worker's next directory run tries it too, if units were freed).
+const LICENSE_RETRY_FIRST: Duration = Duration::from_secs(15 * 60);
+const LICENSE_RETRY_MAX: Duration = Duration::from_secs(2 * 3600);
 
 impl<S: StateStore, Q: Queue, T: Timers> Pipeline<S, Q, T> {
+    /// Converges the worker on its own (its group additions one request each).
     pub async fn entra(&self, nudge: &Nudge) -> Result<Outcome, StageError> {
+        self.entra_in_round(nudge, None).await
+    }
+
+    /// Converges the worker; with a place in a `round`, its group additions go out with those
+    /// of the round's other workers.
+    pub async fn entra_in_round(
+        &self,
+        nudge: &Nudge,
+        round: Option<Participant>,
+    ) -> Result<Outcome, StageError> {
         let key = &nudge.worker;
         let Some(stored) = self.store.load(key).await? else {
             return Ok(Outcome::Nothing {
@@ -34,14 +59,24 @@ impl<S: StateStore, Q: Queue, T: Timers> Pipeline<S, Q, T> {
             steps.push(step.clone());
             Ok(())
         };
-        let result = converge(
+        let now = self.clock.now();
+        let lookup = match state.directory_checked_at {
+            Some(at)
+                if now.duration_since(at) < ABSENCE_TRUSTED_FOR.try_into().unwrap_or_default() =>
+            {
+                Lookup::AlreadyAbsent
+            }
+            _ => Lookup::WhenUnknown,
+        };
+        let result = converge_in_round(
             &self.graph,
             key,
             Some(&desired),
             state.applied.clone(),
-            Lookup::WhenUnknown,
+            lookup,
             &object_ids,
             &mut record,
+            round,
         )
         .await;
         // What the directory holds now: the run's result, or its last confirmed step.
@@ -51,17 +86,31 @@ impl<S: StateStore, Q: Queue, T: Timers> Pipeline<S, Q, T> {
                 .last()
                 .map_or_else(|| state.applied.clone(), |s| s.after.clone()),
         };
-        let audit: Vec<AuditRecord> = steps
+        let mut audit: Vec<AuditRecord> = steps
             .iter()
             .map(|step| self.step_audit(nudge, step))
             .collect();
-        if applied != state.applied || !audit.is_empty() {
+        // A run that failed leaves the licences waiting as they were.
+        let pending = match &result {
+            Ok(done) => self.pending_licenses(&state, &done.pending_licenses, now),
+            Err(_) => state.pending_licenses.clone(),
+        };
+        for waiting in &pending {
+            let known = state.pending_licenses.iter().any(|p| p.sku == waiting.sku);
+            if !known {
+                audit.push(self.pending_audit(nudge, waiting).await);
+            }
+        }
+        if applied != state.applied || !audit.is_empty() || pending != state.pending_licenses {
             // On the latest state: mapping may have written while the directory was converged.
             let recorded = applied.clone();
+            let waiting = pending.clone();
             self.edit_state(key, None, &audit, "recording the directory", |s| {
                 s.applied = recorded.clone();
+                s.pending_licenses = waiting.clone();
             })
             .await?;
+            self.license_retry_timer(key, &pending).await?;
         }
         // Waiters registered before this account was known are woken by every run that finds
         // it known, not only the one that recorded it: that run may have died before waking
@@ -69,7 +118,6 @@ impl<S: StateStore, Q: Queue, T: Timers> Pipeline<S, Q, T> {
         if applied.as_ref().is_some_and(|a| a.object_id.is_some()) {
             self.wake_waiters(key, &nudge.trace).await?;
         }
-        let now = self.clock.now();
         let writes_back = self
             .hr
             .get(key.source())
@@ -99,6 +147,7 @@ impl<S: StateStore, Q: Queue, T: Timers> Pipeline<S, Q, T> {
                     worker: key.clone(),
                     steps: steps.iter().map(|s| s.op.name()).collect(),
                     deferred: done.deferred,
+                    pending_licenses: done.pending_licenses,
                 })
             }
             Err(ConvergeError::NameConflict { upn }) => {
@@ -109,6 +158,7 @@ impl<S: StateStore, Q: Queue, T: Timers> Pipeline<S, Q, T> {
                     deferred: vec![format!(
                         "{upn} is taken in the directory: choosing another name"
                     )],
+                    pending_licenses: Vec::new(),
                 })
             }
             Err(error) => Err(error.into()),
@@ -222,6 +272,73 @@ impl<S: StateStore, Q: Queue, T: Timers> Pipeline<S, Q, T> {
         Err(StageError::transient(format!(
             "{key}: the state kept changing while renaming"
         )))
+    }
+
+    /// The licences still waiting after a run that found `unavailable` without a free unit:
+    /// each tried again after a backoff that grows with its attempts; one assigned since (or no
+    /// longer wanted) is dropped.
+    fn pending_licenses(
+        &self,
+        state: &WorkerState,
+        unavailable: &[(String, String)],
+        now: Timestamp,
+    ) -> Vec<PendingLicense> {
+        unavailable
+            .iter()
+            .map(|(sku, reason)| {
+                let before = state.pending_licenses.iter().find(|p| &p.sku == sku);
+                let attempts = before.map_or(1, |p| p.attempts.saturating_add(1));
+                let backoff = LICENSE_RETRY_FIRST
+                    .saturating_mul(1 << attempts.saturating_sub(1).min(16))
+                    .min(LICENSE_RETRY_MAX);
+                PendingLicense {
+                    sku: sku.clone(),
+                    reason: reason.clone(),
+                    since: before.map_or(now, |p| p.since),
+                    attempts,
+                    retry_at: now + jiff::SignedDuration::try_from(backoff).unwrap_or_default(),
+                }
+            })
+            .collect()
+    }
+
+    /// The audit record of a licence that starts waiting for a free unit.
+    async fn pending_audit(&self, nudge: &Nudge, waiting: &PendingLicense) -> AuditRecord {
+        let part = self.graph.license_part_number(&waiting.sku).await;
+        let mut record = self.audit(
+            &nudge.worker,
+            "entra",
+            "license_pending",
+            waiting.reason.clone(),
+            &nudge.trace,
+        );
+        record.after = json(&serde_json::json!({
+            "sku": waiting.sku,
+            "part_number": part,
+            "retry_at": waiting.retry_at,
+        }));
+        record
+    }
+
+    /// The worker's licence retry wakes it at the earliest retry, or goes.
+    async fn license_retry_timer(
+        &self,
+        key: &WorkerKey,
+        pending: &[PendingLicense],
+    ) -> Result<(), StageError> {
+        match pending.iter().map(|p| p.retry_at).min() {
+            Some(at) => {
+                self.timers
+                    .put(&TimerSpec::new(key.clone(), TimerKind::LicenseRetry, at))
+                    .await?
+            }
+            None => {
+                self.timers
+                    .delete(&TimerSpec::name_for(key, TimerKind::LicenseRetry))
+                    .await?
+            }
+        }
+        Ok(())
     }
 
     fn step_audit(&self, nudge: &Nudge, step: &Step) -> AuditRecord {

@@ -7,6 +7,8 @@ use std::collections::HashSet;
 use std::time::Duration;
 
 use hrsync_core::{Decision, Identifiers, Presence, Worker, WorkerKey, WorkerState, decide, plan};
+use hrsync_directory::converge::adopt;
+use hrsync_directory::graph::DirectoryUser;
 use jiff::Timestamp;
 
 use super::{CONFLICT_ROUNDS, Outcome, Pipeline, StageError, json};
@@ -110,8 +112,10 @@ impl<S: StateStore, Q: Queue, T: Timers> Pipeline<S, Q, T> {
     }
 
     /// Decides until newly chosen names are reserved for this worker in the store and free in
-    /// the directory. An account that already carries the worker's employee id (from before
-    /// hrsync, or an interrupted run) keeps its names.
+    /// the directory ([`DirectoryLookups`](crate::lookups::DirectoryLookups): a preflight, or the
+    /// directory read once for the run). An account that already carries the worker's employee
+    /// id (from before hrsync, or an interrupted run) keeps its names and becomes the worker's
+    /// `applied`; when none does, the decision records when that was checked.
     async fn decide_with_free_names(
         &self,
         incoming: &Worker,
@@ -120,13 +124,23 @@ impl<S: StateStore, Q: Queue, T: Timers> Pipeline<S, Q, T> {
     ) -> Result<Decision, Mapping> {
         let key = &incoming.key;
         let mut taken: HashSet<String> = HashSet::new();
+        // An account found carrying the employee id: its names are the worker's, and it is
+        // what the directory holds for the worker (so entra converges it, never creates).
+        let mut adopted: Option<DirectoryUser> = None;
         for _ in 0..NAME_ROUNDS {
             let registry = |name: &str, _: &WorkerKey| taken.contains(&name_key(name));
-            let decision = decide(incoming, state, &self.config, now, &registry)
+            let mut decision = decide(incoming, state, &self.config, now, &registry)
                 .map_err(StageError::permanent)?;
             let fresh = match (&state.identifiers, &decision.state.identifiers) {
                 (None, Some(ids)) => ids.clone(),
-                _ => return Ok(decision),
+                _ => {
+                    if let (Some(account), Some(desired), None) =
+                        (&adopted, &decision.desired, &decision.state.applied)
+                    {
+                        decision.state.applied = Some(adopt(account, desired));
+                    }
+                    return Ok(decision);
+                }
             };
             let names = distinct_names(&fresh);
             let mut refused = false;
@@ -140,29 +154,31 @@ impl<S: StateStore, Q: Queue, T: Timers> Pipeline<S, Q, T> {
                 self.release(&names, key).await?;
                 continue;
             }
-            let found = self
-                .graph
-                .preflight(&incoming.employee_id, &names)
+            let (found, checked_at) = self
+                .lookups
+                .preflight(&self.graph, &incoming.employee_id, &names, now)
                 .await
                 .map_err(StageError::from)?;
             if let Some(existing) = found.existing {
                 self.release(&names, key).await?;
-                let adopted = Identifiers {
+                let ids = Identifiers {
                     mail: existing
                         .mail
                         .clone()
                         .unwrap_or_else(|| existing.user_principal_name.clone()),
-                    upn: existing.user_principal_name,
+                    upn: existing.user_principal_name.clone(),
                 };
-                for name in distinct_names(&adopted) {
+                for name in distinct_names(&ids) {
                     if let Reservation::HeldBy(other) = self.store.reserve_name(name, key).await? {
                         tracing::warn!(worker = %key, %other, "the account found by employeeId has a name reserved for another worker");
                     }
                 }
-                state.identifiers = Some(adopted);
+                state.identifiers = Some(ids);
+                adopted = Some(existing);
                 continue;
             }
             if found.taken.is_empty() {
+                decision.state.directory_checked_at = Some(checked_at);
                 return Ok(decision);
             }
             for name in &found.taken {
