@@ -220,6 +220,33 @@ impl World {
             .collect()
     }
 
+    /// The leaver was cut off the way Graph takes it: the disable and the session revocation
+    /// as steps of one `$batch` (each write step with its JSON body, or Graph refuses the whole
+    /// batch), both answered with success, and the account's sessions revoked.
+    fn cut_off_in_one_batch(&self, employee_id: &str) {
+        let id = self.id(employee_id);
+        let log = self.sandbox.sandbox.requests();
+        let step = |method: &str, path: String| {
+            log.iter()
+                .find(|r| r.in_batch && r.method == method && r.path == path)
+                .unwrap_or_else(|| panic!("no $batch step {method} {path}: {log:#?}"))
+                .status
+        };
+        assert_eq!(step("PATCH", format!("/v1.0/users/{id}")), 204);
+        assert_eq!(
+            step("POST", format!("/v1.0/users/{id}/revokeSignInSessions")),
+            200
+        );
+        assert!(
+            log.iter().all(|r| r.status != 400 || r.in_batch),
+            "no $batch was refused whole: {log:#?}"
+        );
+        assert!(
+            self.user(employee_id)["signInSessionsValidFromDateTime"].is_string(),
+            "sessions revoked"
+        );
+    }
+
     /// Ada (2) joins reporting to Grace (1), who has no account yet; returns Ada's object id.
     async fn report_without_a_manager_account(&self) -> String {
         let mut report = worker(
@@ -597,8 +624,10 @@ async fn future_leaver_is_cut_off_at_17_00_sydney_on_the_last_day() {
 
     world.at("2026-12-04T05:59:59Z").await;
     assert!(world.enabled("61"), "not before 17:00 Sydney");
+    world.sandbox.sandbox.clear_requests();
     world.at("2026-12-04T06:00:00Z").await;
     assert!(!world.enabled("61"), "disabled at 17:00 Sydney");
+    world.cut_off_in_one_batch("61");
     let disable = world
         .audit("61")
         .await
@@ -674,8 +703,10 @@ async fn rehire_six_months_later_gets_the_same_account_with_new_role_access_only
             "2026-01-06T09:00:00Z",
         ))
         .await;
+    world.sandbox.sandbox.clear_requests();
     world.at("2026-01-31T09:00:00Z").await;
     assert!(!world.enabled("63"));
+    world.cut_off_in_one_batch("63");
 
     world.clock.set(at("2026-07-31T09:00:00Z"));
     let mut back = diana;
