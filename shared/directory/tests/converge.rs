@@ -12,8 +12,11 @@ use hrsync_core::{
     AppliedIdentity, Config, DesiredIdentity, NothingTaken, Status, Worker, WorkerKey, WorkerState,
     decide,
 };
-use hrsync_directory::converge::{ConvergeError, Converged, Lookup, Step, converge};
+use hrsync_directory::converge::{
+    ConvergeError, Converged, Lookup, Step, converge, converge_in_round,
+};
 use hrsync_directory::graph::{Credential, GraphClient, GraphSettings, RetryPolicy};
+use hrsync_directory::group_adds::{GroupAdds, Participant};
 use hrsync_sandbox::{Faults, RunningSandbox, Sandbox, SandboxConfig};
 use jiff::Timestamp;
 use jiff::civil::date;
@@ -693,4 +696,183 @@ async fn a_leaver_interrupted_after_any_step_ends_disabled_revoked_and_stripped(
             "stopped at step {stop_after}"
         );
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Workers converged together: group additions 20 to a request
+
+const SALES_GROUP: &str = "33333333-3333-3333-3333-333333333333";
+const ALL_GROUP: &str = "44444444-4444-4444-4444-444444444444";
+
+impl Store {
+    /// Converges `key` as one worker of `round`.
+    async fn converge_in(
+        &self,
+        graph: &GraphClient,
+        key: &WorkerKey,
+        round: Participant,
+    ) -> Result<Converged, ConvergeError> {
+        let desired = self
+            .states
+            .lock()
+            .unwrap()
+            .get(key)
+            .and_then(|s| s.desired.clone());
+        let ids = |manager: &WorkerKey| self.object_id(manager);
+        let mut record = |step: &Step| {
+            self.set_applied(key, step.after.clone());
+            Ok(())
+        };
+        converge_in_round(
+            graph,
+            key,
+            desired.as_ref(),
+            self.applied(key),
+            Lookup::AlreadyAbsent,
+            &ids,
+            &mut record,
+            Some(round),
+        )
+        .await
+    }
+}
+
+/// Converges the workers concurrently as one round (every one joins before any converges).
+async fn converge_round(
+    store: &Arc<Store>,
+    graph: &GraphClient,
+    keys: &[WorkerKey],
+) -> Vec<Converged> {
+    let round = GroupAdds::new(graph.clone());
+    let places: Vec<Participant> = keys.iter().map(|_| round.join()).collect();
+    let mut tasks = tokio::task::JoinSet::new();
+    for (key, place) in keys.iter().cloned().zip(places) {
+        let (store, graph) = (Arc::clone(store), graph.clone());
+        tasks.spawn(async move { store.converge_in(&graph, &key, place).await });
+    }
+    let mut done = Vec::new();
+    while let Some(result) = tasks.join_next().await {
+        done.push(result.expect("task").expect("converges"));
+    }
+    done
+}
+
+fn sales_joiners(store: &Store, config: &Config, ids: std::ops::Range<u32>) -> Vec<WorkerKey> {
+    ids.map(|n| {
+        let joiner = worker(&n.to_string(), "Sam", &format!("Seller{n}"), "Sales", None);
+        store.decide(config, &joiner, "2026-11-01T00:00:00Z");
+        joiner.key
+    })
+    .collect()
+}
+
+fn group_requests(sandbox: &Sandbox) -> Vec<(String, String)> {
+    sandbox
+        .requests()
+        .into_iter()
+        .filter(|r| r.path.starts_with("/v1.0/groups/"))
+        .map(|r| (r.method, r.path))
+        .collect()
+}
+
+#[tokio::test]
+async fn a_round_of_45_joiners_adds_group_members_twenty_to_a_request() {
+    let running = Sandbox::start(SandboxConfig::default()).await.unwrap();
+    let graph = client(&running);
+    let config = Config::parse(CONFIG, "hrsync.toml").unwrap();
+    let store = Arc::new(Store::default());
+    let keys = sales_joiners(&store, &config, 100..145);
+
+    let done = converge_round(&store, &graph, &keys).await;
+
+    // 45 members of each of the two groups: 20 + 20 + 5, as PATCHes, never one POST each.
+    let requests = group_requests(&running.sandbox);
+    for group in [SALES_GROUP, ALL_GROUP] {
+        let patches = requests
+            .iter()
+            .filter(|(m, p)| m == "PATCH" && *p == format!("/v1.0/groups/{group}"))
+            .count();
+        assert_eq!(patches, 3, "{requests:?}");
+        assert_eq!(running.sandbox.group_members(group).len(), 45);
+    }
+    assert!(requests.iter().all(|(m, _)| m == "PATCH"), "{requests:?}");
+    // Each worker's record has its own two additions.
+    for converged in &done {
+        let adds = converged
+            .steps
+            .iter()
+            .filter(|s| s.op.name() == "add_group")
+            .count();
+        assert_eq!(adds, 2, "{converged:?}");
+    }
+    for key in &keys {
+        let groups = store.applied(key).unwrap().groups;
+        assert!(groups.contains(SALES_GROUP) && groups.contains(ALL_GROUP));
+    }
+}
+
+/// Graph refuses a whole PATCH when one of its members already is one: the PATCH is split until
+/// the member is alone (for whom "already a member" is success), and everyone ends up a member.
+#[tokio::test]
+async fn a_member_already_in_the_group_splits_its_patch_and_everyone_is_added() {
+    let running = Sandbox::start(SandboxConfig::default()).await.unwrap();
+    let graph = client(&running);
+    let config = Config::parse(CONFIG, "hrsync.toml").unwrap();
+    let store = Arc::new(Store::default());
+    let keys = sales_joiners(&store, &config, 200..208);
+    // The first is created on its own and made a member of the Sales group behind hrsync's back.
+    store
+        .converge(&graph, &keys[0], Lookup::AlreadyAbsent)
+        .await
+        .unwrap();
+    let first = store.object_id(&keys[0]).unwrap();
+    let mut applied = store.applied(&keys[0]).unwrap();
+    applied.groups.clear();
+    store.set_applied(&keys[0], Some(applied));
+    assert!(running.sandbox.group_members(SALES_GROUP).contains(&first));
+    running.sandbox.clear_requests();
+
+    converge_round(&store, &graph, &keys).await;
+
+    let members = running.sandbox.group_members(SALES_GROUP);
+    assert_eq!(members.len(), 8, "{members:?}");
+    let patches = group_requests(&running.sandbox)
+        .iter()
+        .filter(|(m, p)| m == "PATCH" && *p == format!("/v1.0/groups/{SALES_GROUP}"))
+        .count();
+    // 8 refused, 4 + 4 (one refused), 2 + 2 (one refused), 1 + 1: seven PATCHes, not eight POSTs
+    // and not a failure.
+    assert_eq!(patches, 7);
+    for key in &keys {
+        assert!(store.applied(key).unwrap().groups.contains(SALES_GROUP));
+    }
+}
+
+/// A create refused because the name is taken by the worker's own account (a run that died
+/// after the create, before recording it): that account is converged, not a second one made.
+#[tokio::test]
+async fn a_name_held_by_the_workers_own_account_is_adopted_not_given_up() {
+    let (running, graph, config, store, _boss) = with_converged_boss().await;
+    let ada = worker("2", "Ada", "Lovelace", "Sales", None);
+    store.decide(&config, &ada, "2026-11-01T00:00:00Z");
+    store
+        .converge(&graph, &ada.key, Lookup::AlreadyAbsent)
+        .await
+        .unwrap();
+    let id = user_by_employee_id(&running.sandbox, "2")["id"].clone();
+    // The record of the create is lost.
+    store.set_applied(&ada.key, None);
+
+    let done = store
+        .converge(&graph, &ada.key, Lookup::AlreadyAbsent)
+        .await
+        .unwrap();
+
+    assert_eq!(user_by_employee_id(&running.sandbox, "2")["id"], id);
+    assert_eq!(
+        store.object_id(&ada.key).as_deref(),
+        id.as_str(),
+        "the existing account is the worker's"
+    );
+    assert!(done.steps.iter().all(|s| s.op.name() != "create"));
 }
