@@ -2,12 +2,42 @@
 
 use std::time::Duration;
 
-use hrsync_sandbox::{Faults, RunningSandbox, Sandbox, SandboxConfig};
+use hrsync_sandbox::{
+    Faults, RunningSandbox, Sandbox, SandboxConfig, SeedGroup, SeedSku, WriteLimit,
+};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
 const TENANT: &str = "contoso-tenant";
 const SKU_E3: &str = "05e9a617-0261-4cee-bb44-138d3ef5d965";
+const SKU_E5: &str = "06ebc4ee-1bb5-47dd-8120-11324bc54e06";
+const STAFF: &str = "8c3f9f5e-1b7a-4d7e-9a55-3f1f4a0c2b11";
+const LEADS: &str = "0b9e2d51-6a1c-4c1e-8f5e-2d3c4b5a6978";
+
+fn group(id: &str, name: &str) -> SeedGroup {
+    SeedGroup {
+        id: id.to_owned(),
+        display_name: name.to_owned(),
+        licenses: Vec::new(),
+    }
+}
+
+fn sku(id: &str, part: &str, units: u32) -> SeedSku {
+    SeedSku {
+        id: id.to_owned(),
+        part_number: part.to_owned(),
+        units,
+    }
+}
+
+/// A sandbox with the groups the scenarios use (`STAFF`, `LEADS`) and an E3 SKU.
+fn seeded() -> SandboxConfig {
+    SandboxConfig {
+        groups: vec![group(STAFF, "Staff"), group(LEADS, "Leads")],
+        skus: vec![sku(SKU_E3, "ENTERPRISEPACK", 100)],
+        ..SandboxConfig::default()
+    }
+}
 
 struct Env {
     sandbox: RunningSandbox,
@@ -193,13 +223,6 @@ async fn token_then_create_user_201() {
     assert_eq!(status, StatusCode::CREATED, "{user}");
     let id = user["id"].as_str().expect("id");
     assert_eq!(id.len(), 36);
-    assert_eq!(user["employeeId"], "1001");
-    assert_eq!(user["department"], "Engineering");
-    assert_eq!(user["employeeOrgData"]["costCenter"], "CC-1");
-    assert_eq!(
-        user["proxyAddresses"],
-        json!(["SMTP:Ada.Lovelace@acme.example"])
-    );
     assert!(
         user.get("passwordProfile").is_none(),
         "the password is never returned"
@@ -208,6 +231,43 @@ async fn token_then_create_user_201() {
         user["@odata.context"]
             .as_str()
             .is_some_and(|c| c.ends_with("$metadata#users/$entity"))
+    );
+    // Graph answers a create with the default property set (learn.microsoft.com/graph/api/user-post-users).
+    let mut keys: Vec<&str> = user
+        .as_object()
+        .expect("object")
+        .keys()
+        .map(String::as_str)
+        .filter(|k| !k.starts_with('@'))
+        .collect();
+    keys.sort_unstable();
+    assert_eq!(
+        keys,
+        [
+            "businessPhones",
+            "displayName",
+            "givenName",
+            "id",
+            "jobTitle",
+            "mail",
+            "mobilePhone",
+            "officeLocation",
+            "preferredLanguage",
+            "surname",
+            "userPrincipalName"
+        ]
+    );
+    let (_, stored) = env
+        .get(&format!(
+            "users/{id}?$select=employeeId,department,employeeOrgData,proxyAddresses"
+        ))
+        .await;
+    assert_eq!(stored["employeeId"], "1001");
+    assert_eq!(stored["department"], "Engineering");
+    assert_eq!(stored["employeeOrgData"]["costCenter"], "CC-1");
+    assert_eq!(
+        stored["proxyAddresses"],
+        json!(["SMTP:Ada.Lovelace@acme.example"])
     );
 
     let (status, read) = env
@@ -562,7 +622,7 @@ async fn manager_references() {
 #[tokio::test]
 async fn licenses_need_a_usage_location_and_a_known_sku() {
     let env = start(SandboxConfig {
-        seed_skus: vec![(SKU_E3.to_owned(), "ENTERPRISEPACK".to_owned())],
+        skus: vec![sku(SKU_E3, "ENTERPRISEPACK", 10)],
         ..SandboxConfig::default()
     })
     .await;
@@ -588,6 +648,10 @@ async fn licenses_need_a_usage_location_and_a_known_sku() {
     );
     let (status, user) = env.post(&format!("users/{id}/assignLicense"), assign).await;
     assert_eq!(status, StatusCode::OK, "{user}");
+    assert_eq!(user["id"], id.as_str());
+    let (_, user) = env
+        .get(&format!("users/{id}?$select=assignedLicenses"))
+        .await;
     assert_eq!(user["assignedLicenses"][0]["skuId"], SKU_E3);
 
     let (status, details) = env.get(&format!("users/{id}/licenseDetails")).await;
@@ -600,6 +664,10 @@ async fn licenses_need_a_usage_location_and_a_known_sku() {
         .await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert_eq!(error_code(&body), "Request_BadRequest");
+    assert_eq!(
+        error_message(&body),
+        "License c42b9cae-ea4f-4ab7-9717-81576235ccac does not correspond to a valid company License."
+    );
 
     let remove = json!({"addLicenses": [], "removeLicenses": [SKU_E3]});
     assert_eq!(
@@ -618,7 +686,11 @@ async fn licenses_need_a_usage_location_and_a_known_sku() {
 async fn group_membership() {
     let group = "8c3f9f5e-1b7a-4d7e-9a55-3f1f4a0c2b11";
     let env = start(SandboxConfig {
-        seed_groups: vec![(group.to_owned(), "Engineering".to_owned())],
+        groups: vec![SeedGroup {
+            id: group.to_owned(),
+            display_name: "Engineering".to_owned(),
+            licenses: Vec::new(),
+        }],
         ..SandboxConfig::default()
     })
     .await;
@@ -673,17 +745,19 @@ async fn group_membership() {
     assert!(env.sandbox.sandbox.group_members(group).is_empty());
 }
 
+/// Nothing creates a group: an unknown group is 404, as in Graph, seeded or not.
 #[tokio::test]
-async fn unseeded_groups_are_created_on_first_reference() {
+async fn unknown_groups_are_404_even_with_no_groups_seeded() {
     let env = start_default().await;
     let id = env.create("auto@acme.example", "6101").await;
     let reference =
         json!({"@odata.id": format!("https://graph.microsoft.com/v1.0/directoryObjects/{id}")});
-    assert_eq!(
-        env.post("groups/all-staff/members/$ref", reference).await.0,
-        StatusCode::NO_CONTENT
-    );
-    assert_eq!(env.sandbox.sandbox.group_members("all-staff"), vec![id]);
+    let (status, body) = env.post(&format!("groups/{STAFF}/members/$ref"), reference).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(error_code(&body), "Request_ResourceNotFound");
+    assert!(env.sandbox.sandbox.group_members(STAFF).is_empty());
+    let (status, _) = env.get(&format!("groups/{STAFF}/members")).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
 }
 
 #[tokio::test]
@@ -811,16 +885,6 @@ async fn soft_deleted_users_keep_their_names_and_can_be_found_and_restored() {
     let (_, live) = env.filter("users", "employeeId eq '9001'").await;
     assert_eq!(live["value"], json!([]));
 
-    let (status, body) = env
-        .post("users", new_user("leaver@acme.example", "9002"))
-        .await;
-    assert_eq!(status, StatusCode::BAD_REQUEST);
-    assert_eq!(error_code(&body), "Request_BadRequest");
-    assert_eq!(
-        error_message(&body),
-        "Another object with the same value for property userPrincipalName already exists."
-    );
-
     let (status, deleted) = env
         .filter(
             "directory/deletedItems/microsoft.graph.user",
@@ -837,6 +901,47 @@ async fn soft_deleted_users_keep_their_names_and_can_be_found_and_restored() {
         .await;
     assert_eq!(status, StatusCode::OK, "{restored}");
     assert_eq!(env.get(&format!("users/{id}")).await.0, StatusCode::OK);
+    assert_eq!(restored["userPrincipalName"], "leaver@acme.example");
+}
+
+/// A soft-deleted user's UPN is free for a new account at once; restoring the old user then
+/// conflicts unless it gets a new UPN (support.microsoft.com/kb/2619308;
+/// learn.microsoft.com/graph/api/directory-deleteditems-restore: newUserPrincipalName).
+#[tokio::test]
+async fn a_soft_deleted_upn_is_free_and_restoring_over_it_conflicts() {
+    let env = start_default().await;
+    let old = env.create("reused@acme.example", "9101").await;
+    assert_eq!(
+        env.delete(&format!("users/{old}")).await.0,
+        StatusCode::NO_CONTENT
+    );
+    let new = env.create("reused@acme.example", "9102").await;
+    assert_ne!(old, new);
+
+    let (status, body) = env
+        .post(&format!("directory/deletedItems/{old}/restore"), json!({}))
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(
+        error_message(&body),
+        "Another object with the same value for property userPrincipalName already exists."
+    );
+    assert_eq!(
+        env.get(&format!("users/{old}")).await.0,
+        StatusCode::NOT_FOUND,
+        "a refused restore changes nothing"
+    );
+
+    let (status, restored) = env
+        .post(
+            &format!("directory/deletedItems/{old}/restore"),
+            json!({"newUserPrincipalName": "reused.old@acme.example"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{restored}");
+    assert_eq!(restored["userPrincipalName"], "reused.old@acme.example");
+    let (_, by_upn) = env.get("users/reused@acme.example").await;
+    assert_eq!(by_upn["id"], new.as_str());
 }
 
 #[tokio::test]
@@ -1053,7 +1158,7 @@ async fn server_errors_are_503_or_504() {
 
 #[tokio::test]
 async fn replication_lag_hides_new_users_from_references_until_it_passes() {
-    let env = start_default().await;
+    let env = start(seeded()).await;
     let worker = env.create("report@acme.example", "1501").await;
     env.sandbox.sandbox.set_faults(Faults {
         replication_lag: Duration::from_millis(200),
@@ -1075,7 +1180,7 @@ async fn replication_lag_hides_new_users_from_references_until_it_passes() {
     assert_eq!(error_code(&body), "Request_ResourceNotFound");
     let member =
         json!({"@odata.id": format!("https://graph.microsoft.com/v1.0/directoryObjects/{boss}")});
-    let (status, body) = env.post("groups/leads/members/$ref", member).await;
+    let (status, body) = env.post(&format!("groups/{LEADS}/members/$ref"), member).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert_eq!(error_code(&body), "Request_BadRequest");
     // Uniqueness sees the lagging user: a retried create does not make a twin.
@@ -1100,7 +1205,7 @@ async fn state_survives_a_restart() {
     let data = dir.path().join("directory.json");
     let config = || SandboxConfig {
         data: Some(data.clone()),
-        ..SandboxConfig::default()
+        ..seeded()
     };
 
     let env = start(config()).await;
@@ -1108,16 +1213,18 @@ async fn state_survives_a_restart() {
     let reference =
         json!({"@odata.id": format!("https://graph.microsoft.com/v1.0/directoryObjects/{id}")});
     assert_eq!(
-        env.post("groups/staff/members/$ref", reference).await.0,
+        env.post(&format!("groups/{STAFF}/members/$ref"), reference)
+            .await
+            .0,
         StatusCode::NO_CONTENT
     );
     let old_token = env.token.clone();
     env.sandbox.stop().await.expect("stops");
-    assert!(!dir.path().join("directory.json.tmp").exists());
+
 
     let restarted = Sandbox::start(config()).await.expect("restarts");
     assert_eq!(restarted.sandbox.users().len(), 1);
-    assert_eq!(restarted.sandbox.group_members("staff"), vec![id.clone()]);
+    assert_eq!(restarted.sandbox.group_members(STAFF), vec![id.clone()]);
     let env = Env {
         sandbox: restarted,
         http: reqwest::Client::new(),
