@@ -36,6 +36,8 @@ fn check_property(name: &str, value: &Value) -> Result<Option<Value>> {
         return Ok(None);
     }
     let ok = match kind {
+        // The required strings cannot be empty (learn.microsoft.com/graph/api/user-post-users).
+        Kind::Str(_) if REQUIRED_ON_CREATE.contains(&name) && value.as_str() == Some("") => false,
         Kind::Str(max) => value
             .as_str()
             .is_some_and(|s| max.is_none_or(|m| s.chars().count() <= m)),
