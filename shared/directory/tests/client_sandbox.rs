@@ -52,12 +52,9 @@ fn client_for(sandbox: &RunningSandbox, credential: Credential) -> GraphClient {
 }
 
 async fn start_with(faults: Faults) -> (RunningSandbox, GraphClient) {
-    let sandbox = Sandbox::start(SandboxConfig {
-        faults,
-        ..seeded()
-    })
-    .await
-    .expect("sandbox starts");
+    let sandbox = Sandbox::start(SandboxConfig { faults, ..seeded() })
+        .await
+        .expect("sandbox starts");
     let client = client_for(&sandbox, Credential::ClientSecret("s3cret".into()));
     (sandbox, client)
 }

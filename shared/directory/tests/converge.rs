@@ -511,12 +511,9 @@ async fn joiners_movers_leavers_and_a_rehire_converge_through_throttling_outages
         replication_lag: Duration::from_secs(2),
         seed: 7,
     };
-    let running = Sandbox::start(SandboxConfig {
-        faults,
-        ..seeded()
-    })
-    .await
-    .unwrap();
+    let running = Sandbox::start(SandboxConfig { faults, ..seeded() })
+        .await
+        .unwrap();
     let graph = client(&running);
     let config = Config::parse(CONFIG, "hrsync.toml").unwrap();
     let store = Arc::new(Store::default());

@@ -55,7 +55,10 @@ impl World {
             .json()
             .await
             .expect("json");
-        response["responses"].as_array().cloned().unwrap_or_default()
+        response["responses"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
     }
 
     fn get(&self, path: &str) -> Value {

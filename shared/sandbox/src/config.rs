@@ -170,7 +170,9 @@ impl FromStr for SeedGroup {
         };
         let name = name.trim();
         if name.is_empty() {
-            return Err(SeedError(format!("'{s}': the group's display name is empty")));
+            return Err(SeedError(format!(
+                "'{s}': the group's display name is empty"
+            )));
         }
         Ok(Self {
             id: guid(id, "group id", s)?,

@@ -293,7 +293,10 @@ impl Group {
     }
 
     /// Members after membership position `after`, in the order they were added: (position, seq).
-    pub(crate) fn members_after(&self, after: Option<u64>) -> impl Iterator<Item = (u64, u64)> + '_ {
+    pub(crate) fn members_after(
+        &self,
+        after: Option<u64>,
+    ) -> impl Iterator<Item = (u64, u64)> + '_ {
         let start = after.map_or(std::ops::Bound::Unbounded, std::ops::Bound::Excluded);
         self.members
             .range((start, std::ops::Bound::Unbounded))
@@ -473,7 +476,11 @@ impl Directory {
 
     /// Changes one user with its index entries kept true, and journals it. `f` sees the
     /// directory without this user's entries (its units are not counted as consumed).
-    pub(crate) fn with_user<R>(&mut self, seq: u64, f: impl FnOnce(&Self, &mut User) -> R) -> Option<R> {
+    pub(crate) fn with_user<R>(
+        &mut self,
+        seq: u64,
+        f: impl FnOnce(&Self, &mut User) -> R,
+    ) -> Option<R> {
         self.unlink(seq);
         let mut user = self.users.remove(&seq)?;
         let result = f(self, &mut user);
@@ -613,8 +620,7 @@ impl Directory {
 
     /// Whether a unit of `sku` is free for a user who does not hold it yet.
     pub(crate) fn unit_free(&self, sku: &str) -> bool {
-        self.sku(sku)
-            .is_some_and(|s| self.consumed(sku) < s.units)
+        self.sku(sku).is_some_and(|s| self.consumed(sku) < s.units)
     }
 
     pub(crate) fn groups_with_members(&self) -> impl Iterator<Item = (&Group, Vec<(u64, &str)>)> {
@@ -644,7 +650,11 @@ impl Directory {
         g.members.insert(position, seq);
         g.positions.insert(seq, position);
         self.member_of.entry(seq).or_default().insert(k.clone());
-        let user_id = self.users.get(&seq).map(|u| key(u.id())).unwrap_or_default();
+        let user_id = self
+            .users
+            .get(&seq)
+            .map(|u| key(u.id()))
+            .unwrap_or_default();
         self.journal.push(Change::Member {
             group: k.clone(),
             user: user_id,
@@ -668,7 +678,11 @@ impl Directory {
         if let Some(set) = self.member_of.get_mut(&seq) {
             set.remove(&k);
         }
-        let user_id = self.users.get(&seq).map(|u| key(u.id())).unwrap_or_default();
+        let user_id = self
+            .users
+            .get(&seq)
+            .map(|u| key(u.id()))
+            .unwrap_or_default();
         self.journal.push(Change::MemberRemoved {
             group: k.clone(),
             user: user_id,
@@ -678,7 +692,9 @@ impl Directory {
             .get(&seq)
             .is_some_and(|u| u.group_licenses.iter().any(|l| l.group_id == k));
         if inherits {
-            self.with_user(seq, |_, user| user.group_licenses.retain(|l| l.group_id != k));
+            self.with_user(seq, |_, user| {
+                user.group_licenses.retain(|l| l.group_id != k)
+            });
         }
         true
     }

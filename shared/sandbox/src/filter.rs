@@ -691,7 +691,12 @@ fn plan(expr: &Expr) -> Option<Vec<(Indexed, String)>> {
         }
         Expr::In(Operand::Property(path), literals) => {
             let prop = indexed(path)?;
-            Some(string_literals(literals)?.into_iter().map(|v| (prop, v)).collect())
+            Some(
+                string_literals(literals)?
+                    .into_iter()
+                    .map(|v| (prop, v))
+                    .collect(),
+            )
         }
         Expr::Any(collection, body) if collection == "proxyAddresses" => element_plan(body),
         Expr::Or(a, b) => {

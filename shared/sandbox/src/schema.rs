@@ -137,7 +137,6 @@ pub(crate) fn graph_timestamp(ts: jiff::Timestamp) -> String {
     ts.strftime("%Y-%m-%dT%H:%M:%SZ").to_string()
 }
 
-
 /// Entra's password policy for cloud accounts: 8 to 256 characters, no Unicode, and at least
 /// three of: uppercase, lowercase, digit, symbol (learn.microsoft.com/entra/identity/authentication/concept-password-ban-bad-combined-policy).
 pub(crate) fn password_is_complex(password: &str) -> bool {

@@ -159,11 +159,10 @@ impl Store {
             .map_err(&err)?;
         for row in users {
             let (seq, data) = row.map_err(&err)?;
-            let mut user: User =
-                serde_json::from_str(&data).map_err(|e| SandboxError::Parse {
-                    path: self.path.clone(),
-                    message: format!("user row {seq}: {e}"),
-                })?;
+            let mut user: User = serde_json::from_str(&data).map_err(|e| SandboxError::Parse {
+                path: self.path.clone(),
+                message: format!("user row {seq}: {e}"),
+            })?;
             user.seq = u64::try_from(seq).unwrap_or(0).max(1);
             dir.insert_user(user);
         }
@@ -189,7 +188,11 @@ impl Store {
     }
 
     /// Writes the changed rows in one transaction.
-    pub(crate) fn write(&mut self, dir: &Directory, changes: &[Change]) -> Result<(), SandboxError> {
+    pub(crate) fn write(
+        &mut self,
+        dir: &Directory,
+        changes: &[Change],
+    ) -> Result<(), SandboxError> {
         if changes.is_empty() {
             return Ok(());
         }
@@ -203,8 +206,9 @@ impl Store {
             match change {
                 Change::User(seq) => {
                     if let Some(user) = dir.user(*seq) {
-                        let data = serde_json::to_string(user)
-                            .map_err(|e| err(rusqlite::Error::ToSqlConversionFailure(Box::new(e))))?;
+                        let data = serde_json::to_string(user).map_err(|e| {
+                            err(rusqlite::Error::ToSqlConversionFailure(Box::new(e)))
+                        })?;
                         tx.prepare_cached(
                             "INSERT OR REPLACE INTO users (seq, id, data) VALUES (?1, ?2, ?3)",
                         )
@@ -393,7 +397,10 @@ fn migrate_legacy(path: &Path) -> Result<(), SandboxError> {
             .collect::<Vec<_>>();
         for l in &licenses {
             if dir.sku(&l.sku_id).is_none() {
-                let part = format!("SANDBOX_{}", l.sku_id[..8.min(l.sku_id.len())].to_ascii_uppercase());
+                let part = format!(
+                    "SANDBOX_{}",
+                    l.sku_id[..8.min(l.sku_id.len())].to_ascii_uppercase()
+                );
                 dir.upsert_sku(&l.sku_id, &part, LEGACY_SKU_UNITS);
             }
         }
@@ -410,7 +417,10 @@ fn migrate_legacy(path: &Path) -> Result<(), SandboxError> {
         }
     }
 
-    let mut tmp_name = path.file_name().map(|n| n.to_os_string()).unwrap_or_default();
+    let mut tmp_name = path
+        .file_name()
+        .map(|n| n.to_os_string())
+        .unwrap_or_default();
     tmp_name.push(".migrating");
     let tmp = path.with_file_name(tmp_name);
     let _ = std::fs::remove_file(&tmp);

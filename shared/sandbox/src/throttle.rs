@@ -103,7 +103,10 @@ mod tests {
             .find(|(n, _)| n == "Retry-After")
             .map(|(_, v)| v.clone());
         assert_eq!(retry.as_deref(), Some("6"), "until the first write leaves");
-        assert!(limiter.admit(&b, t0).is_ok(), "another app has its own quota");
+        assert!(
+            limiter.admit(&b, t0).is_ok(),
+            "another app has its own quota"
+        );
         assert!(limiter.admit(&a, t0 + Duration::from_secs(10)).is_ok());
     }
 }

@@ -283,7 +283,13 @@ pub(crate) fn validate(shared: &Shared, headers: &HeaderMap) -> Result<Caller, &
         .and_then(|(_, payload)| URL_SAFE_NO_PAD.decode(payload).ok())
         .and_then(|bytes| serde_json::from_slice::<Value>(&bytes).ok())
         .unwrap_or(Value::Null);
-    let claim = |name: &str| claims.get(name).and_then(Value::as_str).unwrap_or_default().to_owned();
+    let claim = |name: &str| {
+        claims
+            .get(name)
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned()
+    };
     match claims.get("exp").and_then(Value::as_i64) {
         Some(exp) if exp > jiff::Timestamp::now().as_second() => Ok(Caller {
             tenant: claim("tid"),

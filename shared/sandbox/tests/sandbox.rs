@@ -752,7 +752,9 @@ async fn unknown_groups_are_404_even_with_no_groups_seeded() {
     let id = env.create("auto@acme.example", "6101").await;
     let reference =
         json!({"@odata.id": format!("https://graph.microsoft.com/v1.0/directoryObjects/{id}")});
-    let (status, body) = env.post(&format!("groups/{STAFF}/members/$ref"), reference).await;
+    let (status, body) = env
+        .post(&format!("groups/{STAFF}/members/$ref"), reference)
+        .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     assert_eq!(error_code(&body), "Request_ResourceNotFound");
     assert!(env.sandbox.sandbox.group_members(STAFF).is_empty());
@@ -1180,7 +1182,9 @@ async fn replication_lag_hides_new_users_from_references_until_it_passes() {
     assert_eq!(error_code(&body), "Request_ResourceNotFound");
     let member =
         json!({"@odata.id": format!("https://graph.microsoft.com/v1.0/directoryObjects/{boss}")});
-    let (status, body) = env.post(&format!("groups/{LEADS}/members/$ref"), member).await;
+    let (status, body) = env
+        .post(&format!("groups/{LEADS}/members/$ref"), member)
+        .await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert_eq!(error_code(&body), "Request_BadRequest");
     // Uniqueness sees the lagging user: a retried create does not make a twin.
@@ -1220,7 +1224,6 @@ async fn state_survives_a_restart() {
     );
     let old_token = env.token.clone();
     env.sandbox.stop().await.expect("stops");
-
 
     let restarted = Sandbox::start(config()).await.expect("restarts");
     assert_eq!(restarted.sandbox.users().len(), 1);
@@ -1380,7 +1383,13 @@ async fn a_configured_client_secret_refuses_any_other() {
 #[tokio::test]
 async fn passwords_must_meet_entras_complexity() {
     let env = start_default().await;
-    for weak in ["abc", "alllowercase", "lowercase99", "Sh0rt!", "Pässword-99"] {
+    for weak in [
+        "abc",
+        "alllowercase",
+        "lowercase99",
+        "Sh0rt!",
+        "Pässword-99",
+    ] {
         let mut body = new_user("weak@acme.example", "1801");
         body["passwordProfile"]["password"] = json!(weak);
         let (status, body) = env.post("users", body).await;
@@ -1619,11 +1628,12 @@ async fn licences_run_out_and_removals_free_units() {
             SKU_E3.to_uppercase()
         )
     );
-    let (_, details) = env
-        .get(&format!("users/{}/licenseDetails", users[2]))
-        .await;
+    let (_, details) = env.get(&format!("users/{}/licenseDetails", users[2])).await;
     assert_eq!(details["value"], json!([]), "nothing changed");
-    assert_eq!(env.get("subscribedSkus").await.1["value"][0]["consumedUnits"], 2);
+    assert_eq!(
+        env.get("subscribedSkus").await.1["value"][0]["consumedUnits"],
+        2
+    );
 
     // Re-assigning a licence the user holds needs no unit.
     assert_eq!(
@@ -1639,7 +1649,10 @@ async fn licences_run_out_and_removals_free_units() {
             .0,
         StatusCode::OK
     );
-    assert_eq!(env.get("subscribedSkus").await.1["value"][0]["consumedUnits"], 1);
+    assert_eq!(
+        env.get("subscribedSkus").await.1["value"][0]["consumedUnits"],
+        1
+    );
     let (status, body) = env
         .post(&format!("users/{}/assignLicense", users[2]), assign)
         .await;
@@ -1650,7 +1663,10 @@ async fn licences_run_out_and_removals_free_units() {
         env.delete(&format!("users/{}", users[1])).await.0,
         StatusCode::NO_CONTENT
     );
-    assert_eq!(env.get("subscribedSkus").await.1["value"][0]["consumedUnits"], 1);
+    assert_eq!(
+        env.get("subscribedSkus").await.1["value"][0]["consumedUnits"],
+        1
+    );
 }
 
 #[tokio::test]
@@ -1667,9 +1683,7 @@ async fn a_licensing_group_licenses_its_members_while_units_last() {
     .await;
     let first = env.create("gbl1@acme.example", "2401").await;
     let second = env.create("gbl2@acme.example", "2402").await;
-    let member = |id: &str| {
-        json!({"@odata.id": format!("https://graph.microsoft.com/v1.0/directoryObjects/{id}")})
-    };
+    let member = |id: &str| json!({"@odata.id": format!("https://graph.microsoft.com/v1.0/directoryObjects/{id}")});
     for id in [&first, &second] {
         assert_eq!(
             env.post(&format!("groups/{STAFF}/members/$ref"), member(id))
@@ -1703,7 +1717,10 @@ async fn a_licensing_group_licenses_its_members_while_units_last() {
     assert_eq!(state["state"], "Error");
     assert_eq!(state["error"], "CountViolation");
     let (_, skus) = env.get("subscribedSkus").await;
-    assert_eq!(skus["value"][0]["consumedUnits"], 1, "an error is not consumed");
+    assert_eq!(
+        skus["value"][0]["consumedUnits"], 1,
+        "an error is not consumed"
+    );
 
     // Leaving the group releases the licence.
     assert_eq!(
@@ -1719,7 +1736,10 @@ async fn a_licensing_group_licenses_its_members_while_units_last() {
         .await;
     assert_eq!(one["assignedLicenses"], json!([]));
     assert_eq!(one["licenseAssignmentStates"], json!([]));
-    assert_eq!(env.get("subscribedSkus").await.1["value"][0]["consumedUnits"], 0);
+    assert_eq!(
+        env.get("subscribedSkus").await.1["value"][0]["consumedUnits"],
+        0
+    );
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1766,7 +1786,8 @@ async fn the_write_limit_throttles_writes_beyond_the_window() {
         Some("WriteLimitExceeded")
     );
     assert!(
-        header("x-ms-throttle-scope").is_some_and(|s| s.starts_with("Tenant_Application/ReadWrite/"))
+        header("x-ms-throttle-scope")
+            .is_some_and(|s| s.starts_with("Tenant_Application/ReadWrite/"))
     );
     let (_, body) = read(response).await;
     assert_eq!(error_code(&body), "TooManyRequests");
@@ -1866,11 +1887,18 @@ async fn indexed_filters_answer_exactly_over_thousands_of_users() {
         vec![ids[3].clone(), ids[30].clone(), ids[300].clone()]
     );
     let (_, body) = env
-        .filter("users", "mail eq 'mail20@acme.example' and startswith(displayName,'idx2')")
+        .filter(
+            "users",
+            "mail eq 'mail20@acme.example' and startswith(displayName,'idx2')",
+        )
         .await;
     assert_eq!(ids_of(&body), vec![ids[20].clone()]);
     let (_, body) = env.filter("users", "startswith(employeeId,'idx249')").await;
-    assert_eq!(body["value"].as_array().map(Vec::len), Some(11), "a scan still works");
+    assert_eq!(
+        body["value"].as_array().map(Vec::len),
+        Some(11),
+        "a scan still works"
+    );
 
     // A soft-deleted user leaves the live indexes and joins the deleted ones.
     env.delete(&format!("users/{}", ids[1234])).await;
@@ -1967,8 +1995,11 @@ async fn a_restart_keeps_users_groups_memberships_managers_and_licences() {
         )
         .await;
     }
-    env.patch(&format!("users/{worker}"), json!({"usageLocation": "GB", "mail": "kept@acme.example"}))
-        .await;
+    env.patch(
+        &format!("users/{worker}"),
+        json!({"usageLocation": "GB", "mail": "kept@acme.example"}),
+    )
+    .await;
     let (status, _) = env
         .post(
             &format!("users/{worker}/assignLicense"),
@@ -2005,9 +2036,16 @@ async fn a_restart_keeps_users_groups_memberships_managers_and_licences() {
         .collect();
     assert_eq!(consumed, [1, 1]);
     let (_, found) = env
-        .filter("users", "proxyAddresses/any(p:p eq 'smtp:kept@acme.example')")
+        .filter(
+            "users",
+            "proxyAddresses/any(p:p eq 'smtp:kept@acme.example')",
+        )
         .await;
-    assert_eq!(ids(&found), vec![worker.clone()], "indexes are rebuilt on load");
+    assert_eq!(
+        ids(&found),
+        vec![worker.clone()],
+        "indexes are rebuilt on load"
+    );
     // Uniqueness survives too.
     let (status, _) = env
         .post("users", new_user("keep.boss@acme.example", "2803"))

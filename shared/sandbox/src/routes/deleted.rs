@@ -108,7 +108,10 @@ pub(crate) fn restore(ctx: &mut Ctx<'_>, id: &str) -> Result {
     out.insert("@odata.type".to_owned(), json!("#microsoft.graph.user"));
     out.insert(
         "@odata.context".to_owned(),
-        Value::String(format!("{}$metadata#directoryObjects/$entity", ctx.req.base)),
+        Value::String(format!(
+            "{}$metadata#directoryObjects/$entity",
+            ctx.req.base
+        )),
     );
     Ok(Resp::json(StatusCode::OK, Value::Object(out)))
 }

@@ -78,7 +78,11 @@ impl Ctx<'_> {
         let total = items.len();
         let end = skip.saturating_add(self.page_size()).min(total);
         let next = (end < total).then(|| format!("sandbox-{end}"));
-        let page = items.into_iter().skip(skip).take(end.saturating_sub(skip)).collect();
+        let page = items
+            .into_iter()
+            .skip(skip)
+            .take(end.saturating_sub(skip))
+            .collect();
         Ok(self.page(page, context, Some(total), next))
     }
 }

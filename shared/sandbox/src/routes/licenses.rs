@@ -102,8 +102,9 @@ pub(crate) fn assign(ctx: &mut Ctx<'_>, key: &str) -> Result {
     }
 
     ctx.dir.with_user(seq, |_, user| {
-        user.licenses
-            .retain(|l| !removes.contains(&l.sku_id) && !adds.iter().any(|(a, _, _)| *a == l.sku_id));
+        user.licenses.retain(|l| {
+            !removes.contains(&l.sku_id) && !adds.iter().any(|(a, _, _)| *a == l.sku_id)
+        });
         for (sku, _, disabled) in &adds {
             user.licenses.push(DirectLicense {
                 sku_id: sku.clone(),

@@ -446,7 +446,11 @@ fn route(ctx: &mut Ctx<'_>, segments: &[&str]) -> Result {
     let method = ctx.req.method.as_str().to_owned();
     let m = method.as_str();
     let allow = |ok: bool, handler: &mut dyn FnMut() -> Result| -> Result {
-        if ok { handler() } else { Err(method_not_allowed()) }
+        if ok {
+            handler()
+        } else {
+            Err(method_not_allowed())
+        }
     };
     match segments {
         ["users"] => match m {
@@ -469,12 +473,8 @@ fn route(ctx: &mut Ctx<'_>, segments: &[&str]) -> Result {
             _ => Err(method_not_allowed()),
         },
         ["users", key, "memberOf"] => allow(m == "GET", &mut || groups::member_of(ctx, key)),
-        ["users", key, "assignLicense"] => {
-            allow(m == "POST", &mut || licenses::assign(ctx, key))
-        }
-        ["users", key, "licenseDetails"] => {
-            allow(m == "GET", &mut || licenses::details(ctx, key))
-        }
+        ["users", key, "assignLicense"] => allow(m == "POST", &mut || licenses::assign(ctx, key)),
+        ["users", key, "licenseDetails"] => allow(m == "GET", &mut || licenses::details(ctx, key)),
         ["users", key, "revokeSignInSessions"] => {
             allow(m == "POST", &mut || users::revoke_sessions(ctx, key))
         }
@@ -499,20 +499,14 @@ fn route(ctx: &mut Ctx<'_>, segments: &[&str]) -> Result {
         ["groups", id, "members", "$ref"] => {
             allow(m == "POST", &mut || groups::add_member(ctx, id))
         }
-        ["groups", id, "members", member, "$ref"] => {
-            allow(m == "DELETE", &mut || groups::remove_member(ctx, id, member))
-        }
+        ["groups", id, "members", member, "$ref"] => allow(m == "DELETE", &mut || {
+            groups::remove_member(ctx, id, member)
+        }),
         ["subscribedSkus"] => allow(m == "GET", &mut || licenses::subscribed_skus(ctx)),
         ["domains"] => allow(m == "GET", &mut || domains::list(ctx)),
         ["domains", name] => allow(m == "GET", &mut || domains::get(ctx, name)),
         _ => {
-            let known = [
-                "users",
-                "directory",
-                "groups",
-                "subscribedSkus",
-                "domains",
-            ];
+            let known = ["users", "directory", "groups", "subscribedSkus", "domains"];
             let unknown = match segments.first() {
                 Some(first) if !known.contains(first) => (*first).to_owned(),
                 _ => segments.last().map(|s| (*s).to_owned()).unwrap_or_default(),
@@ -603,8 +597,7 @@ impl Ctx<'_> {
         let Some(text) = &self.query.filter else {
             return Ok(None);
         };
-        let filter =
-            filter::parse(text, resource).map_err(|e| bad_request(e.code, &e.message))?;
+        let filter = filter::parse(text, resource).map_err(|e| bad_request(e.code, &e.message))?;
         if let Some(why) = &filter.advanced
             && !self.query.advanced()
         {

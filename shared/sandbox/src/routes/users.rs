@@ -12,9 +12,7 @@ use super::super::schema::{
     DEFAULT_USER_PROPERTIES, Kind, deleted_upn, graph_timestamp, password_is_complex,
     user_property, valid_upn_alias,
 };
-use super::{
-    Ctx, Resp, Result, bad_request, conflict, invalid_value, lock, required,
-};
+use super::{Ctx, Resp, Result, bad_request, conflict, invalid_value, lock, required};
 
 /// Validates one property of a user write. `Ok(None)`: the property is cleared (`null`).
 fn check_property(name: &str, value: &Value) -> Result<Option<Value>> {
@@ -160,7 +158,6 @@ const REQUIRED_ON_CREATE: [&str; 4] = [
     "userPrincipalName",
 ];
 
-
 /// A `$filter`ed, `$select`ed page of the users in `scope`, continuing after the `$skiptoken`.
 /// Equality filters on indexed properties read only the matching users; other filters scan
 /// from the page's start until the page is full.
@@ -194,7 +191,10 @@ pub(crate) fn list_scope(
         ),
         None => Box::new(
             in_scope
-                .range((after.map_or(Bound::Unbounded, Bound::Excluded), Bound::Unbounded))
+                .range((
+                    after.map_or(Bound::Unbounded, Bound::Excluded),
+                    Bound::Unbounded,
+                ))
                 .copied(),
         ),
     };
@@ -220,9 +220,7 @@ pub(crate) fn list_scope(
             .count(),
         (Some(_), None) => in_scope.iter().filter(|s| matches(**s).is_some()).count(),
     });
-    let next = last
-        .filter(|_| more)
-        .map(|seq| format!("sandbox-{seq}"));
+    let next = last.filter(|_| more).map(|seq| format!("sandbox-{seq}"));
     Ok(ctx.page(items, context, count, next))
 }
 
@@ -286,7 +284,12 @@ pub(crate) fn get(ctx: &mut Ctx<'_>, key: &str) -> Result {
 }
 
 /// A mail address and the UPN share one namespace with every user's proxy addresses.
-fn claim_conflict(ctx: &Ctx<'_>, upn: Option<&str>, mail: Option<&str>, except: Option<u64>) -> Result<()> {
+fn claim_conflict(
+    ctx: &Ctx<'_>,
+    upn: Option<&str>,
+    mail: Option<&str>,
+    except: Option<u64>,
+) -> Result<()> {
     if let Some(upn) = upn
         && ctx.dir.claimed(&[upn.to_lowercase()], except).is_some()
     {
