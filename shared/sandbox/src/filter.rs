@@ -918,6 +918,37 @@ mod tests {
     }
 
     #[test]
+    fn equalities_on_indexed_properties_plan_index_lookups() {
+        let plan = |f: &str| {
+            parse(f, Resource::User)
+                .expect("parses")
+                .index_plan()
+                .map(|keys| keys.into_iter().map(|(_, v)| v).collect::<Vec<_>>())
+        };
+        assert_eq!(plan("employeeId eq 'E1'"), Some(vec!["e1".to_owned()]));
+        assert_eq!(
+            plan("userPrincipalName eq 'a@x' or mail eq 'B@x'"),
+            Some(vec!["a@x".to_owned(), "b@x".to_owned()])
+        );
+        assert_eq!(
+            plan("proxyAddresses/any(p:p eq 'SMTP:a@x' or p eq 'smtp:b@x')"),
+            Some(vec!["smtp:a@x".to_owned(), "smtp:b@x".to_owned()])
+        );
+        assert_eq!(
+            plan("employeeId in ('1','2')"),
+            Some(vec!["1".to_owned(), "2".to_owned()])
+        );
+        assert_eq!(
+            plan("startswith(displayName,'a') and employeeId eq '7'"),
+            Some(vec!["7".to_owned()])
+        );
+        assert_eq!(plan("startswith(employeeId,'E')"), None);
+        assert_eq!(plan("employeeId eq 'E1' or startswith(mail,'a')"), None);
+        assert_eq!(plan("displayName eq 'Ada'"), None);
+        assert_eq!(plan("employeeId ne 'E1'"), None);
+    }
+
+    #[test]
     fn advanced_queries_are_named() {
         assert!(
             parse("employeeType eq 'Contractor'", Resource::User)

@@ -578,3 +578,32 @@ async fn fallback_handler(method: Method, uri: axum::http::Uri) -> Response {
     )
     .into_response()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_request_log_keeps_the_last_entries_and_stats_keep_counting() {
+        let sandbox = Sandbox::new(SandboxConfig::default()).expect("sandbox");
+        for n in 0..=REQUEST_LOG_CAPACITY {
+            sandbox.shared.count(&Method::GET, false);
+            sandbox.shared.record(LoggedRequest {
+                method: "GET".to_owned(),
+                path: format!("/v1.0/users/{n}"),
+                query: None,
+                status: 200,
+                faulted: false,
+                in_batch: false,
+                at: jiff::Timestamp::UNIX_EPOCH,
+            });
+        }
+        let log = sandbox.requests();
+        assert_eq!(log.len(), REQUEST_LOG_CAPACITY);
+        assert_eq!(log[0].path, "/v1.0/users/1", "the oldest entry went");
+        assert_eq!(
+            sandbox.stats().reads,
+            u64::try_from(REQUEST_LOG_CAPACITY).unwrap_or(u64::MAX) + 1
+        );
+    }
+}
