@@ -533,14 +533,21 @@ async fn graph_handler(State(sandbox): State<Sandbox>, request: Request) -> Resp
     sandbox.shared.handle(request).into_response()
 }
 
-/// Not Graph: the whole directory, for looking inside the sandbox (tests, `curl`). The sandbox
-/// has no secrets to keep.
-async fn directory_handler(State(sandbox): State<Sandbox>) -> Response {
-    let state = lock(&sandbox.shared.state);
-    let dir = &state.dir;
+/// The whole directory as JSON, in the shape the legacy data file had: `users` (`user`: its
+/// Graph properties with `assignedLicenses`, `managerId`), `groups` (`id`, `displayName`,
+/// `licenses`, `members`), `skus` (`skuId`, `skuPartNumber`, `units`, `consumedUnits`).
+fn snapshot(dir: &Directory) -> Value {
     let users: Vec<Value> = dir
         .users_in_order()
-        .map(|u| serde_json::to_value(u).unwrap_or(Value::Null))
+        .map(|u| {
+            let mut props = u.props.clone();
+            props.insert("assignedLicenses".to_owned(), u.assigned_licenses());
+            props.insert(
+                "licenseAssignmentStates".to_owned(),
+                u.license_assignment_states(),
+            );
+            json!({"user": props, "managerId": u.manager_id})
+        })
         .collect();
     let groups: Vec<Value> = dir
         .groups_with_members()
@@ -556,7 +563,20 @@ async fn directory_handler(State(sandbox): State<Sandbox>) -> Response {
                    "consumedUnits": dir.consumed(&s.id)})
         })
         .collect();
-    axum::Json(json!({"users": users, "groups": groups, "skus": skus})).into_response()
+    json!({"users": users, "groups": groups, "skus": skus})
+}
+
+/// The directory a sandbox data file holds (SQLite, or a legacy JSON file), in the shape of
+/// `GET /sandbox/directory`, read without changing the file: a running sandbox may be using it.
+pub fn read_data_file(path: &std::path::Path) -> Result<Value, SandboxError> {
+    Ok(snapshot(&Store::read(path)?))
+}
+
+/// Not Graph: the whole directory ([`read_data_file`]'s shape), for looking inside the sandbox
+/// (tests, `curl`). The sandbox has no secrets to keep.
+async fn directory_handler(State(sandbox): State<Sandbox>) -> Response {
+    let state = lock(&sandbox.shared.state);
+    axum::Json(snapshot(&state.dir)).into_response()
 }
 
 /// Not Graph: [`Stats`], so a benchmark can count the requests of a separate process.

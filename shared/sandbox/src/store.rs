@@ -75,11 +75,33 @@ impl Store {
             path: path.to_owned(),
             conn,
         };
-        let directory = store.load()?;
+        let directory = store.load(true)?;
         Ok((store, directory))
     }
 
-    fn load(&self) -> Result<Directory, SandboxError> {
+    /// The directory a data file holds, read without changing the file (a running sandbox may
+    /// be writing it): SQLite opened read-only, or a legacy JSON file parsed.
+    pub(crate) fn read(path: &Path) -> Result<Directory, SandboxError> {
+        if !is_sqlite(path)? {
+            let bytes = std::fs::read(path).map_err(|source| SandboxError::Read {
+                path: path.to_owned(),
+                source,
+            })?;
+            return legacy_directory(path, &bytes);
+        }
+        let conn = Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+            .map_err(|e| SandboxError::Read {
+                path: path.to_owned(),
+                source: std::io::Error::other(e),
+            })?;
+        let store = Self {
+            path: path.to_owned(),
+            conn,
+        };
+        store.load(false)
+    }
+
+    fn load(&self, writable: bool) -> Result<Directory, SandboxError> {
         let err = db_err(&self.path);
         let meta = |k: &str| -> Result<Option<String>, SandboxError> {
             self.conn
@@ -97,6 +119,7 @@ impl Store {
         }
         let token_key = match meta("token_key")? {
             Some(k) if !k.is_empty() => k,
+            _ if !writable => String::new(),
             _ => {
                 let k = fresh_token_key();
                 self.conn
@@ -108,12 +131,14 @@ impl Store {
                 k
             }
         };
-        self.conn
-            .execute(
-                "INSERT OR REPLACE INTO meta (key, value) VALUES ('format', ?1)",
-                [FORMAT],
-            )
-            .map_err(&err)?;
+        if writable {
+            self.conn
+                .execute(
+                    "INSERT OR REPLACE INTO meta (key, value) VALUES ('format', ?1)",
+                    [FORMAT],
+                )
+                .map_err(&err)?;
+        }
         let mut dir = Directory::new(token_key);
         let mut stmt = self
             .conn
@@ -350,8 +375,41 @@ fn migrate_legacy(path: &Path) -> Result<(), SandboxError> {
         path: path.to_owned(),
         source,
     })?;
+    let mut dir = legacy_directory(path, &bytes)?;
+    let token_key = dir.token_key.clone();
+
+    let mut tmp_name = path
+        .file_name()
+        .map(|n| n.to_os_string())
+        .unwrap_or_default();
+    tmp_name.push(".migrating");
+    let tmp = path.with_file_name(tmp_name);
+    let _ = std::fs::remove_file(&tmp);
+    {
+        let conn = Connection::open(&tmp).map_err(db_err(&tmp))?;
+        conn.execute_batch(SCHEMA).map_err(db_err(&tmp))?;
+        conn.execute(
+            "INSERT INTO meta (key, value) VALUES ('format', ?1), ('token_key', ?2)",
+            params![FORMAT, token_key],
+        )
+        .map_err(db_err(&tmp))?;
+        let mut store = Store {
+            path: tmp.clone(),
+            conn,
+        };
+        let changes = dir.take_journal();
+        store.write(&dir, &changes)?;
+    }
+    std::fs::rename(&tmp, path).map_err(|source| SandboxError::Write {
+        path: path.to_owned(),
+        source,
+    })
+}
+
+/// The directory a legacy JSON data file holds.
+fn legacy_directory(path: &Path, bytes: &[u8]) -> Result<Directory, SandboxError> {
     let legacy: LegacyDirectory =
-        serde_json::from_slice(&bytes).map_err(|e| SandboxError::Parse {
+        serde_json::from_slice(bytes).map_err(|e| SandboxError::Parse {
             path: path.to_owned(),
             message: format!("neither a SQLite sandbox file nor a legacy JSON one: {e}"),
         })?;
@@ -369,7 +427,7 @@ fn migrate_legacy(path: &Path) -> Result<(), SandboxError> {
     } else {
         legacy.token_key
     };
-    let mut dir = Directory::new(token_key.clone());
+    let mut dir = Directory::new(token_key);
     for sku in &legacy.skus {
         dir.upsert_sku(&sku.sku_id, &sku.sku_part_number, LEGACY_SKU_UNITS);
     }
@@ -416,31 +474,5 @@ fn migrate_legacy(path: &Path) -> Result<(), SandboxError> {
             }
         }
     }
-
-    let mut tmp_name = path
-        .file_name()
-        .map(|n| n.to_os_string())
-        .unwrap_or_default();
-    tmp_name.push(".migrating");
-    let tmp = path.with_file_name(tmp_name);
-    let _ = std::fs::remove_file(&tmp);
-    {
-        let conn = Connection::open(&tmp).map_err(db_err(&tmp))?;
-        conn.execute_batch(SCHEMA).map_err(db_err(&tmp))?;
-        conn.execute(
-            "INSERT INTO meta (key, value) VALUES ('format', ?1), ('token_key', ?2)",
-            params![FORMAT, token_key],
-        )
-        .map_err(db_err(&tmp))?;
-        let mut store = Store {
-            path: tmp.clone(),
-            conn,
-        };
-        let changes = dir.take_journal();
-        store.write(&dir, &changes)?;
-    }
-    std::fs::rename(&tmp, path).map_err(|source| SandboxError::Write {
-        path: path.to_owned(),
-        source,
-    })
+    Ok(dir)
 }

@@ -2110,3 +2110,50 @@ async fn a_legacy_json_data_file_is_migrated_with_its_users() {
     .expect("reopens");
     assert_eq!(again.users().len(), 2);
 }
+
+#[tokio::test]
+async fn a_data_file_can_be_read_while_the_sandbox_runs() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("sandbox.db");
+    let env = start(SandboxConfig {
+        data: Some(data.clone()),
+        ..seeded()
+    })
+    .await;
+    let boss = env.create("read.boss@acme.example", "2901").await;
+    let worker = env.create("read.worker@acme.example", "2902").await;
+    env.put(
+        &format!("users/{worker}/manager/$ref"),
+        json!({"@odata.id": format!("https://graph.microsoft.com/v1.0/users/{boss}")}),
+    )
+    .await;
+    env.post(
+        &format!("groups/{STAFF}/members/$ref"),
+        json!({"@odata.id": format!("https://graph.microsoft.com/v1.0/directoryObjects/{worker}")}),
+    )
+    .await;
+    let directory = hrsync_sandbox::read_data_file(&data).expect("reads");
+    let users = directory["users"].as_array().expect("users");
+    assert_eq!(users.len(), 2);
+    assert_eq!(users[1]["user"]["employeeId"], "2902");
+    assert_eq!(users[1]["managerId"], boss.as_str());
+    let staff = directory["groups"]
+        .as_array()
+        .expect("groups")
+        .iter()
+        .find(|g| g["id"] == STAFF)
+        .expect("staff")
+        .clone();
+    assert_eq!(staff["members"], json!([worker]));
+    let (_, over_http) = read(
+        env.http
+            .get(format!("{}/sandbox/directory", env.sandbox.url))
+            .send()
+            .await
+            .expect("request"),
+    )
+    .await;
+    assert_eq!(over_http, directory, "the endpoint and the file agree");
+    // The sandbox keeps working after the read.
+    env.create("read.after@acme.example", "2903").await;
+}
