@@ -2157,3 +2157,32 @@ async fn a_data_file_can_be_read_while_the_sandbox_runs() {
     // The sandbox keeps working after the read.
     env.create("read.after@acme.example", "2903").await;
 }
+
+/// An option a route does not implement is refused, never silently ignored.
+#[tokio::test]
+async fn query_options_a_route_does_not_implement_are_refused() {
+    let env = start(seeded()).await;
+    let id = env.create("options@acme.example", "3001").await;
+    for path in [
+        format!("users/{id}?$top=5"),
+        format!(
+            "users/{id}/memberOf?$filter={}",
+            encode("displayName eq 'x'")
+        ),
+        "subscribedSkus?$top=1".to_owned(),
+        "domains?$filter=id%20eq%20%27x%27".to_owned(),
+        format!("users/{id}/licenseDetails?$select=skuId"),
+    ] {
+        let (status, body) = env.get(&path).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{path}: {body}");
+        assert_eq!(error_code(&body), "BadRequest", "{path}");
+    }
+    let (status, _) = env
+        .patch(&format!("users/{id}?$select=id"), json!({"jobTitle": "x"}))
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(
+        env.get(&format!("users/{id}?$select=id")).await.0,
+        StatusCode::OK
+    );
+}

@@ -373,6 +373,40 @@ impl Query {
         Ok(q)
     }
 
+    /// The query options given, by name.
+    fn given(&self) -> Vec<&'static str> {
+        let mut out = Vec::new();
+        if self.filter.is_some() {
+            out.push("$filter");
+        }
+        if self.select.is_some() {
+            out.push("$select");
+        }
+        if self.top.is_some() {
+            out.push("$top");
+        }
+        if self.count {
+            out.push("$count");
+        }
+        if self.skiptoken.is_some() {
+            out.push("$skiptoken");
+        }
+        out
+    }
+
+    /// Refuses the options this route does not implement, rather than ignoring them.
+    pub(crate) fn only(&self, supported: &[&str]) -> Result<()> {
+        match self.given().into_iter().find(|o| !supported.contains(o)) {
+            None => Ok(()),
+            Some(option) => Err(bad_request(
+                "BadRequest",
+                &format!(
+                    "Query option '{option}' is not supported on this request by the hrsync sandbox."
+                ),
+            )),
+        }
+    }
+
     /// `ConsistencyLevel: eventual` and `$count=true`: Graph's advanced query parameters.
     pub(crate) fn advanced(&self) -> bool {
         self.count && self.eventual
@@ -442,9 +476,29 @@ fn dispatch(shared: &Shared, req: &Req) -> Resp {
     resp
 }
 
+/// The query options each route implements; everything else is refused.
+fn supported_options(method: &str, segments: &[&str]) -> &'static [&'static str] {
+    const COLLECTION: &[&str] = &["$filter", "$select", "$top", "$count", "$skiptoken"];
+    const SELECT: &[&str] = &["$select"];
+    const PAGE: &[&str] = &["$select", "$top", "$skiptoken"];
+    if method != "GET" {
+        return &[];
+    }
+    match segments {
+        ["users"] | ["groups"] | ["groups", _, "members"] => COLLECTION,
+        ["directory", "deletedItems", "microsoft.graph.user"] => COLLECTION,
+        ["users", "$count"] => &["$filter"],
+        ["users", _] | ["users", _, "manager"] | ["groups", _] => SELECT,
+        ["directory", "deletedItems", _] => SELECT,
+        ["users", _, "memberOf"] => PAGE,
+        _ => &[],
+    }
+}
+
 fn route(ctx: &mut Ctx<'_>, segments: &[&str]) -> Result {
     let method = ctx.req.method.as_str().to_owned();
     let m = method.as_str();
+    ctx.query.only(supported_options(m, segments))?;
     let allow = |ok: bool, handler: &mut dyn FnMut() -> Result| -> Result {
         if ok {
             handler()
