@@ -2154,8 +2154,11 @@ async fn a_data_file_can_be_read_while_the_sandbox_runs() {
     )
     .await;
     assert_eq!(over_http, directory, "the endpoint and the file agree");
-    // The sandbox keeps working after the read.
+    // The sandbox keeps working after the read, and the file reads after it stopped.
     env.create("read.after@acme.example", "2903").await;
+    env.sandbox.stop().await.expect("stops");
+    let after = hrsync_sandbox::read_data_file(&data).expect("reads a stopped sandbox's file");
+    assert_eq!(after["users"].as_array().map(Vec::len), Some(3));
 }
 
 /// An option a route does not implement is refused, never silently ignored.
