@@ -23,6 +23,7 @@
 //! | `routes/` | the request pipeline and one handler file per resource |
 //! | `batch.rs` | `POST /$batch` |
 //! | `throttle.rs` | the write quota |
+//! | `stats.rs` | the counters behind `GET /sandbox/stats` |
 //! | `faults.rs` | seeded fault injection |
 //! | `token.rs` | `POST /{tenant}/oauth2/v2.0/token` and bearer-token validation |
 
@@ -33,6 +34,7 @@ mod faults;
 mod filter;
 mod routes;
 mod schema;
+mod stats;
 mod store;
 mod throttle;
 mod token;
@@ -41,7 +43,6 @@ use std::collections::VecDeque;
 use std::fmt;
 use std::future::Future;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use axum::Router;
@@ -60,6 +61,8 @@ pub use self::config::{
 };
 use self::directory::Directory;
 use self::faults::FaultState;
+use self::stats::Counters;
+pub use self::stats::Stats;
 use self::store::Store;
 use self::throttle::WriteLimiter;
 
@@ -95,69 +98,6 @@ impl LoggedRequest {
         match &self.query {
             Some(q) => format!("{}?{q}", self.path),
             None => self.path.clone(),
-        }
-    }
-}
-
-/// What the sandbox answered since it started, for benchmarks (`GET /sandbox/stats`).
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
-pub struct Stats {
-    /// Requests answered in all: Graph requests (inner `$batch` requests included), `$batch`
-    /// requests and token requests.
-    pub requests: u64,
-    /// `GET` requests (inner `$batch` requests included).
-    pub reads: u64,
-    /// `POST`, `PATCH`, `PUT` and `DELETE` requests (inner `$batch` requests included; the
-    /// outer `POST /$batch` counts in `batches` only).
-    pub writes: u64,
-    /// `POST /$batch` requests.
-    pub batches: u64,
-    /// Requests answered with an injected fault ([`Faults`]: 429, 503, 504).
-    pub faulted: u64,
-    /// Writes answered 429 by the write quota ([`WriteLimit`]).
-    pub throttled: u64,
-    /// Access tokens issued.
-    pub tokens: u64,
-}
-
-#[derive(Debug, Default)]
-pub(crate) struct Counters {
-    requests: AtomicU64,
-    reads: AtomicU64,
-    writes: AtomicU64,
-    batches: AtomicU64,
-    faulted: AtomicU64,
-    throttled: AtomicU64,
-    tokens: AtomicU64,
-}
-
-impl Counters {
-    fn bump(counter: &AtomicU64) {
-        counter.fetch_add(1, Ordering::Relaxed);
-    }
-
-    pub(crate) fn count_faulted(&self) {
-        Self::bump(&self.faulted);
-    }
-
-    pub(crate) fn count_throttled(&self) {
-        Self::bump(&self.throttled);
-    }
-
-    pub(crate) fn count_token(&self) {
-        Self::bump(&self.tokens);
-    }
-
-    fn snapshot(&self) -> Stats {
-        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
-        Stats {
-            requests: get(&self.requests),
-            reads: get(&self.reads),
-            writes: get(&self.writes),
-            batches: get(&self.batches),
-            faulted: get(&self.faulted),
-            throttled: get(&self.throttled),
-            tokens: get(&self.tokens),
         }
     }
 }
@@ -380,7 +320,7 @@ impl Sandbox {
 
     /// Access tokens issued by the token endpoint so far.
     pub fn tokens_issued(&self) -> u64 {
-        self.shared.counters.tokens.load(Ordering::Relaxed)
+        self.shared.counters.snapshot().tokens
     }
 
     /// Every user with all its properties, soft-deleted ones included (they carry
