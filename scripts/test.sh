@@ -25,3 +25,4 @@ cargo test --workspace --locked 2>&1 | tee "$log"
 # One closing line for the whole run (cargo prints one per test binary, the last often a
 # doc-test binary with nothing in it).
 awk '/^test result:/ { passed += $4; failed += $6 } END { printf "tests: %d passed, %d failed\n", passed, failed }' "$log"
+echo "== Graph conformance probe against hrsync sandbox" && scripts/graph-conformance.sh

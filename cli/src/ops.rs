@@ -234,6 +234,45 @@ struct StatusView {
     queues: std::collections::BTreeMap<QueueName, DepthView>,
     holds: Vec<HoldView>,
     timers: Vec<TimerView>,
+    /// Licences without a free unit, by SKU.
+    pending_licenses: Vec<PendingLicensesView>,
+}
+
+#[derive(Debug, Serialize)]
+struct PendingLicensesView {
+    sku: String,
+    /// How many workers wait for a unit.
+    workers: usize,
+    /// The earliest of their next tries.
+    next_try: Timestamp,
+    /// Why the first of them waits (Graph's answer, or what subscribedSkus showed).
+    reason: String,
+    waiting: Vec<String>,
+}
+
+/// Every worker's licences waiting for a free unit, by SKU (reads every worker's state).
+async fn pending_licenses(local: &Local) -> anyhow::Result<Vec<PendingLicensesView>> {
+    let mut by_sku: std::collections::BTreeMap<String, PendingLicensesView> = Default::default();
+    for key in local.store.workers().await? {
+        let Some(stored) = local.store.load(&key).await? else {
+            continue;
+        };
+        for pending in stored.state.pending_licenses {
+            let view = by_sku
+                .entry(pending.sku.to_lowercase())
+                .or_insert_with(|| PendingLicensesView {
+                    sku: pending.sku.clone(),
+                    workers: 0,
+                    next_try: pending.retry_at,
+                    reason: pending.reason.clone(),
+                    waiting: Vec::new(),
+                });
+            view.workers += 1;
+            view.next_try = view.next_try.min(pending.retry_at);
+            view.waiting.push(key.to_string());
+        }
+    }
+    Ok(by_sku.into_values().collect())
 }
 
 #[derive(Debug, Serialize)]
@@ -408,6 +447,7 @@ pub fn status(args: StatusArgs) -> anyhow::Result<usize> {
             queues,
             holds: holds.iter().map(HoldView::from).collect(),
             timers: timer_views(&local, &timers).await?,
+            pending_licenses: pending_licenses(&local).await?,
         };
         if args.format == Format::Json {
             return print_json(&view);
@@ -436,6 +476,23 @@ pub fn status(args: StatusArgs) -> anyhow::Result<usize> {
             }
         }
         println!();
+        if !view.pending_licenses.is_empty() {
+            println!("licences waiting for a free unit (buy or free units; each is tried again):");
+            let rows = view
+                .pending_licenses
+                .iter()
+                .map(|p| {
+                    vec![
+                        p.sku.clone(),
+                        p.workers.to_string(),
+                        p.next_try.to_string(),
+                        p.reason.clone(),
+                    ]
+                })
+                .collect();
+            print_table(&["sku", "workers", "next try", "why"], rows);
+            println!();
+        }
         match view.timers.is_empty() {
             true => println!("timers: none"),
             false => {

@@ -6,16 +6,37 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::Context;
-use hrsync_sandbox::{Faults, Sandbox, SandboxConfig};
+use hrsync_sandbox::{
+    DEFAULT_VERIFIED_DOMAINS, Faults, Sandbox, SandboxConfig, SeedGroup, SeedSku, WriteLimit,
+};
 
 #[derive(Debug, clap::Args)]
 pub struct SandboxArgs {
     /// Address to listen on.
     #[arg(long, default_value = "127.0.0.1:8089")]
     listen: SocketAddr,
-    /// JSON file the directory is kept in (created when missing; survives restarts).
+    /// SQLite file the directory is kept in (created when missing; survives restarts; a legacy
+    /// JSON data file is migrated in place).
     #[arg(long, value_name = "FILE")]
     data: Option<PathBuf>,
+    /// The only client secret the token endpoint accepts (default: any).
+    #[arg(long, value_name = "SECRET")]
+    client_secret: Option<String>,
+    /// A licence the tenant owns, with its prepaid units (repeatable), e.g.
+    /// 05e9a617-0261-4cee-bb44-138d3ef5d965=SPE_E3@100.
+    #[arg(long = "sku", value_name = "ID=PART@UNITS")]
+    skus: Vec<SeedSku>,
+    /// A group that exists (repeatable); with @SKU,... it licenses its members (group-based
+    /// licensing).
+    #[arg(long = "group", value_name = "ID=NAME[@SKU,...]")]
+    groups: Vec<SeedGroup>,
+    /// A verified domain userPrincipalNames may use (repeatable; default: acme.example and
+    /// example.com).
+    #[arg(long = "domain", value_name = "NAME")]
+    domains: Vec<String>,
+    /// Graph's write quota per app and tenant, e.g. 3000/150s (default: unlimited).
+    #[arg(long, value_name = "WRITES/DURATION")]
+    write_limit: Option<WriteLimit>,
     /// Share of requests answered 429 with Retry-After (0 to 1).
     #[arg(long, default_value_t = 0.0)]
     throttle_rate: f64,
@@ -52,7 +73,18 @@ pub fn run(args: SandboxArgs) -> anyhow::Result<()> {
             replication_lag: Duration::from_millis(args.replication_lag_ms),
             seed: args.seed,
         },
-        ..SandboxConfig::default()
+        groups: args.groups,
+        skus: args.skus,
+        verified_domains: if args.domains.is_empty() {
+            DEFAULT_VERIFIED_DOMAINS
+                .iter()
+                .map(|d| (*d).to_owned())
+                .collect()
+        } else {
+            args.domains
+        },
+        client_secret: args.client_secret,
+        write_limit: args.write_limit,
     };
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     runtime.block_on(async move {

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use hrsync_core::{Config, NameRegistry, Status, Worker, WorkerKey, WorkerState};
 use hrsync_directory::graph::{Credential, GraphClient, GraphSettings, RetryPolicy};
 use hrsync_directory::provision::{ForeignNames, settle};
-use hrsync_sandbox::{Sandbox, SandboxConfig};
+use hrsync_sandbox::{Sandbox, SandboxConfig, SeedGroup, SeedSku};
 use jiff::civil::date;
 
 const CONFIG: &str = r#"
@@ -39,6 +39,33 @@ licenses = ["22222222-2222-2222-2222-222222222223"]
 "#;
 
 const CONCURRENCY: usize = 16;
+
+/// The groups and licences CONFIG names exist in the tenant, with units for every worker.
+fn seeded() -> SandboxConfig {
+    let group = |id: &str| SeedGroup {
+        id: id.to_owned(),
+        display_name: id.to_owned(),
+        licenses: Vec::new(),
+    };
+    let sku = |id: &str, part: &str| SeedSku {
+        id: id.to_owned(),
+        part_number: part.to_owned(),
+        units: 1_000_000,
+    };
+    SandboxConfig {
+        groups: vec![
+            group("44444444-4444-4444-4444-444444444444"),
+            group("11111111-1111-1111-1111-111111111111"),
+            group("11111111-1111-1111-1111-111111111112"),
+            group("33333333-3333-3333-3333-333333333333"),
+        ],
+        skus: vec![
+            sku("22222222-2222-2222-2222-222222222222", "ENTERPRISEPACK"),
+            sku("22222222-2222-2222-2222-222222222223", "SPE_E5"),
+        ],
+        ..SandboxConfig::default()
+    }
+}
 
 #[derive(Default)]
 struct Store {
@@ -178,7 +205,7 @@ fn main() {
         .build()
         .unwrap();
     runtime.block_on(async {
-        let running = Sandbox::start(SandboxConfig::default()).await.unwrap();
+        let running = Sandbox::start(seeded()).await.unwrap();
         let mut settings =
             GraphSettings::new("contoso", "hrsync", Credential::ClientSecret("s".into()));
         settings.graph_endpoint = running.url.clone();

@@ -12,7 +12,9 @@ use hrsync_directory::graph::{
     Credential, DirectoryUser, GraphClient, GraphError, GraphRequest, GraphResponse, GraphSettings,
     Method, NewUser, RetryPolicy, requests, users,
 };
-use hrsync_sandbox::{Faults, LoggedRequest, RunningSandbox, Sandbox, SandboxConfig};
+use hrsync_sandbox::{
+    Faults, LoggedRequest, RunningSandbox, Sandbox, SandboxConfig, SeedGroup, SeedSku,
+};
 use serde_json::{Value, json};
 
 const TENANT: &str = "contoso";
@@ -52,14 +54,28 @@ fn client_for(sandbox: &RunningSandbox, credential: Credential) -> GraphClient {
 }
 
 async fn start_with(faults: Faults) -> (RunningSandbox, GraphClient) {
-    let sandbox = Sandbox::start(SandboxConfig {
-        faults,
-        ..SandboxConfig::default()
-    })
-    .await
-    .expect("sandbox starts");
+    let sandbox = Sandbox::start(SandboxConfig { faults, ..seeded() })
+        .await
+        .expect("sandbox starts");
     let client = client_for(&sandbox, Credential::ClientSecret("s3cret".into()));
     (sandbox, client)
+}
+
+/// The group and SKU the scenarios use exist, as in a real tenant.
+fn seeded() -> SandboxConfig {
+    SandboxConfig {
+        groups: vec![SeedGroup {
+            id: GROUP.to_owned(),
+            display_name: "Engineering".to_owned(),
+            licenses: Vec::new(),
+        }],
+        skus: vec![SeedSku {
+            id: SKU_E3.to_owned(),
+            part_number: "ENTERPRISEPACK".to_owned(),
+            units: 1000,
+        }],
+        ..SandboxConfig::default()
+    }
 }
 
 async fn start() -> (RunningSandbox, GraphClient) {
@@ -720,9 +736,7 @@ async fn one_token_serves_every_call() {
 
 #[tokio::test]
 async fn a_certificate_credential_gets_a_token() {
-    let sandbox = Sandbox::start(SandboxConfig::default())
-        .await
-        .expect("sandbox");
+    let sandbox = Sandbox::start(seeded()).await.expect("sandbox");
     let credential = Credential::Certificate {
         certificate_pem: CERT.into(),
         private_key_pem: KEY.into(),

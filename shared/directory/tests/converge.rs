@@ -17,7 +17,7 @@ use hrsync_directory::converge::{
 };
 use hrsync_directory::graph::{Credential, GraphClient, GraphSettings, RetryPolicy};
 use hrsync_directory::group_adds::{GroupAdds, Participant};
-use hrsync_sandbox::{Faults, RunningSandbox, Sandbox, SandboxConfig};
+use hrsync_sandbox::{Faults, RunningSandbox, Sandbox, SandboxConfig, SeedGroup, SeedSku};
 use jiff::Timestamp;
 use jiff::civil::date;
 use serde_json::Value;
@@ -47,6 +47,28 @@ groups = ["44444444-4444-4444-4444-444444444444"]
 [lifecycle]
 default_time_zone = "Europe/London"
 "#;
+
+/// The groups and licence CONFIG names exist in the tenant.
+fn seeded() -> SandboxConfig {
+    let group = |id: &str, name: &str| SeedGroup {
+        id: id.to_owned(),
+        display_name: name.to_owned(),
+        licenses: Vec::new(),
+    };
+    SandboxConfig {
+        groups: vec![
+            group("11111111-1111-1111-1111-111111111111", "Engineering"),
+            group("33333333-3333-3333-3333-333333333333", "Sales"),
+            group("44444444-4444-4444-4444-444444444444", "All staff"),
+        ],
+        skus: vec![SeedSku {
+            id: "22222222-2222-2222-2222-222222222222".to_owned(),
+            part_number: "ENTERPRISEPACK".to_owned(),
+            units: 1000,
+        }],
+        ..SandboxConfig::default()
+    }
+}
 
 fn at(text: &str) -> Timestamp {
     text.parse().expect("RFC 3339")
@@ -215,7 +237,7 @@ fn graph_requests(sandbox: &Sandbox) -> Vec<String> {
 
 /// A sandbox, a client, the test config, and a store in which hr:1 (the manager) has an account.
 async fn with_converged_boss() -> (RunningSandbox, GraphClient, Config, Store, Worker) {
-    let running = Sandbox::start(SandboxConfig::default()).await.unwrap();
+    let running = Sandbox::start(seeded()).await.unwrap();
     let graph = client(&running);
     let config = Config::parse(CONFIG, "hrsync.toml").unwrap();
     let store = Store::default();
@@ -286,7 +308,7 @@ async fn a_joiner_with_manager_groups_and_license_takes_two_graph_requests() {
 
 #[tokio::test]
 async fn mover_leaver_and_rehire_converge_exactly() {
-    let running = Sandbox::start(SandboxConfig::default()).await.unwrap();
+    let running = Sandbox::start(seeded()).await.unwrap();
     let graph = client(&running);
     let config = Config::parse(CONFIG, "hrsync.toml").unwrap();
     let store = Store::default();
@@ -392,7 +414,7 @@ async fn mover_leaver_and_rehire_converge_exactly() {
 
 #[tokio::test]
 async fn a_missing_manager_is_deferred_and_set_once_they_exist() {
-    let running = Sandbox::start(SandboxConfig::default()).await.unwrap();
+    let running = Sandbox::start(seeded()).await.unwrap();
     let graph = client(&running);
     let config = Config::parse(CONFIG, "hrsync.toml").unwrap();
     let store = Store::default();
@@ -492,12 +514,9 @@ async fn joiners_movers_leavers_and_a_rehire_converge_through_throttling_outages
         replication_lag: Duration::from_secs(2),
         seed: 7,
     };
-    let running = Sandbox::start(SandboxConfig {
-        faults,
-        ..SandboxConfig::default()
-    })
-    .await
-    .unwrap();
+    let running = Sandbox::start(SandboxConfig { faults, ..seeded() })
+        .await
+        .unwrap();
     let graph = client(&running);
     let config = Config::parse(CONFIG, "hrsync.toml").unwrap();
     let store = Arc::new(Store::default());
@@ -629,7 +648,7 @@ async fn converge_all(store: &Arc<Store>, graph: &GraphClient, workers: &[Worker
 
 /// A leaver's convergence stopped after `stop_after` recorded steps, then run to completion.
 async fn interrupted_leaver(stop_after: Option<usize>) -> (Value, Vec<String>, usize) {
-    let running = Sandbox::start(SandboxConfig::default()).await.unwrap();
+    let running = Sandbox::start(seeded()).await.unwrap();
     let graph = client(&running);
     let config = Config::parse(CONFIG, "hrsync.toml").unwrap();
     let store = Store::default();
@@ -777,7 +796,7 @@ fn group_requests(sandbox: &Sandbox) -> Vec<(String, String)> {
 
 #[tokio::test]
 async fn a_round_of_45_joiners_adds_group_members_twenty_to_a_request() {
-    let running = Sandbox::start(SandboxConfig::default()).await.unwrap();
+    let running = Sandbox::start(seeded()).await.unwrap();
     let graph = client(&running);
     let config = Config::parse(CONFIG, "hrsync.toml").unwrap();
     let store = Arc::new(Store::default());
@@ -815,7 +834,7 @@ async fn a_round_of_45_joiners_adds_group_members_twenty_to_a_request() {
 /// the member is alone (for whom "already a member" is success), and everyone ends up a member.
 #[tokio::test]
 async fn a_member_already_in_the_group_splits_its_patch_and_everyone_is_added() {
-    let running = Sandbox::start(SandboxConfig::default()).await.unwrap();
+    let running = Sandbox::start(seeded()).await.unwrap();
     let graph = client(&running);
     let config = Config::parse(CONFIG, "hrsync.toml").unwrap();
     let store = Arc::new(Store::default());

@@ -1,14 +1,16 @@
-//! `POST /v1.0/$batch`: up to 20 inner requests, each dispatched through the same pipeline as a
-//! top-level request (auth inherited from the batch, faults drawn per inner request, logged with
-//! `in_batch`). Inner requests run in request order; one whose `dependsOn` names a request that
-//! did not succeed is answered 424 without running. The batch itself answers 200 whenever its
-//! payload is well formed, whatever its inner requests answered.
+//! `POST /v1.0/$batch`: up to 20 inner requests, validated as a whole before any runs, each then
+//! dispatched through the same pipeline as a top-level request (auth inherited from the batch,
+//! write quota and faults per inner request, logged with `in_batch`). Inner requests run in
+//! request order, a request after those it depends on; one whose `dependsOn` names a request
+//! that did not succeed is answered 424 without running. The batch itself answers 200 whenever
+//! its payload is well formed, whatever its inner requests answered
+//! (learn.microsoft.com/graph/json-batching).
 
 use axum::body::Bytes;
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, header};
 use serde_json::{Map, Value, json};
 
-use super::routes::{Req, Resp};
+use super::routes::{Body, Req, Resp};
 use super::{LoggedRequest, Shared};
 
 /// Graph's limit on requests per batch.
@@ -28,21 +30,20 @@ fn invalid(message: &str) -> Resp {
     Resp::error(StatusCode::BAD_REQUEST, "BadRequest", message)
 }
 
-/// `/users/x?$select=id`, `users/x`, `/v1.0/users/x` or an absolute Graph url -> path and query.
-fn split_url(url: &str) -> (String, Option<String>) {
-    let mut rest = url;
-    if let Some((_, after_scheme)) = rest.split_once("://") {
-        rest = after_scheme.find('/').map_or("", |i| &after_scheme[i..]);
+/// `/users/x?$select=id` or `users/x` -> path and query. Only relative urls are accepted
+/// (learn.microsoft.com/graph/json-batching: "url: the relative resource URL").
+fn split_url(url: &str) -> Option<(String, Option<String>)> {
+    if url.contains("://") {
+        return None;
     }
-    let rest = rest.trim_start_matches('/');
-    let rest = rest.strip_prefix("v1.0/").unwrap_or(rest);
-    match rest.split_once('?') {
+    let rest = url.trim_start_matches('/');
+    Some(match rest.split_once('?') {
         Some((path, query)) => (
             path.to_owned(),
             Some(query.to_owned()).filter(|q| !q.is_empty()),
         ),
         None => (rest.to_owned(), None),
-    }
+    })
 }
 
 fn parse_item(value: &Value, seen: &[String]) -> Result<Item, Resp> {
@@ -81,7 +82,11 @@ fn parse_item(value: &Value, seen: &[String]) -> Result<Item, Resp> {
                 "Invalid batch payload format: request '{id}' has no 'url'."
             ))
         })?;
-    let (path, query) = split_url(url);
+    let (path, query) = split_url(url).ok_or_else(|| {
+        invalid(&format!(
+            "Invalid request: the url of request '{id}' must be relative to the version, e.g. /users, not '{url}'."
+        ))
+    })?;
     let mut headers = HeaderMap::new();
     if let Some(given) = obj.get("headers") {
         let given = given.as_object().ok_or_else(|| {
@@ -134,11 +139,6 @@ fn parse_item(value: &Value, seen: &[String]) -> Result<Item, Resp> {
             )));
         }
     };
-    if let Some(unknown) = depends_on.iter().find(|d| !seen.contains(d)) {
-        return Err(invalid(&format!(
-            "Invalid batch payload format: request '{id}' depends on '{unknown}', which is not an earlier request of the batch."
-        )));
-    }
     Ok(Item {
         id,
         method,
@@ -178,6 +178,10 @@ pub(crate) fn run(shared: &Shared, outer: &Req) -> Resp {
             Err(resp) => return resp,
         }
     }
+    let items = match run_order(items) {
+        Ok(items) => items,
+        Err(resp) => return resp,
+    };
 
     let mut statuses: Vec<(String, u16)> = Vec::with_capacity(items.len());
     let mut responses = Vec::with_capacity(items.len());
@@ -197,6 +201,7 @@ pub(crate) fn run(shared: &Shared, outer: &Req) -> Resp {
                         item.id
                     ),
                 );
+                shared.count(&item.method, false);
                 shared.record(LoggedRequest {
                     method: item.method.to_string(),
                     path: format!("/v1.0/{}", item.path),
@@ -236,8 +241,14 @@ pub(crate) fn run(shared: &Shared, outer: &Req) -> Resp {
         };
         statuses.push((item.id.clone(), resp.status.as_u16()));
         let mut headers = Map::new();
-        if resp.body.is_some() {
-            headers.insert("Content-Type".to_owned(), json!("application/json"));
+        match &resp.body {
+            Body::Json(_) => {
+                headers.insert("Content-Type".to_owned(), json!("application/json"));
+            }
+            Body::Text(_) => {
+                headers.insert("Content-Type".to_owned(), json!("text/plain"));
+            }
+            Body::None => {}
         }
         for (name, value) in &resp.headers {
             headers.insert(name.clone(), Value::String(value.clone()));
@@ -246,12 +257,51 @@ pub(crate) fn run(shared: &Shared, outer: &Req) -> Resp {
         entry.insert("id".to_owned(), Value::String(item.id));
         entry.insert("status".to_owned(), json!(resp.status.as_u16()));
         entry.insert("headers".to_owned(), Value::Object(headers));
-        if let Some(body) = resp.body {
-            entry.insert("body".to_owned(), body);
+        match resp.body {
+            Body::Json(body) => {
+                entry.insert("body".to_owned(), body);
+            }
+            Body::Text(text) => {
+                entry.insert("body".to_owned(), Value::String(text));
+            }
+            Body::None => {}
         }
         responses.push(Value::Object(entry));
     }
     Resp::json(StatusCode::OK, json!({"responses": responses}))
+}
+
+/// The requests in an order that runs each after those it depends on (request order among
+/// the free ones). A `dependsOn` naming no request of the batch, or a cycle, refuses the batch.
+fn run_order(items: Vec<Item>) -> Result<Vec<Item>, Resp> {
+    let ids: Vec<String> = items.iter().map(|i| i.id.clone()).collect();
+    for item in &items {
+        if let Some(unknown) = item.depends_on.iter().find(|d| !ids.contains(d)) {
+            return Err(invalid(&format!(
+                "Invalid batch payload format: request '{}' depends on '{unknown}', which is not a request of the batch.",
+                item.id
+            )));
+        }
+    }
+    let mut pending: Vec<Option<Item>> = items.into_iter().map(Some).collect();
+    let mut done: Vec<String> = Vec::with_capacity(pending.len());
+    let mut ordered = Vec::with_capacity(pending.len());
+    while ordered.len() < pending.len() {
+        let ready = pending.iter().position(|slot| {
+            slot.as_ref()
+                .is_some_and(|item| item.depends_on.iter().all(|d| done.contains(d)))
+        });
+        let Some(index) = ready else {
+            return Err(invalid(
+                "Invalid batch payload format: the requests' dependsOn form a cycle.",
+            ));
+        };
+        if let Some(item) = pending[index].take() {
+            done.push(item.id.clone());
+            ordered.push(item);
+        }
+    }
+    Ok(ordered)
 }
 
 #[cfg(test)]
@@ -259,16 +309,15 @@ mod tests {
     use super::*;
 
     #[test]
-    fn inner_urls_are_relative_to_v1() {
+    fn inner_urls_are_relative() {
         assert_eq!(
             split_url("/users/42?$select=id"),
-            ("users/42".to_owned(), Some("$select=id".to_owned()))
+            Some(("users/42".to_owned(), Some("$select=id".to_owned())))
         );
-        assert_eq!(split_url("users"), ("users".to_owned(), None));
-        assert_eq!(split_url("/v1.0/users/42"), ("users/42".to_owned(), None));
+        assert_eq!(split_url("users"), Some(("users".to_owned(), None)));
         assert_eq!(
             split_url("https://graph.microsoft.com/v1.0/groups/g/members/$ref"),
-            ("groups/g/members/$ref".to_owned(), None)
+            None
         );
     }
 }

@@ -15,6 +15,8 @@
 
 use serde_json::{Map, Value};
 
+use super::directory::Indexed;
+
 /// Why a filter was refused: Graph's error `code` and a message naming the problem.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct FilterError {
@@ -30,12 +32,29 @@ impl FilterError {
         }
     }
 
-    fn unsupported_property(property: &str) -> Self {
+    fn unsupported_property(property: &str, resource: Resource) -> Self {
         Self {
             code: "Request_UnsupportedQuery",
             message: format!(
-                "Unsupported or invalid query filter clause specified for property '{property}' of resource 'User'."
+                "Unsupported or invalid query filter clause specified for property '{property}' of resource '{}'.",
+                resource.name()
             ),
+        }
+    }
+}
+
+/// The resource a filter is evaluated on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Resource {
+    User,
+    Group,
+}
+
+impl Resource {
+    fn name(self) -> &'static str {
+        match self {
+            Resource::User => "User",
+            Resource::Group => "Group",
         }
     }
 }
@@ -99,7 +118,13 @@ struct PropInfo {
     default: bool,
 }
 
-fn property_info(path: &str) -> Option<PropInfo> {
+fn property_info(path: &str, resource: Resource) -> Option<PropInfo> {
+    if resource == Resource::Group {
+        return matches!(path, "id" | "displayName" | "mailNickname").then_some(PropInfo {
+            ty: Type::Str,
+            default: true,
+        });
+    }
     let (ty, default) = match path {
         "id"
         | "employeeId"
@@ -135,7 +160,7 @@ fn property_info(path: &str) -> Option<PropInfo> {
         {
             (Type::Str, false)
         }
-        _ if super::state::is_extension(path) => (Type::Str, true),
+        _ if super::schema::is_extension(path) => (Type::Str, true),
         _ => return None,
     };
     Some(PropInfo { ty, default })
@@ -272,10 +297,11 @@ struct Parser {
     /// The lambda variable in scope, if any.
     var: Option<String>,
     advanced: Option<String>,
+    resource: Resource,
 }
 
 /// Parses a `$filter` value.
-pub(crate) fn parse(input: &str) -> Result<Filter, FilterError> {
+pub(crate) fn parse(input: &str, resource: Resource) -> Result<Filter, FilterError> {
     let toks = lex(input)?;
     if toks.is_empty() {
         return Err(FilterError::syntax("the filter is empty"));
@@ -285,6 +311,7 @@ pub(crate) fn parse(input: &str) -> Result<Filter, FilterError> {
         pos: 0,
         var: None,
         advanced: None,
+        resource,
     };
     let expr = parser.expr()?;
     if let Some((at, tok)) = parser.toks.get(parser.pos) {
@@ -360,7 +387,7 @@ impl Parser {
     fn unary(&mut self) -> Result<Expr, FilterError> {
         if self.is_keyword("not") {
             self.pos += 1;
-            self.needs_advanced("the 'not' operator".to_owned());
+            self.needs_advanced("Operator 'not'".to_owned());
             return Ok(Expr::Not(Box::new(self.unary()?)));
         }
         self.primary()
@@ -420,9 +447,10 @@ impl Parser {
                 "'{name}' at position {at} is not the lambda variable"
             )));
         }
-        let info = property_info(&name).ok_or_else(|| FilterError::unsupported_property(&name))?;
+        let info = property_info(&name, self.resource)
+            .ok_or_else(|| FilterError::unsupported_property(&name, self.resource))?;
         if !info.default {
-            self.needs_advanced(format!("filtering on '{name}'"));
+            self.needs_advanced(format!("Property '{name}'"));
         }
         Ok(Operand::Property(
             name.split('/').map(str::to_owned).collect(),
@@ -432,7 +460,9 @@ impl Parser {
     fn operand_type(&self, operand: &Operand) -> Type {
         match operand {
             Operand::Element => Type::Str,
-            Operand::Property(path) => property_info(&path.join("/")).map_or(Type::Str, |i| i.ty),
+            Operand::Property(path) => {
+                property_info(&path.join("/"), self.resource).map_or(Type::Str, |i| i.ty)
+            }
         }
     }
 
@@ -471,10 +501,10 @@ impl Parser {
         let ty = self.operand_type(&operand);
         let literal = self.literal(ty)?;
         if op == Op::Ne {
-            self.needs_advanced("the 'ne' operator".to_owned());
+            self.needs_advanced("Operator 'ne'".to_owned());
         }
         if literal == Literal::Null {
-            self.needs_advanced("comparing with null".to_owned());
+            self.needs_advanced("Comparing with null".to_owned());
         }
         if !matches!(op, Op::Eq | Op::Ne) && ty != Type::DateTime {
             return Err(FilterError {
@@ -584,9 +614,12 @@ impl Parser {
             if let Operand::Property(path) = &operand
                 && !endswith_allowed(&path.join("/"))
             {
-                return Err(FilterError::unsupported_property(&path.join("/")));
+                return Err(FilterError::unsupported_property(
+                    &path.join("/"),
+                    self.resource,
+                ));
             }
-            self.needs_advanced("the 'endswith' function".to_owned());
+            self.needs_advanced("Operator 'endsWith'".to_owned());
             Ok(Expr::EndsWith(operand, value))
         } else {
             Ok(Expr::StartsWith(operand, value))
@@ -599,8 +632,8 @@ impl Parser {
                 "nested lambda at position {at}"
             )));
         }
-        if !is_collection(collection) {
-            return Err(FilterError::unsupported_property(collection));
+        if self.resource != Resource::User || !is_collection(collection) {
+            return Err(FilterError::unsupported_property(collection, self.resource));
         }
         self.expect(&Tok::LParen, "'(' after 'any'")?;
         let var_at = self.at();
@@ -626,7 +659,86 @@ impl Parser {
 // ---------------------------------------------------------------------------------------------
 // Evaluation
 
+/// The index a comparison can be answered from.
+fn indexed(path: &[String]) -> Option<Indexed> {
+    match path {
+        [p] => match p.as_str() {
+            "id" => Some(Indexed::Id),
+            "userPrincipalName" => Some(Indexed::UserPrincipalName),
+            "mail" => Some(Indexed::Mail),
+            "employeeId" => Some(Indexed::EmployeeId),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+fn string_literals(literals: &[Literal]) -> Option<Vec<String>> {
+    literals
+        .iter()
+        .map(|l| match l {
+            Literal::Str(s) => Some(s.to_lowercase()),
+            _ => None,
+        })
+        .collect()
+}
+
+/// The index lookups whose union holds every user `expr` can match, when there are such.
+fn plan(expr: &Expr) -> Option<Vec<(Indexed, String)>> {
+    match expr {
+        Expr::Compare(Operand::Property(path), Op::Eq, Literal::Str(v)) => {
+            Some(vec![(indexed(path)?, v.to_lowercase())])
+        }
+        Expr::In(Operand::Property(path), literals) => {
+            let prop = indexed(path)?;
+            Some(
+                string_literals(literals)?
+                    .into_iter()
+                    .map(|v| (prop, v))
+                    .collect(),
+            )
+        }
+        Expr::Any(collection, body) if collection == "proxyAddresses" => element_plan(body),
+        Expr::Or(a, b) => {
+            let mut keys = plan(a)?;
+            keys.extend(plan(b)?);
+            Some(keys)
+        }
+        Expr::And(a, b) => plan(a).or_else(|| plan(b)),
+        _ => None,
+    }
+}
+
+/// Inside `proxyAddresses/any(p: ...)`: equalities on the element.
+fn element_plan(expr: &Expr) -> Option<Vec<(Indexed, String)>> {
+    match expr {
+        Expr::Compare(Operand::Element, Op::Eq, Literal::Str(v)) => {
+            Some(vec![(Indexed::ProxyAddress, v.to_lowercase())])
+        }
+        Expr::In(Operand::Element, literals) => Some(
+            string_literals(literals)?
+                .into_iter()
+                .map(|v| (Indexed::ProxyAddress, v))
+                .collect(),
+        ),
+        Expr::Or(a, b) => {
+            let mut keys = element_plan(a)?;
+            keys.extend(element_plan(b)?);
+            Some(keys)
+        }
+        _ => None,
+    }
+}
+
 impl Filter {
+    /// Index lookups whose union is a superset of the matches (each candidate is still checked
+    /// with [`Filter::matches`]), when the filter is an equality, `in` or `or` of equalities on
+    /// indexed properties (`proxyAddresses/any(p:p eq '...')` included) or an `and` with one;
+    /// `None` means a scan.
+    pub(crate) fn index_plan(&self) -> Option<Vec<(Indexed, String)>> {
+        plan(&self.expr)
+    }
+
     /// Whether a user (its property map) matches.
     pub(crate) fn matches(&self, user: &Map<String, Value>) -> bool {
         eval(&self.expr, user, None)
@@ -714,7 +826,7 @@ mod tests {
     }
 
     fn matches(filter: &str, u: &Value) -> bool {
-        match parse(filter) {
+        match parse(filter, Resource::User) {
             Ok(f) => f.matches(&user(u.clone())),
             Err(e) => panic!("{filter}: {e:?}"),
         }
@@ -727,7 +839,7 @@ mod tests {
         assert!(matches("employeeId eq 'o''brien'", &obrien));
         assert!(!matches("employeeId eq 'o''brien'", &other));
         let injected = "employeeId eq 'x'' or employeeId ne ''y'";
-        let f = parse(injected).expect("a single literal");
+        let f = parse(injected, Resource::User).expect("a single literal");
         assert_eq!(f.advanced, None);
         assert!(!f.matches(&user(other)));
         assert!(f.matches(&user(json!({"employeeId": "x' or employeeId ne 'y"}))));
@@ -735,8 +847,8 @@ mod tests {
 
     #[test]
     fn an_unquoted_injection_is_an_advanced_query_not_a_match_all() {
-        let f = parse("employeeId eq 'x' or employeeId ne 'y'").expect("parses");
-        assert_eq!(f.advanced.as_deref(), Some("the 'ne' operator"));
+        let f = parse("employeeId eq 'x' or employeeId ne 'y'", Resource::User).expect("parses");
+        assert_eq!(f.advanced.as_deref(), Some("Operator 'ne'"));
     }
 
     #[test]
@@ -755,14 +867,14 @@ mod tests {
             "proxyAddresses/any(p:q eq 'x')",
             "employeeId eq 'a' employeeId eq 'b'",
         ] {
-            let err = parse(bad).expect_err(bad);
+            let err = parse(bad, Resource::User).expect_err(bad);
             assert_eq!(err.code, "BadRequest", "{bad}: {err:?}");
             assert!(
                 err.message.starts_with("Invalid filter clause"),
                 "{bad}: {err:?}"
             );
         }
-        let err = parse("favouriteColour eq 'red'").expect_err("unknown property");
+        let err = parse("favouriteColour eq 'red'", Resource::User).expect_err("unknown property");
         assert_eq!(err.code, "Request_UnsupportedQuery");
         assert!(err.message.contains("'favouriteColour'"));
     }
@@ -806,27 +918,58 @@ mod tests {
     }
 
     #[test]
+    fn equalities_on_indexed_properties_plan_index_lookups() {
+        let plan = |f: &str| {
+            parse(f, Resource::User)
+                .expect("parses")
+                .index_plan()
+                .map(|keys| keys.into_iter().map(|(_, v)| v).collect::<Vec<_>>())
+        };
+        assert_eq!(plan("employeeId eq 'E1'"), Some(vec!["e1".to_owned()]));
+        assert_eq!(
+            plan("userPrincipalName eq 'a@x' or mail eq 'B@x'"),
+            Some(vec!["a@x".to_owned(), "b@x".to_owned()])
+        );
+        assert_eq!(
+            plan("proxyAddresses/any(p:p eq 'SMTP:a@x' or p eq 'smtp:b@x')"),
+            Some(vec!["smtp:a@x".to_owned(), "smtp:b@x".to_owned()])
+        );
+        assert_eq!(
+            plan("employeeId in ('1','2')"),
+            Some(vec!["1".to_owned(), "2".to_owned()])
+        );
+        assert_eq!(
+            plan("startswith(displayName,'a') and employeeId eq '7'"),
+            Some(vec!["7".to_owned()])
+        );
+        assert_eq!(plan("startswith(employeeId,'E')"), None);
+        assert_eq!(plan("employeeId eq 'E1' or startswith(mail,'a')"), None);
+        assert_eq!(plan("displayName eq 'Ada'"), None);
+        assert_eq!(plan("employeeId ne 'E1'"), None);
+    }
+
+    #[test]
     fn advanced_queries_are_named() {
         assert!(
-            parse("employeeType eq 'Contractor'")
+            parse("employeeType eq 'Contractor'", Resource::User)
                 .expect("parses")
                 .advanced
                 .is_some()
         );
         assert!(
-            parse("endswith(mail,'@acme.example')")
+            parse("endswith(mail,'@acme.example')", Resource::User)
                 .expect("parses")
                 .advanced
                 .is_some()
         );
         assert!(
-            parse("not(employeeId eq '1')")
+            parse("not(employeeId eq '1')", Resource::User)
                 .expect("parses")
                 .advanced
                 .is_some()
         );
         assert!(
-            parse("employeeId eq '1'")
+            parse("employeeId eq '1'", Resource::User)
                 .expect("parses")
                 .advanced
                 .is_none()

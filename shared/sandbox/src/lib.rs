@@ -1,37 +1,49 @@
 //! An Entra-compatible Microsoft Graph v1.0 server ("the sandbox"): the default directory of
-//! hrsync's local runtime and the directory every directory test runs against.
+//! hrsync's local runtime and the directory every directory test runs against. A test double:
+//! never linked into the Lambda functions.
 //!
 //! It speaks Graph's wire format for the subset hrsync uses: the client-credentials token
-//! endpoint, users (create, read, `$filter`, update, soft delete, restore), manager references,
-//! group membership, licenses, `revokeSignInSessions` and `$batch`, with Graph's status codes and
-//! error bodies (`{"error":{"code","message","innerError":{"date","request-id","client-request-id"}}}`).
+//! endpoint, users (create, read, `$filter`, `$count`, update, soft delete, restore), manager
+//! references, groups and membership, licences with units and group-based licensing, domains,
+//! `revokeSignInSessions` and `$batch`, with Graph's status codes and error bodies
+//! (`{"error":{"code","message","innerError":{"date","request-id","client-request-id"}}}`). Every
+//! rule it implements names its source in `README.md` beside this crate.
 //!
 //! It can also misbehave the way Graph does ([`Faults`]): throttling (429 + `Retry-After`),
-//! transient 503/504 and replication lag (a new object is invisible to reads and references for a
-//! while). Faults are drawn from a seeded RNG, so a test run is reproducible.
+//! transient 503/504 and replication lag; and it enforces Graph's write quota when configured
+//! ([`WriteLimit`]).
 //!
 //! | file | what it holds |
 //! |---|---|
-//! | `state.rs` | directory objects, the user property schema, uniqueness, persistence |
-//! | `filter.rs` | the OData `$filter` subset: parser and evaluator |
-//! | `routes.rs` | request pipeline (auth, faults, log) and the Graph handlers |
+//! | `config.rs` | how a sandbox starts: seeds, domains, secret, write limit |
+//! | `directory.rs` | users, groups, SKUs in memory, with their indexes |
+//! | `store.rs` | the SQLite data file and the legacy JSON migration |
+//! | `schema.rs` | the user properties, default sets and value rules |
+//! | `filter.rs` | the OData `$filter` subset: parser, evaluator, index plan |
+//! | `routes/` | the request pipeline and one handler file per resource |
 //! | `batch.rs` | `POST /$batch` |
+//! | `throttle.rs` | the write quota |
+//! | `stats.rs` | the counters behind `GET /sandbox/stats` |
 //! | `faults.rs` | seeded fault injection |
 //! | `token.rs` | `POST /{tenant}/oauth2/v2.0/token` and bearer-token validation |
 
 mod batch;
+mod config;
+mod directory;
 mod faults;
 mod filter;
 mod routes;
-mod state;
+mod schema;
+mod stats;
+mod store;
+mod throttle;
 mod token;
 
+use std::collections::VecDeque;
 use std::fmt;
 use std::future::Future;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::time::Duration;
 
 use axum::Router;
 use axum::body::Bytes;
@@ -40,67 +52,25 @@ use axum::http::{HeaderMap, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get, post};
 use serde::Serialize;
+use serde_json::{Value, json};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
+pub use self::config::{
+    DEFAULT_VERIFIED_DOMAINS, Faults, SandboxConfig, SeedError, SeedGroup, SeedSku, WriteLimit,
+};
+use self::directory::Directory;
 use self::faults::FaultState;
-use self::state::Directory;
-
-/// The verified domains used when [`SandboxConfig::verified_domains`] is empty.
-pub const DEFAULT_VERIFIED_DOMAINS: [&str; 2] = ["acme.example", "example.com"];
+use self::stats::Counters;
+pub use self::stats::Stats;
+use self::store::Store;
+use self::throttle::WriteLimiter;
 
 /// Largest request body the sandbox reads (Graph's own limit for a `$batch` is 4 MB).
 const MAX_BODY: usize = 4 * 1024 * 1024;
 
-/// How a sandbox starts.
-#[derive(Clone, Debug)]
-pub struct SandboxConfig {
-    /// JSON file holding the directory. Loaded by [`Sandbox::new`] when it exists, rewritten
-    /// (temp file + rename) after every request that changed the directory.
-    pub data: Option<PathBuf>,
-    /// Misbehaviour to inject; changeable later with [`Sandbox::set_faults`].
-    pub faults: Faults,
-    /// Groups that exist: `(id, displayName)`. When empty, a group id is created the first time
-    /// a membership write references it.
-    pub seed_groups: Vec<(String, String)>,
-    /// Licenses the tenant owns: `(skuId, skuPartNumber)`. When empty, any GUID-shaped skuId is
-    /// accepted (and remembered).
-    pub seed_skus: Vec<(String, String)>,
-    /// Domains a `userPrincipalName` may use; empty means [`DEFAULT_VERIFIED_DOMAINS`].
-    pub verified_domains: Vec<String>,
-}
-
-impl Default for SandboxConfig {
-    fn default() -> Self {
-        Self {
-            data: None,
-            faults: Faults::default(),
-            seed_groups: Vec::new(),
-            seed_skus: Vec::new(),
-            verified_domains: DEFAULT_VERIFIED_DOMAINS
-                .iter()
-                .map(|d| (*d).to_owned())
-                .collect(),
-        }
-    }
-}
-
-/// Misbehaviour the sandbox injects, the way Graph misbehaves in production.
-#[derive(Clone, Debug, Default)]
-pub struct Faults {
-    /// Share (0..=1) of requests answered `429 TooManyRequests` with a `Retry-After` header.
-    pub throttle_rate: f64,
-    /// The `Retry-After` value (seconds) of throttled and unavailable answers.
-    pub retry_after_secs: u64,
-    /// Share (0..=1) of requests answered `503 ServiceUnavailable` (a quarter of them
-    /// `504 GatewayTimeout`).
-    pub error_rate: f64,
-    /// A new user is invisible to reads, `$filter` and references (manager, member) for this
-    /// long; writes addressed to its id answer 404 half of the time meanwhile.
-    pub replication_lag: Duration,
-    /// Seed of the RNG that draws faults; the same seed and requests give the same faults.
-    pub seed: u64,
-}
+/// Entries the request log keeps (the oldest are dropped; [`Stats`] is never capped).
+pub const REQUEST_LOG_CAPACITY: usize = 100_000;
 
 /// One request the sandbox answered, for tests to assert on.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -140,11 +110,10 @@ pub enum SandboxError {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("sandbox data {path} is not a sandbox directory: {source}")]
-    Parse {
-        path: PathBuf,
-        source: serde_json::Error,
-    },
+    #[error("sandbox data {path} is not a sandbox directory: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("the sandbox configuration is invalid: {0}")]
+    Config(String),
     #[error("cannot write sandbox data {path}: {source}")]
     Write {
         path: PathBuf,
@@ -172,33 +141,85 @@ impl fmt::Debug for Sandbox {
 pub(crate) struct Settings {
     pub(crate) data: Option<PathBuf>,
     pub(crate) verified_domains: Vec<String>,
-    pub(crate) auto_groups: bool,
-    pub(crate) auto_skus: bool,
+    pub(crate) client_secret: Option<String>,
 }
 
-/// Everything behind the `Arc`. Lock order: `state` before `faults`; `log` is taken alone.
+/// The directory and the file it is written to.
+pub(crate) struct DirectoryState {
+    pub(crate) dir: Directory,
+    pub(crate) store: Option<Store>,
+}
+
+/// Everything behind the `Arc`. Lock order: `state` before `faults`; `limiter` and `log` are
+/// taken alone.
 pub(crate) struct Shared {
     pub(crate) settings: Settings,
     pub(crate) token_key: String,
-    pub(crate) state: Mutex<Directory>,
+    pub(crate) state: Mutex<DirectoryState>,
     pub(crate) faults: Mutex<FaultState>,
-    pub(crate) log: Mutex<Vec<LoggedRequest>>,
-    pub(crate) tokens_issued: AtomicU64,
+    pub(crate) limiter: Mutex<WriteLimiter>,
+    pub(crate) log: Mutex<VecDeque<LoggedRequest>>,
+    pub(crate) counters: Counters,
+}
+
+impl Shared {
+    pub(crate) fn record(&self, entry: LoggedRequest) {
+        let mut log = lock(&self.log);
+        if log.len() >= REQUEST_LOG_CAPACITY {
+            log.pop_front();
+        }
+        log.push_back(entry);
+    }
+
+    /// Counts an answered Graph request (see [`Stats`]).
+    pub(crate) fn count(&self, method: &Method, outer_batch: bool) {
+        Counters::bump(&self.counters.requests);
+        if outer_batch {
+            Counters::bump(&self.counters.batches);
+        } else if method == Method::GET {
+            Counters::bump(&self.counters.reads);
+        } else if routes::is_write(method) {
+            Counters::bump(&self.counters.writes);
+        }
+    }
 }
 
 pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
+fn seed(dir: &mut Directory, config: &SandboxConfig) -> Result<(), SandboxError> {
+    for sku in &config.skus {
+        dir.upsert_sku(&sku.id, &sku.part_number, sku.units);
+    }
+    for group in &config.groups {
+        if let Some(sku) = group.licenses.iter().find(|s| dir.sku(s).is_none()) {
+            return Err(SandboxError::Config(format!(
+                "group {} ({}) assigns the licence {sku}, which is not a seeded or stored SKU",
+                group.id, group.display_name
+            )));
+        }
+        dir.upsert_group(&group.id, &group.display_name, group.licenses.clone());
+    }
+    Ok(())
+}
+
 impl Sandbox {
-    /// A sandbox over `config.data` (loaded when the file exists), with the seeds applied.
+    /// A sandbox over `config.data` (loaded when the file exists, a legacy JSON file migrated),
+    /// with the seeds applied over it.
     pub fn new(config: SandboxConfig) -> Result<Self, SandboxError> {
-        let mut directory = match &config.data {
-            Some(path) if path.exists() => Directory::load(path)?,
-            _ => Directory::fresh(),
+        let (mut dir, mut store) = match &config.data {
+            Some(path) => {
+                let (store, dir) = Store::open(path)?;
+                (dir, Some(store))
+            }
+            None => (Directory::new(store::fresh_token_key()), None),
         };
-        let fresh_file = config.data.as_ref().is_some_and(|p| !p.exists());
-        directory.apply_seeds(&config.seed_groups, &config.seed_skus);
+        seed(&mut dir, &config)?;
+        let changes = dir.take_journal();
+        if let Some(store) = &mut store {
+            store.write(&dir, &changes)?;
+        }
         let verified_domains = if config.verified_domains.is_empty() {
             DEFAULT_VERIFIED_DOMAINS
                 .iter()
@@ -211,23 +232,18 @@ impl Sandbox {
                 .map(|d| d.to_ascii_lowercase())
                 .collect()
         };
-        let token_key = directory.token_key.clone();
-        if let (true, Some(path)) = (fresh_file, &config.data) {
-            // Written right away so tokens issued before the first write survive a restart.
-            directory.save(path)?;
-        }
         let shared = Shared {
             settings: Settings {
                 data: config.data,
                 verified_domains,
-                auto_groups: config.seed_groups.is_empty(),
-                auto_skus: config.seed_skus.is_empty(),
+                client_secret: config.client_secret,
             },
-            token_key,
-            state: Mutex::new(directory),
+            token_key: dir.token_key.clone(),
+            state: Mutex::new(DirectoryState { dir, store }),
             faults: Mutex::new(FaultState::new(config.faults)),
-            log: Mutex::new(Vec::new()),
-            tokens_issued: AtomicU64::new(0),
+            limiter: Mutex::new(WriteLimiter::new(config.write_limit)),
+            log: Mutex::new(VecDeque::new()),
+            counters: Counters::default(),
         };
         Ok(Self {
             shared: Arc::new(shared),
@@ -240,6 +256,7 @@ impl Sandbox {
             .route("/{tenant}/oauth2/v2.0/token", post(token_handler))
             .route("/v1.0/{*rest}", any(graph_handler))
             .route("/sandbox/directory", get(directory_handler))
+            .route("/sandbox/stats", get(stats_handler))
             .fallback(fallback_handler)
             .with_state(self.clone())
     }
@@ -276,8 +293,14 @@ impl Sandbox {
 
     /// Every request answered so far, in the order answered (inner `$batch` requests before
     /// their `$batch`).
+    /// At most the last [`REQUEST_LOG_CAPACITY`] are kept.
     pub fn requests(&self) -> Vec<LoggedRequest> {
-        lock(&self.shared.log).clone()
+        lock(&self.shared.log).iter().cloned().collect()
+    }
+
+    /// Counts of what the sandbox answered since it started (never capped).
+    pub fn stats(&self) -> Stats {
+        self.shared.counters.snapshot()
     }
 
     /// Forgets the request log.
@@ -297,29 +320,35 @@ impl Sandbox {
 
     /// Access tokens issued by the token endpoint so far.
     pub fn tokens_issued(&self) -> u64 {
-        self.shared.tokens_issued.load(Ordering::Relaxed)
+        self.shared.counters.snapshot().tokens
     }
 
     /// Every user with all its properties, soft-deleted ones included (they carry
     /// `deletedDateTime`, and their `userPrincipalName` is prefixed with their object id without
     /// hyphens, as in Entra), ignoring replication lag.
     pub fn users(&self) -> Vec<serde_json::Value> {
-        let dir = lock(&self.shared.state);
-        dir.users
-            .iter()
-            .map(|u| serde_json::Value::Object(u.user.clone()))
+        let state = lock(&self.shared.state);
+        state
+            .dir
+            .users_in_order()
+            .map(|u| {
+                let mut props = u.props.clone();
+                props.insert("assignedLicenses".to_owned(), u.assigned_licenses());
+                serde_json::Value::Object(props)
+            })
             .collect()
     }
 
     /// Ids of the (not soft-deleted) members of a group, in the order they were added.
     pub fn group_members(&self, group_id: &str) -> Vec<String> {
-        let dir = lock(&self.shared.state);
+        let state = lock(&self.shared.state);
+        let dir = &state.dir;
         dir.group(group_id)
             .map(|g| {
-                g.members
-                    .iter()
-                    .filter(|m| dir.user_by_id(m).is_some_and(|u| !u.is_deleted()))
-                    .cloned()
+                g.members_after(None)
+                    .filter_map(|(_, seq)| dir.user(seq))
+                    .filter(|u| !u.is_deleted())
+                    .map(|u| u.id().to_owned())
                     .collect()
             })
             .unwrap_or_default()
@@ -327,8 +356,11 @@ impl Sandbox {
 
     /// The manager id recorded for a user, ignoring replication lag and deletion.
     pub fn manager_of(&self, user_id: &str) -> Option<String> {
-        let dir = lock(&self.shared.state);
-        dir.user_by_id(user_id).and_then(|u| u.manager_id.clone())
+        let state = lock(&self.shared.state);
+        let dir = &state.dir;
+        dir.seq_of(user_id)
+            .and_then(|s| dir.user(s))
+            .and_then(|u| u.manager_id.clone())
     }
 }
 
@@ -382,6 +414,7 @@ async fn token_handler(
 ) -> Response {
     let at = jiff::Timestamp::now();
     let (status, json) = token::token_endpoint(&sandbox.shared, &tenant, &headers, &body);
+    Counters::bump(&sandbox.shared.counters.requests);
     sandbox.shared.record(LoggedRequest {
         method: "POST".to_owned(),
         path: format!("/{tenant}/oauth2/v2.0/token"),
@@ -440,14 +473,55 @@ async fn graph_handler(State(sandbox): State<Sandbox>, request: Request) -> Resp
     sandbox.shared.handle(request).into_response()
 }
 
-/// Not Graph: the whole directory as the data file holds it, for looking inside the sandbox
+/// The whole directory as JSON, in the shape the legacy data file had: `users` (`user`: its
+/// Graph properties with `assignedLicenses`, `managerId`), `groups` (`id`, `displayName`,
+/// `licenses`, `members`), `skus` (`skuId`, `skuPartNumber`, `units`, `consumedUnits`).
+fn snapshot(dir: &Directory) -> Value {
+    let users: Vec<Value> = dir
+        .users_in_order()
+        .map(|u| {
+            let mut props = u.props.clone();
+            props.insert("assignedLicenses".to_owned(), u.assigned_licenses());
+            props.insert(
+                "licenseAssignmentStates".to_owned(),
+                u.license_assignment_states(),
+            );
+            json!({"user": props, "managerId": u.manager_id})
+        })
+        .collect();
+    let groups: Vec<Value> = dir
+        .groups_with_members()
+        .map(|(g, members)| {
+            json!({"id": g.id, "displayName": g.display_name, "licenses": g.licenses,
+                   "members": members.iter().map(|(_, id)| *id).collect::<Vec<_>>()})
+        })
+        .collect();
+    let skus: Vec<Value> = dir
+        .skus()
+        .map(|s| {
+            json!({"skuId": s.id, "skuPartNumber": s.part_number, "units": s.units,
+                   "consumedUnits": dir.consumed(&s.id)})
+        })
+        .collect();
+    json!({"users": users, "groups": groups, "skus": skus})
+}
+
+/// The directory a sandbox data file holds (SQLite, or a legacy JSON file), in the shape of
+/// `GET /sandbox/directory`, read without changing the file: a running sandbox may be using it.
+pub fn read_data_file(path: &std::path::Path) -> Result<Value, SandboxError> {
+    Ok(snapshot(&Store::read(path)?))
+}
+
+/// Not Graph: the whole directory ([`read_data_file`]'s shape), for looking inside the sandbox
 /// (tests, `curl`). The sandbox has no secrets to keep.
 async fn directory_handler(State(sandbox): State<Sandbox>) -> Response {
-    let json = serde_json::to_value(&*lock(&sandbox.shared.state));
-    match json {
-        Ok(json) => axum::Json(json).into_response(),
-        Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),
-    }
+    let state = lock(&sandbox.shared.state);
+    axum::Json(snapshot(&state.dir)).into_response()
+}
+
+/// Not Graph: [`Stats`], so a benchmark can count the requests of a separate process.
+async fn stats_handler(State(sandbox): State<Sandbox>) -> Response {
+    axum::Json(sandbox.stats()).into_response()
 }
 
 async fn fallback_handler(method: Method, uri: axum::http::Uri) -> Response {
@@ -463,4 +537,33 @@ async fn fallback_handler(method: Method, uri: axum::http::Uri) -> Response {
         &format!("Invalid version: '{segment}' ({method} {}).", uri.path()),
     )
     .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_request_log_keeps_the_last_entries_and_stats_keep_counting() {
+        let sandbox = Sandbox::new(SandboxConfig::default()).expect("sandbox");
+        for n in 0..=REQUEST_LOG_CAPACITY {
+            sandbox.shared.count(&Method::GET, false);
+            sandbox.shared.record(LoggedRequest {
+                method: "GET".to_owned(),
+                path: format!("/v1.0/users/{n}"),
+                query: None,
+                status: 200,
+                faulted: false,
+                in_batch: false,
+                at: jiff::Timestamp::UNIX_EPOCH,
+            });
+        }
+        let log = sandbox.requests();
+        assert_eq!(log.len(), REQUEST_LOG_CAPACITY);
+        assert_eq!(log[0].path, "/v1.0/users/1", "the oldest entry went");
+        assert_eq!(
+            sandbox.stats().reads,
+            u64::try_from(REQUEST_LOG_CAPACITY).unwrap_or(u64::MAX) + 1
+        );
+    }
 }

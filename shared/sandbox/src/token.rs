@@ -1,12 +1,11 @@
 //! The Microsoft identity platform's client-credentials token endpoint, and validation of the
 //! bearer tokens it issues.
 //!
-//! The sandbox accepts any client secret and any well-formed JWT client assertion (it checks the
-//! shape, not the signature). Its access tokens are JWT-shaped and "signed" with
+//! The sandbox accepts the configured client secret (any secret when none is configured: 401
+//! `invalid_client` AADSTS7000215 otherwise) and any well-formed JWT client assertion (it checks
+//! the shape, not the signature). Its access tokens are JWT-shaped and "signed" with
 //! `sha256(key || header.payload)` using a key kept in the data file, so they survive a restart
 //! and expire after 3599 seconds like Entra's.
-
-use std::sync::atomic::Ordering;
 
 use axum::http::{HeaderMap, StatusCode, header};
 use base64::Engine as _;
@@ -187,11 +186,29 @@ pub(crate) fn token_endpoint(
                 "JWT token is invalid or malformed.",
             );
         }
+        (Some(given), _)
+            if shared
+                .settings
+                .client_secret
+                .as_deref()
+                .is_some_and(|secret| secret != given) =>
+        {
+            // learn.microsoft.com/entra/identity-platform/reference-error-codes (AADSTS7000215),
+            // the message as Entra sends it (e.g. microsoftgraph/msgraph-cli#383).
+            return aad_error(
+                StatusCode::UNAUTHORIZED,
+                "invalid_client",
+                7000215,
+                &format!(
+                    "Invalid client secret provided. Ensure the secret being sent in the request is the client secret value, not the client secret ID, for a secret added to app '{client_id}'."
+                ),
+            );
+        }
         _ => {}
     }
 
     let token = issue(&shared.token_key, tenant, client_id);
-    shared.tokens_issued.fetch_add(1, Ordering::Relaxed);
+    shared.counters.count_token();
     (
         StatusCode::OK,
         json!({
@@ -232,9 +249,16 @@ fn issue(key: &str, tenant: &str, client_id: &str) -> String {
     format!("{signing_input}.{sig}")
 }
 
+/// Who a valid access token was issued to: the write quota is per app and tenant.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub(crate) struct Caller {
+    pub(crate) tenant: String,
+    pub(crate) app: String,
+}
+
 /// Checks `Authorization: Bearer <token>`; the error is Graph's message for a 401
 /// `InvalidAuthenticationToken`.
-pub(crate) fn validate(shared: &Shared, headers: &HeaderMap) -> Result<(), &'static str> {
+pub(crate) fn validate(shared: &Shared, headers: &HeaderMap) -> Result<Caller, &'static str> {
     let value = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
@@ -254,13 +278,23 @@ pub(crate) fn validate(shared: &Shared, headers: &HeaderMap) -> Result<(), &'sta
     if signature(&shared.token_key, signing_input) != sig {
         return Err("Access token validation failure.");
     }
-    let exp = signing_input
+    let claims = signing_input
         .split_once('.')
         .and_then(|(_, payload)| URL_SAFE_NO_PAD.decode(payload).ok())
         .and_then(|bytes| serde_json::from_slice::<Value>(&bytes).ok())
-        .and_then(|claims| claims.get("exp").and_then(Value::as_i64));
-    match exp {
-        Some(exp) if exp > jiff::Timestamp::now().as_second() => Ok(()),
+        .unwrap_or(Value::Null);
+    let claim = |name: &str| {
+        claims
+            .get(name)
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned()
+    };
+    match claims.get("exp").and_then(Value::as_i64) {
+        Some(exp) if exp > jiff::Timestamp::now().as_second() => Ok(Caller {
+            tenant: claim("tid"),
+            app: claim("appid"),
+        }),
         Some(_) => Err("Lifetime validation failed, the token is expired."),
         None => Err("Access token validation failure."),
     }

@@ -2,12 +2,42 @@
 
 use std::time::Duration;
 
-use hrsync_sandbox::{Faults, RunningSandbox, Sandbox, SandboxConfig};
+use hrsync_sandbox::{
+    Faults, RunningSandbox, Sandbox, SandboxConfig, SeedGroup, SeedSku, WriteLimit,
+};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
 const TENANT: &str = "contoso-tenant";
 const SKU_E3: &str = "05e9a617-0261-4cee-bb44-138d3ef5d965";
+const SKU_E5: &str = "06ebc4ee-1bb5-47dd-8120-11324bc54e06";
+const STAFF: &str = "8c3f9f5e-1b7a-4d7e-9a55-3f1f4a0c2b11";
+const LEADS: &str = "0b9e2d51-6a1c-4c1e-8f5e-2d3c4b5a6978";
+
+fn group(id: &str, name: &str) -> SeedGroup {
+    SeedGroup {
+        id: id.to_owned(),
+        display_name: name.to_owned(),
+        licenses: Vec::new(),
+    }
+}
+
+fn sku(id: &str, part: &str, units: u32) -> SeedSku {
+    SeedSku {
+        id: id.to_owned(),
+        part_number: part.to_owned(),
+        units,
+    }
+}
+
+/// A sandbox with the groups the scenarios use (`STAFF`, `LEADS`) and an E3 SKU.
+fn seeded() -> SandboxConfig {
+    SandboxConfig {
+        groups: vec![group(STAFF, "Staff"), group(LEADS, "Leads")],
+        skus: vec![sku(SKU_E3, "ENTERPRISEPACK", 100)],
+        ..SandboxConfig::default()
+    }
+}
 
 struct Env {
     sandbox: RunningSandbox,
@@ -193,13 +223,6 @@ async fn token_then_create_user_201() {
     assert_eq!(status, StatusCode::CREATED, "{user}");
     let id = user["id"].as_str().expect("id");
     assert_eq!(id.len(), 36);
-    assert_eq!(user["employeeId"], "1001");
-    assert_eq!(user["department"], "Engineering");
-    assert_eq!(user["employeeOrgData"]["costCenter"], "CC-1");
-    assert_eq!(
-        user["proxyAddresses"],
-        json!(["SMTP:Ada.Lovelace@acme.example"])
-    );
     assert!(
         user.get("passwordProfile").is_none(),
         "the password is never returned"
@@ -208,6 +231,43 @@ async fn token_then_create_user_201() {
         user["@odata.context"]
             .as_str()
             .is_some_and(|c| c.ends_with("$metadata#users/$entity"))
+    );
+    // Graph answers a create with the default property set (learn.microsoft.com/graph/api/user-post-users).
+    let mut keys: Vec<&str> = user
+        .as_object()
+        .expect("object")
+        .keys()
+        .map(String::as_str)
+        .filter(|k| !k.starts_with('@'))
+        .collect();
+    keys.sort_unstable();
+    assert_eq!(
+        keys,
+        [
+            "businessPhones",
+            "displayName",
+            "givenName",
+            "id",
+            "jobTitle",
+            "mail",
+            "mobilePhone",
+            "officeLocation",
+            "preferredLanguage",
+            "surname",
+            "userPrincipalName"
+        ]
+    );
+    let (_, stored) = env
+        .get(&format!(
+            "users/{id}?$select=employeeId,department,employeeOrgData,proxyAddresses"
+        ))
+        .await;
+    assert_eq!(stored["employeeId"], "1001");
+    assert_eq!(stored["department"], "Engineering");
+    assert_eq!(stored["employeeOrgData"]["costCenter"], "CC-1");
+    assert_eq!(
+        stored["proxyAddresses"],
+        json!(["SMTP:Ada.Lovelace@acme.example"])
     );
 
     let (status, read) = env
@@ -562,7 +622,7 @@ async fn manager_references() {
 #[tokio::test]
 async fn licenses_need_a_usage_location_and_a_known_sku() {
     let env = start(SandboxConfig {
-        seed_skus: vec![(SKU_E3.to_owned(), "ENTERPRISEPACK".to_owned())],
+        skus: vec![sku(SKU_E3, "ENTERPRISEPACK", 10)],
         ..SandboxConfig::default()
     })
     .await;
@@ -588,6 +648,10 @@ async fn licenses_need_a_usage_location_and_a_known_sku() {
     );
     let (status, user) = env.post(&format!("users/{id}/assignLicense"), assign).await;
     assert_eq!(status, StatusCode::OK, "{user}");
+    assert_eq!(user["id"], id.as_str());
+    let (_, user) = env
+        .get(&format!("users/{id}?$select=assignedLicenses"))
+        .await;
     assert_eq!(user["assignedLicenses"][0]["skuId"], SKU_E3);
 
     let (status, details) = env.get(&format!("users/{id}/licenseDetails")).await;
@@ -600,6 +664,10 @@ async fn licenses_need_a_usage_location_and_a_known_sku() {
         .await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert_eq!(error_code(&body), "Request_BadRequest");
+    assert_eq!(
+        error_message(&body),
+        "License c42b9cae-ea4f-4ab7-9717-81576235ccac does not correspond to a valid company License."
+    );
 
     let remove = json!({"addLicenses": [], "removeLicenses": [SKU_E3]});
     assert_eq!(
@@ -618,7 +686,11 @@ async fn licenses_need_a_usage_location_and_a_known_sku() {
 async fn group_membership() {
     let group = "8c3f9f5e-1b7a-4d7e-9a55-3f1f4a0c2b11";
     let env = start(SandboxConfig {
-        seed_groups: vec![(group.to_owned(), "Engineering".to_owned())],
+        groups: vec![SeedGroup {
+            id: group.to_owned(),
+            display_name: "Engineering".to_owned(),
+            licenses: Vec::new(),
+        }],
         ..SandboxConfig::default()
     })
     .await;
@@ -673,17 +745,21 @@ async fn group_membership() {
     assert!(env.sandbox.sandbox.group_members(group).is_empty());
 }
 
+/// Nothing creates a group: an unknown group is 404, as in Graph, seeded or not.
 #[tokio::test]
-async fn unseeded_groups_are_created_on_first_reference() {
+async fn unknown_groups_are_404_even_with_no_groups_seeded() {
     let env = start_default().await;
     let id = env.create("auto@acme.example", "6101").await;
     let reference =
         json!({"@odata.id": format!("https://graph.microsoft.com/v1.0/directoryObjects/{id}")});
-    assert_eq!(
-        env.post("groups/all-staff/members/$ref", reference).await.0,
-        StatusCode::NO_CONTENT
-    );
-    assert_eq!(env.sandbox.sandbox.group_members("all-staff"), vec![id]);
+    let (status, body) = env
+        .post(&format!("groups/{STAFF}/members/$ref"), reference)
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(error_code(&body), "Request_ResourceNotFound");
+    assert!(env.sandbox.sandbox.group_members(STAFF).is_empty());
+    let (status, _) = env.get(&format!("groups/{STAFF}/members")).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
 }
 
 #[tokio::test]
@@ -811,16 +887,6 @@ async fn soft_deleted_users_keep_their_names_and_can_be_found_and_restored() {
     let (_, live) = env.filter("users", "employeeId eq '9001'").await;
     assert_eq!(live["value"], json!([]));
 
-    let (status, body) = env
-        .post("users", new_user("leaver@acme.example", "9002"))
-        .await;
-    assert_eq!(status, StatusCode::BAD_REQUEST);
-    assert_eq!(error_code(&body), "Request_BadRequest");
-    assert_eq!(
-        error_message(&body),
-        "Another object with the same value for property userPrincipalName already exists."
-    );
-
     let (status, deleted) = env
         .filter(
             "directory/deletedItems/microsoft.graph.user",
@@ -837,6 +903,47 @@ async fn soft_deleted_users_keep_their_names_and_can_be_found_and_restored() {
         .await;
     assert_eq!(status, StatusCode::OK, "{restored}");
     assert_eq!(env.get(&format!("users/{id}")).await.0, StatusCode::OK);
+    assert_eq!(restored["userPrincipalName"], "leaver@acme.example");
+}
+
+/// A soft-deleted user's UPN is free for a new account at once; restoring the old user then
+/// conflicts unless it gets a new UPN (support.microsoft.com/kb/2619308;
+/// learn.microsoft.com/graph/api/directory-deleteditems-restore: newUserPrincipalName).
+#[tokio::test]
+async fn a_soft_deleted_upn_is_free_and_restoring_over_it_conflicts() {
+    let env = start_default().await;
+    let old = env.create("reused@acme.example", "9101").await;
+    assert_eq!(
+        env.delete(&format!("users/{old}")).await.0,
+        StatusCode::NO_CONTENT
+    );
+    let new = env.create("reused@acme.example", "9102").await;
+    assert_ne!(old, new);
+
+    let (status, body) = env
+        .post(&format!("directory/deletedItems/{old}/restore"), json!({}))
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(
+        error_message(&body),
+        "Another object with the same value for property userPrincipalName already exists."
+    );
+    assert_eq!(
+        env.get(&format!("users/{old}")).await.0,
+        StatusCode::NOT_FOUND,
+        "a refused restore changes nothing"
+    );
+
+    let (status, restored) = env
+        .post(
+            &format!("directory/deletedItems/{old}/restore"),
+            json!({"newUserPrincipalName": "reused.old@acme.example"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{restored}");
+    assert_eq!(restored["userPrincipalName"], "reused.old@acme.example");
+    let (_, by_upn) = env.get("users/reused@acme.example").await;
+    assert_eq!(by_upn["id"], new.as_str());
 }
 
 #[tokio::test]
@@ -1053,7 +1160,7 @@ async fn server_errors_are_503_or_504() {
 
 #[tokio::test]
 async fn replication_lag_hides_new_users_from_references_until_it_passes() {
-    let env = start_default().await;
+    let env = start(seeded()).await;
     let worker = env.create("report@acme.example", "1501").await;
     env.sandbox.sandbox.set_faults(Faults {
         replication_lag: Duration::from_millis(200),
@@ -1075,7 +1182,9 @@ async fn replication_lag_hides_new_users_from_references_until_it_passes() {
     assert_eq!(error_code(&body), "Request_ResourceNotFound");
     let member =
         json!({"@odata.id": format!("https://graph.microsoft.com/v1.0/directoryObjects/{boss}")});
-    let (status, body) = env.post("groups/leads/members/$ref", member).await;
+    let (status, body) = env
+        .post(&format!("groups/{LEADS}/members/$ref"), member)
+        .await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert_eq!(error_code(&body), "Request_BadRequest");
     // Uniqueness sees the lagging user: a retried create does not make a twin.
@@ -1100,7 +1209,7 @@ async fn state_survives_a_restart() {
     let data = dir.path().join("directory.json");
     let config = || SandboxConfig {
         data: Some(data.clone()),
-        ..SandboxConfig::default()
+        ..seeded()
     };
 
     let env = start(config()).await;
@@ -1108,16 +1217,17 @@ async fn state_survives_a_restart() {
     let reference =
         json!({"@odata.id": format!("https://graph.microsoft.com/v1.0/directoryObjects/{id}")});
     assert_eq!(
-        env.post("groups/staff/members/$ref", reference).await.0,
+        env.post(&format!("groups/{STAFF}/members/$ref"), reference)
+            .await
+            .0,
         StatusCode::NO_CONTENT
     );
     let old_token = env.token.clone();
     env.sandbox.stop().await.expect("stops");
-    assert!(!dir.path().join("directory.json.tmp").exists());
 
     let restarted = Sandbox::start(config()).await.expect("restarts");
     assert_eq!(restarted.sandbox.users().len(), 1);
-    assert_eq!(restarted.sandbox.group_members("staff"), vec![id.clone()]);
+    assert_eq!(restarted.sandbox.group_members(STAFF), vec![id.clone()]);
     let env = Env {
         sandbox: restarted,
         http: reqwest::Client::new(),
@@ -1185,4 +1295,897 @@ async fn advanced_queries_need_consistency_level_and_count() {
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(ids(&body), vec![a]);
     assert_eq!(body["@odata.count"], 1);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Strictness: what Graph refuses, the sandbox refuses
+
+impl Env {
+    async fn get_with(&self, path: &str, headers: &[(&str, &str)]) -> (StatusCode, Value) {
+        let mut request = self.http.get(self.url(path)).bearer_auth(&self.token);
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        read(request.send().await.expect("request")).await
+    }
+
+    /// Creates `n` users `{prefix}{i}@acme.example` (employeeId `{prefix}{i}`) through `$batch`
+    /// and returns their ids in order.
+    async fn create_many(&self, prefix: &str, n: usize) -> Vec<String> {
+        let mut ids = Vec::with_capacity(n);
+        for chunk in (0..n).collect::<Vec<_>>().chunks(20) {
+            let requests: Vec<Value> = chunk
+                .iter()
+                .map(|i| {
+                    json!({"id": i.to_string(), "method": "POST", "url": "/users",
+                           "headers": {"Content-Type": "application/json"},
+                           "body": new_user(&format!("{prefix}{i}@acme.example"), &format!("{prefix}{i}"))})
+                })
+                .collect();
+            let (status, body) = self.post("$batch", json!({"requests": requests})).await;
+            assert_eq!(status, StatusCode::OK, "{body}");
+            let mut responses = body["responses"].as_array().expect("responses").clone();
+            responses.sort_by_key(|r| r["id"].as_str().and_then(|i| i.parse::<usize>().ok()));
+            for r in responses {
+                assert_eq!(r["status"], 201, "{r}");
+                ids.push(r["body"]["id"].as_str().expect("id").to_owned());
+            }
+        }
+        ids
+    }
+}
+
+async fn token_with_secret(
+    http: &reqwest::Client,
+    sandbox: &RunningSandbox,
+    secret: &str,
+) -> (StatusCode, Value) {
+    read(
+        http.post(sandbox.token_url(TENANT))
+            .form(&[
+                ("grant_type", "client_credentials"),
+                ("client_id", "11111111-2222-3333-4444-555555555555"),
+                ("scope", "https://graph.microsoft.com/.default"),
+                ("client_secret", secret),
+            ])
+            .send()
+            .await
+            .expect("token request"),
+    )
+    .await
+}
+
+#[tokio::test]
+async fn a_configured_client_secret_refuses_any_other() {
+    let sandbox = Sandbox::start(SandboxConfig {
+        client_secret: Some("right".to_owned()),
+        ..SandboxConfig::default()
+    })
+    .await
+    .expect("starts");
+    let http = reqwest::Client::new();
+    let (status, body) = token_with_secret(&http, &sandbox, "wrong").await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert_eq!(body["error"], "invalid_client");
+    assert_eq!(body["error_codes"], json!([7000215]));
+    assert!(
+        body["error_description"].as_str().is_some_and(|d| d.starts_with(
+            "AADSTS7000215: Invalid client secret provided. Ensure the secret being sent in the request is the client secret value, not the client secret ID, for a secret added to app '11111111-2222-3333-4444-555555555555'."
+        )),
+        "{body}"
+    );
+    assert_eq!(sandbox.sandbox.tokens_issued(), 0);
+    let (status, _) = token_with_secret(&http, &sandbox, "right").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(sandbox.sandbox.tokens_issued(), 1);
+}
+
+#[tokio::test]
+async fn passwords_must_meet_entras_complexity() {
+    let env = start_default().await;
+    for weak in [
+        "abc",
+        "alllowercase",
+        "lowercase99",
+        "Sh0rt!",
+        "Pässword-99",
+    ] {
+        let mut body = new_user("weak@acme.example", "1801");
+        body["passwordProfile"]["password"] = json!(weak);
+        let (status, body) = env.post("users", body).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{weak}: {body}");
+        assert_eq!(error_code(&body), "Request_BadRequest");
+        assert_eq!(
+            error_message(&body),
+            "The specified password does not comply with password complexity requirements. Please provide a different password."
+        );
+    }
+    assert!(env.sandbox.sandbox.users().is_empty());
+    let id = env.create("strong@acme.example", "1802").await;
+    let (status, _) = env
+        .patch(
+            &format!("users/{id}"),
+            json!({"passwordProfile": {"password": "weakweak"}}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+}
+
+#[tokio::test]
+async fn count_needs_consistency_level() {
+    let env = start_default().await;
+    env.create("count.a@acme.example", "1901").await;
+    env.create("count.b@acme.example", "1902").await;
+
+    // $count=true without the header is silently ignored (learn.microsoft.com/graph/aad-advanced-queries).
+    let (status, body) = env.get("users?$count=true&$select=id").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(body.get("@odata.count").is_none(), "{body}");
+    let (status, body) = env
+        .get_with(
+            "users?$count=true&$select=id",
+            &[("ConsistencyLevel", "eventual")],
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body["@odata.count"], 2);
+
+    let (status, body) = env.get("users/$count").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(error_code(&body), "Request_BadRequest");
+    assert_eq!(error_message(&body), "$count is not currently supported.");
+    let response = env
+        .http
+        .get(env.url("users/$count"))
+        .bearer_auth(&env.token)
+        .header("ConsistencyLevel", "eventual")
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(response.status(), StatusCode::OK);
+    assert!(
+        response
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|c| c.starts_with("text/plain"))
+    );
+    assert_eq!(response.text().await.expect("body"), "2");
+}
+
+#[tokio::test]
+async fn ne_not_and_endswith_need_both_advanced_parameters() {
+    let env = start_default().await;
+    let a = env.create("adv2.a@acme.example", "2101").await;
+    let b = env.create("adv2.b@acme.example", "2102").await;
+    for filter in [
+        "employeeId ne '2102'",
+        "not(employeeId eq '2102')",
+        "endsWith(userPrincipalName,'a@acme.example')",
+    ] {
+        let path = format!("users?$filter={}&$select=id", encode(filter));
+        let (status, body) = env.get(&path).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{filter}: {body}");
+        assert_eq!(error_code(&body), "Request_UnsupportedQuery");
+        let (status, _) = env
+            .get_with(&path, &[("ConsistencyLevel", "eventual")])
+            .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{filter}: header alone");
+        let (status, _) = env.get(&format!("{path}&$count=true")).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{filter}: $count alone");
+        let (status, body) = env
+            .get_with(
+                &format!("{path}&$count=true"),
+                &[("ConsistencyLevel", "eventual")],
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{filter}: {body}");
+        assert_eq!(ids(&body), vec![a.clone()], "{filter}");
+    }
+    assert_ne!(a, b);
+}
+
+#[tokio::test]
+async fn batch_urls_are_relative_and_depends_on_names_a_request_of_the_batch() {
+    let env = start_default().await;
+    let id = env.create("batch.rules@acme.example", "2201").await;
+    env.sandbox.sandbox.clear_requests();
+    let absolute = json!({"requests": [
+        {"id": "1", "method": "GET", "url": format!("https://graph.microsoft.com/v1.0/users/{id}")},
+    ]});
+    let (status, body) = env.post("$batch", absolute).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    let unknown = json!({"requests": [
+        {"id": "1", "method": "GET", "url": format!("/users/{id}"), "dependsOn": ["9"]},
+    ]});
+    let (status, body) = env.post("$batch", unknown).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    let duplicate = json!({"requests": [
+        {"id": "1", "method": "GET", "url": format!("/users/{id}")},
+        {"id": "1", "method": "GET", "url": format!("/users/{id}")},
+    ]});
+    assert_eq!(
+        env.post("$batch", duplicate).await.0,
+        StatusCode::BAD_REQUEST
+    );
+    assert!(
+        env.sandbox.sandbox.requests().iter().all(|r| !r.in_batch),
+        "nothing inside ran"
+    );
+
+    // A request may depend on one listed after it: it runs after it.
+    let forward = json!({"requests": [
+        {"id": "a", "method": "GET", "url": format!("/users/{id}?$select=jobTitle"), "dependsOn": ["b"]},
+        {"id": "b", "method": "PATCH", "url": format!("/users/{id}"),
+         "headers": {"Content-Type": "application/json"}, "body": {"jobTitle": "Ordered"}},
+    ]});
+    let (status, body) = env.post("$batch", forward).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let a = body["responses"]
+        .as_array()
+        .expect("responses")
+        .iter()
+        .find(|r| r["id"] == "a")
+        .expect("a")
+        .clone();
+    assert_eq!(a["body"]["jobTitle"], "Ordered");
+}
+
+#[tokio::test]
+async fn domains_and_groups_are_listed() {
+    let env = start(SandboxConfig {
+        verified_domains: vec!["contoso.example".to_owned(), "fabrikam.example".to_owned()],
+        groups: vec![group(STAFF, "Staff"), group(LEADS, "Leads")],
+        ..SandboxConfig::default()
+    })
+    .await;
+    let (status, body) = env.get("domains").await;
+    assert_eq!(status, StatusCode::OK);
+    let names: Vec<&str> = body["value"]
+        .as_array()
+        .expect("value")
+        .iter()
+        .filter(|d| d["isVerified"] == true)
+        .filter_map(|d| d["id"].as_str())
+        .collect();
+    assert_eq!(names, ["contoso.example", "fabrikam.example"]);
+    assert_eq!(
+        env.get("domains/fabrikam.example").await.1["id"],
+        "fabrikam.example"
+    );
+
+    let (status, page) = env.get("groups?$top=1&$select=id").await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    assert_eq!(ids(&page), vec![LEADS.to_owned()]);
+    assert!(page["value"][0].get("displayName").is_none());
+    let next = page["@odata.nextLink"].as_str().expect("next link");
+    let (_, second) = read(
+        env.http
+            .get(next)
+            .bearer_auth(&env.token)
+            .send()
+            .await
+            .expect("request"),
+    )
+    .await;
+    assert_eq!(ids(&second), vec![STAFF.to_owned()]);
+    assert!(second.get("@odata.nextLink").is_none());
+    let (status, body) = env
+        .get(&format!(
+            "groups?$filter={}",
+            encode("displayName eq 'staff'")
+        ))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(ids(&body), vec![STAFF.to_owned()]);
+    assert_eq!(
+        env.get("groups?$select=nope").await.0,
+        StatusCode::BAD_REQUEST
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Licences with units
+
+#[tokio::test]
+async fn licences_run_out_and_removals_free_units() {
+    let env = start(SandboxConfig {
+        skus: vec![sku(SKU_E3, "ENTERPRISEPACK", 2)],
+        ..SandboxConfig::default()
+    })
+    .await;
+    let mut users = Vec::new();
+    for n in 0..3 {
+        let id = env
+            .create(&format!("units{n}@acme.example"), &format!("23{n}"))
+            .await;
+        env.patch(&format!("users/{id}"), json!({"usageLocation": "GB"}))
+            .await;
+        users.push(id);
+    }
+    let assign =
+        json!({"addLicenses": [{"skuId": SKU_E3, "disabledPlans": []}], "removeLicenses": []});
+    for id in &users[..2] {
+        let (status, body) = env
+            .post(&format!("users/{id}/assignLicense"), assign.clone())
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+    }
+    let (_, skus) = env.get("subscribedSkus").await;
+    assert_eq!(skus["value"][0]["prepaidUnits"]["enabled"], 2);
+    assert_eq!(skus["value"][0]["consumedUnits"], 2);
+
+    let upper = json!({"addLicenses": [{"skuId": SKU_E3.to_uppercase(), "disabledPlans": []}], "removeLicenses": []});
+    let (status, body) = env
+        .post(&format!("users/{}/assignLicense", users[2]), upper)
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(error_code(&body), "Request_BadRequest");
+    assert_eq!(
+        error_message(&body),
+        format!(
+            "Subscription with SKU {} does not have any available licenses.",
+            SKU_E3.to_uppercase()
+        )
+    );
+    let (_, details) = env.get(&format!("users/{}/licenseDetails", users[2])).await;
+    assert_eq!(details["value"], json!([]), "nothing changed");
+    assert_eq!(
+        env.get("subscribedSkus").await.1["value"][0]["consumedUnits"],
+        2
+    );
+
+    // Re-assigning a licence the user holds needs no unit.
+    assert_eq!(
+        env.post(&format!("users/{}/assignLicense", users[0]), assign.clone())
+            .await
+            .0,
+        StatusCode::OK
+    );
+    let remove = json!({"addLicenses": [], "removeLicenses": [SKU_E3]});
+    assert_eq!(
+        env.post(&format!("users/{}/assignLicense", users[0]), remove)
+            .await
+            .0,
+        StatusCode::OK
+    );
+    assert_eq!(
+        env.get("subscribedSkus").await.1["value"][0]["consumedUnits"],
+        1
+    );
+    let (status, body) = env
+        .post(&format!("users/{}/assignLicense", users[2]), assign)
+        .await;
+    assert_eq!(status, StatusCode::OK, "the freed unit is used: {body}");
+
+    // A soft-deleted user's licence is not consumed.
+    assert_eq!(
+        env.delete(&format!("users/{}", users[1])).await.0,
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(
+        env.get("subscribedSkus").await.1["value"][0]["consumedUnits"],
+        1
+    );
+}
+
+#[tokio::test]
+async fn a_licensing_group_licenses_its_members_while_units_last() {
+    let env = start(SandboxConfig {
+        skus: vec![sku(SKU_E5, "SPE_E5", 1)],
+        groups: vec![SeedGroup {
+            id: STAFF.to_owned(),
+            display_name: "Licensed staff".to_owned(),
+            licenses: vec![SKU_E5.to_owned()],
+        }],
+        ..SandboxConfig::default()
+    })
+    .await;
+    let first = env.create("gbl1@acme.example", "2401").await;
+    let second = env.create("gbl2@acme.example", "2402").await;
+    let member = |id: &str| json!({"@odata.id": format!("https://graph.microsoft.com/v1.0/directoryObjects/{id}")});
+    for id in [&first, &second] {
+        assert_eq!(
+            env.post(&format!("groups/{STAFF}/members/$ref"), member(id))
+                .await
+                .0,
+            StatusCode::NO_CONTENT
+        );
+    }
+    let (_, one) = env
+        .get(&format!(
+            "users/{first}?$select=assignedLicenses,licenseAssignmentStates"
+        ))
+        .await;
+    assert_eq!(one["assignedLicenses"][0]["skuId"], SKU_E5);
+    let state = &one["licenseAssignmentStates"][0];
+    assert_eq!(state["assignedByGroup"], STAFF);
+    assert_eq!(state["state"], "Active");
+    assert_eq!(
+        env.get(&format!("users/{first}/licenseDetails")).await.1["value"][0]["skuPartNumber"],
+        "SPE_E5"
+    );
+
+    let (_, two) = env
+        .get(&format!(
+            "users/{second}?$select=assignedLicenses,licenseAssignmentStates"
+        ))
+        .await;
+    assert_eq!(two["assignedLicenses"], json!([]), "no unit was free");
+    let state = &two["licenseAssignmentStates"][0];
+    assert_eq!(state["assignedByGroup"], STAFF);
+    assert_eq!(state["state"], "Error");
+    assert_eq!(state["error"], "CountViolation");
+    let (_, skus) = env.get("subscribedSkus").await;
+    assert_eq!(
+        skus["value"][0]["consumedUnits"], 1,
+        "an error is not consumed"
+    );
+
+    // Leaving the group releases the licence.
+    assert_eq!(
+        env.delete(&format!("groups/{STAFF}/members/{first}/$ref"))
+            .await
+            .0,
+        StatusCode::NO_CONTENT
+    );
+    let (_, one) = env
+        .get(&format!(
+            "users/{first}?$select=assignedLicenses,licenseAssignmentStates"
+        ))
+        .await;
+    assert_eq!(one["assignedLicenses"], json!([]));
+    assert_eq!(one["licenseAssignmentStates"], json!([]));
+    assert_eq!(
+        env.get("subscribedSkus").await.1["value"][0]["consumedUnits"],
+        0
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Write quota and counters
+
+#[tokio::test]
+async fn the_write_limit_throttles_writes_beyond_the_window() {
+    let env = start(SandboxConfig {
+        write_limit: Some(WriteLimit {
+            writes: 3,
+            window: Duration::from_secs(2),
+        }),
+        ..SandboxConfig::default()
+    })
+    .await;
+    for n in 0..3 {
+        env.create(&format!("quota{n}@acme.example"), &format!("25{n}"))
+            .await;
+    }
+    let (status, _) = env.get("users?$select=id").await;
+    assert_eq!(status, StatusCode::OK, "reads are not writes");
+    let response = env
+        .http
+        .post(env.url("users"))
+        .bearer_auth(&env.token)
+        .json(&new_user("quota3@acme.example", "253"))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
+    let header = |name: &str| {
+        response
+            .headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+    };
+    let retry_after: u64 = header("retry-after")
+        .and_then(|v| v.parse().ok())
+        .expect("Retry-After in whole seconds");
+    assert!((1..=2).contains(&retry_after), "{retry_after}");
+    assert_eq!(
+        header("x-ms-throttle-information").as_deref(),
+        Some("WriteLimitExceeded")
+    );
+    assert!(
+        header("x-ms-throttle-scope")
+            .is_some_and(|s| s.starts_with("Tenant_Application/ReadWrite/"))
+    );
+    let (_, body) = read(response).await;
+    assert_eq!(error_code(&body), "TooManyRequests");
+    assert_eq!(env.sandbox.sandbox.users().len(), 3, "nothing changed");
+    assert_eq!(env.sandbox.sandbox.stats().throttled, 1);
+
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    // A batch of 5 writes in a fresh window: 3 pass, the 2 beyond the quota are 429 one by one.
+    let requests: Vec<Value> = (0..5)
+        .map(|n| {
+            json!({"id": n.to_string(), "method": "POST", "url": "/users",
+                   "headers": {"Content-Type": "application/json"},
+                   "body": new_user(&format!("quotab{n}@acme.example"), &format!("26{n}"))})
+        })
+        .collect();
+    let (status, body) = env.post("$batch", json!({"requests": requests})).await;
+    assert_eq!(status, StatusCode::OK, "the batch itself is not a write");
+    let statuses: Vec<u64> = body["responses"]
+        .as_array()
+        .expect("responses")
+        .iter()
+        .map(|r| r["status"].as_u64().unwrap_or_default())
+        .collect();
+    assert_eq!(statuses, [201, 201, 201, 429, 429], "{body}");
+    assert!(body["responses"][3]["headers"]["Retry-After"].is_string());
+    assert_eq!(env.sandbox.sandbox.users().len(), 6);
+}
+
+#[tokio::test]
+async fn stats_count_reads_writes_batches_and_tokens() {
+    let env = start_default().await;
+    let id = env.create("stats@acme.example", "2701").await;
+    env.get(&format!("users/{id}")).await;
+    let batch = json!({"requests": [
+        {"id": "1", "method": "GET", "url": format!("/users/{id}")},
+        {"id": "2", "method": "PATCH", "url": format!("/users/{id}"),
+         "headers": {"Content-Type": "application/json"}, "body": {"jobTitle": "Counted"}},
+    ]});
+    env.post("$batch", batch).await;
+    let stats = env.sandbox.sandbox.stats();
+    assert_eq!(stats.tokens, 1);
+    assert_eq!(stats.reads, 2);
+    assert_eq!(stats.writes, 2);
+    assert_eq!(stats.batches, 1);
+    assert_eq!(stats.requests, 6, "token, create, get, batch and its two");
+    let (status, over_http) = read(
+        env.http
+            .get(format!("{}/sandbox/stats", env.sandbox.url))
+            .send()
+            .await
+            .expect("request"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(over_http["writes"], 2);
+    assert_eq!(over_http["batches"], 1);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Indexes, paging and storage
+
+#[tokio::test]
+async fn indexed_filters_answer_exactly_over_thousands_of_users() {
+    let env = start_default().await;
+    let ids = env.create_many("idx", 2500).await;
+    // Give every tenth user a mail (and so a proxy address).
+    for (i, id) in ids.iter().enumerate().step_by(10) {
+        let (status, _) = env
+            .patch(
+                &format!("users/{id}"),
+                json!({"mail": format!("mail{i}@acme.example")}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::NO_CONTENT);
+    }
+    let (_, body) = env.filter("users", "employeeId eq 'IDX1234'").await;
+    assert_eq!(ids_of(&body), vec![ids[1234].clone()]);
+    let (_, body) = env
+        .filter(
+            "users",
+            "proxyAddresses/any(p:p eq 'smtp:MAIL1230@acme.example')",
+        )
+        .await;
+    assert_eq!(ids_of(&body), vec![ids[1230].clone()]);
+    let (_, body) = env
+        .filter(
+            "users",
+            "userPrincipalName eq 'idx7@acme.example' or userPrincipalName eq 'IDX2499@acme.example' or userPrincipalName eq 'nobody@acme.example'",
+        )
+        .await;
+    assert_eq!(ids_of(&body), vec![ids[7].clone(), ids[2499].clone()]);
+    let (_, body) = env
+        .filter("users", "employeeId in ('idx3', 'idx30', 'idx300')")
+        .await;
+    assert_eq!(
+        ids_of(&body),
+        vec![ids[3].clone(), ids[30].clone(), ids[300].clone()]
+    );
+    let (_, body) = env
+        .filter(
+            "users",
+            "mail eq 'mail20@acme.example' and startswith(displayName,'idx2')",
+        )
+        .await;
+    assert_eq!(ids_of(&body), vec![ids[20].clone()]);
+    let (_, body) = env.filter("users", "startswith(employeeId,'idx249')").await;
+    assert_eq!(
+        body["value"].as_array().map(Vec::len),
+        Some(11),
+        "a scan still works"
+    );
+
+    // A soft-deleted user leaves the live indexes and joins the deleted ones.
+    env.delete(&format!("users/{}", ids[1234])).await;
+    let (_, body) = env.filter("users", "employeeId eq 'idx1234'").await;
+    assert!(ids_of(&body).is_empty());
+    let (_, body) = env
+        .filter(
+            "directory/deletedItems/microsoft.graph.user",
+            "employeeId eq 'idx1234'",
+        )
+        .await;
+    assert_eq!(ids_of(&body), vec![ids[1234].clone()]);
+}
+
+fn ids_of(body: &Value) -> Vec<String> {
+    ids(body)
+}
+
+#[tokio::test]
+async fn paging_walks_every_user_exactly_once() {
+    let env = start_default().await;
+    let created = env.create_many("page", 2100).await;
+    let mut seen: Vec<String> = Vec::new();
+    let mut next = Some(env.url("users?$select=id&$top=999"));
+    let mut pages = 0;
+    while let Some(link) = next {
+        let (status, page) = read(
+            env.http
+                .get(&link)
+                .bearer_auth(&env.token)
+                .send()
+                .await
+                .expect("request"),
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK, "{page}");
+        seen.extend(ids(&page));
+        next = page["@odata.nextLink"].as_str().map(str::to_owned);
+        pages += 1;
+    }
+    assert_eq!(pages, 3);
+    assert_eq!(seen, created, "every user once, in creation order");
+
+    for id in &created[..5] {
+        env.delete(&format!("users/{id}")).await;
+    }
+    let mut deleted = Vec::new();
+    let mut next = Some(env.url("directory/deletedItems/microsoft.graph.user?$top=2"));
+    while let Some(link) = next {
+        let (_, page) = read(
+            env.http
+                .get(&link)
+                .bearer_auth(&env.token)
+                .send()
+                .await
+                .expect("request"),
+        )
+        .await;
+        deleted.extend(ids(&page));
+        next = page["@odata.nextLink"].as_str().map(str::to_owned);
+    }
+    assert_eq!(deleted, created[..5].to_vec());
+}
+
+#[tokio::test]
+async fn a_restart_keeps_users_groups_memberships_managers_and_licences() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("sandbox.db");
+    let config = || SandboxConfig {
+        data: Some(data.clone()),
+        skus: vec![sku(SKU_E3, "ENTERPRISEPACK", 5), sku(SKU_E5, "SPE_E5", 5)],
+        groups: vec![
+            group(STAFF, "Staff"),
+            SeedGroup {
+                id: LEADS.to_owned(),
+                display_name: "Leads".to_owned(),
+                licenses: vec![SKU_E5.to_owned()],
+            },
+        ],
+        ..SandboxConfig::default()
+    };
+    let env = start(config()).await;
+    let boss = env.create("keep.boss@acme.example", "2801").await;
+    let worker = env.create("keep.worker@acme.example", "2802").await;
+    env.put(
+        &format!("users/{worker}/manager/$ref"),
+        json!({"@odata.id": format!("https://graph.microsoft.com/v1.0/users/{boss}")}),
+    )
+    .await;
+    for g in [STAFF, LEADS] {
+        env.post(
+            &format!("groups/{g}/members/$ref"),
+            json!({"@odata.id": format!("https://graph.microsoft.com/v1.0/directoryObjects/{boss}")}),
+        )
+        .await;
+    }
+    env.patch(
+        &format!("users/{worker}"),
+        json!({"usageLocation": "GB", "mail": "kept@acme.example"}),
+    )
+    .await;
+    let (status, _) = env
+        .post(
+            &format!("users/{worker}/assignLicense"),
+            json!({"addLicenses": [{"skuId": SKU_E3}], "removeLicenses": []}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    env.sandbox.stop().await.expect("stops");
+
+    let restarted = Sandbox::start(config()).await.expect("restarts");
+    let env = Env {
+        http: reqwest::Client::new(),
+        token: token(&reqwest::Client::new(), &restarted).await,
+        sandbox: restarted,
+    };
+    assert_eq!(env.sandbox.sandbox.users().len(), 2);
+    assert_eq!(env.sandbox.sandbox.group_members(STAFF), vec![boss.clone()]);
+    assert_eq!(env.sandbox.sandbox.group_members(LEADS), vec![boss.clone()]);
+    assert_eq!(env.sandbox.sandbox.manager_of(&worker), Some(boss.clone()));
+    let (_, licensed) = env
+        .get(&format!("users/{worker}?$select=assignedLicenses"))
+        .await;
+    assert_eq!(licensed["assignedLicenses"][0]["skuId"], SKU_E3);
+    let (_, lead) = env
+        .get(&format!("users/{boss}?$select=licenseAssignmentStates"))
+        .await;
+    assert_eq!(lead["licenseAssignmentStates"][0]["assignedByGroup"], LEADS);
+    let (_, skus) = env.get("subscribedSkus").await;
+    let consumed: Vec<u64> = skus["value"]
+        .as_array()
+        .expect("value")
+        .iter()
+        .map(|s| s["consumedUnits"].as_u64().unwrap_or_default())
+        .collect();
+    assert_eq!(consumed, [1, 1]);
+    let (_, found) = env
+        .filter(
+            "users",
+            "proxyAddresses/any(p:p eq 'smtp:kept@acme.example')",
+        )
+        .await;
+    assert_eq!(
+        ids(&found),
+        vec![worker.clone()],
+        "indexes are rebuilt on load"
+    );
+    // Uniqueness survives too.
+    let (status, _) = env
+        .post("users", new_user("keep.boss@acme.example", "2803"))
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+}
+
+#[tokio::test]
+async fn a_legacy_json_data_file_is_migrated_with_its_users() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("sandbox.json");
+    let legacy = json!({
+        "format": "hrsync-sandbox/1",
+        "tokenKey": "legacy-key",
+        "users": [
+            {"user": {"id": "3f1b2c4d-0000-4000-8000-000000000001", "userPrincipalName": "old.boss@acme.example",
+                      "displayName": "Old Boss", "employeeId": "L1", "accountEnabled": true,
+                      "mail": "old.boss@acme.example", "proxyAddresses": ["SMTP:old.boss@acme.example"],
+                      "usageLocation": "GB",
+                      "assignedLicenses": [{"skuId": SKU_E3, "disabledPlans": []}]}},
+            {"user": {"id": "3f1b2c4d-0000-4000-8000-000000000002", "userPrincipalName": "old.worker@acme.example",
+                      "displayName": "Old Worker", "employeeId": "L2", "accountEnabled": true},
+             "managerId": "3f1b2c4d-0000-4000-8000-000000000001"}
+        ],
+        "groups": [{"id": STAFF, "displayName": "Staff", "members": ["3f1b2c4d-0000-4000-8000-000000000002"]}],
+        "skus": [{"skuId": SKU_E3, "skuPartNumber": "ENTERPRISEPACK"}]
+    });
+    std::fs::write(&data, serde_json::to_vec_pretty(&legacy).expect("json")).expect("write");
+
+    let env = start(SandboxConfig {
+        data: Some(data.clone()),
+        ..SandboxConfig::default()
+    })
+    .await;
+    let head = std::fs::read(&data).expect("read");
+    assert!(head.starts_with(b"SQLite format 3\0"), "migrated in place");
+    assert_eq!(env.sandbox.sandbox.users().len(), 2);
+    let (status, body) = env.filter("users", "employeeId eq 'L2'").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(ids(&body), vec!["3f1b2c4d-0000-4000-8000-000000000002"]);
+    assert_eq!(
+        env.sandbox
+            .sandbox
+            .manager_of("3f1b2c4d-0000-4000-8000-000000000002")
+            .as_deref(),
+        Some("3f1b2c4d-0000-4000-8000-000000000001")
+    );
+    assert_eq!(
+        env.sandbox.sandbox.group_members(STAFF),
+        vec!["3f1b2c4d-0000-4000-8000-000000000002"]
+    );
+    let (_, details) = env
+        .get("users/3f1b2c4d-0000-4000-8000-000000000001/licenseDetails")
+        .await;
+    assert_eq!(details["value"][0]["skuPartNumber"], "ENTERPRISEPACK");
+    env.sandbox.stop().await.expect("stops");
+    // The migrated file opens again as SQLite.
+    let again = Sandbox::new(SandboxConfig {
+        data: Some(data),
+        ..SandboxConfig::default()
+    })
+    .expect("reopens");
+    assert_eq!(again.users().len(), 2);
+}
+
+#[tokio::test]
+async fn a_data_file_can_be_read_while_the_sandbox_runs() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("sandbox.db");
+    let env = start(SandboxConfig {
+        data: Some(data.clone()),
+        ..seeded()
+    })
+    .await;
+    let boss = env.create("read.boss@acme.example", "2901").await;
+    let worker = env.create("read.worker@acme.example", "2902").await;
+    env.put(
+        &format!("users/{worker}/manager/$ref"),
+        json!({"@odata.id": format!("https://graph.microsoft.com/v1.0/users/{boss}")}),
+    )
+    .await;
+    env.post(
+        &format!("groups/{STAFF}/members/$ref"),
+        json!({"@odata.id": format!("https://graph.microsoft.com/v1.0/directoryObjects/{worker}")}),
+    )
+    .await;
+    let directory = hrsync_sandbox::read_data_file(&data).expect("reads");
+    let users = directory["users"].as_array().expect("users");
+    assert_eq!(users.len(), 2);
+    assert_eq!(users[1]["user"]["employeeId"], "2902");
+    assert_eq!(users[1]["managerId"], boss.as_str());
+    let staff = directory["groups"]
+        .as_array()
+        .expect("groups")
+        .iter()
+        .find(|g| g["id"] == STAFF)
+        .expect("staff")
+        .clone();
+    assert_eq!(staff["members"], json!([worker]));
+    let (_, over_http) = read(
+        env.http
+            .get(format!("{}/sandbox/directory", env.sandbox.url))
+            .send()
+            .await
+            .expect("request"),
+    )
+    .await;
+    assert_eq!(over_http, directory, "the endpoint and the file agree");
+    // The sandbox keeps working after the read, and the file reads after it stopped.
+    env.create("read.after@acme.example", "2903").await;
+    env.sandbox.stop().await.expect("stops");
+    let after = hrsync_sandbox::read_data_file(&data).expect("reads a stopped sandbox's file");
+    assert_eq!(after["users"].as_array().map(Vec::len), Some(3));
+}
+
+/// An option a route does not implement is refused, never silently ignored.
+#[tokio::test]
+async fn query_options_a_route_does_not_implement_are_refused() {
+    let env = start(seeded()).await;
+    let id = env.create("options@acme.example", "3001").await;
+    for path in [
+        format!("users/{id}?$top=5"),
+        format!(
+            "users/{id}/memberOf?$filter={}",
+            encode("displayName eq 'x'")
+        ),
+        "subscribedSkus?$top=1".to_owned(),
+        "domains?$filter=id%20eq%20%27x%27".to_owned(),
+        format!("users/{id}/licenseDetails?$select=skuId"),
+    ] {
+        let (status, body) = env.get(&path).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{path}: {body}");
+        assert_eq!(error_code(&body), "BadRequest", "{path}");
+    }
+    let (status, _) = env
+        .patch(&format!("users/{id}?$select=id"), json!({"jobTitle": "x"}))
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(
+        env.get(&format!("users/{id}?$select=id")).await.0,
+        StatusCode::OK
+    );
 }

@@ -24,6 +24,7 @@ pub mod bamboohr;
 pub mod hibob;
 pub mod keka;
 pub mod personio;
+pub mod workforce;
 
 /// One request the emulator received.
 #[derive(Debug, Clone, PartialEq)]
