@@ -55,9 +55,11 @@ fn wait_for_line(child: &mut Child, marker: &str) -> String {
     panic!("no line with {marker:?} within 30 s");
 }
 
+/// A separate sandbox with the example company's groups and licences.
 fn start_sandbox() -> (Proc, String) {
     let mut child = hrsync()
-        .args(["sandbox", "--listen", "127.0.0.1:0"])
+        .args(["sandbox", "--listen", "127.0.0.1:0", "--seed-from"])
+        .arg(repo().join("examples/hrsync.toml"))
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();

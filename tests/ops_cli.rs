@@ -1,7 +1,7 @@
 //! End to end: the operations commands (`status`, `audit`, `timers`, `terminate`, `holds`,
 //! `dlq`) of the `hrsync` binary on the local runtime, as an operator runs them. Every test
 //! works in its own folder holding a copy of the shipped example config and export, with the
-//! in-process sandbox directory in `.hrsync/sandbox.json` beside it.
+//! in-process sandbox directory in `.hrsync/sandbox.db` beside it.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -110,8 +110,7 @@ impl Site {
     }
 
     fn users(&self) -> Vec<Value> {
-        let text = std::fs::read_to_string(self.path(".hrsync/sandbox.json")).unwrap();
-        let directory: Value = serde_json::from_str(&text).unwrap();
+        let directory = hrsync_sandbox::read_data_file(&self.path(".hrsync/sandbox.db")).unwrap();
         directory["users"]
             .as_array()
             .unwrap()

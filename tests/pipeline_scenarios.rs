@@ -21,7 +21,7 @@ use hrsync_pipeline::synthetic::{EMERGENCY, leaving_now};
 use hrsync_pipeline::{
     AuditRecord, Clock, DirectoryLookups, ManualClock, Outcome, Pipeline, Runner, RunnerSettings,
 };
-use hrsync_sandbox::{RunningSandbox, Sandbox, SandboxConfig};
+use hrsync_sandbox::{RunningSandbox, Sandbox, SandboxConfig, SeedGroup};
 use jiff::civil::{Date, date};
 use jiff::{SignedDuration, Timestamp};
 use serde_json::Value;
@@ -29,7 +29,7 @@ use tempfile::TempDir;
 
 const ALL_STAFF: &str = "00000000-0000-0000-0000-0000000000a1";
 const ENGINEERING: &str = "00000000-0000-0000-0000-0000000000e1";
-const SALES: &str = "00000000-0000-0000-0000-0000000000s1";
+const SALES: &str = "00000000-0000-0000-0000-0000000000b1";
 
 fn config(extra_lifecycle: &str) -> Config {
     Config::parse(&config_text(extra_lifecycle), "hrsync.toml").expect("scenario config parses")
@@ -75,6 +75,23 @@ immediate_termination_types = ["involuntary"]
     )
 }
 
+/// The tenant the scenarios run in: the groups their access rules grant exist.
+fn tenant() -> SandboxConfig {
+    let group = |id: &str, name: &str| SeedGroup {
+        id: id.to_owned(),
+        display_name: name.to_owned(),
+        licenses: Vec::new(),
+    };
+    SandboxConfig {
+        groups: vec![
+            group(ALL_STAFF, "All staff"),
+            group(ENGINEERING, "Engineering"),
+            group(SALES, "Sales"),
+        ],
+        ..SandboxConfig::default()
+    }
+}
+
 fn at(text: &str) -> Timestamp {
     text.parse().expect("RFC 3339")
 }
@@ -99,7 +116,7 @@ impl World {
     async fn with_hr(config: Config, start: &str, hr: hrsync_hr::Connectors) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let store = SqliteStore::open(dir.path().join("state.db")).unwrap();
-        let sandbox = Sandbox::start(SandboxConfig::default()).await.unwrap();
+        let sandbox = Sandbox::start(tenant()).await.unwrap();
         let mut settings =
             GraphSettings::new("contoso", "hrsync", Credential::ClientSecret("s".into()));
         settings.graph_endpoint = sandbox.url.clone();

@@ -305,7 +305,7 @@ fn the_table_shows_the_explanation_and_a_summary() {
 #[test]
 fn plan_apply_converges_the_examples_into_the_sandbox_and_a_second_run_does_nothing() {
     let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("sandbox.json");
+    let data = dir.path().join("sandbox.db");
     let config = dir.path().join("hrsync.toml");
     let example = std::fs::read_to_string(repo().join("examples/hrsync.toml")).unwrap();
     let with_data = example.replacen(
@@ -358,7 +358,7 @@ fn plan_apply_converges_the_examples_into_the_sandbox_and_a_second_run_does_noth
     let zoe = worker(&first, "hr:1003");
     assert_eq!(zoe["applied"]["steps"][0], "create");
 
-    let directory: Value = serde_json::from_str(&std::fs::read_to_string(&data).unwrap()).unwrap();
+    let directory = hrsync_sandbox::read_data_file(&data).unwrap();
     let users = directory["users"]
         .as_array()
         .expect("the sandbox keeps users");
@@ -396,6 +396,6 @@ fn plan_apply_converges_the_examples_into_the_sandbox_and_a_second_run_does_noth
 
     // Without the state, the accounts are found by employeeId and adopted: no duplicates.
     run(&[]);
-    let directory: Value = serde_json::from_str(&std::fs::read_to_string(&data).unwrap()).unwrap();
+    let directory = hrsync_sandbox::read_data_file(&data).unwrap();
     assert_eq!(directory["users"].as_array().unwrap().len(), created);
 }

@@ -2,7 +2,7 @@
 //! the shipped example config with its `[source.hr]` turned into a signed-JSON webhook
 //! source, starts the built binary on a free port, signs deliveries with
 //! `hrsync_hr::signed_json::sign` at the real time, and reads the outcome where an operator
-//! would: the in-process sandbox's `.hrsync/sandbox.json`, `GET /healthz`, and `hrsync audit`
+//! would: the in-process sandbox's `.hrsync/sandbox.db`, `GET /healthz`, and `hrsync audit`
 //! run as a separate process beside the running server.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]

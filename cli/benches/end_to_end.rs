@@ -30,11 +30,7 @@ fn main() {
         .skip(1)
         .filter(|a| !a.starts_with("--"))
         .collect();
-    let size = |default: usize| {
-        args.get(1)
-            .and_then(|n| n.parse().ok())
-            .unwrap_or(default)
-    };
+    let size = |default: usize| args.get(1).and_then(|n| n.parse().ok()).unwrap_or(default);
     match args.first().map(String::as_str) {
         Some("requests") => requests(size(1000)),
         Some("time") => time(size(10_000)),
@@ -58,7 +54,13 @@ struct Sandbox {
 impl Sandbox {
     fn start(licensing: Licensing, secret: &str, units: u32) -> Self {
         let mut command = hrsync();
-        command.args(["sandbox", "--listen", "127.0.0.1:0", "--client-secret", secret]);
+        command.args([
+            "sandbox",
+            "--listen",
+            "127.0.0.1:0",
+            "--client-secret",
+            secret,
+        ]);
         for (id, name, license) in Workforce::groups(licensing) {
             let seed = match license {
                 Some(sku) => format!("{id}={name}@{sku}"),
@@ -140,7 +142,9 @@ fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
 }
 
 fn requests(size: usize) {
-    println!("Graph requests of `hrsync import` ({size} workers; inner $batch requests counted one each)");
+    println!(
+        "Graph requests of `hrsync import` ({size} workers; inner $batch requests counted one each)"
+    );
     println!(
         "| licensing | run | reads | writes | total | per worker | joiners | movers | leavers | unchanged | exit |"
     );
@@ -213,7 +217,9 @@ fn time(size: usize) {
     let took = started.elapsed();
     let c = &summary["counts"];
     println!();
-    println!("`hrsync import` of {size} workers on the embedded default (SQLite state, in-process sandbox)");
+    println!(
+        "`hrsync import` of {size} workers on the embedded default (SQLite state, in-process sandbox)"
+    );
     println!("| workers | joiners | directory operations | failed | exit | wall time |");
     println!("|---|---|---|---|---|---|");
     println!(

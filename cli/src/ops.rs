@@ -258,15 +258,16 @@ async fn pending_licenses(local: &Local) -> anyhow::Result<Vec<PendingLicensesVi
             continue;
         };
         for pending in stored.state.pending_licenses {
-            let view = by_sku
-                .entry(pending.sku.to_lowercase())
-                .or_insert_with(|| PendingLicensesView {
-                    sku: pending.sku.clone(),
-                    workers: 0,
-                    next_try: pending.retry_at,
-                    reason: pending.reason.clone(),
-                    waiting: Vec::new(),
-                });
+            let view =
+                by_sku
+                    .entry(pending.sku.to_lowercase())
+                    .or_insert_with(|| PendingLicensesView {
+                        sku: pending.sku.clone(),
+                        workers: 0,
+                        next_try: pending.retry_at,
+                        reason: pending.reason.clone(),
+                        waiting: Vec::new(),
+                    });
             view.workers += 1;
             view.next_try = view.next_try.min(pending.retry_at);
             view.waiting.push(key.to_string());

@@ -91,7 +91,7 @@ pub fn run(args: PlanArgs) -> anyhow::Result<usize> {
     let connection = match &runtime {
         Some(runtime) => {
             let connection = runtime.block_on(directory::connect(
-                &config.directory,
+                &config,
                 crate::runtime::config_dir(&args.config),
             ))?;
             eprintln!("applying to {}", connection.description);

@@ -141,8 +141,7 @@ impl Local {
         work: Work,
     ) -> anyhow::Result<Started> {
         let hr = self.connectors()?;
-        let connection =
-            directory::connect(&self.config.directory, config_dir(&self.config_path)).await?;
+        let connection = directory::connect(&self.config, config_dir(&self.config_path)).await?;
         let released = self.queue.release_in_flight(clock.now()).await?;
         if released > 0 {
             tracing::info!(released, "took back messages an earlier run left in flight");

@@ -30,6 +30,11 @@ pub struct SandboxArgs {
     /// licensing).
     #[arg(long = "group", value_name = "ID=NAME[@SKU,...]")]
     groups: Vec<SeedGroup>,
+    /// Also seed the tenant an hrsync.toml expects: its `directory.sandbox_groups` and
+    /// `sandbox_skus`, else every group and licence its access rules grant (as the in-process
+    /// sandbox does).
+    #[arg(long, value_name = "HRSYNC.TOML")]
+    seed_from: Option<PathBuf>,
     /// A verified domain userPrincipalNames may use (repeatable; default: acme.example and
     /// example.com).
     #[arg(long = "domain", value_name = "NAME")]
@@ -64,6 +69,13 @@ pub fn run(args: SandboxArgs) -> anyhow::Result<()> {
             "{name} must be between 0 and 1, not {rate}"
         );
     }
+    let (mut groups, mut skus) = (args.groups, args.skus);
+    if let Some(path) = &args.seed_from {
+        let config = crate::plan::load_config(path)?;
+        let (from_groups, from_skus) = crate::directory::seeds(&config)?;
+        groups.extend(from_groups);
+        skus.extend(from_skus);
+    }
     let config = SandboxConfig {
         data: args.data,
         faults: Faults {
@@ -73,8 +85,8 @@ pub fn run(args: SandboxArgs) -> anyhow::Result<()> {
             replication_lag: Duration::from_millis(args.replication_lag_ms),
             seed: args.seed,
         },
-        groups: args.groups,
-        skus: args.skus,
+        groups,
+        skus,
         verified_domains: if args.domains.is_empty() {
             DEFAULT_VERIFIED_DOMAINS
                 .iter()

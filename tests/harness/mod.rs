@@ -1,6 +1,6 @@
 //! What the end-to-end tests of `hrsync serve` share: a site (a folder with a config), the
 //! running server, signed deliveries, and reading the outcome where an operator would (the
-//! sandbox's `.hrsync/sandbox.json`, `GET /healthz`, `hrsync audit`).
+//! sandbox's `.hrsync/sandbox.db`, `GET /healthz`, `hrsync audit`).
 
 #![allow(dead_code)]
 
@@ -130,13 +130,15 @@ impl Site {
             .collect()
     }
 
-    /// The sandbox directory as written to `.hrsync/sandbox.json` (empty before its first change).
+    /// The in-process sandbox's directory, read from its data file `.hrsync/sandbox.db` without
+    /// changing it (empty before the first command started it).
     pub fn directory(&self) -> Value {
-        match std::fs::read_to_string(self.path(".hrsync/sandbox.json")) {
-            Ok(text) => serde_json::from_str(&text).unwrap(),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => json!({}),
-            Err(e) => panic!("cannot read sandbox.json: {e}"),
+        let data = self.path(".hrsync/sandbox.db");
+        if !data.exists() {
+            return json!({});
         }
+        hrsync_sandbox::read_data_file(&data)
+            .unwrap_or_else(|e| panic!("cannot read the sandbox's data file: {e}"))
     }
 
     /// The sandbox's users (their Graph properties), each with `groups`: the ids of the

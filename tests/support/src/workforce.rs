@@ -66,15 +66,62 @@ pub const F3_GROUP: (&str, &str, &str) = (
 );
 
 const GIVEN: [&str; 24] = [
-    "Ada", "Grace", "Alan", "Margaret", "Linus", "Barbara", "Dennis", "Frances", "Ken", "Radia",
-    "Tim", "Hedy", "Edsger", "Katherine", "John", "Mary", "Niklaus", "Sophie", "Bjarne", "Jean",
-    "Guido", "Karen", "Donald", "Zoë",
+    "Ada",
+    "Grace",
+    "Alan",
+    "Margaret",
+    "Linus",
+    "Barbara",
+    "Dennis",
+    "Frances",
+    "Ken",
+    "Radia",
+    "Tim",
+    "Hedy",
+    "Edsger",
+    "Katherine",
+    "John",
+    "Mary",
+    "Niklaus",
+    "Sophie",
+    "Bjarne",
+    "Jean",
+    "Guido",
+    "Karen",
+    "Donald",
+    "Zoë",
 ];
 const FAMILY: [&str; 30] = [
-    "Lovelace", "Hopper", "Turing", "Hamilton", "Torvalds", "Liskov", "Ritchie", "Allen",
-    "Thompson", "Perlman", "Berners-Lee", "Lamarr", "Dijkstra", "Johnson", "McCarthy",
-    "Jackson", "Wirth", "Wilson", "Stroustrup", "Sammet", "van Rossum", "Spärck Jones", "Knuth",
-    "O'Brien", "García", "Okafor", "Chen", "Nakamura", "Müller", "Kowalski",
+    "Lovelace",
+    "Hopper",
+    "Turing",
+    "Hamilton",
+    "Torvalds",
+    "Liskov",
+    "Ritchie",
+    "Allen",
+    "Thompson",
+    "Perlman",
+    "Berners-Lee",
+    "Lamarr",
+    "Dijkstra",
+    "Johnson",
+    "McCarthy",
+    "Jackson",
+    "Wirth",
+    "Wilson",
+    "Stroustrup",
+    "Sammet",
+    "van Rossum",
+    "Spärck Jones",
+    "Knuth",
+    "O'Brien",
+    "García",
+    "Okafor",
+    "Chen",
+    "Nakamura",
+    "Müller",
+    "Kowalski",
 ];
 
 /// How licences are granted.
@@ -309,7 +356,10 @@ impl Workforce {
 
     /// Every group the config's access rules grant: `(id, displayName, licences it holds)`.
     pub fn groups(licensing: Licensing) -> Vec<(&'static str, &'static str, Option<&'static str>)> {
-        let mut groups = vec![(ALL_STAFF.0, ALL_STAFF.1, None), (CONTRACTORS.0, CONTRACTORS.1, None)];
+        let mut groups = vec![
+            (ALL_STAFF.0, ALL_STAFF.1, None),
+            (CONTRACTORS.0, CONTRACTORS.1, None),
+        ];
         groups.extend(DEPARTMENTS.iter().map(|(name, id)| (*id, *name, None)));
         groups.extend(LOCATIONS.iter().map(|(city, _, _, id)| (*id, *city, None)));
         if licensing == Licensing::Groups {
@@ -342,7 +392,10 @@ impl Workforce {
         let (employees, contractors) = match licensing {
             Licensing::Direct => (
                 format!("licenses = [\"{}\"]", E3.0),
-                format!("groups = [\"{}\"]\nlicenses = [\"{}\"]", CONTRACTORS.0, F3.0),
+                format!(
+                    "groups = [\"{}\"]\nlicenses = [\"{}\"]",
+                    CONTRACTORS.0, F3.0
+                ),
             ),
             Licensing::Groups => (
                 format!("groups = [\"{}\"]", E3_GROUP.0),
