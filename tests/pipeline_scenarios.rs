@@ -8,7 +8,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use hrsync_core::{Config, Status, Worker, WorkerKey};
+use hrsync_core::{Config, Status, TimerKind, Worker, WorkerKey};
 use hrsync_directory::graph::{Credential, GraphClient, GraphSettings, RetryPolicy};
 use hrsync_hr_emulators::{Emulator, bamboohr};
 use hrsync_local::{SqliteQueue, SqliteStore, SqliteTimers};
@@ -21,7 +21,7 @@ use hrsync_pipeline::synthetic::{EMERGENCY, leaving_now};
 use hrsync_pipeline::{
     AuditRecord, Clock, DirectoryLookups, ManualClock, Outcome, Pipeline, Runner, RunnerSettings,
 };
-use hrsync_sandbox::{RunningSandbox, Sandbox, SandboxConfig, SeedGroup};
+use hrsync_sandbox::{RunningSandbox, Sandbox, SandboxConfig, SeedGroup, SeedSku};
 use jiff::civil::{Date, date};
 use jiff::{SignedDuration, Timestamp};
 use serde_json::Value;
@@ -114,9 +114,19 @@ impl World {
 
     /// With the HR systems' connectors (fetch, write-back).
     async fn with_hr(config: Config, start: &str, hr: hrsync_hr::Connectors) -> Self {
+        Self::in_tenant(config, start, hr, tenant()).await
+    }
+
+    /// In a tenant of its own.
+    async fn in_tenant(
+        config: Config,
+        start: &str,
+        hr: hrsync_hr::Connectors,
+        tenant: SandboxConfig,
+    ) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let store = SqliteStore::open(dir.path().join("state.db")).unwrap();
-        let sandbox = Sandbox::start(tenant()).await.unwrap();
+        let sandbox = Sandbox::start(tenant).await.unwrap();
         let mut settings =
             GraphSettings::new("contoso", "hrsync", Credential::ClientSecret("s".into()));
         settings.graph_endpoint = sandbox.url.clone();
@@ -1016,4 +1026,167 @@ async fn an_emergency_termination_stands_until_hr_records_a_leave_or_a_rehire() 
             .await
             .contains(&"mapping:rehire".to_owned())
     );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Licences that run out
+
+const E3: &str = "05e9a617-0261-4cee-bb44-138d3ef5d965";
+
+/// In Graph, `assignLicense` beyond a SKU's prepaid units answers 400 "Subscription with SKU
+/// {id} does not have any available licenses." The rest of each worker converges; the licence
+/// waits (pending, audited, retried by a timer), without a request per worker that Graph would
+/// refuse, and is assigned once units are freed.
+#[tokio::test]
+async fn three_hundred_joiners_for_a_hundred_licences_get_everything_but_200_licences_wait() {
+    let text = format!(
+        "{}\n[[access]]\nname = \"Employees\"\nlicenses = [\"{E3}\"]\n",
+        config_text("")
+    );
+    let mut tenant = tenant();
+    tenant.skus = vec![SeedSku {
+        id: E3.to_owned(),
+        part_number: "SPE_E3".to_owned(),
+        units: 100,
+    }];
+    let world = World::in_tenant(
+        Config::parse(&text, "hrsync.toml").unwrap(),
+        "2026-12-01T09:00:00Z",
+        hrsync_hr::Connectors::default(),
+        tenant,
+    )
+    .await;
+    let boss = worker(
+        "1000",
+        "Grace",
+        "Hopper",
+        "Engineering",
+        "2026-12-01T09:00:00Z",
+    );
+    world.deliver(&boss, "boss", "export").await;
+    for n in 1001..1300 {
+        let mut joiner = worker(
+            &n.to_string(),
+            "Sam",
+            &format!("Joiner{n}"),
+            if n % 2 == 0 { "Sales" } else { "Engineering" },
+            "2026-12-01T09:00:00Z",
+        );
+        joiner.manager_id = Some("1000".into());
+        world.deliver(&joiner, &format!("row-{n}"), "export").await;
+    }
+    world.settle().await;
+
+    let users: Vec<Value> = world.sandbox.sandbox.users();
+    assert_eq!(users.len(), 300, "every joiner has an account");
+    let boss_id = world.id("1000");
+    let licensed = users
+        .iter()
+        .filter(|u| {
+            u["assignedLicenses"]
+                .as_array()
+                .is_some_and(|l| !l.is_empty())
+        })
+        .count();
+    assert_eq!(licensed, 100, "as many licensed as there are units");
+    for n in 1001..1300 {
+        let id = world.id(&n.to_string());
+        assert_eq!(
+            world.sandbox.sandbox.manager_of(&id).as_ref(),
+            Some(&boss_id)
+        );
+        assert!(world.groups(&n.to_string()).contains(&ALL_STAFF));
+    }
+    let waiting = pending_workers(&world).await;
+    assert_eq!(waiting.len(), 200, "the other 200 wait");
+    let sample = &waiting[0];
+    assert!(
+        world
+            .actions(sample.employee_id())
+            .await
+            .contains(&"entra:license_pending".to_owned())
+    );
+    let timers = world.pipeline().timers.worker_timers(sample).await.unwrap();
+    assert!(
+        timers.iter().any(|t| t.kind == TimerKind::LicenseRetry),
+        "{timers:?}"
+    );
+    // No request Graph would refuse: one assignLicense per licensed worker, and the units read
+    // once.
+    let log = world.sandbox.sandbox.requests();
+    let assigns = log
+        .iter()
+        .filter(|r| r.method == "POST" && r.path.ends_with("/assignLicense"))
+        .count();
+    assert_eq!(assigns, 100, "no retry storm");
+    let readings = log
+        .iter()
+        .filter(|r| r.path == "/v1.0/subscribedSkus")
+        .count();
+    assert_eq!(readings, 1);
+
+    // The retry finds no unit yet: still waiting, and still no request to Graph.
+    world.sandbox.sandbox.clear_requests();
+    world.at("2026-12-01T09:20:00Z").await;
+    assert_eq!(pending_workers(&world).await.len(), 200);
+    assert!(
+        world
+            .sandbox
+            .sandbox
+            .requests()
+            .iter()
+            .all(|r| !r.path.ends_with("/assignLicense")),
+        "the waiting workers ask Graph nothing while no unit is free"
+    );
+
+    // 30 licensed workers leave (their licences freed at once): 30 waiting ones get them at
+    // their next try.
+    let leavers: Vec<String> = (1001..1300)
+        .map(|n| n.to_string())
+        .filter(|id| !waiting.contains(&key(id)))
+        .take(30)
+        .collect();
+    for id in &leavers {
+        let mut leaver = worker(
+            id,
+            "Sam",
+            &format!("Joiner{id}"),
+            "Sales",
+            "2026-12-01T10:00:00Z",
+        );
+        leaver.manager_id = Some("1000".into());
+        leaver.termination_type = Some("involuntary".into());
+        let leaver = leaving(leaver, date(2026, 12, 1), "2026-12-01T10:00:00Z");
+        world
+            .deliver(&leaver, &format!("leave-{id}"), "export")
+            .await;
+    }
+    world.at("2026-12-01T10:00:00Z").await;
+    world.at("2026-12-01T11:00:00Z").await;
+    assert_eq!(pending_workers(&world).await.len(), 170);
+    let licensed = world
+        .sandbox
+        .sandbox
+        .users()
+        .iter()
+        .filter(|u| {
+            u["assignedLicenses"]
+                .as_array()
+                .is_some_and(|l| !l.is_empty())
+        })
+        .count();
+    assert_eq!(licensed, 100, "the freed units are in use again");
+}
+
+/// The workers whose state holds a licence waiting for a unit.
+async fn pending_workers(world: &World) -> Vec<WorkerKey> {
+    let store = &world.pipeline().store;
+    let mut waiting = Vec::new();
+    for key in store.workers().await.unwrap() {
+        let state = store.load(&key).await.unwrap().unwrap().state;
+        if state.pending_licenses.iter().any(|p| p.sku == E3) {
+            waiting.push(key);
+        }
+    }
+    waiting
 }

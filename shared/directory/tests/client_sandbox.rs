@@ -747,3 +747,69 @@ async fn a_certificate_credential_gets_a_token() {
     assert!(client.get_user(&user.id).await.expect("get").is_some());
     assert_eq!(sandbox.sandbox.tokens_issued(), 1);
 }
+
+// ---------------------------------------------------------------------------------------------
+// Write pacing
+
+/// A client paced to the directory's write quota (Graph: 3,000 per 150 s per app and tenant)
+/// waits before the quota is spent instead of earning 429s; unpaced, the same writes are
+/// throttled (and then retried after `Retry-After`).
+#[tokio::test]
+async fn writes_paced_to_the_quota_are_never_throttled() {
+    // A quota larger than a batch, as Graph's 3,000 is.
+    let limit = hrsync_core::config::WriteLimit {
+        writes: 10,
+        window: Duration::from_secs(1),
+    };
+    let sandbox = Sandbox::start(SandboxConfig {
+        write_limit: Some(hrsync_sandbox::WriteLimit {
+            writes: limit.writes,
+            window: limit.window,
+        }),
+        ..seeded()
+    })
+    .await
+    .expect("sandbox starts");
+    let unpaced = client_for(&sandbox, Credential::ClientSecret("s3cret".into()));
+    let user = create(&unpaced, "paced@acme.example", "P1").await;
+    let patches = |n: usize| {
+        (0..n)
+            .map(|i| {
+                let mut properties = BTreeMap::new();
+                properties.insert("jobTitle".to_owned(), json!(format!("Title {i}")));
+                requests::update_user(&user.id, &properties).id(format!("p{i}"))
+            })
+            .collect::<Vec<_>>()
+    };
+    tokio::time::sleep(limit.window).await;
+    for response in unpaced.batch(patches(16)).await.expect("batch") {
+        assert!(response.is_success(), "{response:?}");
+    }
+    let throttled = sandbox.sandbox.stats().throttled;
+    assert!(
+        throttled > 0,
+        "16 writes within a window of 10 are throttled"
+    );
+
+    let mut settings =
+        GraphSettings::new(TENANT, CLIENT_ID, Credential::ClientSecret("s3cret".into()));
+    settings.graph_endpoint = sandbox.url.clone();
+    settings.authority_host = sandbox.url.clone();
+    settings.retry = fast_retry();
+    settings.write_limit = Some(limit);
+    let paced = GraphClient::new(settings, reqwest::Client::new());
+    tokio::time::sleep(limit.window).await;
+    for request in patches(12) {
+        send(&paced, &request).await;
+    }
+    for _ in 0..2 {
+        for response in paced.batch(patches(8)).await.expect("batch") {
+            assert!(response.is_success(), "{response:?}");
+        }
+    }
+    assert_eq!(
+        sandbox.sandbox.stats().throttled,
+        throttled,
+        "28 paced writes, none throttled"
+    );
+}

@@ -15,14 +15,21 @@ use hrsync_core::config::WriteLimit;
 #[derive(Debug)]
 pub(crate) struct WritePacer {
     limit: WriteLimit,
+    /// The window as the pacer keeps it: a little longer than the directory's, because a write
+    /// reaches the directory a moment after it is let through here, and not always the same
+    /// moment (a request that arrives sooner than the one that opened the window would be one
+    /// too many there).
+    window: Duration,
     /// When each write of the current window was let through, oldest first.
     sent: Mutex<VecDeque<Instant>>,
 }
 
 impl WritePacer {
     pub(crate) fn new(limit: WriteLimit) -> Self {
+        let margin = (limit.window / 10).clamp(Duration::from_millis(50), Duration::from_secs(2));
         Self {
             limit,
+            window: limit.window + margin,
             sent: Mutex::new(VecDeque::new()),
         }
     }
@@ -41,7 +48,7 @@ impl WritePacer {
                 let now = Instant::now();
                 while sent
                     .front()
-                    .is_some_and(|at| now.duration_since(*at) >= self.limit.window)
+                    .is_some_and(|at| now.duration_since(*at) >= self.window)
                 {
                     sent.pop_front();
                 }
@@ -52,7 +59,7 @@ impl WritePacer {
                 }
                 // The write that must leave the window before these fit.
                 let leaving = sent[writes - room - 1];
-                (leaving + self.limit.window).saturating_duration_since(now)
+                (leaving + self.window).saturating_duration_since(now)
             };
             if !announced {
                 tracing::info!(
