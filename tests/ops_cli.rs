@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+use hrsync_hr_emulators::workforce::{E3, F3, Licensing, Workforce};
 use serde_json::Value;
 
 fn repo() -> PathBuf {
@@ -919,4 +920,169 @@ fn an_empty_or_broken_complete_export_is_never_read_as_everyone_left() {
             .all(|u| u["accountEnabled"] == true || u["employeeId"] != "1033")
     );
     assert_eq!(site.user("1033")["accountEnabled"], true);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Graph's request economy and licences that run out, against a separate `hrsync sandbox`
+
+const GRAPH_SECRET_ENV: &str = "HRSYNC_TEST_GRAPH_SECRET";
+const GRAPH_SECRET: &str = "ops-cli-sandbox-secret";
+
+/// A separate `hrsync sandbox` holding the workforce's groups and licences (`units` each),
+/// stopped when dropped.
+struct SeparateSandbox {
+    child: Child,
+    url: String,
+}
+
+impl SeparateSandbox {
+    fn start(units: u32) -> Self {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_hrsync"));
+        command.args([
+            "sandbox",
+            "--listen",
+            "127.0.0.1:0",
+            "--client-secret",
+            GRAPH_SECRET,
+        ]);
+        for (id, name, _) in Workforce::groups(Licensing::Direct) {
+            command.args(["--group", &format!("{id}={name}")]);
+        }
+        for (sku, part) in [E3, F3] {
+            command.args(["--sku", &format!("{sku}={part}@{units}")]);
+        }
+        let mut child = command
+            .stderr(Stdio::piped())
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        std::io::BufRead::read_line(
+            &mut std::io::BufReader::new(child.stderr.take().unwrap()),
+            &mut line,
+        )
+        .unwrap();
+        let url = line
+            .split("Graph at ")
+            .nth(1)
+            .and_then(|rest| rest.split("/v1.0").next())
+            .unwrap_or_else(|| panic!("no URL in {line:?}"))
+            .to_owned();
+        Self { child, url }
+    }
+
+    /// Graph requests answered so far, each inner `$batch` request counted.
+    fn requests(&self) -> u64 {
+        let stats: Value = reqwest_blocking_get(&format!("{}/sandbox/stats", self.url));
+        stats["reads"].as_u64().unwrap() + stats["writes"].as_u64().unwrap()
+    }
+}
+
+impl Drop for SeparateSandbox {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn reqwest_blocking_get(url: &str) -> Value {
+    tokio::runtime::Runtime::new()
+        .unwrap()
+        .block_on(async { reqwest::get(url).await.unwrap().json().await.unwrap() })
+}
+
+/// A site whose config and export are the synthetic workforce's, against `sandbox`.
+fn workforce_site(sandbox: &SeparateSandbox, workforce: &Workforce) -> Site {
+    let directory = format!(
+        "kind = \"sandbox\"\nurl = \"{}\"\nclient_secret = {{ env = \"{GRAPH_SECRET_ENV}\" }}",
+        sandbox.url
+    );
+    let site = Site {
+        dir: tempfile::tempdir().unwrap(),
+    };
+    site.write_config(&Workforce::config(&directory, Licensing::Direct));
+    site.write("workers.csv", &workforce.csv());
+    site
+}
+
+fn import_workforce(site: &Site, now: &str) -> Output {
+    site.command(&[
+        "import",
+        "workers.csv",
+        "--now",
+        now,
+        "--config",
+        "hrsync.toml",
+        "--format",
+        "json",
+    ])
+    .env(GRAPH_SECRET_ENV, GRAPH_SECRET)
+    .output()
+    .unwrap()
+}
+
+/// Graph's floor for a joiner is one create, one manager reference and one licence, with group
+/// additions 20 to a request and one read of the directory for the whole run: a first load stays
+/// within 3.3 requests a worker, the same export again costs nothing, and a day of churn (25
+/// joiners, 40 movers, 20 manager changes, 10 renames, 15 leavers) stays within 300.
+#[test]
+fn a_first_load_and_a_day_of_churn_stay_near_graphs_request_floor() {
+    let sandbox = SeparateSandbox::start(1000);
+    let mut workforce = Workforce::new(300, 11);
+    let site = workforce_site(&sandbox, &workforce);
+
+    let output = import_workforce(&site, "2026-12-01T09:00:00Z");
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    assert_eq!(parse(&output)["counts"]["joiners"], 300);
+    let first = sandbox.requests();
+    assert!(first <= 990, "first load: {first} requests for 300 workers");
+
+    let output = import_workforce(&site, "2026-12-01T10:00:00Z");
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    assert_eq!(
+        sandbox.requests(),
+        first,
+        "the same export again asks Graph nothing"
+    );
+
+    workforce.churn("2026-12-02", "2026-12-01");
+    site.write("workers.csv", &workforce.csv());
+    let output = import_workforce(&site, "2026-12-02T09:00:00Z");
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let counts = &parse(&output)["counts"];
+    assert_eq!(counts["joiners"], 25, "{counts}");
+    assert_eq!(counts["leavers"], 15, "{counts}");
+    let churn = sandbox.requests() - first;
+    assert!(churn <= 300, "a day of churn: {churn} requests");
+}
+
+/// A licence without a free unit: the worker gets everything else, the licence waits; the
+/// import exits 3 and its summary names the SKU and how many wait; `hrsync status` lists them.
+#[test]
+fn licences_without_free_units_wait_and_the_import_says_which() {
+    let sandbox = SeparateSandbox::start(12);
+    let workforce = Workforce::new(40, 3);
+    let employees = workforce.people.iter().filter(|p| !p.contractor).count();
+    let site = workforce_site(&sandbox, &workforce);
+
+    let output = import_workforce(&site, "2026-12-01T09:00:00Z");
+    assert_eq!(output.status.code(), Some(3), "{}", stderr(&output));
+    let summary = parse(&output);
+    assert_eq!(summary["counts"]["joiners"], 40, "{summary}");
+    assert_eq!(summary["failed"], serde_json::json!([]), "{summary}");
+    let pending = &summary["pending_licenses"];
+    assert_eq!(pending.as_array().unwrap().len(), 1, "{summary}");
+    assert_eq!(pending[0]["sku"], E3.0);
+    assert_eq!(pending[0]["part_number"], E3.1);
+    assert_eq!(pending[0]["workers"], employees - 12);
+    assert_eq!(summary["counts"]["pending_licenses"], employees - 12);
+    assert!(
+        stderr(&output).contains("wait for a licence"),
+        "{}",
+        stderr(&output)
+    );
+
+    let status = site.json(&["status"]);
+    assert_eq!(status["pending_licenses"][0]["sku"], E3.0, "{status}");
+    assert_eq!(status["pending_licenses"][0]["workers"], employees - 12);
 }

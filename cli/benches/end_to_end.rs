@@ -81,10 +81,12 @@ impl Sandbox {
         BufReader::new(stderr)
             .read_line(&mut line)
             .expect("the sandbox says where it listens");
+        // "hrsync sandbox: Graph at http://127.0.0.1:PORT/v1.0, tokens at ..."
         let url = line
-            .split_whitespace()
-            .find(|w| w.starts_with("http://"))
-            .map(|w| w.trim_end_matches(|c: char| !c.is_ascii_digit()).to_owned())
+            .split("Graph at ")
+            .nth(1)
+            .and_then(|rest| rest.split("/v1.0").next())
+            .map(str::to_owned)
             .unwrap_or_else(|| panic!("no URL in {line:?}"));
         Self { child, url }
     }
@@ -122,12 +124,18 @@ fn import(config: &Path, export: &Path, now: &str) -> (Value, i32) {
         .env(SECRET_ENV, secret())
         .output()
         .expect("hrsync import runs");
-    let summary = serde_json::from_slice(&output.stdout).unwrap_or_else(|_| {
+    let summary: Value = serde_json::from_slice(&output.stdout).unwrap_or_else(|_| {
         panic!(
             "hrsync import printed no summary: {}",
             String::from_utf8_lossy(&output.stderr)
         )
     });
+    for problem in ["failed", "row_errors"] {
+        if let Some(first) = summary[problem].as_array().and_then(|p| p.first()) {
+            let count = summary[problem].as_array().map_or(0, Vec::len);
+            eprintln!("{count} {problem}, the first: {first}");
+        }
+    }
     (summary, output.status.code().unwrap_or(-1))
 }
 

@@ -242,8 +242,11 @@ impl Workforce {
             .collect()
     }
 
-    /// Picks `count` distinct indexes of `from` not in `taken`, and takes them.
+    /// Picks `count` distinct indexes of `from` not in `taken` (fewer when fewer are left), and
+    /// takes them.
     fn pick(&mut self, from: &[usize], taken: &mut Vec<usize>, count: usize) -> Vec<usize> {
+        let left = from.iter().filter(|i| !taken.contains(i)).count();
+        let count = count.min(left);
         let mut picked = Vec::new();
         while picked.len() < count {
             let candidate = from[self.next(from.len())];
@@ -256,8 +259,9 @@ impl Workforce {
     }
 
     /// One day of HR changes, `today` being its date (`YYYY-MM-DD`) and `yesterday` the last
-    /// day of its leavers: 25 joiners, 40 movers (another department), 20 manager changes,
-    /// 10 renames (a new family name), 15 leavers.
+    /// day of its leavers, each worker in one category at most: 25 joiners, 40 movers (another
+    /// department and job title), 20 manager changes, 10 renames (a new family name), 15
+    /// leavers (fewer in a workforce too small for them).
     pub fn churn(&mut self, today: &str, yesterday: &str) -> Churn {
         let staff = self.staff();
         let mut taken = Vec::new();
@@ -275,10 +279,10 @@ impl Workforce {
         for &i in &movers {
             let department = (self.people[i].department + 1 + self.next(DEPARTMENTS.len() - 1))
                 % DEPARTMENTS.len();
+            // A mover changes department and title; a new manager is the next category's.
             let person = &mut self.people[i];
             person.department = department;
             person.title = format!("{} Specialist", DEPARTMENTS[department].0);
-            person.manager = Some(FIRST_ID + 1 + department as u32);
         }
         for &i in &managed {
             let department = self.people[i].department;
