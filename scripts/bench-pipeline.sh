@@ -20,7 +20,7 @@ cargo build --release -q -p hrsync
 bin=./target/release/hrsync
 
 start_sandbox() { # -> URL in $sandbox_url
-  "$bin" sandbox --listen 127.0.0.1:0 2> "$dir/sandbox-$1.log" &
+  "$bin" sandbox --listen 127.0.0.1:0 --seed-from examples/hrsync.toml 2> "$dir/sandbox-$1.log" &
   pids+=($!)
   for _ in $(seq 100); do
     sandbox_url=$(sed -n 's/.*Graph at \(http:\/\/[^/]*\)\/v1.0.*/\1/p' "$dir/sandbox-$1.log")

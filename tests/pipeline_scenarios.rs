@@ -1077,18 +1077,13 @@ async fn three_hundred_joiners_for_a_hundred_licences_get_everything_but_200_lic
     }
     world.settle().await;
 
-    let users: Vec<Value> = world.sandbox.sandbox.users();
-    assert_eq!(users.len(), 300, "every joiner has an account");
+    assert_eq!(
+        world.sandbox.sandbox.users().len(),
+        300,
+        "every joiner has an account"
+    );
     let boss_id = world.id("1000");
-    let licensed = users
-        .iter()
-        .filter(|u| {
-            u["assignedLicenses"]
-                .as_array()
-                .is_some_and(|l| !l.is_empty())
-        })
-        .count();
-    assert_eq!(licensed, 100, "as many licensed as there are units");
+    assert_eq!(licensed(&world), 100, "as many licensed as there are units");
     for n in 1001..1300 {
         let id = world.id(&n.to_string());
         assert_eq!(
@@ -1164,7 +1159,12 @@ async fn three_hundred_joiners_for_a_hundred_licences_get_everything_but_200_lic
     world.at("2026-12-01T10:00:00Z").await;
     world.at("2026-12-01T11:00:00Z").await;
     assert_eq!(pending_workers(&world).await.len(), 170);
-    let licensed = world
+    assert_eq!(licensed(&world), 100, "the freed units are in use again");
+}
+
+/// Accounts holding a licence.
+fn licensed(world: &World) -> usize {
+    world
         .sandbox
         .sandbox
         .users()
@@ -1174,8 +1174,7 @@ async fn three_hundred_joiners_for_a_hundred_licences_get_everything_but_200_lic
                 .as_array()
                 .is_some_and(|l| !l.is_empty())
         })
-        .count();
-    assert_eq!(licensed, 100, "the freed units are in use again");
+        .count()
 }
 
 /// The workers whose state holds a licence waiting for a unit.

@@ -81,26 +81,11 @@ pub enum Lookup {
 /// audits the step. An `Err` stops the run there (the crash tests use that).
 pub type Recorder<'a> = dyn FnMut(&Step) -> Result<(), ConvergeError> + Send + 'a;
 
-/// Converges one worker's account on its own (group additions one request each).
-pub async fn converge(
-    graph: &GraphClient,
-    worker: &WorkerKey,
-    desired: Option<&DesiredIdentity>,
-    applied: Option<AppliedIdentity>,
-    lookup: Lookup,
-    object_ids: &(dyn ObjectIds + Sync),
-    record: &mut Recorder<'_>,
-) -> Result<Converged, ConvergeError> {
-    converge_in_round(
-        graph, worker, desired, applied, lookup, object_ids, record, None,
-    )
-    .await
-}
-
-/// Converges one worker's account; with a `round`, its group additions go out together with
-/// those of the round's other workers ([`GroupAdds`](crate::group_adds::GroupAdds)).
+/// Converges one worker's account. With a place in a `round`, its group additions go out
+/// together with those of the round's other workers ([`GroupAdds`](crate::group_adds::GroupAdds));
+/// without, one request each.
 #[allow(clippy::too_many_arguments)]
-pub async fn converge_in_round(
+pub async fn converge(
     graph: &GraphClient,
     worker: &WorkerKey,
     desired: Option<&DesiredIdentity>,

@@ -161,6 +161,7 @@ pub async fn settle(
             lookup,
             &ids,
             &mut record,
+            None,
         )
         .await;
         match result {
@@ -272,6 +273,7 @@ pub async fn converge_again(
         Lookup::WhenUnknown,
         &ids,
         &mut record,
+        None,
     )
     .await;
     match result {

@@ -12,9 +12,7 @@ use hrsync_core::{
     AppliedIdentity, Config, DesiredIdentity, NothingTaken, Status, Worker, WorkerKey, WorkerState,
     decide,
 };
-use hrsync_directory::converge::{
-    ConvergeError, Converged, Lookup, Step, converge, converge_in_round,
-};
+use hrsync_directory::converge::{ConvergeError, Converged, Lookup, Step, converge};
 use hrsync_directory::graph::{Credential, GraphClient, GraphSettings, RetryPolicy};
 use hrsync_directory::group_adds::{GroupAdds, Participant};
 use hrsync_sandbox::{Faults, RunningSandbox, Sandbox, SandboxConfig, SeedGroup, SeedSku};
@@ -150,6 +148,17 @@ impl Store {
         key: &WorkerKey,
         lookup: Lookup,
     ) -> Result<Converged, ConvergeError> {
+        self.converge_in(graph, key, lookup, None).await
+    }
+
+    /// Converges `key`, as one worker of `round` when there is one.
+    async fn converge_in(
+        &self,
+        graph: &GraphClient,
+        key: &WorkerKey,
+        lookup: Lookup,
+        round: Option<Participant>,
+    ) -> Result<Converged, ConvergeError> {
         let desired = self
             .states
             .lock()
@@ -169,9 +178,11 @@ impl Store {
             lookup,
             &ids,
             &mut record,
+            round,
         )
         .await
     }
+
     /// Converges `key` but "dies" before recording step `limit` (0-based): the directory has
     /// done that step, the store does not know it.
     async fn converge_dying_at(&self, graph: &GraphClient, key: &WorkerKey, limit: usize) {
@@ -199,6 +210,7 @@ impl Store {
             Lookup::WhenUnknown,
             &ids,
             &mut record,
+            None,
         )
         .await;
         assert!(matches!(result, Err(ConvergeError::Stopped)), "{result:?}");
@@ -723,39 +735,6 @@ async fn a_leaver_interrupted_after_any_step_ends_disabled_revoked_and_stripped(
 const SALES_GROUP: &str = "33333333-3333-3333-3333-333333333333";
 const ALL_GROUP: &str = "44444444-4444-4444-4444-444444444444";
 
-impl Store {
-    /// Converges `key` as one worker of `round`.
-    async fn converge_in(
-        &self,
-        graph: &GraphClient,
-        key: &WorkerKey,
-        round: Participant,
-    ) -> Result<Converged, ConvergeError> {
-        let desired = self
-            .states
-            .lock()
-            .unwrap()
-            .get(key)
-            .and_then(|s| s.desired.clone());
-        let ids = |manager: &WorkerKey| self.object_id(manager);
-        let mut record = |step: &Step| {
-            self.set_applied(key, step.after.clone());
-            Ok(())
-        };
-        converge_in_round(
-            graph,
-            key,
-            desired.as_ref(),
-            self.applied(key),
-            Lookup::AlreadyAbsent,
-            &ids,
-            &mut record,
-            Some(round),
-        )
-        .await
-    }
-}
-
 /// Converges the workers concurrently as one round (every one joins before any converges).
 async fn converge_round(
     store: &Arc<Store>,
@@ -767,7 +746,11 @@ async fn converge_round(
     let mut tasks = tokio::task::JoinSet::new();
     for (key, place) in keys.iter().cloned().zip(places) {
         let (store, graph) = (Arc::clone(store), graph.clone());
-        tasks.spawn(async move { store.converge_in(&graph, &key, place).await });
+        tasks.spawn(async move {
+            store
+                .converge_in(&graph, &key, Lookup::AlreadyAbsent, Some(place))
+                .await
+        });
     }
     let mut done = Vec::new();
     while let Some(result) = tasks.join_next().await {

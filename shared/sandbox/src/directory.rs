@@ -129,6 +129,15 @@ pub(crate) struct Directory {
     journal: Vec<Change>,
 }
 
+/// A user's entries in the indexes ([`Directory::entries`]).
+struct Entries {
+    values: Vec<(Indexed, String)>,
+    deleted: bool,
+    claims: Vec<String>,
+    manager: Option<String>,
+    held: BTreeSet<String>,
+}
+
 fn key(id: &str) -> String {
     id.to_ascii_lowercase()
 }
@@ -390,19 +399,35 @@ impl Directory {
 
     // ------------------------------------------------------------------------------ indexes
 
+    /// What a user puts in the indexes: its indexed values, its address claims and units held
+    /// (none while soft-deleted), its manager.
+    fn entries(&self, seq: u64) -> Option<Entries> {
+        let user = self.users.get(&seq)?;
+        let deleted = user.is_deleted();
+        Some(Entries {
+            values: user.indexed_values(),
+            deleted,
+            claims: if deleted { Vec::new() } else { user.claims() },
+            manager: user.manager_id.as_deref().map(key),
+            held: if deleted {
+                BTreeSet::new()
+            } else {
+                user.held_skus()
+            },
+        })
+    }
+
     /// Adds a user's entries to every index and its units to the consumption counters.
     fn link(&mut self, seq: u64) {
-        let Some(user) = self.users.get(&seq) else {
+        let Some(Entries {
+            values,
+            deleted,
+            claims,
+            manager,
+            held,
+        }) = self.entries(seq)
+        else {
             return;
-        };
-        let values = user.indexed_values();
-        let deleted = user.is_deleted();
-        let claims = if deleted { Vec::new() } else { user.claims() };
-        let manager = user.manager_id.as_deref().map(key);
-        let held = if deleted {
-            BTreeSet::new()
-        } else {
-            user.held_skus()
         };
         for (prop, value) in values {
             self.index
@@ -430,17 +455,15 @@ impl Directory {
 
     /// The inverse of [`Self::link`].
     fn unlink(&mut self, seq: u64) {
-        let Some(user) = self.users.get(&seq) else {
+        let Some(Entries {
+            values,
+            claims,
+            manager,
+            held,
+            ..
+        }) = self.entries(seq)
+        else {
             return;
-        };
-        let values = user.indexed_values();
-        let deleted = user.is_deleted();
-        let claims = if deleted { Vec::new() } else { user.claims() };
-        let manager = user.manager_id.as_deref().map(key);
-        let held = if deleted {
-            BTreeSet::new()
-        } else {
-            user.held_skus()
         };
         for (prop, value) in values {
             if let Some(map) = self.index.get_mut(&prop)

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use hrsync_core::{PendingLicense, TimerKind, WorkerKey, WorkerState};
-use hrsync_directory::converge::{ConvergeError, Lookup, Step, converge_in_round};
+use hrsync_directory::converge::{ConvergeError, Lookup, Step, converge};
 use hrsync_directory::group_adds::Participant;
 use jiff::Timestamp;
 
@@ -68,7 +68,7 @@ impl<S: StateStore, Q: Queue, T: Timers> Pipeline<S, Q, T> {
             }
             _ => Lookup::WhenUnknown,
         };
-        let result = converge_in_round(
+        let result = converge(
             &self.graph,
             key,
             Some(&desired),
