@@ -15,7 +15,7 @@ use hrsync_aws::store::create_table;
 use hrsync_aws::timers::create_schedule_group;
 use hrsync_hr_emulators::{Emulator, bamboohr};
 use hrsync_pipeline::ports::QueueName;
-use hrsync_sandbox::{RunningSandbox, Sandbox, SandboxConfig};
+use hrsync_sandbox::{RunningSandbox, Sandbox, SandboxConfig, SeedGroup, SeedSku};
 use jiff::Timestamp;
 use serde_json::{Value, json};
 use sha2::Sha256;
@@ -63,6 +63,34 @@ pub fn config(hr_url: &str, directory_url: &str, extra: &str) -> String {
         )
 }
 
+/// The example company's tenant: every group and licence its access rules grant exists.
+fn example_tenant() -> SandboxConfig {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/hrsync.toml");
+    let text = std::fs::read_to_string(&path).expect("examples/hrsync.toml");
+    let example = hrsync_core::Config::parse(&text, "examples/hrsync.toml").expect("it parses");
+    SandboxConfig {
+        groups: example
+            .access_groups()
+            .into_iter()
+            .map(|id| SeedGroup {
+                id: id.to_owned(),
+                display_name: id.to_owned(),
+                licenses: Vec::new(),
+            })
+            .collect(),
+        skus: example
+            .access_licenses()
+            .into_iter()
+            .map(|id| SeedSku {
+                id: id.to_owned(),
+                part_number: "SANDBOX".to_owned(),
+                units: 10_000,
+            })
+            .collect(),
+        ..SandboxConfig::default()
+    }
+}
+
 impl Deployment {
     /// `extra`: more lines for the source's table.
     pub async fn start(extra: &str) -> Self {
@@ -102,9 +130,7 @@ impl Deployment {
             .expect("secret");
 
         let hr = Emulator::start(bamboohr::router).await;
-        let sandbox = Sandbox::start(SandboxConfig::default())
-            .await
-            .expect("sandbox");
+        let sandbox = Sandbox::start(example_tenant()).await.expect("sandbox");
         let dir = tempfile::tempdir().expect("temp dir");
         let config_file = dir.path().join("hrsync.toml");
         std::fs::write(&config_file, config(hr.base_url(), &sandbox.url, extra)).expect("config");
