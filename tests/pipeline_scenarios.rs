@@ -300,16 +300,26 @@ impl World {
     fn runtime_dying_once_at(
         &self,
         dies_at: &'static str,
-    ) -> Runner<SqliteStore, DiesOnce, SqliteTimers> {
+    ) -> Runner<SqliteStore, Watched, SqliteTimers> {
+        self.watched_runtime(Some(dies_at), RunnerSettings::default())
+    }
+
+    /// Another runtime over the same state, queue and directory, its queue [`Watched`].
+    fn watched_runtime(
+        &self,
+        dies_at: Option<&'static str>,
+        settings: RunnerSettings,
+    ) -> Runner<SqliteStore, Watched, SqliteTimers> {
         let real = self.pipeline();
         Runner::new(
             Arc::new(Pipeline {
                 config: Arc::clone(&real.config),
                 store: Arc::clone(&real.store),
-                queue: Arc::new(DiesOnce {
+                queue: Arc::new(Watched {
                     inner: real.store.queue(),
                     dies_at,
                     died: false.into(),
+                    wakes: 0.into(),
                 }),
                 timers: Arc::clone(&real.timers),
                 graph: real.graph.clone(),
@@ -317,7 +327,7 @@ impl World {
                 clock: Arc::clone(&real.clock),
                 hr: real.hr.clone(),
             }),
-            RunnerSettings::default(),
+            settings,
         )
     }
 
@@ -387,13 +397,16 @@ async fn joiner_whose_manager_arrives_later_self_heals() {
 /// A queue whose process dies once, on the first send whose reason starts with `dies_at`
 /// (the send is lost and the stage fails, as a crash there would leave it); everything else
 /// goes to the real queue.
-struct DiesOnce {
+/// The runtime's queue, watched: its process dies once, on the first send whose reason starts
+/// with `dies_at`; and the wake-ups of workers waiting for their manager's account are counted.
+struct Watched {
     inner: SqliteQueue,
-    dies_at: &'static str,
+    dies_at: Option<&'static str>,
     died: std::sync::atomic::AtomicBool,
+    wakes: std::sync::atomic::AtomicUsize,
 }
 
-impl Queue for DiesOnce {
+impl Queue for Watched {
     async fn send(
         &self,
         queue: QueueName,
@@ -401,7 +414,12 @@ impl Queue for DiesOnce {
         dedup: &str,
         now: Timestamp,
     ) -> Result<(), QueueError> {
-        if nudge.reason.starts_with(self.dies_at)
+        if queue == QueueName::Directory && dedup.contains("#after#") {
+            self.wakes.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }
+        if self
+            .dies_at
+            .is_some_and(|dies_at| nudge.reason.starts_with(dies_at))
             && !self.died.swap(true, std::sync::atomic::Ordering::SeqCst)
         {
             return Err(QueueError::Backend(format!(
@@ -470,7 +488,7 @@ impl Queue for DiesOnce {
 }
 
 /// Runs the dying runtime until it is quiet, and checks that it did die where it was meant to.
-async fn drain_dying(dying: &Runner<SqliteStore, DiesOnce, SqliteTimers>) {
+async fn drain_dying(dying: &Runner<SqliteStore, Watched, SqliteTimers>) {
     tokio::time::timeout(Duration::from_secs(60), dying.drain())
         .await
         .expect("drains within a minute")
@@ -1188,4 +1206,58 @@ async fn pending_workers(world: &World) -> Vec<WorkerKey> {
         }
     }
     waiting
+}
+
+/// A manager and 300 reports taken in together and converged in rounds as large as an import's:
+/// every report gets its manager, and each waiting report is woken about once, not once for every
+/// report that saw the manager's account appear (which made a 1,000-worker import with one
+/// manager take minutes).
+#[tokio::test]
+async fn three_hundred_reports_of_one_manager_converged_together_are_each_woken_about_once() {
+    let world = World::new(config(""), "2026-12-01T09:00:00Z").await;
+    let bulk = world.watched_runtime(
+        None,
+        RunnerSettings {
+            batch: 500,
+            ..RunnerSettings::default()
+        },
+    );
+    let boss = worker(
+        "1000",
+        "Grace",
+        "Hopper",
+        "Engineering",
+        "2026-12-01T09:00:00Z",
+    );
+    world.deliver(&boss, "boss", "export").await;
+    for n in 1001..=1300 {
+        let mut report = worker(
+            &n.to_string(),
+            "Sam",
+            &format!("Report{n}"),
+            "Sales",
+            "2026-12-01T09:00:00Z",
+        );
+        report.manager_id = Some("1000".into());
+        world.deliver(&report, &format!("row-{n}"), "export").await;
+    }
+    tokio::time::timeout(Duration::from_secs(120), bulk.drain())
+        .await
+        .expect("drains within two minutes")
+        .expect("drains");
+
+    let boss_id = world.id("1000");
+    for n in 1001..=1300 {
+        let id = world.id(&n.to_string());
+        assert_eq!(
+            world.sandbox.sandbox.manager_of(&id).as_ref(),
+            Some(&boss_id)
+        );
+    }
+    let wakes = bulk
+        .pipeline()
+        .queue
+        .wakes
+        .load(std::sync::atomic::Ordering::SeqCst);
+    assert!(wakes <= 2 * 300, "{wakes} wake-ups for 300 waiting reports");
 }

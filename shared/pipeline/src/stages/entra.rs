@@ -189,8 +189,13 @@ impl<S: StateStore, Q: Queue, T: Timers> Pipeline<S, Q, T> {
     ) -> Result<(), StageError> {
         self.store.wait_for(manager, key).await?;
         if !self.manager_ids(Some(manager)).await?.is_empty() {
-            // The account appeared meanwhile, and whoever saw it may have missed us.
-            self.wake_waiters(manager, &nudge.trace).await?;
+            // The account appeared meanwhile, and the run that recorded it may have woken the
+            // waiters before we registered: this worker wakes itself. (Only itself: a manager of
+            // hundreds of reports converged together would otherwise be woken for by each.)
+            self.wake(key, manager, &nudge.trace).await?;
+            self.store
+                .forget_waiters(manager, std::slice::from_ref(key))
+                .await?;
         }
         Ok(())
     }
@@ -198,22 +203,33 @@ impl<S: StateStore, Q: Queue, T: Timers> Pipeline<S, Q, T> {
     /// Nudges every worker waiting for `awaited` (now that it has an account) to converge
     /// again, and only then forgets them: a crash in between nudges them twice, never not.
     async fn wake_waiters(&self, awaited: &WorkerKey, trace: &str) -> Result<(), StageError> {
-        let now = self.clock.now();
         let waiters = self.store.waiters(awaited).await?;
         for waiter in &waiters {
-            let next = Nudge::new(
-                waiter.clone(),
-                format!("manager {awaited} has an account"),
-                trace.to_owned(),
-            );
-            let dedup = format!("{waiter}#after#{awaited}@{now}");
-            self.queue
-                .send(QueueName::Directory, &next, &dedup, now)
-                .await?;
+            self.wake(waiter, awaited, trace).await?;
         }
         if !waiters.is_empty() {
             self.store.forget_waiters(awaited, &waiters).await?;
         }
+        Ok(())
+    }
+
+    /// A directory nudge for `waiter`: its manager `awaited` has an account.
+    async fn wake(
+        &self,
+        waiter: &WorkerKey,
+        awaited: &WorkerKey,
+        trace: &str,
+    ) -> Result<(), StageError> {
+        let now = self.clock.now();
+        let next = Nudge::new(
+            waiter.clone(),
+            format!("manager {awaited} has an account"),
+            trace.to_owned(),
+        );
+        let dedup = format!("{waiter}#after#{awaited}@{now}");
+        self.queue
+            .send(QueueName::Directory, &next, &dedup, now)
+            .await?;
         Ok(())
     }
 
