@@ -247,6 +247,32 @@ impl World {
             .collect()
     }
 
+    /// Takes in (without running the pipeline) Grace (1000) and her reports with these employee
+    /// ids, half of them in Sales and half in Engineering, as an export's rows.
+    async fn take_in_a_team(&self, reports: std::ops::RangeInclusive<u32>) {
+        let boss = worker(
+            "1000",
+            "Grace",
+            "Hopper",
+            "Engineering",
+            "2026-12-01T09:00:00Z",
+        );
+        self.deliver(&boss, "boss", "export").await;
+        for n in reports {
+            let department = if n % 2 == 0 { "Sales" } else { "Engineering" };
+            let id = n.to_string();
+            let mut report = worker(
+                &id,
+                "Sam",
+                &format!("Report{n}"),
+                department,
+                "2026-12-01T09:00:00Z",
+            );
+            report.manager_id = Some("1000".into());
+            self.deliver(&report, &format!("row-{n}"), "export").await;
+        }
+    }
+
     /// The leaver was cut off the way Graph takes it: the disable and the session revocation
     /// as steps of one `$batch` (each write step with its JSON body, or Graph refuses the whole
     /// batch), both answered with success, and the account's sessions revoked.
@@ -1074,25 +1100,7 @@ async fn three_hundred_joiners_for_a_hundred_licences_get_everything_but_200_lic
         tenant,
     )
     .await;
-    let boss = worker(
-        "1000",
-        "Grace",
-        "Hopper",
-        "Engineering",
-        "2026-12-01T09:00:00Z",
-    );
-    world.deliver(&boss, "boss", "export").await;
-    for n in 1001..1300 {
-        let mut joiner = worker(
-            &n.to_string(),
-            "Sam",
-            &format!("Joiner{n}"),
-            if n % 2 == 0 { "Sales" } else { "Engineering" },
-            "2026-12-01T09:00:00Z",
-        );
-        joiner.manager_id = Some("1000".into());
-        world.deliver(&joiner, &format!("row-{n}"), "export").await;
-    }
+    world.take_in_a_team(1001..=1299).await;
     world.settle().await;
 
     assert_eq!(
@@ -1163,7 +1171,7 @@ async fn three_hundred_joiners_for_a_hundred_licences_get_everything_but_200_lic
         let mut leaver = worker(
             id,
             "Sam",
-            &format!("Joiner{id}"),
+            &format!("Report{id}"),
             "Sales",
             "2026-12-01T10:00:00Z",
         );
@@ -1222,25 +1230,7 @@ async fn three_hundred_reports_of_one_manager_converged_together_are_each_woken_
             ..RunnerSettings::default()
         },
     );
-    let boss = worker(
-        "1000",
-        "Grace",
-        "Hopper",
-        "Engineering",
-        "2026-12-01T09:00:00Z",
-    );
-    world.deliver(&boss, "boss", "export").await;
-    for n in 1001..=1300 {
-        let mut report = worker(
-            &n.to_string(),
-            "Sam",
-            &format!("Report{n}"),
-            "Sales",
-            "2026-12-01T09:00:00Z",
-        );
-        report.manager_id = Some("1000".into());
-        world.deliver(&report, &format!("row-{n}"), "export").await;
-    }
+    world.take_in_a_team(1001..=1300).await;
     tokio::time::timeout(Duration::from_secs(120), bulk.drain())
         .await
         .expect("drains within two minutes")

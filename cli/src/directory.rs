@@ -98,15 +98,7 @@ fn default_data(base: &Path) -> anyhow::Result<PathBuf> {
 pub fn seeds(config: &Config) -> anyhow::Result<(Vec<SeedGroup>, Vec<SeedSku>)> {
     let directory = &config.directory;
     let groups = match directory.sandbox_groups.is_empty() {
-        false => directory
-            .sandbox_groups
-            .iter()
-            .enumerate()
-            .map(|(i, text)| {
-                text.parse()
-                    .map_err(|e| anyhow::anyhow!("directory.sandbox_groups[{i}]: {e}"))
-            })
-            .collect::<anyhow::Result<Vec<SeedGroup>>>()?,
+        false => parse_all("directory.sandbox_groups", &directory.sandbox_groups)?,
         true => config
             .access_groups()
             .into_iter()
@@ -118,15 +110,7 @@ pub fn seeds(config: &Config) -> anyhow::Result<(Vec<SeedGroup>, Vec<SeedSku>)> 
             .collect(),
     };
     let skus = match directory.sandbox_skus.is_empty() {
-        false => directory
-            .sandbox_skus
-            .iter()
-            .enumerate()
-            .map(|(i, text)| {
-                text.parse()
-                    .map_err(|e| anyhow::anyhow!("directory.sandbox_skus[{i}]: {e}"))
-            })
-            .collect::<anyhow::Result<Vec<SeedSku>>>()?,
+        false => parse_all("directory.sandbox_skus", &directory.sandbox_skus)?,
         true => config
             .access_licenses()
             .into_iter()
@@ -139,6 +123,18 @@ pub fn seeds(config: &Config) -> anyhow::Result<(Vec<SeedGroup>, Vec<SeedSku>)> 
             .collect(),
     };
     Ok((groups, skus))
+}
+
+/// Each of `texts` parsed (a seed), or the first that does not parse, named by `key[index]`.
+fn parse_all<T: std::str::FromStr>(key: &str, texts: &[String]) -> anyhow::Result<Vec<T>>
+where
+    T::Err: std::fmt::Display,
+{
+    texts
+        .iter()
+        .enumerate()
+        .map(|(i, text)| text.parse().map_err(|e| anyhow::anyhow!("{key}[{i}]: {e}")))
+        .collect()
 }
 
 /// The name of the first access rule that grants the group `id`, to name the group after.
