@@ -56,12 +56,17 @@ impl Aws {
 
     /// With `extra` lines in the source's table.
     async fn start_with(extra: &str) -> Self {
+        Self::start_in(extra, aws_fixture::example_tenant()).await
+    }
+
+    /// In a sandbox tenant of the test's.
+    async fn start_in(extra: &str, tenant: hrsync_sandbox::SandboxConfig) -> Self {
         // RUST_LOG=info shows what the functions did.
         let _ = tracing_subscriber::fmt()
             .with_test_writer()
             .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
             .try_init();
-        let deployment = Deployment::start(extra).await;
+        let deployment = Deployment::start_in(extra, tenant).await;
         let env = deployment.env.clone();
         let resources =
             Resources::from_lookup(|name| env.get(name).cloned()).expect("the resources");
@@ -187,7 +192,15 @@ impl Aws {
         &self,
         worker: &WorkerKey,
     ) -> Option<aws_sdk_scheduler::operation::get_schedule::GetScheduleOutput> {
-        let name = schedule_name(&TimerSpec::name_for(worker, TimerKind::Leave));
+        self.schedule_of(worker, TimerKind::Leave).await
+    }
+
+    async fn schedule_of(
+        &self,
+        worker: &WorkerKey,
+        kind: TimerKind,
+    ) -> Option<aws_sdk_scheduler::operation::get_schedule::GetScheduleOutput> {
+        let name = schedule_name(&TimerSpec::name_for(worker, kind));
         match self
             .scheduler
             .get_schedule()
@@ -830,5 +843,56 @@ fn a_refused_credential_dead_letters_the_fetch_with_the_reason_and_an_audit_reco
             aws.visible(&aws.urls[&QueueName::WorkerEvents].url).await,
             0
         );
+    });
+}
+
+/// A licence with no free unit on AWS: the entra function converges the rest of the account,
+/// records the licence as waiting (not a failure, not a dead letter) and sets the worker's
+/// license_retry schedule in EventBridge Scheduler, which the template lets it do.
+#[test]
+fn a_licence_with_no_free_unit_waits_with_a_retry_schedule() {
+    runtime().block_on(async {
+        let mut tenant = aws_fixture::example_tenant();
+        for sku in &mut tenant.skus {
+            sku.units = 0;
+        }
+        let aws = Aws::start_in("", tenant).await;
+        let ada = WorkerKey::new("hr", "42");
+        // An employee outside Engineering: the example grants her Microsoft 365 E3.
+        let mut record = employee("42", "Ada", "Lovelace");
+        record["employmentHistoryStatus"] = json!("Employee");
+        record["department"] = json!("Sales");
+        record["country"] = json!("GB");
+        aws.deployment.hr.put_employee("42", record);
+        assert_eq!(aws.bamboo_event("employee.created", "42").await.0, 202);
+        aws.settle().await;
+
+        let user = aws.user("42");
+        assert_eq!(user["accountEnabled"], true, "{user:#}");
+        let state = aws.stored(&ada).await.state;
+        let wanted = &state.desired.as_ref().expect("desired").licenses;
+        assert!(!wanted.is_empty(), "the example grants Ada a licence");
+        let waiting: Vec<&str> = state
+            .pending_licenses
+            .iter()
+            .map(|p| p.sku.as_str())
+            .collect();
+        assert_eq!(waiting.len(), wanted.len(), "{state:#?}");
+        let retry = aws
+            .schedule_of(&ada, TimerKind::LicenseRetry)
+            .await
+            .expect("a license_retry schedule");
+        let at = state.pending_licenses[0].retry_at;
+        assert_eq!(
+            retry.schedule_expression(),
+            Some(format!("at({})", at.strftime("%Y-%m-%dT%H:%M:%S")).as_str())
+        );
+        for queue in QueueName::ALL {
+            assert_eq!(
+                aws.visible(&aws.urls[&queue].dead_letter_url).await,
+                0,
+                "{queue}: nothing dead-lettered"
+            );
+        }
     });
 }

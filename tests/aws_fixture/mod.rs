@@ -64,7 +64,7 @@ pub fn config(hr_url: &str, directory_url: &str, extra: &str) -> String {
 }
 
 /// The example company's tenant: every group and licence its access rules grant exists.
-fn example_tenant() -> SandboxConfig {
+pub fn example_tenant() -> SandboxConfig {
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/hrsync.toml");
     let text = std::fs::read_to_string(&path).expect("examples/hrsync.toml");
     let example = hrsync_core::Config::parse(&text, "examples/hrsync.toml").expect("it parses");
@@ -94,6 +94,11 @@ fn example_tenant() -> SandboxConfig {
 impl Deployment {
     /// `extra`: more lines for the source's table.
     pub async fn start(extra: &str) -> Self {
+        Self::start_in(extra, example_tenant()).await
+    }
+
+    /// In a sandbox tenant of the caller's.
+    pub async fn start_in(extra: &str, tenant: SandboxConfig) -> Self {
         let moto = Moto::start();
         let sdk = moto.sdk_config().await;
         let sqs = aws_sdk_sqs::Client::new(&sdk);
@@ -130,7 +135,7 @@ impl Deployment {
             .expect("secret");
 
         let hr = Emulator::start(bamboohr::router).await;
-        let sandbox = Sandbox::start(example_tenant()).await.expect("sandbox");
+        let sandbox = Sandbox::start(tenant).await.expect("sandbox");
         let dir = tempfile::tempdir().expect("temp dir");
         let config_file = dir.path().join("hrsync.toml");
         std::fs::write(&config_file, config(hr.base_url(), &sandbox.url, extra)).expect("config");

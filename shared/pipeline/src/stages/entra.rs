@@ -110,7 +110,9 @@ impl<S: StateStore, Q: Queue, T: Timers> Pipeline<S, Q, T> {
                 s.pending_licenses = waiting.clone();
             })
             .await?;
-            self.license_retry_timer(key, &pending).await?;
+            if pending != state.pending_licenses {
+                self.license_retry_timer(key, &pending).await?;
+            }
         }
         // Waiters registered before this account was known are woken by every run that finds
         // it known, not only the one that recorded it: that run may have died before waking
