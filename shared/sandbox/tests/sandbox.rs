@@ -295,6 +295,15 @@ async fn token_then_create_user_201() {
     );
 }
 
+/// Asks the token endpoint with this form.
+async fn token_answer(
+    http: &reqwest::Client,
+    url: &str,
+    form: &[(&str, &str)],
+) -> (StatusCode, Value) {
+    read(http.post(url).form(form).send().await.expect("request")).await
+}
+
 #[tokio::test]
 async fn token_endpoint_speaks_the_identity_platform_shapes() {
     let sandbox = Sandbox::start(SandboxConfig::default())
@@ -305,17 +314,15 @@ async fn token_endpoint_speaks_the_identity_platform_shapes() {
     let scope = ("scope", "https://graph.microsoft.com/.default");
     let client = ("client_id", "app");
 
-    let (status, body) = read(
-        http.post(&url)
-            .form(&[
-                ("grant_type", "password"),
-                client,
-                scope,
-                ("client_secret", "s"),
-            ])
-            .send()
-            .await
-            .expect("request"),
+    let (status, body) = token_answer(
+        &http,
+        &url,
+        &[
+            ("grant_type", "password"),
+            client,
+            scope,
+            ("client_secret", "s"),
+        ],
     )
     .await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
@@ -327,14 +334,7 @@ async fn token_endpoint_speaks_the_identity_platform_shapes() {
     );
     assert_eq!(body["error_codes"], json!([70003]));
 
-    let (status, body) = read(
-        http.post(&url)
-            .form(&[client, scope])
-            .send()
-            .await
-            .expect("request"),
-    )
-    .await;
+    let (status, body) = token_answer(&http, &url, &[client, scope]).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert_eq!(body["error"], "invalid_request");
     assert!(
@@ -343,12 +343,10 @@ async fn token_endpoint_speaks_the_identity_platform_shapes() {
             .is_some_and(|d| d.contains("'grant_type'"))
     );
 
-    let (status, body) = read(
-        http.post(&url)
-            .form(&[("grant_type", "client_credentials"), client, scope])
-            .send()
-            .await
-            .expect("request"),
+    let (status, body) = token_answer(
+        &http,
+        &url,
+        &[("grant_type", "client_credentials"), client, scope],
     )
     .await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
@@ -363,36 +361,32 @@ async fn token_endpoint_speaks_the_identity_platform_shapes() {
         "client_assertion_type",
         "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
     );
-    let (status, body) = read(
-        http.post(&url)
-            .form(&[
-                ("grant_type", "client_credentials"),
-                client,
-                scope,
-                assertion_type,
-                ("client_assertion", "nope"),
-            ])
-            .send()
-            .await
-            .expect("request"),
+    let (status, body) = token_answer(
+        &http,
+        &url,
+        &[
+            ("grant_type", "client_credentials"),
+            client,
+            scope,
+            assertion_type,
+            ("client_assertion", "nope"),
+        ],
     )
     .await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
 
     // eyJhbGciOiJSUzI1NiJ9 = {"alg":"RS256"}, eyJzdWIiOiJ4In0 = {"sub":"x"}
     let jwt = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ4In0.c2lnbmF0dXJl";
-    let (status, body) = read(
-        http.post(&url)
-            .form(&[
-                ("grant_type", "client_credentials"),
-                client,
-                scope,
-                assertion_type,
-                ("client_assertion", jwt),
-            ])
-            .send()
-            .await
-            .expect("request"),
+    let (status, body) = token_answer(
+        &http,
+        &url,
+        &[
+            ("grant_type", "client_credentials"),
+            client,
+            scope,
+            assertion_type,
+            ("client_assertion", jwt),
+        ],
     )
     .await;
     assert_eq!(status, StatusCode::OK, "{body}");
