@@ -89,10 +89,30 @@ fn accepted(reply: &Reply) -> Value {
     reply.json()
 }
 
-/// After a hire delivery: one enabled account for employee 42; returns it.
-fn hired(site: &Site, serve: &Serve) -> Value {
+/// Who a test hires: the vendor's record id (what its webhooks name; the worker key is
+/// `hr:<record>`) and the employee id the account carries (`employeeId`).
+#[derive(Debug, Clone, Copy)]
+struct Ada<'a> {
+    record: &'a str,
+    employee_id: &'a str,
+}
+
+impl Ada<'_> {
+    /// A vendor whose record id is the employee id.
+    const NUMBER_42: Ada<'static> = Ada {
+        record: "42",
+        employee_id: "42",
+    };
+
+    fn key(&self) -> String {
+        format!("hr:{}", self.record)
+    }
+}
+
+/// After a hire delivery: one enabled account for Ada; returns it.
+fn hired(site: &Site, serve: &Serve, ada: Ada<'_>) -> Value {
     serve.settle();
-    let user = site.user("42");
+    let user = site.user(ada.employee_id);
     assert_eq!(user["accountEnabled"], true, "{user:#}");
     assert_eq!(user["displayName"], "Ada Lovelace", "{user:#}");
     user
@@ -100,9 +120,9 @@ fn hired(site: &Site, serve: &Serve) -> Value {
 
 /// After a termination delivery: the leave is timed for 17:00 London on the last day, and
 /// the account is disabled then, not before.
-fn leaves_at_the_instant(site: &Site, serve: &Serve) {
+fn leaves_at_the_instant(site: &Site, serve: &Serve, ada: Ada<'_>) {
     serve.settle();
-    let audit = site.audit("hr:42");
+    let audit = site.audit(&ada.key());
     let expected = format!(
         "leave: termination_date {LAST_DAY} at 17:00 (lifecycle.leave_at) in Europe/London is {LEAVE_INSTANT}"
     );
@@ -112,7 +132,7 @@ fn leaves_at_the_instant(site: &Site, serve: &Serve) {
         .unwrap_or_else(|| panic!("a decision with `{expected}`: {audit:#?}"));
     let decided_before = instant(&decision["at"]) < instant(&json!(LEAVE_INSTANT));
     if decided_before {
-        let timers = site.json(&["timers", "--worker", "42"]);
+        let timers = site.json(&["timers", "--worker", ada.record]);
         let timers = timers.as_array().unwrap();
         assert!(
             timers
@@ -121,13 +141,13 @@ fn leaves_at_the_instant(site: &Site, serve: &Serve) {
             "a leave timer at {LEAVE_INSTANT}: {timers:#?}"
         );
         assert_eq!(
-            site.user("42")["accountEnabled"],
+            site.user(ada.employee_id)["accountEnabled"],
             true,
             "still enabled before the instant"
         );
     }
     let deadline = Instant::now() + LEAVE_WITHIN;
-    while site.user("42")["accountEnabled"] != false {
+    while site.user(ada.employee_id)["accountEnabled"] != false {
         assert!(
             Instant::now() < deadline,
             "disabled within {LEAVE_WITHIN:?}; serve's log:\n{}",
@@ -138,7 +158,7 @@ fn leaves_at_the_instant(site: &Site, serve: &Serve) {
     // Entra audits a step once the directory confirmed it, so the account can be seen
     // disabled a moment before the record is stored.
     let audit = loop {
-        let audit = site.audit("hr:42");
+        let audit = site.audit(&ada.key());
         let audited = audit
             .iter()
             .any(|r| r["stage"] == "entra" && r["action"] == "disable");
@@ -225,7 +245,7 @@ fn bamboohr_hire_is_provisioned_written_back_and_leaves_at_the_instant() {
 
     let answer = accepted(&bamboo_event(&serve, "employee.created", &[]));
     assert_eq!(answer["queued"], 1, "{answer}");
-    let user = hired(&site, &serve);
+    let user = hired(&site, &serve, Ada::NUMBER_42);
     assert_eq!(
         hr.emulator.written(),
         vec![("42".to_owned(), json!({"workEmail": user["mail"]}))],
@@ -256,7 +276,7 @@ fn bamboohr_hire_is_provisioned_written_back_and_leaves_at_the_instant() {
         "employee.updated",
         &["status", "terminationDate"],
     ));
-    leaves_at_the_instant(&site, &serve);
+    leaves_at_the_instant(&site, &serve, Ada::NUMBER_42);
     assert!(hr.reads("GET", "/employees/42?") > reads);
 }
 
@@ -307,7 +327,7 @@ fn hibob_hire_is_provisioned_written_back_and_leaves_at_the_instant() {
 
     let first = bob_event(&serve, "employee.created");
     assert_eq!(accepted(&first)["queued"], 1);
-    let user = hired(&site, &serve);
+    let user = hired(&site, &serve, Ada::NUMBER_42);
     assert_eq!(
         hr.emulator.written(),
         vec![("42".to_owned(), json!({"email": user["mail"]}))]
@@ -318,7 +338,7 @@ fn hibob_hire_is_provisioned_written_back_and_leaves_at_the_instant() {
     hibob::set(&mut ada, "internal.terminationDate", json!(LAST_DAY));
     hr.emulator.put_employee("42", ada);
     accepted(&bob_event(&serve, "employee.left"));
-    leaves_at_the_instant(&site, &serve);
+    leaves_at_the_instant(&site, &serve, Ada::NUMBER_42);
 }
 
 // -------------------------------------------------------------------------------------------
@@ -360,7 +380,7 @@ fn personio_hire_is_provisioned_written_back_and_leaves_at_the_instant() {
 
     let created = personio_event(&serve, "person.created", json!({"id": "42"}));
     assert_eq!(accepted(&created)["queued"], 1);
-    let user = hired(&site, &serve);
+    let user = hired(&site, &serve, Ada::NUMBER_42);
     assert_eq!(
         hr.emulator.written(),
         vec![("42".to_owned(), json!({"email": user["mail"]}))]
@@ -385,7 +405,7 @@ fn personio_hire_is_provisioned_written_back_and_leaves_at_the_instant() {
         "employment.updated",
         json!({"id": "e42", "person_id": "42"}),
     ));
-    leaves_at_the_instant(&site, &serve);
+    leaves_at_the_instant(&site, &serve, Ada::NUMBER_42);
 }
 
 // -------------------------------------------------------------------------------------------
@@ -429,7 +449,7 @@ fn keka_hire_is_provisioned_and_leaves_at_the_instant() {
     let serve = site.serve();
 
     assert_eq!(accepted(&keka_event(&serve, "Employee added"))["queued"], 1);
-    hired(&site, &serve);
+    hired(&site, &serve, Ada::NUMBER_42);
     assert!(
         hr.emulator.written().is_empty(),
         "Keka's API takes no email back"
@@ -438,7 +458,7 @@ fn keka_hire_is_provisioned_and_leaves_at_the_instant() {
     ada["exitDate"] = json!(format!("{LAST_DAY}T00:00:00"));
     hr.emulator.put_employee("42", ada);
     accepted(&keka_event(&serve, "Employee exit approved"));
-    leaves_at_the_instant(&site, &serve);
+    leaves_at_the_instant(&site, &serve, Ada::NUMBER_42);
 }
 
 // -------------------------------------------------------------------------------------------
@@ -499,7 +519,7 @@ fn scim_bulk_hire_is_provisioned_and_leaves_at_the_instant() {
         json!(["urn:ietf:params:scim:api:messages:2.0:BulkResponse"])
     );
     assert_eq!(response["Operations"][0]["status"], "202", "{response:#}");
-    hired(&site, &serve);
+    hired(&site, &serve, Ada::NUMBER_42);
 
     // Without the hire date the operation is refused, by itself, saying what is missing.
     let refused = scim_post(&serve, scim_request(json!({})));
@@ -515,7 +535,7 @@ fn scim_bulk_hire_is_provisioned_and_leaves_at_the_instant() {
         scim_request(json!({"hireDate": "2024-01-08", "terminationDate": LAST_DAY})),
     );
     assert_eq!(leave.json()["Operations"][0]["status"], "202");
-    leaves_at_the_instant(&site, &serve);
+    leaves_at_the_instant(&site, &serve, Ada::NUMBER_42);
 }
 
 #[test]
@@ -554,7 +574,7 @@ fn bamboohr_poll_finds_a_hire_whose_webhook_never_came_and_a_deleted_record_leav
         );
         std::thread::sleep(Duration::from_millis(200));
     }
-    let user = hired(&site, &serve);
+    let user = hired(&site, &serve, Ada::NUMBER_42);
     let cause = site
         .audit("hr:42")
         .iter()

@@ -13,6 +13,7 @@ use toml::Spanned;
 use toml::de::{DeTable, DeValue};
 
 use crate::template::{CANONICAL_FIELDS, Engine, TemplateError};
+use crate::worker::EMPLOYEE_ID_MAX_CHARS;
 
 /// A config that could not be loaded: where, which key, and what was wrong.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -326,6 +327,45 @@ impl SourceKind {
         matches!(self, Self::BambooHr | Self::HiBob | Self::Personio)
     }
 
+    /// The vendor field whose value is the worker's employee id when `employee_id_field` is
+    /// not set. The vendors' own record ids are not always it: HiBob's backend id has 19
+    /// digits and Keka's is a GUID, and the directory's `employeeId` holds 16 characters.
+    pub fn default_employee_id_field(self) -> Option<&'static str> {
+        match self {
+            Self::HiBob => Some("work.employeeIdInCompany"),
+            Self::Keka => Some("employeeNumber"),
+            Self::BambooHr | Self::Personio => Some("id"),
+            Self::Scim => Some("externalId"),
+            Self::Csv | Self::SignedJson => None,
+        }
+    }
+
+    /// Why the vendor field `field` can never be a directory employee id, when it is one
+    /// of the vendor's documented ids longer than [`EMPLOYEE_ID_MAX_CHARS`].
+    pub fn employee_id_field_problem(self, field: &str) -> Option<String> {
+        let (id, what) = match (self, field) {
+            (Self::HiBob, "root.id" | "id") => (
+                "work.employeeIdInCompany",
+                "Bob's backend id (19 digits, e.g. 3332883884017713238)",
+            ),
+            (Self::Keka, "id") => ("employeeNumber", "Keka's employee GUID (36 characters)"),
+            _ => return None,
+        };
+        Some(format!(
+            "{field} is {what}; the directory's employeeId holds at most {EMPLOYEE_ID_MAX_CHARS} characters: use {id} (the default) or another field that fits"
+        ))
+    }
+
+    /// The fields `employee_id_field` may name where the vendor's record has a fixed set of
+    /// ids; `None`: any field of the vendor's record.
+    pub fn employee_id_fields(self) -> Option<&'static [&'static str]> {
+        match self {
+            Self::Keka => Some(&["employeeNumber"]),
+            Self::Scim => Some(&["externalId", "employeeNumber"]),
+            _ => None,
+        }
+    }
+
     /// The credential keys the vendor's API needs, besides `base_url`.
     pub fn credential_keys(self) -> &'static [&'static str] {
         match self {
@@ -391,6 +431,12 @@ pub struct SourceConfig {
     /// where the source supports it (bamboohr, hibob, personio; not keka, csv, signed-json or scim).
     #[serde(default)]
     pub writeback: Option<bool>,
+    /// Vendor sources: the vendor field that is the worker's employee id, the value written
+    /// to the directory's `employeeId` and given to templates as `employee_id` (the vendor's
+    /// own record id stays the key hrsync fetches and writes back by). Unset: the kind's
+    /// default, [`SourceKind::default_employee_id_field`].
+    #[serde(default)]
+    pub employee_id_field: Option<String>,
 }
 
 impl SourceConfig {
@@ -414,7 +460,16 @@ impl SourceConfig {
             poll_every: None,
             complete: false,
             writeback: None,
+            employee_id_field: None,
         }
+    }
+
+    /// The vendor field that is the worker's employee id: `employee_id_field`, else the
+    /// kind's default; `None` for csv and signed-json (the record's own `employee_id`).
+    pub fn employee_id_field(&self) -> Option<&str> {
+        self.employee_id_field
+            .as_deref()
+            .or_else(|| self.kind.default_employee_id_field())
     }
 
     /// How often to poll the change feed (`poll_every`), when set and valid.
@@ -962,6 +1017,12 @@ impl Config {
                 ));
             }
         }
+        if source.employee_id_field.is_some() {
+            return Err((
+                format!("source.{name}.employee_id_field"),
+                "does not apply to kind = \"csv\": map the export's column with columns.employee_id".into(),
+            ));
+        }
         for field in source.columns.keys() {
             let known = CANONICAL_FIELDS.contains(&field.as_str())
                 || matches!(field.as_str(), "as_of" | "termination_time")
@@ -1116,6 +1177,34 @@ impl Config {
                 format!("source.{name}.webhook_header"),
                 format!("does not apply to kind = \"{kind}\""),
             ));
+        }
+        if let Some(field) = &source.employee_id_field {
+            let key = format!("source.{name}.employee_id_field");
+            if source.kind.default_employee_id_field().is_none() {
+                return Err((
+                    key,
+                    format!(
+                        "does not apply to kind = \"{kind}\": its records carry employee_id themselves"
+                    ),
+                ));
+            }
+            if field.trim().is_empty() {
+                return Err((key, "is empty: name the vendor field, or leave it out".into()));
+            }
+            if let Some(problem) = source.kind.employee_id_field_problem(field) {
+                return Err((key, problem));
+            }
+            if let Some(allowed) = source.kind.employee_id_fields()
+                && !allowed.contains(&field.as_str())
+            {
+                return Err((
+                    key,
+                    format!(
+                        "kind = \"{kind}\" takes one of {}",
+                        allowed.join(", ")
+                    ),
+                ));
+            }
         }
         if source.writeback == Some(true) && !source.kind.can_write_back() {
             return Err((

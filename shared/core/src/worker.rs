@@ -104,10 +104,18 @@ impl Status {
     }
 }
 
+/// The most characters an employee id may have: Graph's `employeeId` holds at most 16
+/// (learn.microsoft.com/graph/api/resources/user, employeeId; a longer one is refused 400).
+pub const EMPLOYEE_ID_MAX_CHARS: usize = 16;
+
 /// One worker as HR describes them at `as_of`. Field names are the template variables.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Worker {
+    /// Who the worker is to hrsync: the source and the vendor's own record id (what its
+    /// webhooks name, its API is read and written back by, and managers are given as).
     pub key: WorkerKey,
+    /// The employee id the directory carries (`employeeId`): the key's id for exports and
+    /// signed JSON, the source's `employee_id_field` for vendors.
     pub employee_id: String,
     pub given_name: String,
     pub family_name: String,
@@ -148,7 +156,8 @@ pub struct Worker {
     /// IANA time zone name, e.g. `Europe/London`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub time_zone: Option<String>,
-    /// Employee id of the manager, in the same source.
+    /// The manager's record id in the same source (their worker key's id, as the vendor names
+    /// managers), not their directory employee id.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub manager_id: Option<String>,
     /// When HR said this; a snapshot older than the stored one is ignored.
@@ -211,34 +220,31 @@ impl Worker {
         }
     }
 
-    /// Checks what the decision needs; the error names the first bad field.
+    /// Checks what the decision needs; the error names the first bad field. A worker with no
+    /// hire date is employed from now on (SCIM records carry none); HR sources that always
+    /// have one check [`Worker::validate_record`].
     pub fn validate(&self) -> Result<(), InvalidWorker> {
         if self.employee_id.trim().is_empty() {
             return Err(InvalidWorker::new("employee_id", "is empty"));
         }
-        if self.employee_id != self.key.employee_id() {
+        let length = self.employee_id.chars().count();
+        if length > EMPLOYEE_ID_MAX_CHARS {
             return Err(InvalidWorker::new(
                 "employee_id",
                 format!(
-                    "{:?} does not match the worker key {}",
-                    self.employee_id, self.key
+                    "{:?} has {length} characters; the directory's employeeId holds at most {EMPLOYEE_ID_MAX_CHARS}",
+                    self.employee_id
                 ),
             ));
+        }
+        if self.key.employee_id().trim().is_empty() {
+            return Err(InvalidWorker::new("key", "the worker key's id is empty"));
         }
         if self.given_name.trim().is_empty() {
             return Err(InvalidWorker::new("given_name", "is empty"));
         }
         if self.family_name.trim().is_empty() {
             return Err(InvalidWorker::new("family_name", "is empty"));
-        }
-        if self.hire_date.is_none() && !self.status.is_ended() {
-            return Err(InvalidWorker::new(
-                "hire_date",
-                format!(
-                    "is missing for a worker with status {}",
-                    self.status.as_str()
-                ),
-            ));
         }
         if let Some(zone) = &self.time_zone
             && jiff::tz::TimeZone::get(zone).is_err()
@@ -249,11 +255,28 @@ impl Worker {
             ));
         }
         if let Some(manager) = &self.manager_id
-            && manager == &self.employee_id
+            && manager == self.key.employee_id()
         {
             return Err(InvalidWorker::new(
                 "manager_id",
                 "a worker cannot be their own manager",
+            ));
+        }
+        Ok(())
+    }
+
+    /// [`Worker::validate`], and a hire date for a worker still employed: what every HR
+    /// source that records hire dates (exports, vendors' APIs) must give. A missing one there
+    /// is a gap in the data (or a field the credential may not read), not "started now".
+    pub fn validate_record(&self) -> Result<(), InvalidWorker> {
+        self.validate()?;
+        if self.hire_date.is_none() && !self.status.is_ended() {
+            return Err(InvalidWorker::new(
+                "hire_date",
+                format!(
+                    "is missing for a worker with status {}",
+                    self.status.as_str()
+                ),
             ));
         }
         Ok(())
@@ -275,5 +298,58 @@ impl Worker {
             .as_deref()
             .filter(|id| !id.trim().is_empty())
             .map(|id| WorkerKey::new(self.key.source(), id))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn worker() -> Worker {
+        let mut worker = Worker::new(
+            WorkerKey::new("bob", "3332883854254932743"),
+            "Ada",
+            "Lovelace",
+            Timestamp::UNIX_EPOCH,
+        );
+        worker.employee_id = "1042".into();
+        worker.hire_date = Some(jiff::civil::date(2026, 1, 5));
+        worker
+    }
+
+    #[test]
+    fn the_directory_employee_id_may_differ_from_the_record_id_but_must_fit() {
+        assert_eq!(worker().validate(), Ok(()));
+        let mut long = worker();
+        long.employee_id = long.key.employee_id().to_owned();
+        let error = long.validate().unwrap_err();
+        assert_eq!(error.field, "employee_id");
+        assert_eq!(
+            error.problem,
+            "\"3332883854254932743\" has 19 characters; the directory's employeeId holds at most 16"
+        );
+        let mut sixteen = worker();
+        sixteen.employee_id = "é".repeat(16);
+        assert_eq!(sixteen.validate(), Ok(()), "characters, not bytes");
+    }
+
+    #[test]
+    fn a_manager_is_named_by_record_id() {
+        let mut own = worker();
+        own.manager_id = Some(own.key.employee_id().to_owned());
+        assert_eq!(own.validate().unwrap_err().field, "manager_id");
+        let mut other = worker();
+        other.manager_id = Some("1042".into());
+        assert_eq!(other.validate(), Ok(()), "1042 is a directory id, not a record id");
+    }
+
+    #[test]
+    fn only_a_record_from_hr_needs_a_hire_date() {
+        let mut now = worker();
+        now.hire_date = None;
+        assert_eq!(now.validate(), Ok(()), "employed from now on");
+        assert_eq!(now.validate_record().unwrap_err().field, "hire_date");
+        now.status = Status::Terminated;
+        assert_eq!(now.validate_record(), Ok(()));
     }
 }

@@ -868,6 +868,38 @@ fn keys_of_another_vendor_are_refused() {
 }
 
 #[test]
+fn employee_id_field_must_fit_the_directory_and_apply_to_the_kind() {
+    let bob = "kind = \"hibob\"\nbase_url = \"https://api.hibob.com/v1\"\nwebhook_secret = { env = \"W\" }\nservice_user_id = { env = \"U\" }\ntoken = { env = \"T\" }\n";
+    assert_error(
+        &vendor(&format!("{bob}employee_id_field = \"root.id\"\n")),
+        r#"hrsync.toml:10:21: source.hr.employee_id_field: root.id is Bob's backend id (19 digits, e.g. 3332883884017713238); the directory's employeeId holds at most 16 characters: use work.employeeIdInCompany (the default) or another field that fits"#,
+    );
+    assert_error(
+        &vendor(
+            "kind = \"keka\"\nbase_url = \"https://acme.keka.com/api/v1\"\nwebhook_secret = { env = \"W\" }\nclient_id = { env = \"I\" }\nclient_secret = { env = \"S\" }\napi_key = { env = \"K\" }\nemployee_id_field = \"id\"\n",
+        ),
+        r#"hrsync.toml:11:21: source.hr.employee_id_field: id is Keka's employee GUID (36 characters); the directory's employeeId holds at most 16 characters: use employeeNumber (the default) or another field that fits"#,
+    );
+    assert_error(
+        &vendor("kind = \"scim\"\nwebhook_secret = { env = \"T\" }\nemployee_id_field = \"userName\"\n"),
+        r#"hrsync.toml:7:21: source.hr.employee_id_field: kind = "scim" takes one of externalId, employeeNumber"#,
+    );
+    assert_error(
+        &vendor("kind = \"signed-json\"\nwebhook_secret = { env = \"T\" }\nemployee_id_field = \"id\"\n"),
+        r#"hrsync.toml:7:21: source.hr.employee_id_field: does not apply to kind = "signed-json": its records carry employee_id themselves"#,
+    );
+    // A field that may fit is taken: each worker's id is checked when their record is read.
+    let text = vendor(&format!(
+        "{bob}employee_id_field = \"work.custom.payrollId\"\n"
+    ));
+    let config = Config::parse(&text, "hrsync.toml").expect("a valid config");
+    assert_eq!(
+        config.source("hr").unwrap().employee_id_field(),
+        Some("work.custom.payrollId")
+    );
+}
+
+#[test]
 fn poll_every_needs_a_change_feed_and_a_sane_interval() {
     let bamboo = "kind = \"bamboohr\"\nbase_url = \"https://acme.bamboohr.com/api/v1\"\nwebhook_secret = { env = \"W\" }\napi_key = { env = \"K\" }\n";
     assert_error(

@@ -207,7 +207,7 @@ impl BambooHr {
         if let Some(ended) = worker.termination_date {
             worker.termination_type = self.termination_type(employee_id, ended).await?;
         }
-        worker.validate().map_err(|invalid| {
+        worker.validate_record().map_err(|invalid| {
             HrError::permanent(format!(
                 "{what}: the record cannot be acted on: {}",
                 describe(&invalid)

@@ -218,7 +218,7 @@ impl HiBob {
         };
         let worker = normalize(&self.source, employee_id, &record, now)
             .map_err(|problem| HrError::permanent(format!("{what}: {problem}")))?;
-        worker.validate().map_err(|e| {
+        worker.validate_record().map_err(|e| {
             HrError::permanent(format!("{what}: the record cannot be acted on: {e}"))
         })?;
         Ok(Fetched::Worker(Box::new(worker)))

@@ -203,7 +203,7 @@ impl Personio {
             None => None,
         };
         let worker = self.worker(id, &person, employment.as_ref(), department, now)?;
-        worker.validate().map_err(|e| {
+        worker.validate_record().map_err(|e| {
             HrError::permanent(format!(
                 "Personio person {id} cannot be taken: {e} (check the record in Personio, and that the API credential may read that attribute)"
             ))

@@ -527,7 +527,7 @@ fn read_worker(
     }
 
     worker
-        .validate()
+        .validate_record()
         .map_err(|invalid| field_error(invalid.field, invalid.problem))?;
     Ok(worker)
 }

@@ -328,7 +328,7 @@ impl Layout {
             }
         }
         if errors.is_empty()
-            && let Err(invalid) = worker.validate()
+            && let Err(invalid) = worker.validate_record()
         {
             errors.push(error(Some(invalid.field), invalid.problem));
         }
