@@ -284,14 +284,23 @@ fn bamboohr_hire_is_provisioned_written_back_and_leaves_at_the_instant() {
 
 const BOB_SECRET: &str = "bob-webhook-secret-2b9d";
 
-fn bob_event(serve: &Serve, event: &str) -> Reply {
+/// Ada in Bob: her backend id (19 digits, what webhooks and the API use) and the Employee ID
+/// HR gave her (`work.employeeIdInCompany`), which her account carries.
+const BOB_ADA: Ada<'static> = Ada {
+    record: "3332883854254932743",
+    employee_id: "1042",
+};
+
+/// A Bob webhook v2 delivery about Ada, in the envelope of Bob's documented example
+/// (apidocs.hibob.com changelog "tableentrycreated-tableentryupdated-payload"), signed.
+fn bob_event(serve: &Serve, event: &str, data: Value) -> Reply {
     let body = serde_json::to_vec(&json!({
         "companyId": 636192,
         "type": event,
-        "triggeredBy": "system",
-        "triggeredAt": "2026-12-01T16:59:31.000000",
+        "triggeredBy": "3332883804594373380",
+        "triggeredAt": "2026-12-01T16:59:31.915906",
         "version": "v2",
-        "data": {"employeeId": "42"},
+        "data": data,
     }))
     .unwrap();
     let mut mac = Hmac::<Sha512>::new_from_slice(BOB_SECRET.as_bytes()).unwrap();
@@ -304,10 +313,11 @@ fn bob_event(serve: &Serve, event: &str) -> Reply {
 fn hibob_hire_is_provisioned_written_back_and_leaves_at_the_instant() {
     use hrsync_hr_emulators::hibob;
     let hr = Vendor::start(hibob::router);
-    let mut ada = hibob::employee("42", "Ada", "Lovelace");
-    hibob::set(&mut ada, "work.department", json!("Engineering"));
+    let mut ada = hibob::employee(BOB_ADA.record, 1042, "Ada", "Lovelace");
+    hibob::set(&mut ada, "work.department", json!("209192163"));
+    hibob::set_human(&mut ada, "work.department", "Engineering");
     hibob::set(&mut ada, "address.country", json!("GB"));
-    hr.emulator.put_employee("42", ada.clone());
+    hr.emulator.put_employee(BOB_ADA.record, ada.clone());
     let site = site(
         &format!(
             "kind = \"hibob\"\nbase_url = \"{}\"\nwebhook_secret = {{ env = \"BOB_SECRET\" }}\nservice_user_id = {{ env = \"BOB_USER\" }}\ntoken = {{ env = \"BOB_TOKEN\" }}\n",
@@ -325,20 +335,31 @@ fn hibob_hire_is_provisioned_written_back_and_leaves_at_the_instant() {
     let ping = serve.post("hr", &[], b"Ping test".to_vec());
     assert_eq!(ping.status, StatusCode::OK, "{}", ping.body);
 
-    let first = bob_event(&serve, "employee.created");
+    let first = bob_event(
+        &serve,
+        "table.entry.created",
+        json!({"employeeId": BOB_ADA.record, "tableId": "lifecycle", "effectiveDate": "2026-12-01"}),
+    );
     assert_eq!(accepted(&first)["queued"], 1);
-    let user = hired(&site, &serve, Ada::NUMBER_42);
+    let user = hired(&site, &serve, BOB_ADA);
+    assert_eq!(user["employeeId"], "1042", "Bob's Employee ID, not the 19-digit backend id");
+    assert_eq!(user["department"], "Engineering", "the list item's name");
     assert_eq!(
         hr.emulator.written(),
-        vec![("42".to_owned(), json!({"email": user["mail"]}))]
+        vec![(BOB_ADA.record.to_owned(), json!({"email": user["mail"]}))],
+        "written back by the backend id"
     );
 
     hibob::set(&mut ada, "internal.lifecycleStatus", json!("terminated"));
     hibob::set(&mut ada, "internal.status", json!("Inactive"));
     hibob::set(&mut ada, "internal.terminationDate", json!(LAST_DAY));
-    hr.emulator.put_employee("42", ada);
-    accepted(&bob_event(&serve, "employee.left"));
-    leaves_at_the_instant(&site, &serve, Ada::NUMBER_42);
+    hr.emulator.put_employee(BOB_ADA.record, ada);
+    accepted(&bob_event(
+        &serve,
+        "employee.left",
+        json!({"employeeId": BOB_ADA.record}),
+    ));
+    leaves_at_the_instant(&site, &serve, BOB_ADA);
 }
 
 // -------------------------------------------------------------------------------------------

@@ -929,6 +929,14 @@ impl Config {
                 _ => Self::validate_webhook_source(name, source, &written)?,
             }
         }
+        if let Some(template) = self.attributes.get("employeeId")
+            && template.0.split_whitespace().collect::<String>() != "{{employee_id}}"
+        {
+            return Err((
+                "attributes.employeeId".into(),
+                "is how hrsync finds each worker's account, so it is always the worker's employee_id: choose the HR field with source.<name>.employee_id_field, and remove this line".into(),
+            ));
+        }
         for name in self.attributes.keys() {
             if let Some(owner) = reserved_attribute(name) {
                 return Err((

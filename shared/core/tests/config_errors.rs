@@ -900,6 +900,21 @@ fn employee_id_field_must_fit_the_directory_and_apply_to_the_kind() {
 }
 
 #[test]
+fn the_employee_id_attribute_is_always_the_employee_id() {
+    // Any other value would be written where hrsync looks accounts up, unchecked.
+    assert_error(
+        &format!("{UPN}[attributes]\nemployeeId = \"{{{{ custom.badge }}}}\"\n"),
+        r#"hrsync.toml:5:14: attributes.employeeId: is how hrsync finds each worker's account, so it is always the worker's employee_id: choose the HR field with source.<name>.employee_id_field, and remove this line"#,
+    );
+    // The line older configs carry says just that, and still loads.
+    Config::parse(
+        &format!("{UPN}[attributes]\nemployeeId = \"{{{{employee_id }}}}\"\n"),
+        "hrsync.toml",
+    )
+    .expect("the redundant line loads");
+}
+
+#[test]
 fn poll_every_needs_a_change_feed_and_a_sane_interval() {
     let bamboo = "kind = \"bamboohr\"\nbase_url = \"https://acme.bamboohr.com/api/v1\"\nwebhook_secret = { env = \"W\" }\napi_key = { env = \"K\" }\n";
     assert_error(

@@ -60,6 +60,19 @@
 //!   (login) email; Bob may send the employee a verification invitation. A 304 (nothing to
 //!   change) counts as done. Bob has no username field.
 //!
+//! ## Who is who
+//!
+//! The worker key is Bob's backend id (`root.id`: 19 digits, e.g. `3332883884017713238`,
+//! [O] apidocs.hibob.com reference post_people-identifier): what webhooks name
+//! (`data.employeeId`), what the API is read and written back by, and what `work.reportsTo`
+//! refers to ([O] fields-metadata: an employee-reference is "the string ID of an employee").
+//! The employee id the directory carries (`employeeId`, at most 16 characters) is the value
+//! of the source's `employee_id_field`, by default `work.employeeIdInCompany` (Bob's
+//! *Employee ID* in the Work category); the config refuses `root.id`. A record whose field is
+//! empty (not filled in, or in a category the service user may not see: Bob omits it
+//! silently, [O] people-read-api-contract) or too long is a permanent fetch error naming the
+//! field, before anything reaches the directory.
+//!
 //! ## Status mapping
 //!
 //! `internal.lifecycleStatus` first: `employed`, `hired` (start date ahead) → active;
@@ -70,6 +83,7 @@
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use hmac::{Hmac, Mac};
+use hrsync_core::worker::EMPLOYEE_ID_MAX_CHARS;
 use hrsync_core::{Identifiers, Status, Worker, WorkerKey};
 use jiff::Timestamp;
 use jiff::civil::Date;
@@ -88,6 +102,11 @@ pub const SIGNATURE_HEADER: &str = "Bob-Signature";
 
 /// The body of Bob's connection test.
 pub const PING: &str = "Ping test";
+
+/// The field that is the worker's employee id when `employee_id_field` is not set: Bob's
+/// "Employee ID" in the Work category, the short number HR gives (`root.id`, the backend id,
+/// has 19 digits and cannot be the directory's `employeeId`).
+pub const DEFAULT_ID_FIELD: &str = "work.employeeIdInCompany";
 
 /// The employee fields every fetch asks for (dot notation, as the API takes them).
 pub const FIELDS: &[&str] = &[
@@ -153,6 +172,10 @@ pub struct HiBob {
     secret: Vec<u8>,
     api: ApiClient,
     writes_back: bool,
+    /// The field whose value is the worker's employee id (`employee_id_field`).
+    id_field: String,
+    /// [`FIELDS`] and `id_field`: what every read asks for.
+    fields: Vec<String>,
 }
 
 impl HiBob {
@@ -167,11 +190,22 @@ impl HiBob {
             base_url,
             Auth::Basic { user, password },
         );
+        let id_field = setup
+            .config
+            .employee_id_field()
+            .unwrap_or(DEFAULT_ID_FIELD)
+            .to_owned();
+        let mut fields: Vec<String> = FIELDS.iter().map(|f| (*f).to_owned()).collect();
+        if !fields.contains(&id_field) {
+            fields.push(id_field.clone());
+        }
         Ok(Self {
             source: setup.name.to_owned(),
             secret,
             api,
             writes_back: setup.writes_back(),
+            id_field,
+            fields,
         })
     }
 
@@ -199,7 +233,7 @@ impl HiBob {
 
     async fn read(&self, employee_id: &str, now: Timestamp) -> Result<Fetched, HrError> {
         let what = format!("source {}: fetch HiBob employee {employee_id}", self.source);
-        let body = Body::Json(json!({"fields": FIELDS, "humanReadable": "APPEND"}));
+        let body = Body::Json(json!({"fields": self.fields, "humanReadable": "APPEND"}));
         let path = format!("/people/{}", encode(employee_id));
         let response = self
             .api
@@ -216,7 +250,7 @@ impl HiBob {
             },
             _ => return Err(response.unexpected(&what)),
         };
-        let worker = normalize(&self.source, employee_id, &record, now)
+        let worker = normalize(&self.source, employee_id, &self.id_field, &record, now)
             .map_err(|problem| HrError::permanent(format!("{what}: {problem}")))?;
         worker.validate_record().map_err(|e| {
             HrError::permanent(format!("{what}: the record cannot be acted on: {e}"))
@@ -232,7 +266,7 @@ impl HiBob {
         what: &str,
     ) -> Result<Option<Value>, HrError> {
         let body = Body::Json(json!({
-            "fields": FIELDS,
+            "fields": self.fields,
             "filters": [{"fieldPath": "root.id", "operator": "equals", "values": [employee_id]}],
             "showInactive": true,
             "humanReadable": "APPEND",
@@ -497,10 +531,28 @@ fn preferred_name(display: Option<String>, given: &str, family: &str) -> Option<
     (!preferred.is_empty() && preferred != given).then(|| preferred.to_owned())
 }
 
+/// The worker's directory employee id: the value of `id_field`, present and short enough.
+fn directory_id(record: &Value, id_field: &str) -> Result<String, String> {
+    let Some(id) = field(record, id_field).and_then(text) else {
+        return Err(format!(
+            "{id_field} (the employee id, source employee_id_field) is empty: fill it in in Bob (for work.employeeIdInCompany: the employee's Work > Employee ID), or give the service user's permission group access to its category"
+        ));
+    };
+    let length = id.chars().count();
+    if length > EMPLOYEE_ID_MAX_CHARS {
+        return Err(format!(
+            "{id_field} {id:?} (the employee id, source employee_id_field) has {length} characters; the directory's employeeId holds at most {EMPLOYEE_ID_MAX_CHARS}: choose a shorter field"
+        ));
+    }
+    Ok(id)
+}
+
 /// A Bob employee record as the normalized snapshot; the error names the field at fault.
+/// `backend_id` (`root.id`) keys the worker; `id_field` gives their employee id.
 fn normalize(
     source: &str,
-    employee_id: &str,
+    backend_id: &str,
+    id_field: &str,
     record: &Value,
     now: Timestamp,
 ) -> Result<Worker, String> {
@@ -510,7 +562,8 @@ fn normalize(
     let family = field(record, "root.surname")
         .and_then(text)
         .unwrap_or_default();
-    let mut worker = Worker::new(WorkerKey::new(source, employee_id), "", "", now);
+    let mut worker = Worker::new(WorkerKey::new(source, backend_id), "", "", now);
+    worker.employee_id = directory_id(record, id_field)?;
     worker.preferred_name = preferred_name(
         field(record, "root.displayName").and_then(text),
         &given,

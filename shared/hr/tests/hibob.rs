@@ -112,14 +112,14 @@ fn the_signature_is_base64_hmac_sha512_of_the_body() {
 
 #[test]
 fn a_signed_delivery_verifies() {
-    let body = event("employee.created", json!({"employeeId": "42"}));
+    let body = event("employee.created", json!({"employeeId": "3332883854254932743"}));
     let headers = headers(Some(&hibob::sign(SECRET.as_bytes(), &body)));
     assert_eq!(offline().verify(&delivery(&headers, &body)), Ok(()));
 }
 
 #[test]
 fn a_body_altered_by_one_byte_is_refused() {
-    let body = event("employee.created", json!({"employeeId": "42"}));
+    let body = event("employee.created", json!({"employeeId": "3332883854254932743"}));
     let headers = headers(Some(&hibob::sign(SECRET.as_bytes(), &body)));
     let mut altered = body.clone();
     let at = altered.len() - 3;
@@ -130,7 +130,7 @@ fn a_body_altered_by_one_byte_is_refused() {
 
 #[test]
 fn a_signature_made_with_another_secret_is_refused() {
-    let body = event("employee.updated", json!({"employeeId": "42"}));
+    let body = event("employee.updated", json!({"employeeId": "3332883854254932743"}));
     let headers = headers(Some(&hibob::sign(b"another-secret", &body)));
     let refused = offline().verify(&delivery(&headers, &body)).unwrap_err();
     assert!(refused.0.contains("does not match"), "{refused}");
@@ -139,7 +139,7 @@ fn a_signature_made_with_another_secret_is_refused() {
 
 #[test]
 fn a_missing_or_unreadable_signature_is_refused() {
-    let body = event("employee.updated", json!({"employeeId": "42"}));
+    let body = event("employee.updated", json!({"employeeId": "3332883854254932743"}));
     let none = headers(None);
     let refused = offline().verify(&delivery(&none, &body)).unwrap_err();
     assert_eq!(refused.0, "missing header Bob-Signature");
@@ -151,7 +151,7 @@ fn a_missing_or_unreadable_signature_is_refused() {
 #[test]
 fn a_replayed_delivery_verifies_again_and_keeps_its_dedupe_id() {
     let connector = offline();
-    let body = event("employee.updated", json!({"employeeId": "42"}));
+    let body = event("employee.updated", json!({"employeeId": "3332883854254932743"}));
     let headers = headers(Some(&hibob::sign(SECRET.as_bytes(), &body)));
     let first = delivery(&headers, &body);
     let replay = delivery(&headers, &body);
@@ -161,9 +161,9 @@ fn a_replayed_delivery_verifies_again_and_keeps_its_dedupe_id() {
     let replay = connector.parse(&replay).unwrap();
     assert_eq!(first.events.len(), 1);
     assert_eq!(first.events[0].dedupe, replay.events[0].dedupe);
-    assert!(first.events[0].dedupe.ends_with("#42"));
+    assert!(first.events[0].dedupe.ends_with("#3332883854254932743"));
     // Another delivery about the same employee is a different event.
-    let other = event("employee.updated", json!({"employeeId": "42", "x": 1}));
+    let other = event("employee.updated", json!({"employeeId": "3332883854254932743", "x": 1}));
     let other = connector.parse(&delivery(&headers, &other)).unwrap();
     assert_ne!(other.events[0].dedupe, first.events[0].dedupe);
 }
@@ -185,7 +185,7 @@ fn the_ping_test_is_a_handshake_signed_or_not() {
         assert!(parsed.events.is_empty());
     }
     // Anything more than the ping needs its signature.
-    let body = br#"{"text":"Ping test","type":"employee.created","data":{"employeeId":"1"}}"#;
+    let body = br#"{"text":"Ping test","type":"employee.created","data":{"employeeId":"3332883854254932743"}}"#;
     let unsigned = headers(None);
     assert!(connector.verify(&delivery(&unsigned, body)).is_err());
 }
@@ -227,44 +227,44 @@ fn every_documented_event_type_has_its_action() {
     let cases = [
         (
             "employee.created",
-            json!({"employeeId": "7"}),
+            json!({"employeeId": "3332883854254932701"}),
             Action::Fetch,
         ),
         (
             "employee.updated",
-            json!({"employeeId": "7", "fieldUpdates": [{"id": "root.surname"}]}),
+            json!({"employeeId": "3332883854254932701", "fieldUpdates": [{"id": "root.surname"}]}),
             Action::Fetch,
         ),
         (
             "employee.deleted",
-            json!({"employeeId": "7"}),
+            json!({"employeeId": "3332883854254932701"}),
             Action::Deleted,
         ),
         (
             "table.entry.created",
-            json!({"employeeId": "7", "tableId": "work", "effectiveDate": "2025-01-08"}),
+            json!({"employeeId": "3332883854254932701", "tableId": "work", "effectiveDate": "2025-01-08"}),
             Action::Fetch,
         ),
         (
             "table.entry.updated",
-            json!({"employeeId": "7", "tableId": "employment", "id": 991}),
+            json!({"employeeId": "3332883854254932701", "tableId": "employment", "id": 991}),
             Action::Fetch,
         ),
-        ("employee.joined", json!({"employeeId": "7"}), Action::Fetch),
-        ("employee.left", json!({"employeeId": "7"}), Action::Fetch),
+        ("employee.joined", json!({"employeeId": "3332883854254932701"}), Action::Fetch),
+        ("employee.left", json!({"employeeId": "3332883854254932701"}), Action::Fetch),
         (
             "employee.inactivated",
-            json!({"employeeId": "7"}),
+            json!({"employeeId": "3332883854254932701"}),
             Action::Fetch,
         ),
         (
             "employee.activated",
-            json!({"employeeId": "7"}),
+            json!({"employeeId": "3332883854254932701"}),
             Action::Fetch,
         ),
         (
             "employee.temporaryLeave",
-            json!({"employeeId": 7}),
+            json!({"employeeId": 3332883854254932701u64}),
             Action::Fetch,
         ),
     ];
@@ -274,7 +274,7 @@ fn every_documented_event_type_has_its_action() {
         let parsed = connector.parse(&delivery(&headers, &body)).unwrap();
         assert_eq!(parsed.events.len(), 1, "{event_type}");
         assert_eq!(parsed.events[0].event_type, event_type);
-        assert_eq!(parsed.events[0].employee_id, "7");
+        assert_eq!(parsed.events[0].employee_id, "3332883854254932701");
         assert_eq!(parsed.events[0].action, action, "{event_type}");
     }
 }
@@ -288,7 +288,7 @@ fn time_off_task_and_document_events_are_taken_and_ignored() {
         "todo.changedStatus",
         "docs.document.uploaded",
     ] {
-        let body = event(event_type, json!({"employeeId": "7", "requestId": 5}));
+        let body = event(event_type, json!({"employeeId": "3332883854254932701", "requestId": 5}));
         let headers = headers(None);
         let parsed = connector.parse(&delivery(&headers, &body)).unwrap();
         assert!(parsed.events.is_empty(), "{event_type}");
@@ -310,7 +310,7 @@ fn unreadable_bodies_are_bad_payloads_that_quote_no_values() {
     assert!(bad.0.contains("data.employeeId"), "{bad}");
     assert!(!bad.0.contains("ada@example.com"));
 
-    let no_type = serde_json::to_vec(&json!({"data": {"employeeId": "7"}})).unwrap();
+    let no_type = serde_json::to_vec(&json!({"data": {"employeeId": "3332883854254932701"}})).unwrap();
     let bad = connector.parse(&delivery(&headers, &no_type)).unwrap_err();
     assert!(bad.0.contains("type"), "{bad}");
 
@@ -322,7 +322,7 @@ fn unreadable_bodies_are_bad_payloads_that_quote_no_values() {
 
 /// A full Bob record: list fields with their names, the manager, every mapped field.
 fn full_record() -> Value {
-    let mut record = bob::employee("3332883854254932743", "Robert", "Smith");
+    let mut record = bob::employee("3332883854254932743", 10, "Robert", "Smith");
     bob::set(&mut record, "root.displayName", json!("Bob Smith"));
     bob::set(&mut record, "root.secondName", json!("James"));
     bob::set(&mut record, "root.email", json!("robert.smith@example.com"));
@@ -366,7 +366,8 @@ async fn a_full_record_is_normalized_field_by_field() {
         panic!("expected a worker");
     };
     assert_eq!(worker.key, WorkerKey::new("bob", "3332883854254932743"));
-    assert_eq!(worker.employee_id, "3332883854254932743");
+    // The key is the backend id; the directory's employee id is Bob's Employee ID.
+    assert_eq!(worker.employee_id, "10");
     assert_eq!(worker.given_name, "Robert");
     assert_eq!(worker.family_name, "Smith");
     assert_eq!(worker.middle_name.as_deref(), Some("James"));
@@ -446,8 +447,8 @@ async fn lifecycle_statuses_map_to_statuses() {
         ("something new", "Inactive", Status::Inactive),
     ];
     for (index, (lifecycle, status, expected)) in cases.into_iter().enumerate() {
-        let id = format!("10{index}");
-        let mut record = bob::employee(&id, "Ada", "Lovelace");
+        let id = bob::backend_id(100 + index as u64);
+        let mut record = bob::employee(&id, 100 + index as u64, "Ada", "Lovelace");
         bob::set(&mut record, "internal.lifecycleStatus", json!(lifecycle));
         bob::set(&mut record, "internal.status", json!(status));
         hr.put_employee(&id, record);
@@ -462,8 +463,9 @@ async fn lifecycle_statuses_map_to_statuses() {
 #[tokio::test]
 async fn an_unknown_employee_is_gone() {
     let hr = Emulator::start(bob::router).await;
+    let unknown = bob::backend_id(404);
     let fetched = connector(hr.base_url())
-        .fetch("404404", now())
+        .fetch(&unknown, now())
         .await
         .unwrap();
     assert_eq!(fetched, Fetched::Gone);
@@ -475,7 +477,7 @@ async fn an_unknown_employee_is_gone() {
     assert_eq!(body["showInactive"], true);
     assert_eq!(
         body["filters"],
-        json!([{"fieldPath": "root.id", "operator": "equals", "values": ["404404"]}])
+        json!([{"fieldPath": "root.id", "operator": "equals", "values": [unknown]}])
     );
 }
 
@@ -483,12 +485,13 @@ async fn an_unknown_employee_is_gone() {
 async fn an_inactive_employee_hidden_from_the_single_read_is_found_by_the_search() {
     let hr = Emulator::start(bob::router).await;
     bob::hide_inactive_from_single_reads(&hr);
-    let mut record = bob::employee("55", "Ada", "Lovelace");
+    let id = bob::backend_id(55);
+    let mut record = bob::employee(&id, 55, "Ada", "Lovelace");
     bob::set(&mut record, "internal.status", json!("Inactive"));
     bob::set(&mut record, "internal.lifecycleStatus", json!("terminated"));
     bob::set(&mut record, "internal.terminationDate", json!("2026-02-28"));
-    hr.put_employee("55", record);
-    let Fetched::Worker(worker) = connector(hr.base_url()).fetch("55", now()).await.unwrap() else {
+    hr.put_employee(&id, record);
+    let Fetched::Worker(worker) = connector(hr.base_url()).fetch(&id, now()).await.unwrap() else {
         panic!("expected a worker");
     };
     assert_eq!(worker.status, Status::Terminated);
@@ -499,10 +502,11 @@ async fn an_inactive_employee_hidden_from_the_single_read_is_found_by_the_search
 #[tokio::test]
 async fn throttling_is_waited_out() {
     let hr = Emulator::start(bob::router).await;
-    hr.put_employee("1", bob::employee("1", "Ada", "Lovelace"));
+    let id = bob::backend_id(1);
+    hr.put_employee(&id, bob::employee(&id, 1, "Ada", "Lovelace"));
     hr.fail_next(1, 429, Some(1));
     let started = Instant::now();
-    let fetched = connector(hr.base_url()).fetch("1", now()).await.unwrap();
+    let fetched = connector(hr.base_url()).fetch(&id, now()).await.unwrap();
     assert!(matches!(fetched, Fetched::Worker(_)));
     assert!(started.elapsed() >= Duration::from_millis(900));
     assert_eq!(hr.requests().len(), 2);
@@ -511,10 +515,11 @@ async fn throttling_is_waited_out() {
 #[tokio::test]
 async fn an_outage_is_a_retryable_error() {
     let hr = Emulator::start(bob::router).await;
-    hr.put_employee("1", bob::employee("1", "Ada", "Lovelace"));
+    let id = bob::backend_id(1);
+    hr.put_employee(&id, bob::employee(&id, 1, "Ada", "Lovelace"));
     hr.fail_next(10, 503, None);
     let error = connector(hr.base_url())
-        .fetch("1", now())
+        .fetch(&id, now())
         .await
         .unwrap_err();
     assert!(error.retryable, "{error}");
@@ -524,9 +529,10 @@ async fn an_outage_is_a_retryable_error() {
 #[tokio::test]
 async fn a_wrong_credential_is_a_permanent_error() {
     let hr = Emulator::start(bob::router).await;
-    hr.put_employee("1", bob::employee("1", "Ada", "Lovelace"));
+    let id = bob::backend_id(1);
+    hr.put_employee(&id, bob::employee(&id, 1, "Ada", "Lovelace"));
     let connector = build(&config(hr.base_url()), "wrong-token");
-    let error = connector.fetch("1", now()).await.unwrap_err();
+    let error = connector.fetch(&id, now()).await.unwrap_err();
     assert!(!error.retryable);
     assert!(error.message.contains("401"), "{error}");
     assert!(!error.message.contains("wrong-token"));
@@ -535,21 +541,23 @@ async fn a_wrong_credential_is_a_permanent_error() {
 #[tokio::test]
 async fn a_record_that_cannot_be_acted_on_is_a_permanent_error_naming_the_field() {
     let hr = Emulator::start(bob::router).await;
-    let mut record = bob::employee("1", "", "Lovelace");
+    let id = bob::backend_id(1);
+    let mut record = bob::employee(&id, 1, "", "Lovelace");
     bob::set(&mut record, "root.firstName", Value::Null);
-    hr.put_employee("1", record);
+    hr.put_employee(&id, record);
     let error = connector(hr.base_url())
-        .fetch("1", now())
+        .fetch(&id, now())
         .await
         .unwrap_err();
     assert!(!error.retryable);
     assert!(error.message.contains("given_name"), "{error}");
 
-    let mut record = bob::employee("2", "Ada", "Lovelace");
+    let id = bob::backend_id(2);
+    let mut record = bob::employee(&id, 2, "Ada", "Lovelace");
     bob::set(&mut record, "work.startDate", json!("03/02/2025"));
-    hr.put_employee("2", record);
+    hr.put_employee(&id, record);
     let error = connector(hr.base_url())
-        .fetch("2", now())
+        .fetch(&id, now())
         .await
         .unwrap_err();
     assert!(!error.retryable);
@@ -562,10 +570,11 @@ async fn a_record_that_cannot_be_acted_on_is_a_permanent_error_naming_the_field(
 #[tokio::test]
 async fn the_work_email_is_written_back_and_the_record_changes() {
     let hr = Emulator::start(bob::router).await;
-    hr.put_employee("42", bob::employee("42", "Ada", "Lovelace"));
+    let id = bob::backend_id(42);
+    hr.put_employee(&id, bob::employee(&id, 42, "Ada", "Lovelace"));
     let connector = connector(hr.base_url());
     assert!(connector.writes_back());
-    let Fetched::Worker(worker) = connector.fetch("42", now()).await.unwrap() else {
+    let Fetched::Worker(worker) = connector.fetch(&id, now()).await.unwrap() else {
         panic!("expected a worker");
     };
     assert_eq!(worker.work_email, None);
@@ -578,19 +587,16 @@ async fn the_work_email_is_written_back_and_the_record_changes() {
     let requests = hr.requests();
     let write = requests.last().unwrap();
     assert_eq!(write.method, "PUT");
-    assert_eq!(write.path, "/people/42/email");
+    assert_eq!(write.path, format!("/people/{id}/email"));
     assert_eq!(
         write.body,
         Some(json!({"email": "ada.lovelace@corp.example"}))
     );
     assert_eq!(
         hr.written(),
-        vec![(
-            "42".to_owned(),
-            json!({"email": "ada.lovelace@corp.example"})
-        )]
+        vec![(id.clone(), json!({"email": "ada.lovelace@corp.example"}))]
     );
-    let Fetched::Worker(after) = connector.fetch("42", now()).await.unwrap() else {
+    let Fetched::Worker(after) = connector.fetch(&id, now()).await.unwrap() else {
         panic!("expected a worker");
     };
     assert_eq!(
@@ -606,12 +612,13 @@ async fn the_work_email_is_written_back_and_the_record_changes() {
 #[tokio::test]
 async fn writing_back_to_a_missing_employee_is_a_permanent_error() {
     let hr = Emulator::start(bob::router).await;
-    hr.put_employee("42", bob::employee("42", "Ada", "Lovelace"));
+    let id = bob::backend_id(42);
+    hr.put_employee(&id, bob::employee(&id, 42, "Ada", "Lovelace"));
     let connector = connector(hr.base_url());
-    let Fetched::Worker(worker) = connector.fetch("42", now()).await.unwrap() else {
+    let Fetched::Worker(worker) = connector.fetch(&id, now()).await.unwrap() else {
         panic!("expected a worker");
     };
-    hr.remove_employee("42");
+    hr.remove_employee(&id);
     let identifiers = Identifiers {
         upn: "ada@corp.example".into(),
         mail: "ada@corp.example".into(),
@@ -634,4 +641,119 @@ async fn write_back_follows_the_config() {
     };
     assert!(!build(&off, bob::TOKEN).writes_back());
     assert!(connector(hr.base_url()).writes_back());
+}
+
+// ---------------------------------------------------------------- identity
+
+#[tokio::test]
+async fn the_employee_id_is_the_configured_field_and_the_key_stays_the_backend_id() {
+    let hr = Emulator::start(bob::router).await;
+    let id = bob::backend_id(7);
+    let mut record = bob::employee(&id, 1007, "Ada", "Lovelace");
+    bob::set(&mut record, "work.custom.payrollNumber", json!("P-7"));
+    hr.put_employee(&id, record);
+    let payroll = SourceConfig {
+        employee_id_field: Some("work.custom.payrollNumber".into()),
+        ..config(hr.base_url())
+    };
+    let Fetched::Worker(worker) = build(&payroll, bob::TOKEN).fetch(&id, now()).await.unwrap()
+    else {
+        panic!("expected a worker");
+    };
+    assert_eq!(worker.key, WorkerKey::new("bob", id.as_str()));
+    assert_eq!(worker.employee_id, "P-7");
+    let asked = &hr.requests()[0].body.clone().unwrap()["fields"];
+    assert!(
+        asked
+            .as_array()
+            .unwrap()
+            .contains(&json!("work.custom.payrollNumber")),
+        "the configured field is asked for: {asked}"
+    );
+}
+
+#[tokio::test]
+async fn an_employee_id_missing_or_too_long_for_the_directory_is_a_permanent_error_naming_the_field()
+ {
+    let hr = Emulator::start(bob::router).await;
+    // Bob leaves out a field the service user may not see, or that was never filled in.
+    let id = bob::backend_id(8);
+    let mut record = bob::employee(&id, 8, "Ada", "Lovelace");
+    bob::set(&mut record, "work.employeeIdInCompany", Value::Null);
+    hr.put_employee(&id, record);
+    let error = connector(hr.base_url())
+        .fetch(&id, now())
+        .await
+        .unwrap_err();
+    assert!(!error.retryable);
+    assert!(
+        error.message.contains(&id)
+            && error
+                .message
+                .contains("work.employeeIdInCompany (the employee id, source employee_id_field) is empty"),
+        "{error}"
+    );
+
+    let id = bob::backend_id(9);
+    let mut record = bob::employee(&id, 9, "Ada", "Lovelace");
+    bob::set(&mut record, "work.custom.badgeNumber", json!("BADGE-000000000099"));
+    hr.put_employee(&id, record);
+    let badge = SourceConfig {
+        employee_id_field: Some("work.custom.badgeNumber".into()),
+        ..config(hr.base_url())
+    };
+    let error = build(&badge, bob::TOKEN).fetch(&id, now()).await.unwrap_err();
+    assert!(!error.retryable);
+    assert!(
+        error.message.contains(
+            "work.custom.badgeNumber \"BADGE-000000000099\" (the employee id, source employee_id_field) has 18 characters; the directory's employeeId holds at most 16"
+        ),
+        "{error}"
+    );
+}
+
+#[tokio::test]
+async fn the_emulator_refuses_what_bob_refuses() {
+    let hr = Emulator::start(bob::router).await;
+    let id = bob::backend_id(3);
+    hr.put_employee(&id, bob::employee(&id, 3, "Ada", "Lovelace"));
+    let http = reqwest::Client::new();
+    let post = |path: String, body: Value| {
+        http.post(format!("{}{path}", hr.base_url()))
+            .basic_auth(bob::SERVICE_USER_ID, Some(bob::TOKEN))
+            .json(&body)
+            .send()
+    };
+    let status = |path: String, body: Value| async { post(path, body).await.unwrap().status().as_u16() };
+    assert_eq!(status(format!("/people/{id}"), json!({"fields": ["root.id"]})).await, 200);
+    assert_eq!(status("/people/3".into(), json!({})).await, 400, "not a backend id");
+    assert_eq!(
+        status(format!("/people/{id}"), json!({"humanReadable": "YES"})).await,
+        400
+    );
+    let too_many: Vec<String> = (0..401).map(|n| format!("work.custom.f{n}")).collect();
+    assert_eq!(status(format!("/people/{id}"), json!({"fields": too_many})).await, 400);
+    let filter = json!({"fieldPath": "root.id", "operator": "equals", "values": [id]});
+    assert_eq!(
+        status("/people/search".into(), json!({"filters": [filter.clone(), filter]})).await,
+        400,
+        "at most one filter"
+    );
+    assert_eq!(
+        status(
+            "/people/search".into(),
+            json!({"filters": [{"fieldPath": "work.title", "operator": "equals", "values": ["x"]}]})
+        )
+        .await,
+        400
+    );
+    // A field id Bob does not know is left out, silently.
+    let answer: Value = post(format!("/people/{id}"), json!({"fields": ["root.firstName", "no.such"]}))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(answer["/root/firstName"]["value"], "Ada");
+    assert!(answer.get("/no/such").is_none(), "{answer}");
 }

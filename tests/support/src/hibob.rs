@@ -14,6 +14,18 @@
 //!
 //! Every call needs `Authorization: Basic base64(SERVICE_USER_ID:TOKEN)`, else 401.
 //!
+//! As strict as Bob's documentation, or stricter where it says nothing:
+//!
+//! | rule | source |
+//! |---|---|
+//! | employees are keyed by backend ids of 19 digits (`3332883884017713238`); fixtures refuse others | apidocs.hibob.com/reference/post_people-identifier (path param: "the backend-id of the Employee", example from a profile URL) |
+//! | the path identifier is a backend id or an email; anything else is 400 (stricter: no source says another form works) | same page: "Alternatively you can provide the employee's email address" |
+//! | `fields` are dot-notation ids, at most 400; ids Bob does not know, and fields the service user may not see, are left out silently (200) | apidocs.hibob.com/docs/people-read-api-contract ("Silent omission", "at most 400 field IDs") |
+//! | `humanReadable` is `APPEND` or `REPLACE`; anything else is 400 | apidocs.hibob.com/docs/how-to-work-with-lists-public-api ("Possible values") |
+//! | search: at most one filter, on `root.id` or `root.email`, operator `equals`; else 400 | people-read-api-contract ("at most one filter object", "operator must be equals", "invalid filter parameters return 400") |
+//! | `showInactive` is a search parameter (default false: active employees only) | people-read-api-contract |
+//! | `work.employeeIdInCompany` (the *Employee ID* HR gives) is a number | apidocs.hibob.com/docs/fields-metadata (field types) [U: its exact type per tenant] |
+//!
 //! Records are stored in Bob's nested shape (`{"id", "firstName", "work": {...}, ...}`); the
 //! names of list items (what `humanReadable` shows) are stored under `humanReadable` in the
 //! same shape.
@@ -42,14 +54,29 @@ pub fn router(state: State) -> Router {
         .with_state(state)
 }
 
-/// An active employee with the basic fields, started 2024-01-15.
-pub fn employee(id: &str, first_name: &str, surname: &str) -> Value {
+/// The `n`th backend id, 19 digits like Bob's (`3332883800000000042` for 42).
+pub fn backend_id(n: u64) -> String {
+    format!("33328838{n:011}")
+}
+
+/// Whether `id` has the shape of a Bob backend id: 19 digits.
+pub fn is_backend_id(id: &str) -> bool {
+    id.len() == 19 && id.bytes().all(|b| b.is_ascii_digit())
+}
+
+/// An active employee with the basic fields, started 2024-01-15: `id` is the backend id (19
+/// digits, see [`backend_id`]), `number` the *Employee ID* HR gave (`work.employeeIdInCompany`).
+pub fn employee(id: &str, number: u64, first_name: &str, surname: &str) -> Value {
+    assert!(
+        is_backend_id(id),
+        "Bob's backend ids have 19 digits (apidocs.hibob.com/reference/post_people-identifier): {id:?}"
+    );
     json!({
         "id": id,
         "firstName": first_name,
         "surname": surname,
         "displayName": format!("{first_name} {surname}"),
-        "work": {"startDate": "2024-01-15"},
+        "work": {"startDate": "2024-01-15", "employeeIdInCompany": number},
         "internal": {"status": "Active", "lifecycleStatus": "employed"},
     })
 }
@@ -134,15 +161,40 @@ fn is_inactive(record: &Value) -> bool {
     get_path(record, &segments("internal.status")).and_then(Value::as_str) == Some("Inactive")
 }
 
-/// The fields of a read request (every stored top-level and category field when none).
-fn requested_fields(body: &Value) -> Option<Vec<String>> {
-    body.get("fields")?.as_array().map(|fields| {
-        fields
-            .iter()
-            .filter_map(Value::as_str)
-            .map(str::to_owned)
-            .collect()
-    })
+/// The most field ids one read may ask for (people-read-api-contract).
+pub const MAX_FIELDS: usize = 400;
+
+/// What a read asks for: its dot-notation field ids (`None`: Bob's default set) and its
+/// `humanReadable`; a request Bob refuses is the 400 to answer.
+#[allow(clippy::result_large_err)]
+fn read_request(body: &Value) -> Result<(Option<Vec<String>>, Option<String>), Response> {
+    let bad = |message: &str| error(StatusCode::BAD_REQUEST, message);
+    let fields = match body.get("fields") {
+        None | Some(Value::Null) => None,
+        Some(Value::Array(fields)) => {
+            if fields.len() > MAX_FIELDS {
+                return Err(bad("at most 400 field IDs"));
+            }
+            let mut ids = Vec::new();
+            for field in fields {
+                let Some(id) = field.as_str() else {
+                    return Err(bad("fields must be strings"));
+                };
+                // A slash-notation or unknown id is an invalid id: left out, silently.
+                if !id.contains('/') {
+                    ids.push(id.to_owned());
+                }
+            }
+            Some(ids)
+        }
+        Some(_) => return Err(bad("fields must be an array of field IDs")),
+    };
+    let human = match body.get("humanReadable") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(mode)) if mode == "APPEND" || mode == "REPLACE" => Some(mode.clone()),
+        Some(_) => return Err(bad("humanReadable must be APPEND or REPLACE")),
+    };
+    Ok((fields, human))
 }
 
 /// The record as Bob answers a read of `fields`.
@@ -227,6 +279,16 @@ async fn read(
             _ => return error(StatusCode::BAD_REQUEST, "Bad request"),
         }
     };
+    if !is_backend_id(&id) && !id.contains('@') {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "identifier must be an employee's backend id or email",
+        );
+    }
+    let (fields, human) = match read_request(&request) {
+        Ok(read) => read,
+        Err(refused) => return refused,
+    };
     let state = lock(&state);
     let hides_inactive = state
         .tables
@@ -242,9 +304,7 @@ async fn read(
     let Some(record) = found.filter(|record| !(hides_inactive && is_inactive(record))) else {
         return error(StatusCode::NOT_FOUND, "Employee not found");
     };
-    let fields = requested_fields(&request);
-    let human = request.get("humanReadable").and_then(Value::as_str);
-    axum::Json(answer(record, fields.as_deref(), human)).into_response()
+    axum::Json(answer(record, fields.as_deref(), human.as_deref())).into_response()
 }
 
 async fn search(
@@ -258,6 +318,10 @@ async fn search(
     let Ok(request) = serde_json::from_slice::<Value>(&body) else {
         return error(StatusCode::BAD_REQUEST, "Bad request");
     };
+    let (fields, human) = match read_request(&request) {
+        Ok(read) => read,
+        Err(refused) => return refused,
+    };
     let show_inactive = request
         .get("showInactive")
         .and_then(Value::as_bool)
@@ -267,6 +331,9 @@ async fn search(
         let Some(given) = given.as_array().filter(|f| !f.is_empty()) else {
             return error(StatusCode::BAD_REQUEST, "filters must be a non-empty array");
         };
+        if given.len() > 1 {
+            return error(StatusCode::BAD_REQUEST, "at most one filter object");
+        }
         for filter in given {
             let path = filter.get("fieldPath").and_then(Value::as_str);
             let operator = filter.get("operator").and_then(Value::as_str);
@@ -288,8 +355,6 @@ async fn search(
             }
         }
     }
-    let fields = requested_fields(&request);
-    let human = request.get("humanReadable").and_then(Value::as_str);
     let state = lock(&state);
     let employees: Vec<Value> = state
         .employees
@@ -302,7 +367,7 @@ async fn search(
                     .is_some_and(|v| values.iter().any(|wanted| wanted == v))
             })
         })
-        .map(|record| answer(record, fields.as_deref(), human))
+        .map(|record| answer(record, fields.as_deref(), human.as_deref()))
         .collect();
     axum::Json(json!({"employees": employees})).into_response()
 }
@@ -315,6 +380,12 @@ async fn set_email(
 ) -> Response {
     if !authorized(&headers) {
         return unauthorized();
+    }
+    if !is_backend_id(&id) && !id.contains('@') {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "identifier must be an employee's backend id or email",
+        );
     }
     let Ok(request) = serde_json::from_slice::<Value>(&body) else {
         return error(StatusCode::BAD_REQUEST, "Bad request");
