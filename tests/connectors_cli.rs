@@ -342,7 +342,10 @@ fn hibob_hire_is_provisioned_written_back_and_leaves_at_the_instant() {
     );
     assert_eq!(accepted(&first)["queued"], 1);
     let user = hired(&site, &serve, BOB_ADA);
-    assert_eq!(user["employeeId"], "1042", "Bob's Employee ID, not the 19-digit backend id");
+    assert_eq!(
+        user["employeeId"], "1042",
+        "Bob's Employee ID, not the 19-digit backend id"
+    );
     assert_eq!(user["department"], "Engineering", "the list item's name");
     assert_eq!(
         hr.emulator.written(),

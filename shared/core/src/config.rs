@@ -1197,7 +1197,10 @@ impl Config {
                 ));
             }
             if field.trim().is_empty() {
-                return Err((key, "is empty: name the vendor field, or leave it out".into()));
+                return Err((
+                    key,
+                    "is empty: name the vendor field, or leave it out".into(),
+                ));
             }
             if let Some(problem) = source.kind.employee_id_field_problem(field) {
                 return Err((key, problem));
@@ -1207,10 +1210,7 @@ impl Config {
             {
                 return Err((
                     key,
-                    format!(
-                        "kind = \"{kind}\" takes one of {}",
-                        allowed.join(", ")
-                    ),
+                    format!("kind = \"{kind}\" takes one of {}", allowed.join(", ")),
                 ));
             }
         }

@@ -340,7 +340,11 @@ mod tests {
         assert_eq!(own.validate().unwrap_err().field, "manager_id");
         let mut other = worker();
         other.manager_id = Some("1042".into());
-        assert_eq!(other.validate(), Ok(()), "1042 is a directory id, not a record id");
+        assert_eq!(
+            other.validate(),
+            Ok(()),
+            "1042 is a directory id, not a record id"
+        );
     }
 
     #[test]

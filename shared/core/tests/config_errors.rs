@@ -881,11 +881,15 @@ fn employee_id_field_must_fit_the_directory_and_apply_to_the_kind() {
         r#"hrsync.toml:11:21: source.hr.employee_id_field: id is Keka's employee GUID (36 characters); the directory's employeeId holds at most 16 characters: use employeeNumber (the default) or another field that fits"#,
     );
     assert_error(
-        &vendor("kind = \"scim\"\nwebhook_secret = { env = \"T\" }\nemployee_id_field = \"userName\"\n"),
+        &vendor(
+            "kind = \"scim\"\nwebhook_secret = { env = \"T\" }\nemployee_id_field = \"userName\"\n",
+        ),
         r#"hrsync.toml:7:21: source.hr.employee_id_field: kind = "scim" takes one of externalId, employeeNumber"#,
     );
     assert_error(
-        &vendor("kind = \"signed-json\"\nwebhook_secret = { env = \"T\" }\nemployee_id_field = \"id\"\n"),
+        &vendor(
+            "kind = \"signed-json\"\nwebhook_secret = { env = \"T\" }\nemployee_id_field = \"id\"\n",
+        ),
         r#"hrsync.toml:7:21: source.hr.employee_id_field: does not apply to kind = "signed-json": its records carry employee_id themselves"#,
     );
     // A field that may fit is taken: each worker's id is checked when their record is read.

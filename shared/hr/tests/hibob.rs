@@ -112,14 +112,20 @@ fn the_signature_is_base64_hmac_sha512_of_the_body() {
 
 #[test]
 fn a_signed_delivery_verifies() {
-    let body = event("employee.created", json!({"employeeId": "3332883854254932743"}));
+    let body = event(
+        "employee.created",
+        json!({"employeeId": "3332883854254932743"}),
+    );
     let headers = headers(Some(&hibob::sign(SECRET.as_bytes(), &body)));
     assert_eq!(offline().verify(&delivery(&headers, &body)), Ok(()));
 }
 
 #[test]
 fn a_body_altered_by_one_byte_is_refused() {
-    let body = event("employee.created", json!({"employeeId": "3332883854254932743"}));
+    let body = event(
+        "employee.created",
+        json!({"employeeId": "3332883854254932743"}),
+    );
     let headers = headers(Some(&hibob::sign(SECRET.as_bytes(), &body)));
     let mut altered = body.clone();
     let at = altered.len() - 3;
@@ -130,7 +136,10 @@ fn a_body_altered_by_one_byte_is_refused() {
 
 #[test]
 fn a_signature_made_with_another_secret_is_refused() {
-    let body = event("employee.updated", json!({"employeeId": "3332883854254932743"}));
+    let body = event(
+        "employee.updated",
+        json!({"employeeId": "3332883854254932743"}),
+    );
     let headers = headers(Some(&hibob::sign(b"another-secret", &body)));
     let refused = offline().verify(&delivery(&headers, &body)).unwrap_err();
     assert!(refused.0.contains("does not match"), "{refused}");
@@ -139,7 +148,10 @@ fn a_signature_made_with_another_secret_is_refused() {
 
 #[test]
 fn a_missing_or_unreadable_signature_is_refused() {
-    let body = event("employee.updated", json!({"employeeId": "3332883854254932743"}));
+    let body = event(
+        "employee.updated",
+        json!({"employeeId": "3332883854254932743"}),
+    );
     let none = headers(None);
     let refused = offline().verify(&delivery(&none, &body)).unwrap_err();
     assert_eq!(refused.0, "missing header Bob-Signature");
@@ -151,7 +163,10 @@ fn a_missing_or_unreadable_signature_is_refused() {
 #[test]
 fn a_replayed_delivery_verifies_again_and_keeps_its_dedupe_id() {
     let connector = offline();
-    let body = event("employee.updated", json!({"employeeId": "3332883854254932743"}));
+    let body = event(
+        "employee.updated",
+        json!({"employeeId": "3332883854254932743"}),
+    );
     let headers = headers(Some(&hibob::sign(SECRET.as_bytes(), &body)));
     let first = delivery(&headers, &body);
     let replay = delivery(&headers, &body);
@@ -163,7 +178,10 @@ fn a_replayed_delivery_verifies_again_and_keeps_its_dedupe_id() {
     assert_eq!(first.events[0].dedupe, replay.events[0].dedupe);
     assert!(first.events[0].dedupe.ends_with("#3332883854254932743"));
     // Another delivery about the same employee is a different event.
-    let other = event("employee.updated", json!({"employeeId": "3332883854254932743", "x": 1}));
+    let other = event(
+        "employee.updated",
+        json!({"employeeId": "3332883854254932743", "x": 1}),
+    );
     let other = connector.parse(&delivery(&headers, &other)).unwrap();
     assert_ne!(other.events[0].dedupe, first.events[0].dedupe);
 }
@@ -250,8 +268,16 @@ fn every_documented_event_type_has_its_action() {
             json!({"employeeId": "3332883854254932701", "tableId": "employment", "id": 991}),
             Action::Fetch,
         ),
-        ("employee.joined", json!({"employeeId": "3332883854254932701"}), Action::Fetch),
-        ("employee.left", json!({"employeeId": "3332883854254932701"}), Action::Fetch),
+        (
+            "employee.joined",
+            json!({"employeeId": "3332883854254932701"}),
+            Action::Fetch,
+        ),
+        (
+            "employee.left",
+            json!({"employeeId": "3332883854254932701"}),
+            Action::Fetch,
+        ),
         (
             "employee.inactivated",
             json!({"employeeId": "3332883854254932701"}),
@@ -288,7 +314,10 @@ fn time_off_task_and_document_events_are_taken_and_ignored() {
         "todo.changedStatus",
         "docs.document.uploaded",
     ] {
-        let body = event(event_type, json!({"employeeId": "3332883854254932701", "requestId": 5}));
+        let body = event(
+            event_type,
+            json!({"employeeId": "3332883854254932701", "requestId": 5}),
+        );
         let headers = headers(None);
         let parsed = connector.parse(&delivery(&headers, &body)).unwrap();
         assert!(parsed.events.is_empty(), "{event_type}");
@@ -310,7 +339,8 @@ fn unreadable_bodies_are_bad_payloads_that_quote_no_values() {
     assert!(bad.0.contains("data.employeeId"), "{bad}");
     assert!(!bad.0.contains("ada@example.com"));
 
-    let no_type = serde_json::to_vec(&json!({"data": {"employeeId": "3332883854254932701"}})).unwrap();
+    let no_type =
+        serde_json::to_vec(&json!({"data": {"employeeId": "3332883854254932701"}})).unwrap();
     let bad = connector.parse(&delivery(&headers, &no_type)).unwrap_err();
     assert!(bad.0.contains("type"), "{bad}");
 
@@ -688,21 +718,28 @@ async fn an_employee_id_missing_or_too_long_for_the_directory_is_a_permanent_err
     assert!(!error.retryable);
     assert!(
         error.message.contains(&id)
-            && error
-                .message
-                .contains("work.employeeIdInCompany (the employee id, source employee_id_field) is empty"),
+            && error.message.contains(
+                "work.employeeIdInCompany (the employee id, source employee_id_field) is empty"
+            ),
         "{error}"
     );
 
     let id = bob::backend_id(9);
     let mut record = bob::employee(&id, 9, "Ada", "Lovelace");
-    bob::set(&mut record, "work.custom.badgeNumber", json!("BADGE-000000000099"));
+    bob::set(
+        &mut record,
+        "work.custom.badgeNumber",
+        json!("BADGE-000000000099"),
+    );
     hr.put_employee(&id, record);
     let badge = SourceConfig {
         employee_id_field: Some("work.custom.badgeNumber".into()),
         ..config(hr.base_url())
     };
-    let error = build(&badge, bob::TOKEN).fetch(&id, now()).await.unwrap_err();
+    let error = build(&badge, bob::TOKEN)
+        .fetch(&id, now())
+        .await
+        .unwrap_err();
     assert!(!error.retryable);
     assert!(
         error.message.contains(
@@ -724,18 +761,33 @@ async fn the_emulator_refuses_what_bob_refuses() {
             .json(&body)
             .send()
     };
-    let status = |path: String, body: Value| async { post(path, body).await.unwrap().status().as_u16() };
-    assert_eq!(status(format!("/people/{id}"), json!({"fields": ["root.id"]})).await, 200);
-    assert_eq!(status("/people/3".into(), json!({})).await, 400, "not a backend id");
+    let status =
+        |path: String, body: Value| async { post(path, body).await.unwrap().status().as_u16() };
+    assert_eq!(
+        status(format!("/people/{id}"), json!({"fields": ["root.id"]})).await,
+        200
+    );
+    assert_eq!(
+        status("/people/3".into(), json!({})).await,
+        400,
+        "not a backend id"
+    );
     assert_eq!(
         status(format!("/people/{id}"), json!({"humanReadable": "YES"})).await,
         400
     );
     let too_many: Vec<String> = (0..401).map(|n| format!("work.custom.f{n}")).collect();
-    assert_eq!(status(format!("/people/{id}"), json!({"fields": too_many})).await, 400);
+    assert_eq!(
+        status(format!("/people/{id}"), json!({"fields": too_many})).await,
+        400
+    );
     let filter = json!({"fieldPath": "root.id", "operator": "equals", "values": [id]});
     assert_eq!(
-        status("/people/search".into(), json!({"filters": [filter.clone(), filter]})).await,
+        status(
+            "/people/search".into(),
+            json!({"filters": [filter.clone(), filter]})
+        )
+        .await,
         400,
         "at most one filter"
     );
@@ -748,12 +800,15 @@ async fn the_emulator_refuses_what_bob_refuses() {
         400
     );
     // A field id Bob does not know is left out, silently.
-    let answer: Value = post(format!("/people/{id}"), json!({"fields": ["root.firstName", "no.such"]}))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let answer: Value = post(
+        format!("/people/{id}"),
+        json!({"fields": ["root.firstName", "no.such"]}),
+    )
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
     assert_eq!(answer["/root/firstName"]["value"], "Ada");
     assert!(answer.get("/no/such").is_none(), "{answer}");
 }
