@@ -369,27 +369,24 @@ fn hibob_hire_is_provisioned_written_back_and_leaves_at_the_instant() {
 
 const PERSONIO_TOKEN: &str = "personio-webhook-token-5e2a";
 
+/// Personio's documented webhook envelope (`shared/hr/tests/samples/personio-webhook.json`,
+/// from developer.personio.de/reference/webhooks) with this event and payload.
 fn personio_event(serve: &Serve, event: &str, payload: Value) -> Reply {
-    let body = serde_json::to_vec(&json!({
-        "company_id": "123456",
-        "event_name": event,
-        "occurred_at": "2026-12-01T16:59:31Z",
-        "payload": payload,
-        "meta": {},
-    }))
-    .unwrap();
+    let sample =
+        std::fs::read_to_string(repo().join("shared/hr/tests/samples/personio-webhook.json"))
+            .unwrap();
+    let mut envelope: Value = serde_json::from_str(&sample).unwrap();
+    envelope.as_object_mut().unwrap().remove("_comment");
+    envelope["event_name"] = json!(event);
+    envelope["occurred_at"] = json!("2026-12-01T16:59:31Z");
+    envelope["payload"] = payload;
+    let body = serde_json::to_vec(&envelope).unwrap();
     serve.post("hr", &[("Authorization", PERSONIO_TOKEN.to_owned())], body)
 }
 
-#[test]
-fn personio_hire_is_provisioned_written_back_and_leaves_at_the_instant() {
+fn personio_site(hr: &Vendor, client_secret: &str) -> Site {
     use hrsync_hr_emulators::personio;
-    let hr = Vendor::start(personio::router);
-    hr.emulator
-        .put_employee("42", personio::person("42", "Ada", "Lovelace", ""));
-    let mut employment = personio::employment("e42", "42", "ACTIVE", "2024-01-08");
-    personio::put_employments(&hr.emulator, "42", vec![employment.clone()]);
-    let site = site(
+    site(
         &format!(
             "kind = \"personio\"\nbase_url = \"{}\"\nwebhook_secret = {{ env = \"PERSONIO_TOKEN\" }}\nclient_id = {{ env = \"PERSONIO_ID\" }}\nclient_secret = {{ env = \"PERSONIO_SECRET\" }}\n",
             hr.url()
@@ -397,39 +394,90 @@ fn personio_hire_is_provisioned_written_back_and_leaves_at_the_instant() {
         &[
             ("PERSONIO_TOKEN", PERSONIO_TOKEN),
             ("PERSONIO_ID", personio::CLIENT_ID),
-            ("PERSONIO_SECRET", personio::CLIENT_SECRET),
+            ("PERSONIO_SECRET", client_secret),
         ],
-    );
+    )
+}
+
+#[test]
+fn personio_hire_is_provisioned_written_back_and_leaves_at_the_instant() {
+    use hrsync_hr_emulators::personio;
+    // Personio's example ids: person 5005 and a UUID employment; org units are int64s.
+    let ada = Ada {
+        record: "5005",
+        employee_id: "5005",
+    };
+    let employment_id = "2306b77a-35fb-4b1d-8044-3b14f7f2ca65";
+    let hr = Vendor::start(personio::router);
+    let mut person = personio::person("5005", "Ada", "Lovelace", "");
+    person["email"] = Value::Null;
+    hr.emulator.put_employee("5005", person);
+    let mut employment = personio::employment(employment_id, "5005", "ACTIVE", "2024-01-08");
+    employment["org_units"] = json!([
+        {"id": "1463281", "type": "department"},
+        {"id": "2240611", "type": "team"},
+    ]);
+    personio::put_employments(&hr.emulator, "5005", vec![employment.clone()]);
+    personio::put_org_unit(&hr.emulator, "1463281", "department", "Sales");
+    personio::put_org_unit(&hr.emulator, "2240611", "team", "Enterprise Accounts");
+    let site = personio_site(&hr, personio::CLIENT_SECRET);
     let serve = site.serve();
 
-    let created = personio_event(&serve, "person.created", json!({"id": "42"}));
+    let created = personio_event(
+        &serve,
+        "employment.created",
+        json!({"id": employment_id, "person_id": "5005"}),
+    );
     assert_eq!(accepted(&created)["queued"], 1);
-    let user = hired(&site, &serve, Ada::NUMBER_42);
+    let user = hired(&site, &serve, ada);
+    // The department came from the org unit, read with its type, and its access rule
+    // (examples/hrsync.toml: "Sales") applied.
+    assert_eq!(user["department"], "Sales", "{user:#}");
+    assert_eq!(
+        user["groups"],
+        json!(sorted(&[
+            "3f6a1c2e-8b4d-4e7a-9c15-0a2b3c4d5e01",
+            "3f6a1c2e-8b4d-4e7a-9c15-0a2b3c4d5e05",
+            "3f6a1c2e-8b4d-4e7a-9c15-0a2b3c4d5e06",
+        ])),
+        "All Staff and the Sales rule's groups: {user:#}"
+    );
+    assert!(hr.reads("GET", "/v2/org-units/1463281?type=department") >= 1);
+    assert!(hr.reads("GET", "/v2/org-units/2240611?type=team") >= 1);
+    assert_eq!(
+        hr.reads("GET", "/v2/org-units/"),
+        hr.reads("GET", "?type="),
+        "no org unit is asked for without its type"
+    );
     assert_eq!(
         hr.emulator.written(),
-        vec![("42".to_owned(), json!({"email": user["mail"]}))]
+        vec![("5005".to_owned(), json!({"email": user["mail"]}))]
     );
-    let reads = hr.reads("GET", "/v2/persons/42");
+    let reads = hr.reads("GET", "/v2/persons/5005");
 
     // Personio retries for up to three days with the same bytes: taken once.
-    let again = personio_event(&serve, "person.created", json!({"id": "42"}));
+    let again = personio_event(
+        &serve,
+        "employment.created",
+        json!({"id": employment_id, "person_id": "5005"}),
+    );
     assert_eq!(accepted(&again)["duplicates"], 1);
     serve.settle();
     assert_eq!(
-        hr.reads("GET", "/v2/persons/42"),
+        hr.reads("GET", "/v2/persons/5005"),
         reads,
         "not fetched again"
     );
 
     employment["status"] = json!("INACTIVE");
     employment["termination"]["termination_date"] = json!(LAST_DAY);
-    personio::put_employments(&hr.emulator, "42", vec![employment]);
+    personio::put_employments(&hr.emulator, "5005", vec![employment]);
     accepted(&personio_event(
         &serve,
         "employment.updated",
-        json!({"id": "e42", "person_id": "42"}),
+        json!({"id": employment_id, "person_id": "5005"}),
     ));
-    leaves_at_the_instant(&site, &serve, Ada::NUMBER_42);
+    leaves_at_the_instant(&site, &serve, ada);
 }
 
 // -------------------------------------------------------------------------------------------
@@ -628,21 +676,13 @@ fn bamboohr_poll_finds_a_hire_whose_webhook_never_came_and_a_deleted_record_leav
 fn a_refused_api_credential_sends_the_fetch_to_the_dead_letter_queue_with_the_reason() {
     use hrsync_hr_emulators::personio;
     let hr = Vendor::start(personio::router);
-    hr.emulator
-        .put_employee("42", personio::person("42", "Ada", "Lovelace", ""));
-    let site = site(
-        &format!(
-            "kind = \"personio\"\nbase_url = \"{}\"\nwebhook_secret = {{ env = \"PERSONIO_TOKEN\" }}\nclient_id = {{ env = \"PERSONIO_ID\" }}\nclient_secret = {{ env = \"PERSONIO_SECRET\" }}\n",
-            hr.url()
-        ),
-        &[
-            ("PERSONIO_TOKEN", PERSONIO_TOKEN),
-            ("PERSONIO_ID", personio::CLIENT_ID),
-            ("PERSONIO_SECRET", "not-the-secret"),
-        ],
+    hr.emulator.put_employee(
+        "5005",
+        personio::person("5005", "Ada", "Lovelace", "ada@old.example"),
     );
+    let site = personio_site(&hr, "not-the-secret");
     let serve = site.serve();
-    let created = personio_event(&serve, "person.created", json!({"id": "42"}));
+    let created = personio_event(&serve, "person.created", json!({"id": "5005"}));
     assert_eq!(accepted(&created)["queued"], 1, "answered before the fetch");
 
     let deadline = Instant::now() + SETTLE;
@@ -662,11 +702,14 @@ fn a_refused_api_credential_sends_the_fetch_to_the_dead_letter_queue_with_the_re
     let letters = letters.as_array().unwrap();
     assert_eq!(letters.len(), 1, "{letters:#?}");
     assert_eq!(letters[0]["queue"], "hr-events");
-    assert_eq!(letters[0]["worker"], "hr:42");
+    assert_eq!(letters[0]["worker"], "hr:5005");
     let reason = text(&letters[0]["reason"]);
     assert!(
         reason.contains("refused the client credentials") && reason.contains("client_secret"),
         "the reason names what to fix: {reason}"
     );
-    assert!(site.users_with("42").is_empty(), "no account from nothing");
+    assert!(
+        site.users_with("5005").is_empty(),
+        "no account from nothing"
+    );
 }
