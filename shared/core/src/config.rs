@@ -1205,6 +1205,16 @@ impl Config {
             if let Some(problem) = source.kind.employee_id_field_problem(field) {
                 return Err((key, problem));
             }
+            let personio_attribute = source.kind == SourceKind::Personio
+                && field
+                    .strip_prefix("custom_attributes.")
+                    .is_some_and(|id| !id.is_empty());
+            if source.kind == SourceKind::Personio && field != "id" && !personio_attribute {
+                return Err((
+                    key,
+                    "kind = \"personio\" takes id (the person id) or custom_attributes.<attribute id>".into(),
+                ));
+            }
             if let Some(allowed) = source.kind.employee_id_fields()
                 && !allowed.contains(&field.as_str())
             {

@@ -888,6 +888,12 @@ fn employee_id_field_must_fit_the_directory_and_apply_to_the_kind() {
     );
     assert_error(
         &vendor(
+            "kind = \"personio\"\nbase_url = \"https://api.personio.de\"\nwebhook_secret = { env = \"W\" }\nclient_id = { env = \"I\" }\nclient_secret = { env = \"S\" }\nemployee_id_field = \"employee_number\"\n",
+        ),
+        r#"hrsync.toml:10:21: source.hr.employee_id_field: kind = "personio" takes id (the person id) or custom_attributes.<attribute id>"#,
+    );
+    assert_error(
+        &vendor(
             "kind = \"signed-json\"\nwebhook_secret = { env = \"T\" }\nemployee_id_field = \"id\"\n",
         ),
         r#"hrsync.toml:7:21: source.hr.employee_id_field: does not apply to kind = "signed-json": its records carry employee_id themselves"#,
