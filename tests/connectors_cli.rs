@@ -536,30 +536,45 @@ fn keka_hire_is_provisioned_and_leaves_at_the_instant() {
 // -------------------------------------------------------------------------------------------
 
 const SCIM_TOKEN: &str = "scim-bearer-token-3a7c";
+/// Microsoft's cURL tutorial BulkRequest with a unique bulkId per operation
+/// (learn.microsoft.com/entra/identity/app-provisioning/inbound-provisioning-api-curl-tutorial).
+const SCIM_SAMPLE: &str = "shared/hr/tests/samples/entra-scim-bulk-unique-bulkids.json";
+const SCIM_ENTERPRISE: &str = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User";
+/// The custom namespace of Microsoft's CSV2SCIM script, where its termination columns go
+/// (learn.microsoft.com/entra/identity/app-provisioning/inbound-provisioning-api-powershell).
+const SCIM_CSV: &str = "urn:ietf:params:scim:schemas:extension:csv:1.0:User";
+/// An HR system's person id as `externalId` (the bulkUpload resource: "employeeId or personId
+/// or studentId"); too long for the directory's employeeId, so the source takes that from
+/// the enterprise `employeeNumber`.
+const SCIM_ADA: Ada<'static> = Ada {
+    record: "6f1c2b9e-3d4a-4c8e-9b7f-2a5d8e0c1f34",
+    employee_id: "42",
+};
 
-/// Entra's own BulkRequest sample (one operation), as employee 42, with the HR dates in a
-/// custom extension as Entra's API-driven provisioning sends them.
-fn scim_request(dates: Value) -> Vec<u8> {
-    let sample =
-        std::fs::read_to_string(repo().join("shared/hr/tests/samples/entra-scim-bulk.json"))
-            .unwrap();
-    let mut request: Value = serde_json::from_str(&sample).unwrap();
+fn scim_sample() -> Value {
+    serde_json::from_str(&std::fs::read_to_string(repo().join(SCIM_SAMPLE)).unwrap()).unwrap()
+}
+
+/// The tutorial's first operation as Ada: `active` as given and `columns` in the CSV2SCIM
+/// namespace; in Europe/London (no `timezone`), GB, no manager.
+fn scim_request(ada: Ada<'_>, active: bool, columns: Value) -> Vec<u8> {
+    let mut request = scim_sample();
     let mut operation = request["Operations"][0].clone();
     let data = &mut operation["data"];
-    data["externalId"] = json!("42");
-    data["name"]["givenName"] = json!("Ada");
-    data["name"]["familyName"] = json!("Lovelace");
+    data["externalId"] = json!(ada.record);
+    data["name"] = json!({"givenName": "Ada", "familyName": "Lovelace"});
     data["nickName"] = Value::Null;
     data["timezone"] = Value::Null;
-    // ISO 3166 alpha-2, as SCIM says and Graph's usageLocation needs (the sample has "USA").
+    data["active"] = json!(active);
+    // ISO 3166 alpha-2, as SCIM says (RFC 7643 §4.1.2) and Graph's usageLocation needs.
     data["addresses"][0]["country"] = json!("GB");
-    data["urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"]["employeeNumber"] =
-        json!("42");
-    data["urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"]["manager"] = Value::Null;
-    data["schemas"].as_array_mut().unwrap().push(json!(
-        "urn:ietf:params:scim:schemas:extension:hrsync:1.0:User"
-    ));
-    data["urn:ietf:params:scim:schemas:extension:hrsync:1.0:User"] = dates;
+    data[SCIM_ENTERPRISE]["employeeNumber"] = json!(ada.employee_id);
+    data[SCIM_ENTERPRISE]["manager"] = Value::Null;
+    data["schemas"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!(SCIM_CSV));
+    data[SCIM_CSV] = columns;
     request["Operations"] = json!([operation]);
     serde_json::to_vec(&request).unwrap()
 }
@@ -575,39 +590,155 @@ fn scim_post(serve: &Serve, body: Vec<u8>) -> Reply {
     )
 }
 
-#[test]
-fn scim_bulk_hire_is_provisioned_and_leaves_at_the_instant() {
-    let site = site(
-        "kind = \"scim\"\nwebhook_secret = { env = \"SCIM_TOKEN\" }\n",
-        &[("SCIM_TOKEN", SCIM_TOKEN)],
-    );
-    let serve = site.serve();
-
-    let reply = scim_post(&serve, scim_request(json!({"hireDate": "2024-01-08"})));
-    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+/// The BulkResponse of a reply, which must be Entra's 202 Accepted; its operations by bulkId.
+fn scim_accepted(reply: &Reply) -> std::collections::BTreeMap<String, Value> {
+    assert_eq!(reply.status, StatusCode::ACCEPTED, "{}", reply.body);
     let response = reply.json();
     assert_eq!(
         response["schemas"],
         json!(["urn:ietf:params:scim:api:messages:2.0:BulkResponse"])
     );
-    assert_eq!(response["Operations"][0]["status"], "202", "{response:#}");
-    hired(&site, &serve, Ada::NUMBER_42);
+    response["Operations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| (text(&o["bulkId"]), o.clone()))
+        .collect()
+}
 
-    // Without the hire date the operation is refused, by itself, saying what is missing.
-    let refused = scim_post(&serve, scim_request(json!({})));
-    let response = refused.json();
-    assert_eq!(response["Operations"][0]["status"], "400", "{response:#}");
-    assert!(
-        text(&response["Operations"][0]["response"]["detail"]).contains("hireDate"),
-        "{response:#}"
+/// A scim source; `extra` lines go into its table.
+fn scim_site(extra: &str) -> Site {
+    site(
+        &format!("kind = \"scim\"\nwebhook_secret = {{ env = \"SCIM_TOKEN\" }}\n{extra}"),
+        &[("SCIM_TOKEN", SCIM_TOKEN)],
+    )
+}
+
+/// Microsoft's tutorial request, as published but for unique bulkIds, creates its two users
+/// (the bug: both were refused for the hire date SCIM does not have); a third operation
+/// without an externalId is refused in its own status while the others are taken.
+#[test]
+fn scim_entra_tutorial_request_creates_its_users_and_refuses_only_the_operation_without_an_id() {
+    let site = scim_site("");
+    // The tutorial's addresses say "USA" where SCIM wants ISO 3166 alpha-2: the operator's
+    // template gives Graph's usageLocation the code it takes.
+    let config = std::fs::read_to_string(site.path("hrsync.toml")).unwrap();
+    let config = config.replace(
+        "usageLocation = \"{{ country or 'GB' }}\"",
+        "usageLocation = \"{{ 'US' if country == 'USA' else (country or 'GB') }}\"",
     );
+    std::fs::write(site.path("hrsync.toml"), config).unwrap();
+    let serve = site.serve();
+
+    let mut request = scim_sample();
+    let mut third = request["Operations"][1].clone();
+    third["bulkId"] = json!("22cc22cc-dd33-ee44-ff55-66aa66aa66aa");
+    third["data"].as_object_mut().unwrap().remove("externalId");
+    third["data"]["name"]["givenName"] = json!("Kim");
+    request["Operations"].as_array_mut().unwrap().push(third);
+    let operations = scim_accepted(&scim_post(&serve, serde_json::to_vec(&request).unwrap()));
+
+    let barbara = &operations["00aa00aa-bb11-cc22-dd33-44ee44ee44ee"];
+    assert_eq!(barbara["status"], "202", "{operations:#?}");
+    assert_eq!(barbara["location"], "/Users/701984");
+    assert_eq!(
+        operations["11bb11bb-cc22-dd33-ee44-55ff55ff55ff"]["status"],
+        "202"
+    );
+    let refused = &operations["22cc22cc-dd33-ee44-ff55-66aa66aa66aa"];
+    assert_eq!(refused["status"], "400", "{operations:#?}");
+    assert!(
+        text(&refused["response"]["detail"]).starts_with("Operations[2]: externalId: missing"),
+        "{refused:#}"
+    );
+
+    serve.settle();
+    let barbara = site.user("701984");
+    assert_eq!(barbara["accountEnabled"], true, "{barbara:#}");
+    assert_eq!(barbara["displayName"], "Babs Jensen");
+    assert_eq!(barbara["department"], "Tour Operations");
+    assert_eq!(barbara["usageLocation"], "US");
+    let kathy = site.user("701985");
+    assert_eq!(kathy["accountEnabled"], true, "{kathy:#}");
+    assert_eq!(kathy["displayName"], "Kathy Jensen");
+    // Kathy's manager.value is Barbara's externalId.
+    let directory = site.directory();
+    let kathy_record = directory["users"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["user"]["employeeId"] == "701985")
+        .unwrap();
+    assert_eq!(kathy_record["managerId"], barbara["id"], "{kathy_record:#}");
+    assert_eq!(
+        site.users().len(),
+        2,
+        "no account for the refused operation"
+    );
+}
+
+/// Ada's externalId is her HR person id and her employeeId the enterprise employeeNumber
+/// (`employee_id_field`); hired with no hire date; her last day arrives as CSV2SCIM's
+/// `TerminationDate` column while she is still `active`: the account goes at 17:00 London.
+#[test]
+fn scim_bulk_hire_is_provisioned_and_leaves_at_the_instant() {
+    let site = scim_site("employee_id_field = \"employeeNumber\"\n");
+    let serve = site.serve();
+
+    let hire = scim_post(&serve, scim_request(SCIM_ADA, true, json!({})));
+    let operations = scim_accepted(&hire);
+    assert_eq!(
+        operations["00aa00aa-bb11-cc22-dd33-44ee44ee44ee"]["location"],
+        format!("/Users/{}", SCIM_ADA.record)
+    );
+    hired(&site, &serve, SCIM_ADA);
 
     let leave = scim_post(
         &serve,
-        scim_request(json!({"hireDate": "2024-01-08", "terminationDate": LAST_DAY})),
+        scim_request(
+            SCIM_ADA,
+            true,
+            json!({"TerminationDate": LAST_DAY, "LastDayOfWork": "", "IsTerminated": "False"}),
+        ),
     );
-    assert_eq!(leave.json()["Operations"][0]["status"], "202");
-    leaves_at_the_instant(&site, &serve, Ada::NUMBER_42);
+    assert_eq!(
+        scim_accepted(&leave)["00aa00aa-bb11-cc22-dd33-44ee44ee44ee"]["status"],
+        "202"
+    );
+    leaves_at_the_instant(&site, &serve, SCIM_ADA);
+}
+
+/// `active: false` is how Entra's docs send a leaver: the account is disabled at once, not at
+/// 17:00 on the last day the record also gives (Entra does not wait for it either).
+#[test]
+fn scim_active_false_disables_the_account_at_once() {
+    let site = scim_site("");
+    let serve = site.serve();
+    scim_accepted(&scim_post(
+        &serve,
+        scim_request(Ada::NUMBER_42, true, json!({})),
+    ));
+    hired(&site, &serve, Ada::NUMBER_42);
+
+    scim_accepted(&scim_post(
+        &serve,
+        scim_request(Ada::NUMBER_42, false, json!({"TerminationDate": LAST_DAY})),
+    ));
+    serve.settle();
+    let user = site.user(Ada::NUMBER_42.employee_id);
+    assert_eq!(user["accountEnabled"], false, "{user:#}");
+    let audit = site.audit(&Ada::NUMBER_42.key());
+    let decision = audit
+        .iter()
+        .find(|r| {
+            r["stage"] == "mapping"
+                && text(&r["cause"]).contains("leave: status terminated without a termination_date")
+        })
+        .unwrap_or_else(|| panic!("a leave at once: {audit:#?}"));
+    assert!(
+        instant(&decision["at"]) < instant(&json!(LEAVE_INSTANT)),
+        "{decision:#}"
+    );
 }
 
 #[test]

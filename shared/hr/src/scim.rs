@@ -1,7 +1,20 @@
 //! SCIM bulk: worker records POSTed whole, as SCIM BulkRequests in the shape Microsoft
-//! Entra's API-driven inbound provisioning takes them. An HR system, an integration platform
-//! or a script that already feeds Entra's `/bulkUpload` endpoint can feed hrsync with the
-//! same payload.
+//! Entra's API-driven inbound provisioning takes them at its `bulkUpload` endpoint. An HR
+//! system, an integration platform or a script that already feeds Entra can feed hrsync the
+//! same requests: what Entra takes, hrsync takes, except where a rule below says otherwise.
+//!
+//! Sources, named in parentheses below:
+//! - (tutorial) learn.microsoft.com/entra/identity/app-provisioning/inbound-provisioning-api-curl-tutorial:
+//!   the BulkRequest in `tests/samples/entra-scim-bulk.json`, verbatim.
+//! - (bulkUpload) learn.microsoft.com/graph/api/synchronization-synchronizationjob-post-bulkupload
+//!   and its resource, learn.microsoft.com/graph/api/resources/synchronization-bulkupload.
+//! - (FAQ) learn.microsoft.com/entra/identity/app-provisioning/inbound-provisioning-api-faqs
+//! - (custom attributes) learn.microsoft.com/entra/identity/app-provisioning/inbound-provisioning-api-custom-attributes
+//! - (CSV2SCIM) learn.microsoft.com/entra/identity/app-provisioning/inbound-provisioning-api-powershell
+//!   and the sample payload of its script, github.com/AzureAD/entra-id-inbound-provisioning,
+//!   `PowerShell/CSV2SCIM/Samples/Sample-CSV-2-SCIM-payload.json`.
+//! - (Entra SCIM schema) learn.microsoft.com/entra/identity/app-provisioning/entra-id-scim-api-schema-documentation
+//! - (RFC 7644 §3.7) SCIM bulk operations; (RFC 7643) SCIM's schemas.
 //!
 //! # Setting it up
 //!
@@ -9,11 +22,14 @@
 //! [source.hr]
 //! kind = "scim"
 //! webhook_secret = { env = "HR_SCIM_TOKEN" }
+//! # employee_id_field = "employeeNumber"   # default: externalId
 //! ```
 //!
 //! The sender POSTs to `https://<host>/webhooks/<source name>` with
-//! `Content-Type: application/scim+json` and `Authorization: Bearer <webhook_secret>`.
-//! There is no API to fetch from and nothing is written back (`writeback` does not apply).
+//! `Content-Type: application/scim+json` and `Authorization: Bearer <webhook_secret>`: Entra's
+//! endpoint and token swapped for these. There is no API to fetch from and nothing is written
+//! back (`writeback` does not apply): Entra's API is inbound only too (FAQ, "How is writeback
+//! supported?").
 //!
 //! # Verification
 //!
@@ -23,59 +39,113 @@
 //! timestamp, so a captured request can be replayed while the token is valid: each record
 //! carries its full state, so a replay restates what was already said.
 //!
-//! # Body
+//! # The request
 //!
-//! As documented for Entra's `bulkUpload` (learn.microsoft.com, "API-driven inbound
-//! provisioning"):
+//! Refused whole (400) unless:
+//! - `Content-Type` is `application/scim+json` (bulkUpload: required; a missing one is its
+//!   most common 400);
+//! - `schemas` contains `urn:ietf:params:scim:api:messages:2.0:BulkRequest` (bulkUpload:
+//!   required);
+//! - `Operations` is a list of at most [`MAX_OPERATIONS`] (bulkUpload: "a maximum of 50 user
+//!   operations").
 //!
-//! - `Content-Type` must be `application/scim+json` (Entra answers anything else with 400).
-//! - `schemas` must contain `urn:ietf:params:scim:api:messages:2.0:BulkRequest`.
-//! - `Operations`: at most [`MAX_OPERATIONS`] (50). Each has `method` `POST`, a `bulkId`,
-//!   `path` `/Users`, and `data`: a SCIM core User with the enterprise extension
-//!   (`urn:ietf:params:scim:schemas:extension:enterprise:2.0:User`). `failOnErrors` is read
-//!   and ignored: operations are taken or refused one by one.
+//! `failOnErrors` is read and ignored: Entra's samples send `null`, and Entra processes each
+//! record on its own, asynchronously (FAQ), so a bad record never stops the others; each
+//! operation here is a whole record, so none depends on another's outcome. (RFC 7644 §3.7
+//! lets a client ask a SCIM server to stop after that many errors.)
 //!
-//! A body that is not such a request (not JSON, wrong content type, no BulkRequest schema, no
-//! `Operations` list, more than 50) is refused whole. Within a valid request, **each
-//! operation is taken or refused on its own**: one that cannot be taken (a wrong method or
-//! path, no employee id, a bad date, or a record that fails the checks every source's
-//! records pass, [`Worker::validate`]) is listed in `Parsed::refused` with its `bulkId`,
-//! method and a problem naming the field and how to send it, e.g.
-//! `Operations[0] (employee 701984): hire_date: is missing for a worker with status
-//! active: send hireDate in a custom extension such as
-//! urn:ietf:params:scim:schemas:extension:hrsync:1.0:User (YYYY-MM-DD)`; the others become
-//! events with `operation` = their `bulkId`.
+//! Within a valid request **each operation is taken or refused on its own**:
+//! - `method` must be `POST` (bulkUpload resource: "must be set to POST"; FAQ: no PUT or
+//!   PATCH);
+//! - `path` must be `/Users`, in any case (CSV2SCIM's sample payload sends `/users`);
+//! - `bulkId` is required (RFC 7644 §3.7: REQUIRED when the method is POST). RFC 7644 §3.7
+//!   makes it "unique within a bulk request and created by the client", so the client can
+//!   tell the answers apart; the tutorial's own request repeats one and Entra takes it. A
+//!   repeated bulkId is taken: every operation is its own record, keyed by its `externalId`,
+//!   and each answer repeats its bulkId (a refusal's detail also names the operation's index);
+//! - `data` is the SCIM User. Its `schemas` list is not checked: CSV2SCIM's sample payload
+//!   leaves the enterprise URN out.
+//!
+//! One that cannot be taken (a wrong method or path, no bulkId, no `externalId`, an employee
+//! id missing or too long, a bad date or `active`, or a record failing the checks every
+//! source's records pass, [`Worker::validate`]) is listed in `Parsed::refused` with its
+//! bulkId, method and a problem naming the attribute and how to send it, e.g.
+//! `Operations[2]: externalId: missing: send the worker's id in the HR system ...`; the
+//! others become events with `operation` = their bulkId.
+//!
+//! # The answer
+//!
+//! `202 Accepted`, as Entra's bulkUpload answers: the records are processed asynchronously
+//! there and here. The body (`application/scim+json`) is a BulkResponse (RFC 7644 §3.7.3;
+//! Entra sends `{}`, so a sender written for it reads only the status): per operation,
+//! `status` `"202"` and `location` `/Users/<externalId>` when taken, `"400"` with a SCIM error
+//! (`scimType` `invalidValue`, the problem as `detail`) when refused. A request refused whole
+//! is answered 400.
+//!
+//! # Identity
+//!
+//! - The worker key's id is `externalId`, required: the attribute Entra matches on by default
+//!   (FAQ: "by default `externalId` API attribute is used to match with `employeeId`"; the
+//!   bulkUpload resource requires it) and the one `manager.value` names (bulkUpload: "Specify
+//!   the externalId of the user's manager in this field").
+//! - The directory's `employeeId` comes from `employee_id_field`: `externalId` (the default,
+//!   Entra's default pairing) or the enterprise `employeeNumber` (which Entra's SCIM schema
+//!   maps to employeeId), for senders whose `externalId` is a longer person id. Missing, or
+//!   longer than the 16 characters Graph's employeeId holds, refuses the operation naming the
+//!   attribute.
+//!
+//! # Employment
+//!
+//! SCIM's core and enterprise schemas have no HR dates and the tutorial's request carries
+//! none: a worker without a hire date is employed from now on ([`Worker::validate`]).
+//! - `active` is the user's administrative status (RFC 7643 §4.1.1): `true`/`false`, or
+//!   `"True"`/`"False"` in any case as Microsoft's CSV tooling writes booleans (CSV2SCIM);
+//!   absent: employed. `false` is a termination now (status terminated, any date the record
+//!   gives not waited for): Entra disables the account when it processes it (FAQ, "How do
+//!   we process terminations"; bulkUpload example 3).
+//! - HR dates come from custom extensions (custom attributes: `HireDate` in
+//!   `urn:ietf:params:scim:schemas:extension:contoso:1.0:User`, "your own SCIM schema
+//!   namespace"; bulkUpload example 2 uses `urn:contoso:employee`): every top-level attribute
+//!   named by a URN (`urn:...`, RFC 7643 §3.3) but the enterprise extension, attribute names
+//!   in any case:
+//!   - hire date: `HireDate` (custom attributes, CSV2SCIM), else `employeeHireDate` (Entra
+//!     SCIM schema);
+//!   - termination date: the earliest of `TerminationDate`, `LastDayOfWork` (CSV2SCIM) and
+//!     `employeeLeaveDateTime` (Entra SCIM schema): access ends after the last day worked,
+//!     at `lifecycle.leave_at` on it;
+//!   - termination type: `TerminationType`, else `TerminationReason` (CSV2SCIM);
+//!   - dates as `YYYY-MM-DD` or RFC 3339 date-times (custom attributes send
+//!     `2021-05-01T00:00:00-05:00`), the date as written; an empty string is no date
+//!     (CSV2SCIM sends empty columns as `""`).
 //!
 //! # Mapping
 //!
 //! | Worker | SCIM |
 //! |---|---|
-//! | `employee_id` | `externalId` (Entra's default matching attribute), else the enterprise `employeeNumber` |
+//! | `key` | `externalId` |
+//! | `employee_id` | `employee_id_field`: `externalId` (default) or the enterprise `employeeNumber` |
 //! | `given_name`, `family_name`, `middle_name` | `name.givenName`, `name.familyName`, `name.middleName` |
 //! | `preferred_name` | `nickName` |
 //! | `work_email` | `emails[type=work].value` (the primary one first) |
 //! | `personal_email` | `emails[type=home]`, else `emails[type=other]` |
-//! | `status` | `active: false` -> inactive, else active |
+//! | `status` | `active`: false -> terminated, else active |
 //! | `job_title` | `title` |
-//! | `worker_type` | `workerType` from a custom extension, else `userType` |
+//! | `worker_type` | `WorkerType` from a custom extension, else `userType` |
 //! | `time_zone` | `timezone` (IANA) |
 //! | `location`, `country` | `addresses[type=work]`: `locality`, `country` |
 //! | `cost_center`, `company`, `division`, `department` | enterprise `costCenter`, `organization`, `division`, `department` |
-//! | `manager_id` | enterprise `manager.value`: the manager's employee id (their `externalId`) |
-//! | `hire_date`, `termination_date`, `termination_type` | `hireDate`, `terminationDate`, `terminationType` from a custom extension |
-//! | `custom.<key>` | any other string attribute of a custom extension |
+//! | `manager_id` | enterprise `manager.value`: the manager's `externalId` |
+//! | `hire_date`, `termination_date`, `termination_type` | custom extensions, as above |
+//! | `custom.<name>` | any other string attribute of a custom extension |
 //!
-//! SCIM's core and enterprise schemas have no HR dates; Entra takes them in a custom
-//! extension schema (documented: attributes such as
-//! `urn:ietf:params:scim:schemas:extension:contoso:1.0:User:HireDate`). hrsync reads them from
-//! any object whose key starts with `urn:ietf:params:scim:schemas:extension:` (other than the
-//! enterprise one), attribute names in any case (`HireDate`, `hireDate`), dates as
-//! `YYYY-MM-DD` or RFC 3339 date-times (the date as written is taken). `as_of` is when the
-//! delivery arrived. The dedupe id of an operation is the body's SHA-256, its `bulkId`,
-//! employee id and index (Entra's own sample repeats a `bulkId`).
+//! Each operation is the worker's whole record: the bulkUpload API's example 3 (an update
+//! with only `externalId`, `active` and a department) is refused for its missing names.
+//! `as_of` is when the delivery arrived. The dedupe id of an operation is the body's SHA-256,
+//! its bulkId, `externalId` and index (so a repeated bulkId still gives distinct ids).
 
 use std::collections::BTreeMap;
 
+use hrsync_core::worker::EMPLOYEE_ID_MAX_CHARS;
 use hrsync_core::{Identifiers, Status, Worker, WorkerKey};
 use jiff::Timestamp;
 use jiff::civil::Date;
@@ -89,20 +159,63 @@ use crate::sources::{Setup, SetupError};
 
 pub const MEDIA_TYPE: &str = "application/scim+json";
 pub const BULK_REQUEST: &str = "urn:ietf:params:scim:api:messages:2.0:BulkRequest";
+pub const BULK_RESPONSE: &str = "urn:ietf:params:scim:api:messages:2.0:BulkResponse";
+pub const ERROR: &str = "urn:ietf:params:scim:api:messages:2.0:Error";
 pub const ENTERPRISE: &str = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User";
-pub const EXTENSION_PREFIX: &str = "urn:ietf:params:scim:schemas:extension:";
-/// The custom extension the problems suggest (any extension URN works).
-pub const SUGGESTED_EXTENSION: &str = "urn:ietf:params:scim:schemas:extension:hrsync:1.0:User";
 /// The most operations one BulkRequest may carry (Entra's limit).
 pub const MAX_OPERATIONS: usize = 50;
 /// The `event_type` of every event.
 pub const EVENT_TYPE: &str = "scim.bulk POST /Users";
+/// How Entra answers a BulkRequest it took: 202 Accepted (bulkUpload).
+pub const ACCEPTED: u16 = 202;
+
+/// Custom extension attributes read as worker fields (any case), in order of preference.
+const HIRE_DATE: [&str; 2] = ["HireDate", "employeeHireDate"];
+const TERMINATION_DATE: [&str; 3] = ["TerminationDate", "LastDayOfWork", "employeeLeaveDateTime"];
+const TERMINATION_TYPE: [&str; 2] = ["TerminationType", "TerminationReason"];
+const WORKER_TYPE: [&str; 1] = ["WorkerType"];
+/// Read as worker fields, so not repeated in `custom`.
+const READ_AS_FIELDS: [&[&str]; 4] = [
+    &HIRE_DATE,
+    &TERMINATION_DATE,
+    &TERMINATION_TYPE,
+    &WORKER_TYPE,
+];
+
+/// Where the directory's `employeeId` comes from (`employee_id_field`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum EmployeeIdField {
+    ExternalId,
+    EmployeeNumber,
+}
+
+impl EmployeeIdField {
+    fn of(setup: &Setup<'_>) -> Result<Self, SetupError> {
+        match setup.config.employee_id_field() {
+            None | Some("externalId") => Ok(Self::ExternalId),
+            Some("employeeNumber") => Ok(Self::EmployeeNumber),
+            Some(_) => Err(setup.error(
+                Some("employee_id_field"),
+                format!("a SCIM source takes the employee id from externalId (the default) or employeeNumber (in {ENTERPRISE})"),
+            )),
+        }
+    }
+
+    /// The attribute, as a problem names it.
+    fn attribute(self) -> &'static str {
+        match self {
+            Self::ExternalId => "externalId",
+            Self::EmployeeNumber => "employeeNumber",
+        }
+    }
+}
 
 /// A SCIM bulk source.
 #[derive(Debug)]
 pub struct Scim {
     source: String,
     token: Vec<u8>,
+    employee_id: EmployeeIdField,
 }
 
 impl Scim {
@@ -110,6 +223,7 @@ impl Scim {
         Ok(Self {
             source: setup.name.to_owned(),
             token: setup.secret("webhook_secret")?.into_bytes(),
+            employee_id: EmployeeIdField::of(&setup)?,
         })
     }
 }
@@ -141,8 +255,8 @@ impl Connector for Scim {
         }
     }
 
-    /// A BulkResponse: 202 for each operation taken (its work follows asynchronously), 400
-    /// with the problem for each refused.
+    /// 202 Accepted with a BulkResponse: `"202"` for each operation taken (its work follows
+    /// asynchronously), `"400"` with the problem for each refused.
     fn answer(&self, parsed: &Parsed) -> Option<Answer> {
         let mut operations: Vec<Value> = parsed
             .events
@@ -152,7 +266,7 @@ impl Connector for Scim {
                     "method": "POST",
                     "bulkId": event.operation.clone().unwrap_or_default(),
                     "location": format!("/Users/{}", event.employee_id),
-                    "status": "202",
+                    "status": ACCEPTED.to_string(),
                 })
             })
             .collect();
@@ -162,7 +276,7 @@ impl Connector for Scim {
                 "bulkId": refused.operation.clone().unwrap_or_default(),
                 "status": "400",
                 "response": {
-                    "schemas": ["urn:ietf:params:scim:api:messages:2.0:Error"],
+                    "schemas": [ERROR],
                     "scimType": "invalidValue",
                     "detail": refused.problem,
                     "status": "400",
@@ -170,10 +284,10 @@ impl Connector for Scim {
             })
         }));
         Some(Answer {
-            status: 200,
+            status: ACCEPTED,
             content_type: MEDIA_TYPE,
             body: json!({
-                "schemas": ["urn:ietf:params:scim:api:messages:2.0:BulkResponse"],
+                "schemas": [BULK_RESPONSE],
                 "Operations": operations,
             }),
         })
@@ -218,13 +332,16 @@ impl Connector for Scim {
         let mut parsed = Parsed::default();
         for (index, operation) in operations.iter().enumerate() {
             match self.operation(index, operation, delivery.received_at) {
-                Ok((bulk_id, worker)) => parsed.events.push(Event {
-                    employee_id: worker.employee_id.clone(),
-                    event_type: EVENT_TYPE.into(),
-                    dedupe: format!("{digest}#{bulk_id}:{}:{index}", worker.employee_id),
-                    action: Action::Record(Box::new(worker)),
-                    operation: Some(bulk_id),
-                }),
+                Ok((bulk_id, worker)) => {
+                    let record = worker.key.employee_id().to_owned();
+                    parsed.events.push(Event {
+                        dedupe: format!("{digest}#{bulk_id}:{record}:{index}"),
+                        employee_id: record,
+                        event_type: EVENT_TYPE.into(),
+                        action: Action::Record(Box::new(worker)),
+                        operation: Some(bulk_id),
+                    });
+                }
                 Err(refused) => parsed.refused.push(refused),
             }
         }
@@ -289,7 +406,8 @@ impl Scim {
                 ": method: only POST is taken (the record's full current state)".into(),
             ));
         }
-        if operation.get("path").and_then(Value::as_str) != Some("/Users") {
+        let path = operation.get("path").and_then(Value::as_str);
+        if !path.is_some_and(|path| path.eq_ignore_ascii_case("/Users")) {
             return Err(refuse(bulk, method, ": path: only /Users is taken".into()));
         }
         let Some(Value::Object(data)) = operation.get("data") else {
@@ -301,7 +419,7 @@ impl Scim {
         };
         let worker = self.worker(data, as_of).map_err(|(id, problem)| {
             let problem = match id {
-                Some(id) => format!(" (employee {id}): {problem}"),
+                Some(id) => format!(" (externalId {id}): {problem}"),
                 None => format!(": {problem}"),
             };
             refuse(bulk, method, problem)
@@ -309,35 +427,46 @@ impl Scim {
         Ok((bulk_id, worker))
     }
 
-    /// The worker of one SCIM User; the error is (employee id if known, problem).
+    /// The worker of one SCIM User; the error is (externalId if known, problem).
     fn worker(
         &self,
         user: &Map<String, Value>,
         as_of: Timestamp,
     ) -> Result<Worker, (Option<String>, String)> {
-        let enterprise = user.get(ENTERPRISE).and_then(Value::as_object);
-        let enterprise_text = |key: &str| enterprise.and_then(|e| e.get(key)).and_then(text);
-        let Some(employee_id) = user
-            .get("externalId")
-            .and_then(text)
-            .or_else(|| enterprise_text("employeeNumber"))
-        else {
+        let Some(external_id) = user.get("externalId").and_then(text) else {
             return Err((
                 None,
-                format!(
-                    "employee_id: missing: send externalId (or employeeNumber in {ENTERPRISE}), the worker's id in the HR system"
-                ),
+                "externalId: missing: send the worker's id in the HR system (what Entra matches on and manager.value names)".into(),
             ));
         };
-        let fail = |problem: String| (Some(employee_id.clone()), problem);
+        let fail = |problem: String| (Some(external_id.clone()), problem);
+        let enterprise = user.get(ENTERPRISE).and_then(Value::as_object);
+        let enterprise_text = |key: &str| enterprise.and_then(|e| e.get(key)).and_then(text);
+        let employee_id = match self.employee_id {
+            EmployeeIdField::ExternalId => external_id.clone(),
+            EmployeeIdField::EmployeeNumber => enterprise_text("employeeNumber").ok_or_else(|| {
+                fail(format!(
+                    "employeeNumber: missing in {ENTERPRISE}: this source takes the directory's employeeId from it (employee_id_field)"
+                ))
+            })?,
+        };
+        let length = employee_id.chars().count();
+        if length > EMPLOYEE_ID_MAX_CHARS {
+            return Err(fail(format!(
+                "{}: has {length} characters; the directory's employeeId holds at most {EMPLOYEE_ID_MAX_CHARS}: send a shorter one, or set employee_id_field to the attribute that has it",
+                self.employee_id.attribute()
+            )));
+        }
+
         let name = user.get("name").and_then(Value::as_object);
         let name_text = |key: &str| name.and_then(|n| n.get(key)).and_then(text);
         let mut worker = Worker::new(
-            WorkerKey::new(&self.source, &employee_id),
+            WorkerKey::new(&self.source, &external_id),
             name_text("givenName").unwrap_or_default(),
             name_text("familyName").unwrap_or_default(),
             as_of,
         );
+        worker.employee_id = employee_id;
         worker.middle_name = name_text("middleName");
         worker.preferred_name = user.get("nickName").and_then(text);
         let emails = user
@@ -348,10 +477,6 @@ impl Scim {
         worker.work_email = typed(emails, "work", "value");
         worker.personal_email =
             typed(emails, "home", "value").or_else(|| typed(emails, "other", "value"));
-        worker.status = match user.get("active") {
-            Some(Value::Bool(false)) => Status::Inactive,
-            _ => Status::Active,
-        };
         worker.job_title = user.get("title").and_then(text);
         worker.time_zone = user.get("timezone").and_then(text);
         let addresses = user
@@ -371,13 +496,23 @@ impl Scim {
             .and_then(text);
 
         let extensions = Extensions::of(user);
-        worker.hire_date = extensions.date("hireDate").map_err(fail)?;
-        worker.termination_date = extensions.date("terminationDate").map_err(fail)?;
-        worker.termination_type = extensions.text("terminationType");
+        worker.hire_date = extensions.first_date(&HIRE_DATE).map_err(fail)?;
+        worker.termination_date = extensions.earliest_date(&TERMINATION_DATE).map_err(fail)?;
+        worker.termination_type = extensions.first_text(&TERMINATION_TYPE);
         worker.worker_type = extensions
-            .text("workerType")
+            .first_text(&WORKER_TYPE)
             .or_else(|| user.get("userType").and_then(text));
         worker.custom = extensions.custom();
+        let active = match user.get("active") {
+            None | Some(Value::Null) => true,
+            Some(value) => boolean(value)
+                .ok_or_else(|| fail("active: not a boolean: send true or false".into()))?,
+        };
+        if !active {
+            // Entra disables the account as soon as it processes `active: false`.
+            worker.status = Status::Terminated;
+            worker.termination_date = None;
+        }
 
         worker
             .validate()
@@ -388,57 +523,53 @@ impl Scim {
 
 /// How to send a field the core's checks refused, in SCIM terms.
 fn how_to_send(field: &str) -> String {
-    match field {
-        "employee_id" => "send externalId, the worker's id in the HR system".into(),
-        "given_name" => "send name.givenName".into(),
-        "family_name" => "send name.familyName".into(),
-        "hire_date" => format!(
-            "send hireDate in a custom extension such as {SUGGESTED_EXTENSION} (YYYY-MM-DD)"
-        ),
-        "time_zone" => "send timezone as an IANA name (e.g. Europe/London)".into(),
-        "manager_id" => {
-            format!("send the manager's own externalId as manager.value in {ENTERPRISE}")
-        }
-        other => format!("check the attribute that maps to {other}"),
-    }
+    let attribute = match field {
+        "given_name" => "name.givenName".to_owned(),
+        "family_name" => "name.familyName".to_owned(),
+        "time_zone" => "timezone as an IANA name (e.g. Europe/London)".to_owned(),
+        "manager_id" => format!("the manager's own externalId as manager.value in {ENTERPRISE}"),
+        other => return format!("check the attribute that maps to {other}"),
+    };
+    format!("send {attribute} (each operation is the worker's whole record)")
 }
 
-/// The custom extension objects of a User (every `urn:ietf:params:scim:schemas:extension:`
-/// key but the enterprise one), read with attribute names in any case.
+/// The custom extension objects of a User (every top-level attribute named by a URN but the
+/// enterprise extension), read with attribute names in any case.
 struct Extensions<'a>(Vec<&'a Map<String, Value>>);
 
 impl<'a> Extensions<'a> {
-    const KNOWN: [&'static str; 4] = [
-        "hiredate",
-        "terminationdate",
-        "terminationtype",
-        "workertype",
-    ];
-
     fn of(user: &'a Map<String, Value>) -> Self {
         Self(
             user.iter()
-                .filter(|(key, _)| key.starts_with(EXTENSION_PREFIX) && key.as_str() != ENTERPRISE)
+                .filter(|(key, _)| {
+                    key.get(..4)
+                        .is_some_and(|urn| urn.eq_ignore_ascii_case("urn:"))
+                        && !key.eq_ignore_ascii_case(ENTERPRISE)
+                })
                 .filter_map(|(_, value)| value.as_object())
                 .collect(),
         )
     }
 
-    fn get(&self, name: &str) -> Option<&'a Value> {
+    /// The first attribute called `name` (any case) with a value: (its name as sent, value).
+    fn get(&self, name: &str) -> Option<(&'a str, &'a Value)> {
         self.0.iter().find_map(|extension| {
             extension
                 .iter()
                 .find(|(key, value)| key.eq_ignore_ascii_case(name) && !value.is_null())
-                .map(|(_, value)| value)
+                .map(|(key, value)| (key.as_str(), value))
         })
     }
 
-    fn text(&self, name: &str) -> Option<String> {
-        self.get(name).and_then(text)
+    fn first_text(&self, names: &[&str]) -> Option<String> {
+        names
+            .iter()
+            .find_map(|name| self.get(name).and_then(|(_, value)| text(value)))
     }
 
+    /// The date in attribute `name`; `None` when absent or empty.
     fn date(&self, name: &str) -> Result<Option<Date>, String> {
-        let Some(value) = self.get(name) else {
+        let Some((key, value)) = self.get(name) else {
             return Ok(None);
         };
         let Some(value) = text(value) else {
@@ -446,15 +577,41 @@ impl<'a> Extensions<'a> {
         };
         date_of(&value)
             .map(Some)
-            .ok_or_else(|| format!("{name}: not a date: send YYYY-MM-DD or an RFC 3339 date-time"))
+            .ok_or_else(|| format!("{key}: not a date: send YYYY-MM-DD or an RFC 3339 date-time"))
+    }
+
+    fn first_date(&self, names: &[&str]) -> Result<Option<Date>, String> {
+        for name in names {
+            if let Some(date) = self.date(name)? {
+                return Ok(Some(date));
+            }
+        }
+        Ok(None)
+    }
+
+    fn earliest_date(&self, names: &[&str]) -> Result<Option<Date>, String> {
+        let mut earliest = None;
+        for name in names {
+            earliest = match (earliest, self.date(name)?) {
+                (Some(a), Some(b)) => Some(std::cmp::min(a, b)),
+                (a, b) => a.or(b),
+            };
+        }
+        Ok(earliest)
     }
 
     /// Every other string attribute, for templates as `custom.<name>`.
     fn custom(&self) -> BTreeMap<String, String> {
+        let read = |key: &str| {
+            READ_AS_FIELDS
+                .iter()
+                .flat_map(|names| names.iter())
+                .any(|name| name.eq_ignore_ascii_case(key))
+        };
         let mut custom = BTreeMap::new();
         for extension in &self.0 {
             for (key, value) in extension.iter() {
-                if Self::KNOWN.contains(&key.to_ascii_lowercase().as_str()) {
+                if read(key) {
                     continue;
                 }
                 if let Value::String(s) = value
@@ -491,6 +648,16 @@ fn text(value: &Value) -> Option<String> {
     match value {
         Value::String(s) => Some(s.trim()).filter(|s| !s.is_empty()).map(str::to_owned),
         Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    }
+}
+
+/// A JSON boolean, or `true`/`false` as text in any case.
+fn boolean(value: &Value) -> Option<bool> {
+    match value {
+        Value::Bool(b) => Some(*b),
+        Value::String(s) if s.trim().eq_ignore_ascii_case("true") => Some(true),
+        Value::String(s) if s.trim().eq_ignore_ascii_case("false") => Some(false),
         _ => None,
     }
 }
