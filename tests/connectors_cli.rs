@@ -675,6 +675,14 @@ fn scim_entra_tutorial_request_creates_its_users_and_refuses_only_the_operation_
         2,
         "no account for the refused operation"
     );
+    // The refusal is audited with the delivery, saying what was missing.
+    let rejected = site.audit("hr:#webhook");
+    assert_eq!(rejected.len(), 1, "{rejected:#?}");
+    assert_eq!(rejected[0]["action"], "refused");
+    assert!(
+        text(&rejected[0]["cause"]).contains("Operations[2]: externalId: missing"),
+        "{rejected:#?}"
+    );
 }
 
 /// Ada's externalId is her HR person id and her employeeId the enterprise employeeNumber

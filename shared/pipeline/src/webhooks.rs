@@ -135,6 +135,20 @@ where
     if parsed.handshake {
         return reply(StatusCode::OK, json!({"handshake": "ok"}));
     }
+    // Records refused one by one (the rest of the delivery is taken): each is audited, so a
+    // worker who never arrives can be traced to the delivery that carried them.
+    for refused in &parsed.refused {
+        let what = refused.operation.as_deref().unwrap_or("a record");
+        tracing::debug!(source = %source_name, problem = %refused.problem, "webhook record refused");
+        reject(
+            pipeline,
+            &source_name,
+            &delivery,
+            "refused",
+            &format!("{what} refused: {}", refused.problem),
+        )
+        .await;
+    }
     let mut tally = Tally::default();
     for event in &parsed.events {
         let worker = WorkerKey::new(source_name.as_str(), event.employee_id.as_str());
