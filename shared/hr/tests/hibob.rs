@@ -568,29 +568,32 @@ async fn a_wrong_credential_is_a_permanent_error() {
     assert!(!error.message.contains("wrong-token"));
 }
 
+/// Bob holds `record` under `id`; the fetch's error, which must be permanent.
+async fn permanent_fetch_error(
+    hr: &Emulator,
+    connector: &HiBob,
+    id: &str,
+    record: Value,
+) -> hrsync_hr::HrError {
+    hr.put_employee(id, record);
+    let error = connector.fetch(id, now()).await.unwrap_err();
+    assert!(!error.retryable, "{error}");
+    error
+}
+
 #[tokio::test]
 async fn a_record_that_cannot_be_acted_on_is_a_permanent_error_naming_the_field() {
     let hr = Emulator::start(bob::router).await;
     let id = bob::backend_id(1);
     let mut record = bob::employee(&id, 1, "", "Lovelace");
     bob::set(&mut record, "root.firstName", Value::Null);
-    hr.put_employee(&id, record);
-    let error = connector(hr.base_url())
-        .fetch(&id, now())
-        .await
-        .unwrap_err();
-    assert!(!error.retryable);
+    let error = permanent_fetch_error(&hr, &connector(hr.base_url()), &id, record).await;
     assert!(error.message.contains("given_name"), "{error}");
 
     let id = bob::backend_id(2);
     let mut record = bob::employee(&id, 2, "Ada", "Lovelace");
     bob::set(&mut record, "work.startDate", json!("03/02/2025"));
-    hr.put_employee(&id, record);
-    let error = connector(hr.base_url())
-        .fetch(&id, now())
-        .await
-        .unwrap_err();
-    assert!(!error.retryable);
+    let error = permanent_fetch_error(&hr, &connector(hr.base_url()), &id, record).await;
     assert!(error.message.contains("work.startDate"), "{error}");
     assert!(!error.message.contains("03/02/2025"));
 }
@@ -710,12 +713,7 @@ async fn an_employee_id_missing_or_too_long_for_the_directory_is_a_permanent_err
     let id = bob::backend_id(8);
     let mut record = bob::employee(&id, 8, "Ada", "Lovelace");
     bob::set(&mut record, "work.employeeIdInCompany", Value::Null);
-    hr.put_employee(&id, record);
-    let error = connector(hr.base_url())
-        .fetch(&id, now())
-        .await
-        .unwrap_err();
-    assert!(!error.retryable);
+    let error = permanent_fetch_error(&hr, &connector(hr.base_url()), &id, record).await;
     assert!(
         error.message.contains(&id)
             && error.message.contains(

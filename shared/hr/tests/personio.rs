@@ -464,20 +464,26 @@ async fn org_units_are_read_once_then_again_when_the_cache_expires() {
     assert_eq!(org_unit_reads(&emu).len(), 4);
 }
 
-#[tokio::test]
-async fn an_org_unit_personio_does_not_have_fails_the_fetch_instead_of_emptying_the_department() {
-    // An empty department would take away what department rules grant.
+/// Ada's current employment naming `org_units`, and the error her fetch ends in.
+async fn fetch_with_org_units(org_units: Value) -> (Emulator, hrsync_hr::HrError) {
     let emu = emulator_with_ada().await;
     let mut employments: Vec<Value> = emu.state().tables["personio.employments"][ADA]
         .as_array()
         .unwrap()
         .clone();
-    employments[1]["org_units"] = json!([{"id": "9999999", "type": "department"}]);
+    employments[1]["org_units"] = org_units;
     put_employments(&emu, ADA, employments);
     let error = connector(emu.base_url())
         .fetch(ADA, now())
         .await
         .unwrap_err();
+    (emu, error)
+}
+
+#[tokio::test]
+async fn an_org_unit_personio_does_not_have_fails_the_fetch_instead_of_emptying_the_department() {
+    // An empty department would take away what department rules grant.
+    let (emu, error) = fetch_with_org_units(json!([{"id": "9999999", "type": "department"}])).await;
     assert!(!error.retryable, "{}", error.message);
     assert!(
         error.message.contains("department 9999999") && error.message.contains("source personio"),
@@ -488,17 +494,7 @@ async fn an_org_unit_personio_does_not_have_fails_the_fetch_instead_of_emptying_
 
 #[tokio::test]
 async fn an_org_unit_id_that_is_not_an_int64_is_a_permanent_error_naming_the_field() {
-    let emu = emulator_with_ada().await;
-    let mut employments: Vec<Value> = emu.state().tables["personio.employments"][ADA]
-        .as_array()
-        .unwrap()
-        .clone();
-    employments[1]["org_units"] = json!([{"id": "d-7", "type": "department"}]);
-    put_employments(&emu, ADA, employments);
-    let error = connector(emu.base_url())
-        .fetch(ADA, now())
-        .await
-        .unwrap_err();
+    let (emu, error) = fetch_with_org_units(json!([{"id": "d-7", "type": "department"}])).await;
     assert!(!error.retryable);
     assert!(
         error.message.contains("org_units[0].id") && error.message.contains("int64"),

@@ -85,21 +85,12 @@ const EMPLOYMENT_QUERY: [&str; 9] = [
     "updated_at.lt",
 ];
 
-/// Query parameters of `GET /v2/persons` [O get_v2-persons].
-const PERSON_QUERY: [&str; 14] = [
-    "limit",
-    "cursor",
-    "id",
+/// Query parameters of `GET /v2/persons` besides the employments' ones [O get_v2-persons].
+const PERSON_ONLY_QUERY: [&str; 5] = [
     "email",
     "first_name",
     "last_name",
     "preferred_name",
-    "created_at",
-    "created_at.gt",
-    "created_at.lt",
-    "updated_at",
-    "updated_at.gt",
-    "updated_at.lt",
     "status",
 ];
 
@@ -476,7 +467,10 @@ async fn list_persons(
     if !authorized(&headers) {
         return unauthorized();
     }
-    let query = match query(raw.as_deref(), &PERSON_QUERY) {
+    let query = match query(
+        raw.as_deref(),
+        &[&EMPLOYMENT_QUERY[..], &PERSON_ONLY_QUERY[..]].concat(),
+    ) {
         Ok(query) => query,
         Err(problem) => return bad_request(&problem),
     };
