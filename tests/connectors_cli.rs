@@ -204,13 +204,28 @@ fn hmac_sha256_hex(secret: &str, parts: &[&[u8]]) -> String {
 
 const BAMBOO_SECRET: &str = "bamboo-private-key-7c1e";
 
-fn bamboo_event(serve: &Serve, event: &str, changed: &[&str]) -> Reply {
-    let body = serde_json::to_vec(&json!({
-        "type": event,
-        "timestamp": "2026-12-01T16:59:31+0000",
-        "data": {"companyId": "1", "employeeId": "42", "changedFields": changed},
-    }))
-    .unwrap();
+/// BambooHR's event-based webhook, from the sample on its documentation page
+/// (documentation.bamboohr.com/docs/event-based-webhooks: ids as strings, `changedFields` on
+/// `employee.updated` only), about `employee_id`, signed as BambooHR signs: hex
+/// HMAC-SHA256 of the body then the `X-BambooHR-Timestamp` header.
+fn bamboo_event(serve: &Serve, event: &str, employee_id: &str, changed: &[&str]) -> Reply {
+    let sample =
+        std::fs::read_to_string(repo().join("shared/hr/tests/samples/bamboohr-webhook.json"))
+            .unwrap();
+    let mut payload: Value = serde_json::from_str(&sample).unwrap();
+    payload.as_object_mut().unwrap().remove("_comment");
+    payload["type"] = json!(event);
+    payload["timestamp"] = json!("2026-12-01T16:59:31+0000");
+    payload["data"]["employeeId"] = json!(employee_id);
+    if event == "employee.updated" {
+        payload["data"]["changedFields"] = json!(changed);
+    } else {
+        payload["data"]
+            .as_object_mut()
+            .unwrap()
+            .remove("changedFields");
+    }
+    let body = serde_json::to_vec(&payload).unwrap();
     let timestamp = now_seconds().to_string();
     let signature = hmac_sha256_hex(BAMBOO_SECRET, &[&body, timestamp.as_bytes()]);
     serve.post(
@@ -226,14 +241,21 @@ fn bamboo_event(serve: &Serve, event: &str, changed: &[&str]) -> Reply {
 #[test]
 fn bamboohr_hire_is_provisioned_written_back_and_leaves_at_the_instant() {
     use hrsync_hr_emulators::bamboohr;
+    // BambooHR's sample employee id names the record; the company's own employee number is
+    // what the account carries (`employee_id_field`).
+    let who = Ada {
+        record: "67890",
+        employee_id: "1042",
+    };
     let hr = Vendor::start(bamboohr::router);
-    let mut ada = bamboohr::employee("42", "Ada", "Lovelace");
+    let mut ada = bamboohr::employee(who.record, "Ada", "Lovelace");
+    ada["employeeNumber"] = json!(who.employee_id);
     ada["department"] = json!("Engineering");
     ada["country"] = json!("GB");
-    hr.emulator.put_employee("42", ada.clone());
+    hr.emulator.put_employee(who.record, ada.clone());
     let site = site(
         &format!(
-            "kind = \"bamboohr\"\nbase_url = \"{}\"\nwebhook_secret = {{ env = \"BAMBOO_SECRET\" }}\napi_key = {{ env = \"BAMBOO_KEY\" }}\n",
+            "kind = \"bamboohr\"\nbase_url = \"{}\"\nwebhook_secret = {{ env = \"BAMBOO_SECRET\" }}\napi_key = {{ env = \"BAMBOO_KEY\" }}\nemployee_id_field = \"employeeNumber\"\n",
             hr.url()
         ),
         &[
@@ -243,15 +265,26 @@ fn bamboohr_hire_is_provisioned_written_back_and_leaves_at_the_instant() {
     );
     let serve = site.serve();
 
-    let answer = accepted(&bamboo_event(&serve, "employee.created", &[]));
+    let answer = accepted(&bamboo_event(&serve, "employee.created", who.record, &[]));
     assert_eq!(answer["queued"], 1, "{answer}");
-    let user = hired(&site, &serve, Ada::NUMBER_42);
+    let user = hired(&site, &serve, who);
+    let read = hr
+        .emulator
+        .requests()
+        .into_iter()
+        .find(|r| r.method == "GET" && r.path.starts_with("/employees/67890?"))
+        .expect("the record is read by its id");
+    assert!(
+        read.path.contains("employeeNumber"),
+        "the employee id field is asked for: {}",
+        read.path
+    );
     assert_eq!(
         hr.emulator.written(),
-        vec![("42".to_owned(), json!({"workEmail": user["mail"]}))],
-        "the work email is written back once"
+        vec![(who.record.to_owned(), json!({"workEmail": user["mail"]}))],
+        "the work email is written back once, to the record's id"
     );
-    let reads = hr.reads("GET", "/employees/42?");
+    let reads = hr.reads("GET", "/employees/67890?");
 
     // A delivery with a bad signature is refused and audited without its content.
     let refused = serve.post(
@@ -270,14 +303,15 @@ fn bamboohr_hire_is_provisioned_written_back_and_leaves_at_the_instant() {
 
     ada["status"] = json!("Inactive");
     ada["terminationDate"] = json!(LAST_DAY);
-    hr.emulator.put_employee("42", ada);
+    hr.emulator.put_employee(who.record, ada);
     accepted(&bamboo_event(
         &serve,
         "employee.updated",
+        who.record,
         &["status", "terminationDate"],
     ));
-    leaves_at_the_instant(&site, &serve, Ada::NUMBER_42);
-    assert!(hr.reads("GET", "/employees/42?") > reads);
+    leaves_at_the_instant(&site, &serve, who);
+    assert!(hr.reads("GET", "/employees/67890?") > reads);
 }
 
 // -------------------------------------------------------------------------------------------
@@ -484,9 +518,12 @@ fn personio_hire_is_provisioned_written_back_and_leaves_at_the_instant() {
 
 const KEKA_TOKEN: &str = "keka-header-token-91f0";
 
-fn keka_event(serve: &Serve, event: &str) -> Reply {
+/// Keka's Event Trigger webhook action, as developers.keka.com/docs/getting-started-with-webhooks
+/// documents it: a form-encoded POST of `employeeIndentifier` (sic; the employee's GUID),
+/// `eventType` and `subDomain`, with the admin's custom header.
+fn keka_event(serve: &Serve, employee: &str, event: &str) -> Reply {
     let body = format!(
-        "employeeIndentifier=42&eventType={}&subDomain=acme",
+        "employeeIndentifier={employee}&eventType={}&subDomain=acme",
         event.replace(' ', "%20")
     );
     serve.request(
@@ -502,9 +539,15 @@ fn keka_event(serve: &Serve, event: &str) -> Reply {
 #[test]
 fn keka_hire_is_provisioned_and_leaves_at_the_instant() {
     use hrsync_hr_emulators::keka;
+    // Keka names the employee by a GUID (36 characters, too long for the directory's
+    // employeeId); the account carries the employee number.
+    let who = Ada {
+        record: "8d04399f-8057-4b0d-ab0f-d9b9a5fb0376",
+        employee_id: "EMP001",
+    };
     let hr = Vendor::start(keka::router);
-    let mut ada = keka::employee("42", "Ada", "Lovelace");
-    hr.emulator.put_employee("42", ada.clone());
+    let mut ada = keka::employee(who.record, who.employee_id, "Ada", "Lovelace");
+    hr.emulator.put_employee(who.record, ada.clone());
     let site = site(
         &format!(
             "kind = \"keka\"\nbase_url = \"{url}{api}\"\ntoken_url = \"{url}/connect/token\"\nwebhook_secret = {{ env = \"KEKA_TOKEN\" }}\nclient_id = {{ env = \"KEKA_ID\" }}\nclient_secret = {{ env = \"KEKA_SECRET\" }}\napi_key = {{ env = \"KEKA_KEY\" }}\n",
@@ -520,17 +563,23 @@ fn keka_hire_is_provisioned_and_leaves_at_the_instant() {
     );
     let serve = site.serve();
 
-    assert_eq!(accepted(&keka_event(&serve, "Employee added"))["queued"], 1);
-    hired(&site, &serve, Ada::NUMBER_42);
+    let added = keka_event(&serve, who.record, "Employee added");
+    assert_eq!(accepted(&added)["queued"], 1);
+    hired(&site, &serve, who);
+    let by_guid = format!("/api/v1/hris/employees/{}", who.record);
+    assert!(
+        hr.reads("GET", &by_guid) >= 1,
+        "the record is read by its GUID"
+    );
     assert!(
         hr.emulator.written().is_empty(),
         "Keka's API takes no email back"
     );
 
     ada["exitDate"] = json!(format!("{LAST_DAY}T00:00:00"));
-    hr.emulator.put_employee("42", ada);
-    accepted(&keka_event(&serve, "Employee exit approved"));
-    leaves_at_the_instant(&site, &serve, Ada::NUMBER_42);
+    hr.emulator.put_employee(who.record, ada);
+    accepted(&keka_event(&serve, who.record, "Employee exit approved"));
+    leaves_at_the_instant(&site, &serve, who);
 }
 
 // -------------------------------------------------------------------------------------------
@@ -752,10 +801,15 @@ fn scim_active_false_disables_the_account_at_once() {
 #[test]
 fn bamboohr_poll_finds_a_hire_whose_webhook_never_came_and_a_deleted_record_leaves_at_once() {
     use hrsync_hr_emulators::bamboohr;
+    // An id from BambooHR's changed-employees sample; by default the id is the employee id.
+    let who = Ada {
+        record: "67891",
+        employee_id: "67891",
+    };
     let hr = Vendor::start(bamboohr::router);
-    let mut ada = bamboohr::employee("42", "Ada", "Lovelace");
+    let mut ada = bamboohr::employee(who.record, "Ada", "Lovelace");
     ada["country"] = json!("GB");
-    hr.emulator.put_employee("42", ada);
+    hr.emulator.put_employee(who.record, ada);
     let site = site(
         &format!(
             "kind = \"bamboohr\"\nbase_url = \"{}\"\nwebhook_secret = {{ env = \"BAMBOO_SECRET\" }}\napi_key = {{ env = \"BAMBOO_KEY\" }}\npoll_every = \"10s\"\n",
@@ -775,9 +829,14 @@ fn bamboohr_poll_finds_a_hire_whose_webhook_never_came_and_a_deleted_record_leav
         std::thread::sleep(Duration::from_millis(100));
     }
     let changed_at = jiff::Timestamp::now() + jiff::SignedDuration::from_secs(1);
-    bamboohr::record_change(&hr.emulator, "42", "Inserted", &changed_at.to_string());
+    bamboohr::record_change(
+        &hr.emulator,
+        who.record,
+        "Inserted",
+        &changed_at.to_string(),
+    );
     let deadline = Instant::now() + Duration::from_secs(60);
-    while site.users_with("42").is_empty() {
+    while site.users_with(who.employee_id).is_empty() {
         assert!(
             Instant::now() < deadline,
             "the next poll finds the hire; serve's log:\n{}",
@@ -785,9 +844,9 @@ fn bamboohr_poll_finds_a_hire_whose_webhook_never_came_and_a_deleted_record_leav
         );
         std::thread::sleep(Duration::from_millis(200));
     }
-    let user = hired(&site, &serve, Ada::NUMBER_42);
+    let user = hired(&site, &serve, who);
     let cause = site
-        .audit("hr:42")
+        .audit(&who.key())
         .iter()
         .find(|r| r["action"] == "received")
         .map(|r| text(&r["cause"]))
@@ -795,19 +854,31 @@ fn bamboohr_poll_finds_a_hire_whose_webhook_never_came_and_a_deleted_record_leav
     assert!(cause.starts_with("poll hr: changed since "), "{cause}");
     assert_eq!(
         hr.emulator.written(),
-        vec![("42".to_owned(), json!({"workEmail": user["mail"]}))]
+        vec![(who.record.to_owned(), json!({"workEmail": user["mail"]}))]
     );
 
     // HR deletes the record: the fetch finds it gone, and the worker leaves now.
-    hr.emulator.remove_employee("42");
-    accepted(&bamboo_event(&serve, "employee.deleted", &[]));
+    hr.emulator.remove_employee(who.record);
+    accepted(&bamboo_event(&serve, "employee.deleted", who.record, &[]));
     serve.settle();
-    assert_eq!(site.user("42")["accountEnabled"], false);
-    let audit = site.audit("hr:42");
+    assert_eq!(site.user(who.employee_id)["accountEnabled"], false);
+    let audit = site.audit(&who.key());
     assert!(
         audit.iter().any(|r| r["stage"] == "intake"
             && text(&r["cause"]) == "webhook hr: employee.deleted: the HR record is gone"),
         "{audit:#?}"
+    );
+    // Every poll's `since` was one BambooHR takes (it answers 400 to one it cannot read).
+    let polls: Vec<_> = hr
+        .emulator
+        .requests()
+        .into_iter()
+        .filter(|r| r.path.starts_with("/employees/changed"))
+        .collect();
+    assert!(polls.len() >= 2, "{polls:#?}");
+    assert!(
+        polls.iter().all(|r| !r.path.contains('.')),
+        "whole seconds: {polls:#?}"
     );
 }
 

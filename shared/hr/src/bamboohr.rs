@@ -13,8 +13,9 @@
 //!    - Data structure: **Event-Based** (recommended), events `employee.created`,
 //!      `employee.updated` and `employee.deleted`; for `employee.updated`, monitor at least
 //!      First Name, Last Name, Preferred Name, Middle Name, Work Email, Home Email, Status,
-//!      Employment Status, Hire Date, Job Title, Department, Division, Location, Country and
-//!      Reporting to. The legacy **Field-Based** structure (`employee_with_fields.*`) is
+//!      Employment Status, Hire Date, Job Title, Department, Division, Location, Country,
+//!      Reporting to, and the `employee_id_field` when it is not the id (e.g. Employee #).
+//!      The legacy **Field-Based** structure (`employee_with_fields.*`) is
 //!      taken as well; its posted field values are not used (the record is read from the
 //!      API), so no post fields are needed.
 //!    - Format: JSON (recommended) or form-encoded: both are read.
@@ -22,7 +23,7 @@
 //!      from the API): that is the source's `webhook_secret`.
 //! 2. **API key.** Create an API key (*your name > API Keys*) for a user that can **read**
 //!    the fields above plus Termination Date and the Employment Status table (for the
-//!    termination type), and that can **edit Work Email** if write-back is on. That key is
+//!    termination type) and the `employee_id_field`, and that can **edit Work Email** if write-back is on. That key is
 //!    the source's `api_key`.
 //! 3. **Config.**
 //!
@@ -32,49 +33,78 @@
 //! base_url = "https://acme.bamboohr.com/api/v1"   # or https://api.bamboohr.com/api/gateway.php/acme/v1
 //! api_key = { env = "BAMBOOHR_API_KEY" }
 //! webhook_secret = { env = "BAMBOOHR_WEBHOOK_KEY" }
+//! # employee_id_field = "employeeNumber"   # the directory's employeeId; default: the id
 //! # writeback = false   # to leave Work Email alone
 //! ```
 //!
+//! # Ids
+//!
+//! BambooHR names an employee by its employee id, a whole number (`"67890"` in its samples):
+//! what webhooks carry, what the API is read and written back by, and what `supervisorEId`
+//! names a manager by. It is the worker's key. The directory's employee id is the record's
+//! `employee_id_field`: by default that same `id` (it fits the directory's 16 characters),
+//! or any BambooHR field name or alias, e.g. `employeeNumber` ("Employee number (assigned by
+//! your company)"). That field is added to the read's `fields`; a record whose value is
+//! empty or longer than 16 characters is a permanent error for that worker naming the field
+//! and the record, and a field the account does not have (BambooHR's 406) is a permanent
+//! error naming `employee_id_field`.
+//!
 //! # Facts this connector relies on
 //!
-//! Marked **[D]** documented by BambooHR (documentation.bamboohr.com), **[S]** seen in
-//! BambooHR's SDKs or several independent integrations, **[A]** an assumption.
+//! Marked **[O]** BambooHR's own documentation: documentation.bamboohr.com, BambooHR's
+//! OpenAPI (`specs/public.yaml` in github.com/BambooHR/bhr-api-python, the official SDK) and
+//! its help centre's "API Error Code Definitions"
+//! (<https://bamboohr.screenstepslive.com/m/53907/l/587843-api-error-code-definitions>);
+//! **[S]** seen in BambooHR's SDKs or several independent integrations; **[U]** not
+//! confirmed.
 //!
-//! - Webhook signature [D + S]: headers `X-BambooHR-Timestamp` and `X-BambooHR-Signature`;
+//! - Webhook signature [O + S]: headers `X-BambooHR-Timestamp` and `X-BambooHR-Signature`;
 //!   the signature is "SHA-256 HMAC using the payload, the timestamp and your private key"
-//!   [D]; exactly: lowercase hex of HMAC-SHA256(private key, raw body ‖ timestamp header
+//!   [O]; exactly: lowercase hex of HMAC-SHA256(private key, raw body ‖ timestamp header
 //!   text) [S]. The timestamp's format is not documented, so it is opaque and a delivery is
-//!   not refused for its age: BambooHR retries a 5xx up to 5 times over about 2.5 hours [D],
+//!   not refused for its age: BambooHR retries a 5xx up to 5 times over about 2.5 hours [O],
 //!   and a redelivery has the same body, so [`Event::dedupe`] drops it.
-//! - Event-based body [D]: `{type, timestamp, data: {companyId, employeeId,
-//!   changedFields[]}}` with `type` one of `employee.created`, `employee.updated`,
-//!   `employee.deleted`; the form encoding is `type=...&data[employeeId]=...&
-//!   data[changedFields][0]=...` [D]. Other types (`company.updated`, `company.deleted`,
-//!   `company-integrations.updated`) are taken and ignored.
-//! - Field-based body [D]: `{employees: [{id, action: Created|Updated|Deleted, timestamp,
-//!   changedFields[], fields{}}]}`; its form encoding is assumed to be the same
-//!   bracket notation [A].
-//! - Read [D]: `GET {base_url}/employees/{id}?fields=a,b,...&onlyCurrent=false` with HTTP
-//!   Basic auth, the API key as user and any password (`x`), `Accept: application/json`;
-//!   `onlyCurrent=false` includes future-dated values of history-table fields (a job change
-//!   or termination entered ahead of time). An unknown id answers 404 [S].
-//! - Field names [D, field list]: `firstName`, `lastName`, `middleName`, `preferredName`,
-//!   `workEmail`, `homeEmail`, `status` (Active / Inactive), `employmentHistoryStatus` (the
-//!   current Employment Status, a tenant-configured list such as Full-Time, Contractor),
-//!   `hireDate`, `terminationDate`, `jobTitle`, `department`, `division`, `location`,
-//!   `country`, and `supervisorEId`, "the ID of the employee's current supervisor" (the
-//!   BambooHR employee id; `supervisorId` is the supervisor's *employee number*, another
+//! - Event-based body [O] (<https://documentation.bamboohr.com/docs/event-based-webhooks>):
+//!   `{type, timestamp, data: {companyId, employeeId, changedFields[]}}`, ids as strings,
+//!   with `type` one of `employee.created`, `employee.updated`, `employee.deleted`; the form
+//!   encoding is `type=...&data[employeeId]=...&data[changedFields][0]=...`. Other types
+//!   (`company.updated`, `company.deleted`, `company-integrations.updated`) are taken and
+//!   ignored.
+//! - Field-based body [O] (<https://documentation.bamboohr.com/docs/field-based-webhooks>):
+//!   `{employees: [{id, action: Created|Updated|Deleted, timestamp, changedFields[],
+//!   fields{}}]}`; its form encoding is assumed to be the same bracket notation [U].
+//! - Read [O] (OpenAPI `get-employee`): `GET {base_url}/employees/{id}?fields=a,b,...&
+//!   onlyCurrent=false` with HTTP Basic auth, the API key as user and any password (`x`),
+//!   `Accept: application/json` (XML otherwise). `fields` is always sent: the spec gives both
+//!   a default (`firstName,lastName`) and "only when explicitly requested"; at most 400
+//!   fields; names or aliases. The answer is `id` plus the fields asked (ones the API user
+//!   may not see are left out). `onlyCurrent=false` includes future-dated values of
+//!   history-table fields (a job change or termination entered ahead of time). 404: no such
+//!   employee; 406: "references to nonexistent fields".
+//! - Field names [O] (<https://documentation.bamboohr.com/docs/list-of-field-names>):
+//!   `firstName`, `lastName`, `middleName`, `preferredName`, `workEmail`, `homeEmail`,
+//!   `status` (Active / Inactive), `employmentHistoryStatus` (the current Employment
+//!   Status, a tenant-configured list such as Full-Time, Contractor), `hireDate`,
+//!   `terminationDate`, `jobTitle`, `department`, `division`, `location`, `country`,
+//!   `employeeNumber`, and `supervisorEId`, "the ID of the employee's current supervisor"
+//!   (the BambooHR employee id; `supervisorId` is the supervisor's *employee number*, another
 //!   id space, so it is not used). Empty dates come back as `0000-00-00` [S].
-//! - Termination type [D: the `employmentStatus` table and its `terminationTypeId` column;
-//!   A: that the column reads as the option's text]: read with
+//! - Termination type [O: the `employmentStatus` table and its `terminationTypeId` column;
+//!   U: that the column reads as the option's text]: read with
 //!   `GET {base_url}/employees/{id}/tables/employmentStatus` only when the record has a
 //!   termination date, from the row dated on the termination date (else the latest row with
 //!   a type). A user that may not read the table leaves the type empty.
-//! - Change feed [D]: `GET {base_url}/employees/changed?since=<ISO 8601>` answers `{latest,
-//!   employees: {<id>: {id, action, lastChanged}}}`; any change to any field counts.
-//! - Write-back [D]: `POST {base_url}/employees/{id}` with `{"workEmail": "..."}`; 403 when
-//!   the API user may not edit the field. BambooHR has no standard username field, so only
-//!   the mail is written.
+//! - Change feed [O] (OpenAPI `get-changed-employee-ids`): `GET
+//!   {base_url}/employees/changed?since=<ISO 8601, URL-encoded>` answers `{latest,
+//!   employees: {<id>: {id, action, lastChanged}}}`; any change to any field counts; 400 when
+//!   `since` is missing or not ISO 8601. The first cursor is the poll's time in the form of
+//!   BambooHR's example (`2013-10-20T19:20:30+01:00`: whole seconds), then `latest`.
+//! - Write-back [O] (OpenAPI `update-employee`): `POST {base_url}/employees/{id}` with
+//!   `{"workEmail": "..."}`, 200 with no body; 403 when the API user may not edit the field;
+//!   409 "duplicate email". BambooHR has no standard username field, so only the mail is
+//!   written.
+//! - Errors [O]: the reason is in the `X-BambooHR-Error-Messsage` header (sic), not the
+//!   body; 503 comes with `Retry-After`.
 //! - No time-zone field: `time_zone` stays empty and the configured default applies.
 //!
 //! # Status mapping
@@ -87,6 +117,7 @@
 //! | missing or anything else | | the fetch fails (permanent), naming `status` |
 
 use hmac::{Hmac, Mac};
+use hrsync_core::worker::EMPLOYEE_ID_MAX_CHARS;
 use hrsync_core::{Identifiers, InvalidWorker, Status, Worker, WorkerKey};
 use jiff::Timestamp;
 use jiff::civil::Date;
@@ -144,6 +175,10 @@ fn keyed(secret: &[u8]) -> HmacSha256 {
     mac
 }
 
+/// The record field that is the directory's employee id when `employee_id_field` is not set:
+/// BambooHR's own employee id (a whole number, which fits).
+pub const DEFAULT_EMPLOYEE_ID_FIELD: &str = "id";
+
 /// A configured BambooHR source.
 #[derive(Debug)]
 pub struct BambooHr {
@@ -151,6 +186,9 @@ pub struct BambooHr {
     secret: Vec<u8>,
     api: ApiClient,
     writes_back: bool,
+    /// The field (name or alias) that is the directory's employee id; `None`: the record's
+    /// `id`, which is the key too.
+    employee_id_field: Option<String>,
 }
 
 impl BambooHr {
@@ -173,11 +211,18 @@ impl BambooHr {
                 password: "x".into(),
             },
         );
+        let employee_id_field = setup
+            .config
+            .employee_id_field()
+            .map(str::trim)
+            .filter(|field| *field != DEFAULT_EMPLOYEE_ID_FIELD)
+            .map(str::to_owned);
         Ok(Self {
             source: setup.name.to_owned(),
             secret,
             api,
             writes_back: setup.writes_back(),
+            employee_id_field,
         })
     }
 
@@ -187,16 +232,38 @@ impl BambooHr {
         self
     }
 
+    /// The `fields` query value: [`FIELDS`] and the configured employee id field, each
+    /// percent-encoded (an alias may hold any character).
+    fn fields_query(&self) -> String {
+        let mut fields: Vec<&str> = FIELDS.to_vec();
+        if let Some(field) = self.employee_id_field.as_deref()
+            && !fields.contains(&field)
+        {
+            fields.push(field);
+        }
+        fields
+            .iter()
+            .map(|f| encode(f))
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
     async fn fetch_worker(&self, employee_id: &str, now: Timestamp) -> Result<Fetched, HrError> {
-        let what = format!("fetch BambooHR employee {employee_id}");
+        let what = format!(
+            "source {}: fetch BambooHR employee {employee_id}",
+            self.source
+        );
         let path = format!(
             "/employees/{}?fields={}&onlyCurrent=false",
             encode(employee_id),
-            FIELDS.join(",")
+            self.fields_query()
         );
         let response = self.api.send(Method::GET, &path, None, &what).await?;
         if response.status == StatusCode::NOT_FOUND {
             return Ok(Fetched::Gone);
+        }
+        if response.status == StatusCode::NOT_ACCEPTABLE {
+            return Err(self.unknown_field(&what));
         }
         if !response.is_success() {
             return Err(response.unexpected(&what));
@@ -204,6 +271,9 @@ impl BambooHr {
         let record: Map<String, Value> = response.json(&what)?;
         let mut worker = normalize(&self.source, employee_id, &record, now)
             .map_err(|e| HrError::permanent(format!("{what}: {e}")))?;
+        if let Some(field) = self.employee_id_field.as_deref() {
+            worker.employee_id = self.directory_employee_id(employee_id, field, &record)?;
+        }
         if let Some(ended) = worker.termination_date {
             worker.termination_type = self.termination_type(employee_id, ended).await?;
         }
@@ -214,6 +284,56 @@ impl BambooHr {
             ))
         })?;
         Ok(Fetched::Worker(Box::new(worker)))
+    }
+
+    /// BambooHR's 406, "references to nonexistent fields": [`FIELDS`] are standard, so the
+    /// configured employee id field is the likely one.
+    fn unknown_field(&self, what: &str) -> HrError {
+        let error = match self.employee_id_field.as_deref() {
+            Some(field) if !FIELDS.contains(&field) => format!(
+                "{what}: BambooHR has no field {field} (HTTP 406, a reference to a nonexistent \
+                 field): set employee_id_field to a field name or alias of this BambooHR account"
+            ),
+            _ => format!(
+                "{what}: BambooHR refused a requested field as nonexistent (HTTP 406); the \
+                 fields asked for are {}",
+                self.fields_query()
+            ),
+        };
+        HrError::permanent(error).with_status(406)
+    }
+
+    /// The directory's employee id from the configured field, checked here so a worker whose
+    /// id cannot fit is a clear error now rather than a Graph 400 later.
+    fn directory_employee_id(
+        &self,
+        employee_id: &str,
+        field: &str,
+        record: &Map<String, Value>,
+    ) -> Result<String, HrError> {
+        let value = match record.get(field) {
+            Some(Value::String(text)) => Some(text.trim().to_owned()),
+            Some(Value::Number(number)) => Some(number.to_string()),
+            _ => None,
+        }
+        .filter(|value| !value.is_empty());
+        let Some(value) = value else {
+            return Err(HrError::permanent(format!(
+                "source {}: BambooHR employee {employee_id} has no {field}, the directory's \
+                 employee id (employee_id_field): fill it in BambooHR, or choose another field",
+                self.source
+            )));
+        };
+        let length = value.chars().count();
+        if length > EMPLOYEE_ID_MAX_CHARS {
+            return Err(HrError::permanent(format!(
+                "source {}: the {field} of BambooHR employee {employee_id} has {length} \
+                 characters; the directory's employeeId holds at most {EMPLOYEE_ID_MAX_CHARS} \
+                 (employee_id_field): shorten it in BambooHR, or choose another field",
+                self.source
+            )));
+        }
+        Ok(value)
     }
 
     /// The termination type from the employment-status table; `None` when the table has
@@ -255,7 +375,7 @@ impl BambooHr {
         let Some(since) = cursor else {
             return Ok(Changes {
                 employee_ids: Vec::new(),
-                cursor: now.to_string(),
+                cursor: whole_seconds(now),
             });
         };
         let what = "list the BambooHR employees changed since the last poll";
@@ -304,7 +424,7 @@ impl BambooHr {
         let cursor = body
             .get("latest")
             .and_then(scalar_text)
-            .unwrap_or_else(|| now.to_string());
+            .unwrap_or_else(|| whole_seconds(now));
         Ok(Changes {
             employee_ids,
             cursor,
@@ -313,7 +433,10 @@ impl BambooHr {
 
     async fn write(&self, worker: &Worker, identifiers: &Identifiers) -> Result<(), HrError> {
         let employee_id = worker.key.employee_id();
-        let what = format!("write the work email of BambooHR employee {employee_id}");
+        let what = format!(
+            "source {}: write the work email of BambooHR employee {employee_id}",
+            self.source
+        );
         if !self.writes_back {
             return Err(HrError::permanent(format!(
                 "{what}: write-back is turned off for source {}",
@@ -327,6 +450,14 @@ impl BambooHr {
             Ok(response) if response.status == StatusCode::NOT_FOUND => Err(HrError::permanent(
                 format!("{what}: BambooHR has no such employee (HTTP 404)"),
             )),
+            // BambooHR: "duplicate emails are not allowed".
+            Ok(response) if response.status == StatusCode::CONFLICT => {
+                Err(HrError::permanent(format!(
+                    "{what}: BambooHR refused it (HTTP 409): another BambooHR employee has this \
+                     work email; BambooHR allows no duplicate emails"
+                ))
+                .with_status(409))
+            }
             Ok(response) => Err(response.unexpected(&what)),
             // The API client answers 401 and 403 alike; BambooHR documents 403 on this call
             // as "the API user may not edit the field".
@@ -427,6 +558,14 @@ impl Connector for BambooHr {
     ) -> BoxFuture<'a, Result<(), HrError>> {
         Box::pin(self.write(worker, identifiers))
     }
+}
+
+/// `now` to the second below, as `YYYY-MM-DDTHH:MM:SSZ`: the form of BambooHR's `since`
+/// example (it answers 400 to a `since` it cannot read).
+fn whole_seconds(now: Timestamp) -> String {
+    Timestamp::from_second(now.as_second())
+        .unwrap_or(now)
+        .to_string()
 }
 
 /// The events of a webhook body (event-based or field-based), as JSON.

@@ -15,31 +15,59 @@
 //! - `base_url = "https://<company>.keka.com/api/v1"`; `token_url` only when not
 //!   `https://login.keka.com/connect/token` (e.g. Keka's sandbox login host).
 //!
+//! ## Ids
+//!
+//! Keka names an employee by a GUID (36 characters): the webhook's `employeeIndentifier`, the
+//! API's `id`, a manager's `reportsTo.id`. That GUID is the worker's key (what is fetched, and
+//! what managers resolve by); it cannot be the directory's `employeeId`, which holds 16
+//! characters. The directory's employee id is the record's `employeeNumber` (the company's
+//! own number; `employee_id_field`, which config load restricts to it for Keka). A record
+//! without one, or with one longer than 16 characters (Keka's own webhook sample shows 19
+//! digits), is a permanent error for that worker naming the field and the record.
+//!
 //! ## Wire facts, and where they come from
 //!
-//! - [O] developers.keka.com "Getting started with webhooks": the Event Trigger's webhook
-//!   action POSTs form-encoded `employeeIndentifier` (sic), `eventType` (e.g. "Employee
-//!   added", "Employee exit approved", "Leave requested") and `subDomain`, with any headers
-//!   the admin added; no signature. Some events document a JSON body: a JSON object with the
-//!   same keys is read too. The correctly spelled `employeeIdentifier` is accepted as well.
+//! [O] Keka's docs at developers.keka.com; [S] Keka's OpenAPI as republished in
+//! github.com/konfig-sdks/keka-hr-java-sdk (`api/openapi.yaml`, the spec the developer portal
+//! is built from), and Airbyte's `source-keka` (whose schema was taken from live records);
+//! [U] not confirmed.
+//!
+//! - [O] <https://developers.keka.com/docs/getting-started-with-webhooks>: the Event Trigger's
+//!   webhook action POSTs form-encoded `employeeIndentifier` (sic; "Unique identifier of the
+//!   employee", a GUID), `eventType` (e.g. "Employee added", "Employee exit approved",
+//!   "Leave requested") and `subDomain`, with any headers the admin added; no signature. Some
+//!   events document a JSON body: a JSON object with the same keys is read too. The
+//!   correctly spelled `employeeIdentifier` is accepted as well [U].
 //! - Event type → action (the words, compared case- and space-insensitively): anything about
 //!   leave, expenses, salary, payroll, attendance, timesheets, assets, documents, tickets,
 //!   loans, reviews or goals is ignored; an employee event (added, updated, joined, job or
 //!   profile change, exit initiated / approved / cancelled, relieved...) is fetched: the
-//!   record carries the exit date. Other types are ignored. No deletion event is documented.
-//! - [O] Token: `POST https://login.keka.com/connect/token`, form `grant_type=kekaapi`,
-//!   `scope=kekaapi`, `client_id`, `client_secret`, `api_key`; answer `access_token`,
-//!   `expires_in`. The token is cached and renewed before it expires.
-//! - [O] Fetch: `GET {base_url}/hris/employees/{id}` with `Authorization: Bearer`. [S]
-//!   (public connectors that read live tenants) The answer is `{succeeded, message, errors,
-//!   data}` with the employee in `data`: `id`, `employeeNumber`, `firstName`, `middleName`,
-//!   `lastName`, `displayName`, `email` (official), `personalEmail`, `joiningDate`,
-//!   `exitDate`, `exitType` (1 resignation, 2 company action), `exitReason`,
-//!   `employmentStatus` (0 Working, 1 Relieved), `workerType` (1 Permanent, 2 Contingent),
-//!   `jobTitle {identifier, title}`, `reportsTo {id, email, firstName, lastName}`, `groups
-//!   [{id, title, groupType}]` (groupType 1 business unit → division, 2 department, 3
-//!   location, 4 cost centre), `currentAddress {countryCode}`, `countryCode`. A `timeZone`,
-//!   where present and an IANA name, is taken. 404, or `data: null`, → gone.
+//!   record carries the exit date. Other types are ignored. No deletion event is documented
+//!   (<https://docs.keka.com/faq/about-keka/adding-and-removing-employees/>: profiles cannot
+//!   be deleted, employees are exited).
+//! - [S] Token: `POST https://login.keka.com/connect/token`, form-encoded `grant_type=kekaapi`,
+//!   `scope=kekaapi`, `client_id`, `client_secret`, `api_key` (so named in the OpenAPI and in
+//!   Airbyte's connector; some guides write `apikey`); answer `access_token`, `expires_in`
+//!   (86400), `token_type`; an unknown grant answers 400 `unsupported_grant_type`. The token
+//!   is cached and renewed before it expires.
+//! - [S] Fetch: `GET {base_url}/hris/employees/{id}` (`base_url` =
+//!   `https://{company}.keka.com/api/v1`; `kekademo.com` for the sandbox) with
+//!   `Authorization: Bearer`, no query parameters. The answer is `{succeeded, message,
+//!   errors, data}` with the `EmployeeProfile` in `data`: `id`, `employeeNumber`,
+//!   `firstName`, `middleName`, `lastName`, `displayName`, `email` (official),
+//!   `personalEmail`, `joiningDate`, `exitDate`, `exitType`, `exitReason`,
+//!   `employmentStatus`, `workerType`, `jobTitle {identifier, title}`, `reportsTo {id, email,
+//!   firstName, lastName}`, `groups [{id, title, groupType}]`, `currentAddress
+//!   {countryCode}`, `countryCode`. 404 answers the same envelope with `data: null` → gone.
+//!   The profile has no time-zone field: the configured default applies. Department and
+//!   location are groups only (the profile has no `department` or `location` field).
+//! - [S, not re-verified] The enums' meanings, from public connectors that read live
+//!   tenants (the OpenAPI lists numbers only): `exitType` 1 resignation, 2 company action;
+//!   `employmentStatus` 0 Working, 1 Relieved (the list filter documents "Working, Relieved");
+//!   `workerType` 1 Permanent, 2 Contingent; `groupType` 1 business unit → division, 2
+//!   department, 3 location, 4 cost centre.
+//! - [O] <https://developers.keka.com/reference/rate-limit>: 50 requests a minute, then 429
+//!   `rateLimitExceeded`; the API client retries it with backoff, then the queue does.
 //! - Write-back: Keka's API documents `PUT /hris/employees/{id}/personaldetails` (names,
 //!   personal email, phone...) and `/jobdetails` (location, title, manager...), but no call
 //!   that sets an employee's official (work) email or a username. So this connector does not
@@ -52,6 +80,7 @@
 //! planned); 1 / `Relieved` → terminated. Without a status: an `exitDate` on or before
 //! today → terminated, else active.
 
+use hrsync_core::worker::EMPLOYEE_ID_MAX_CHARS;
 use hrsync_core::{Identifiers, Status, Worker, WorkerKey};
 use jiff::Timestamp;
 use jiff::civil::Date;
@@ -71,6 +100,10 @@ pub const DEFAULT_WEBHOOK_HEADER: &str = "X-Keka-Token";
 /// Keka's token endpoint when `token_url` is not set.
 pub const DEFAULT_TOKEN_URL: &str = "https://login.keka.com/connect/token";
 
+/// The record field that is the directory's employee id when `employee_id_field` is not set:
+/// the company-assigned employee number (the record's `id` is a 36-character GUID).
+pub const DEFAULT_EMPLOYEE_ID_FIELD: &str = "employeeNumber";
+
 /// One `kind = "keka"` source.
 #[derive(Debug)]
 pub struct Keka {
@@ -78,6 +111,8 @@ pub struct Keka {
     header: http::HeaderName,
     secret: Vec<u8>,
     api: ApiClient,
+    /// The record field that is the directory's employee id (`employee_id_field`).
+    employee_id_field: String,
 }
 
 impl Keka {
@@ -116,11 +151,17 @@ impl Keka {
                 "Keka's API has no documented call to set the work email: writeback is ignored"
             );
         }
+        let employee_id_field = setup
+            .config
+            .employee_id_field()
+            .unwrap_or(DEFAULT_EMPLOYEE_ID_FIELD)
+            .to_owned();
         Ok(Self {
             source: setup.name.to_owned(),
             header,
             secret,
             api,
+            employee_id_field,
         })
     }
 
@@ -166,12 +207,36 @@ impl Keka {
             tracing::debug!(source = %self.source, employee_id, "Keka: no employee in the answer");
             return Ok(Fetched::Gone);
         };
-        let worker = normalize(&self.source, employee_id, record, now)
+        let mut worker = normalize(&self.source, employee_id, record, now)
             .map_err(|problem| HrError::permanent(format!("{what}: {problem}")))?;
+        worker.employee_id = self.directory_employee_id(employee_id, record)?;
         worker.validate_record().map_err(|e| {
             HrError::permanent(format!("{what}: the record cannot be acted on: {e}"))
         })?;
         Ok(Fetched::Worker(Box::new(worker)))
+    }
+
+    /// The directory's employee id: the configured field's value, checked here so a worker
+    /// whose id cannot fit is a clear error now rather than a Graph 400 later.
+    fn directory_employee_id(&self, record_id: &str, record: &Value) -> Result<String, HrError> {
+        let field = &self.employee_id_field;
+        let Some(value) = text(record.get(field.as_str())) else {
+            return Err(HrError::permanent(format!(
+                "source {}: Keka employee {record_id} has no {field}, the directory's employee id \
+                 (employee_id_field): give the employee a number in Keka",
+                self.source
+            )));
+        };
+        let length = value.chars().count();
+        if length > EMPLOYEE_ID_MAX_CHARS {
+            return Err(HrError::permanent(format!(
+                "source {}: the {field} of Keka employee {record_id} has {length} characters; the \
+                 directory's employeeId holds at most {EMPLOYEE_ID_MAX_CHARS} \
+                 (employee_id_field): shorten the employee number in Keka",
+                self.source
+            )));
+        }
+        Ok(value)
     }
 }
 
@@ -458,14 +523,8 @@ fn normalize(
         other => text(Some(other)),
     });
     worker.division = group(record, 1);
-    worker.department = group(record, 2).or_else(|| match record.get("department") {
-        Some(Value::Object(d)) => text(d.get("title")).or_else(|| text(d.get("name"))),
-        other => text(other),
-    });
-    worker.location = group(record, 3).or_else(|| match record.get("location") {
-        Some(Value::Object(l)) => text(l.get("title")).or_else(|| text(l.get("name"))),
-        other => text(other),
-    });
+    worker.department = group(record, 2);
+    worker.location = group(record, 3);
     worker.cost_center = group(record, 4);
     worker.country = record
         .get("currentAddress")
@@ -475,8 +534,6 @@ fn normalize(
         Some(Value::Object(manager)) => text(manager.get("id")),
         other => text(other),
     };
-    worker.time_zone =
-        text(record.get("timeZone")).filter(|zone| jiff::tz::TimeZone::get(zone).is_ok());
     if let Some(number) = text(record.get("employeeNumber")) {
         worker.custom.insert("employee_number".into(), number);
     }

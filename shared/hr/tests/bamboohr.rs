@@ -28,15 +28,19 @@ fn now() -> Timestamp {
     "2026-02-01T09:00:00Z".parse().unwrap()
 }
 
-/// A connector to `base_url` whose API key resolves to `key` (webhook secret: [`SECRET`]).
-fn connector_with(base_url: &str, key: &str, writeback: Option<bool>) -> BambooHr {
-    let config = SourceConfig {
+/// The source's config: `base_url`, the API key and the webhook secret.
+fn config(base_url: &str) -> SourceConfig {
+    SourceConfig {
         base_url: Some(base_url.into()),
         api_key: Some(SecretRef::Env("K".into())),
         webhook_secret: Some(SecretRef::Env("W".into())),
-        writeback,
         ..SourceConfig::of_kind(SourceKind::BambooHr)
-    };
+    }
+}
+
+/// A connector built from `config` whose API key resolves to `key` (webhook secret:
+/// [`SECRET`]).
+fn build(config: &SourceConfig, key: &str) -> BambooHr {
     let http = reqwest::Client::new();
     let key = key.to_owned();
     let resolve = move |r: &SecretRef| match r {
@@ -45,7 +49,7 @@ fn connector_with(base_url: &str, key: &str, writeback: Option<bool>) -> BambooH
     };
     BambooHr::new(Setup {
         name: "bamboo",
-        config: &config,
+        config,
         resolve: &resolve,
         http: &http,
     })
@@ -55,6 +59,24 @@ fn connector_with(base_url: &str, key: &str, writeback: Option<bool>) -> BambooH
         base_delay: Duration::from_millis(20),
         max_delay: Duration::from_secs(2),
     })
+}
+
+/// A connector to `base_url` whose API key resolves to `key`.
+fn connector_with(base_url: &str, key: &str, writeback: Option<bool>) -> BambooHr {
+    let config = SourceConfig {
+        writeback,
+        ..config(base_url)
+    };
+    build(&config, key)
+}
+
+/// A connector whose directory employee id is the record's `field`.
+fn connector_by(base_url: &str, field: &str) -> BambooHr {
+    let config = SourceConfig {
+        employee_id_field: Some(field.into()),
+        ..config(base_url)
+    };
+    build(&config, bamboohr::API_KEY)
 }
 
 fn connector(base_url: &str) -> BambooHr {
@@ -682,13 +704,171 @@ async fn a_poll_lists_the_changed_employees_and_moves_to_latest() {
         "/employees/changed?since=2026-01-01T00%3A00%3A00Z"
     );
 
-    // The next poll from that cursor: nothing new, and the cursor moves to the poll time.
+    // The next poll from that cursor: nothing new, and the cursor stays where BambooHR's
+    // `latest` says.
     let next = connector
         .changed_since(Some(&changes.cursor), now())
         .await
         .unwrap();
     assert!(next.employee_ids.is_empty(), "{next:?}");
-    assert_eq!(next.cursor, "2026-02-01T09:00:00Z");
+    assert_eq!(next.cursor, changes.cursor);
+}
+
+#[tokio::test]
+async fn the_first_cursor_is_in_the_form_bamboohr_documents_so_the_next_poll_is_taken() {
+    // BambooHR answers 400 to a `since` it cannot read; the documented form is
+    // `2013-10-20T19:20:30+01:00` (whole seconds). A clock reading has nanoseconds.
+    let emu = Emulator::start(bamboohr::router).await;
+    let connector = connector(emu.base_url());
+    let now: Timestamp = "2026-02-01T09:00:00.123456789Z".parse().unwrap();
+    let first = connector.changed_since(None, now).await.unwrap();
+    assert_eq!(first.cursor, "2026-02-01T09:00:00Z");
+    bamboohr::record_change(&emu, "67890", "Updated", "2026-02-01T09:00:01+00:00");
+    let next = connector
+        .changed_since(Some(&first.cursor), now)
+        .await
+        .unwrap();
+    assert_eq!(next.employee_ids, ["67890"]);
+    assert_eq!(next.cursor, "2026-02-01T09:00:01+00:00");
+}
+
+#[tokio::test]
+async fn the_employee_number_can_be_the_directory_employee_id() {
+    let emu = Emulator::start(bamboohr::router).await;
+    let mut record = full_record();
+    record["employeeNumber"] = json!("1042");
+    emu.put_employee("42", record);
+    let connector = connector_by(emu.base_url(), "employeeNumber");
+
+    let Fetched::Worker(worker) = connector.fetch("42", now()).await.unwrap() else {
+        panic!("a worker expected");
+    };
+    assert_eq!(worker.employee_id, "1042");
+    assert_eq!(
+        worker.key,
+        WorkerKey::new("bamboo", "42"),
+        "the key stays the id"
+    );
+    assert_eq!(
+        worker.manager_id.as_deref(),
+        Some("7"),
+        "managers by id too"
+    );
+    let request = emu.requests().pop().unwrap();
+    let fields = request
+        .path
+        .split_once("fields=")
+        .and_then(|(_, rest)| rest.split('&').next())
+        .unwrap()
+        .to_owned();
+    assert!(
+        fields.split(',').any(|f| f == "employeeNumber"),
+        "the configured field is asked for: {fields}"
+    );
+
+    // The work email goes back to the record, by its id.
+    connector.write_back(&worker, &identifiers()).await.unwrap();
+    assert_eq!(emu.written()[0].0, "42");
+}
+
+#[tokio::test]
+async fn a_custom_field_alias_can_be_the_directory_employee_id() {
+    let emu = Emulator::start(bamboohr::router).await;
+    let mut record = full_record();
+    record["customPayrollId"] = json!("PAY-7781");
+    emu.put_employee("42", record);
+    let Fetched::Worker(worker) = connector_by(emu.base_url(), "customPayrollId")
+        .fetch("42", now())
+        .await
+        .unwrap()
+    else {
+        panic!("a worker expected");
+    };
+    assert_eq!(worker.employee_id, "PAY-7781");
+}
+
+#[tokio::test]
+async fn a_missing_or_too_long_employee_number_is_a_permanent_error_saying_what_to_fix() {
+    let emu = Emulator::start(bamboohr::router).await;
+    let connector = connector_by(emu.base_url(), "employeeNumber");
+    for (number, expected) in [
+        (Value::Null, "has no employeeNumber"),
+        (json!(" "), "has no employeeNumber"),
+        (json!("EMP-2026-000001042"), "18 characters"),
+    ] {
+        let mut record = full_record();
+        record["employeeNumber"] = number;
+        emu.put_employee("42", record);
+        let error = connector.fetch("42", now()).await.unwrap_err();
+        assert!(!error.retryable, "{error}");
+        for part in [
+            "source bamboo",
+            "employee 42",
+            expected,
+            "employee_id_field",
+        ] {
+            assert!(error.message.contains(part), "{part}: {error}");
+        }
+        assert!(!error.message.contains("Lovelace"), "{error}");
+    }
+}
+
+#[tokio::test]
+async fn a_field_bamboohr_does_not_have_is_named_in_the_error() {
+    // BambooHR answers 406 to "references to nonexistent fields".
+    let emu = Emulator::start(bamboohr::router).await;
+    emu.put_employee("42", full_record());
+    let error = connector_by(emu.base_url(), "payrollNumber")
+        .fetch("42", now())
+        .await
+        .unwrap_err();
+    assert!(!error.retryable, "{error}");
+    for part in ["406", "payrollNumber", "employee_id_field"] {
+        assert!(error.message.contains(part), "{part}: {error}");
+    }
+}
+
+#[tokio::test]
+async fn the_emulator_refuses_what_bamboohr_does_not_document() {
+    let emu = Emulator::start(bamboohr::router).await;
+    emu.put_employee("42", full_record());
+    let http = reqwest::Client::new();
+    let get = |path: &str| {
+        http.get(format!("{}{path}", emu.base_url()))
+            .basic_auth(bamboohr::API_KEY, Some("x"))
+            .header("Accept", "application/json")
+            .send()
+    };
+    for (path, status) in [
+        ("/employees/42", 400),
+        ("/employees/42?fields=firstName&onlyCurrent=0", 400),
+        ("/employees/42?fields=firstName&limit=1", 400),
+        ("/employees/42?fields=shoeSize", 406),
+        ("/employees/E-42?fields=firstName", 404),
+        ("/employees/changed", 400),
+        ("/employees/changed?since=2026-01-01", 400),
+        ("/employees/changed?since=2026-01-01T00:00:00.5Z", 400),
+        (
+            "/employees/changed?since=2026-01-01T00:00:00Z&type=moved",
+            400,
+        ),
+        ("/employees/42/tables/shoes", 404),
+    ] {
+        let response = get(path).await.unwrap();
+        assert_eq!(response.status().as_u16(), status, "{path}");
+        assert!(
+            response.headers().contains_key(bamboohr::ERROR_HEADER),
+            "{path}: the reason is in the header"
+        );
+    }
+    let ok = get("/employees/42?fields=firstName,employeeNumber&onlyCurrent=false")
+        .await
+        .unwrap();
+    assert_eq!(ok.status().as_u16(), 200);
+    assert_eq!(
+        ok.json::<Value>().await.unwrap(),
+        json!({"id": "42", "firstName": "Ada", "employeeNumber": null})
+    );
 }
 
 // ---------------------------------------------------------------- write-back
@@ -750,6 +930,27 @@ async fn a_403_on_write_back_says_the_user_cannot_edit_work_email() {
         .unwrap_err();
     assert!(!error.retryable, "{error}");
     assert!(error.message.contains("may not edit Work Email"), "{error}");
+    assert!(emu.written().is_empty());
+}
+
+#[tokio::test]
+async fn a_work_email_another_employee_has_is_refused_by_name() {
+    // BambooHR answers 409 to a duplicate email.
+    let emu = Emulator::start(bamboohr::router).await;
+    emu.put_employee("42", full_record());
+    let mut other = bamboohr::employee("43", "Ada", "Byron");
+    other["workEmail"] = json!("ada.lovelace@corp.example");
+    emu.put_employee("43", other);
+    let error = connector(emu.base_url())
+        .write_back(&worker("42"), &identifiers())
+        .await
+        .unwrap_err();
+    assert!(!error.retryable, "{error}");
+    assert!(error.message.contains("409"), "{error}");
+    assert!(
+        error.message.contains("another BambooHR employee"),
+        "{error}"
+    );
     assert!(emu.written().is_empty());
 }
 

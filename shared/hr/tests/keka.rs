@@ -21,8 +21,11 @@ const SAMPLE: &str = include_str!(concat!(
     env!("CARGO_MANIFEST_DIR"),
     "/tests/samples/keka-webhook.txt"
 ));
+// Keka's record ids are GUIDs (the webhook's `employeeIndentifier`, the API's `id`).
 const EMPLOYEE: &str = "8d04399f-8057-4b0d-ab0f-d9b9a5fb0376";
 const MANAGER: &str = "7dd7e7ed-be39-47f3-beab-d498b940fd98";
+const ADA: &str = "1b077af5-e9a5-4576-9f1a-d84db018cd58";
+const ALAN: &str = "3c5d7e9f-0a1b-4c2d-8e3f-4a5b6c7d8e9f";
 
 fn now() -> Timestamp {
     "2026-03-02T09:00:00Z".parse().unwrap()
@@ -306,7 +309,6 @@ fn full_record() -> Value {
             {"id": "c0c0c0c0", "title": "CC-100", "groupType": 4}
         ],
         "currentAddress": {"city": "Bengaluru", "countryCode": "IN"},
-        "timeZone": "Asia/Kolkata",
     })
 }
 
@@ -322,7 +324,8 @@ async fn a_full_record_is_normalized_field_by_field() {
         panic!("expected a worker");
     };
     assert_eq!(worker.key, WorkerKey::new("keka", EMPLOYEE));
-    assert_eq!(worker.employee_id, EMPLOYEE);
+    // The GUID (36 characters) cannot be the directory's employeeId: the employee number is.
+    assert_eq!(worker.employee_id, "KEKA-0042");
     assert_eq!(worker.given_name, "Robert");
     assert_eq!(worker.family_name, "Smith");
     assert_eq!(worker.middle_name.as_deref(), Some("James"));
@@ -345,7 +348,10 @@ async fn a_full_record_is_normalized_field_by_field() {
     assert_eq!(worker.country.as_deref(), Some("IN"));
     assert_eq!(worker.manager_id.as_deref(), Some(MANAGER));
     assert_eq!(worker.manager_key(), Some(WorkerKey::new("keka", MANAGER)));
-    assert_eq!(worker.time_zone.as_deref(), Some("Asia/Kolkata"));
+    assert_eq!(
+        worker.time_zone, None,
+        "Keka's employee has no time-zone field"
+    );
     assert_eq!(
         worker.custom.get("employee_number").map(String::as_str),
         Some("KEKA-0042")
@@ -367,8 +373,9 @@ async fn a_full_record_is_normalized_field_by_field() {
     for pair in [
         "grant_type=kekaapi",
         "scope=kekaapi",
-        "client_id=keka-client-id",
-        "api_key=keka-api-key",
+        &format!("client_id={}", kk::CLIENT_ID),
+        // The key's `+`, `/` and `=` are percent-encoded.
+        "api_key=q8Vt0Lw%2B3Nf%2FXr2Ye5Hk1A%3D%3D",
     ] {
         assert!(
             form.split('&').any(|p| p == pair),
@@ -389,23 +396,23 @@ async fn a_full_record_is_normalized_field_by_field() {
 #[tokio::test]
 async fn a_relieved_employee_is_terminated_and_the_token_is_reused() {
     let hr = Emulator::start(kk::router).await;
-    let mut record = kk::employee("e-1", "Ada", "Lovelace");
+    let mut record = kk::employee(ADA, "EMP001", "Ada", "Lovelace");
     record["employmentStatus"] = json!(1);
     record["exitDate"] = json!("2026-02-27T00:00:00");
     record["exitType"] = json!(2);
-    hr.put_employee("e-1", record);
-    let mut unset = kk::employee("e-2", "Alan", "Turing");
+    hr.put_employee(ADA, record);
+    let mut unset = kk::employee(ALAN, "EMP002", "Alan", "Turing");
     unset["employmentStatus"] = Value::Null;
     unset["exitDate"] = json!("2026-01-31T00:00:00");
-    hr.put_employee("e-2", unset);
+    hr.put_employee(ALAN, unset);
     let connector = connector(hr.base_url());
-    let Fetched::Worker(relieved) = connector.fetch("e-1", now()).await.unwrap() else {
+    let Fetched::Worker(relieved) = connector.fetch(ADA, now()).await.unwrap() else {
         panic!("expected a worker");
     };
     assert_eq!(relieved.status, Status::Terminated);
     assert_eq!(relieved.termination_date, Some(date(2026, 2, 27)));
     assert_eq!(relieved.termination_type.as_deref(), Some("company action"));
-    let Fetched::Worker(past_exit) = connector.fetch("e-2", now()).await.unwrap() else {
+    let Fetched::Worker(past_exit) = connector.fetch(ALAN, now()).await.unwrap() else {
         panic!("expected a worker");
     };
     assert_eq!(past_exit.status, Status::Terminated);
@@ -421,7 +428,7 @@ async fn a_relieved_employee_is_terminated_and_the_token_is_reused() {
 async fn an_unknown_employee_is_gone() {
     let hr = Emulator::start(kk::router).await;
     let fetched = connector(hr.base_url())
-        .fetch("nobody", now())
+        .fetch("0a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d", now())
         .await
         .unwrap();
     assert_eq!(fetched, Fetched::Gone);
@@ -430,20 +437,20 @@ async fn an_unknown_employee_is_gone() {
 #[tokio::test]
 async fn throttling_is_waited_out() {
     let hr = Emulator::start(kk::router).await;
-    hr.put_employee("e-1", kk::employee("e-1", "Ada", "Lovelace"));
+    hr.put_employee(ADA, kk::employee(ADA, "EMP001", "Ada", "Lovelace"));
     let connector = connector(hr.base_url());
     // Throttle the token request, then the read.
     hr.fail_next(1, 429, Some(1));
     let started = Instant::now();
     assert!(matches!(
-        connector.fetch("e-1", now()).await.unwrap(),
+        connector.fetch(ADA, now()).await.unwrap(),
         Fetched::Worker(_)
     ));
     assert!(started.elapsed() >= Duration::from_millis(900));
     hr.fail_next(1, 429, Some(1));
     let started = Instant::now();
     assert!(matches!(
-        connector.fetch("e-1", now()).await.unwrap(),
+        connector.fetch(ADA, now()).await.unwrap(),
         Fetched::Worker(_)
     ));
     assert!(started.elapsed() >= Duration::from_millis(900));
@@ -453,10 +460,10 @@ async fn throttling_is_waited_out() {
 #[tokio::test]
 async fn an_outage_is_a_retryable_error() {
     let hr = Emulator::start(kk::router).await;
-    hr.put_employee("e-1", kk::employee("e-1", "Ada", "Lovelace"));
+    hr.put_employee(ADA, kk::employee(ADA, "EMP001", "Ada", "Lovelace"));
     hr.fail_next(10, 503, None);
     let error = connector(hr.base_url())
-        .fetch("e-1", now())
+        .fetch(ADA, now())
         .await
         .unwrap_err();
     assert!(error.retryable, "{error}");
@@ -465,9 +472,9 @@ async fn an_outage_is_a_retryable_error() {
 #[tokio::test]
 async fn a_wrong_credential_is_a_permanent_error() {
     let hr = Emulator::start(kk::router).await;
-    hr.put_employee("e-1", kk::employee("e-1", "Ada", "Lovelace"));
+    hr.put_employee(ADA, kk::employee(ADA, "EMP001", "Ada", "Lovelace"));
     let connector = build(&config(hr.base_url()), "wrong-secret");
-    let error = connector.fetch("e-1", now()).await.unwrap_err();
+    let error = connector.fetch(ADA, now()).await.unwrap_err();
     assert!(!error.retryable);
     assert!(error.message.contains("token endpoint"), "{error}");
     assert!(!error.message.contains("wrong-secret"));
@@ -476,15 +483,96 @@ async fn a_wrong_credential_is_a_permanent_error() {
 #[tokio::test]
 async fn a_record_that_cannot_be_acted_on_is_a_permanent_error_naming_the_field() {
     let hr = Emulator::start(kk::router).await;
-    let mut record = kk::employee("e-1", "Ada", "Lovelace");
+    let mut record = kk::employee(ADA, "EMP001", "Ada", "Lovelace");
     record["joiningDate"] = Value::Null;
-    hr.put_employee("e-1", record);
+    hr.put_employee(ADA, record);
     let error = connector(hr.base_url())
-        .fetch("e-1", now())
+        .fetch(ADA, now())
         .await
         .unwrap_err();
     assert!(!error.retryable);
     assert!(error.message.contains("hire_date"), "{error}");
+}
+
+#[tokio::test]
+async fn a_record_without_an_employee_number_is_a_permanent_error_saying_what_to_fix() {
+    let hr = Emulator::start(kk::router).await;
+    for number in [Value::Null, json!(""), json!("  ")] {
+        let mut record = kk::employee(ADA, "EMP001", "Ada", "Lovelace");
+        record["employeeNumber"] = number;
+        hr.put_employee(ADA, record);
+        let error = connector(hr.base_url())
+            .fetch(ADA, now())
+            .await
+            .unwrap_err();
+        assert!(!error.retryable, "{error}");
+        for part in ["source keka", ADA, "employeeNumber", "employee_id_field"] {
+            assert!(error.message.contains(part), "{part}: {error}");
+        }
+        assert!(!error.message.contains("Lovelace"), "{error}");
+    }
+}
+
+#[tokio::test]
+async fn an_employee_number_longer_than_the_directory_holds_is_a_permanent_error() {
+    // Keka's own webhook sample carries a 19-digit employee number
+    // (developers.keka.com/docs/getting-started-with-webhooks, EmployeeSalaryUpdated).
+    let hr = Emulator::start(kk::router).await;
+    hr.put_employee(
+        ADA,
+        kk::employee(ADA, "1234567890098765432", "Ada", "Lovelace"),
+    );
+    let error = connector(hr.base_url())
+        .fetch(ADA, now())
+        .await
+        .unwrap_err();
+    assert!(!error.retryable, "{error}");
+    for part in ["source keka", ADA, "employeeNumber", "19 characters", "16"] {
+        assert!(error.message.contains(part), "{part}: {error}");
+    }
+    // Sixteen characters fit.
+    hr.put_employee(
+        ADA,
+        kk::employee(ADA, "1234567890098765", "Ada", "Lovelace"),
+    );
+    let Fetched::Worker(worker) = connector(hr.base_url()).fetch(ADA, now()).await.unwrap() else {
+        panic!("expected a worker");
+    };
+    assert_eq!(worker.employee_id, "1234567890098765");
+    assert_eq!(worker.key, WorkerKey::new("keka", ADA));
+}
+
+#[tokio::test]
+async fn an_employee_is_read_by_guid_only() {
+    // Keka reads an employee by the GUID its webhooks name; an employee number is not an id
+    // there. The emulator refuses it, and the refusal is an error, never "gone" (which would
+    // end someone's account).
+    let hr = Emulator::start(kk::router).await;
+    hr.put_employee(ADA, kk::employee(ADA, "EMP001", "Ada", "Lovelace"));
+    let error = connector(hr.base_url())
+        .fetch("EMP001", now())
+        .await
+        .unwrap_err();
+    assert!(!error.retryable, "{error}");
+    assert!(error.message.contains("400"), "{error}");
+}
+
+#[tokio::test]
+async fn past_keka_rate_limit_the_fetch_is_a_retryable_error() {
+    // developers.keka.com/reference/rate-limit: 50 requests a minute, then 429.
+    let hr = Emulator::start(kk::router).await;
+    hr.put_employee(ADA, kk::employee(ADA, "EMP001", "Ada", "Lovelace"));
+    let connector = connector(hr.base_url());
+    for _ in 0..kk::RATE_LIMIT_PER_MINUTE {
+        assert!(matches!(
+            connector.fetch(ADA, now()).await.unwrap(),
+            Fetched::Worker(_)
+        ));
+    }
+    let error = connector.fetch(ADA, now()).await.unwrap_err();
+    assert!(error.retryable, "{error}");
+    let throttled = hr.requests().len() - 1 - usize::try_from(kk::RATE_LIMIT_PER_MINUTE).unwrap();
+    assert_eq!(throttled, 3, "max_attempts, each answered 429");
 }
 
 // ---------------------------------------------------------------- write-back
@@ -492,14 +580,14 @@ async fn a_record_that_cannot_be_acted_on_is_a_permanent_error_naming_the_field(
 #[tokio::test]
 async fn keka_does_not_write_back() {
     let hr = Emulator::start(kk::router).await;
-    hr.put_employee("e-1", kk::employee("e-1", "Ada", "Lovelace"));
+    hr.put_employee(ADA, kk::employee(ADA, "EMP001", "Ada", "Lovelace"));
     let on = SourceConfig {
         writeback: Some(true),
         ..config(hr.base_url())
     };
     let connector = build(&on, kk::CLIENT_SECRET);
     assert!(!connector.writes_back());
-    let Fetched::Worker(worker) = connector.fetch("e-1", now()).await.unwrap() else {
+    let Fetched::Worker(worker) = connector.fetch(ADA, now()).await.unwrap() else {
         panic!("expected a worker");
     };
     let before = hr.requests().len();

@@ -1,35 +1,94 @@
-//! The BambooHR API emulator: the paths under a source's `base_url`
-//! (`https://<company>.bamboohr.com/api/v1`).
+//! The BambooHR API emulator, as strict as BambooHR's documentation: the paths under a
+//! source's `base_url` (`https://<company>.bamboohr.com/api/v1`). What no source says
+//! BambooHR takes is refused, so a connector that passes here asks only what BambooHR
+//! documents.
 //!
-//! - Every request needs HTTP Basic auth with the API key as user (any password), else 401;
-//!   the key is [`API_KEY`] unless `tables["bamboohr"]["api_key"]` holds another string.
-//! - Reads need `Accept: application/json` (BambooHR answers XML otherwise): 406 without it.
-//! - `GET /employees/{id}?fields=a,b&onlyCurrent=false`: `id` plus the requested fields the
-//!   record has (BambooHR returns only `id` when no fields are asked for); 404 for an
-//!   unknown id.
-//! - `GET /employees/{id}/tables/{table}`: the rows in `tables[table][id]` (a JSON array;
-//!   `[]` when none); 404 for an unknown employee; 403 for a table made unreadable with
-//!   [`forbid_table`].
-//! - `GET /employees/changed?since=<ISO 8601>`: `{latest, employees: {id: {id, action,
-//!   lastChanged}}}` from [`Shared::changes`](crate::Shared::changes) strictly after
-//!   `since`; `latest` is the newest change listed (absent when none); 400 without a
-//!   readable `since`.
+//! Sources, named beside each rule below:
+//! - [O] BambooHR's OpenAPI, `specs/public.yaml` in github.com/BambooHR/bhr-api-python (the
+//!   official SDK; the same reference as <https://documentation.bamboohr.com/reference>),
+//!   <https://documentation.bamboohr.com/docs/list-of-field-names>, and BambooHR's "API Error
+//!   Code Definitions" <https://bamboohr.screenstepslive.com/m/53907/l/587843-api-error-code-definitions>.
+//! - [U] not documented anywhere read; chosen strict.
+//!
+//! Errors answer an empty body with the reason in `X-BambooHR-Error-Messsage` ([O] error
+//! codes page: "the extra s in the message will be there").
+//!
+//! Routes:
+//! - `GET /employees/{id}?fields=a,b&onlyCurrent=false`: `id` plus the requested fields.
+//! - `GET /employees/{id}/tables/{table}`: the rows in `tables[table][id]` (`[]` when none);
+//!   403 for a table made unreadable with [`forbid_table`].
+//! - `GET /employees/changed?since=<ISO 8601>[&type=...]`: `{latest, employees: {id: {id,
+//!   action, lastChanged}}}` from [`Shared::changes`](crate::Shared::changes) strictly after
+//!   `since`.
 //! - `POST /employees/{id}` with a JSON object: the fields are applied to the record and the
-//!   body recorded in `written`; 404 for an unknown id.
+//!   body recorded in `written`; 200 with no body.
 
 use std::collections::HashMap;
 
 use axum::extract::{Path, Query};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::{Map, Value, json};
 
-use crate::{Emulator, State, basic_auth_is, error, lock};
+use crate::{Emulator, State, basic_auth_is, lock};
 
 /// The API key the emulator accepts unless told otherwise.
 pub const API_KEY: &str = "key";
+
+/// The header BambooHR puts its error message in (sic, [O]).
+pub const ERROR_HEADER: &str = "X-BambooHR-Error-Messsage";
+
+/// Fields per `GET /employees/{id}` ([O] "The maximum number of fields per request is 400").
+pub const MAX_FIELDS: usize = 400;
+
+/// The documented employee fields the emulator knows besides a record's own (custom) fields
+/// ([O] list-of-field-names; a record's keys stand for the tenant's custom field aliases).
+pub const FIELDS: &[&str] = &[
+    "address1",
+    "address2",
+    "bestEmail",
+    "city",
+    "country",
+    "dateOfBirth",
+    "department",
+    "displayName",
+    "division",
+    "employeeNumber",
+    "employmentHistoryStatus",
+    "firstName",
+    "hireDate",
+    "homeEmail",
+    "jobTitle",
+    "lastChanged",
+    "lastName",
+    "location",
+    "middleName",
+    "mobilePhone",
+    "originalHireDate",
+    "preferredName",
+    "state",
+    "status",
+    "supervisor",
+    "supervisorEId",
+    "supervisorEmail",
+    "supervisorId",
+    "terminationDate",
+    "workEmail",
+    "workPhone",
+];
+
+/// The tables `GET /employees/{id}/tables/{table}` knows ([O] "e.g., jobInfo, compensation,
+/// employmentStatus"; the others from list-of-field-names).
+pub const TABLES: &[&str] = &[
+    "compensation",
+    "customBankDetails",
+    "dependents",
+    "emergencyContacts",
+    "employmentStatus",
+    "jobInfo",
+];
 
 pub fn router(state: State) -> Router {
     let read = state.clone();
@@ -70,8 +129,19 @@ pub fn router(state: State) -> Router {
         )
 }
 
-/// 401 for a wrong or missing API key.
-fn refuse(state: &State, headers: &HeaderMap) -> Option<Response> {
+/// An error as BambooHR answers it: the status, an empty body, the reason in
+/// [`ERROR_HEADER`].
+pub fn refused(status: StatusCode, message: &str) -> Response {
+    let mut response = status.into_response();
+    if let Ok(value) = HeaderValue::from_str(message) {
+        response.headers_mut().insert(ERROR_HEADER, value);
+    }
+    response
+}
+
+/// 401 for a wrong or missing API key ([O] Basic auth, the key as user, any password; 401
+/// "Your API key is missing").
+fn unauthorized(state: &State, headers: &HeaderMap) -> Option<Response> {
     let key = lock(state)
         .tables
         .get("bamboohr")
@@ -80,24 +150,54 @@ fn refuse(state: &State, headers: &HeaderMap) -> Option<Response> {
         .unwrap_or(API_KEY)
         .to_owned();
     let authorization = headers
-        .get(axum::http::header::AUTHORIZATION)
+        .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok());
     (!basic_auth_is(authorization, &key, None))
-        .then(|| error(StatusCode::UNAUTHORIZED, "invalid API key"))
+        .then(|| refused(StatusCode::UNAUTHORIZED, "Invalid API key"))
 }
 
-/// 406 unless the client asks for JSON.
+/// 406 unless the client asks for JSON: BambooHR answers XML by default ([O] "This endpoint
+/// can produce either JSON or XML"); this emulator speaks JSON only and refuses instead.
 fn not_json(headers: &HeaderMap) -> Option<Response> {
     let accept = headers
-        .get(axum::http::header::ACCEPT)
+        .get(header::ACCEPT)
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default();
     (!accept.contains("application/json")).then(|| {
-        error(
+        refused(
             StatusCode::NOT_ACCEPTABLE,
             "this emulator answers JSON only: send Accept: application/json",
         )
     })
+}
+
+/// The first gate of every call: the key, then (reads) the JSON answer.
+fn gate(state: &State, headers: &HeaderMap, read: bool) -> Option<Response> {
+    unauthorized(state, headers).or_else(|| read.then(|| not_json(headers)).flatten())
+}
+
+/// 400 for a query parameter the endpoint does not document [U].
+fn undocumented(query: &HashMap<String, String>, documented: &[&str]) -> Option<Response> {
+    query
+        .keys()
+        .find(|key| !documented.contains(&key.as_str()))
+        .map(|key| {
+            refused(
+                StatusCode::BAD_REQUEST,
+                &format!("Unknown query parameter {key}"),
+            )
+        })
+}
+
+/// Employee ids are whole numbers ([O] "employeeId": "67890" in every sample); another id
+/// is "the ID of the object specified in the request is invalid" → 404 ([O] error codes).
+fn is_employee_id(id: &str) -> bool {
+    !id.is_empty() && id.bytes().all(|b| b.is_ascii_digit())
+}
+
+/// Whether the tenant has `field`: a documented field, or one of the record's own.
+fn known_field(record: &Value, field: &str) -> bool {
+    FIELDS.contains(&field) || record.get(field).is_some()
 }
 
 async fn get_employee(
@@ -106,40 +206,86 @@ async fn get_employee(
     id: String,
     Query(query): Query<HashMap<String, String>>,
 ) -> Response {
-    if let Some(refused) = refuse(&state, &headers).or_else(|| not_json(&headers)) {
-        return refused;
+    if let Some(refusal) = gate(&state, &headers, true) {
+        return refusal;
+    }
+    // [O] `fields` and `onlyCurrent` are the query parameters of get-employee.
+    if let Some(refusal) = undocumented(&query, &["fields", "onlyCurrent"]) {
+        return refusal;
+    }
+    // [O] the spec says both "default: firstName,lastName" and "all other named properties
+    // are included only when explicitly requested": a request without fields is refused [U].
+    let fields: Vec<&str> = query
+        .get("fields")
+        .map(String::as_str)
+        .unwrap_or_default()
+        .split(',')
+        .map(str::trim)
+        .filter(|f| !f.is_empty())
+        .collect();
+    if fields.is_empty() {
+        return refused(
+            StatusCode::BAD_REQUEST,
+            "fields is required by this emulator: name the fields to read",
+        );
+    }
+    if fields.len() > MAX_FIELDS {
+        return refused(
+            StatusCode::BAD_REQUEST,
+            "The request exceeded the maximum number of allowed fields (400)",
+        );
+    }
+    // [O] `onlyCurrent` is a boolean.
+    if let Some(flag) = query.get("onlyCurrent")
+        && !matches!(flag.as_str(), "true" | "false")
+    {
+        return refused(StatusCode::BAD_REQUEST, "onlyCurrent is true or false");
+    }
+    if !is_employee_id(&id) {
+        return refused(StatusCode::NOT_FOUND, "Invalid employee id");
     }
     let shared = lock(&state);
     let Some(record) = shared.employees.get(&id) else {
-        return error(StatusCode::NOT_FOUND, "employee not found");
+        return refused(StatusCode::NOT_FOUND, "Employee not found");
     };
+    // [O] 406 "The request contains references to nonexistent fields".
+    if let Some(unknown) = fields.iter().find(|f| !known_field(record, f)) {
+        return refused(
+            StatusCode::NOT_ACCEPTABLE,
+            &format!("Invalid field: {unknown}"),
+        );
+    }
+    // [O] "The `id` field is always present"; the requested fields follow, empty as null.
     let mut out = Map::new();
     out.insert("id".into(), Value::String(id.clone()));
-    let fields = query.get("fields").map(String::as_str).unwrap_or_default();
-    for field in fields.split(',').map(str::trim).filter(|f| !f.is_empty()) {
-        if let Some(value) = record.get(field) {
-            out.insert(field.to_owned(), value.clone());
-        }
+    for field in fields {
+        let value = record.get(field).cloned().unwrap_or(Value::Null);
+        out.insert(field.to_owned(), value);
     }
     Json(Value::Object(out)).into_response()
 }
 
 async fn get_table(state: State, headers: HeaderMap, id: String, name: String) -> Response {
-    if let Some(refused) = refuse(&state, &headers).or_else(|| not_json(&headers)) {
-        return refused;
+    if let Some(refusal) = gate(&state, &headers, true) {
+        return refusal;
+    }
+    // [O] 404 "The employee or table does not exist".
+    if !is_employee_id(&id) || !TABLES.contains(&name.as_str()) {
+        return refused(StatusCode::NOT_FOUND, "Employee or table not found");
     }
     let shared = lock(&state);
     if !shared.employees.contains_key(&id) {
-        return error(StatusCode::NOT_FOUND, "employee not found");
+        return refused(StatusCode::NOT_FOUND, "Employee not found");
     }
     let forbidden = shared
         .tables
         .get("bamboohr")
         .is_some_and(|t| t.contains_key(&format!("forbid:{name}")));
     if forbidden {
-        return error(
+        // [O] 403: "Verify your key belongs to an enabled user with the required access".
+        return refused(
             StatusCode::FORBIDDEN,
-            "the API user does not have access to this table",
+            "You do not have access to this resource",
         );
     }
     let rows = shared
@@ -156,39 +302,60 @@ async fn changed_employees(
     headers: HeaderMap,
     Query(query): Query<HashMap<String, String>>,
 ) -> Response {
-    if let Some(refused) = refuse(&state, &headers).or_else(|| not_json(&headers)) {
-        return refused;
+    if let Some(refusal) = gate(&state, &headers, true) {
+        return refusal;
     }
-    let Some(since) = query.get("since").and_then(|s| unix_seconds(s)) else {
-        return error(
+    // [O] get-changed-employee-ids takes `since` (required) and `type`.
+    if let Some(refusal) = undocumented(&query, &["since", "type"]) {
+        return refusal;
+    }
+    // [O] 400 "The since parameter is missing, is not a valid ISO 8601 date, or the type
+    // parameter is invalid"; [U] only the documented example's form is taken
+    // (`2013-10-20T19:20:30+01:00`: seconds, then `Z` or an offset; no fraction).
+    let Some(since_text) = query.get("since") else {
+        return refused(StatusCode::BAD_REQUEST, "since is required");
+    };
+    let Some(since) = strict_instant(since_text) else {
+        return refused(
             StatusCode::BAD_REQUEST,
-            "since is required, an ISO 8601 date and time",
+            "since is not a valid ISO 8601 date and time",
         );
+    };
+    let wanted = match query.get("type").map(String::as_str) {
+        None | Some("all") => None,
+        Some(kind @ ("inserted" | "updated" | "deleted")) => Some(kind.to_owned()),
+        Some(_) => {
+            return refused(
+                StatusCode::BAD_REQUEST,
+                "type is inserted, updated, deleted or all",
+            );
+        }
     };
     let shared = lock(&state);
     let mut employees = Map::new();
-    let mut latest: Option<(i64, String)> = None;
+    let mut latest: Option<i64> = None;
     for (id, action, at) in &shared.changes {
+        // Whole seconds, as BambooHR writes them.
         let Some(seconds) = unix_seconds(at) else {
             continue;
         };
-        if seconds <= since {
+        if seconds <= since
+            || wanted
+                .as_ref()
+                .is_some_and(|kind| !action.eq_ignore_ascii_case(kind))
+        {
             continue;
         }
         employees.insert(
             id.clone(),
-            json!({"id": id, "action": action, "lastChanged": at}),
+            json!({"id": id, "action": action, "lastChanged": rfc3339(seconds)}),
         );
-        if latest.as_ref().is_none_or(|(newest, _)| seconds >= *newest) {
-            latest = Some((seconds, at.clone()));
-        }
+        latest = latest.max(Some(seconds));
     }
-    let mut body = Map::new();
-    if let Some((_, at)) = latest {
-        body.insert("latest".into(), Value::String(at));
-    }
-    body.insert("employees".into(), Value::Object(employees));
-    Json(Value::Object(body)).into_response()
+    // [O] `latest` and `employees` are required; [U] with nothing changed, `latest` is the
+    // `since` asked (nothing newer was seen).
+    let latest = latest.map_or_else(|| since_text.clone(), rfc3339);
+    Json(json!({"latest": latest, "employees": employees})).into_response()
 }
 
 async fn update_employee(
@@ -197,27 +364,71 @@ async fn update_employee(
     id: String,
     body: axum::body::Bytes,
 ) -> Response {
-    if let Some(refused) = refuse(&state, &headers) {
-        return refused;
+    if let Some(refusal) = gate(&state, &headers, false) {
+        return refusal;
     }
-    let Ok(Value::Object(fields)) = serde_json::from_slice::<Value>(&body) else {
-        return error(
+    // [O] the body is JSON or XML; this emulator takes JSON.
+    let json_body = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    if !json_body {
+        return refused(
             StatusCode::BAD_REQUEST,
-            "the body must be a JSON object of field names and values",
+            "send the fields as JSON (Content-Type: application/json)",
         );
+    }
+    // [O] 400 "Provided JSON is malformed".
+    let Ok(Value::Object(fields)) = serde_json::from_slice::<Value>(&body) else {
+        return refused(StatusCode::BAD_REQUEST, "Provided JSON is malformed");
     };
+    if !is_employee_id(&id) {
+        return refused(StatusCode::NOT_FOUND, "Invalid employee id");
+    }
     let mut shared = lock(&state);
-    let Some(Value::Object(record)) = shared.employees.get_mut(&id) else {
-        return error(StatusCode::NOT_FOUND, "employee not found");
+    let Some(record) = shared.employees.get(&id).cloned() else {
+        return refused(StatusCode::NOT_FOUND, "Employee not found");
     };
-    for (name, value) in &fields {
-        record.insert(name.clone(), value.clone());
+    // [O] 406 "references to nonexistent fields".
+    if let Some(unknown) = fields.keys().find(|f| !known_field(&record, f)) {
+        return refused(
+            StatusCode::NOT_ACCEPTABLE,
+            &format!("Invalid field: {unknown}"),
+        );
+    }
+    // [O] 409 "duplicate email" ("For employees, duplicate emails are not allowed").
+    if let Some(mail) = fields.get("workEmail").and_then(Value::as_str) {
+        let taken = shared.employees.iter().any(|(other, record)| {
+            *other != id
+                && record
+                    .get("workEmail")
+                    .and_then(Value::as_str)
+                    .is_some_and(|theirs| theirs.eq_ignore_ascii_case(mail))
+        });
+        if taken {
+            return refused(StatusCode::CONFLICT, "Duplicate email");
+        }
+    }
+    if let Some(Value::Object(record)) = shared.employees.get_mut(&id) {
+        for (name, value) in &fields {
+            record.insert(name.clone(), value.clone());
+        }
     }
     shared.written.push((id, Value::Object(fields)));
+    // [O] "Employee updated successfully. No response body is returned."
     StatusCode::OK.into_response()
 }
 
-/// Seconds since the Unix epoch of `YYYY-MM-DDTHH:MM:SS[.fff](Z|±HH:MM|±HHMM)`.
+/// Seconds since the Unix epoch of `YYYY-MM-DDTHH:MM:SS` then `Z` or `±HH:MM` / `±HHMM`, and
+/// no fraction: the form of BambooHR's own examples.
+pub fn strict_instant(text: &str) -> Option<i64> {
+    let documented = text.as_bytes().get(10) == Some(&b'T')
+        && !text.get(19..).is_some_and(|rest| rest.starts_with('.'));
+    documented.then(|| unix_seconds(text)).flatten()
+}
+
+/// Seconds since the Unix epoch of `YYYY-MM-DDTHH:MM:SS[.fff](Z|±HH:MM|±HHMM)` (the fraction
+/// dropped).
 pub fn unix_seconds(text: &str) -> Option<i64> {
     let text = text.trim();
     let number = |from: usize, to: usize| -> Option<i64> {
@@ -272,9 +483,36 @@ pub fn unix_seconds(text: &str) -> Option<i64> {
     Some(days * 86_400 + hour * 3600 + minute * 60 + second - offset)
 }
 
+/// `YYYY-MM-DDTHH:MM:SS+00:00`, as BambooHR writes `latest` and `lastChanged` ([O] sample).
+pub fn rfc3339(seconds: i64) -> String {
+    // Civil from days (Howard Hinnant's algorithm).
+    let days = seconds.div_euclid(86_400);
+    let time = seconds.rem_euclid(86_400);
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}+00:00",
+        time / 3600,
+        time % 3600 / 60,
+        time % 60
+    )
+}
+
 /// An active BambooHR employee as `GET /employees/{id}` has it (values are strings, as
-/// BambooHR sends them; empty dates are `0000-00-00`).
+/// BambooHR sends them; empty dates are `0000-00-00`). `id` is BambooHR's employee id, a
+/// whole number ("67890" in BambooHR's samples).
 pub fn employee(id: &str, first_name: &str, last_name: &str) -> Value {
+    assert!(
+        is_employee_id(id),
+        "BambooHR employee ids are whole numbers, not {id:?}"
+    );
     json!({
         "id": id,
         "firstName": first_name,
@@ -310,7 +548,7 @@ pub fn put_employment_status(emulator: &Emulator, id: &str, rows: Value) {
 }
 
 /// Records a change for the change feed (`action`: Inserted, Updated or Deleted; `at`:
-/// RFC 3339).
+/// RFC 3339, a fraction of a second ignored).
 pub fn record_change(emulator: &Emulator, id: &str, action: &str, at: &str) {
     emulator
         .state()
@@ -341,7 +579,7 @@ pub fn set_api_key(emulator: &Emulator, key: &str) {
 
 #[cfg(test)]
 mod tests {
-    use super::unix_seconds;
+    use super::{rfc3339, strict_instant, unix_seconds};
 
     #[test]
     fn reads_iso_8601_instants() {
@@ -360,5 +598,22 @@ mod tests {
         );
         assert_eq!(unix_seconds("2026-01-31"), None);
         assert_eq!(unix_seconds("yesterday"), None);
+    }
+
+    #[test]
+    fn since_takes_the_documented_form_only() {
+        assert_eq!(
+            strict_instant("2013-10-20T19:20:30+01:00"),
+            unix_seconds("2013-10-20T18:20:30Z")
+        );
+        assert_eq!(strict_instant("2026-01-31T18:42:00.123Z"), None);
+        assert_eq!(strict_instant("2026-01-31 18:42:00 00:00"), None);
+    }
+
+    #[test]
+    fn writes_instants_as_bamboohr_does() {
+        assert_eq!(rfc3339(1_769_884_920), "2026-01-31T18:42:00+00:00");
+        assert_eq!(rfc3339(0), "1970-01-01T00:00:00+00:00");
+        assert_eq!(rfc3339(951_782_400), "2000-02-29T00:00:00+00:00");
     }
 }
