@@ -483,7 +483,7 @@ async fn fetch_with_org_units(org_units: Value) -> (Emulator, hrsync_hr::HrError
 #[tokio::test]
 async fn an_org_unit_personio_does_not_have_fails_the_fetch_instead_of_emptying_the_department() {
     // An empty department would take away what department rules grant.
-    let (emu, error) = fetch_with_org_units(json!([{"id": "9999999", "type": "department"}])).await;
+    let (_, error) = fetch_with_org_units(json!([{"id": "9999999", "type": "department"}])).await;
     assert!(!error.retryable, "{}", error.message);
     assert!(
         error.message.contains("department 9999999") && error.message.contains("source personio"),
