@@ -108,17 +108,27 @@ pub async fn converge(
         return Ok(run.finish());
     };
     let known = run.current.as_ref().is_some_and(|a| a.object_id.is_some());
-    if !known && lookup == Lookup::WhenUnknown {
+    // The account carries the worker's employee id, which is not always the key's record id
+    // (HiBob's backend id has 19 digits; the account carries Bob's Employee ID).
+    let employee_id = desired
+        .attributes
+        .get("employeeId")
+        .and_then(Option::as_deref);
+    if !known
+        && lookup == Lookup::WhenUnknown
+        && let Some(employee_id) = employee_id
+    {
         // Never create before looking: the account may exist from an interrupted run (the
         // create succeeded, the record did not) or from before hrsync.
-        if let Some(user) = graph.find_user_by_employee_id(worker.employee_id()).await? {
+        if let Some(user) = graph.find_user_by_employee_id(employee_id).await? {
+            tracing::debug!(%worker, "an account carrying the employee id exists: converged, not created");
             run.current = Some(adopt(&user, desired));
         }
     }
     let mut ops = plan(Some(desired), run.current.as_ref());
     if matches!(ops.first(), Some(Op::Create { .. })) {
         let create = ops.remove(0);
-        if let Some(existing) = run.create(worker, create).await? {
+        if let Some(existing) = run.create(employee_id, create).await? {
             // The name is held by the worker's own account (an interrupted run, or one made
             // before hrsync): converge that one.
             run.current = Some(adopt(&existing, desired));
@@ -171,7 +181,7 @@ impl Run<'_, '_> {
     /// returned, to be converged instead; held by anyone else, it is a [`ConvergeError::NameConflict`].
     async fn create(
         &mut self,
-        worker: &WorkerKey,
+        employee_id: Option<&str>,
         create: Op,
     ) -> Result<Option<DirectoryUser>, ConvergeError> {
         let Op::Create {
@@ -207,14 +217,13 @@ impl Run<'_, '_> {
                 message,
                 ..
             }) if message.contains("already exists") => {
-                match self
-                    .graph
-                    .find_user_by_employee_id(worker.employee_id())
-                    .await?
-                {
-                    Some(existing) => Ok(Some(existing)),
-                    None => Err(ConvergeError::NameConflict { upn: upn.clone() }),
-                }
+                let existing = match employee_id {
+                    Some(id) => self.graph.find_user_by_employee_id(id).await?,
+                    None => None,
+                };
+                existing
+                    .map(Some)
+                    .ok_or_else(|| ConvergeError::NameConflict { upn: upn.clone() })
             }
             Err(error) => Err(error.into()),
         }

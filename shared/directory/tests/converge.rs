@@ -878,3 +878,41 @@ async fn a_name_held_by_the_workers_own_account_is_adopted_not_given_up() {
     );
     assert!(done.steps.iter().all(|s| s.op.name() != "create"));
 }
+
+/// A worker whose record id (HiBob's 19-digit backend id) is not the employee id the account
+/// carries: an account found by the lookups must be looked up by the employee id.
+fn bob_worker() -> Worker {
+    let mut ada = worker("3332883854254932743", "Ada", "Lovelace", "Sales", None);
+    ada.employee_id = "1042".into();
+    ada
+}
+
+#[tokio::test]
+async fn an_interrupted_create_is_found_by_the_employee_id_not_the_record_id() {
+    let (running, graph, config, store, _boss) = with_converged_boss().await;
+    let ada = bob_worker();
+    store.decide(&config, &ada, "2026-11-01T00:00:00Z");
+    store
+        .converge(&graph, &ada.key, Lookup::AlreadyAbsent)
+        .await
+        .unwrap();
+    let id = user_by_employee_id(&running.sandbox, "1042")["id"].clone();
+    // The record of the create is lost: the lookup before creating finds the account.
+    store.set_applied(&ada.key, None);
+    let done = store
+        .converge(&graph, &ada.key, Lookup::WhenUnknown)
+        .await
+        .unwrap();
+    assert!(done.steps.iter().all(|s| s.op.name() != "create"), "{done:?}");
+    assert_eq!(store.object_id(&ada.key).as_deref(), id.as_str());
+
+    // And when the lookup was skipped, the refused create finds it too.
+    store.set_applied(&ada.key, None);
+    let done = store
+        .converge(&graph, &ada.key, Lookup::AlreadyAbsent)
+        .await
+        .unwrap();
+    assert!(done.steps.iter().all(|s| s.op.name() != "create"), "{done:?}");
+    assert_eq!(store.object_id(&ada.key).as_deref(), id.as_str());
+    assert_eq!(live_users(&running.sandbox).len(), 2, "the boss and Ada, once");
+}
