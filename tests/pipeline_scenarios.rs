@@ -1251,3 +1251,73 @@ async fn three_hundred_reports_of_one_manager_converged_together_are_each_woken_
         .load(std::sync::atomic::Ordering::SeqCst);
     assert!(wakes <= 2 * 300, "{wakes} wake-ups for 300 waiting reports");
 }
+
+/// Two HR systems whose employee ids overlap (an acquisition's HRIS beside the main one).
+fn two_sources() -> Config {
+    let text = config_text("").replace(
+        "[identity]",
+        "[source.hr2]\nkind = \"signed-json\"\nwebhook_secret = { env = \"HR2_WEBHOOK_SECRET\" }\n\n[identity]",
+    );
+    Config::parse(&text, "hrsync.toml").expect("two sources parse")
+}
+
+#[tokio::test]
+async fn another_source_with_the_same_employee_id_is_held_and_never_takes_the_account_over() {
+    let world = World::new(two_sources(), "2026-03-02T09:00:00Z").await;
+    let ada = worker(
+        "1001",
+        "Ada",
+        "Lovelace",
+        "Engineering",
+        "2026-03-02T09:00:00Z",
+    );
+    world.hr(&ada).await;
+    let account = world.id("1001");
+
+    // hr2's worker 1001 is someone else; their involuntary termination arrives too.
+    let mut bob = worker("1001", "Bob", "Other", "Sales", "2026-03-02T09:05:00Z");
+    bob.key = WorkerKey::new("hr2", "1001");
+    let outcome = world.hr(&bob).await;
+    assert!(matches!(outcome, Outcome::Received { .. }), "{outcome:?}");
+    let mut gone = bob.clone();
+    gone.status = hrsync_core::Status::Terminated;
+    gone.termination_date = Some(date(2026, 3, 2));
+    gone.termination_type = Some("involuntary".into());
+    gone.as_of = at("2026-03-02T09:10:00Z");
+    world.hr(&gone).await;
+
+    // Ada's account is untouched: still hers, enabled, her name, her groups.
+    assert_eq!(world.accounts("1001"), 1, "no second account");
+    let user = world.user("1001");
+    assert_eq!(user["id"], account.as_str());
+    assert_eq!(user["accountEnabled"], true, "{user:#}");
+    assert_eq!(user["displayName"], "Ada Lovelace");
+    assert_eq!(world.groups("1001"), vec![ALL_STAFF, ENGINEERING]);
+
+    // Bob is held for a human, saying whose account it is and what to do.
+    let holds = world
+        .pipeline()
+        .store
+        .holds(Some(HoldStatus::Pending))
+        .await
+        .unwrap();
+    let held: Vec<_> = holds.iter().filter(|h| h.worker == bob.key).collect();
+    assert_eq!(held.len(), 1, "{holds:#?}");
+    assert!(
+        held[0].reason.contains("hr:1001") && held[0].reason.contains("employee_id_prefix"),
+        "{:?}",
+        held[0].reason
+    );
+    let bob_state = world
+        .pipeline()
+        .store
+        .load(&bob.key)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        bob_state.state.applied.and_then(|a| a.object_id),
+        None,
+        "the account is not recorded as Bob's"
+    );
+}

@@ -903,7 +903,10 @@ async fn an_interrupted_create_is_found_by_the_employee_id_not_the_record_id() {
         .converge(&graph, &ada.key, Lookup::WhenUnknown)
         .await
         .unwrap();
-    assert!(done.steps.iter().all(|s| s.op.name() != "create"), "{done:?}");
+    assert!(
+        done.steps.iter().all(|s| s.op.name() != "create"),
+        "{done:?}"
+    );
     assert_eq!(store.object_id(&ada.key).as_deref(), id.as_str());
 
     // And when the lookup was skipped, the refused create finds it too.
@@ -912,7 +915,14 @@ async fn an_interrupted_create_is_found_by_the_employee_id_not_the_record_id() {
         .converge(&graph, &ada.key, Lookup::AlreadyAbsent)
         .await
         .unwrap();
-    assert!(done.steps.iter().all(|s| s.op.name() != "create"), "{done:?}");
+    assert!(
+        done.steps.iter().all(|s| s.op.name() != "create"),
+        "{done:?}"
+    );
     assert_eq!(store.object_id(&ada.key).as_deref(), id.as_str());
-    assert_eq!(live_users(&running.sandbox).len(), 2, "the boss and Ada, once");
+    assert_eq!(
+        live_users(&running.sandbox).len(),
+        2,
+        "the boss and Ada, once"
+    );
 }

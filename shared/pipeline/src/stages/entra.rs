@@ -7,10 +7,11 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use hrsync_core::{PendingLicense, TimerKind, WorkerKey, WorkerState};
-use hrsync_directory::converge::{ConvergeError, Lookup, Step, converge};
+use hrsync_directory::converge::{ConvergeError, Lookup, Step, adopt, converge};
 use hrsync_directory::group_adds::Participant;
 use jiff::Timestamp;
 
+use super::mapping::Claim;
 use super::writeback::owed;
 use super::{CONFLICT_ROUNDS, Outcome, Pipeline, StageError, json};
 use crate::ports::{
@@ -60,7 +61,7 @@ impl<S: StateStore, Q: Queue, T: Timers> Pipeline<S, Q, T> {
             Ok(())
         };
         let now = self.clock.now();
-        let lookup = match state.directory_checked_at {
+        let mut lookup = match state.directory_checked_at {
             Some(at)
                 if now.duration_since(at) < ABSENCE_TRUSTED_FOR.try_into().unwrap_or_default() =>
             {
@@ -68,11 +69,33 @@ impl<S: StateStore, Q: Queue, T: Timers> Pipeline<S, Q, T> {
             }
             _ => Lookup::WhenUnknown,
         };
+        let mut current = state.applied.clone();
+        let known = current.as_ref().is_some_and(|a| a.object_id.is_some());
+        if !known
+            && lookup == Lookup::WhenUnknown
+            && let Some(employee_id) = desired
+                .attributes
+                .get("employeeId")
+                .and_then(Option::as_deref)
+        {
+            // Looked up here rather than in converge: an account carrying the employee id may
+            // be another worker's (another source with overlapping ids), and is then never
+            // touched.
+            if let Some(account) = self.graph.find_user_by_employee_id(employee_id).await? {
+                match self.claim(key, &account).await? {
+                    Claim::Ours(_) => current = Some(adopt(&account, &desired)),
+                    Claim::Theirs { upn, owner } => {
+                        return self.hold_owned(nudge, &upn, &owner).await;
+                    }
+                }
+            }
+            lookup = Lookup::AlreadyAbsent;
+        }
         let result = converge(
             &self.graph,
             key,
             Some(&desired),
-            state.applied.clone(),
+            current.clone(),
             lookup,
             &object_ids,
             &mut record,
@@ -84,7 +107,7 @@ impl<S: StateStore, Q: Queue, T: Timers> Pipeline<S, Q, T> {
             Ok(done) => done.applied.clone(),
             Err(_) => steps
                 .last()
-                .map_or_else(|| state.applied.clone(), |s| s.after.clone()),
+                .map_or_else(|| current.clone(), |s| s.after.clone()),
         };
         let mut audit: Vec<AuditRecord> = steps
             .iter()

@@ -34,6 +34,9 @@ impl<S: StateStore, Q: Queue, T: Timers> Pipeline<S, Q, T> {
             match self.map_once(nudge).await {
                 Err(Mapping::Conflict(error)) => lost = Some(error),
                 Err(Mapping::Failed(error)) => return Err(error),
+                Err(Mapping::Owned { upn, owner }) => {
+                    return self.hold_owned(nudge, &upn, &owner).await;
+                }
                 Ok(outcome) => return Ok(outcome),
             }
         }
@@ -161,18 +164,10 @@ impl<S: StateStore, Q: Queue, T: Timers> Pipeline<S, Q, T> {
                 .map_err(StageError::from)?;
             if let Some(existing) = found.existing {
                 self.release(&names, key).await?;
-                let ids = Identifiers {
-                    mail: existing
-                        .mail
-                        .clone()
-                        .unwrap_or_else(|| existing.user_principal_name.clone()),
-                    upn: existing.user_principal_name.clone(),
+                let ids = match self.claim(key, &existing).await? {
+                    Claim::Ours(ids) => ids,
+                    Claim::Theirs { upn, owner } => return Err(Mapping::Owned { upn, owner }),
                 };
-                for name in distinct_names(&ids) {
-                    if let Reservation::HeldBy(other) = self.store.reserve_name(name, key).await? {
-                        tracing::warn!(worker = %key, %other, "the account found by employeeId has a name reserved for another worker");
-                    }
-                }
                 state.identifiers = Some(ids);
                 adopted = Some(existing);
                 continue;
@@ -190,6 +185,80 @@ impl<S: StateStore, Q: Queue, T: Timers> Pipeline<S, Q, T> {
             "{key}: no free name after {NAME_ROUNDS} candidates (see identity.upn)"
         ))
         .into())
+    }
+
+    /// Claims an account found carrying the worker's employee id: its names become this
+    /// worker's. An account whose names are reserved for another worker is that worker's (two
+    /// sources with overlapping employee ids, or two records for one person): nothing is
+    /// claimed, and the caller holds the worker for a human ([`Pipeline::hold_owned`]), never
+    /// taking the account over.
+    pub(super) async fn claim(
+        &self,
+        key: &WorkerKey,
+        account: &DirectoryUser,
+    ) -> Result<Claim, StoreError> {
+        let ids = Identifiers {
+            mail: account
+                .mail
+                .clone()
+                .unwrap_or_else(|| account.user_principal_name.clone()),
+            upn: account.user_principal_name.clone(),
+        };
+        let names = distinct_names(&ids);
+        let mut claimed = Vec::new();
+        for name in &names {
+            match self.store.reserve_name(name, key).await? {
+                Reservation::HeldBy(owner) => {
+                    self.release(&claimed, key).await?;
+                    return Ok(Claim::Theirs {
+                        upn: account.user_principal_name.clone(),
+                        owner,
+                    });
+                }
+                _ => claimed.push(*name),
+            }
+        }
+        Ok(Claim::Ours(ids))
+    }
+
+    /// Holds a worker whose employee id is carried by another worker's account.
+    pub(super) async fn hold_owned(
+        &self,
+        nudge: &Nudge,
+        upn: &str,
+        owner: &WorkerKey,
+    ) -> Result<Outcome, StageError> {
+        let key = &nudge.worker;
+        let now = self.clock.now();
+        let id = format!("{key}#account-of#{owner}");
+        if let Some(hold) = self.store.hold(&id).await? {
+            return Ok(Outcome::Held {
+                worker: key.clone(),
+                hold: id,
+                rejected: hold.status == HoldStatus::Rejected,
+            });
+        }
+        let reason = format!(
+            "the account {upn} carries this worker's employee id but belongs to {owner}: {key} will not take it over. If they are one person, correct the HR record of one of them; if they are two, give each source its own employee_id_prefix so their accounts' employeeIds differ"
+        );
+        self.store
+            .put_hold(&Hold {
+                id: id.clone(),
+                worker: key.clone(),
+                action: "adopt".into(),
+                reason: reason.clone(),
+                created_at: now,
+                status: HoldStatus::Pending,
+            })
+            .await?;
+        let mut record = self.audit(key, "mapping", "held", reason, &nudge.trace);
+        record.after = json(&serde_json::json!({ "hold": id, "owner": owner.to_string() }));
+        self.store.append_audit(&record).await?;
+        Ok(Outcome::Held {
+            worker: key.clone(),
+            hold: id,
+            rejected: false,
+        })
     }
 
     async fn release(&self, names: &[&str], owner: &WorkerKey) -> Result<(), StoreError> {
@@ -340,9 +409,22 @@ fn distinct_names(ids: &Identifiers) -> Vec<&str> {
 
 /// A lost conditional write is retried here (read again, decide again); anything else goes
 /// back to the queue.
+/// Whose an account found carrying a worker's employee id is.
+pub(super) enum Claim {
+    /// No other worker's: its names are now this worker's.
+    Ours(Identifiers),
+    /// Another worker's (its names are reserved for them).
+    Theirs { upn: String, owner: WorkerKey },
+}
+
 enum Mapping {
     Conflict(StoreError),
     Failed(StageError),
+    /// The account carrying the worker's employee id is another worker's.
+    Owned {
+        upn: String,
+        owner: WorkerKey,
+    },
 }
 
 impl From<StoreError> for Mapping {
