@@ -1280,7 +1280,7 @@ async fn another_source_with_the_same_employee_id_is_held_and_never_takes_the_ac
     let outcome = world.hr(&bob).await;
     assert!(matches!(outcome, Outcome::Received { .. }), "{outcome:?}");
     let mut gone = bob.clone();
-    gone.status = hrsync_core::Status::Terminated;
+    gone.status = Status::Terminated;
     gone.termination_date = Some(date(2026, 3, 2));
     gone.termination_type = Some("involuntary".into());
     gone.as_of = at("2026-03-02T09:10:00Z");
@@ -1320,4 +1320,38 @@ async fn another_source_with_the_same_employee_id_is_held_and_never_takes_the_ac
         None,
         "the account is not recorded as Bob's"
     );
+}
+
+#[tokio::test]
+async fn with_its_own_employee_id_prefix_the_other_source_gets_its_own_account() {
+    let text = config_text("").replace(
+        "[identity]",
+        "[source.hr2]\nkind = \"signed-json\"\nwebhook_secret = { env = \"HR2_WEBHOOK_SECRET\" }\nemployee_id_prefix = \"B-\"\n\n[identity]",
+    );
+    let config = Config::parse(&text, "hrsync.toml").expect("parses");
+    let world = World::new(config, "2026-03-02T09:00:00Z").await;
+    let ada = worker(
+        "1001",
+        "Ada",
+        "Lovelace",
+        "Engineering",
+        "2026-03-02T09:00:00Z",
+    );
+    world.hr(&ada).await;
+    let mut bob = worker("1001", "Bob", "Other", "Sales", "2026-03-02T09:05:00Z");
+    bob.key = WorkerKey::new("hr2", "1001");
+    world.hr(&bob).await;
+
+    assert_eq!(world.user("1001")["displayName"], "Ada Lovelace");
+    assert_eq!(world.user("B-1001")["displayName"], "Bob Other");
+    let mut gone = bob.clone();
+    gone.status = Status::Terminated;
+    gone.termination_date = Some(date(2026, 3, 2));
+    gone.termination_type = Some("involuntary".into());
+    gone.as_of = at("2026-03-02T09:10:00Z");
+    world.hr(&gone).await;
+    assert!(!world.enabled("B-1001"), "Bob leaves");
+    assert!(world.enabled("1001"), "Ada stays");
+    let holds = world.pipeline().store.holds(None).await.unwrap();
+    assert!(holds.is_empty(), "{holds:#?}");
 }

@@ -437,6 +437,12 @@ pub struct SourceConfig {
     /// default, [`SourceKind::default_employee_id_field`].
     #[serde(default)]
     pub employee_id_field: Option<String>,
+    /// Put before each of this source's employee ids in the account's `employeeId` (e.g.
+    /// `"C-"`), so that two sources whose ids overlap (an acquisition's HR system beside the
+    /// main one) never look for or claim each other's accounts. Counts toward the directory's
+    /// 16 characters.
+    #[serde(default)]
+    pub employee_id_prefix: Option<String>,
 }
 
 impl SourceConfig {
@@ -461,6 +467,7 @@ impl SourceConfig {
             complete: false,
             writeback: None,
             employee_id_field: None,
+            employee_id_prefix: None,
         }
     }
 
@@ -895,6 +902,17 @@ impl Config {
         Ok(config)
     }
 
+    /// The `employeeId` the worker's account carries: their source's `employee_id_prefix`
+    /// and their employee id.
+    pub fn directory_employee_id(&self, worker: &crate::Worker) -> String {
+        let prefix = self
+            .sources
+            .get(worker.key.source())
+            .and_then(|source| source.employee_id_prefix.as_deref())
+            .unwrap_or_default();
+        format!("{prefix}{}", worker.employee_id)
+    }
+
     pub fn engine(&self) -> &Engine {
         &self.engine
     }
@@ -936,6 +954,30 @@ impl Config {
                 "attributes.employeeId".into(),
                 "is how hrsync finds each worker's account, so it is always the worker's employee_id: choose the HR field with source.<name>.employee_id_field, and remove this line".into(),
             ));
+        }
+        let mut prefixes: BTreeMap<&str, &str> = BTreeMap::new();
+        for (name, source) in &self.sources {
+            let Some(prefix) = source.employee_id_prefix.as_deref() else {
+                continue;
+            };
+            let key = format!("source.{name}.employee_id_prefix");
+            let fine = !prefix.is_empty()
+                && prefix.chars().count() <= 8
+                && prefix
+                    .chars()
+                    .all(|c| c.is_ascii_graphic() && !"'\"\\".contains(c));
+            if !fine {
+                return Err((
+                    key,
+                    "must be 1 to 8 visible ASCII characters, no quotes or backslash (e.g. \"C-\"): it is part of each account's employeeId".into(),
+                ));
+            }
+            if let Some(other) = prefixes.insert(prefix, name) {
+                return Err((
+                    key,
+                    format!("{prefix:?} is source.{other}'s prefix too: each source needs its own"),
+                ));
+            }
         }
         for name in self.attributes.keys() {
             if let Some(owner) = reserved_attribute(name) {

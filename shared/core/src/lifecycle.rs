@@ -204,6 +204,18 @@ pub fn decide(
         _ => (incoming, false),
     };
     worker.validate()?;
+    let employee_id = config.directory_employee_id(worker);
+    let length = employee_id.chars().count();
+    if length > crate::worker::EMPLOYEE_ID_MAX_CHARS {
+        return Err(InvalidWorker::new(
+            "employee_id",
+            format!(
+                "with the source's employee_id_prefix it is {employee_id:?}, {length} characters; the directory's employeeId holds at most {}",
+                crate::worker::EMPLOYEE_ID_MAX_CHARS
+            ),
+        )
+        .into());
+    }
     let lifecycle_config = &config.lifecycle;
     let zone_name = worker
         .time_zone
@@ -656,12 +668,20 @@ fn attributes(
         let at = leave.map(|at| at.strftime("%Y-%m-%dT%H:%M:%SZ").to_string());
         out.insert("employeeLeaveDateTime".to_owned(), at);
     }
-    out.insert("employeeId".to_owned(), Some(worker.employee_id.clone()));
+    out.insert(
+        "employeeId".to_owned(),
+        Some(config.directory_employee_id(worker)),
+    );
     out.insert(
         "displayName".to_owned(),
         Some(config.engine().render(keys::DISPLAY_NAME, context)?),
     );
-    for name in config.attributes.keys() {
+    // `employeeId` is set above (config load allows only `{{ employee_id }}` there).
+    for name in config
+        .attributes
+        .keys()
+        .filter(|name| *name != "employeeId")
+    {
         let value = config.engine().render(&keys::attribute(name), context)?;
         match (value.is_empty(), config.directory.null_policy) {
             (false, _) => {

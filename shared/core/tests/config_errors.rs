@@ -925,6 +925,36 @@ fn the_employee_id_attribute_is_always_the_employee_id() {
 }
 
 #[test]
+fn an_employee_id_prefix_is_short_visible_and_each_sources_own() {
+    let sj = |name: &str, prefix: &str| {
+        format!(
+            "[source.{name}]\nkind = \"signed-json\"\nwebhook_secret = {{ env = \"T\" }}\nemployee_id_prefix = \"{prefix}\"\n\n"
+        )
+    };
+    assert_error(
+        &format!("{UPN}{}", sj("hr", "ACQUIRED-")),
+        r#"hrsync.toml:7:22: source.hr.employee_id_prefix: must be 1 to 8 visible ASCII characters, no quotes or backslash (e.g. "C-"): it is part of each account's employeeId"#,
+    );
+    assert_error(
+        &format!("{UPN}{}", sj("hr", "C 1")),
+        r#"hrsync.toml:7:22: source.hr.employee_id_prefix: must be 1 to 8 visible ASCII characters, no quotes or backslash (e.g. "C-"): it is part of each account's employeeId"#,
+    );
+    assert_error(
+        &format!("{UPN}{}{}", sj("a", "C-"), sj("b", "C-")),
+        r#"hrsync.toml:12:22: source.b.employee_id_prefix: "C-" is source.a's prefix too: each source needs its own"#,
+    );
+    let config = Config::parse(
+        &format!("{UPN}{}{}", sj("a", "A-"), sj("b", "B-")),
+        "hrsync.toml",
+    )
+    .expect("distinct prefixes load");
+    assert_eq!(
+        config.source("b").unwrap().employee_id_prefix.as_deref(),
+        Some("B-")
+    );
+}
+
+#[test]
 fn poll_every_needs_a_change_feed_and_a_sane_interval() {
     let bamboo = "kind = \"bamboohr\"\nbase_url = \"https://acme.bamboohr.com/api/v1\"\nwebhook_secret = { env = \"W\" }\napi_key = { env = \"K\" }\n";
     assert_error(

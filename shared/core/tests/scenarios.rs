@@ -543,3 +543,39 @@ fn employee_leave_date_follows_the_leave_instant_when_enabled_and_is_cleared_on_
         "off by default"
     );
 }
+
+#[test]
+fn a_source_prefix_goes_before_the_employee_id_in_the_account_and_counts_toward_its_length() {
+    let config = config(
+        "\n[source.hr]\nkind = \"signed-json\"\nwebhook_secret = { env = \"S\" }\nemployee_id_prefix = \"ACQ-\"\n",
+    );
+    let ada = worker("1042", "2026-03-01T09:00:00Z");
+    let decision = decide(
+        &ada,
+        &WorkerState::default(),
+        &config,
+        at("2026-03-01T09:00:00Z"),
+        &NothingTaken,
+    )
+    .expect("decides");
+    let desired = decision.desired.expect("an account");
+    assert_eq!(
+        desired.attributes["employeeId"].as_deref(),
+        Some("ACQ-1042")
+    );
+
+    // 13 characters fit alone, not with the prefix: refused before the directory sees it.
+    let long = worker("1234567890123", "2026-03-01T09:00:00Z");
+    let error = decide(
+        &long,
+        &WorkerState::default(),
+        &config,
+        at("2026-03-01T09:00:00Z"),
+        &NothingTaken,
+    )
+    .unwrap_err();
+    assert_eq!(
+        error.to_string(),
+        "invalid worker record: employee_id: with the source's employee_id_prefix it is \"ACQ-1234567890123\", 17 characters; the directory's employeeId holds at most 16"
+    );
+}

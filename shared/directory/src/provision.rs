@@ -90,7 +90,7 @@ pub async fn settle(
             None => Vec::new(),
         };
         match graph
-            .preflight(Some(&worker.employee_id), &candidates)
+            .preflight(Some(&config.directory_employee_id(worker)), &candidates)
             .await
         {
             Ok(found) => match found.existing {

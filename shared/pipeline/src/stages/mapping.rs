@@ -159,7 +159,12 @@ impl<S: StateStore, Q: Queue, T: Timers> Pipeline<S, Q, T> {
             }
             let (found, checked_at) = self
                 .lookups
-                .preflight(&self.graph, &incoming.employee_id, &names, now)
+                .preflight(
+                    &self.graph,
+                    &self.config.directory_employee_id(incoming),
+                    &names,
+                    now,
+                )
                 .await
                 .map_err(StageError::from)?;
             if let Some(existing) = found.existing {
