@@ -327,4 +327,36 @@ fn serve_killed_at_random_points_during_a_1000_worker_import_ends_complete_and_i
         per_family(&expected_names),
         "the same names per family"
     );
+    every_account_is_explained_in_the_audit(&config);
+}
+
+/// Each account a worker holds was audited as made (`entra create`) or as found and taken
+/// (`adopt`): the kills may not lose the record of a create (each step is kept as it is
+/// confirmed; an account whose create record died with the process is adopted, audited).
+fn every_account_is_explained_in_the_audit(config: &Path) {
+    use hrsync_pipeline::ports::StateStore;
+    let state = config.with_file_name(".hrsync").join("state.db");
+    let store = hrsync_local::SqliteStore::open(&state).unwrap();
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let unexplained: Vec<String> = runtime.block_on(async {
+        let mut unexplained = Vec::new();
+        for worker in store.workers().await.unwrap() {
+            let stored = store.load(&worker).await.unwrap().unwrap();
+            if stored.state.applied.and_then(|a| a.object_id).is_none() {
+                continue;
+            }
+            let audit = store.audit(&worker).await.unwrap();
+            let explained = audit
+                .iter()
+                .any(|r| (r.stage == "entra" && r.action == "create") || r.action == "adopt");
+            if !explained {
+                unexplained.push(worker.to_string());
+            }
+        }
+        unexplained
+    });
+    assert!(
+        unexplained.is_empty(),
+        "accounts with neither a create nor an adopt record: {unexplained:?}"
+    );
 }

@@ -19,6 +19,20 @@ pub struct Step {
     pub op: Op,
     pub before: Option<AppliedIdentity>,
     pub after: Option<AppliedIdentity>,
+    /// Not a write: `op` (a create) was refused because the worker's account exists, found by
+    /// its employee id, and `after` is that account taken as theirs. The recorder may refuse it
+    /// (an account another worker owns): the run stops before anything is written to it.
+    pub adopted: bool,
+}
+
+impl Step {
+    /// What the step did: `adopt` for an account taken as the worker's, else the op's name.
+    pub fn name(&self) -> &'static str {
+        match self.adopted {
+            true => "adopt",
+            false => self.op.name(),
+        }
+    }
 }
 
 /// What a convergence run did.
@@ -42,6 +56,10 @@ pub enum ConvergeError {
     NameConflict { upn: String },
     #[error("stopped after a recorded step")]
     Stopped,
+    /// The recorder could not keep a confirmed step (the state store failed): the run stops
+    /// there, and the next one finds the account as the step left it.
+    #[error("cannot record a confirmed step: {message}")]
+    Record { message: String, retryable: bool },
 }
 
 impl ConvergeError {
@@ -51,6 +69,7 @@ impl ConvergeError {
             Self::Graph(error) => error.is_retryable(),
             Self::Rejected { error, .. } => error.is_retryable(),
             Self::NameConflict { .. } | Self::Stopped => false,
+            Self::Record { retryable, .. } => *retryable,
         }
     }
 }
@@ -79,7 +98,18 @@ pub enum Lookup {
 
 /// Called after each confirmed step with the account as it now is: the caller persists it and
 /// audits the step. An `Err` stops the run there (the crash tests use that).
-pub type Recorder<'a> = dyn FnMut(&Step) -> Result<(), ConvergeError> + Send + 'a;
+/// The step is persisted (and audited) before the next request goes out, so a crash loses at
+/// most the record of the step in flight.
+pub type Recorder<'a> = dyn FnMut(&Step) -> Recorded<'a> + Send + 'a;
+
+/// What a [`Recorder`] returns: the recording, awaited before the run goes on.
+pub type Recorded<'a> =
+    std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), ConvergeError>> + Send + 'a>>;
+
+/// A recorder that keeps nothing (the caller reads the steps from [`Converged`]).
+pub fn recorded() -> Recorded<'static> {
+    Box::pin(std::future::ready(Ok(())))
+}
 
 /// Converges one worker's account. With a place in a `round`, its group additions go out
 /// together with those of the round's other workers ([`GroupAdds`](crate::group_adds::GroupAdds));
@@ -128,10 +158,18 @@ pub async fn converge(
     let mut ops = plan(Some(desired), run.current.as_ref());
     if matches!(ops.first(), Some(Op::Create { .. })) {
         let create = ops.remove(0);
-        if let Some(existing) = run.create(employee_id, create).await? {
-            // The name is held by the worker's own account (an interrupted run, or one made
-            // before hrsync): converge that one.
-            run.current = Some(adopt(&existing, desired));
+        if let Some(existing) = run.create(employee_id, create.clone()).await? {
+            // The name is held by an account carrying the worker's employee id (an interrupted
+            // run, or one made before hrsync): converge that one, once the recorder took it.
+            let step = Step {
+                op: create,
+                before: run.current.clone(),
+                after: Some(adopt(&existing, desired)),
+                adopted: true,
+            };
+            (run.record)(&step).await?;
+            run.current = step.after.clone();
+            run.steps.push(step);
             ops = plan(Some(desired), run.current.as_ref());
         }
     }
@@ -160,7 +198,7 @@ impl Run<'_, '_> {
     }
 
     /// Applies a confirmed op to the model of the account and hands the step to the recorder.
-    fn confirmed(&mut self, op: Op, object_id: Option<String>) -> Result<(), ConvergeError> {
+    async fn confirmed(&mut self, op: Op, object_id: Option<String>) -> Result<(), ConvergeError> {
         let before = self.current.clone();
         self.current = apply(self.current.take(), std::slice::from_ref(&op));
         if let (Some(account), Some(id)) = (self.current.as_mut(), object_id) {
@@ -170,8 +208,9 @@ impl Run<'_, '_> {
             op,
             before,
             after: self.current.clone(),
+            adopted: false,
         };
-        (self.record)(&step)?;
+        (self.record)(&step).await?;
         self.steps.push(step);
         Ok(())
     }
@@ -209,7 +248,7 @@ impl Run<'_, '_> {
         };
         match self.graph.create_user(&user).await {
             Ok(created) => {
-                self.confirmed(create, Some(created.id))?;
+                self.confirmed(create, Some(created.id)).await?;
                 Ok(None)
             }
             Err(GraphError::Graph {
@@ -357,7 +396,7 @@ impl Run<'_, '_> {
                         self.graph.release_licenses(&licenses).await;
                     }
                     for op in ops {
-                        self.confirmed(op, None)?;
+                        self.confirmed(op, None).await?;
                     }
                     continue;
                 }
@@ -392,7 +431,7 @@ impl Run<'_, '_> {
             let results = round.add(&user, &round_adds).await;
             for (group, result) in round_adds.into_iter().zip(results) {
                 match result {
-                    Ok(()) => self.confirmed(Op::AddGroup { group }, None)?,
+                    Ok(()) => self.confirmed(Op::AddGroup { group }, None).await?,
                     Err(error) if failure.is_none() => {
                         failure = Some(ConvergeError::Rejected {
                             op: "add_group",

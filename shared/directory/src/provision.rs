@@ -9,7 +9,7 @@ use hrsync_core::{
 use jiff::Timestamp;
 use serde::Serialize;
 
-use crate::converge::{ConvergeError, Converged, Lookup, Step, converge};
+use crate::converge::{ConvergeError, Converged, Lookup, Step, converge, recorded};
 use crate::graph::{GraphClient, GraphError};
 
 /// How many times a worker may lose a name race before giving up for this run.
@@ -147,10 +147,10 @@ pub async fn settle(
         let fresh_names = state.identifiers.is_none() && decision.state.identifiers.is_some();
         let mut steps = Vec::new();
         let mut latest = decision.state.applied.clone();
-        let mut record = |step: &Step| -> Result<(), ConvergeError> {
-            steps.push(step.op.name());
+        let mut record = |step: &Step| {
+            steps.push(step.name());
             latest = step.after.clone();
-            Ok(())
+            recorded()
         };
         let ids = |key: &WorkerKey| object_ids(key);
         let result = converge(
@@ -260,10 +260,10 @@ pub async fn converge_again(
     let ids = |key: &WorkerKey| object_ids(key);
     let mut confirmed = Vec::new();
     let mut latest = None;
-    let mut record = |step: &Step| -> Result<(), ConvergeError> {
-        confirmed.push(step.op.name());
+    let mut record = |step: &Step| {
+        confirmed.push(step.name());
         latest = Some(step.after.clone());
-        Ok(())
+        recorded()
     };
     let result = converge(
         graph,

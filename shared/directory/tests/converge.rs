@@ -12,7 +12,9 @@ use hrsync_core::{
     AppliedIdentity, Config, DesiredIdentity, NothingTaken, Status, Worker, WorkerKey, WorkerState,
     decide,
 };
-use hrsync_directory::converge::{ConvergeError, Converged, Lookup, Step, converge};
+use hrsync_directory::converge::{
+    ConvergeError, Converged, Lookup, Recorded, Step, converge, recorded,
+};
 use hrsync_directory::graph::{Credential, GraphClient, GraphSettings, RetryPolicy};
 use hrsync_directory::group_adds::{GroupAdds, Participant};
 use hrsync_sandbox::{Faults, RunningSandbox, Sandbox, SandboxConfig, SeedGroup, SeedSku};
@@ -168,7 +170,7 @@ impl Store {
         let ids = |manager: &WorkerKey| self.object_id(manager);
         let mut record = |step: &Step| {
             self.set_applied(key, step.after.clone());
-            Ok(())
+            recorded()
         };
         converge(
             graph,
@@ -193,14 +195,16 @@ impl Store {
             .get(key)
             .and_then(|s| s.desired.clone());
         let ids = |manager: &WorkerKey| self.object_id(manager);
-        let mut recorded = 0;
+        let mut confirmed = 0;
+        let stopped =
+            || -> Recorded<'static> { Box::pin(std::future::ready(Err(ConvergeError::Stopped))) };
         let mut record = |step: &Step| {
-            if recorded == limit {
-                return Err(ConvergeError::Stopped);
+            if confirmed == limit {
+                return stopped();
             }
-            recorded += 1;
+            confirmed += 1;
             self.set_applied(key, step.after.clone());
-            Ok(())
+            recorded()
         };
         let result = converge(
             graph,
@@ -803,7 +807,7 @@ async fn a_round_of_45_joiners_adds_group_members_twenty_to_a_request() {
         let adds = converged
             .steps
             .iter()
-            .filter(|s| s.op.name() == "add_group")
+            .filter(|s| s.name() == "add_group")
             .count();
         assert_eq!(adds, 2, "{converged:?}");
     }
@@ -876,7 +880,7 @@ async fn a_name_held_by_the_workers_own_account_is_adopted_not_given_up() {
         id.as_str(),
         "the existing account is the worker's"
     );
-    assert!(done.steps.iter().all(|s| s.op.name() != "create"));
+    assert!(done.steps.iter().all(|s| s.name() != "create"));
 }
 
 /// A worker whose record id (HiBob's 19-digit backend id) is not the employee id the account
@@ -903,10 +907,7 @@ async fn an_interrupted_create_is_found_by_the_employee_id_not_the_record_id() {
         .converge(&graph, &ada.key, Lookup::WhenUnknown)
         .await
         .unwrap();
-    assert!(
-        done.steps.iter().all(|s| s.op.name() != "create"),
-        "{done:?}"
-    );
+    assert!(done.steps.iter().all(|s| s.name() != "create"), "{done:?}");
     assert_eq!(store.object_id(&ada.key).as_deref(), id.as_str());
 
     // And when the lookup was skipped, the refused create finds it too.
@@ -915,10 +916,7 @@ async fn an_interrupted_create_is_found_by_the_employee_id_not_the_record_id() {
         .converge(&graph, &ada.key, Lookup::AlreadyAbsent)
         .await
         .unwrap();
-    assert!(
-        done.steps.iter().all(|s| s.op.name() != "create"),
-        "{done:?}"
-    );
+    assert!(done.steps.iter().all(|s| s.name() != "create"), "{done:?}");
     assert_eq!(store.object_id(&ada.key).as_deref(), id.as_str());
     assert_eq!(
         live_users(&running.sandbox).len(),

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use hrsync_core::{PendingLicense, TimerKind, WorkerKey, WorkerState};
-use hrsync_directory::converge::{ConvergeError, Lookup, Step, adopt, converge};
+use hrsync_directory::converge::{ConvergeError, Lookup, Recorded, Step, adopt, converge};
 use hrsync_directory::group_adds::Participant;
 use jiff::Timestamp;
 
@@ -56,9 +56,46 @@ impl<S: StateStore, Q: Queue, T: Timers> Pipeline<S, Q, T> {
         let object_ids = |worker: &WorkerKey| managers.get(worker).cloned();
 
         let mut steps: Vec<Step> = Vec::new();
-        let mut record = |step: &Step| -> Result<(), ConvergeError> {
+        // Each confirmed step is kept, with its audit record, before the next request goes
+        // out: a crash mid-run loses at most the record of the step in flight.
+        // An account a refused create found carrying the employee id, when another worker
+        // owns it: the run stops before writing to it, and the worker is held.
+        let owned_by: std::sync::Mutex<Option<(String, WorkerKey)>> = Default::default();
+        // Each confirmed step is kept, with its audit record, before the next request goes
+        // out: a crash mid-run loses at most the record of the step in flight.
+        let mut record = |step: &Step| -> Recorded<'_> {
             steps.push(step.clone());
-            Ok(())
+            let step = step.clone();
+            let owned_by = &owned_by;
+            Box::pin(async move {
+                let failed = |error: StageError| ConvergeError::Record {
+                    message: error.message.clone(),
+                    retryable: error.retryable,
+                };
+                if step.adopted
+                    && let Some(account) = &step.after
+                    && let Claim::Theirs { upn, owner } = self
+                        .claim(key, &account.upn, account.mail.as_deref())
+                        .await
+                        .map_err(|e| failed(e.into()))?
+                {
+                    let message = format!("{upn} belongs to {owner}");
+                    *owned_by
+                        .lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner) = Some((upn, owner));
+                    return Err(ConvergeError::Record {
+                        message,
+                        retryable: false,
+                    });
+                }
+                let audit = self.step_audit(nudge, &step);
+                let after = step.after.clone();
+                self.edit_state(key, None, &[audit], "recording a directory step", |s| {
+                    s.applied = after.clone();
+                })
+                .await
+                .map_err(failed)
+            })
         };
         let now = self.clock.now();
         let mut lookup = match state.directory_checked_at {
@@ -82,8 +119,28 @@ impl<S: StateStore, Q: Queue, T: Timers> Pipeline<S, Q, T> {
             // be another worker's (another source with overlapping ids), and is then never
             // touched.
             if let Some(account) = self.graph.find_user_by_employee_id(employee_id).await? {
-                match self.claim(key, &account).await? {
-                    Claim::Ours(_) => current = Some(adopt(&account, &desired)),
+                match self
+                    .claim(key, &account.user_principal_name, account.mail.as_deref())
+                    .await?
+                {
+                    Claim::Ours(_) => {
+                        // Kept (and audited) before anything is written to it.
+                        let adopted = Some(adopt(&account, &desired));
+                        let after = WorkerState {
+                            applied: adopted.clone(),
+                            ..WorkerState::default()
+                        };
+                        let audit: Vec<_> = self
+                            .adoption_audit("entra", nudge, &state, &after)
+                            .into_iter()
+                            .collect();
+                        let recorded = adopted.clone();
+                        self.edit_state(key, None, &audit, "recording an adopted account", |s| {
+                            s.applied = recorded.clone();
+                        })
+                        .await?;
+                        current = adopted;
+                    }
                     Claim::Theirs { upn, owner } => {
                         return self.hold_owned(nudge, &upn, &owner).await;
                     }
@@ -102,6 +159,12 @@ impl<S: StateStore, Q: Queue, T: Timers> Pipeline<S, Q, T> {
             round,
         )
         .await;
+        let owned_by = owned_by
+            .into_inner()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some((upn, owner)) = owned_by {
+            return self.hold_owned(nudge, &upn, &owner).await;
+        }
         // What the directory holds now: the run's result, or its last confirmed step.
         let applied = match &result {
             Ok(done) => done.applied.clone(),
@@ -109,10 +172,12 @@ impl<S: StateStore, Q: Queue, T: Timers> Pipeline<S, Q, T> {
                 .last()
                 .map_or_else(|| current.clone(), |s| s.after.clone()),
         };
-        let mut audit: Vec<AuditRecord> = steps
-            .iter()
-            .map(|step| self.step_audit(nudge, step))
-            .collect();
+        // The steps and their audit records are kept; what remains is the run's end.
+        let kept = steps
+            .last()
+            .map_or_else(|| current.clone(), |s| s.after.clone());
+        let mut audit: Vec<AuditRecord> = Vec::new();
+
         // A run that failed leaves the licences waiting as they were.
         let pending = match &result {
             Ok(done) => self.pending_licenses(&state, &done.pending_licenses, now),
@@ -124,7 +189,7 @@ impl<S: StateStore, Q: Queue, T: Timers> Pipeline<S, Q, T> {
                 audit.push(self.pending_audit(nudge, waiting).await);
             }
         }
-        if applied != state.applied || !audit.is_empty() || pending != state.pending_licenses {
+        if applied != kept || !audit.is_empty() || pending != state.pending_licenses {
             // On the latest state: mapping may have written while the directory was converged.
             let recorded = applied.clone();
             let waiting = pending.clone();
@@ -170,7 +235,7 @@ impl<S: StateStore, Q: Queue, T: Timers> Pipeline<S, Q, T> {
                 }
                 Ok(Outcome::Converged {
                     worker: key.clone(),
-                    steps: steps.iter().map(|s| s.op.name()).collect(),
+                    steps: steps.iter().map(|s| s.name()).collect(),
                     deferred: done.deferred,
                     pending_licenses: done.pending_licenses,
                 })
@@ -179,7 +244,7 @@ impl<S: StateStore, Q: Queue, T: Timers> Pipeline<S, Q, T> {
                 self.rename(key, &upn, nudge).await?;
                 Ok(Outcome::Converged {
                     worker: key.clone(),
-                    steps: steps.iter().map(|s| s.op.name()).collect(),
+                    steps: steps.iter().map(|s| s.name()).collect(),
                     deferred: vec![format!(
                         "{upn} is taken in the directory: choosing another name"
                     )],
@@ -386,7 +451,7 @@ impl<S: StateStore, Q: Queue, T: Timers> Pipeline<S, Q, T> {
         let mut record = self.audit(
             &nudge.worker,
             "entra",
-            step.op.name(),
+            step.name(),
             nudge.reason.clone(),
             &nudge.trace,
         );

@@ -81,12 +81,21 @@ impl<S: StateStore, Q: Queue, T: Timers> Pipeline<S, Q, T> {
             || decision.state.identifiers != before.identifiers;
         let version = match (changed, decision.state != before) {
             (true, _) => {
-                let audit = self.decision_audit(nudge, &before, &decision);
+                let mut audit = vec![self.decision_audit(nudge, &before, &decision)];
+                audit.extend(self.adoption_audit("mapping", nudge, &before, &decision.state));
                 self.store
-                    .save(key, &decision.state, version, &[audit])
+                    .save(key, &decision.state, version, &audit)
                     .await?
             }
-            (false, true) => self.store.save(key, &decision.state, version, &[]).await?,
+            (false, true) => {
+                let audit: Vec<_> = self
+                    .adoption_audit("mapping", nudge, &before, &decision.state)
+                    .into_iter()
+                    .collect();
+                self.store
+                    .save(key, &decision.state, version, &audit)
+                    .await?
+            }
             (false, false) => version.unwrap_or_default(),
         };
         self.move_timers(key, &decision).await?;
@@ -169,7 +178,10 @@ impl<S: StateStore, Q: Queue, T: Timers> Pipeline<S, Q, T> {
                 .map_err(StageError::from)?;
             if let Some(existing) = found.existing {
                 self.release(&names, key).await?;
-                let ids = match self.claim(key, &existing).await? {
+                let ids = match self
+                    .claim(key, &existing.user_principal_name, existing.mail.as_deref())
+                    .await?
+                {
                     Claim::Ours(ids) => ids,
                     Claim::Theirs { upn, owner } => return Err(Mapping::Owned { upn, owner }),
                 };
@@ -200,14 +212,12 @@ impl<S: StateStore, Q: Queue, T: Timers> Pipeline<S, Q, T> {
     pub(super) async fn claim(
         &self,
         key: &WorkerKey,
-        account: &DirectoryUser,
+        upn: &str,
+        mail: Option<&str>,
     ) -> Result<Claim, StoreError> {
         let ids = Identifiers {
-            mail: account
-                .mail
-                .clone()
-                .unwrap_or_else(|| account.user_principal_name.clone()),
-            upn: account.user_principal_name.clone(),
+            mail: mail.unwrap_or(upn).to_owned(),
+            upn: upn.to_owned(),
         };
         let names = distinct_names(&ids);
         let mut claimed = Vec::new();
@@ -216,7 +226,7 @@ impl<S: StateStore, Q: Queue, T: Timers> Pipeline<S, Q, T> {
                 Reservation::HeldBy(owner) => {
                     self.release(&claimed, key).await?;
                     return Ok(Claim::Theirs {
-                        upn: account.user_principal_name.clone(),
+                        upn: upn.to_owned(),
                         owner,
                     });
                 }
@@ -339,6 +349,33 @@ impl<S: StateStore, Q: Queue, T: Timers> Pipeline<S, Q, T> {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         })
+    }
+
+    /// An account found carrying the worker's employee id became theirs (`adopt`): from
+    /// before hrsync, or created by a run that died before recording it.
+    pub(super) fn adoption_audit(
+        &self,
+        stage: &str,
+        nudge: &Nudge,
+        before: &WorkerState,
+        after: &WorkerState,
+    ) -> Option<crate::ports::AuditRecord> {
+        let id = |state: &WorkerState| state.applied.as_ref().and_then(|a| a.object_id.clone());
+        let (None, Some(object_id)) = (id(before), id(after)) else {
+            return None;
+        };
+        let mut record = self.audit(
+            &nudge.worker,
+            stage,
+            "adopt",
+            format!(
+                "{}: the account carrying the worker's employee id is theirs",
+                nudge.reason
+            ),
+            &nudge.trace,
+        );
+        record.after = json(&serde_json::json!({ "object_id": object_id }));
+        Some(record)
     }
 
     fn decision_audit(
