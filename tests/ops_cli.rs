@@ -1086,3 +1086,62 @@ fn licences_without_free_units_wait_and_the_import_says_which() {
     assert_eq!(status["pending_licenses"][0]["sku"], E3.0, "{status}");
     assert_eq!(status["pending_licenses"][0]["workers"], employees - 12);
 }
+
+/// A full import (the example export, its broken row included) and a re-run logged at `info`:
+/// no worker's name, email or employee id, and no secret, appears in any log line.
+#[test]
+fn logs_at_info_carry_no_personal_data() {
+    let site = Site::new();
+    let export = std::fs::read_to_string(repo().join("examples/workers.csv")).unwrap();
+    site.write("workers.csv", &export);
+    let mut lines = String::new();
+    for now in [IMPORTED, "2026-11-03T09:00:00Z"] {
+        let output = site
+            .command(&[
+                "import",
+                "workers.csv",
+                "--config",
+                "hrsync.toml",
+                "--now",
+                now,
+            ])
+            .env("RUST_LOG", "info")
+            .output()
+            .unwrap();
+        lines.push_str(&String::from_utf8_lossy(&output.stderr));
+    }
+    let mut rows = csv_rows(&export);
+    let header = rows.remove(0);
+    let column = |name: &str| header.iter().position(|h| h == name).unwrap();
+    let personal = [
+        "Employee ID",
+        "First Name",
+        "Last Name",
+        "Preferred Name",
+        "Personal Email",
+    ];
+    let mut leaked = Vec::new();
+    for row in &rows {
+        for name in personal {
+            let value = row[column(name)].trim();
+            if value.len() < 3 {
+                continue;
+            }
+            let found = lines
+                .split(|c: char| !(c.is_alphanumeric() || "@.-_".contains(c)))
+                .any(|word| word == value || word.ends_with(&format!(":{value}")));
+            if found {
+                leaked.push(format!("{name} {value:?}"));
+            }
+        }
+    }
+    assert!(leaked.is_empty(), "logged at info: {leaked:?}\n{lines}");
+}
+
+/// An export's rows split on commas (the example has no quoted commas).
+fn csv_rows(text: &str) -> Vec<Vec<String>> {
+    text.lines()
+        .filter(|line| !line.trim().is_empty())
+        .map(|line| line.split(',').map(str::to_owned).collect())
+        .collect()
+}

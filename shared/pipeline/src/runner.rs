@@ -484,7 +484,10 @@ where
 {
     let now = pipeline.clock.now();
     let worker = &delivery.nudge.worker;
-    tracing::warn!(%worker, queue = %delivery.queue, attempt = delivery.attempt, error = %error, "stage failed");
+    // The worker and the reason may name a person: debug only (the reason is kept with the
+    // message, and in the audit once it is dead-lettered).
+    tracing::warn!(queue = %delivery.queue, attempt = delivery.attempt, retryable = error.retryable, "stage failed (the worker and why: RUST_LOG=debug; hrsync dlq list once dead-lettered)");
+    tracing::debug!(%worker, error = %error, "stage failed");
     // A permanent error has had its last attempt.
     let max_attempts = match error.retryable {
         true => settings.max_attempts,
@@ -509,7 +512,7 @@ where
             &delivery.nudge.trace,
         );
         if let Err(audit_error) = pipeline.store.append_audit(&record).await {
-            tracing::error!(%worker, error = %audit_error, "cannot audit a dead letter");
+            tracing::error!(error = %audit_error, "cannot audit a dead letter");
         }
     }
     Ok(outcome)
