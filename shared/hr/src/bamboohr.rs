@@ -699,71 +699,84 @@ fn scalar_text(value: &Value) -> Option<String> {
     }
 }
 
+/// The deepest a form key may nest: BambooHR's deepest is 3 (`data[changedFields][0]`).
+/// Deeper keys are refused, so a hostile body cannot make the nesting below unbounded.
+pub const MAX_FORM_DEPTH: usize = 8;
+
 /// A form body (`a=1&data[b]=2&data[c][0]=3`) as the JSON it encodes: bracketed keys nest,
 /// and objects whose keys are all indexes become arrays.
 fn form_to_json(body: &[u8]) -> Result<Value, BadPayload> {
     let pairs: Vec<(String, String)> = serde_urlencoded::from_bytes(body)
-        .map_err(|e| BadPayload(format!("the body is not a valid form: {e}")))?;
+        .map_err(|_| BadPayload("the body is not a valid form (key=value&...)".into()))?;
     let mut root = Map::new();
     for (key, value) in pairs {
-        let path = form_path(&key)
-            .ok_or_else(|| BadPayload("a form key is not of the form name[part][part]".into()))?;
+        let path = form_path(&key)?;
         insert_path(&mut root, &path, value)?;
     }
     Ok(arrays(Value::Object(root)))
 }
 
-fn form_path(key: &str) -> Option<Vec<String>> {
+/// A form key's parts: `data[c][0]` is `data`, `c`, `0`; at most [`MAX_FORM_DEPTH`] of them.
+fn form_path(key: &str) -> Result<Vec<String>, BadPayload> {
+    let malformed = || BadPayload("a form key is not of the form name[part][part]".into());
     let (head, mut rest) = match key.find('[') {
         Some(at) => (&key[..at], &key[at..]),
         None => (key, ""),
     };
     if head.is_empty() {
-        return None;
+        return Err(malformed());
     }
     let mut path = vec![head.to_owned()];
     while !rest.is_empty() {
-        let inner = rest.strip_prefix('[')?;
-        let end = inner.find(']')?;
+        if path.len() == MAX_FORM_DEPTH {
+            return Err(BadPayload(format!(
+                "a form key nests more than {MAX_FORM_DEPTH} levels deep (name[a][b]...); BambooHR's forms nest 3"
+            )));
+        }
+        let inner = rest.strip_prefix('[').ok_or_else(malformed)?;
+        let end = inner.find(']').ok_or_else(malformed)?;
         path.push(inner[..end].to_owned());
         rest = &inner[end + 1..];
     }
-    Some(path)
+    Ok(path)
 }
 
+/// Puts `value` at `path` in `root`, walking down a level at a time (no recursion).
 fn insert_path(
-    object: &mut Map<String, Value>,
+    root: &mut Map<String, Value>,
     path: &[String],
     value: String,
 ) -> Result<(), BadPayload> {
     let conflict = || BadPayload("a form key is given both as a value and as a group".into());
-    match path {
-        [] => Ok(()),
-        [last] => {
-            if object.get(last).is_some_and(Value::is_object) {
-                return Err(conflict());
-            }
-            object.insert(last.clone(), Value::String(value));
-            Ok(())
-        }
-        [first, rest @ ..] => {
-            // `name[]` appends: give it the next free index.
-            let slot = object
-                .entry(first.clone())
-                .or_insert_with(|| Value::Object(Map::new()));
-            let Value::Object(inner) = slot else {
-                return Err(conflict());
-            };
-            if rest[0].is_empty() {
-                let mut rest = rest.to_vec();
-                rest[0] = inner.len().to_string();
-                return insert_path(inner, &rest, value);
-            }
-            insert_path(inner, rest, value)
-        }
+    let Some((head, parts)) = path.split_first() else {
+        return Ok(());
+    };
+    let mut object = root;
+    let mut key = head.clone();
+    for part in parts {
+        let slot = object
+            .entry(key)
+            .or_insert_with(|| Value::Object(Map::new()));
+        let Value::Object(inner) = slot else {
+            return Err(conflict());
+        };
+        // `name[]` appends: give it the next free index.
+        key = if part.is_empty() {
+            inner.len().to_string()
+        } else {
+            part.clone()
+        };
+        object = inner;
     }
+    if object.get(&key).is_some_and(Value::is_object) {
+        return Err(conflict());
+    }
+    object.insert(key, Value::String(value));
+    Ok(())
 }
 
+/// Index-keyed objects as arrays. Recursive, but only over form values, whose depth
+/// [`form_path`] bounds.
 fn arrays(value: Value) -> Value {
     match value {
         Value::Object(object) => {

@@ -398,6 +398,27 @@ fn malformed_bodies_are_bad_payloads_naming_what_is_wrong() {
     assert!(parse_error(br#"{"employees":{"id":"3"}}"#).contains("expected an array"));
 }
 
+#[test]
+fn a_deeply_nested_form_key_is_refused_without_exhausting_the_stack() {
+    // 5,000 nested brackets (35 KB) used to recurse once per bracket and abort the process.
+    let key = format!("data{}", "%5Ba%5D".repeat(5_000));
+    let body = format!("type=employee.updated&{key}=1");
+    let headers = headers(&[("content-type", "application/x-www-form-urlencoded")]);
+    let refused = offline()
+        .parse(&delivery(&headers, body.as_bytes()))
+        .unwrap_err();
+    assert_eq!(
+        refused.0,
+        "a form key nests more than 8 levels deep (name[a][b]...); BambooHR's forms nest 3"
+    );
+    // The documented depth still reads.
+    let parsed = parse(
+        b"type=employee.updated&data%5BemployeeId%5D=7&data%5BchangedFields%5D%5B0%5D=firstName",
+        "application/x-www-form-urlencoded",
+    );
+    assert_eq!(parsed.events[0].employee_id, "7");
+}
+
 // ---------------------------------------------------------------- fetch
 
 fn full_record() -> Value {
