@@ -12,7 +12,8 @@ use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
 
-use hrsync_core::{Identifiers, Worker};
+use hrsync_core::worker::EMPLOYEE_ID_MAX_CHARS;
+use hrsync_core::{Identifiers, InvalidWorker, Worker};
 use http::HeaderMap;
 use jiff::Timestamp;
 use sha2::{Digest, Sha256};
@@ -240,6 +241,37 @@ pub trait Connector: Send + Sync + fmt::Debug {
         worker: &'a Worker,
         identifiers: &'a Identifiers,
     ) -> BoxFuture<'a, Result<(), HrError>>;
+}
+
+/// The most characters of a name taken from a body (a field or attribute name) that a
+/// message repeats.
+pub const MAX_NAME_CHARS: usize = 64;
+
+/// A name taken from a body (an unknown field, a custom attribute), fit for a message: as
+/// it is when short and printable ASCII, else described by its length. Values are never put
+/// in messages; names are, so the sender can find what to fix, but never whole (a 900 KB key
+/// would be echoed into the reply, the audit and the log).
+pub fn field_name(name: &str) -> String {
+    let printable = name.bytes().all(|b| b.is_ascii_graphic() || b == b' ');
+    if !name.is_empty() && name.len() <= MAX_NAME_CHARS && printable {
+        name.to_owned()
+    } else {
+        format!("<a name of {} bytes>", name.len())
+    }
+}
+
+/// What [`Worker::validate`] found (the problem; the field is `invalid.field`), said without the value at fault: its messages quote
+/// some values (the employee id, the time zone), and a webhook's answer, its audit and the
+/// log must not.
+pub fn problem_without_value(invalid: &InvalidWorker, worker: &Worker) -> String {
+    match invalid.field {
+        "employee_id" if !worker.employee_id.trim().is_empty() => format!(
+            "has {} characters; the directory's employeeId holds at most {EMPLOYEE_ID_MAX_CHARS}",
+            worker.employee_id.chars().count()
+        ),
+        "time_zone" => "is not an IANA time zone name (e.g. Europe/London)".to_owned(),
+        _ => invalid.problem.clone(),
+    }
 }
 
 /// Compares a presented secret (a static token) with the expected one in constant time.

@@ -365,16 +365,10 @@ impl Connector for HiBob {
             .get("data")
             .and_then(Value::as_object)
             .ok_or_else(|| {
-                BadPayload(format!(
-                    "data is missing or not an object in a {} event",
-                    short(event_type)
-                ))
+                BadPayload("data is missing or not an object in an employee event".into())
             })?;
         let employee_id = data.get("employeeId").and_then(id_text).ok_or_else(|| {
-            BadPayload(format!(
-                "data.employeeId is missing or empty in a {} event",
-                short(event_type)
-            ))
+            BadPayload("data.employeeId is missing or empty in an employee event".into())
         })?;
         Ok(Parsed::one(
             delivery,
@@ -416,11 +410,6 @@ fn action_of(event_type: &str) -> Option<Action> {
         t if t.starts_with("table.entry.") => Some(Action::Fetch),
         _ => None,
     }
-}
-
-/// An event type for a message, bounded (it comes from the body).
-fn short(text: &str) -> String {
-    text.chars().take(64).collect()
 }
 
 /// An id given as text or a number.

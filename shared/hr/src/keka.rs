@@ -270,10 +270,7 @@ impl Connector for Keka {
             return Ok(Parsed::default());
         };
         let employee_id = fields.employee_id.ok_or_else(|| {
-            BadPayload(format!(
-                "employeeIndentifier is missing or empty in a {:?} event",
-                short(&event_type)
-            ))
+            BadPayload("employeeIndentifier is missing or empty in an employee event".into())
         })?;
         Ok(Parsed::one(delivery, employee_id, event_type, action))
     }
@@ -356,11 +353,6 @@ fn read_fields(delivery: &Delivery<'_>) -> Result<Fields, BadPayload> {
 
 fn clean(text: &str) -> Option<String> {
     Some(text.trim().to_owned()).filter(|t| !t.is_empty())
-}
-
-/// An event type for a message, bounded (it comes from the body).
-fn short(text: &str) -> String {
-    text.chars().take(64).collect()
 }
 
 /// Words of event types that are not about an employee's record.

@@ -298,7 +298,8 @@ impl Connector for Scim {
             Some(MEDIA_TYPE) => {}
             Some(other) => {
                 return Err(BadPayload(format!(
-                    "Content-Type is {other}; a SCIM BulkRequest is sent as {MEDIA_TYPE}"
+                    "Content-Type is {}; a SCIM BulkRequest is sent as {MEDIA_TYPE}",
+                    crate::connector::field_name(other)
                 )));
             }
             None => {
@@ -417,45 +418,36 @@ impl Scim {
                 ": data: missing: send the SCIM User as an object".into(),
             ));
         };
-        let worker = self.worker(data, as_of).map_err(|(id, problem)| {
-            let problem = match id {
-                Some(id) => format!(" (externalId {id}): {problem}"),
-                None => format!(": {problem}"),
-            };
-            refuse(bulk, method, problem)
-        })?;
+        let worker = self
+            .worker(data, as_of)
+            .map_err(|problem| refuse(bulk, method, format!(": {problem}")))?;
         Ok((bulk_id, worker))
     }
 
-    /// The worker of one SCIM User; the error is (externalId if known, problem).
-    fn worker(
-        &self,
-        user: &Map<String, Value>,
-        as_of: Timestamp,
-    ) -> Result<Worker, (Option<String>, String)> {
+    /// The worker of one SCIM User; the error names the attribute and the rule, never a
+    /// value (not even the externalId: the bulkId tells the sender which operation it is).
+    fn worker(&self, user: &Map<String, Value>, as_of: Timestamp) -> Result<Worker, String> {
         let Some(external_id) = user.get("externalId").and_then(text) else {
-            return Err((
-                None,
+            return Err(
                 "externalId: missing: send the worker's id in the HR system (what Entra matches on and manager.value names)".into(),
-            ));
+            );
         };
-        let fail = |problem: String| (Some(external_id.clone()), problem);
         let enterprise = user.get(ENTERPRISE).and_then(Value::as_object);
         let enterprise_text = |key: &str| enterprise.and_then(|e| e.get(key)).and_then(text);
         let employee_id = match self.employee_id {
             EmployeeIdField::ExternalId => external_id.clone(),
             EmployeeIdField::EmployeeNumber => enterprise_text("employeeNumber").ok_or_else(|| {
-                fail(format!(
+                format!(
                     "employeeNumber: missing in {ENTERPRISE}: this source takes the directory's employeeId from it (employee_id_field)"
-                ))
+                )
             })?,
         };
         let length = employee_id.chars().count();
         if length > EMPLOYEE_ID_MAX_CHARS {
-            return Err(fail(format!(
+            return Err(format!(
                 "{}: has {length} characters; the directory's employeeId holds at most {EMPLOYEE_ID_MAX_CHARS}: send a shorter one, or set employee_id_field to the attribute that has it",
                 self.employee_id.attribute()
-            )));
+            ));
         }
 
         let name = user.get("name").and_then(Value::as_object);
@@ -496,8 +488,8 @@ impl Scim {
             .and_then(text);
 
         let extensions = Extensions::of(user);
-        worker.hire_date = extensions.first_date(&HIRE_DATE).map_err(fail)?;
-        worker.termination_date = extensions.earliest_date(&TERMINATION_DATE).map_err(fail)?;
+        worker.hire_date = extensions.first_date(&HIRE_DATE)?;
+        worker.termination_date = extensions.earliest_date(&TERMINATION_DATE)?;
         worker.termination_type = extensions.first_text(&TERMINATION_TYPE);
         worker.worker_type = extensions
             .first_text(&WORKER_TYPE)
@@ -506,7 +498,7 @@ impl Scim {
         let active = match user.get("active") {
             None | Some(Value::Null) => true,
             Some(value) => boolean(value)
-                .ok_or_else(|| fail("active: not a boolean: send true or false".into()))?,
+                .ok_or_else(|| "active: not a boolean: send true or false".to_owned())?,
         };
         if !active {
             // Entra disables the account as soon as it processes `active: false`.
@@ -514,9 +506,14 @@ impl Scim {
             worker.termination_date = None;
         }
 
-        worker
-            .validate()
-            .map_err(|e| fail(format!("{e}: {}", how_to_send(e.field))))?;
+        worker.validate().map_err(|e| {
+            format!(
+                "{}: {}: {}",
+                e.field,
+                crate::connector::problem_without_value(&e, &worker),
+                how_to_send(e.field)
+            )
+        })?;
         Ok(worker)
     }
 }
@@ -575,9 +572,12 @@ impl<'a> Extensions<'a> {
         let Some(value) = text(value) else {
             return Ok(None);
         };
-        date_of(&value)
-            .map(Some)
-            .ok_or_else(|| format!("{key}: not a date: send YYYY-MM-DD or an RFC 3339 date-time"))
+        date_of(&value).map(Some).ok_or_else(|| {
+            format!(
+                "{}: not a date: send YYYY-MM-DD or an RFC 3339 date-time",
+                crate::connector::field_name(key)
+            )
+        })
     }
 
     fn first_date(&self, names: &[&str]) -> Result<Option<Date>, String> {

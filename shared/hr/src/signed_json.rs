@@ -56,7 +56,8 @@
 //! - An unknown field is an error naming it, and so is every value of the wrong type.
 //! - Each worker is validated as every source's workers are ([`Worker::validate`]). A
 //!   delivery is taken whole or refused whole: the first bad worker is the error, naming
-//!   its index in `workers`, its employee id and the field.
+//!   its index in `workers`, the field and the rule it breaks, never a value from the body
+//!   (not even the employee id: the answer goes into the audit and the log).
 
 use std::collections::HashMap;
 use std::fmt;
@@ -251,15 +252,14 @@ pub fn delivery_id(delivery: Option<&str>, signed_at: Timestamp, body: &[u8]) ->
     format!("sha256:{}", hex::encode(hash.finalize()))
 }
 
-/// A body that cannot be taken, e.g.
-/// `workers[3] (employee 1042): hire_date: "2026-02-31" is not a date (YYYY-MM-DD)`.
+/// A body that cannot be taken, e.g. `workers[3]: hire_date: is not a date (YYYY-MM-DD)`.
+/// It names the worker's place and the field, never a value from the body (values are
+/// personal data, and the message goes back to the sender, into the audit and the log).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub struct ParseError {
     /// The worker's position in `workers`; `None` for a one-worker body, or when the body
     /// as a whole is at fault.
     pub index: Option<usize>,
-    /// The worker's employee id, when it has one.
-    pub employee_id: Option<String>,
     /// The field at fault (`hire_date`, `custom.badge`, ...), when it is one field.
     pub field: Option<String>,
     pub message: String,
@@ -267,21 +267,8 @@ pub struct ParseError {
 
 impl fmt::Display for ParseError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mut prefix = false;
         if let Some(index) = self.index {
-            write!(f, "workers[{index}]")?;
-            prefix = true;
-        }
-        if let Some(id) = &self.employee_id {
-            if prefix {
-                write!(f, " (employee {id})")?;
-            } else {
-                write!(f, "employee {id}")?;
-            }
-            prefix = true;
-        }
-        if prefix {
-            f.write_str(": ")?;
+            write!(f, "workers[{index}]: ")?;
         }
         if let Some(field) = &self.field {
             write!(f, "{field}: ")?;
@@ -294,7 +281,6 @@ impl ParseError {
     fn body(field: Option<&str>, message: impl Into<String>) -> Self {
         Self {
             index: None,
-            employee_id: None,
             field: field.map(str::to_owned),
             message: message.into(),
         }
@@ -323,7 +309,6 @@ pub fn parse(
             .map(|worker| vec![worker])
             .map_err(|(field, message)| ParseError {
                 index: None,
-                employee_id: employee_id_of(&object),
                 field,
                 message,
             });
@@ -333,7 +318,7 @@ pub fn parse(
     for (key, value) in object {
         if key != "workers" {
             return Err(ParseError::body(
-                Some(&key),
+                Some(&crate::connector::field_name(&key)),
                 "unknown field beside `workers`; a batch body is {\"workers\": [...]} alone",
             ));
         }
@@ -365,32 +350,23 @@ pub fn parse(
     let mut workers: Vec<Worker> = Vec::with_capacity(entries.len());
     let mut first_seen: HashMap<String, usize> = HashMap::new();
     for (index, entry) in entries.iter().enumerate() {
-        let error =
-            |employee_id: Option<String>, (field, message): (Option<String>, String)| ParseError {
-                index: Some(index),
-                employee_id,
-                field,
-                message,
-            };
-        let Value::Object(object) = entry else {
-            return Err(error(
-                None,
-                (
-                    None,
-                    format!("is {}, expected a worker object", type_name(entry)),
-                ),
-            ));
+        let error = |(field, message): (Option<String>, String)| ParseError {
+            index: Some(index),
+            field,
+            message,
         };
-        let worker = read_worker(source_name, object, signed_at)
-            .map_err(|e| error(employee_id_of(object), e))?;
+        let Value::Object(object) = entry else {
+            return Err(error((
+                None,
+                format!("is {}, expected a worker object", type_name(entry)),
+            )));
+        };
+        let worker = read_worker(source_name, object, signed_at).map_err(error)?;
         if let Some(first) = first_seen.insert(worker.employee_id.clone(), index) {
-            return Err(error(
-                Some(worker.employee_id),
-                (
-                    Some("employee_id".into()),
-                    format!("appears twice, first at workers[{first}]"),
-                ),
-            ));
+            return Err(error((
+                Some("employee_id".into()),
+                format!("appears twice, first at workers[{first}]"),
+            )));
         }
         workers.push(worker);
     }
@@ -409,14 +385,6 @@ fn field_error(field: &str, message: impl Into<String>) -> FieldError {
     (Some(field.to_owned()), message.into())
 }
 
-/// The employee id of a worker object, for error messages, when it is a non-blank string.
-fn employee_id_of(object: &Map<String, Value>) -> Option<String> {
-    match object.get("employee_id") {
-        Some(Value::String(id)) if !id.trim().is_empty() => Some(id.trim().to_owned()),
-        _ => None,
-    }
-}
-
 fn read_worker(
     source_name: &str,
     object: &Map<String, Value>,
@@ -431,7 +399,7 @@ fn read_worker(
         }
         if !CANONICAL_FIELDS.contains(&field.as_str()) && !EXTRA_FIELDS.contains(&field.as_str()) {
             return Err(field_error(
-                field,
+                &crate::connector::field_name(field),
                 format!(
                     "unknown field, expected one of {}, {}",
                     CANONICAL_FIELDS.join(", "),
@@ -454,7 +422,7 @@ fn read_worker(
     worker.status = Status::parse(&status).ok_or_else(|| {
         field_error(
             "status",
-            format!("{status:?} is not a known status; expected one of {STATUSES}"),
+            format!("is not a known status; expected one of {STATUSES}"),
         )
     })?;
     worker.middle_name = text(object, "middle_name")?;
@@ -468,7 +436,7 @@ fn read_worker(
             parse_time(&value).ok_or_else(|| {
                 field_error(
                     "termination_time",
-                    format!("{value:?} is not a time HH:MM or HH:MM:SS (24-hour, e.g. 17:00)"),
+                    "is not a time HH:MM or HH:MM:SS (24-hour, e.g. 17:00)",
                 )
             })
         })
@@ -488,7 +456,7 @@ fn read_worker(
         worker.as_of = value.parse().map_err(|_| {
             field_error(
                 "as_of",
-                format!("{value:?} is not an RFC 3339 timestamp (e.g. 2026-12-01T09:00:00Z)"),
+                "is not an RFC 3339 timestamp (e.g. 2026-12-01T09:00:00Z)",
             )
         })?;
     }
@@ -496,7 +464,7 @@ fn read_worker(
         None | Some(Value::Null) => {}
         Some(Value::Object(custom)) => {
             for (name, value) in custom {
-                let field = format!("custom.{name}");
+                let field = format!("custom.{}", crate::connector::field_name(name));
                 if name.trim().is_empty() {
                     return Err((Some(field), "a custom field needs a name".into()));
                 }
@@ -526,9 +494,12 @@ fn read_worker(
         }
     }
 
-    worker
-        .validate_record()
-        .map_err(|invalid| field_error(invalid.field, invalid.problem))?;
+    worker.validate_record().map_err(|invalid| {
+        field_error(
+            invalid.field,
+            crate::connector::problem_without_value(&invalid, &worker),
+        )
+    })?;
     Ok(worker)
 }
 
@@ -550,8 +521,7 @@ fn text(object: &Map<String, Value>, field: &str) -> Result<Option<String>, Fiel
 fn date(object: &Map<String, Value>, field: &str) -> Result<Option<Date>, FieldError> {
     text(object, field)?
         .map(|value| {
-            parse_date(&value)
-                .ok_or_else(|| field_error(field, format!("{value:?} is not a date (YYYY-MM-DD)")))
+            parse_date(&value).ok_or_else(|| field_error(field, "is not a date (YYYY-MM-DD)"))
         })
         .transpose()
 }

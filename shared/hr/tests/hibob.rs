@@ -346,6 +346,14 @@ fn unreadable_bodies_are_bad_payloads_that_quote_no_values() {
 
     let not_object = b"[1, 2]";
     assert!(connector.parse(&delivery(&headers, not_object)).is_err());
+
+    // The event type is the body's too.
+    for data in [json!({}), json!("SECRET-VALUE-123")] {
+        let body = event("employee.SECRET-VALUE-123", data);
+        let bad = connector.parse(&delivery(&headers, &body)).unwrap_err();
+        assert!(bad.0.contains("data"), "{bad}");
+        assert!(!bad.0.contains("SECRET-VALUE-123"), "{bad}");
+    }
 }
 
 // ---------------------------------------------------------------- fetch

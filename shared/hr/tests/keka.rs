@@ -107,6 +107,15 @@ fn form(id: &str, event_type: &str) -> Vec<u8> {
     .into_bytes()
 }
 
+#[test]
+fn a_refusal_never_repeats_the_event_type() {
+    let headers = form_headers(None);
+    let body = form("", "Employee SECRET-VALUE-123 added");
+    let bad = offline().parse(&delivery(&headers, &body)).unwrap_err();
+    assert!(bad.0.contains("employeeIndentifier"), "{bad}");
+    assert!(!bad.0.contains("SECRET-VALUE-123"), "{bad}");
+}
+
 // ---------------------------------------------------------------- verification
 
 #[test]

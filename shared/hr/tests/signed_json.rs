@@ -371,7 +371,7 @@ fn as_of_defaults_to_the_signed_time_and_may_be_given() {
     );
     assert_eq!(
         error.to_string(),
-        r#"employee 1: as_of: "yesterday" is not an RFC 3339 timestamp (e.g. 2026-12-01T09:00:00Z)"#
+        r#"as_of: is not an RFC 3339 timestamp (e.g. 2026-12-01T09:00:00Z)"#
     );
 }
 
@@ -384,11 +384,10 @@ fn an_unknown_field_is_named() {
         ]}"#,
     );
     assert_eq!(error.index, Some(1));
-    assert_eq!(error.employee_id.as_deref(), Some("2"));
     assert_eq!(error.field.as_deref(), Some("dept"));
     assert!(
         error.to_string().starts_with(
-            "workers[1] (employee 2): dept: unknown field, expected one of employee_id, given_name, "
+            "workers[1]: dept: unknown field, expected one of employee_id, given_name, "
         ),
         "{error}"
     );
@@ -407,7 +406,7 @@ fn key_is_derived_not_given() {
     );
     assert_eq!(
         error.to_string(),
-        "employee 1: key: is not accepted: hrsync derives it from the source name and employee_id"
+        "key: is not accepted: hrsync derives it from the source name and employee_id"
     );
 }
 
@@ -420,20 +419,16 @@ fn a_missing_given_name() {
         error,
         ParseError {
             index: None,
-            employee_id: Some("1042".into()),
             field: Some("given_name".into()),
             message: "is missing".into(),
         }
     );
-    assert_eq!(error.to_string(), "employee 1042: given_name: is missing");
+    assert_eq!(error.to_string(), "given_name: is missing");
     // Blank is missing too.
     let error = parse_error(
         r#"{"workers": [{"employee_id": "1042", "given_name": "  ", "family_name": "Lovelace", "status": "active", "hire_date": "2026-01-05"}]}"#,
     );
-    assert_eq!(
-        error.to_string(),
-        "workers[0] (employee 1042): given_name: is missing"
-    );
+    assert_eq!(error.to_string(), "workers[0]: given_name: is missing");
 }
 
 #[test]
@@ -443,7 +438,7 @@ fn a_bad_date() {
     );
     assert_eq!(
         error.to_string(),
-        r#"employee 1042: hire_date: "2026-02-31" is not a date (YYYY-MM-DD)"#
+        r#"hire_date: is not a date (YYYY-MM-DD)"#
     );
     for bad in ["05/01/2026", "2026-1-5", "20260105", "2026-01-05T00:00:00Z"] {
         let error = parse_error(&format!(
@@ -462,28 +457,28 @@ fn values_of_the_wrong_type_and_shape() {
         ),
         (
             r#"{"employee_id": "1", "given_name": "Ada", "family_name": "Lovelace", "status": "retired", "hire_date": "2026-01-05"}"#,
-            r#"employee 1: status: "retired" is not a known status; expected one of active, inactive, terminated, leave"#,
+            r#"status: is not a known status; expected one of active, inactive, terminated, leave"#,
         ),
         (
             r#"{"employee_id": "1", "given_name": "Ada", "family_name": "Lovelace", "status": "active", "hire_date": "2026-01-05", "termination_time": "5pm"}"#,
-            r#"employee 1: termination_time: "5pm" is not a time HH:MM or HH:MM:SS (24-hour, e.g. 17:00)"#,
+            r#"termination_time: is not a time HH:MM or HH:MM:SS (24-hour, e.g. 17:00)"#,
         ),
         (
             r#"{"employee_id": "1", "given_name": "Ada", "family_name": "Lovelace", "status": "active", "hire_date": "2026-01-05", "custom": {"badge": 7}}"#,
-            "employee 1: custom.badge: is a number, expected a string",
+            "custom.badge: is a number, expected a string",
         ),
         (
             r#"{"employee_id": "1", "given_name": "Ada", "family_name": "Lovelace", "status": "active", "hire_date": "2026-01-05", "custom": ["badge"]}"#,
-            r#"employee 1: custom: is an array, expected an object of strings, e.g. {"badge": "B-7"}"#,
+            r#"custom: is an array, expected an object of strings, e.g. {"badge": "B-7"}"#,
         ),
         (
             // Worker::validate runs on every worker.
             r#"{"employee_id": "1", "given_name": "Ada", "family_name": "Lovelace", "status": "active"}"#,
-            "employee 1: hire_date: is missing for a worker with status active",
+            "hire_date: is missing for a worker with status active",
         ),
         (
             r#"{"employee_id": "1", "given_name": "Ada", "family_name": "Lovelace", "status": "active", "hire_date": "2026-01-05", "time_zone": "Mars/Olympus"}"#,
-            r#"employee 1: time_zone: "Mars/Olympus" is not an IANA time zone name (e.g. Europe/London)"#,
+            r#"time_zone: is not an IANA time zone name (e.g. Europe/London)"#,
         ),
         (
             r#"[{"employee_id": "1"}]"#,
@@ -506,7 +501,7 @@ fn values_of_the_wrong_type_and_shape() {
                 {"employee_id": "1", "given_name": "Ada", "family_name": "Lovelace", "status": "active", "hire_date": "2026-01-05"},
                 {"employee_id": "1", "given_name": "Ada", "family_name": "Byron", "status": "active", "hire_date": "2026-01-05"}
             ]}"#,
-            "workers[1] (employee 1): employee_id: appears twice, first at workers[0]",
+            "workers[1]: employee_id: appears twice, first at workers[0]",
         ),
     ];
     for (body, expected) in cases {
@@ -567,5 +562,60 @@ fn the_delivery_id_is_the_senders_or_a_hash_of_the_signed_message() {
     assert_eq!(
         delivery_id(None, Timestamp::from_second(1).unwrap(), b"{}"),
         "sha256:a26b28cbf50311f74b2b88ce4d829da70369a53ce920e134d6e31848a662e9c4"
+    );
+}
+
+/// A value no refusal may repeat.
+const MARKER: &str = "SECRET-VALUE-123";
+
+#[test]
+fn refusals_name_the_field_and_the_rule_never_a_value() {
+    let valid = serde_json::json!({
+        "employee_id": "1042", "given_name": "Ada", "family_name": "Lovelace",
+        "status": "active", "hire_date": "2026-01-05",
+    });
+    let marked = format!("{MARKER}-and-longer-than-sixteen");
+    let cases: Vec<(&str, serde_json::Value)> = vec![
+        ("status", MARKER.into()),
+        ("hire_date", MARKER.into()),
+        ("termination_date", MARKER.into()),
+        ("termination_time", MARKER.into()),
+        ("as_of", MARKER.into()),
+        ("time_zone", MARKER.into()),
+        ("employee_id", marked.as_str().into()),
+        ("custom", serde_json::json!({ "badge": [MARKER] })),
+        ("custom", MARKER.into()),
+    ];
+    for (field, value) in cases {
+        let mut worker = valid.clone();
+        worker[field] = value;
+        // The employee id is a value too: a valid one is not repeated either.
+        if field != "employee_id" {
+            worker["employee_id"] = MARKER.into();
+        }
+        for body in [
+            worker.to_string(),
+            serde_json::json!({ "workers": [worker] }).to_string(),
+        ] {
+            let error = parse_error(&body);
+            let message = error.to_string();
+            assert_eq!(
+                error.field.as_deref().map(|f| f.split('.').next().unwrap()),
+                Some(field),
+                "{message}"
+            );
+            assert!(!message.contains(MARKER), "{field}: {message}");
+        }
+    }
+
+    // A name from the body is repeated only when short: a 900 KB key is not echoed whole.
+    let mut worker = valid.clone();
+    worker["x".repeat(900_000).as_str()] = "1".into();
+    let message = parse_error(&worker.to_string()).to_string();
+    assert!(message.len() < 1_000, "{} bytes", message.len());
+    assert!(
+        message.starts_with("<a name of 900000 bytes>: unknown field"),
+        "{}",
+        &message[..100]
     );
 }
