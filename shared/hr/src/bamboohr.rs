@@ -525,8 +525,7 @@ impl Connector for BambooHr {
         let value = if form {
             form_to_json(delivery.body)?
         } else {
-            serde_json::from_slice(delivery.body)
-                .map_err(|e| BadPayload(format!("the body is not valid JSON: {e}")))?
+            crate::connector::read_json(delivery.body)?
         };
         events_of(&value, &delivery.digest())
     }
@@ -711,7 +710,14 @@ fn form_to_json(body: &[u8]) -> Result<Value, BadPayload> {
     let mut root = Map::new();
     for (key, value) in pairs {
         let path = form_path(&key)?;
-        insert_path(&mut root, &path, value)?;
+        insert_path(&mut root, &path, value).map_err(|twice| {
+            twice.unwrap_or_else(|| {
+                BadPayload(format!(
+                    "the form gives the key {} twice (ambiguous: which one holds?)",
+                    crate::connector::field_name(&key)
+                ))
+            })
+        })?;
     }
     Ok(arrays(Value::Object(root)))
 }
@@ -741,13 +747,18 @@ fn form_path(key: &str) -> Result<Vec<String>, BadPayload> {
     Ok(path)
 }
 
-/// Puts `value` at `path` in `root`, walking down a level at a time (no recursion).
+/// Puts `value` at `path` in `root`, walking down a level at a time (no recursion). The
+/// error is `None` when the key already has a value.
 fn insert_path(
     root: &mut Map<String, Value>,
     path: &[String],
     value: String,
-) -> Result<(), BadPayload> {
-    let conflict = || BadPayload("a form key is given both as a value and as a group".into());
+) -> Result<(), Option<BadPayload>> {
+    let conflict = || {
+        Some(BadPayload(
+            "a form key is given both as a value and as a group".into(),
+        ))
+    };
     let Some((head, parts)) = path.split_first() else {
         return Ok(());
     };
@@ -768,11 +779,14 @@ fn insert_path(
         };
         object = inner;
     }
-    if object.get(&key).is_some_and(Value::is_object) {
-        return Err(conflict());
+    match object.get(&key) {
+        Some(Value::Object(_)) => Err(conflict()),
+        Some(_) => Err(None),
+        None => {
+            object.insert(key, Value::String(value));
+            Ok(())
+        }
     }
-    object.insert(key, Value::String(value));
-    Ok(())
 }
 
 /// Index-keyed objects as arrays. Recursive, but only over form values, whose depth

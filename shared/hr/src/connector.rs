@@ -4,6 +4,9 @@
 //! changed since a cursor (a poll for missed events), and write the generated identifiers
 //! back.
 //!
+//! Every parser reads JSON bodies with [`read_json`] (a key given twice is refused); its
+//! refusals name the field and the rule, never a value from the body.
+//!
 //! Verification and parsing are pure and fast (the webhook answers within the vendor's
 //! deadline); fetching and writing back are the slow, fallible parts and run later, from
 //! a queue.
@@ -271,6 +274,102 @@ pub fn problem_without_value(invalid: &InvalidWorker, worker: &Worker) -> String
         ),
         "time_zone" => "is not an IANA time zone name (e.g. Europe/London)".to_owned(),
         _ => invalid.problem.clone(),
+    }
+}
+
+/// A webhook body as JSON, refusing a key given twice in one object: with the usual
+/// reading the last would win, so `"status":"active","status":"terminated"` would be a
+/// termination that a reader keeping the first (a proxy, a log viewer) sees as active.
+/// The message says where (line and column) and names the key, never a value.
+pub fn read_json(body: &[u8]) -> Result<serde_json::Value, BadPayload> {
+    use serde::Deserialize as _;
+    let mut reader = serde_json::Deserializer::from_slice(body);
+    // serde_json's own recursion limit (128 levels) bounds the nesting.
+    let value = Strict::deserialize(&mut reader)
+        .and_then(|Strict(value)| reader.end().map(|()| value))
+        .map_err(|e| match e.classify() {
+            serde_json::error::Category::Data => BadPayload(format!("the body {e}")),
+            _ => BadPayload(format!("the body is not valid JSON: {e}")),
+        })?;
+    Ok(value)
+}
+
+/// A JSON value read with [`StrictVisitor`].
+struct Strict(serde_json::Value);
+
+impl<'de> serde::Deserialize<'de> for Strict {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(StrictVisitor).map(Strict)
+    }
+}
+
+/// Builds a `serde_json::Value` as serde_json does, but errs on a repeated key.
+struct StrictVisitor;
+
+impl<'de> serde::de::Visitor<'de> for StrictVisitor {
+    type Value = serde_json::Value;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("any JSON value")
+    }
+
+    fn visit_bool<E>(self, value: bool) -> Result<Self::Value, E> {
+        Ok(value.into())
+    }
+
+    fn visit_i64<E>(self, value: i64) -> Result<Self::Value, E> {
+        Ok(value.into())
+    }
+
+    fn visit_u64<E>(self, value: u64) -> Result<Self::Value, E> {
+        Ok(value.into())
+    }
+
+    fn visit_f64<E>(self, value: f64) -> Result<Self::Value, E> {
+        Ok(serde_json::Number::from_f64(value).map_or(serde_json::Value::Null, Into::into))
+    }
+
+    fn visit_str<E>(self, value: &str) -> Result<Self::Value, E> {
+        Ok(value.into())
+    }
+
+    fn visit_string<E>(self, value: String) -> Result<Self::Value, E> {
+        Ok(value.into())
+    }
+
+    fn visit_unit<E>(self) -> Result<Self::Value, E> {
+        Ok(serde_json::Value::Null)
+    }
+
+    fn visit_none<E>(self) -> Result<Self::Value, E> {
+        Ok(serde_json::Value::Null)
+    }
+
+    fn visit_some<D: serde::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        serde::Deserialize::deserialize(d).map(|Strict(value)| value)
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        let mut items = Vec::new();
+        while let Some(Strict(item)) = seq.next_element()? {
+            items.push(item);
+        }
+        Ok(serde_json::Value::Array(items))
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut object = serde_json::Map::new();
+        while let Some(key) = map.next_key::<String>()? {
+            if object.contains_key(&key) {
+                return Err(serde::de::Error::custom(format_args!(
+                    "gives the key {} twice in one object (ambiguous: which one holds?)",
+                    field_name(&key)
+                )));
+            }
+            let Strict(value) = map.next_value()?;
+            object.insert(key, value);
+        }
+        Ok(serde_json::Value::Object(object))
     }
 }
 

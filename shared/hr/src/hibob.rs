@@ -156,7 +156,7 @@ pub fn is_ping(body: &[u8]) -> bool {
     if text == PING {
         return true;
     }
-    match serde_json::from_str::<Value>(text) {
+    match crate::connector::read_json(text.as_bytes()) {
         Ok(Value::String(inner)) => inner == PING,
         Ok(Value::Object(object)) => {
             object.len() == 1 && object.get("text").and_then(Value::as_str) == Some(PING)
@@ -340,13 +340,7 @@ impl Connector for HiBob {
                 ..Parsed::default()
             });
         }
-        let value: Value = serde_json::from_slice(delivery.body).map_err(|e| {
-            BadPayload(format!(
-                "the body is not JSON (line {}, column {})",
-                e.line(),
-                e.column()
-            ))
-        })?;
+        let value = crate::connector::read_json(delivery.body)?;
         let Value::Object(envelope) = value else {
             return Err(BadPayload(
                 "the body is not a JSON object (a Bob webhook v2 envelope)".into(),

@@ -318,13 +318,7 @@ fn read_fields(delivery: &Delivery<'_>) -> Result<Fields, BadPayload> {
             .is_some_and(|b| *b == b'{');
     let mut fields = Fields::default();
     if looks_json {
-        let value: Value = serde_json::from_slice(body).map_err(|e| {
-            BadPayload(format!(
-                "the body is not JSON (line {}, column {})",
-                e.line(),
-                e.column()
-            ))
-        })?;
+        let value = crate::connector::read_json(body)?;
         let Value::Object(object) = value else {
             return Err(BadPayload("the JSON body is not an object".into()));
         };
@@ -339,6 +333,14 @@ fn read_fields(delivery: &Delivery<'_>) -> Result<Fields, BadPayload> {
         let pairs: Vec<(String, String)> = serde_urlencoded::from_bytes(body).map_err(|_| {
             BadPayload("the body is neither a form (key=value&...) nor JSON".into())
         })?;
+        // A key hrsync reads, given twice, is ambiguous: which one holds?
+        for key in ["employeeIndentifier", "employeeIdentifier", "eventType"] {
+            if pairs.iter().filter(|(k, _)| k == key).count() > 1 {
+                return Err(BadPayload(format!(
+                    "the form gives the key {key} twice (ambiguous: which one holds?)"
+                )));
+            }
+        }
         let get = |key: &str| {
             pairs
                 .iter()

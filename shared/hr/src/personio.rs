@@ -689,8 +689,7 @@ impl Connector for Personio {
     }
 
     fn parse(&self, delivery: &Delivery<'_>) -> Result<Parsed, BadPayload> {
-        let body: Value = serde_json::from_slice(delivery.body)
-            .map_err(|e| BadPayload(format!("the body is not valid JSON: {e}")))?;
+        let body = crate::connector::read_json(delivery.body)?;
         let Value::Object(envelope) = body else {
             return Err(BadPayload("the body is not a JSON object".into()));
         };

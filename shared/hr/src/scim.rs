@@ -308,8 +308,7 @@ impl Connector for Scim {
                 )));
             }
         }
-        let body: Value = serde_json::from_slice(delivery.body)
-            .map_err(|e| BadPayload(format!("the body is not valid JSON: {e}")))?;
+        let body = crate::connector::read_json(delivery.body)?;
         let Value::Object(request) = body else {
             return Err(BadPayload("the body is not a JSON object".into()));
         };

@@ -54,6 +54,7 @@
 //! - Strings are trimmed; `null`, or an empty string, is an absent value. `custom` is an
 //!   object of strings.
 //! - An unknown field is an error naming it, and so is every value of the wrong type.
+//! - A key given twice in one object is refused: it is ambiguous (the last would win).
 //! - Each worker is validated as every source's workers are ([`Worker::validate`]). A
 //!   delivery is taken whole or refused whole: the first bad worker is the error, naming
 //!   its index in `workers`, the field and the rule it breaks, never a value from the body
@@ -293,8 +294,8 @@ pub fn parse(
     body: &[u8],
     signed_at: Timestamp,
 ) -> Result<Vec<Worker>, ParseError> {
-    let value: Value = serde_json::from_slice(body)
-        .map_err(|e| ParseError::body(None, format!("the body is not valid JSON: {e}")))?;
+    let value = crate::connector::read_json(body)
+        .map_err(|crate::connector::BadPayload(problem)| ParseError::body(None, problem))?;
     let Value::Object(object) = value else {
         return Err(ParseError::body(
             None,

@@ -399,6 +399,25 @@ fn malformed_bodies_are_bad_payloads_naming_what_is_wrong() {
 }
 
 #[test]
+fn a_key_given_twice_is_refused_in_json_and_in_a_form() {
+    let json =
+        br#"{"type": "employee.updated", "type": "employee.deleted", "data": {"employeeId": "7"}}"#;
+    assert!(
+        parse_error(json).contains("the key type twice"),
+        "{}",
+        parse_error(json)
+    );
+    let headers = headers(&[("content-type", "application/x-www-form-urlencoded")]);
+    for form in [
+        &b"type=employee.updated&data%5BemployeeId%5D=7&type=employee.deleted"[..],
+        b"type=employee.deleted&data%5BemployeeId%5D=7&data%5BemployeeId%5D=8",
+    ] {
+        let refused = offline().parse(&delivery(&headers, form)).unwrap_err();
+        assert!(refused.0.contains("twice"), "{refused}");
+    }
+}
+
+#[test]
 fn a_deeply_nested_form_key_is_refused_without_exhausting_the_stack() {
     // 5,000 nested brackets (35 KB) used to recurse once per bracket and abort the process.
     let key = format!("data{}", "%5Ba%5D".repeat(5_000));

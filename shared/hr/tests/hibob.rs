@@ -331,7 +331,7 @@ fn unreadable_bodies_are_bad_payloads_that_quote_no_values() {
     let headers = headers(None);
     let not_json = b"{\"type\": \"employee.created\", \"data\": {\"employeeId\": \"Ada Lovelace";
     let bad = connector.parse(&delivery(&headers, not_json)).unwrap_err();
-    assert!(bad.0.contains("not JSON"), "{bad}");
+    assert!(bad.0.contains("not valid JSON"), "{bad}");
     assert!(!bad.0.contains("Lovelace"));
 
     let no_id = event("employee.updated", json!({"email": "ada@example.com"}));
@@ -354,6 +354,18 @@ fn unreadable_bodies_are_bad_payloads_that_quote_no_values() {
         assert!(bad.0.contains("data"), "{bad}");
         assert!(!bad.0.contains("SECRET-VALUE-123"), "{bad}");
     }
+}
+
+#[test]
+fn a_key_given_twice_is_refused() {
+    let headers = headers(None);
+    let body = br#"{"type": "employee.updated", "type": "employee.deleted", "data": {"employeeId": "3332883884017713238"}}"#;
+    let refused = offline().parse(&delivery(&headers, body)).unwrap_err();
+    assert!(refused.0.contains("the key type twice"), "{refused}");
+    // Nor is a ping with a second text a ping.
+    assert!(!hrsync_hr::hibob::is_ping(
+        br#"{"text": "x", "text": "Ping test"}"#
+    ));
 }
 
 // ---------------------------------------------------------------- fetch

@@ -116,6 +116,19 @@ fn a_refusal_never_repeats_the_event_type() {
     assert!(!bad.0.contains("SECRET-VALUE-123"), "{bad}");
 }
 
+#[test]
+fn a_key_given_twice_is_refused_in_a_form_and_in_json() {
+    let headers = form_headers(None);
+    let form = b"employeeIndentifier=a&eventType=Employee%20added&employeeIndentifier=b";
+    let refused = offline().parse(&delivery(&headers, form)).unwrap_err();
+    assert!(refused.0.contains("employeeIndentifier twice"), "{refused}");
+    let mut json_headers = form_headers(None);
+    json_headers.insert("content-type", HeaderValue::from_static("application/json"));
+    let json = br#"{"employeeIndentifier": "a", "eventType": "Employee added", "eventType": "Leave requested"}"#;
+    let refused = offline().parse(&delivery(&json_headers, json)).unwrap_err();
+    assert!(refused.0.contains("the key eventType twice"), "{refused}");
+}
+
 // ---------------------------------------------------------------- verification
 
 #[test]
@@ -285,7 +298,7 @@ fn unreadable_deliveries_are_bad_payloads() {
     let bad = connector
         .parse(&delivery(&json_headers, broken))
         .unwrap_err();
-    assert!(bad.0.contains("not JSON"), "{bad}");
+    assert!(bad.0.contains("not valid JSON"), "{bad}");
     assert!(!bad.0.contains("Lovelace"));
 }
 

@@ -274,6 +274,14 @@ fn an_employment_event_does_not_take_the_employment_id_for_the_person() {
 }
 
 #[test]
+fn a_key_given_twice_is_refused() {
+    let headers = headers(Some(TOKEN));
+    let body = br#"{"event_name": "person.updated", "event_name": "person.deleted", "payload": {"id": "5005"}}"#;
+    let refused = offline().parse(&delivery(&headers, body)).unwrap_err();
+    assert!(refused.0.contains("the key event_name twice"), "{refused}");
+}
+
+#[test]
 fn malformed_bodies_are_bad_payloads_that_quote_no_values() {
     let headers = headers(Some(TOKEN));
     let connector = offline();

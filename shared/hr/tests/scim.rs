@@ -816,6 +816,19 @@ fn problems_name_the_field_and_never_quote_personal_values() {
 }
 
 #[test]
+fn a_key_given_twice_refuses_the_request() {
+    let body = String::from_utf8(one(ada(json!({}))))
+        .unwrap()
+        .replace(r#""active":true"#, r#""active":true,"active":false"#);
+    assert!(body.contains(r#""active":false"#), "{body}");
+    let headers = good_headers();
+    let refused = scim()
+        .parse(&delivery(&headers, body.as_bytes()))
+        .unwrap_err();
+    assert!(refused.0.contains("the key active twice"), "{refused}");
+}
+
+#[test]
 fn refusals_never_repeat_a_value_not_even_the_external_id() {
     const MARKER: &str = "SECRET-VALUE-123";
     let cases = [

@@ -565,6 +565,25 @@ fn the_delivery_id_is_the_senders_or_a_hash_of_the_signed_message() {
     );
 }
 
+#[test]
+fn a_key_given_twice_is_ambiguous_and_refused() {
+    // The last would win: this would be read as a termination.
+    let worker = r#"{"employee_id": "1", "given_name": "Ada", "family_name": "Lovelace", "status": "active", "status": "terminated", "hire_date": "2026-01-05"}"#;
+    for body in [worker.to_owned(), format!(r#"{{"workers": [{worker}]}}"#)] {
+        let message = parse_error(&body).to_string();
+        assert!(
+            message.starts_with("the body gives the key status twice in one object"),
+            "{message}"
+        );
+    }
+    let batch = r#"{"workers": [], "workers": []}"#;
+    assert!(
+        parse_error(batch)
+            .to_string()
+            .contains("the key workers twice")
+    );
+}
+
 /// A value no refusal may repeat.
 const MARKER: &str = "SECRET-VALUE-123";
 
