@@ -11,7 +11,7 @@
 //! |---|---|
 //! | `X-Hrsync-Timestamp` | when it was signed: Unix time in whole seconds, decimal digits only |
 //! | `X-Hrsync-Signature` | `v1=` + the lowercase hex HMAC-SHA256, keyed with the secret, of `{timestamp}.{body}`: the timestamp header's text, a `.`, and the raw body bytes |
-//! | `X-Hrsync-Delivery` | optional: an id the sender keeps across retries of one delivery |
+//! | `X-Hrsync-Delivery` | optional, unsigned: the sender's id of the delivery, for tracing only |
 //!
 //! - Several signatures may be given, comma-separated (`v1=<hex>,v1=<hex>`), so a secret can
 //!   be rotated: sign with both the old and the new one until every receiver has the new
@@ -22,9 +22,12 @@
 //! - The timestamp must be within 5 minutes of the receiver's clock, either way: an old
 //!   delivery replayed later is refused. A sender that retries signs again with a new
 //!   timestamp.
-//! - `X-Hrsync-Delivery` is not signed. It only names a delivery for deduplication (see
-//!   [`delivery_id`]); replaying a captured delivery under another id within the 5 minutes
-//!   gets the same snapshot decided twice, which changes nothing.
+//! - `X-Hrsync-Delivery` is not signed, so nothing is decided on it: it is still accepted
+//!   (and logged at debug) so a sender can trace its deliveries. Deduplication uses only
+//!   signed bytes ([`delivery_id`]: the signed timestamp and the body). Were the header the
+//!   dedupe id, a captured body replayed under the id of the sender's next delivery would
+//!   make that delivery (say, a termination) a "duplicate" that is never applied. A replay
+//!   within the 5 minutes, under any id, is the same delivery and taken once.
 //!
 //! A sender in shell:
 //!
@@ -235,17 +238,15 @@ fn from_hex(text: &str) -> Option<[u8; 32]> {
     Some(out)
 }
 
-/// The id that deduplicates a delivery: the sender's `X-Hrsync-Delivery` when it gives a
-/// non-blank one, else `sha256:` + the hex SHA-256 of `{signed_at seconds}.{body}`.
+/// The id that deduplicates a delivery: `sha256:` + the hex SHA-256 of
+/// `{signed_at seconds}.{body}`, signed bytes only (the unsigned `X-Hrsync-Delivery` is not
+/// used: whoever replays a body may set it).
 ///
 /// The hash covers the signed time as well as the body: the same body signed at another
 /// time is a later statement (its workers' `as_of` defaults to that time), which must not
 /// be dropped as a duplicate of the earlier one. A retry that resends the same signed
 /// request gets the same id.
-pub fn delivery_id(delivery: Option<&str>, signed_at: Timestamp, body: &[u8]) -> String {
-    if let Some(id) = delivery.map(str::trim).filter(|id| !id.is_empty()) {
-        return id.to_owned();
-    }
+pub fn delivery_id(signed_at: Timestamp, body: &[u8]) -> String {
     let mut hash = Sha256::new();
     hash.update(signed_at.as_second().to_string().as_bytes());
     hash.update(b".");
@@ -616,7 +617,15 @@ impl crate::connector::Connector for SignedJson {
             .map_err(|e| BadPayload(e.to_string()))?;
         let workers =
             parse(&self.source, delivery.body, signed_at).map_err(|e| BadPayload(e.to_string()))?;
-        let delivery_id = delivery_id(headers.delivery, signed_at, delivery.body);
+        if let Some(id) = headers.delivery {
+            // The sender's own id, for tracing its deliveries; never the dedupe id.
+            tracing::debug!(
+                source = %self.source,
+                sender_delivery = %crate::connector::field_name(id.trim()),
+                "signed-json delivery"
+            );
+        }
+        let delivery_id = delivery_id(signed_at, delivery.body);
         let events = workers
             .into_iter()
             .map(|worker| Event {

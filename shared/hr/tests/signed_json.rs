@@ -538,11 +538,8 @@ fn at_most_a_thousand_workers_per_delivery() {
 }
 
 #[test]
-fn the_delivery_id_is_the_senders_or_a_hash_of_the_signed_message() {
-    assert_eq!(delivery_id(Some("evt_123"), now(), BODY), "evt_123");
-    assert_eq!(delivery_id(Some(" evt_123 "), now(), BODY), "evt_123");
-
-    let hashed = delivery_id(None, now(), BODY);
+fn the_delivery_id_is_a_hash_of_the_signed_message() {
+    let hashed = delivery_id(now(), BODY);
     assert!(hashed.starts_with("sha256:"), "{hashed}");
     assert_eq!(hashed.len(), "sha256:".len() + 64);
     assert!(
@@ -550,17 +547,15 @@ fn the_delivery_id_is_the_senders_or_a_hash_of_the_signed_message() {
             .bytes()
             .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
     );
-    // A blank id counts as none.
-    assert_eq!(delivery_id(Some("  "), now(), BODY), hashed);
     // The same request again is the same delivery...
-    assert_eq!(delivery_id(None, now(), BODY), hashed);
+    assert_eq!(delivery_id(now(), BODY), hashed);
     // ...but another body, or the same body signed later, is not.
-    assert_ne!(delivery_id(None, now(), b"{}"), hashed);
+    assert_ne!(delivery_id(now(), b"{}"), hashed);
     let later = now().checked_add(SignedDuration::from_secs(1)).unwrap();
-    assert_ne!(delivery_id(None, later, BODY), hashed);
+    assert_ne!(delivery_id(later, BODY), hashed);
     // SHA-256("1.{}"), computed independently (sha256sum).
     assert_eq!(
-        delivery_id(None, Timestamp::from_second(1).unwrap(), b"{}"),
+        delivery_id(Timestamp::from_second(1).unwrap(), b"{}"),
         "sha256:a26b28cbf50311f74b2b88ce4d829da70369a53ce920e134d6e31848a662e9c4"
     );
 }
@@ -637,4 +632,57 @@ fn refusals_name_the_field_and_the_rule_never_a_value() {
         "{}",
         &message[..100]
     );
+}
+
+/// The dedupe ids of `body` delivered through the connector, signed now, with
+/// `X-Hrsync-Delivery: delivery`.
+fn dedupe_ids(body: &[u8], delivery: &str) -> Vec<String> {
+    use hrsync_core::config::{SecretRef, SourceConfig, SourceKind};
+    use hrsync_hr::Connector as _;
+    let config = SourceConfig {
+        webhook_secret: Some(SecretRef::Env("W".into())),
+        ..SourceConfig::of_kind(SourceKind::SignedJson)
+    };
+    let http = reqwest::Client::new();
+    let resolve = |_: &SecretRef| Ok(String::from_utf8(SECRET.to_vec()).unwrap());
+    let connector = hrsync_hr::signed_json::SignedJson::new(hrsync_hr::Setup {
+        name: "hooks",
+        config: &config,
+        resolve: &resolve,
+        http: &http,
+    })
+    .unwrap();
+    let at = now().as_second();
+    let mut headers = http::HeaderMap::new();
+    for (name, value) in [
+        ("x-hrsync-timestamp", at.to_string()),
+        ("x-hrsync-signature", sign(SECRET, at, body)),
+        ("x-hrsync-delivery", delivery.to_owned()),
+    ] {
+        headers.insert(name, value.parse().unwrap());
+    }
+    let delivery = hrsync_hr::Delivery {
+        headers: &headers,
+        body,
+        received_at: now(),
+    };
+    connector.verify(&delivery).unwrap();
+    let parsed = connector.parse(&delivery).unwrap();
+    parsed
+        .events
+        .into_iter()
+        .map(|event| event.dedupe)
+        .collect()
+}
+
+#[test]
+fn the_dedupe_id_comes_from_the_signed_bytes_never_the_unsigned_delivery_header() {
+    let termination = br#"{"employee_id":"1042","given_name":"Ada","family_name":"Lovelace","status":"terminated","termination_date":"2026-11-30"}"#;
+    // A captured body replayed under the id the sender will give its next delivery...
+    let replayed = dedupe_ids(BODY, "evt-2");
+    // ...does not make that next delivery (a termination) a duplicate.
+    assert_ne!(dedupe_ids(termination, "evt-2"), replayed);
+    // And a replay under a new id is still the same delivery.
+    assert_eq!(dedupe_ids(BODY, "evt-1"), replayed);
+    assert_eq!(dedupe_ids(BODY, "evt-3"), replayed);
 }
