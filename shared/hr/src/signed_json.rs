@@ -52,7 +52,10 @@
 //! - `employee_id`, `given_name`, `family_name` and `status` are required; `status` is
 //!   active / inactive / terminated / leave in any case.
 //! - `key` is not accepted: it is `<source name>:<employee_id>`.
-//! - `as_of` (RFC 3339) is optional and defaults to the signed timestamp.
+//! - `as_of` (RFC 3339) is optional and defaults to the signed timestamp; one more than 5
+//!   minutes (the signature's tolerance) after the signed timestamp is refused: a snapshot
+//!   older than the stored one is ignored, so a far-future `as_of` would make every real
+//!   change until then stale.
 //! - Dates are `YYYY-MM-DD`; `termination_time` is `HH:MM` or `HH:MM:SS`.
 //! - Strings are trimmed; `null`, or an empty string, is an absent value. `custom` is an
 //!   object of strings.
@@ -455,12 +458,21 @@ fn read_worker(
     worker.time_zone = text(object, "time_zone")?;
     worker.manager_id = text(object, "manager_id")?;
     if let Some(value) = text(object, "as_of")? {
-        worker.as_of = value.parse().map_err(|_| {
+        let as_of: Timestamp = value.parse().map_err(|_| {
             field_error(
                 "as_of",
                 "is not an RFC 3339 timestamp (e.g. 2026-12-01T09:00:00Z)",
             )
         })?;
+        // A snapshot older than the stored one is ignored: a far-future as_of would make
+        // every real change until then stale. The signature's own tolerance is the skew.
+        if as_of.duration_since(signed_at) > TOLERANCE {
+            return Err(field_error(
+                "as_of",
+                "is more than 5 minutes after the delivery was signed; a record cannot speak for a later time (it would make every real change until then look stale)",
+            ));
+        }
+        worker.as_of = as_of;
     }
     match object.get("custom") {
         None | Some(Value::Null) => {}

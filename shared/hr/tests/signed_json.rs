@@ -686,3 +686,29 @@ fn the_dedupe_id_comes_from_the_signed_bytes_never_the_unsigned_delivery_header(
     assert_eq!(dedupe_ids(BODY, "evt-1"), replayed);
     assert_eq!(dedupe_ids(BODY, "evt-3"), replayed);
 }
+
+#[test]
+fn an_as_of_later_than_the_signed_time_plus_five_minutes_is_refused() {
+    let body = |as_of: &str| {
+        format!(
+            r#"{{"workers": [
+                {{"employee_id": "1", "given_name": "Ada", "family_name": "Lovelace", "status": "active", "hire_date": "2026-01-05"}},
+                {{"employee_id": "2", "given_name": "Alan", "family_name": "Turing", "status": "active", "hire_date": "2026-01-05", "as_of": "{as_of}"}}
+            ]}}"#
+        )
+    };
+    // now() is the signed time: four minutes ahead is a clock out of step.
+    let workers = parse("hooks", body("2026-12-01T09:04:00Z").as_bytes(), now()).unwrap();
+    assert_eq!(
+        workers[1].as_of,
+        "2026-12-01T09:04:00Z".parse::<Timestamp>().unwrap()
+    );
+    // 2099 would make every real event until then stale.
+    for later in ["2026-12-01T09:05:01Z", "2099-01-01T00:00:00Z"] {
+        let error = parse_error(&body(later));
+        assert_eq!(
+            error.to_string(),
+            "workers[1]: as_of: is more than 5 minutes after the delivery was signed; a record cannot speak for a later time (it would make every real change until then look stale)"
+        );
+    }
+}
