@@ -9,6 +9,9 @@
 //! - 401 and 403 otherwise: a permanent error that names the credential to check.
 //! - Any other status is the caller's to read (a 404 is "no such worker").
 //!
+//! - Record ids go into paths through [`id_segment`]: an id a URL would resolve away (`.`,
+//!   `..`) or with control characters is refused before any request.
+//!
 //! Logs above `debug` carry the vendor, method, status and attempt; never URLs (they hold
 //! employee ids), bodies or credentials.
 
@@ -21,7 +24,7 @@ use reqwest::{Method, StatusCode};
 use serde::de::DeserializeOwned;
 use tokio::sync::Mutex;
 
-use crate::connector::HrError;
+use crate::connector::{HrError, id_problem};
 
 /// How hard a request is retried before the error goes to the caller.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -355,6 +358,18 @@ pub fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
     Some(Duration::try_from(wait).unwrap_or(Duration::ZERO))
 }
 
+/// `id` as one percent-encoded path segment, or a permanent error when it breaks
+/// [`id_problem`]: checked here, before any URL is built, whatever the id came from (a
+/// webhook, a change feed, a queued message).
+pub fn id_segment(source: &str, vendor: &str, id: &str) -> Result<String, HrError> {
+    match id_problem(id) {
+        Some(problem) => Err(HrError::permanent(format!(
+            "source {source}: the {vendor} record id {problem}: refused before any request is built"
+        ))),
+        None => Ok(encode(id)),
+    }
+}
+
 /// Percent-encodes one path segment or query value (an employee id, a date).
 pub fn encode(value: &str) -> String {
     use std::fmt::Write;
@@ -410,5 +425,7 @@ mod tests {
     fn encode_escapes_everything_but_unreserved() {
         assert_eq!(encode("a b/c?d=é"), "a%20b%2Fc%3Fd%3D%C3%A9");
         assert_eq!(encode("2026-01-01T00:00:00Z"), "2026-01-01T00%3A00%3A00Z");
+        // What would end a path segment or start a query, a fragment or an escape.
+        assert_eq!(encode("a/b?c#d%e"), "a%2Fb%3Fc%23d%25e");
     }
 }

@@ -125,7 +125,7 @@ use reqwest::{Method, StatusCode};
 use serde_json::{Map, Value};
 use sha2::Sha256;
 
-use crate::api::{ApiClient, Auth, Body, RetryPolicy, encode};
+use crate::api::{ApiClient, Auth, Body, RetryPolicy, encode, id_segment};
 use crate::connector::{
     Action, BadPayload, BoxFuture, Changes, Connector, Delivery, Event, Fetched, HrError, Parsed,
     Unauthorized,
@@ -249,13 +249,13 @@ impl BambooHr {
     }
 
     async fn fetch_worker(&self, employee_id: &str, now: Timestamp) -> Result<Fetched, HrError> {
+        let segment = id_segment(&self.source, "BambooHR", employee_id)?;
         let what = format!(
             "source {}: fetch BambooHR employee {employee_id}",
             self.source
         );
         let path = format!(
-            "/employees/{}?fields={}&onlyCurrent=false",
-            encode(employee_id),
+            "/employees/{segment}?fields={}&onlyCurrent=false",
             self.fields_query()
         );
         let response = self.api.send(Method::GET, &path, None, &what).await?;
@@ -344,10 +344,8 @@ impl BambooHr {
         ended: Date,
     ) -> Result<Option<String>, HrError> {
         let what = format!("read the employment status table of BambooHR employee {employee_id}");
-        let path = format!(
-            "/employees/{}/tables/{EMPLOYMENT_STATUS_TABLE}",
-            encode(employee_id)
-        );
+        let segment = id_segment(&self.source, "BambooHR", employee_id)?;
+        let path = format!("/employees/{segment}/tables/{EMPLOYMENT_STATUS_TABLE}");
         let response = match self.api.send(Method::GET, &path, None, &what).await {
             Ok(response) if response.is_success() => response,
             Ok(response) => {
@@ -433,6 +431,7 @@ impl BambooHr {
 
     async fn write(&self, worker: &Worker, identifiers: &Identifiers) -> Result<(), HrError> {
         let employee_id = worker.key.employee_id();
+        let segment = id_segment(&self.source, "BambooHR", employee_id)?;
         let what = format!(
             "source {}: write the work email of BambooHR employee {employee_id}",
             self.source
@@ -444,7 +443,7 @@ impl BambooHr {
             )));
         }
         let body = Body::Json(serde_json::json!({ "workEmail": identifiers.mail }));
-        let path = format!("/employees/{}", encode(employee_id));
+        let path = format!("/employees/{segment}");
         match self.api.send(Method::POST, &path, Some(&body), &what).await {
             Ok(response) if response.is_success() => Ok(()),
             Ok(response) if response.status == StatusCode::NOT_FOUND => Err(HrError::permanent(
@@ -676,7 +675,7 @@ fn employee_id(value: Option<&Value>, field: &str) -> Result<String, BadPayload>
     match value {
         None | Some(Value::Null) => Err(BadPayload(format!("{field} is missing"))),
         Some(value) => match scalar_text(value) {
-            Some(id) => Ok(id),
+            Some(id) => crate::connector::checked_id(field, id),
             None if value.is_string() => Err(BadPayload(format!("{field} is empty"))),
             None => Err(BadPayload(format!(
                 "{field} is {}, expected an employee id",

@@ -4,8 +4,9 @@
 //! changed since a cursor (a poll for missed events), and write the generated identifiers
 //! back.
 //!
-//! Every parser reads JSON bodies with [`read_json`] (a key given twice is refused); its
-//! refusals name the field and the rule, never a value from the body.
+//! Every parser reads JSON bodies with [`read_json`] (a key given twice is refused) and
+//! checks the ids it takes from a body with [`checked_id`]; its refusals name the field and
+//! the rule, never a value from the body.
 //!
 //! Verification and parsing are pure and fast (the webhook answers within the vendor's
 //! deadline); fetching and writing back are the slow, fallible parts and run later, from
@@ -244,6 +245,40 @@ pub trait Connector: Send + Sync + fmt::Debug {
         worker: &'a Worker,
         identifiers: &'a Identifiers,
     ) -> BoxFuture<'a, Result<(), HrError>>;
+}
+
+/// The most characters an HR record id may have (Keka's GUIDs have 36, Bob's ids 19).
+pub const MAX_ID_CHARS: usize = 128;
+
+/// Why `id` cannot be an HR record id, or `None` when it can: the one rule for an id a
+/// webhook names (it becomes a worker key) and for an id put in a vendor's URL.
+///
+/// - Empty, `.` or `..`: a URL path resolves a dot segment away (`POST /employees/.`
+///   reaches the vendor as `POST /employees/`), and percent-encoding does not help: URL
+///   parsers treat `%2e` as a dot too.
+/// - Control characters: they have no place in an id and would reach logs and URLs.
+/// - Longer than [`MAX_ID_CHARS`].
+pub fn id_problem(id: &str) -> Option<&'static str> {
+    if id.is_empty() {
+        Some("is empty")
+    } else if id == "." || id == ".." {
+        Some("is a dot segment (. or ..), which a URL path would resolve away")
+    } else if id.chars().any(char::is_control) {
+        Some("contains a control character")
+    } else if id.chars().count() > MAX_ID_CHARS {
+        Some("is longer than 128 characters")
+    } else {
+        None
+    }
+}
+
+/// An id a webhook names in `field`, checked with [`id_problem`]; the refusal names the
+/// field and the rule, never the id.
+pub fn checked_id(field: &str, id: String) -> Result<String, BadPayload> {
+    match id_problem(&id) {
+        Some(problem) => Err(BadPayload(format!("{field} {problem}"))),
+        None => Ok(id),
+    }
 }
 
 /// The most characters of a name taken from a body (a field or attribute name) that a

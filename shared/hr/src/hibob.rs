@@ -91,7 +91,7 @@ use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use sha2::Sha512;
 
-use crate::api::{ApiClient, Auth, Body, RetryPolicy, encode};
+use crate::api::{ApiClient, Auth, Body, RetryPolicy, id_segment};
 use crate::connector::{
     Action, BadPayload, BoxFuture, Connector, Delivery, Fetched, HrError, Parsed, Unauthorized,
 };
@@ -232,9 +232,10 @@ impl HiBob {
     }
 
     async fn read(&self, employee_id: &str, now: Timestamp) -> Result<Fetched, HrError> {
+        let segment = id_segment(&self.source, "HiBob", employee_id)?;
         let what = format!("source {}: fetch HiBob employee {employee_id}", self.source);
         let body = Body::Json(json!({"fields": self.fields, "humanReadable": "APPEND"}));
-        let path = format!("/people/{}", encode(employee_id));
+        let path = format!("/people/{segment}");
         let response = self
             .api
             .send(Method::POST, &path, Some(&body), &what)
@@ -291,6 +292,7 @@ impl HiBob {
 
     async fn write_email(&self, worker: &Worker, identifiers: &Identifiers) -> Result<(), HrError> {
         let employee_id = worker.key.employee_id();
+        let segment = id_segment(&self.source, "HiBob", employee_id)?;
         let what = format!(
             "source {}: write the work email of HiBob employee {employee_id}",
             self.source
@@ -301,7 +303,7 @@ impl HiBob {
             )));
         }
         let body = Body::Json(json!({"email": identifiers.mail}));
-        let path = format!("/people/{}/email", encode(employee_id));
+        let path = format!("/people/{segment}/email");
         let response = self
             .api
             .send(Method::PUT, &path, Some(&body), &what)
@@ -364,6 +366,7 @@ impl Connector for HiBob {
         let employee_id = data.get("employeeId").and_then(id_text).ok_or_else(|| {
             BadPayload("data.employeeId is missing or empty in an employee event".into())
         })?;
+        let employee_id = crate::connector::checked_id("data.employeeId", employee_id)?;
         Ok(Parsed::one(
             delivery,
             employee_id,

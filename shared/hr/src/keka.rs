@@ -87,7 +87,7 @@ use jiff::civil::Date;
 use reqwest::{Method, StatusCode};
 use serde_json::Value;
 
-use crate::api::{ApiClient, Auth, RetryPolicy, encode};
+use crate::api::{ApiClient, Auth, RetryPolicy, id_segment};
 use crate::connector::{
     Action, BadPayload, BoxFuture, Connector, Delivery, Fetched, HrError, Parsed, Unauthorized,
     same_secret,
@@ -177,8 +177,9 @@ impl Keka {
     }
 
     async fn read(&self, employee_id: &str, now: Timestamp) -> Result<Fetched, HrError> {
+        let segment = id_segment(&self.source, "Keka", employee_id)?;
         let what = format!("source {}: fetch Keka employee {employee_id}", self.source);
-        let path = format!("/hris/employees/{}", encode(employee_id));
+        let path = format!("/hris/employees/{segment}");
         let response = self.api.send(Method::GET, &path, None, &what).await?;
         if response.status == StatusCode::NOT_FOUND {
             tracing::debug!(source = %self.source, employee_id, "Keka: no such employee");
@@ -272,6 +273,7 @@ impl Connector for Keka {
         let employee_id = fields.employee_id.ok_or_else(|| {
             BadPayload("employeeIndentifier is missing or empty in an employee event".into())
         })?;
+        let employee_id = crate::connector::checked_id("employeeIndentifier", employee_id)?;
         Ok(Parsed::one(delivery, employee_id, event_type, action))
     }
 

@@ -124,7 +124,7 @@ use jiff::civil::Date;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-use crate::api::{ApiClient, Auth, Body, RetryPolicy, encode};
+use crate::api::{ApiClient, Auth, Body, RetryPolicy, encode, id_segment};
 use crate::connector::{
     Action, BadPayload, BoxFuture, Connector, Delivery, Fetched, HrError, Parsed, Unauthorized,
 };
@@ -279,15 +279,11 @@ impl Personio {
     }
 
     async fn fetch_person(&self, id: &str, now: Timestamp) -> Result<Fetched, HrError> {
+        let segment = id_segment(&self.source, "Personio", id)?;
         let what = format!("source {}: fetch Personio person {id}", self.source);
         let response = self
             .api
-            .send(
-                Method::GET,
-                &format!("/v2/persons/{}", encode(id)),
-                None,
-                &what,
-            )
+            .send(Method::GET, &format!("/v2/persons/{segment}"), None, &what)
             .await?;
         if response.status == StatusCode::NOT_FOUND {
             return Ok(Fetched::Gone);
@@ -348,11 +344,12 @@ impl Personio {
 
     /// The current employment (or the most recent one), following the cursor pages.
     async fn current_employment(&self, id: &str) -> Result<Employments, HrError> {
+        let segment = id_segment(&self.source, "Personio", id)?;
         let what = format!(
             "source {}: list the employments of Personio person {id}",
             self.source
         );
-        let mut path = format!("/v2/persons/{}/employments?limit={PAGE_SIZE}", encode(id));
+        let mut path = format!("/v2/persons/{segment}/employments?limit={PAGE_SIZE}");
         let mut latest: Option<Value> = None;
         for _ in 0..MAX_PAGES {
             let response = self.api.send(Method::GET, &path, None, &what).await?;
@@ -550,6 +547,7 @@ impl Personio {
         // The person id (the worker key), not the directory employee id: they differ when
         // employee_id_field names a custom attribute.
         let id = worker.key.employee_id();
+        let segment = id_segment(&self.source, "Personio", id)?;
         let what = format!(
             "source {}: write the work email to Personio person {id}",
             self.source
@@ -559,7 +557,7 @@ impl Personio {
             .api
             .send(
                 Method::PATCH,
-                &format!("/v2/persons/{}", encode(id)),
+                &format!("/v2/persons/{segment}"),
                 Some(&body),
                 &what,
             )
@@ -728,6 +726,7 @@ impl Connector for Personio {
                     if person_event { " or payload.id" } else { "" }
                 ))
             })?;
+        let person_id = crate::connector::checked_id("the payload's person id", person_id)?;
         Ok(Parsed::one(
             delivery,
             person_id,

@@ -431,6 +431,9 @@ impl Scim {
                 "externalId: missing: send the worker's id in the HR system (what Entra matches on and manager.value names)".into(),
             );
         };
+        if let Some(problem) = crate::connector::id_problem(&external_id) {
+            return Err(format!("externalId: {problem}"));
+        }
         let enterprise = user.get(ENTERPRISE).and_then(Value::as_object);
         let enterprise_text = |key: &str| enterprise.and_then(|e| e.get(key)).and_then(text);
         let employee_id = match self.employee_id {

@@ -418,6 +418,9 @@ fn read_worker(
         text(object, field)?.ok_or_else(|| field_error(field, "is missing"))
     };
     let employee_id = required("employee_id")?;
+    if let Some(problem) = crate::connector::id_problem(&employee_id) {
+        return Err(field_error("employee_id", problem));
+    }
     let given_name = required("given_name")?;
     let family_name = required("family_name")?;
     let status = required("status")?;

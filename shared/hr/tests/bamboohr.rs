@@ -1077,3 +1077,41 @@ fn setup_needs_the_api_key_the_webhook_secret_and_the_base_url() {
         assert_eq!(build(&config), Err(key.to_string()));
     }
 }
+
+#[tokio::test]
+async fn an_id_a_url_would_resolve_away_is_refused_before_any_request() {
+    // `.` made `POST /employees/.` reach the vendor as `POST /employees/`.
+    let emu = Emulator::start(bamboohr::router).await;
+    let connector = connector_with(emu.base_url(), bamboohr::API_KEY, Some(true));
+    let identifiers = Identifiers {
+        upn: "ada@corp.example".into(),
+        mail: "ada@corp.example".into(),
+    };
+    for id in [".", "..", "", "42\n", "4\u{7f}2"] {
+        let error = connector.fetch(id, now()).await.unwrap_err();
+        assert!(!error.retryable, "{id:?}: {error}");
+        assert!(
+            error.message.contains("refused before any request"),
+            "{id:?}: {error}"
+        );
+        let worker =
+            hrsync_core::Worker::new(WorkerKey::new("bamboo", id), "Ada", "Lovelace", now());
+        let error = connector
+            .write_back(&worker, &identifiers)
+            .await
+            .unwrap_err();
+        assert!(!error.retryable, "{id:?}: {error}");
+    }
+    assert!(emu.requests().is_empty(), "{:?}", emu.requests());
+}
+
+#[test]
+fn an_employee_id_that_is_a_dot_segment_or_has_control_characters_is_refused() {
+    for id in [".", "..", "4\u{1}2"] {
+        let message = parse_error(&event_body("employee.updated", json!(id)));
+        assert!(message.starts_with("data.employeeId "), "{id:?}: {message}");
+        assert!(!message.contains('\u{1}'), "{id:?}: {message}");
+    }
+    let field_based = br#"{"employees":[{"id":"..","action":"Updated"}]}"#;
+    assert!(parse_error(field_based).starts_with("employees[0].id is a dot segment"));
+}

@@ -830,3 +830,42 @@ async fn the_emulator_refuses_what_bob_refuses() {
     assert_eq!(answer["/root/firstName"]["value"], "Ada");
     assert!(answer.get("/no/such").is_none(), "{answer}");
 }
+
+#[tokio::test]
+async fn an_id_a_url_would_resolve_away_is_refused_before_any_request() {
+    // `.` made `POST /employees/.` reach the vendor as `POST /employees/`.
+    let emu = Emulator::start(bob::router).await;
+    let connector = connector(emu.base_url());
+    let identifiers = Identifiers {
+        upn: "ada@corp.example".into(),
+        mail: "ada@corp.example".into(),
+    };
+    for id in [".", "..", "", "42\n", "4\u{7f}2"] {
+        let error = connector.fetch(id, now()).await.unwrap_err();
+        assert!(!error.retryable, "{id:?}: {error}");
+        assert!(
+            error.message.contains("refused before any request"),
+            "{id:?}: {error}"
+        );
+        let worker = hrsync_core::Worker::new(WorkerKey::new("bob", id), "Ada", "Lovelace", now());
+        let error = connector
+            .write_back(&worker, &identifiers)
+            .await
+            .unwrap_err();
+        assert!(!error.retryable, "{id:?}: {error}");
+    }
+    assert!(emu.requests().is_empty(), "{:?}", emu.requests());
+}
+
+#[test]
+fn an_employee_id_that_is_a_dot_segment_is_refused() {
+    let headers = headers(None);
+    for id in [".", "..", "1\n2"] {
+        let body = event("employee.updated", json!({"employeeId": id}));
+        let refused = offline().parse(&delivery(&headers, &body)).unwrap_err();
+        assert!(
+            refused.0.starts_with("data.employeeId "),
+            "{id:?}: {refused}"
+        );
+    }
+}

@@ -626,3 +626,42 @@ async fn keka_does_not_write_back() {
     assert_eq!(hr.requests().len(), before);
     assert!(hr.written().is_empty());
 }
+
+#[tokio::test]
+async fn an_id_a_url_would_resolve_away_is_refused_before_any_request() {
+    // `.` made `POST /employees/.` reach the vendor as `POST /employees/`.
+    let emu = Emulator::start(kk::router).await;
+    let connector = connector(emu.base_url());
+    let identifiers = Identifiers {
+        upn: "ada@corp.example".into(),
+        mail: "ada@corp.example".into(),
+    };
+    for id in [".", "..", "", "42\n", "4\u{7f}2"] {
+        let error = connector.fetch(id, now()).await.unwrap_err();
+        assert!(!error.retryable, "{id:?}: {error}");
+        assert!(
+            error.message.contains("refused before any request"),
+            "{id:?}: {error}"
+        );
+        let worker = hrsync_core::Worker::new(WorkerKey::new("keka", id), "Ada", "Lovelace", now());
+        let error = connector
+            .write_back(&worker, &identifiers)
+            .await
+            .unwrap_err();
+        assert!(!error.retryable, "{id:?}: {error}");
+    }
+    assert!(emu.requests().is_empty(), "{:?}", emu.requests());
+}
+
+#[test]
+fn an_employee_id_that_is_a_dot_segment_is_refused() {
+    let headers = form_headers(None);
+    for id in [".", "..", "1\u{1b}2"] {
+        let body = form(id, "Employee added");
+        let refused = offline().parse(&delivery(&headers, &body)).unwrap_err();
+        assert!(
+            refused.0.starts_with("employeeIndentifier "),
+            "{id:?}: {refused}"
+        );
+    }
+}

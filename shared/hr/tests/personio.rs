@@ -1056,3 +1056,47 @@ async fn the_emulator_token_endpoint_takes_only_the_documented_form() {
     let token: Value = right.json().await.unwrap();
     assert_eq!(token["access_token"], ACCESS_TOKEN);
 }
+
+#[tokio::test]
+async fn an_id_a_url_would_resolve_away_is_refused_before_any_request() {
+    // `.` made `POST /employees/.` reach the vendor as `POST /employees/`.
+    let emu = Emulator::start(personio::router).await;
+    let connector = connector(emu.base_url());
+    let identifiers = Identifiers {
+        upn: "ada@corp.example".into(),
+        mail: "ada@corp.example".into(),
+    };
+    for id in [".", "..", "", "42\n", "4\u{7f}2"] {
+        let error = connector.fetch(id, now()).await.unwrap_err();
+        assert!(!error.retryable, "{id:?}: {error}");
+        assert!(
+            error.message.contains("refused before any request"),
+            "{id:?}: {error}"
+        );
+        let worker =
+            hrsync_core::Worker::new(WorkerKey::new("personio", id), "Ada", "Lovelace", now());
+        let error = connector
+            .write_back(&worker, &identifiers)
+            .await
+            .unwrap_err();
+        assert!(!error.retryable, "{id:?}: {error}");
+    }
+    assert!(emu.requests().is_empty(), "{:?}", emu.requests());
+}
+
+#[test]
+fn a_person_id_that_is_a_dot_segment_is_refused() {
+    let headers = headers(Some(TOKEN));
+    for id in [".", "..", "1\u{0}2"] {
+        let body = serde_json::to_vec(
+            &json!({"event_name": "person.updated", "payload": {"person_id": id}}),
+        )
+        .unwrap();
+        let refused = offline().parse(&delivery(&headers, &body)).unwrap_err();
+        assert!(refused.0.contains("person id"), "{id:?}: {refused}");
+        assert!(
+            refused.0.contains("dot segment") || refused.0.contains("control"),
+            "{id:?}: {refused}"
+        );
+    }
+}

@@ -866,3 +866,15 @@ async fn there_is_no_fetch_and_no_write_back() {
         .unwrap_err();
     assert!(!error.retryable);
 }
+
+#[test]
+fn an_external_id_that_is_a_dot_segment_is_refused() {
+    for id in [".", "..", "4\t2"] {
+        let parsed = parse(&one(ada(json!({"externalId": id}))));
+        let problem = refusal(&parsed);
+        assert!(
+            problem.starts_with("Operations[0]: externalId: "),
+            "{id:?}: {problem}"
+        );
+    }
+}

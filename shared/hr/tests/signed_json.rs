@@ -712,3 +712,16 @@ fn an_as_of_later_than_the_signed_time_plus_five_minutes_is_refused() {
         );
     }
 }
+
+#[test]
+fn an_employee_id_that_is_a_dot_segment_or_has_control_characters_is_refused() {
+    for id in [".", "..", "4\u{7}2"] {
+        let body = serde_json::json!({"employee_id": id, "given_name": "Ada", "family_name": "Lovelace", "status": "active", "hire_date": "2026-01-05"});
+        let error = parse_error(&body.to_string());
+        assert_eq!(
+            error.field.as_deref(),
+            Some("employee_id"),
+            "{id:?}: {error}"
+        );
+    }
+}
