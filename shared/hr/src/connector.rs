@@ -257,6 +257,9 @@ pub const MAX_ID_CHARS: usize = 128;
 ///   reaches the vendor as `POST /employees/`), and percent-encoding does not help: URL
 ///   parsers treat `%2e` as a dot too.
 /// - Control characters: they have no place in an id and would reach logs and URLs.
+/// - Starting with `#`, or containing `:`: hrsync's own keys are made of those
+///   (`<source>:#webhook` is where refused deliveries are audited), so a worker must never
+///   share one.
 /// - Longer than [`MAX_ID_CHARS`].
 pub fn id_problem(id: &str) -> Option<&'static str> {
     if id.is_empty() {
@@ -265,6 +268,10 @@ pub fn id_problem(id: &str) -> Option<&'static str> {
         Some("is a dot segment (. or ..), which a URL path would resolve away")
     } else if id.chars().any(char::is_control) {
         Some("contains a control character")
+    } else if id.starts_with('#') {
+        Some("starts with #, which hrsync keeps for its own keys (e.g. <source>:#webhook)")
+    } else if id.contains(':') {
+        Some("contains :, which separates the source from the id in hrsync's keys")
     } else if id.chars().count() > MAX_ID_CHARS {
         Some("is longer than 128 characters")
     } else {

@@ -488,6 +488,14 @@ impl Scim {
             .and_then(|e| e.get("manager"))
             .and_then(|m| m.get("value"))
             .and_then(text);
+        // The manager's id becomes a worker key too.
+        if let Some(problem) = worker
+            .manager_id
+            .as_deref()
+            .and_then(crate::connector::id_problem)
+        {
+            return Err(format!("manager.value: {problem}"));
+        }
 
         let extensions = Extensions::of(user);
         worker.hire_date = extensions.first_date(&HIRE_DATE)?;

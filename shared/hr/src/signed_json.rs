@@ -460,6 +460,14 @@ fn read_worker(
     worker.country = text(object, "country")?;
     worker.time_zone = text(object, "time_zone")?;
     worker.manager_id = text(object, "manager_id")?;
+    // The manager's id becomes a worker key too.
+    if let Some(problem) = worker
+        .manager_id
+        .as_deref()
+        .and_then(crate::connector::id_problem)
+    {
+        return Err(field_error("manager_id", problem));
+    }
     if let Some(value) = text(object, "as_of")? {
         let as_of: Timestamp = value.parse().map_err(|_| {
             field_error(

@@ -1115,3 +1115,12 @@ fn an_employee_id_that_is_a_dot_segment_or_has_control_characters_is_refused() {
     let field_based = br#"{"employees":[{"id":"..","action":"Updated"}]}"#;
     assert!(parse_error(field_based).starts_with("employees[0].id is a dot segment"));
 }
+
+#[test]
+fn an_employee_id_that_could_be_an_internal_key_is_refused() {
+    // `<source>:#webhook` is where refused deliveries are audited.
+    for id in ["#webhook", "#x", "a:b"] {
+        let message = parse_error(&event_body("employee.deleted", json!(id)));
+        assert!(message.starts_with("data.employeeId "), "{id:?}: {message}");
+    }
+}

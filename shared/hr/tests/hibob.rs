@@ -869,3 +869,16 @@ fn an_employee_id_that_is_a_dot_segment_is_refused() {
         );
     }
 }
+
+#[test]
+fn an_employee_id_that_could_be_an_internal_key_is_refused() {
+    let headers = headers(None);
+    for id in ["#webhook", "a:b"] {
+        let body = event("employee.deleted", json!({"employeeId": id}));
+        let refused = offline().parse(&delivery(&headers, &body)).unwrap_err();
+        assert!(
+            refused.0.starts_with("data.employeeId "),
+            "{id:?}: {refused}"
+        );
+    }
+}

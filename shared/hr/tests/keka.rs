@@ -665,3 +665,16 @@ fn an_employee_id_that_is_a_dot_segment_is_refused() {
         );
     }
 }
+
+#[test]
+fn an_employee_id_that_could_be_an_internal_key_is_refused() {
+    let headers = form_headers(None);
+    for id in ["#webhook", "a:b"] {
+        let body = form(id, "Employee exit approved");
+        let refused = offline().parse(&delivery(&headers, &body)).unwrap_err();
+        assert!(
+            refused.0.starts_with("employeeIndentifier "),
+            "{id:?}: {refused}"
+        );
+    }
+}

@@ -1100,3 +1100,19 @@ fn a_person_id_that_is_a_dot_segment_is_refused() {
         );
     }
 }
+
+#[test]
+fn a_person_id_that_could_be_an_internal_key_is_refused() {
+    let headers = headers(Some(TOKEN));
+    for id in ["#webhook", "a:b"] {
+        let body = serde_json::to_vec(
+            &json!({"event_name": "person.deleted", "payload": {"person_id": id}}),
+        )
+        .unwrap();
+        let refused = offline().parse(&delivery(&headers, &body)).unwrap_err();
+        assert!(
+            refused.0.starts_with("the payload's person id "),
+            "{id:?}: {refused}"
+        );
+    }
+}

@@ -878,3 +878,20 @@ fn an_external_id_that_is_a_dot_segment_is_refused() {
         );
     }
 }
+
+#[test]
+fn an_external_id_or_manager_that_could_be_an_internal_key_is_refused() {
+    for user in [
+        ada(json!({"externalId": "#webhook"})),
+        ada(json!({"externalId": "a:b"})),
+        ada(json!({ENTERPRISE: {"manager": {"value": "#webhook"}}})),
+    ] {
+        let parsed = parse(&one(user.clone()));
+        let problem = refusal(&parsed);
+        assert!(
+            problem.starts_with("Operations[0]: externalId: ")
+                || problem.starts_with("Operations[0]: manager.value: "),
+            "{user}: {problem}"
+        );
+    }
+}

@@ -725,3 +725,18 @@ fn an_employee_id_that_is_a_dot_segment_or_has_control_characters_is_refused() {
         );
     }
 }
+
+#[test]
+fn an_employee_or_manager_id_that_could_be_an_internal_key_is_refused() {
+    let worker = serde_json::json!({"employee_id": "1", "given_name": "Ada", "family_name": "Lovelace", "status": "active", "hire_date": "2026-01-05"});
+    for (field, id) in [
+        ("employee_id", "#webhook"),
+        ("employee_id", "a:b"),
+        ("manager_id", "#webhook"),
+    ] {
+        let mut body = worker.clone();
+        body[field] = id.into();
+        let error = parse_error(&body.to_string());
+        assert_eq!(error.field.as_deref(), Some(field), "{id:?}: {error}");
+    }
+}

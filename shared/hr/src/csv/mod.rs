@@ -20,7 +20,9 @@
 //!   is more than [`AS_OF_SKEW`] after that is an error (a snapshot older than the stored
 //!   one is ignored, so a far-future `as_of` would make every real change stale).
 //! - `custom.<name>` columns fill `Worker::custom[name]`; empty cells are left out.
-//! - An `employee_id` seen on an earlier row makes the later row an error.
+//! - An `employee_id` seen on an earlier row makes the later row an error, and so does an
+//!   `employee_id` or `manager_id` that breaks the rule every source's ids follow
+//!   ([`crate::connector::id_problem`]: e.g. `..`, or `#webhook`, one of hrsync's own keys).
 
 use std::collections::HashMap;
 use std::fmt;
@@ -323,6 +325,15 @@ impl Layout {
             }
         }
 
+        // Both become worker keys: the rule every source's ids follow.
+        for (field, id) in [
+            ("employee_id", employee_id.as_deref()),
+            ("manager_id", worker.manager_id.as_deref()),
+        ] {
+            if let Some(problem) = id.and_then(crate::connector::id_problem) {
+                errors.push(error(Some(field), problem.to_owned()));
+            }
+        }
         if worker.as_of.duration_since(as_of) > AS_OF_SKEW {
             errors.push(error(
                 Some("as_of"),

@@ -808,3 +808,23 @@ fn an_as_of_later_than_the_run_plus_five_minutes_is_refused() {
         ]
     );
 }
+
+#[test]
+fn an_employee_or_manager_id_that_could_be_an_internal_key_is_a_row_error() {
+    let source = source(&[
+        "employee_id",
+        "given_name",
+        "family_name",
+        "hire_date",
+        "manager_id",
+    ]);
+    let header = "employee_id,given_name,family_name,hire_date,manager_id\n";
+    let rows = "#webhook,Ann,Lee,2024-01-02,\n2,Bob,Ray,2024-01-02,a:b\n..,Cy,Fox,2024-01-02,\n";
+    let export = read(&source, &format!("{header}{rows}"));
+    assert!(export.workers.is_empty());
+    let fields: Vec<Option<&str>> = export.errors.iter().map(|e| e.field.as_deref()).collect();
+    assert_eq!(
+        fields,
+        [Some("employee_id"), Some("manager_id"), Some("employee_id")]
+    );
+}
