@@ -17,7 +17,8 @@
 //!   be rotated: sign with both the old and the new one until every receiver has the new
 //!   one. Any one that matches passes. Entries of another scheme (`v2=...`) are ignored, so a
 //!   later scheme can be added beside `v1`; a `v1` entry must be exactly 64 lowercase hex
-//!   digits, and at least one must be there.
+//!   digits, and at least one must be there, at most [`MAX_SIGNATURES`] (5): each is an
+//!   HMAC to compute, so a header listing thousands is refused before any is checked.
 //! - Signatures are compared in constant time.
 //! - The timestamp must be within 5 minutes of the receiver's clock, either way: an old
 //!   delivery replayed later is refused. A sender that retries signs again with a new
@@ -85,6 +86,10 @@ pub const DELIVERY_HEADER: &str = "X-Hrsync-Delivery";
 /// How far the signed timestamp may be from the receiver's clock, either way.
 pub const TOLERANCE: SignedDuration = SignedDuration::from_mins(5);
 
+/// The most `v1` signatures one delivery may list: each is an HMAC to check, and a
+/// rotation needs two.
+pub const MAX_SIGNATURES: usize = 5;
+
 /// The most workers one delivery may carry.
 pub const MAX_WORKERS: usize = 1000;
 
@@ -138,6 +143,10 @@ pub enum VerifyError {
     },
     #[error("the webhook secret is empty")]
     EmptySecret,
+    #[error(
+        "the {SIGNATURE_HEADER} header lists more than {MAX_SIGNATURES} v1 signatures; at most {MAX_SIGNATURES} are checked (one per secret in rotation)"
+    )]
+    TooManySignatures,
 }
 
 fn skew(seconds: i64) -> String {
@@ -176,7 +185,7 @@ pub fn verify(
         .ok_or(VerifyError::MissingHeader(SIGNATURE_HEADER))?;
     let timestamp = timestamp.trim();
     let signed_at = parse_timestamp(timestamp).ok_or(VerifyError::BadTimestamp)?;
-    let candidates = parse_signatures(signature).ok_or(VerifyError::MalformedSignature)?;
+    let candidates = parse_signatures(signature)?;
 
     let mut mac = keyed(secret);
     mac.update(timestamp.as_bytes());
@@ -215,20 +224,27 @@ fn parse_timestamp(text: &str) -> Option<Timestamp> {
     Timestamp::from_second(text.parse().ok()?).ok()
 }
 
-/// The `v1` signatures of the header; `None` when it is malformed or has none.
-fn parse_signatures(header: &str) -> Option<Vec<[u8; 32]>> {
+/// The `v1` signatures of the header: at least one, at most [`MAX_SIGNATURES`].
+fn parse_signatures(header: &str) -> Result<Vec<[u8; 32]>, VerifyError> {
+    let malformed = VerifyError::MalformedSignature;
     let mut signatures = Vec::new();
     for entry in header.split(',') {
-        let (scheme, value) = entry.trim().split_once('=')?;
-        let version = scheme.strip_prefix('v')?;
+        let (scheme, value) = entry.trim().split_once('=').ok_or(malformed.clone())?;
+        let version = scheme.strip_prefix('v').ok_or(malformed.clone())?;
         if version.is_empty() || !version.bytes().all(|b| b.is_ascii_digit()) {
-            return None;
+            return Err(malformed);
         }
         if version == "1" {
-            signatures.push(from_hex(value)?);
+            if signatures.len() == MAX_SIGNATURES {
+                return Err(VerifyError::TooManySignatures);
+            }
+            signatures.push(from_hex(value).ok_or(malformed.clone())?);
         }
     }
-    (!signatures.is_empty()).then_some(signatures)
+    if signatures.is_empty() {
+        return Err(malformed);
+    }
+    Ok(signatures)
 }
 
 /// Exactly 64 lowercase hex digits.

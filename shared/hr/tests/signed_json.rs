@@ -740,3 +740,34 @@ fn an_employee_or_manager_id_that_could_be_an_internal_key_is_refused() {
         assert_eq!(error.field.as_deref(), Some(field), "{id:?}: {error}");
     }
 }
+
+#[test]
+fn at_most_five_v1_signatures_are_checked() {
+    let at = now().as_second();
+    let timestamp = at.to_string();
+    let other = sign(b"another secret", at, BODY);
+    let good = sign(SECRET, at, BODY);
+    let listed = |others: usize| {
+        let mut entries = vec![other.clone(); others];
+        entries.push(good.clone());
+        entries.join(",")
+    };
+    let check = |header: &str| {
+        let headers = SignedHeaders {
+            timestamp: Some(&timestamp),
+            signature: Some(header),
+            delivery: None,
+        };
+        verify(SECRET, &headers, BODY, now())
+    };
+    assert_eq!(check(&listed(4)), Ok(now()));
+    // 5,000 candidates cost 4 ms of HMACs a request: more than 5 is refused unchecked.
+    for others in [5, 5_000] {
+        let error = check(&listed(others)).unwrap_err();
+        assert_eq!(error, VerifyError::TooManySignatures);
+        assert_eq!(
+            error.to_string(),
+            "the X-Hrsync-Signature header lists more than 5 v1 signatures; at most 5 are checked (one per secret in rotation)"
+        );
+    }
+}
