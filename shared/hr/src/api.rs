@@ -21,6 +21,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use jiff::Timestamp;
 use reqwest::{Method, StatusCode};
+use secrecy::{ExposeSecret, SecretString};
 use serde::de::DeserializeOwned;
 use tokio::sync::Mutex;
 
@@ -59,29 +60,31 @@ impl RetryPolicy {
     }
 }
 
-/// How requests prove who they are.
+/// How requests prove who they are. Every credential is a [`SecretString`], whose `Debug`
+/// is redacted: an [`ApiClient`] (and a connector) can be logged with `{:?}`.
 #[derive(Debug)]
 pub enum Auth {
     None,
     /// HTTP Basic (BambooHR: the API key as user, any password; HiBob: service user id and
     /// token).
     Basic {
-        user: String,
-        password: String,
+        user: SecretString,
+        password: SecretString,
     },
     /// A static bearer token.
-    Bearer(String),
+    Bearer(SecretString),
     /// OAuth2 client credentials (Personio, Keka): the form is POSTed to `token_url`, the
-    /// `access_token` cached until shortly before `expires_in`.
+    /// `access_token` cached until shortly before `expires_in`. Every form value is held as
+    /// a secret (the client id and secret, Keka's API key are among them).
     OAuth2 {
         token_url: String,
-        form: Vec<(String, String)>,
-        cached: Mutex<Option<(String, Timestamp)>>,
+        form: Vec<(String, SecretString)>,
+        cached: Mutex<Option<(SecretString, Timestamp)>>,
     },
 }
 
 impl Auth {
-    pub fn oauth2(token_url: impl Into<String>, form: Vec<(String, String)>) -> Self {
+    pub fn oauth2(token_url: impl Into<String>, form: Vec<(String, SecretString)>) -> Self {
         Self::OAuth2 {
             token_url: token_url.into(),
             form,
@@ -257,12 +260,15 @@ impl ApiClient {
     ) -> Result<reqwest::RequestBuilder, HrError> {
         Ok(match &self.auth {
             Auth::None => request,
-            Auth::Basic { user, password } => request.header(
-                reqwest::header::AUTHORIZATION,
-                format!("Basic {}", STANDARD.encode(format!("{user}:{password}"))),
-            ),
-            Auth::Bearer(token) => request.bearer_auth(token),
-            Auth::OAuth2 { .. } => request.bearer_auth(self.token(what).await?),
+            Auth::Basic { user, password } => {
+                let pair = format!("{}:{}", user.expose_secret(), password.expose_secret());
+                request.header(
+                    reqwest::header::AUTHORIZATION,
+                    format!("Basic {}", STANDARD.encode(pair)),
+                )
+            }
+            Auth::Bearer(token) => request.bearer_auth(token.expose_secret()),
+            Auth::OAuth2 { .. } => request.bearer_auth(self.token(what).await?.expose_secret()),
         })
     }
 
@@ -273,7 +279,7 @@ impl ApiClient {
     }
 
     /// The cached OAuth2 access token, fetched when missing or about to expire.
-    async fn token(&self, what: &str) -> Result<String, HrError> {
+    async fn token(&self, what: &str) -> Result<SecretString, HrError> {
         let Auth::OAuth2 {
             token_url,
             form,
@@ -295,9 +301,13 @@ impl ApiClient {
             #[serde(default)]
             expires_in: Option<i64>,
         }
+        let form: Vec<(&str, &str)> = form
+            .iter()
+            .map(|(name, value)| (name.as_str(), value.expose_secret()))
+            .collect();
         let mut failures = 0;
         let response = loop {
-            let outcome = self.http.post(token_url).form(form).send().await;
+            let outcome = self.http.post(token_url).form(&form).send().await;
             let retry_after = match outcome {
                 Ok(response) if !is_retryable(response.status()) => break response,
                 Ok(response) => retry_after(response.headers()),
@@ -331,8 +341,9 @@ impl ApiClient {
         let expires = now
             .checked_add(jiff::SignedDuration::from_secs(lifetime))
             .unwrap_or(now);
-        *cached = Some((token.access_token.clone(), expires));
-        Ok(token.access_token)
+        let token = SecretString::from(token.access_token);
+        *cached = Some((token.clone(), expires));
+        Ok(token)
     }
 }
 

@@ -122,6 +122,7 @@ use hrsync_core::{Identifiers, InvalidWorker, Status, Worker, WorkerKey};
 use jiff::Timestamp;
 use jiff::civil::Date;
 use reqwest::{Method, StatusCode};
+use secrecy::{ExposeSecret, SecretSlice};
 use serde_json::{Map, Value};
 use sha2::Sha256;
 
@@ -183,7 +184,7 @@ pub const DEFAULT_EMPLOYEE_ID_FIELD: &str = "id";
 #[derive(Debug)]
 pub struct BambooHr {
     source: String,
-    secret: Vec<u8>,
+    secret: SecretSlice<u8>,
     api: ApiClient,
     writes_back: bool,
     /// The field (name or alias) that is the directory's employee id; `None`: the record's
@@ -193,7 +194,7 @@ pub struct BambooHr {
 
 impl BambooHr {
     pub fn new(setup: Setup<'_>) -> Result<Self, SetupError> {
-        let secret = setup.secret("webhook_secret")?.into_bytes();
+        let secret = setup.secret_bytes("webhook_secret")?;
         let api_key = setup.secret("api_key")?;
         let base_url = setup.base_url()?;
         if !(base_url.starts_with("https://") || base_url.starts_with("http://")) {
@@ -498,7 +499,7 @@ impl Connector for BambooHr {
                     "the {SIGNATURE_HEADER} header is not a hex HMAC-SHA256 (64 hex digits)"
                 ))
             })?;
-        let mut mac = keyed(&self.secret);
+        let mut mac = keyed(self.secret.expose_secret());
         mac.update(delivery.body);
         mac.update(timestamp.as_bytes());
         // `verify_slice` compares in constant time.

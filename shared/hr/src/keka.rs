@@ -85,6 +85,7 @@ use hrsync_core::{Identifiers, Status, Worker, WorkerKey};
 use jiff::Timestamp;
 use jiff::civil::Date;
 use reqwest::{Method, StatusCode};
+use secrecy::{ExposeSecret, SecretSlice};
 use serde_json::Value;
 
 use crate::api::{ApiClient, Auth, RetryPolicy, id_segment};
@@ -109,7 +110,7 @@ pub const DEFAULT_EMPLOYEE_ID_FIELD: &str = "employeeNumber";
 pub struct Keka {
     source: String,
     header: http::HeaderName,
-    secret: Vec<u8>,
+    secret: SecretSlice<u8>,
     api: ApiClient,
     /// The record field that is the directory's employee id (`employee_id_field`).
     employee_id_field: String,
@@ -117,7 +118,7 @@ pub struct Keka {
 
 impl Keka {
     pub fn new(setup: Setup<'_>) -> Result<Self, SetupError> {
-        let secret = setup.secret("webhook_secret")?.into_bytes();
+        let secret = setup.secret_bytes("webhook_secret")?;
         let header_name = setup
             .config
             .webhook_header
@@ -128,8 +129,8 @@ impl Keka {
         let header = http::HeaderName::from_bytes(header_name.as_bytes())
             .map_err(|_| setup.error(Some("webhook_header"), "is not a valid HTTP header name"))?;
         let form = vec![
-            ("grant_type".to_owned(), "kekaapi".to_owned()),
-            ("scope".to_owned(), "kekaapi".to_owned()),
+            ("grant_type".to_owned(), "kekaapi".into()),
+            ("scope".to_owned(), "kekaapi".into()),
             ("client_id".to_owned(), setup.secret("client_id")?),
             ("client_secret".to_owned(), setup.secret("client_secret")?),
             ("api_key".to_owned(), setup.secret("api_key")?),
@@ -251,7 +252,7 @@ impl Connector for Keka {
             .headers
             .get(&self.header)
             .ok_or_else(|| Unauthorized(format!("missing header {}", self.header)))?;
-        if same_secret(presented.as_bytes(), &self.secret) {
+        if same_secret(presented.as_bytes(), self.secret.expose_secret()) {
             Ok(())
         } else {
             Err(Unauthorized(format!(

@@ -122,6 +122,7 @@ use hrsync_core::{Identifiers, Status, Worker, WorkerKey};
 use jiff::Timestamp;
 use jiff::civil::Date;
 use reqwest::{Method, StatusCode};
+use secrecy::{ExposeSecret, SecretSlice};
 use serde_json::{Value, json};
 
 use crate::api::{ApiClient, Auth, Body, RetryPolicy, encode, id_segment};
@@ -212,7 +213,7 @@ impl OrgUnitCache {
 #[derive(Debug)]
 pub struct Personio {
     source: String,
-    token: Vec<u8>,
+    token: SecretSlice<u8>,
     api: ApiClient,
     writes_back: bool,
     employee_id_field: EmployeeIdField,
@@ -222,7 +223,7 @@ pub struct Personio {
 
 impl Personio {
     pub fn new(setup: Setup<'_>) -> Result<Self, SetupError> {
-        let token = setup.secret("webhook_secret")?.into_bytes();
+        let token = setup.secret_bytes("webhook_secret")?;
         let base_url = setup.base_url()?;
         let client_id = setup.secret("client_id")?;
         let client_secret = setup.secret("client_secret")?;
@@ -677,7 +678,7 @@ impl Connector for Personio {
         let Some(value) = delivery.headers.get(TOKEN_HEADER) else {
             return Err(Unauthorized(format!("missing the {TOKEN_HEADER} header")));
         };
-        if crate::connector::same_secret(value.as_bytes(), &self.token) {
+        if crate::connector::same_secret(value.as_bytes(), self.token.expose_secret()) {
             Ok(())
         } else {
             Err(Unauthorized(format!(

@@ -149,6 +149,7 @@ use hrsync_core::worker::EMPLOYEE_ID_MAX_CHARS;
 use hrsync_core::{Identifiers, Status, Worker, WorkerKey};
 use jiff::Timestamp;
 use jiff::civil::Date;
+use secrecy::{ExposeSecret, SecretSlice};
 use serde_json::{Map, Value, json};
 
 use crate::connector::{
@@ -214,7 +215,7 @@ impl EmployeeIdField {
 #[derive(Debug)]
 pub struct Scim {
     source: String,
-    token: Vec<u8>,
+    token: SecretSlice<u8>,
     employee_id: EmployeeIdField,
 }
 
@@ -222,7 +223,7 @@ impl Scim {
     pub fn new(setup: Setup<'_>) -> Result<Self, SetupError> {
         Ok(Self {
             source: setup.name.to_owned(),
-            token: setup.secret("webhook_secret")?.into_bytes(),
+            token: setup.secret_bytes("webhook_secret")?,
             employee_id: EmployeeIdField::of(&setup)?,
         })
     }
@@ -246,7 +247,7 @@ impl Connector for Scim {
                 ));
             }
         };
-        if crate::connector::same_secret(token, &self.token) {
+        if crate::connector::same_secret(token, self.token.expose_secret()) {
             Ok(())
         } else {
             Err(Unauthorized(

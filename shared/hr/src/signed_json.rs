@@ -76,6 +76,7 @@ use hrsync_core::template::CANONICAL_FIELDS;
 use hrsync_core::{Status, Worker, WorkerKey};
 use jiff::civil::{Date, Time};
 use jiff::{SignedDuration, Timestamp};
+use secrecy::{ExposeSecret, SecretSlice};
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
@@ -614,14 +615,14 @@ fn type_name(value: &Value) -> &'static str {
 #[derive(Debug)]
 pub struct SignedJson {
     source: String,
-    secret: Vec<u8>,
+    secret: SecretSlice<u8>,
 }
 
 impl SignedJson {
     pub fn new(setup: crate::sources::Setup<'_>) -> Result<Self, crate::sources::SetupError> {
         Ok(Self {
             source: setup.name.to_owned(),
-            secret: setup.secret("webhook_secret")?.into_bytes(),
+            secret: setup.secret_bytes("webhook_secret")?,
         })
     }
 
@@ -641,9 +642,14 @@ impl crate::connector::Connector for SignedJson {
         delivery: &crate::connector::Delivery<'_>,
     ) -> Result<(), crate::connector::Unauthorized> {
         let headers = Self::signed_headers(delivery);
-        verify(&self.secret, &headers, delivery.body, delivery.received_at)
-            .map(|_| ())
-            .map_err(|e| crate::connector::Unauthorized(e.to_string()))
+        verify(
+            self.secret.expose_secret(),
+            &headers,
+            delivery.body,
+            delivery.received_at,
+        )
+        .map(|_| ())
+        .map_err(|e| crate::connector::Unauthorized(e.to_string()))
     }
 
     fn parse(
@@ -652,8 +658,13 @@ impl crate::connector::Connector for SignedJson {
     ) -> Result<crate::connector::Parsed, crate::connector::BadPayload> {
         use crate::connector::{Action, BadPayload, Event, Parsed};
         let headers = Self::signed_headers(delivery);
-        let signed_at = verify(&self.secret, &headers, delivery.body, delivery.received_at)
-            .map_err(|e| BadPayload(e.to_string()))?;
+        let signed_at = verify(
+            self.secret.expose_secret(),
+            &headers,
+            delivery.body,
+            delivery.received_at,
+        )
+        .map_err(|e| BadPayload(e.to_string()))?;
         let workers =
             parse(&self.source, delivery.body, signed_at).map_err(|e| BadPayload(e.to_string()))?;
         if let Some(id) = headers.delivery {

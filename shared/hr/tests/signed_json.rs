@@ -771,3 +771,63 @@ fn at_most_five_v1_signatures_are_checked() {
         );
     }
 }
+
+#[test]
+fn no_connector_shows_a_secret_in_its_debug_output() {
+    use hrsync_core::config::{SecretRef, SourceConfig, SourceKind};
+    // Every secret resolves to a value naming its key, so each can be looked for.
+    let secret = |key: &str| format!("hush-{key}-7f3a9c");
+    let resolve = move |reference: &SecretRef| match reference {
+        SecretRef::Env(key) => Ok(secret(key)),
+        other => Err(format!("{other:?}")),
+    };
+    let env = |key: &str| Some(SecretRef::Env(key.into()));
+    let http = reqwest::Client::new();
+    for kind in [
+        SourceKind::SignedJson,
+        SourceKind::Scim,
+        SourceKind::BambooHr,
+        SourceKind::HiBob,
+        SourceKind::Personio,
+        SourceKind::Keka,
+    ] {
+        let config = SourceConfig {
+            webhook_secret: env("webhook_secret"),
+            base_url: Some("http://127.0.0.1:9/api".into()),
+            api_key: env("api_key"),
+            service_user_id: env("service_user_id"),
+            token: env("token"),
+            client_id: env("client_id"),
+            client_secret: env("client_secret"),
+            ..SourceConfig::of_kind(kind)
+        };
+        let connector = hrsync_hr::sources::connect(hrsync_hr::Setup {
+            name: "hr",
+            config: &config,
+            resolve: &resolve,
+            http: &http,
+        })
+        .unwrap()
+        .unwrap();
+        let shown = format!("{connector:?}");
+        for key in [
+            "webhook_secret",
+            "api_key",
+            "service_user_id",
+            "token",
+            "client_id",
+            "client_secret",
+        ] {
+            assert!(
+                !shown.contains(&secret(key)),
+                "{kind:?} shows its {key}: {shown}"
+            );
+        }
+        // Nor as the bytes a derived Debug prints for a Vec<u8>.
+        let bytes = format!("{:?}", secret("webhook_secret").into_bytes());
+        assert!(
+            !shown.contains(&bytes[1..bytes.len() - 1]),
+            "{kind:?}: {shown}"
+        );
+    }
+}
