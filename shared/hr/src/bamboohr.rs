@@ -61,9 +61,16 @@
 //! - Webhook signature [O + S]: headers `X-BambooHR-Timestamp` and `X-BambooHR-Signature`;
 //!   the signature is "SHA-256 HMAC using the payload, the timestamp and your private key"
 //!   [O]; exactly: lowercase hex of HMAC-SHA256(private key, raw body ‖ timestamp header
-//!   text) [S]. The timestamp's format is not documented, so it is opaque and a delivery is
-//!   not refused for its age: BambooHR retries a 5xx up to 5 times over about 2.5 hours [O],
-//!   and a redelivery has the same body, so [`Event::dedupe`] drops it.
+//!   text) [S]. The scheme is BambooHR's and cannot change: there is no separator between
+//!   body and timestamp, and the timestamp's format is not documented [O]. What hrsync
+//!   controls: the timestamp must be Unix seconds or an ISO 8601 date-time of a strict shape
+//!   ([`signed_time`], which also explains why that keeps bytes from moving between body and
+//!   timestamp unnoticed), and at most [`MAX_AGE`] (3 hours) old or [`MAX_AHEAD`] (5 minutes)
+//!   ahead: BambooHR retries a 5xx up to 5 times over about 2.5 hours [O], so its last retry
+//!   passes and a captured delivery replayed later does not. Within the window a redelivery
+//!   has the same body, so [`Event::dedupe`] drops it. What the scheme does not give: a
+//!   replay within the window verifies again (deduplication is what stops it), and if
+//!   BambooHR re-signs a retry with a new timestamp, the window counts from that.
 //! - Event-based body [O] (<https://documentation.bamboohr.com/docs/event-based-webhooks>):
 //!   `{type, timestamp, data: {companyId, employeeId, changedFields[]}}`, ids as strings,
 //!   with `type` one of `employee.created`, `employee.updated`, `employee.deleted`; the form
@@ -119,8 +126,8 @@
 use hmac::{Hmac, Mac};
 use hrsync_core::worker::EMPLOYEE_ID_MAX_CHARS;
 use hrsync_core::{Identifiers, InvalidWorker, Status, Worker, WorkerKey};
-use jiff::Timestamp;
 use jiff::civil::Date;
+use jiff::{SignedDuration, Timestamp};
 use reqwest::{Method, StatusCode};
 use secrecy::{ExposeSecret, SecretSlice};
 use serde_json::{Map, Value};
@@ -160,6 +167,66 @@ pub const FIELDS: &[&str] = &[
 pub const EMPLOYMENT_STATUS_TABLE: &str = "employmentStatus";
 
 type HmacSha256 = Hmac<Sha256>;
+
+/// How old a delivery's timestamp may be. BambooHR retries a 5xx after 5, 10, 20, 40 and
+/// 80 minutes (2 h 35 min in all [O]); 3 hours admits its last retry with room for delays,
+/// and refuses a captured delivery replayed later (its redeliveries within the window are
+/// dropped by [`Event::dedupe`]).
+pub const MAX_AGE: SignedDuration = SignedDuration::from_hours(3);
+
+/// How far ahead of the receiver's clock a timestamp may be (clocks out of step).
+pub const MAX_AHEAD: SignedDuration = SignedDuration::from_mins(5);
+
+/// The time an `X-BambooHR-Timestamp` names; `None` unless it has one of these shapes:
+///
+/// - Unix time in whole seconds: decimal digits, the first not `0`;
+/// - an ISO 8601 date-time `YYYY-MM-DDTHH:MM:SS` followed by `Z`, `+HH:MM` or `+HHMM` (or
+///   `-`), the shape of the body's own `timestamp` (`2026-01-31T18:42:00+0000`).
+///
+/// BambooHR does not document the header's format, so both are read. The shapes are strict
+/// because the signature covers `body ‖ timestamp` with no separator: bytes could move
+/// between the two without changing the HMAC input. A timestamp of these shapes that is
+/// also inside the [`MAX_AGE`] / [`MAX_AHEAD`] window fixes the split: a Unix time in the
+/// window has exactly ten digits and no leading zero (a shorter or longer split is decades
+/// away, and `0` + the time is refused), and an ISO date-time has its only `T` at index 10
+/// with digits and colons after it up to the offset, so no other suffix of
+/// `body ‖ timestamp` has the shape.
+pub fn signed_time(text: &str) -> Option<Timestamp> {
+    let bytes = text.as_bytes();
+    if bytes.first().is_some_and(|b| (b'1'..=b'9').contains(b))
+        && bytes.len() <= 12
+        && bytes.iter().all(u8::is_ascii_digit)
+    {
+        return Timestamp::from_second(text.parse().ok()?).ok();
+    }
+    let shaped = |at: usize, pattern: &[u8]| {
+        bytes.get(at..at + pattern.len()).is_some_and(|part| {
+            part.iter().zip(pattern).all(|(b, p)| match p {
+                b'9' => b.is_ascii_digit(),
+                p => b == p,
+            })
+        })
+    };
+    let offset = match bytes.get(19..) {
+        Some(b"Z") => true,
+        Some([b'+' | b'-', ..]) => {
+            shaped(20, b"99:99") && bytes.len() == 25 || shaped(20, b"9999") && bytes.len() == 24
+        }
+        _ => false,
+    };
+    if !(offset && shaped(0, b"9999-99-99T99:99:99")) {
+        return None;
+    }
+    let (text, format) = match bytes.len() {
+        20 => (format!("{}+0000", &text[..19]), "%Y-%m-%dT%H:%M:%S%z"),
+        24 => (text.to_owned(), "%Y-%m-%dT%H:%M:%S%z"),
+        _ => (text.to_owned(), "%Y-%m-%dT%H:%M:%S%:z"),
+    };
+    jiff::fmt::strtime::parse(format, &text)
+        .ok()?
+        .to_timestamp()
+        .ok()
+}
 
 /// The `X-BambooHR-Signature` value of `body` sent with `X-BambooHR-Timestamp: timestamp`.
 pub fn sign(secret: &[u8], body: &[u8], timestamp: &str) -> String {
@@ -499,6 +566,16 @@ impl Connector for BambooHr {
                     "the {SIGNATURE_HEADER} header is not a hex HMAC-SHA256 (64 hex digits)"
                 ))
             })?;
+        let signed_at = timestamp
+            .to_str()
+            .ok()
+            .map(str::trim)
+            .and_then(signed_time)
+            .ok_or_else(|| {
+                Unauthorized(format!(
+                    "the {TIMESTAMP_HEADER} header is neither a Unix time in whole seconds (digits, no leading zero) nor an ISO 8601 date-time (2026-01-31T18:42:00+0000)"
+                ))
+            })?;
         let mut mac = keyed(self.secret.expose_secret());
         mac.update(delivery.body);
         mac.update(timestamp.as_bytes());
@@ -507,7 +584,21 @@ impl Connector for BambooHr {
             Unauthorized(format!(
                 "the {SIGNATURE_HEADER} header does not match the body and {TIMESTAMP_HEADER} under this source's webhook secret"
             ))
-        })
+        })?;
+        let age = delivery.received_at.duration_since(signed_at);
+        if age > MAX_AGE {
+            return Err(Unauthorized(format!(
+                "the delivery was signed at {signed_at}, more than 3 hours old ({} seconds); BambooHR's retries end within 2.5 hours, so it is a replay (or a clock out of step)",
+                age.as_secs()
+            )));
+        }
+        if -age > MAX_AHEAD {
+            return Err(Unauthorized(format!(
+                "the delivery was signed at {signed_at}, more than 5 minutes ahead of this receiver's clock ({} seconds): a clock out of step",
+                (-age).as_secs()
+            )));
+        }
+        Ok(())
     }
 
     fn parse(&self, delivery: &Delivery<'_>) -> Result<Parsed, BadPayload> {
@@ -985,6 +1076,33 @@ mod tests {
             "82beac0dd2d20fb75c3e7ff37612607bd43588e00b65098366f0b9610d10f34b"
         );
         assert_ne!(sign(b"key", b"{}", "1"), sign(b"key", b"1{}", ""));
+    }
+
+    #[test]
+    fn signed_times_in_either_form() {
+        let at: Timestamp = "2026-01-31T18:42:00Z".parse().unwrap();
+        for text in [
+            "1769884920",
+            "2026-01-31T18:42:00Z",
+            "2026-01-31T18:42:00+0000",
+            "2026-01-31T18:42:00+00:00",
+            "2026-01-31T13:42:00-0500",
+            "2026-01-31T19:42:00+01:00",
+        ] {
+            assert_eq!(signed_time(text), Some(at), "{text}");
+        }
+        for text in [
+            "",
+            "0",
+            "01769884920",
+            "2026-01-31 18:42:00Z",
+            "2026-01-31T18:42:00",
+            "2026-01-31T18:42:00.5Z",
+            "2026-01-31T18:42:00+00",
+            "2026-02-31T18:42:00Z",
+        ] {
+            assert_eq!(signed_time(text), None, "{text}");
+        }
     }
 
     #[test]
