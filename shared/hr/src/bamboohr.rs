@@ -746,7 +746,10 @@ fn field_based(employees: &Value, digest: &str) -> Result<Parsed, BadPayload> {
         events.push(Event {
             // One body may name an employee twice (two actions): the index keeps both.
             dedupe: format!("{digest}#{employee_id}#{index}"),
-            event_type: format!("employee_with_fields.{action}"),
+            event_type: format!(
+                "employee_with_fields.{}",
+                crate::connector::field_name(&action)
+            ),
             action: match action.as_str() {
                 "deleted" => Action::Deleted,
                 // Created, Updated, and any action added later: read the record.

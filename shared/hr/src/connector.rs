@@ -82,7 +82,7 @@ pub struct Event {
     /// The worker's id in the HR system: the second half of the worker key.
     pub employee_id: String,
     /// The vendor's own name for it (`employee.updated`, `Employee exit approved`...), for the
-    /// audit's cause.
+    /// audit's cause; a long or unprintable one is described by its length ([`field_name`]).
     pub event_type: String,
     pub action: Action,
     /// Identifies this event across the vendor's redeliveries (vendors retry for up to three
@@ -124,7 +124,8 @@ impl Parsed {
             events: vec![Event {
                 dedupe: format!("{}#{employee_id}", delivery.digest()),
                 employee_id,
-                event_type: event_type.into(),
+                // The vendor's name comes from the body and goes into the audit: bounded.
+                event_type: field_name(&event_type.into()),
                 action,
                 operation: None,
             }],
