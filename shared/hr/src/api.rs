@@ -9,6 +9,9 @@
 //! - 401 and 403 otherwise: a permanent error that names the credential to check.
 //! - Any other status is the caller's to read (a 404 is "no such worker").
 //!
+//! - Record ids go into paths through [`id_segment`]: an id a URL would resolve away (`.`,
+//!   `..`) or with control characters is refused before any request.
+//!
 //! Logs above `debug` carry the vendor, method, status and attempt; never URLs (they hold
 //! employee ids), bodies or credentials.
 
@@ -18,10 +21,11 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use jiff::Timestamp;
 use reqwest::{Method, StatusCode};
+use secrecy::{ExposeSecret, SecretString};
 use serde::de::DeserializeOwned;
 use tokio::sync::Mutex;
 
-use crate::connector::HrError;
+use crate::connector::{HrError, id_problem};
 
 /// How hard a request is retried before the error goes to the caller.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -56,29 +60,31 @@ impl RetryPolicy {
     }
 }
 
-/// How requests prove who they are.
+/// How requests prove who they are. Every credential is a [`SecretString`], whose `Debug`
+/// is redacted: an [`ApiClient`] (and a connector) can be logged with `{:?}`.
 #[derive(Debug)]
 pub enum Auth {
     None,
     /// HTTP Basic (BambooHR: the API key as user, any password; HiBob: service user id and
     /// token).
     Basic {
-        user: String,
-        password: String,
+        user: SecretString,
+        password: SecretString,
     },
     /// A static bearer token.
-    Bearer(String),
+    Bearer(SecretString),
     /// OAuth2 client credentials (Personio, Keka): the form is POSTed to `token_url`, the
-    /// `access_token` cached until shortly before `expires_in`.
+    /// `access_token` cached until shortly before `expires_in`. Every form value is held as
+    /// a secret (the client id and secret, Keka's API key are among them).
     OAuth2 {
         token_url: String,
-        form: Vec<(String, String)>,
-        cached: Mutex<Option<(String, Timestamp)>>,
+        form: Vec<(String, SecretString)>,
+        cached: Mutex<Option<(SecretString, Timestamp)>>,
     },
 }
 
 impl Auth {
-    pub fn oauth2(token_url: impl Into<String>, form: Vec<(String, String)>) -> Self {
+    pub fn oauth2(token_url: impl Into<String>, form: Vec<(String, SecretString)>) -> Self {
         Self::OAuth2 {
             token_url: token_url.into(),
             form,
@@ -254,12 +260,15 @@ impl ApiClient {
     ) -> Result<reqwest::RequestBuilder, HrError> {
         Ok(match &self.auth {
             Auth::None => request,
-            Auth::Basic { user, password } => request.header(
-                reqwest::header::AUTHORIZATION,
-                format!("Basic {}", STANDARD.encode(format!("{user}:{password}"))),
-            ),
-            Auth::Bearer(token) => request.bearer_auth(token),
-            Auth::OAuth2 { .. } => request.bearer_auth(self.token(what).await?),
+            Auth::Basic { user, password } => {
+                let pair = format!("{}:{}", user.expose_secret(), password.expose_secret());
+                request.header(
+                    reqwest::header::AUTHORIZATION,
+                    format!("Basic {}", STANDARD.encode(pair)),
+                )
+            }
+            Auth::Bearer(token) => request.bearer_auth(token.expose_secret()),
+            Auth::OAuth2 { .. } => request.bearer_auth(self.token(what).await?.expose_secret()),
         })
     }
 
@@ -270,7 +279,7 @@ impl ApiClient {
     }
 
     /// The cached OAuth2 access token, fetched when missing or about to expire.
-    async fn token(&self, what: &str) -> Result<String, HrError> {
+    async fn token(&self, what: &str) -> Result<SecretString, HrError> {
         let Auth::OAuth2 {
             token_url,
             form,
@@ -292,9 +301,13 @@ impl ApiClient {
             #[serde(default)]
             expires_in: Option<i64>,
         }
+        let form: Vec<(&str, &str)> = form
+            .iter()
+            .map(|(name, value)| (name.as_str(), value.expose_secret()))
+            .collect();
         let mut failures = 0;
         let response = loop {
-            let outcome = self.http.post(token_url).form(form).send().await;
+            let outcome = self.http.post(token_url).form(&form).send().await;
             let retry_after = match outcome {
                 Ok(response) if !is_retryable(response.status()) => break response,
                 Ok(response) => retry_after(response.headers()),
@@ -328,8 +341,9 @@ impl ApiClient {
         let expires = now
             .checked_add(jiff::SignedDuration::from_secs(lifetime))
             .unwrap_or(now);
-        *cached = Some((token.access_token.clone(), expires));
-        Ok(token.access_token)
+        let token = SecretString::from(token.access_token);
+        *cached = Some((token.clone(), expires));
+        Ok(token)
     }
 }
 
@@ -353,6 +367,18 @@ pub fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
     let date = jiff::fmt::rfc2822::parse(value).ok()?;
     let wait = date.timestamp().duration_since(Timestamp::now());
     Some(Duration::try_from(wait).unwrap_or(Duration::ZERO))
+}
+
+/// `id` as one percent-encoded path segment, or a permanent error when it breaks
+/// [`id_problem`]: checked here, before any URL is built, whatever the id came from (a
+/// webhook, a change feed, a queued message).
+pub fn id_segment(source: &str, vendor: &str, id: &str) -> Result<String, HrError> {
+    match id_problem(id) {
+        Some(problem) => Err(HrError::permanent(format!(
+            "source {source}: the {vendor} record id {problem}: refused before any request is built"
+        ))),
+        None => Ok(encode(id)),
+    }
 }
 
 /// Percent-encodes one path segment or query value (an employee id, a date).
@@ -410,5 +436,7 @@ mod tests {
     fn encode_escapes_everything_but_unreserved() {
         assert_eq!(encode("a b/c?d=é"), "a%20b%2Fc%3Fd%3D%C3%A9");
         assert_eq!(encode("2026-01-01T00:00:00Z"), "2026-01-01T00%3A00%3A00Z");
+        // What would end a path segment or start a query, a fragment or an escape.
+        assert_eq!(encode("a/b?c#d%e"), "a%2Fb%3Fc%23d%25e");
     }
 }

@@ -61,9 +61,16 @@
 //! - Webhook signature [O + S]: headers `X-BambooHR-Timestamp` and `X-BambooHR-Signature`;
 //!   the signature is "SHA-256 HMAC using the payload, the timestamp and your private key"
 //!   [O]; exactly: lowercase hex of HMAC-SHA256(private key, raw body ‖ timestamp header
-//!   text) [S]. The timestamp's format is not documented, so it is opaque and a delivery is
-//!   not refused for its age: BambooHR retries a 5xx up to 5 times over about 2.5 hours [O],
-//!   and a redelivery has the same body, so [`Event::dedupe`] drops it.
+//!   text) [S]. The scheme is BambooHR's and cannot change: there is no separator between
+//!   body and timestamp, and the timestamp's format is not documented [O]. What hrsync
+//!   controls: the timestamp must be Unix seconds or an ISO 8601 date-time of a strict shape
+//!   ([`signed_time`], which also explains why that keeps bytes from moving between body and
+//!   timestamp unnoticed), and at most [`MAX_AGE`] (3 hours) old or [`MAX_AHEAD`] (5 minutes)
+//!   ahead: BambooHR retries a 5xx up to 5 times over about 2.5 hours [O], so its last retry
+//!   passes and a captured delivery replayed later does not. Within the window a redelivery
+//!   has the same body, so [`Event::dedupe`] drops it. What the scheme does not give: a
+//!   replay within the window verifies again (deduplication is what stops it), and if
+//!   BambooHR re-signs a retry with a new timestamp, the window counts from that.
 //! - Event-based body [O] (<https://documentation.bamboohr.com/docs/event-based-webhooks>):
 //!   `{type, timestamp, data: {companyId, employeeId, changedFields[]}}`, ids as strings,
 //!   with `type` one of `employee.created`, `employee.updated`, `employee.deleted`; the form
@@ -119,13 +126,14 @@
 use hmac::{Hmac, Mac};
 use hrsync_core::worker::EMPLOYEE_ID_MAX_CHARS;
 use hrsync_core::{Identifiers, InvalidWorker, Status, Worker, WorkerKey};
-use jiff::Timestamp;
 use jiff::civil::Date;
+use jiff::{SignedDuration, Timestamp};
 use reqwest::{Method, StatusCode};
+use secrecy::{ExposeSecret, SecretSlice};
 use serde_json::{Map, Value};
 use sha2::Sha256;
 
-use crate::api::{ApiClient, Auth, Body, RetryPolicy, encode};
+use crate::api::{ApiClient, Auth, Body, RetryPolicy, encode, id_segment};
 use crate::connector::{
     Action, BadPayload, BoxFuture, Changes, Connector, Delivery, Event, Fetched, HrError, Parsed,
     Unauthorized,
@@ -160,6 +168,66 @@ pub const EMPLOYMENT_STATUS_TABLE: &str = "employmentStatus";
 
 type HmacSha256 = Hmac<Sha256>;
 
+/// How old a delivery's timestamp may be. BambooHR retries a 5xx after 5, 10, 20, 40 and
+/// 80 minutes (2 h 35 min in all [O]); 3 hours admits its last retry with room for delays,
+/// and refuses a captured delivery replayed later (its redeliveries within the window are
+/// dropped by [`Event::dedupe`]).
+pub const MAX_AGE: SignedDuration = SignedDuration::from_hours(3);
+
+/// How far ahead of the receiver's clock a timestamp may be (clocks out of step).
+pub const MAX_AHEAD: SignedDuration = SignedDuration::from_mins(5);
+
+/// The time an `X-BambooHR-Timestamp` names; `None` unless it has one of these shapes:
+///
+/// - Unix time in whole seconds: decimal digits, the first not `0`;
+/// - an ISO 8601 date-time `YYYY-MM-DDTHH:MM:SS` followed by `Z`, `+HH:MM` or `+HHMM` (or
+///   `-`), the shape of the body's own `timestamp` (`2026-01-31T18:42:00+0000`).
+///
+/// BambooHR does not document the header's format, so both are read. The shapes are strict
+/// because the signature covers `body ‖ timestamp` with no separator: bytes could move
+/// between the two without changing the HMAC input. A timestamp of these shapes that is
+/// also inside the [`MAX_AGE`] / [`MAX_AHEAD`] window fixes the split: a Unix time in the
+/// window has exactly ten digits and no leading zero (a shorter or longer split is decades
+/// away, and `0` + the time is refused), and an ISO date-time has its only `T` at index 10
+/// with digits and colons after it up to the offset, so no other suffix of
+/// `body ‖ timestamp` has the shape.
+pub fn signed_time(text: &str) -> Option<Timestamp> {
+    let bytes = text.as_bytes();
+    if bytes.first().is_some_and(|b| (b'1'..=b'9').contains(b))
+        && bytes.len() <= 12
+        && bytes.iter().all(u8::is_ascii_digit)
+    {
+        return Timestamp::from_second(text.parse().ok()?).ok();
+    }
+    let shaped = |at: usize, pattern: &[u8]| {
+        bytes.get(at..at + pattern.len()).is_some_and(|part| {
+            part.iter().zip(pattern).all(|(b, p)| match p {
+                b'9' => b.is_ascii_digit(),
+                p => b == p,
+            })
+        })
+    };
+    let offset = match bytes.get(19..) {
+        Some(b"Z") => true,
+        Some([b'+' | b'-', ..]) => {
+            shaped(20, b"99:99") && bytes.len() == 25 || shaped(20, b"9999") && bytes.len() == 24
+        }
+        _ => false,
+    };
+    if !(offset && shaped(0, b"9999-99-99T99:99:99")) {
+        return None;
+    }
+    let (text, format) = match bytes.len() {
+        20 => (format!("{}+0000", &text[..19]), "%Y-%m-%dT%H:%M:%S%z"),
+        24 => (text.to_owned(), "%Y-%m-%dT%H:%M:%S%z"),
+        _ => (text.to_owned(), "%Y-%m-%dT%H:%M:%S%:z"),
+    };
+    jiff::fmt::strtime::parse(format, &text)
+        .ok()?
+        .to_timestamp()
+        .ok()
+}
+
 /// The `X-BambooHR-Signature` value of `body` sent with `X-BambooHR-Timestamp: timestamp`.
 pub fn sign(secret: &[u8], body: &[u8], timestamp: &str) -> String {
     let mut mac = keyed(secret);
@@ -183,7 +251,7 @@ pub const DEFAULT_EMPLOYEE_ID_FIELD: &str = "id";
 #[derive(Debug)]
 pub struct BambooHr {
     source: String,
-    secret: Vec<u8>,
+    secret: SecretSlice<u8>,
     api: ApiClient,
     writes_back: bool,
     /// The field (name or alias) that is the directory's employee id; `None`: the record's
@@ -193,7 +261,7 @@ pub struct BambooHr {
 
 impl BambooHr {
     pub fn new(setup: Setup<'_>) -> Result<Self, SetupError> {
-        let secret = setup.secret("webhook_secret")?.into_bytes();
+        let secret = setup.secret_bytes("webhook_secret")?;
         let api_key = setup.secret("api_key")?;
         let base_url = setup.base_url()?;
         if !(base_url.starts_with("https://") || base_url.starts_with("http://")) {
@@ -249,13 +317,13 @@ impl BambooHr {
     }
 
     async fn fetch_worker(&self, employee_id: &str, now: Timestamp) -> Result<Fetched, HrError> {
+        let segment = id_segment(&self.source, "BambooHR", employee_id)?;
         let what = format!(
             "source {}: fetch BambooHR employee {employee_id}",
             self.source
         );
         let path = format!(
-            "/employees/{}?fields={}&onlyCurrent=false",
-            encode(employee_id),
+            "/employees/{segment}?fields={}&onlyCurrent=false",
             self.fields_query()
         );
         let response = self.api.send(Method::GET, &path, None, &what).await?;
@@ -344,10 +412,8 @@ impl BambooHr {
         ended: Date,
     ) -> Result<Option<String>, HrError> {
         let what = format!("read the employment status table of BambooHR employee {employee_id}");
-        let path = format!(
-            "/employees/{}/tables/{EMPLOYMENT_STATUS_TABLE}",
-            encode(employee_id)
-        );
+        let segment = id_segment(&self.source, "BambooHR", employee_id)?;
+        let path = format!("/employees/{segment}/tables/{EMPLOYMENT_STATUS_TABLE}");
         let response = match self.api.send(Method::GET, &path, None, &what).await {
             Ok(response) if response.is_success() => response,
             Ok(response) => {
@@ -433,6 +499,7 @@ impl BambooHr {
 
     async fn write(&self, worker: &Worker, identifiers: &Identifiers) -> Result<(), HrError> {
         let employee_id = worker.key.employee_id();
+        let segment = id_segment(&self.source, "BambooHR", employee_id)?;
         let what = format!(
             "source {}: write the work email of BambooHR employee {employee_id}",
             self.source
@@ -444,7 +511,7 @@ impl BambooHr {
             )));
         }
         let body = Body::Json(serde_json::json!({ "workEmail": identifiers.mail }));
-        let path = format!("/employees/{}", encode(employee_id));
+        let path = format!("/employees/{segment}");
         match self.api.send(Method::POST, &path, Some(&body), &what).await {
             Ok(response) if response.is_success() => Ok(()),
             Ok(response) if response.status == StatusCode::NOT_FOUND => Err(HrError::permanent(
@@ -499,7 +566,17 @@ impl Connector for BambooHr {
                     "the {SIGNATURE_HEADER} header is not a hex HMAC-SHA256 (64 hex digits)"
                 ))
             })?;
-        let mut mac = keyed(&self.secret);
+        let signed_at = timestamp
+            .to_str()
+            .ok()
+            .map(str::trim)
+            .and_then(signed_time)
+            .ok_or_else(|| {
+                Unauthorized(format!(
+                    "the {TIMESTAMP_HEADER} header is neither a Unix time in whole seconds (digits, no leading zero) nor an ISO 8601 date-time (2026-01-31T18:42:00+0000)"
+                ))
+            })?;
+        let mut mac = keyed(self.secret.expose_secret());
         mac.update(delivery.body);
         mac.update(timestamp.as_bytes());
         // `verify_slice` compares in constant time.
@@ -507,7 +584,21 @@ impl Connector for BambooHr {
             Unauthorized(format!(
                 "the {SIGNATURE_HEADER} header does not match the body and {TIMESTAMP_HEADER} under this source's webhook secret"
             ))
-        })
+        })?;
+        let age = delivery.received_at.duration_since(signed_at);
+        if age > MAX_AGE {
+            return Err(Unauthorized(format!(
+                "the delivery was signed at {signed_at}, more than 3 hours old ({} seconds); BambooHR's retries end within 2.5 hours, so it is a replay (or a clock out of step)",
+                age.as_secs()
+            )));
+        }
+        if -age > MAX_AHEAD {
+            return Err(Unauthorized(format!(
+                "the delivery was signed at {signed_at}, more than 5 minutes ahead of this receiver's clock ({} seconds): a clock out of step",
+                (-age).as_secs()
+            )));
+        }
+        Ok(())
     }
 
     fn parse(&self, delivery: &Delivery<'_>) -> Result<Parsed, BadPayload> {
@@ -525,8 +616,7 @@ impl Connector for BambooHr {
         let value = if form {
             form_to_json(delivery.body)?
         } else {
-            serde_json::from_slice(delivery.body)
-                .map_err(|e| BadPayload(format!("the body is not valid JSON: {e}")))?
+            crate::connector::read_json(delivery.body)?
         };
         events_of(&value, &delivery.digest())
     }
@@ -656,7 +746,10 @@ fn field_based(employees: &Value, digest: &str) -> Result<Parsed, BadPayload> {
         events.push(Event {
             // One body may name an employee twice (two actions): the index keeps both.
             dedupe: format!("{digest}#{employee_id}#{index}"),
-            event_type: format!("employee_with_fields.{action}"),
+            event_type: format!(
+                "employee_with_fields.{}",
+                crate::connector::field_name(&action)
+            ),
             action: match action.as_str() {
                 "deleted" => Action::Deleted,
                 // Created, Updated, and any action added later: read the record.
@@ -677,7 +770,7 @@ fn employee_id(value: Option<&Value>, field: &str) -> Result<String, BadPayload>
     match value {
         None | Some(Value::Null) => Err(BadPayload(format!("{field} is missing"))),
         Some(value) => match scalar_text(value) {
-            Some(id) => Ok(id),
+            Some(id) => crate::connector::checked_id(field, id),
             None if value.is_string() => Err(BadPayload(format!("{field} is empty"))),
             None => Err(BadPayload(format!(
                 "{field} is {}, expected an employee id",
@@ -699,71 +792,99 @@ fn scalar_text(value: &Value) -> Option<String> {
     }
 }
 
+/// The deepest a form key may nest: BambooHR's deepest is 3 (`data[changedFields][0]`).
+/// Deeper keys are refused, so a hostile body cannot make the nesting below unbounded.
+pub const MAX_FORM_DEPTH: usize = 8;
+
 /// A form body (`a=1&data[b]=2&data[c][0]=3`) as the JSON it encodes: bracketed keys nest,
 /// and objects whose keys are all indexes become arrays.
 fn form_to_json(body: &[u8]) -> Result<Value, BadPayload> {
     let pairs: Vec<(String, String)> = serde_urlencoded::from_bytes(body)
-        .map_err(|e| BadPayload(format!("the body is not a valid form: {e}")))?;
+        .map_err(|_| BadPayload("the body is not a valid form (key=value&...)".into()))?;
     let mut root = Map::new();
     for (key, value) in pairs {
-        let path = form_path(&key)
-            .ok_or_else(|| BadPayload("a form key is not of the form name[part][part]".into()))?;
-        insert_path(&mut root, &path, value)?;
+        let path = form_path(&key)?;
+        insert_path(&mut root, &path, value).map_err(|twice| {
+            twice.unwrap_or_else(|| {
+                BadPayload(format!(
+                    "the form gives the key {} twice (ambiguous: which one holds?)",
+                    crate::connector::field_name(&key)
+                ))
+            })
+        })?;
     }
     Ok(arrays(Value::Object(root)))
 }
 
-fn form_path(key: &str) -> Option<Vec<String>> {
+/// A form key's parts: `data[c][0]` is `data`, `c`, `0`; at most [`MAX_FORM_DEPTH`] of them.
+fn form_path(key: &str) -> Result<Vec<String>, BadPayload> {
+    let malformed = || BadPayload("a form key is not of the form name[part][part]".into());
     let (head, mut rest) = match key.find('[') {
         Some(at) => (&key[..at], &key[at..]),
         None => (key, ""),
     };
     if head.is_empty() {
-        return None;
+        return Err(malformed());
     }
     let mut path = vec![head.to_owned()];
     while !rest.is_empty() {
-        let inner = rest.strip_prefix('[')?;
-        let end = inner.find(']')?;
+        if path.len() == MAX_FORM_DEPTH {
+            return Err(BadPayload(format!(
+                "a form key nests more than {MAX_FORM_DEPTH} levels deep (name[a][b]...); BambooHR's forms nest 3"
+            )));
+        }
+        let inner = rest.strip_prefix('[').ok_or_else(malformed)?;
+        let end = inner.find(']').ok_or_else(malformed)?;
         path.push(inner[..end].to_owned());
         rest = &inner[end + 1..];
     }
-    Some(path)
+    Ok(path)
 }
 
+/// Puts `value` at `path` in `root`, walking down a level at a time (no recursion). The
+/// error is `None` when the key already has a value.
 fn insert_path(
-    object: &mut Map<String, Value>,
+    root: &mut Map<String, Value>,
     path: &[String],
     value: String,
-) -> Result<(), BadPayload> {
-    let conflict = || BadPayload("a form key is given both as a value and as a group".into());
-    match path {
-        [] => Ok(()),
-        [last] => {
-            if object.get(last).is_some_and(Value::is_object) {
-                return Err(conflict());
-            }
-            object.insert(last.clone(), Value::String(value));
+) -> Result<(), Option<BadPayload>> {
+    let conflict = || {
+        Some(BadPayload(
+            "a form key is given both as a value and as a group".into(),
+        ))
+    };
+    let Some((head, parts)) = path.split_first() else {
+        return Ok(());
+    };
+    let mut object = root;
+    let mut key = head.clone();
+    for part in parts {
+        let slot = object
+            .entry(key)
+            .or_insert_with(|| Value::Object(Map::new()));
+        let Value::Object(inner) = slot else {
+            return Err(conflict());
+        };
+        // `name[]` appends: give it the next free index.
+        key = if part.is_empty() {
+            inner.len().to_string()
+        } else {
+            part.clone()
+        };
+        object = inner;
+    }
+    match object.get(&key) {
+        Some(Value::Object(_)) => Err(conflict()),
+        Some(_) => Err(None),
+        None => {
+            object.insert(key, Value::String(value));
             Ok(())
-        }
-        [first, rest @ ..] => {
-            // `name[]` appends: give it the next free index.
-            let slot = object
-                .entry(first.clone())
-                .or_insert_with(|| Value::Object(Map::new()));
-            let Value::Object(inner) = slot else {
-                return Err(conflict());
-            };
-            if rest[0].is_empty() {
-                let mut rest = rest.to_vec();
-                rest[0] = inner.len().to_string();
-                return insert_path(inner, &rest, value);
-            }
-            insert_path(inner, rest, value)
         }
     }
 }
 
+/// Index-keyed objects as arrays. Recursive, but only over form values, whose depth
+/// [`form_path`] bounds.
 fn arrays(value: Value) -> Value {
     match value {
         Value::Object(object) => {
@@ -958,6 +1079,33 @@ mod tests {
             "82beac0dd2d20fb75c3e7ff37612607bd43588e00b65098366f0b9610d10f34b"
         );
         assert_ne!(sign(b"key", b"{}", "1"), sign(b"key", b"1{}", ""));
+    }
+
+    #[test]
+    fn signed_times_in_either_form() {
+        let at: Timestamp = "2026-01-31T18:42:00Z".parse().unwrap();
+        for text in [
+            "1769884920",
+            "2026-01-31T18:42:00Z",
+            "2026-01-31T18:42:00+0000",
+            "2026-01-31T18:42:00+00:00",
+            "2026-01-31T13:42:00-0500",
+            "2026-01-31T19:42:00+01:00",
+        ] {
+            assert_eq!(signed_time(text), Some(at), "{text}");
+        }
+        for text in [
+            "",
+            "0",
+            "01769884920",
+            "2026-01-31 18:42:00Z",
+            "2026-01-31T18:42:00",
+            "2026-01-31T18:42:00.5Z",
+            "2026-01-31T18:42:00+00",
+            "2026-02-31T18:42:00Z",
+        ] {
+            assert_eq!(signed_time(text), None, "{text}");
+        }
     }
 
     #[test]

@@ -4,6 +4,10 @@
 //! changed since a cursor (a poll for missed events), and write the generated identifiers
 //! back.
 //!
+//! Every parser reads JSON bodies with [`read_json`] (a key given twice is refused) and
+//! checks the ids it takes from a body with [`checked_id`]; its refusals name the field and
+//! the rule, never a value from the body.
+//!
 //! Verification and parsing are pure and fast (the webhook answers within the vendor's
 //! deadline); fetching and writing back are the slow, fallible parts and run later, from
 //! a queue.
@@ -12,7 +16,8 @@ use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
 
-use hrsync_core::{Identifiers, Worker};
+use hrsync_core::worker::EMPLOYEE_ID_MAX_CHARS;
+use hrsync_core::{Identifiers, InvalidWorker, Worker};
 use http::HeaderMap;
 use jiff::Timestamp;
 use sha2::{Digest, Sha256};
@@ -77,7 +82,7 @@ pub struct Event {
     /// The worker's id in the HR system: the second half of the worker key.
     pub employee_id: String,
     /// The vendor's own name for it (`employee.updated`, `Employee exit approved`...), for the
-    /// audit's cause.
+    /// audit's cause; a long or unprintable one is described by its length ([`field_name`]).
     pub event_type: String,
     pub action: Action,
     /// Identifies this event across the vendor's redeliveries (vendors retry for up to three
@@ -119,7 +124,8 @@ impl Parsed {
             events: vec![Event {
                 dedupe: format!("{}#{employee_id}", delivery.digest()),
                 employee_id,
-                event_type: event_type.into(),
+                // The vendor's name comes from the body and goes into the audit: bounded.
+                event_type: field_name(&event_type.into()),
                 action,
                 operation: None,
             }],
@@ -240,6 +246,174 @@ pub trait Connector: Send + Sync + fmt::Debug {
         worker: &'a Worker,
         identifiers: &'a Identifiers,
     ) -> BoxFuture<'a, Result<(), HrError>>;
+}
+
+/// The most characters an HR record id may have (Keka's GUIDs have 36, Bob's ids 19).
+pub const MAX_ID_CHARS: usize = 128;
+
+/// Why `id` cannot be an HR record id, or `None` when it can: the one rule for an id a
+/// webhook names (it becomes a worker key) and for an id put in a vendor's URL.
+///
+/// - Empty, `.` or `..`: a URL path resolves a dot segment away (`POST /employees/.`
+///   reaches the vendor as `POST /employees/`), and percent-encoding does not help: URL
+///   parsers treat `%2e` as a dot too.
+/// - Control characters: they have no place in an id and would reach logs and URLs.
+/// - Starting with `#`, or containing `:`: hrsync's own keys are made of those
+///   (`<source>:#webhook` is where refused deliveries are audited), so a worker must never
+///   share one.
+/// - Longer than [`MAX_ID_CHARS`].
+pub fn id_problem(id: &str) -> Option<&'static str> {
+    if id.is_empty() {
+        Some("is empty")
+    } else if id == "." || id == ".." {
+        Some("is a dot segment (. or ..), which a URL path would resolve away")
+    } else if id.chars().any(char::is_control) {
+        Some("contains a control character")
+    } else if id.starts_with('#') {
+        Some("starts with #, which hrsync keeps for its own keys (e.g. <source>:#webhook)")
+    } else if id.contains(':') {
+        Some("contains :, which separates the source from the id in hrsync's keys")
+    } else if id.chars().count() > MAX_ID_CHARS {
+        Some("is longer than 128 characters")
+    } else {
+        None
+    }
+}
+
+/// An id a webhook names in `field`, checked with [`id_problem`]; the refusal names the
+/// field and the rule, never the id.
+pub fn checked_id(field: &str, id: String) -> Result<String, BadPayload> {
+    match id_problem(&id) {
+        Some(problem) => Err(BadPayload(format!("{field} {problem}"))),
+        None => Ok(id),
+    }
+}
+
+/// The most characters of a name taken from a body (a field or attribute name) that a
+/// message repeats.
+pub const MAX_NAME_CHARS: usize = 64;
+
+/// A name taken from a body (an unknown field, a custom attribute), fit for a message: as
+/// it is when short and printable ASCII, else described by its length. Values are never put
+/// in messages; names are, so the sender can find what to fix, but never whole (a 900 KB key
+/// would be echoed into the reply, the audit and the log).
+pub fn field_name(name: &str) -> String {
+    let printable = name.bytes().all(|b| b.is_ascii_graphic() || b == b' ');
+    if !name.is_empty() && name.len() <= MAX_NAME_CHARS && printable {
+        name.to_owned()
+    } else {
+        format!("<a name of {} bytes>", name.len())
+    }
+}
+
+/// What [`Worker::validate`] found (the problem; the field is `invalid.field`), said without the value at fault: its messages quote
+/// some values (the employee id, the time zone), and a webhook's answer, its audit and the
+/// log must not.
+pub fn problem_without_value(invalid: &InvalidWorker, worker: &Worker) -> String {
+    match invalid.field {
+        "employee_id" if !worker.employee_id.trim().is_empty() => format!(
+            "has {} characters; the directory's employeeId holds at most {EMPLOYEE_ID_MAX_CHARS}",
+            worker.employee_id.chars().count()
+        ),
+        "time_zone" => "is not an IANA time zone name (e.g. Europe/London)".to_owned(),
+        _ => invalid.problem.clone(),
+    }
+}
+
+/// A webhook body as JSON, refusing a key given twice in one object: with the usual
+/// reading the last would win, so `"status":"active","status":"terminated"` would be a
+/// termination that a reader keeping the first (a proxy, a log viewer) sees as active.
+/// The message says where (line and column) and names the key, never a value.
+pub fn read_json(body: &[u8]) -> Result<serde_json::Value, BadPayload> {
+    use serde::Deserialize as _;
+    let mut reader = serde_json::Deserializer::from_slice(body);
+    // serde_json's own recursion limit (128 levels) bounds the nesting.
+    let value = Strict::deserialize(&mut reader)
+        .and_then(|Strict(value)| reader.end().map(|()| value))
+        .map_err(|e| match e.classify() {
+            serde_json::error::Category::Data => BadPayload(format!("the body {e}")),
+            _ => BadPayload(format!("the body is not valid JSON: {e}")),
+        })?;
+    Ok(value)
+}
+
+/// A JSON value read with [`StrictVisitor`].
+struct Strict(serde_json::Value);
+
+impl<'de> serde::Deserialize<'de> for Strict {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(StrictVisitor).map(Strict)
+    }
+}
+
+/// Builds a `serde_json::Value` as serde_json does, but errs on a repeated key.
+struct StrictVisitor;
+
+impl<'de> serde::de::Visitor<'de> for StrictVisitor {
+    type Value = serde_json::Value;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("any JSON value")
+    }
+
+    fn visit_bool<E>(self, value: bool) -> Result<Self::Value, E> {
+        Ok(value.into())
+    }
+
+    fn visit_i64<E>(self, value: i64) -> Result<Self::Value, E> {
+        Ok(value.into())
+    }
+
+    fn visit_u64<E>(self, value: u64) -> Result<Self::Value, E> {
+        Ok(value.into())
+    }
+
+    fn visit_f64<E>(self, value: f64) -> Result<Self::Value, E> {
+        Ok(serde_json::Number::from_f64(value).map_or(serde_json::Value::Null, Into::into))
+    }
+
+    fn visit_str<E>(self, value: &str) -> Result<Self::Value, E> {
+        Ok(value.into())
+    }
+
+    fn visit_string<E>(self, value: String) -> Result<Self::Value, E> {
+        Ok(value.into())
+    }
+
+    fn visit_unit<E>(self) -> Result<Self::Value, E> {
+        Ok(serde_json::Value::Null)
+    }
+
+    fn visit_none<E>(self) -> Result<Self::Value, E> {
+        Ok(serde_json::Value::Null)
+    }
+
+    fn visit_some<D: serde::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        serde::Deserialize::deserialize(d).map(|Strict(value)| value)
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        let mut items = Vec::new();
+        while let Some(Strict(item)) = seq.next_element()? {
+            items.push(item);
+        }
+        Ok(serde_json::Value::Array(items))
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut object = serde_json::Map::new();
+        while let Some(key) = map.next_key::<String>()? {
+            if object.contains_key(&key) {
+                return Err(serde::de::Error::custom(format_args!(
+                    "gives the key {} twice in one object (ambiguous: which one holds?)",
+                    field_name(&key)
+                )));
+            }
+            let Strict(value) = map.next_value()?;
+            object.insert(key, value);
+        }
+        Ok(serde_json::Value::Object(object))
+    }
 }
 
 /// Compares a presented secret (a static token) with the expected one in constant time.

@@ -88,10 +88,11 @@ use hrsync_core::{Identifiers, Status, Worker, WorkerKey};
 use jiff::Timestamp;
 use jiff::civil::Date;
 use reqwest::{Method, StatusCode};
+use secrecy::{ExposeSecret, SecretSlice};
 use serde_json::{Value, json};
 use sha2::Sha512;
 
-use crate::api::{ApiClient, Auth, Body, RetryPolicy, encode};
+use crate::api::{ApiClient, Auth, Body, RetryPolicy, id_segment};
 use crate::connector::{
     Action, BadPayload, BoxFuture, Connector, Delivery, Fetched, HrError, Parsed, Unauthorized,
 };
@@ -156,7 +157,7 @@ pub fn is_ping(body: &[u8]) -> bool {
     if text == PING {
         return true;
     }
-    match serde_json::from_str::<Value>(text) {
+    match crate::connector::read_json(text.as_bytes()) {
         Ok(Value::String(inner)) => inner == PING,
         Ok(Value::Object(object)) => {
             object.len() == 1 && object.get("text").and_then(Value::as_str) == Some(PING)
@@ -169,7 +170,7 @@ pub fn is_ping(body: &[u8]) -> bool {
 #[derive(Debug)]
 pub struct HiBob {
     source: String,
-    secret: Vec<u8>,
+    secret: SecretSlice<u8>,
     api: ApiClient,
     writes_back: bool,
     /// The field whose value is the worker's employee id (`employee_id_field`).
@@ -180,7 +181,7 @@ pub struct HiBob {
 
 impl HiBob {
     pub fn new(setup: Setup<'_>) -> Result<Self, SetupError> {
-        let secret = setup.secret("webhook_secret")?.into_bytes();
+        let secret = setup.secret_bytes("webhook_secret")?;
         let user = setup.secret("service_user_id")?;
         let password = setup.secret("token")?;
         let base_url = setup.base_url()?;
@@ -222,7 +223,7 @@ impl HiBob {
         let signature = STANDARD
             .decode(header.trim())
             .map_err(|_| Unauthorized(format!("header {SIGNATURE_HEADER} is not base64")))?;
-        let mut mac = hmac_of(&self.secret);
+        let mut mac = hmac_of(self.secret.expose_secret());
         mac.update(delivery.body);
         mac.verify_slice(&signature).map_err(|_| {
             Unauthorized(format!(
@@ -232,9 +233,10 @@ impl HiBob {
     }
 
     async fn read(&self, employee_id: &str, now: Timestamp) -> Result<Fetched, HrError> {
+        let segment = id_segment(&self.source, "HiBob", employee_id)?;
         let what = format!("source {}: fetch HiBob employee {employee_id}", self.source);
         let body = Body::Json(json!({"fields": self.fields, "humanReadable": "APPEND"}));
-        let path = format!("/people/{}", encode(employee_id));
+        let path = format!("/people/{segment}");
         let response = self
             .api
             .send(Method::POST, &path, Some(&body), &what)
@@ -291,6 +293,7 @@ impl HiBob {
 
     async fn write_email(&self, worker: &Worker, identifiers: &Identifiers) -> Result<(), HrError> {
         let employee_id = worker.key.employee_id();
+        let segment = id_segment(&self.source, "HiBob", employee_id)?;
         let what = format!(
             "source {}: write the work email of HiBob employee {employee_id}",
             self.source
@@ -301,7 +304,7 @@ impl HiBob {
             )));
         }
         let body = Body::Json(json!({"email": identifiers.mail}));
-        let path = format!("/people/{}/email", encode(employee_id));
+        let path = format!("/people/{segment}/email");
         let response = self
             .api
             .send(Method::PUT, &path, Some(&body), &what)
@@ -340,13 +343,7 @@ impl Connector for HiBob {
                 ..Parsed::default()
             });
         }
-        let value: Value = serde_json::from_slice(delivery.body).map_err(|e| {
-            BadPayload(format!(
-                "the body is not JSON (line {}, column {})",
-                e.line(),
-                e.column()
-            ))
-        })?;
+        let value = crate::connector::read_json(delivery.body)?;
         let Value::Object(envelope) = value else {
             return Err(BadPayload(
                 "the body is not a JSON object (a Bob webhook v2 envelope)".into(),
@@ -365,17 +362,12 @@ impl Connector for HiBob {
             .get("data")
             .and_then(Value::as_object)
             .ok_or_else(|| {
-                BadPayload(format!(
-                    "data is missing or not an object in a {} event",
-                    short(event_type)
-                ))
+                BadPayload("data is missing or not an object in an employee event".into())
             })?;
         let employee_id = data.get("employeeId").and_then(id_text).ok_or_else(|| {
-            BadPayload(format!(
-                "data.employeeId is missing or empty in a {} event",
-                short(event_type)
-            ))
+            BadPayload("data.employeeId is missing or empty in an employee event".into())
         })?;
+        let employee_id = crate::connector::checked_id("data.employeeId", employee_id)?;
         Ok(Parsed::one(
             delivery,
             employee_id,
@@ -416,11 +408,6 @@ fn action_of(event_type: &str) -> Option<Action> {
         t if t.starts_with("table.entry.") => Some(Action::Fetch),
         _ => None,
     }
-}
-
-/// An event type for a message, bounded (it comes from the body).
-fn short(text: &str) -> String {
-    text.chars().take(64).collect()
 }
 
 /// An id given as text or a number.

@@ -85,9 +85,10 @@ use hrsync_core::{Identifiers, Status, Worker, WorkerKey};
 use jiff::Timestamp;
 use jiff::civil::Date;
 use reqwest::{Method, StatusCode};
+use secrecy::{ExposeSecret, SecretSlice};
 use serde_json::Value;
 
-use crate::api::{ApiClient, Auth, RetryPolicy, encode};
+use crate::api::{ApiClient, Auth, RetryPolicy, id_segment};
 use crate::connector::{
     Action, BadPayload, BoxFuture, Connector, Delivery, Fetched, HrError, Parsed, Unauthorized,
     same_secret,
@@ -109,7 +110,7 @@ pub const DEFAULT_EMPLOYEE_ID_FIELD: &str = "employeeNumber";
 pub struct Keka {
     source: String,
     header: http::HeaderName,
-    secret: Vec<u8>,
+    secret: SecretSlice<u8>,
     api: ApiClient,
     /// The record field that is the directory's employee id (`employee_id_field`).
     employee_id_field: String,
@@ -117,7 +118,7 @@ pub struct Keka {
 
 impl Keka {
     pub fn new(setup: Setup<'_>) -> Result<Self, SetupError> {
-        let secret = setup.secret("webhook_secret")?.into_bytes();
+        let secret = setup.secret_bytes("webhook_secret")?;
         let header_name = setup
             .config
             .webhook_header
@@ -128,8 +129,8 @@ impl Keka {
         let header = http::HeaderName::from_bytes(header_name.as_bytes())
             .map_err(|_| setup.error(Some("webhook_header"), "is not a valid HTTP header name"))?;
         let form = vec![
-            ("grant_type".to_owned(), "kekaapi".to_owned()),
-            ("scope".to_owned(), "kekaapi".to_owned()),
+            ("grant_type".to_owned(), "kekaapi".into()),
+            ("scope".to_owned(), "kekaapi".into()),
             ("client_id".to_owned(), setup.secret("client_id")?),
             ("client_secret".to_owned(), setup.secret("client_secret")?),
             ("api_key".to_owned(), setup.secret("api_key")?),
@@ -177,8 +178,9 @@ impl Keka {
     }
 
     async fn read(&self, employee_id: &str, now: Timestamp) -> Result<Fetched, HrError> {
+        let segment = id_segment(&self.source, "Keka", employee_id)?;
         let what = format!("source {}: fetch Keka employee {employee_id}", self.source);
-        let path = format!("/hris/employees/{}", encode(employee_id));
+        let path = format!("/hris/employees/{segment}");
         let response = self.api.send(Method::GET, &path, None, &what).await?;
         if response.status == StatusCode::NOT_FOUND {
             tracing::debug!(source = %self.source, employee_id, "Keka: no such employee");
@@ -250,7 +252,7 @@ impl Connector for Keka {
             .headers
             .get(&self.header)
             .ok_or_else(|| Unauthorized(format!("missing header {}", self.header)))?;
-        if same_secret(presented.as_bytes(), &self.secret) {
+        if same_secret(presented.as_bytes(), self.secret.expose_secret()) {
             Ok(())
         } else {
             Err(Unauthorized(format!(
@@ -270,11 +272,9 @@ impl Connector for Keka {
             return Ok(Parsed::default());
         };
         let employee_id = fields.employee_id.ok_or_else(|| {
-            BadPayload(format!(
-                "employeeIndentifier is missing or empty in a {:?} event",
-                short(&event_type)
-            ))
+            BadPayload("employeeIndentifier is missing or empty in an employee event".into())
         })?;
+        let employee_id = crate::connector::checked_id("employeeIndentifier", employee_id)?;
         Ok(Parsed::one(delivery, employee_id, event_type, action))
     }
 
@@ -321,13 +321,7 @@ fn read_fields(delivery: &Delivery<'_>) -> Result<Fields, BadPayload> {
             .is_some_and(|b| *b == b'{');
     let mut fields = Fields::default();
     if looks_json {
-        let value: Value = serde_json::from_slice(body).map_err(|e| {
-            BadPayload(format!(
-                "the body is not JSON (line {}, column {})",
-                e.line(),
-                e.column()
-            ))
-        })?;
+        let value = crate::connector::read_json(body)?;
         let Value::Object(object) = value else {
             return Err(BadPayload("the JSON body is not an object".into()));
         };
@@ -342,6 +336,14 @@ fn read_fields(delivery: &Delivery<'_>) -> Result<Fields, BadPayload> {
         let pairs: Vec<(String, String)> = serde_urlencoded::from_bytes(body).map_err(|_| {
             BadPayload("the body is neither a form (key=value&...) nor JSON".into())
         })?;
+        // A key hrsync reads, given twice, is ambiguous: which one holds?
+        for key in ["employeeIndentifier", "employeeIdentifier", "eventType"] {
+            if pairs.iter().filter(|(k, _)| k == key).count() > 1 {
+                return Err(BadPayload(format!(
+                    "the form gives the key {key} twice (ambiguous: which one holds?)"
+                )));
+            }
+        }
         let get = |key: &str| {
             pairs
                 .iter()
@@ -356,11 +358,6 @@ fn read_fields(delivery: &Delivery<'_>) -> Result<Fields, BadPayload> {
 
 fn clean(text: &str) -> Option<String> {
     Some(text.trim().to_owned()).filter(|t| !t.is_empty())
-}
-
-/// An event type for a message, bounded (it comes from the body).
-fn short(text: &str) -> String {
-    text.chars().take(64).collect()
 }
 
 /// Words of event types that are not about an employee's record.

@@ -122,9 +122,10 @@ use hrsync_core::{Identifiers, Status, Worker, WorkerKey};
 use jiff::Timestamp;
 use jiff::civil::Date;
 use reqwest::{Method, StatusCode};
+use secrecy::{ExposeSecret, SecretSlice};
 use serde_json::{Value, json};
 
-use crate::api::{ApiClient, Auth, Body, RetryPolicy, encode};
+use crate::api::{ApiClient, Auth, Body, RetryPolicy, encode, id_segment};
 use crate::connector::{
     Action, BadPayload, BoxFuture, Connector, Delivery, Fetched, HrError, Parsed, Unauthorized,
 };
@@ -212,7 +213,7 @@ impl OrgUnitCache {
 #[derive(Debug)]
 pub struct Personio {
     source: String,
-    token: Vec<u8>,
+    token: SecretSlice<u8>,
     api: ApiClient,
     writes_back: bool,
     employee_id_field: EmployeeIdField,
@@ -222,7 +223,7 @@ pub struct Personio {
 
 impl Personio {
     pub fn new(setup: Setup<'_>) -> Result<Self, SetupError> {
-        let token = setup.secret("webhook_secret")?.into_bytes();
+        let token = setup.secret_bytes("webhook_secret")?;
         let base_url = setup.base_url()?;
         let client_id = setup.secret("client_id")?;
         let client_secret = setup.secret("client_secret")?;
@@ -279,15 +280,11 @@ impl Personio {
     }
 
     async fn fetch_person(&self, id: &str, now: Timestamp) -> Result<Fetched, HrError> {
+        let segment = id_segment(&self.source, "Personio", id)?;
         let what = format!("source {}: fetch Personio person {id}", self.source);
         let response = self
             .api
-            .send(
-                Method::GET,
-                &format!("/v2/persons/{}", encode(id)),
-                None,
-                &what,
-            )
+            .send(Method::GET, &format!("/v2/persons/{segment}"), None, &what)
             .await?;
         if response.status == StatusCode::NOT_FOUND {
             return Ok(Fetched::Gone);
@@ -348,11 +345,12 @@ impl Personio {
 
     /// The current employment (or the most recent one), following the cursor pages.
     async fn current_employment(&self, id: &str) -> Result<Employments, HrError> {
+        let segment = id_segment(&self.source, "Personio", id)?;
         let what = format!(
             "source {}: list the employments of Personio person {id}",
             self.source
         );
-        let mut path = format!("/v2/persons/{}/employments?limit={PAGE_SIZE}", encode(id));
+        let mut path = format!("/v2/persons/{segment}/employments?limit={PAGE_SIZE}");
         let mut latest: Option<Value> = None;
         for _ in 0..MAX_PAGES {
             let response = self.api.send(Method::GET, &path, None, &what).await?;
@@ -550,6 +548,7 @@ impl Personio {
         // The person id (the worker key), not the directory employee id: they differ when
         // employee_id_field names a custom attribute.
         let id = worker.key.employee_id();
+        let segment = id_segment(&self.source, "Personio", id)?;
         let what = format!(
             "source {}: write the work email to Personio person {id}",
             self.source
@@ -559,7 +558,7 @@ impl Personio {
             .api
             .send(
                 Method::PATCH,
-                &format!("/v2/persons/{}", encode(id)),
+                &format!("/v2/persons/{segment}"),
                 Some(&body),
                 &what,
             )
@@ -679,7 +678,7 @@ impl Connector for Personio {
         let Some(value) = delivery.headers.get(TOKEN_HEADER) else {
             return Err(Unauthorized(format!("missing the {TOKEN_HEADER} header")));
         };
-        if crate::connector::same_secret(value.as_bytes(), &self.token) {
+        if crate::connector::same_secret(value.as_bytes(), self.token.expose_secret()) {
             Ok(())
         } else {
             Err(Unauthorized(format!(
@@ -689,8 +688,7 @@ impl Connector for Personio {
     }
 
     fn parse(&self, delivery: &Delivery<'_>) -> Result<Parsed, BadPayload> {
-        let body: Value = serde_json::from_slice(delivery.body)
-            .map_err(|e| BadPayload(format!("the body is not valid JSON: {e}")))?;
+        let body = crate::connector::read_json(delivery.body)?;
         let Value::Object(envelope) = body else {
             return Err(BadPayload("the body is not a JSON object".into()));
         };
@@ -729,6 +727,7 @@ impl Connector for Personio {
                     if person_event { " or payload.id" } else { "" }
                 ))
             })?;
+        let person_id = crate::connector::checked_id("the payload's person id", person_id)?;
         Ok(Parsed::one(
             delivery,
             person_id,

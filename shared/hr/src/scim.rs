@@ -149,6 +149,7 @@ use hrsync_core::worker::EMPLOYEE_ID_MAX_CHARS;
 use hrsync_core::{Identifiers, Status, Worker, WorkerKey};
 use jiff::Timestamp;
 use jiff::civil::Date;
+use secrecy::{ExposeSecret, SecretSlice};
 use serde_json::{Map, Value, json};
 
 use crate::connector::{
@@ -214,7 +215,7 @@ impl EmployeeIdField {
 #[derive(Debug)]
 pub struct Scim {
     source: String,
-    token: Vec<u8>,
+    token: SecretSlice<u8>,
     employee_id: EmployeeIdField,
 }
 
@@ -222,7 +223,7 @@ impl Scim {
     pub fn new(setup: Setup<'_>) -> Result<Self, SetupError> {
         Ok(Self {
             source: setup.name.to_owned(),
-            token: setup.secret("webhook_secret")?.into_bytes(),
+            token: setup.secret_bytes("webhook_secret")?,
             employee_id: EmployeeIdField::of(&setup)?,
         })
     }
@@ -246,7 +247,7 @@ impl Connector for Scim {
                 ));
             }
         };
-        if crate::connector::same_secret(token, &self.token) {
+        if crate::connector::same_secret(token, self.token.expose_secret()) {
             Ok(())
         } else {
             Err(Unauthorized(
@@ -298,7 +299,8 @@ impl Connector for Scim {
             Some(MEDIA_TYPE) => {}
             Some(other) => {
                 return Err(BadPayload(format!(
-                    "Content-Type is {other}; a SCIM BulkRequest is sent as {MEDIA_TYPE}"
+                    "Content-Type is {}; a SCIM BulkRequest is sent as {MEDIA_TYPE}",
+                    crate::connector::field_name(other)
                 )));
             }
             None => {
@@ -307,8 +309,7 @@ impl Connector for Scim {
                 )));
             }
         }
-        let body: Value = serde_json::from_slice(delivery.body)
-            .map_err(|e| BadPayload(format!("the body is not valid JSON: {e}")))?;
+        let body = crate::connector::read_json(delivery.body)?;
         let Value::Object(request) = body else {
             return Err(BadPayload("the body is not a JSON object".into()));
         };
@@ -417,45 +418,39 @@ impl Scim {
                 ": data: missing: send the SCIM User as an object".into(),
             ));
         };
-        let worker = self.worker(data, as_of).map_err(|(id, problem)| {
-            let problem = match id {
-                Some(id) => format!(" (externalId {id}): {problem}"),
-                None => format!(": {problem}"),
-            };
-            refuse(bulk, method, problem)
-        })?;
+        let worker = self
+            .worker(data, as_of)
+            .map_err(|problem| refuse(bulk, method, format!(": {problem}")))?;
         Ok((bulk_id, worker))
     }
 
-    /// The worker of one SCIM User; the error is (externalId if known, problem).
-    fn worker(
-        &self,
-        user: &Map<String, Value>,
-        as_of: Timestamp,
-    ) -> Result<Worker, (Option<String>, String)> {
+    /// The worker of one SCIM User; the error names the attribute and the rule, never a
+    /// value (not even the externalId: the bulkId tells the sender which operation it is).
+    fn worker(&self, user: &Map<String, Value>, as_of: Timestamp) -> Result<Worker, String> {
         let Some(external_id) = user.get("externalId").and_then(text) else {
-            return Err((
-                None,
+            return Err(
                 "externalId: missing: send the worker's id in the HR system (what Entra matches on and manager.value names)".into(),
-            ));
+            );
         };
-        let fail = |problem: String| (Some(external_id.clone()), problem);
+        if let Some(problem) = crate::connector::id_problem(&external_id) {
+            return Err(format!("externalId: {problem}"));
+        }
         let enterprise = user.get(ENTERPRISE).and_then(Value::as_object);
         let enterprise_text = |key: &str| enterprise.and_then(|e| e.get(key)).and_then(text);
         let employee_id = match self.employee_id {
             EmployeeIdField::ExternalId => external_id.clone(),
             EmployeeIdField::EmployeeNumber => enterprise_text("employeeNumber").ok_or_else(|| {
-                fail(format!(
+                format!(
                     "employeeNumber: missing in {ENTERPRISE}: this source takes the directory's employeeId from it (employee_id_field)"
-                ))
+                )
             })?,
         };
         let length = employee_id.chars().count();
         if length > EMPLOYEE_ID_MAX_CHARS {
-            return Err(fail(format!(
+            return Err(format!(
                 "{}: has {length} characters; the directory's employeeId holds at most {EMPLOYEE_ID_MAX_CHARS}: send a shorter one, or set employee_id_field to the attribute that has it",
                 self.employee_id.attribute()
-            )));
+            ));
         }
 
         let name = user.get("name").and_then(Value::as_object);
@@ -494,10 +489,18 @@ impl Scim {
             .and_then(|e| e.get("manager"))
             .and_then(|m| m.get("value"))
             .and_then(text);
+        // The manager's id becomes a worker key too.
+        if let Some(problem) = worker
+            .manager_id
+            .as_deref()
+            .and_then(crate::connector::id_problem)
+        {
+            return Err(format!("manager.value: {problem}"));
+        }
 
         let extensions = Extensions::of(user);
-        worker.hire_date = extensions.first_date(&HIRE_DATE).map_err(fail)?;
-        worker.termination_date = extensions.earliest_date(&TERMINATION_DATE).map_err(fail)?;
+        worker.hire_date = extensions.first_date(&HIRE_DATE)?;
+        worker.termination_date = extensions.earliest_date(&TERMINATION_DATE)?;
         worker.termination_type = extensions.first_text(&TERMINATION_TYPE);
         worker.worker_type = extensions
             .first_text(&WORKER_TYPE)
@@ -506,7 +509,7 @@ impl Scim {
         let active = match user.get("active") {
             None | Some(Value::Null) => true,
             Some(value) => boolean(value)
-                .ok_or_else(|| fail("active: not a boolean: send true or false".into()))?,
+                .ok_or_else(|| "active: not a boolean: send true or false".to_owned())?,
         };
         if !active {
             // Entra disables the account as soon as it processes `active: false`.
@@ -514,9 +517,14 @@ impl Scim {
             worker.termination_date = None;
         }
 
-        worker
-            .validate()
-            .map_err(|e| fail(format!("{e}: {}", how_to_send(e.field))))?;
+        worker.validate().map_err(|e| {
+            format!(
+                "{}: {}: {}",
+                e.field,
+                crate::connector::problem_without_value(&e, &worker),
+                how_to_send(e.field)
+            )
+        })?;
         Ok(worker)
     }
 }
@@ -575,9 +583,12 @@ impl<'a> Extensions<'a> {
         let Some(value) = text(value) else {
             return Ok(None);
         };
-        date_of(&value)
-            .map(Some)
-            .ok_or_else(|| format!("{key}: not a date: send YYYY-MM-DD or an RFC 3339 date-time"))
+        date_of(&value).map(Some).ok_or_else(|| {
+            format!(
+                "{}: not a date: send YYYY-MM-DD or an RFC 3339 date-time",
+                crate::connector::field_name(key)
+            )
+        })
     }
 
     fn first_date(&self, names: &[&str]) -> Result<Option<Date>, String> {

@@ -11,20 +11,24 @@
 //! |---|---|
 //! | `X-Hrsync-Timestamp` | when it was signed: Unix time in whole seconds, decimal digits only |
 //! | `X-Hrsync-Signature` | `v1=` + the lowercase hex HMAC-SHA256, keyed with the secret, of `{timestamp}.{body}`: the timestamp header's text, a `.`, and the raw body bytes |
-//! | `X-Hrsync-Delivery` | optional: an id the sender keeps across retries of one delivery |
+//! | `X-Hrsync-Delivery` | optional, unsigned: the sender's id of the delivery, for tracing only |
 //!
 //! - Several signatures may be given, comma-separated (`v1=<hex>,v1=<hex>`), so a secret can
 //!   be rotated: sign with both the old and the new one until every receiver has the new
 //!   one. Any one that matches passes. Entries of another scheme (`v2=...`) are ignored, so a
 //!   later scheme can be added beside `v1`; a `v1` entry must be exactly 64 lowercase hex
-//!   digits, and at least one must be there.
+//!   digits, and at least one must be there, at most [`MAX_SIGNATURES`] (5): each is an
+//!   HMAC to compute, so a header listing thousands is refused before any is checked.
 //! - Signatures are compared in constant time.
 //! - The timestamp must be within 5 minutes of the receiver's clock, either way: an old
 //!   delivery replayed later is refused. A sender that retries signs again with a new
 //!   timestamp.
-//! - `X-Hrsync-Delivery` is not signed. It only names a delivery for deduplication (see
-//!   [`delivery_id`]); replaying a captured delivery under another id within the 5 minutes
-//!   gets the same snapshot decided twice, which changes nothing.
+//! - `X-Hrsync-Delivery` is not signed, so nothing is decided on it: it is still accepted
+//!   (and logged at debug) so a sender can trace its deliveries. Deduplication uses only
+//!   signed bytes ([`delivery_id`]: the signed timestamp and the body). Were the header the
+//!   dedupe id, a captured body replayed under the id of the sender's next delivery would
+//!   make that delivery (say, a termination) a "duplicate" that is never applied. A replay
+//!   within the 5 minutes, under any id, is the same delivery and taken once.
 //!
 //! A sender in shell:
 //!
@@ -49,14 +53,19 @@
 //! - `employee_id`, `given_name`, `family_name` and `status` are required; `status` is
 //!   active / inactive / terminated / leave in any case.
 //! - `key` is not accepted: it is `<source name>:<employee_id>`.
-//! - `as_of` (RFC 3339) is optional and defaults to the signed timestamp.
+//! - `as_of` (RFC 3339) is optional and defaults to the signed timestamp; one more than 5
+//!   minutes (the signature's tolerance) after the signed timestamp is refused: a snapshot
+//!   older than the stored one is ignored, so a far-future `as_of` would make every real
+//!   change until then stale.
 //! - Dates are `YYYY-MM-DD`; `termination_time` is `HH:MM` or `HH:MM:SS`.
 //! - Strings are trimmed; `null`, or an empty string, is an absent value. `custom` is an
 //!   object of strings.
 //! - An unknown field is an error naming it, and so is every value of the wrong type.
+//! - A key given twice in one object is refused: it is ambiguous (the last would win).
 //! - Each worker is validated as every source's workers are ([`Worker::validate`]). A
 //!   delivery is taken whole or refused whole: the first bad worker is the error, naming
-//!   its index in `workers`, its employee id and the field.
+//!   its index in `workers`, the field and the rule it breaks, never a value from the body
+//!   (not even the employee id: the answer goes into the audit and the log).
 
 use std::collections::HashMap;
 use std::fmt;
@@ -67,6 +76,7 @@ use hrsync_core::template::CANONICAL_FIELDS;
 use hrsync_core::{Status, Worker, WorkerKey};
 use jiff::civil::{Date, Time};
 use jiff::{SignedDuration, Timestamp};
+use secrecy::{ExposeSecret, SecretSlice};
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
@@ -76,6 +86,10 @@ pub const DELIVERY_HEADER: &str = "X-Hrsync-Delivery";
 
 /// How far the signed timestamp may be from the receiver's clock, either way.
 pub const TOLERANCE: SignedDuration = SignedDuration::from_mins(5);
+
+/// The most `v1` signatures one delivery may list: each is an HMAC to check, and a
+/// rotation needs two.
+pub const MAX_SIGNATURES: usize = 5;
 
 /// The most workers one delivery may carry.
 pub const MAX_WORKERS: usize = 1000;
@@ -130,6 +144,10 @@ pub enum VerifyError {
     },
     #[error("the webhook secret is empty")]
     EmptySecret,
+    #[error(
+        "the {SIGNATURE_HEADER} header lists more than {MAX_SIGNATURES} v1 signatures; at most {MAX_SIGNATURES} are checked (one per secret in rotation)"
+    )]
+    TooManySignatures,
 }
 
 fn skew(seconds: i64) -> String {
@@ -168,7 +186,7 @@ pub fn verify(
         .ok_or(VerifyError::MissingHeader(SIGNATURE_HEADER))?;
     let timestamp = timestamp.trim();
     let signed_at = parse_timestamp(timestamp).ok_or(VerifyError::BadTimestamp)?;
-    let candidates = parse_signatures(signature).ok_or(VerifyError::MalformedSignature)?;
+    let candidates = parse_signatures(signature)?;
 
     let mut mac = keyed(secret);
     mac.update(timestamp.as_bytes());
@@ -207,20 +225,27 @@ fn parse_timestamp(text: &str) -> Option<Timestamp> {
     Timestamp::from_second(text.parse().ok()?).ok()
 }
 
-/// The `v1` signatures of the header; `None` when it is malformed or has none.
-fn parse_signatures(header: &str) -> Option<Vec<[u8; 32]>> {
+/// The `v1` signatures of the header: at least one, at most [`MAX_SIGNATURES`].
+fn parse_signatures(header: &str) -> Result<Vec<[u8; 32]>, VerifyError> {
+    let malformed = VerifyError::MalformedSignature;
     let mut signatures = Vec::new();
     for entry in header.split(',') {
-        let (scheme, value) = entry.trim().split_once('=')?;
-        let version = scheme.strip_prefix('v')?;
+        let (scheme, value) = entry.trim().split_once('=').ok_or(malformed.clone())?;
+        let version = scheme.strip_prefix('v').ok_or(malformed.clone())?;
         if version.is_empty() || !version.bytes().all(|b| b.is_ascii_digit()) {
-            return None;
+            return Err(malformed);
         }
         if version == "1" {
-            signatures.push(from_hex(value)?);
+            if signatures.len() == MAX_SIGNATURES {
+                return Err(VerifyError::TooManySignatures);
+            }
+            signatures.push(from_hex(value).ok_or(malformed.clone())?);
         }
     }
-    (!signatures.is_empty()).then_some(signatures)
+    if signatures.is_empty() {
+        return Err(malformed);
+    }
+    Ok(signatures)
 }
 
 /// Exactly 64 lowercase hex digits.
@@ -233,17 +258,15 @@ fn from_hex(text: &str) -> Option<[u8; 32]> {
     Some(out)
 }
 
-/// The id that deduplicates a delivery: the sender's `X-Hrsync-Delivery` when it gives a
-/// non-blank one, else `sha256:` + the hex SHA-256 of `{signed_at seconds}.{body}`.
+/// The id that deduplicates a delivery: `sha256:` + the hex SHA-256 of
+/// `{signed_at seconds}.{body}`, signed bytes only (the unsigned `X-Hrsync-Delivery` is not
+/// used: whoever replays a body may set it).
 ///
 /// The hash covers the signed time as well as the body: the same body signed at another
 /// time is a later statement (its workers' `as_of` defaults to that time), which must not
 /// be dropped as a duplicate of the earlier one. A retry that resends the same signed
 /// request gets the same id.
-pub fn delivery_id(delivery: Option<&str>, signed_at: Timestamp, body: &[u8]) -> String {
-    if let Some(id) = delivery.map(str::trim).filter(|id| !id.is_empty()) {
-        return id.to_owned();
-    }
+pub fn delivery_id(signed_at: Timestamp, body: &[u8]) -> String {
     let mut hash = Sha256::new();
     hash.update(signed_at.as_second().to_string().as_bytes());
     hash.update(b".");
@@ -251,15 +274,14 @@ pub fn delivery_id(delivery: Option<&str>, signed_at: Timestamp, body: &[u8]) ->
     format!("sha256:{}", hex::encode(hash.finalize()))
 }
 
-/// A body that cannot be taken, e.g.
-/// `workers[3] (employee 1042): hire_date: "2026-02-31" is not a date (YYYY-MM-DD)`.
+/// A body that cannot be taken, e.g. `workers[3]: hire_date: is not a date (YYYY-MM-DD)`.
+/// It names the worker's place and the field, never a value from the body (values are
+/// personal data, and the message goes back to the sender, into the audit and the log).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub struct ParseError {
     /// The worker's position in `workers`; `None` for a one-worker body, or when the body
     /// as a whole is at fault.
     pub index: Option<usize>,
-    /// The worker's employee id, when it has one.
-    pub employee_id: Option<String>,
     /// The field at fault (`hire_date`, `custom.badge`, ...), when it is one field.
     pub field: Option<String>,
     pub message: String,
@@ -267,21 +289,8 @@ pub struct ParseError {
 
 impl fmt::Display for ParseError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mut prefix = false;
         if let Some(index) = self.index {
-            write!(f, "workers[{index}]")?;
-            prefix = true;
-        }
-        if let Some(id) = &self.employee_id {
-            if prefix {
-                write!(f, " (employee {id})")?;
-            } else {
-                write!(f, "employee {id}")?;
-            }
-            prefix = true;
-        }
-        if prefix {
-            f.write_str(": ")?;
+            write!(f, "workers[{index}]: ")?;
         }
         if let Some(field) = &self.field {
             write!(f, "{field}: ")?;
@@ -294,7 +303,6 @@ impl ParseError {
     fn body(field: Option<&str>, message: impl Into<String>) -> Self {
         Self {
             index: None,
-            employee_id: None,
             field: field.map(str::to_owned),
             message: message.into(),
         }
@@ -307,8 +315,8 @@ pub fn parse(
     body: &[u8],
     signed_at: Timestamp,
 ) -> Result<Vec<Worker>, ParseError> {
-    let value: Value = serde_json::from_slice(body)
-        .map_err(|e| ParseError::body(None, format!("the body is not valid JSON: {e}")))?;
+    let value = crate::connector::read_json(body)
+        .map_err(|crate::connector::BadPayload(problem)| ParseError::body(None, problem))?;
     let Value::Object(object) = value else {
         return Err(ParseError::body(
             None,
@@ -323,7 +331,6 @@ pub fn parse(
             .map(|worker| vec![worker])
             .map_err(|(field, message)| ParseError {
                 index: None,
-                employee_id: employee_id_of(&object),
                 field,
                 message,
             });
@@ -333,7 +340,7 @@ pub fn parse(
     for (key, value) in object {
         if key != "workers" {
             return Err(ParseError::body(
-                Some(&key),
+                Some(&crate::connector::field_name(&key)),
                 "unknown field beside `workers`; a batch body is {\"workers\": [...]} alone",
             ));
         }
@@ -365,32 +372,23 @@ pub fn parse(
     let mut workers: Vec<Worker> = Vec::with_capacity(entries.len());
     let mut first_seen: HashMap<String, usize> = HashMap::new();
     for (index, entry) in entries.iter().enumerate() {
-        let error =
-            |employee_id: Option<String>, (field, message): (Option<String>, String)| ParseError {
-                index: Some(index),
-                employee_id,
-                field,
-                message,
-            };
-        let Value::Object(object) = entry else {
-            return Err(error(
-                None,
-                (
-                    None,
-                    format!("is {}, expected a worker object", type_name(entry)),
-                ),
-            ));
+        let error = |(field, message): (Option<String>, String)| ParseError {
+            index: Some(index),
+            field,
+            message,
         };
-        let worker = read_worker(source_name, object, signed_at)
-            .map_err(|e| error(employee_id_of(object), e))?;
+        let Value::Object(object) = entry else {
+            return Err(error((
+                None,
+                format!("is {}, expected a worker object", type_name(entry)),
+            )));
+        };
+        let worker = read_worker(source_name, object, signed_at).map_err(error)?;
         if let Some(first) = first_seen.insert(worker.employee_id.clone(), index) {
-            return Err(error(
-                Some(worker.employee_id),
-                (
-                    Some("employee_id".into()),
-                    format!("appears twice, first at workers[{first}]"),
-                ),
-            ));
+            return Err(error((
+                Some("employee_id".into()),
+                format!("appears twice, first at workers[{first}]"),
+            )));
         }
         workers.push(worker);
     }
@@ -409,14 +407,6 @@ fn field_error(field: &str, message: impl Into<String>) -> FieldError {
     (Some(field.to_owned()), message.into())
 }
 
-/// The employee id of a worker object, for error messages, when it is a non-blank string.
-fn employee_id_of(object: &Map<String, Value>) -> Option<String> {
-    match object.get("employee_id") {
-        Some(Value::String(id)) if !id.trim().is_empty() => Some(id.trim().to_owned()),
-        _ => None,
-    }
-}
-
 fn read_worker(
     source_name: &str,
     object: &Map<String, Value>,
@@ -431,7 +421,7 @@ fn read_worker(
         }
         if !CANONICAL_FIELDS.contains(&field.as_str()) && !EXTRA_FIELDS.contains(&field.as_str()) {
             return Err(field_error(
-                field,
+                &crate::connector::field_name(field),
                 format!(
                     "unknown field, expected one of {}, {}",
                     CANONICAL_FIELDS.join(", "),
@@ -445,6 +435,9 @@ fn read_worker(
         text(object, field)?.ok_or_else(|| field_error(field, "is missing"))
     };
     let employee_id = required("employee_id")?;
+    if let Some(problem) = crate::connector::id_problem(&employee_id) {
+        return Err(field_error("employee_id", problem));
+    }
     let given_name = required("given_name")?;
     let family_name = required("family_name")?;
     let status = required("status")?;
@@ -454,7 +447,7 @@ fn read_worker(
     worker.status = Status::parse(&status).ok_or_else(|| {
         field_error(
             "status",
-            format!("{status:?} is not a known status; expected one of {STATUSES}"),
+            format!("is not a known status; expected one of {STATUSES}"),
         )
     })?;
     worker.middle_name = text(object, "middle_name")?;
@@ -468,7 +461,7 @@ fn read_worker(
             parse_time(&value).ok_or_else(|| {
                 field_error(
                     "termination_time",
-                    format!("{value:?} is not a time HH:MM or HH:MM:SS (24-hour, e.g. 17:00)"),
+                    "is not a time HH:MM or HH:MM:SS (24-hour, e.g. 17:00)",
                 )
             })
         })
@@ -484,19 +477,36 @@ fn read_worker(
     worker.country = text(object, "country")?;
     worker.time_zone = text(object, "time_zone")?;
     worker.manager_id = text(object, "manager_id")?;
+    // The manager's id becomes a worker key too.
+    if let Some(problem) = worker
+        .manager_id
+        .as_deref()
+        .and_then(crate::connector::id_problem)
+    {
+        return Err(field_error("manager_id", problem));
+    }
     if let Some(value) = text(object, "as_of")? {
-        worker.as_of = value.parse().map_err(|_| {
+        let as_of: Timestamp = value.parse().map_err(|_| {
             field_error(
                 "as_of",
-                format!("{value:?} is not an RFC 3339 timestamp (e.g. 2026-12-01T09:00:00Z)"),
+                "is not an RFC 3339 timestamp (e.g. 2026-12-01T09:00:00Z)",
             )
         })?;
+        // A snapshot older than the stored one is ignored: a far-future as_of would make
+        // every real change until then stale. The signature's own tolerance is the skew.
+        if as_of.duration_since(signed_at) > TOLERANCE {
+            return Err(field_error(
+                "as_of",
+                "is more than 5 minutes after the delivery was signed; a record cannot speak for a later time (it would make every real change until then look stale)",
+            ));
+        }
+        worker.as_of = as_of;
     }
     match object.get("custom") {
         None | Some(Value::Null) => {}
         Some(Value::Object(custom)) => {
             for (name, value) in custom {
-                let field = format!("custom.{name}");
+                let field = format!("custom.{}", crate::connector::field_name(name));
                 if name.trim().is_empty() {
                     return Err((Some(field), "a custom field needs a name".into()));
                 }
@@ -526,9 +536,12 @@ fn read_worker(
         }
     }
 
-    worker
-        .validate_record()
-        .map_err(|invalid| field_error(invalid.field, invalid.problem))?;
+    worker.validate_record().map_err(|invalid| {
+        field_error(
+            invalid.field,
+            crate::connector::problem_without_value(&invalid, &worker),
+        )
+    })?;
     Ok(worker)
 }
 
@@ -550,8 +563,7 @@ fn text(object: &Map<String, Value>, field: &str) -> Result<Option<String>, Fiel
 fn date(object: &Map<String, Value>, field: &str) -> Result<Option<Date>, FieldError> {
     text(object, field)?
         .map(|value| {
-            parse_date(&value)
-                .ok_or_else(|| field_error(field, format!("{value:?} is not a date (YYYY-MM-DD)")))
+            parse_date(&value).ok_or_else(|| field_error(field, "is not a date (YYYY-MM-DD)"))
         })
         .transpose()
 }
@@ -603,14 +615,14 @@ fn type_name(value: &Value) -> &'static str {
 #[derive(Debug)]
 pub struct SignedJson {
     source: String,
-    secret: Vec<u8>,
+    secret: SecretSlice<u8>,
 }
 
 impl SignedJson {
     pub fn new(setup: crate::sources::Setup<'_>) -> Result<Self, crate::sources::SetupError> {
         Ok(Self {
             source: setup.name.to_owned(),
-            secret: setup.secret("webhook_secret")?.into_bytes(),
+            secret: setup.secret_bytes("webhook_secret")?,
         })
     }
 
@@ -630,9 +642,14 @@ impl crate::connector::Connector for SignedJson {
         delivery: &crate::connector::Delivery<'_>,
     ) -> Result<(), crate::connector::Unauthorized> {
         let headers = Self::signed_headers(delivery);
-        verify(&self.secret, &headers, delivery.body, delivery.received_at)
-            .map(|_| ())
-            .map_err(|e| crate::connector::Unauthorized(e.to_string()))
+        verify(
+            self.secret.expose_secret(),
+            &headers,
+            delivery.body,
+            delivery.received_at,
+        )
+        .map(|_| ())
+        .map_err(|e| crate::connector::Unauthorized(e.to_string()))
     }
 
     fn parse(
@@ -641,11 +658,24 @@ impl crate::connector::Connector for SignedJson {
     ) -> Result<crate::connector::Parsed, crate::connector::BadPayload> {
         use crate::connector::{Action, BadPayload, Event, Parsed};
         let headers = Self::signed_headers(delivery);
-        let signed_at = verify(&self.secret, &headers, delivery.body, delivery.received_at)
-            .map_err(|e| BadPayload(e.to_string()))?;
+        let signed_at = verify(
+            self.secret.expose_secret(),
+            &headers,
+            delivery.body,
+            delivery.received_at,
+        )
+        .map_err(|e| BadPayload(e.to_string()))?;
         let workers =
             parse(&self.source, delivery.body, signed_at).map_err(|e| BadPayload(e.to_string()))?;
-        let delivery_id = delivery_id(headers.delivery, signed_at, delivery.body);
+        if let Some(id) = headers.delivery {
+            // The sender's own id, for tracing its deliveries; never the dedupe id.
+            tracing::debug!(
+                source = %self.source,
+                sender_delivery = %crate::connector::field_name(id.trim()),
+                "signed-json delivery"
+            );
+        }
+        let delivery_id = delivery_id(signed_at, delivery.body);
         let events = workers
             .into_iter()
             .map(|worker| Event {

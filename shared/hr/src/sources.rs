@@ -1,9 +1,12 @@
-//! Builds the connector of each configured source, resolving its secrets once.
+//! Builds the connector of each configured source, resolving its secrets once. Secrets are
+//! held in `secrecy`'s types from here on: their `Debug` is redacted and their memory
+//! zeroed when dropped.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use hrsync_core::config::{SecretRef, SourceConfig, SourceKind};
+use secrecy::{ExposeSecret, SecretSlice, SecretString};
 
 use crate::connector::Connector;
 use crate::{bamboohr, hibob, keka, personio, scim, signed_json};
@@ -47,8 +50,9 @@ impl Setup<'_> {
         }
     }
 
-    /// The value of a required secret key (`api_key`, `token`, `webhook_secret`...).
-    pub fn secret(&self, key: &str) -> Result<String, SetupError> {
+    /// The value of a required secret key (`api_key`, `token`, `webhook_secret`...), in a
+    /// [`SecretString`]: its `Debug` is redacted, so no connector's `Debug` shows a secret.
+    pub fn secret(&self, key: &str) -> Result<SecretString, SetupError> {
         let reference = match key {
             "webhook_secret" => self.config.webhook_secret.as_ref(),
             other => self.config.credential(other),
@@ -58,7 +62,13 @@ impl Setup<'_> {
         if value.is_empty() {
             return Err(self.error(Some(key), "resolves to an empty value"));
         }
-        Ok(value)
+        Ok(value.into())
+    }
+
+    /// [`Setup::secret`] as bytes: a webhook secret or token compared with what arrives.
+    pub fn secret_bytes(&self, key: &str) -> Result<SecretSlice<u8>, SetupError> {
+        let value = self.secret(key)?;
+        Ok(value.expose_secret().as_bytes().to_vec().into())
     }
 
     /// The vendor's API root, without a trailing `/`.

@@ -109,11 +109,12 @@ fn signed(secret: &str, body: &[u8]) -> HeaderMap {
     ])
 }
 
+/// A delivery arriving a minute after [`TIMESTAMP`].
 fn delivery<'a>(headers: &'a HeaderMap, body: &'a [u8]) -> Delivery<'a> {
     Delivery {
         headers,
         body,
-        received_at: now(),
+        received_at: "2026-01-31T18:43:00Z".parse().unwrap(),
     }
 }
 
@@ -194,18 +195,97 @@ fn a_malformed_signature_is_refused() {
     }
 }
 
-#[test]
-fn an_old_timestamp_is_not_refused() {
-    // BambooHR retries for about 2.5 hours and its timestamp format is not documented: the
-    // age of a delivery is no reason to refuse it (deduplication drops replays).
-    let body = sample("bamboohr-webhook.json");
-    let headers = signed(SECRET, &body);
-    let much_later = Delivery {
+/// A delivery of `body` signed with `timestamp`, arriving at `received_at`.
+fn verify_at(
+    body: &[u8],
+    timestamp: &str,
+    received_at: &str,
+) -> Result<(), hrsync_hr::Unauthorized> {
+    let signature = sign(SECRET.as_bytes(), body, timestamp);
+    let headers = headers(&[
+        (TIMESTAMP_HEADER, timestamp),
+        (SIGNATURE_HEADER, &signature),
+    ]);
+    offline().verify(&Delivery {
         headers: &headers,
-        body: &body,
-        received_at: "2026-03-01T00:00:00Z".parse().unwrap(),
+        body,
+        received_at: received_at.parse().unwrap(),
+    })
+}
+
+#[test]
+fn a_delivery_older_than_bamboohrs_retries_is_refused() {
+    // BambooHR retries a 5xx after 5, 10, 20, 40 and 80 minutes: 2 h 35 min in all.
+    let body = sample("bamboohr-webhook.json");
+    for timestamp in [TIMESTAMP, "1769884920"] {
+        // 2026-01-31T18:42:00Z, in either form.
+        assert_eq!(
+            verify_at(&body, timestamp, "2026-01-31T21:20:00Z"),
+            Ok(()),
+            "{timestamp}"
+        );
+        let replay = verify_at(&body, timestamp, "2026-01-31T21:42:01Z").unwrap_err();
+        assert!(
+            replay.0.contains("more than 3 hours old"),
+            "{timestamp}: {replay}"
+        );
+        let ahead = verify_at(&body, timestamp, "2026-01-31T18:36:59Z").unwrap_err();
+        assert!(
+            ahead.0.contains("more than 5 minutes ahead"),
+            "{timestamp}: {ahead}"
+        );
+        assert_eq!(
+            verify_at(&body, timestamp, "2026-01-31T18:38:00Z"),
+            Ok(()),
+            "{timestamp}"
+        );
+    }
+}
+
+#[test]
+fn the_timestamp_must_be_unix_seconds_or_an_iso_date_time() {
+    let body = sample("bamboohr-webhook.json");
+    for bad in [
+        "",
+        "soon",
+        "01769884920",
+        "+1769884920",
+        "1769884920.5",
+        "31/01/2026 18:42",
+        "026-01-31T18:42:00+0000",
+    ] {
+        let refused = verify_at(&body, bad, "2026-01-31T18:43:00Z").unwrap_err();
+        assert!(
+            refused.0.contains("Unix time in whole seconds"),
+            "{bad:?}: {refused}"
+        );
+    }
+}
+
+#[test]
+fn bytes_cannot_move_between_the_body_and_the_timestamp() {
+    // The HMAC input is body ‖ timestamp, with no separator: the same bytes split
+    // elsewhere must not pass. A form body may end in digits.
+    let body = b"type=employee.deleted&data%5BemployeeId%5D=1230";
+    let timestamp = "1769884920";
+    let signature = sign(SECRET.as_bytes(), body, timestamp);
+    let check = |body: &[u8], timestamp: &str| {
+        let headers = headers(&[
+            (TIMESTAMP_HEADER, timestamp),
+            (SIGNATURE_HEADER, &signature),
+        ]);
+        offline().verify(&Delivery {
+            headers: &headers,
+            body,
+            received_at: "2026-01-31T18:43:00Z".parse().unwrap(),
+        })
     };
-    assert_eq!(offline().verify(&much_later), Ok(()));
+    assert_eq!(check(body, timestamp), Ok(()));
+    // Employee 123 at "0" + the same time (a leading zero: the same number).
+    assert!(check(&body[..body.len() - 1], "01769884920").is_err());
+    // Employee 12301 at the time less its first digit (1973).
+    let longer = [&body[..], b"1"].concat();
+    assert!(check(&longer, &timestamp[1..]).is_err());
 }
 
 #[test]
@@ -230,7 +310,7 @@ fn a_replayed_delivery_passes_again_and_gives_the_same_dedupe_ids() {
         let replay = Delivery {
             headers: &headers_again,
             body: &body_again,
-            received_at: "2026-02-01T11:30:00Z".parse().unwrap(),
+            received_at: "2026-01-31T21:00:00Z".parse().unwrap(),
         };
         assert_eq!(connector.verify(&replay), Ok(()));
         let replay_ids: Vec<String> = connector
@@ -396,6 +476,46 @@ fn malformed_bodies_are_bad_payloads_naming_what_is_wrong() {
         "employees[0].action is missing"
     );
     assert!(parse_error(br#"{"employees":{"id":"3"}}"#).contains("expected an array"));
+}
+
+#[test]
+fn a_key_given_twice_is_refused_in_json_and_in_a_form() {
+    let json =
+        br#"{"type": "employee.updated", "type": "employee.deleted", "data": {"employeeId": "7"}}"#;
+    assert!(
+        parse_error(json).contains("the key type twice"),
+        "{}",
+        parse_error(json)
+    );
+    let headers = headers(&[("content-type", "application/x-www-form-urlencoded")]);
+    for form in [
+        &b"type=employee.updated&data%5BemployeeId%5D=7&type=employee.deleted"[..],
+        b"type=employee.deleted&data%5BemployeeId%5D=7&data%5BemployeeId%5D=8",
+    ] {
+        let refused = offline().parse(&delivery(&headers, form)).unwrap_err();
+        assert!(refused.0.contains("twice"), "{refused}");
+    }
+}
+
+#[test]
+fn a_deeply_nested_form_key_is_refused_without_exhausting_the_stack() {
+    // 5,000 nested brackets (35 KB) used to recurse once per bracket and abort the process.
+    let key = format!("data{}", "%5Ba%5D".repeat(5_000));
+    let body = format!("type=employee.updated&{key}=1");
+    let headers = headers(&[("content-type", "application/x-www-form-urlencoded")]);
+    let refused = offline()
+        .parse(&delivery(&headers, body.as_bytes()))
+        .unwrap_err();
+    assert_eq!(
+        refused.0,
+        "a form key nests more than 8 levels deep (name[a][b]...); BambooHR's forms nest 3"
+    );
+    // The documented depth still reads.
+    let parsed = parse(
+        b"type=employee.updated&data%5BemployeeId%5D=7&data%5BchangedFields%5D%5B0%5D=firstName",
+        "application/x-www-form-urlencoded",
+    );
+    assert_eq!(parsed.events[0].employee_id, "7");
 }
 
 // ---------------------------------------------------------------- fetch
@@ -1035,5 +1155,52 @@ fn setup_needs_the_api_key_the_webhook_secret_and_the_base_url() {
     ];
     for (config, key) in cases {
         assert_eq!(build(&config), Err(key.to_string()));
+    }
+}
+
+#[tokio::test]
+async fn an_id_a_url_would_resolve_away_is_refused_before_any_request() {
+    // `.` made `POST /employees/.` reach the vendor as `POST /employees/`.
+    let emu = Emulator::start(bamboohr::router).await;
+    let connector = connector_with(emu.base_url(), bamboohr::API_KEY, Some(true));
+    let identifiers = Identifiers {
+        upn: "ada@corp.example".into(),
+        mail: "ada@corp.example".into(),
+    };
+    for id in [".", "..", "", "42\n", "4\u{7f}2"] {
+        let error = connector.fetch(id, now()).await.unwrap_err();
+        assert!(!error.retryable, "{id:?}: {error}");
+        assert!(
+            error.message.contains("refused before any request"),
+            "{id:?}: {error}"
+        );
+        let worker =
+            hrsync_core::Worker::new(WorkerKey::new("bamboo", id), "Ada", "Lovelace", now());
+        let error = connector
+            .write_back(&worker, &identifiers)
+            .await
+            .unwrap_err();
+        assert!(!error.retryable, "{id:?}: {error}");
+    }
+    assert!(emu.requests().is_empty(), "{:?}", emu.requests());
+}
+
+#[test]
+fn an_employee_id_that_is_a_dot_segment_or_has_control_characters_is_refused() {
+    for id in [".", "..", "4\u{1}2"] {
+        let message = parse_error(&event_body("employee.updated", json!(id)));
+        assert!(message.starts_with("data.employeeId "), "{id:?}: {message}");
+        assert!(!message.contains('\u{1}'), "{id:?}: {message}");
+    }
+    let field_based = br#"{"employees":[{"id":"..","action":"Updated"}]}"#;
+    assert!(parse_error(field_based).starts_with("employees[0].id is a dot segment"));
+}
+
+#[test]
+fn an_employee_id_that_could_be_an_internal_key_is_refused() {
+    // `<source>:#webhook` is where refused deliveries are audited.
+    for id in ["#webhook", "#x", "a:b"] {
+        let message = parse_error(&event_body("employee.deleted", json!(id)));
+        assert!(message.starts_with("data.employeeId "), "{id:?}: {message}");
     }
 }

@@ -331,7 +331,7 @@ fn unreadable_bodies_are_bad_payloads_that_quote_no_values() {
     let headers = headers(None);
     let not_json = b"{\"type\": \"employee.created\", \"data\": {\"employeeId\": \"Ada Lovelace";
     let bad = connector.parse(&delivery(&headers, not_json)).unwrap_err();
-    assert!(bad.0.contains("not JSON"), "{bad}");
+    assert!(bad.0.contains("not valid JSON"), "{bad}");
     assert!(!bad.0.contains("Lovelace"));
 
     let no_id = event("employee.updated", json!({"email": "ada@example.com"}));
@@ -346,6 +346,26 @@ fn unreadable_bodies_are_bad_payloads_that_quote_no_values() {
 
     let not_object = b"[1, 2]";
     assert!(connector.parse(&delivery(&headers, not_object)).is_err());
+
+    // The event type is the body's too.
+    for data in [json!({}), json!("SECRET-VALUE-123")] {
+        let body = event("employee.SECRET-VALUE-123", data);
+        let bad = connector.parse(&delivery(&headers, &body)).unwrap_err();
+        assert!(bad.0.contains("data"), "{bad}");
+        assert!(!bad.0.contains("SECRET-VALUE-123"), "{bad}");
+    }
+}
+
+#[test]
+fn a_key_given_twice_is_refused() {
+    let headers = headers(None);
+    let body = br#"{"type": "employee.updated", "type": "employee.deleted", "data": {"employeeId": "3332883884017713238"}}"#;
+    let refused = offline().parse(&delivery(&headers, body)).unwrap_err();
+    assert!(refused.0.contains("the key type twice"), "{refused}");
+    // Nor is a ping with a second text a ping.
+    assert!(!hrsync_hr::hibob::is_ping(
+        br#"{"text": "x", "text": "Ping test"}"#
+    ));
 }
 
 // ---------------------------------------------------------------- fetch
@@ -809,4 +829,56 @@ async fn the_emulator_refuses_what_bob_refuses() {
     .unwrap();
     assert_eq!(answer["/root/firstName"]["value"], "Ada");
     assert!(answer.get("/no/such").is_none(), "{answer}");
+}
+
+#[tokio::test]
+async fn an_id_a_url_would_resolve_away_is_refused_before_any_request() {
+    // `.` made `POST /employees/.` reach the vendor as `POST /employees/`.
+    let emu = Emulator::start(bob::router).await;
+    let connector = connector(emu.base_url());
+    let identifiers = Identifiers {
+        upn: "ada@corp.example".into(),
+        mail: "ada@corp.example".into(),
+    };
+    for id in [".", "..", "", "42\n", "4\u{7f}2"] {
+        let error = connector.fetch(id, now()).await.unwrap_err();
+        assert!(!error.retryable, "{id:?}: {error}");
+        assert!(
+            error.message.contains("refused before any request"),
+            "{id:?}: {error}"
+        );
+        let worker = hrsync_core::Worker::new(WorkerKey::new("bob", id), "Ada", "Lovelace", now());
+        let error = connector
+            .write_back(&worker, &identifiers)
+            .await
+            .unwrap_err();
+        assert!(!error.retryable, "{id:?}: {error}");
+    }
+    assert!(emu.requests().is_empty(), "{:?}", emu.requests());
+}
+
+#[test]
+fn an_employee_id_that_is_a_dot_segment_is_refused() {
+    let headers = headers(None);
+    for id in [".", "..", "1\n2"] {
+        let body = event("employee.updated", json!({"employeeId": id}));
+        let refused = offline().parse(&delivery(&headers, &body)).unwrap_err();
+        assert!(
+            refused.0.starts_with("data.employeeId "),
+            "{id:?}: {refused}"
+        );
+    }
+}
+
+#[test]
+fn an_employee_id_that_could_be_an_internal_key_is_refused() {
+    let headers = headers(None);
+    for id in ["#webhook", "a:b"] {
+        let body = event("employee.deleted", json!({"employeeId": id}));
+        let refused = offline().parse(&delivery(&headers, &body)).unwrap_err();
+        assert!(
+            refused.0.starts_with("data.employeeId "),
+            "{id:?}: {refused}"
+        );
+    }
 }

@@ -107,6 +107,28 @@ fn form(id: &str, event_type: &str) -> Vec<u8> {
     .into_bytes()
 }
 
+#[test]
+fn a_refusal_never_repeats_the_event_type() {
+    let headers = form_headers(None);
+    let body = form("", "Employee SECRET-VALUE-123 added");
+    let bad = offline().parse(&delivery(&headers, &body)).unwrap_err();
+    assert!(bad.0.contains("employeeIndentifier"), "{bad}");
+    assert!(!bad.0.contains("SECRET-VALUE-123"), "{bad}");
+}
+
+#[test]
+fn a_key_given_twice_is_refused_in_a_form_and_in_json() {
+    let headers = form_headers(None);
+    let form = b"employeeIndentifier=a&eventType=Employee%20added&employeeIndentifier=b";
+    let refused = offline().parse(&delivery(&headers, form)).unwrap_err();
+    assert!(refused.0.contains("employeeIndentifier twice"), "{refused}");
+    let mut json_headers = form_headers(None);
+    json_headers.insert("content-type", HeaderValue::from_static("application/json"));
+    let json = br#"{"employeeIndentifier": "a", "eventType": "Employee added", "eventType": "Leave requested"}"#;
+    let refused = offline().parse(&delivery(&json_headers, json)).unwrap_err();
+    assert!(refused.0.contains("the key eventType twice"), "{refused}");
+}
+
 // ---------------------------------------------------------------- verification
 
 #[test]
@@ -276,7 +298,7 @@ fn unreadable_deliveries_are_bad_payloads() {
     let bad = connector
         .parse(&delivery(&json_headers, broken))
         .unwrap_err();
-    assert!(bad.0.contains("not JSON"), "{bad}");
+    assert!(bad.0.contains("not valid JSON"), "{bad}");
     assert!(!bad.0.contains("Lovelace"));
 }
 
@@ -603,4 +625,56 @@ async fn keka_does_not_write_back() {
     assert!(error.message.contains("no documented way"), "{error}");
     assert_eq!(hr.requests().len(), before);
     assert!(hr.written().is_empty());
+}
+
+#[tokio::test]
+async fn an_id_a_url_would_resolve_away_is_refused_before_any_request() {
+    // `.` made `POST /employees/.` reach the vendor as `POST /employees/`.
+    let emu = Emulator::start(kk::router).await;
+    let connector = connector(emu.base_url());
+    let identifiers = Identifiers {
+        upn: "ada@corp.example".into(),
+        mail: "ada@corp.example".into(),
+    };
+    for id in [".", "..", "", "42\n", "4\u{7f}2"] {
+        let error = connector.fetch(id, now()).await.unwrap_err();
+        assert!(!error.retryable, "{id:?}: {error}");
+        assert!(
+            error.message.contains("refused before any request"),
+            "{id:?}: {error}"
+        );
+        let worker = hrsync_core::Worker::new(WorkerKey::new("keka", id), "Ada", "Lovelace", now());
+        let error = connector
+            .write_back(&worker, &identifiers)
+            .await
+            .unwrap_err();
+        assert!(!error.retryable, "{id:?}: {error}");
+    }
+    assert!(emu.requests().is_empty(), "{:?}", emu.requests());
+}
+
+#[test]
+fn an_employee_id_that_is_a_dot_segment_is_refused() {
+    let headers = form_headers(None);
+    for id in [".", "..", "1\u{1b}2"] {
+        let body = form(id, "Employee added");
+        let refused = offline().parse(&delivery(&headers, &body)).unwrap_err();
+        assert!(
+            refused.0.starts_with("employeeIndentifier "),
+            "{id:?}: {refused}"
+        );
+    }
+}
+
+#[test]
+fn an_employee_id_that_could_be_an_internal_key_is_refused() {
+    let headers = form_headers(None);
+    for id in ["#webhook", "a:b"] {
+        let body = form(id, "Employee exit approved");
+        let refused = offline().parse(&delivery(&headers, &body)).unwrap_err();
+        assert!(
+            refused.0.starts_with("employeeIndentifier "),
+            "{id:?}: {refused}"
+        );
+    }
 }

@@ -274,6 +274,14 @@ fn an_employment_event_does_not_take_the_employment_id_for_the_person() {
 }
 
 #[test]
+fn a_key_given_twice_is_refused() {
+    let headers = headers(Some(TOKEN));
+    let body = br#"{"event_name": "person.updated", "event_name": "person.deleted", "payload": {"id": "5005"}}"#;
+    let refused = offline().parse(&delivery(&headers, body)).unwrap_err();
+    assert!(refused.0.contains("the key event_name twice"), "{refused}");
+}
+
+#[test]
 fn malformed_bodies_are_bad_payloads_that_quote_no_values() {
     let headers = headers(Some(TOKEN));
     let connector = offline();
@@ -1047,4 +1055,64 @@ async fn the_emulator_token_endpoint_takes_only_the_documented_form() {
     assert_eq!(right.status().as_u16(), 200);
     let token: Value = right.json().await.unwrap();
     assert_eq!(token["access_token"], ACCESS_TOKEN);
+}
+
+#[tokio::test]
+async fn an_id_a_url_would_resolve_away_is_refused_before_any_request() {
+    // `.` made `POST /employees/.` reach the vendor as `POST /employees/`.
+    let emu = Emulator::start(personio::router).await;
+    let connector = connector(emu.base_url());
+    let identifiers = Identifiers {
+        upn: "ada@corp.example".into(),
+        mail: "ada@corp.example".into(),
+    };
+    for id in [".", "..", "", "42\n", "4\u{7f}2"] {
+        let error = connector.fetch(id, now()).await.unwrap_err();
+        assert!(!error.retryable, "{id:?}: {error}");
+        assert!(
+            error.message.contains("refused before any request"),
+            "{id:?}: {error}"
+        );
+        let worker =
+            hrsync_core::Worker::new(WorkerKey::new("personio", id), "Ada", "Lovelace", now());
+        let error = connector
+            .write_back(&worker, &identifiers)
+            .await
+            .unwrap_err();
+        assert!(!error.retryable, "{id:?}: {error}");
+    }
+    assert!(emu.requests().is_empty(), "{:?}", emu.requests());
+}
+
+#[test]
+fn a_person_id_that_is_a_dot_segment_is_refused() {
+    let headers = headers(Some(TOKEN));
+    for id in [".", "..", "1\u{0}2"] {
+        let body = serde_json::to_vec(
+            &json!({"event_name": "person.updated", "payload": {"person_id": id}}),
+        )
+        .unwrap();
+        let refused = offline().parse(&delivery(&headers, &body)).unwrap_err();
+        assert!(refused.0.contains("person id"), "{id:?}: {refused}");
+        assert!(
+            refused.0.contains("dot segment") || refused.0.contains("control"),
+            "{id:?}: {refused}"
+        );
+    }
+}
+
+#[test]
+fn a_person_id_that_could_be_an_internal_key_is_refused() {
+    let headers = headers(Some(TOKEN));
+    for id in ["#webhook", "a:b"] {
+        let body = serde_json::to_vec(
+            &json!({"event_name": "person.deleted", "payload": {"person_id": id}}),
+        )
+        .unwrap();
+        let refused = offline().parse(&delivery(&headers, &body)).unwrap_err();
+        assert!(
+            refused.0.starts_with("the payload's person id "),
+            "{id:?}: {refused}"
+        );
+    }
 }

@@ -519,7 +519,7 @@ fn active_as_text_is_read_and_anything_else_is_refused() {
     let parsed = parse(&one(ada(json!({"active": "Inactive"}))));
     assert_eq!(
         refusal(&parsed),
-        "Operations[0] (externalId 42): active: not a boolean: send true or false"
+        "Operations[0]: active: not a boolean: send true or false"
     );
     // Absent: the record says nothing against employment (SCIM: active is optional).
     let mut user = ada(json!({}));
@@ -553,7 +553,7 @@ fn the_employee_id_may_come_from_the_employee_number_while_the_key_stays_the_ext
     assert_eq!(
         refusal(&parsed),
         format!(
-            "Operations[0] (externalId {PERSON_ID}): employeeNumber: missing in {ENTERPRISE}: this source takes the directory's employeeId from it (employee_id_field)"
+            "Operations[0]: employeeNumber: missing in {ENTERPRISE}: this source takes the directory's employeeId from it (employee_id_field)"
         )
     );
 }
@@ -563,9 +563,9 @@ fn an_employee_id_longer_than_the_directory_holds_is_refused_naming_the_attribut
     let parsed = parse(&one(ada(json!({"externalId": PERSON_ID}))));
     let problem = refusal(&parsed);
     assert!(
-        problem.starts_with(&format!(
-            "Operations[0] (externalId {PERSON_ID}): externalId: has 36 characters; the directory's employeeId holds at most 16"
-        )),
+        problem.starts_with(
+            "Operations[0]: externalId: has 36 characters; the directory's employeeId holds at most 16"
+        ),
         "{problem}"
     );
     assert!(problem.contains("employee_id_field"), "{problem}");
@@ -579,7 +579,7 @@ fn an_employee_id_longer_than_the_directory_holds_is_refused_naming_the_attribut
     );
     assert!(
         refusal(&parsed).starts_with(
-            "Operations[0] (externalId 42): employeeNumber: has 18 characters; the directory's employeeId holds at most 16"
+            "Operations[0]: employeeNumber: has 18 characters; the directory's employeeId holds at most 16"
         ),
         "{parsed:?}"
     );
@@ -790,9 +790,7 @@ fn a_partial_record_is_refused_naming_what_it_lacks() {
     }));
     let problem = refusal(&parse(&body)).to_owned();
     assert!(
-        problem.starts_with(
-            "Operations[0] (externalId 7172023): given_name: is empty: send name.givenName"
-        ),
+        problem.starts_with("Operations[0]: given_name: is empty: send name.givenName"),
         "{problem}"
     );
     assert!(problem.contains("whole record"), "{problem}");
@@ -817,6 +815,38 @@ fn problems_name_the_field_and_never_quote_personal_values() {
     assert!(refusal(&parsed).contains("time_zone"));
 }
 
+#[test]
+fn a_key_given_twice_refuses_the_request() {
+    let body = String::from_utf8(one(ada(json!({}))))
+        .unwrap()
+        .replace(r#""active":true"#, r#""active":true,"active":false"#);
+    assert!(body.contains(r#""active":false"#), "{body}");
+    let headers = good_headers();
+    let refused = scim()
+        .parse(&delivery(&headers, body.as_bytes()))
+        .unwrap_err();
+    assert!(refused.0.contains("the key active twice"), "{refused}");
+}
+
+#[test]
+fn refusals_never_repeat_a_value_not_even_the_external_id() {
+    const MARKER: &str = "SECRET-VALUE-123";
+    let cases = [
+        json!({"externalId": MARKER, "timezone": "Mars/Olympus"}),
+        json!({"externalId": MARKER, "active": "maybe"}),
+        json!({"externalId": MARKER, "name": {"givenName": "Ada"}}),
+        json!({"externalId": "42", "timezone": MARKER}),
+        json!({"externalId": "42", "active": MARKER}),
+        json!({"externalId": format!("{MARKER}-longer-than-sixteen")}),
+        json!({"externalId": "42", "urn:contoso:employee": {"HireDate": MARKER}}),
+    ];
+    for extra in cases {
+        let parsed = parse(&one(ada(extra.clone())));
+        let problem = refusal(&parsed);
+        assert!(!problem.contains(MARKER), "{extra}: {problem}");
+    }
+}
+
 // --- no API -------------------------------------------------------------------------------
 
 #[tokio::test]
@@ -835,4 +865,33 @@ async fn there_is_no_fetch_and_no_write_back() {
         .await
         .unwrap_err();
     assert!(!error.retryable);
+}
+
+#[test]
+fn an_external_id_that_is_a_dot_segment_is_refused() {
+    for id in [".", "..", "4\t2"] {
+        let parsed = parse(&one(ada(json!({"externalId": id}))));
+        let problem = refusal(&parsed);
+        assert!(
+            problem.starts_with("Operations[0]: externalId: "),
+            "{id:?}: {problem}"
+        );
+    }
+}
+
+#[test]
+fn an_external_id_or_manager_that_could_be_an_internal_key_is_refused() {
+    for user in [
+        ada(json!({"externalId": "#webhook"})),
+        ada(json!({"externalId": "a:b"})),
+        ada(json!({ENTERPRISE: {"manager": {"value": "#webhook"}}})),
+    ] {
+        let parsed = parse(&one(user.clone()));
+        let problem = refusal(&parsed);
+        assert!(
+            problem.starts_with("Operations[0]: externalId: ")
+                || problem.starts_with("Operations[0]: manager.value: "),
+            "{user}: {problem}"
+        );
+    }
 }

@@ -371,7 +371,7 @@ fn as_of_defaults_to_the_signed_time_and_may_be_given() {
     );
     assert_eq!(
         error.to_string(),
-        r#"employee 1: as_of: "yesterday" is not an RFC 3339 timestamp (e.g. 2026-12-01T09:00:00Z)"#
+        r#"as_of: is not an RFC 3339 timestamp (e.g. 2026-12-01T09:00:00Z)"#
     );
 }
 
@@ -384,11 +384,10 @@ fn an_unknown_field_is_named() {
         ]}"#,
     );
     assert_eq!(error.index, Some(1));
-    assert_eq!(error.employee_id.as_deref(), Some("2"));
     assert_eq!(error.field.as_deref(), Some("dept"));
     assert!(
         error.to_string().starts_with(
-            "workers[1] (employee 2): dept: unknown field, expected one of employee_id, given_name, "
+            "workers[1]: dept: unknown field, expected one of employee_id, given_name, "
         ),
         "{error}"
     );
@@ -407,7 +406,7 @@ fn key_is_derived_not_given() {
     );
     assert_eq!(
         error.to_string(),
-        "employee 1: key: is not accepted: hrsync derives it from the source name and employee_id"
+        "key: is not accepted: hrsync derives it from the source name and employee_id"
     );
 }
 
@@ -420,20 +419,16 @@ fn a_missing_given_name() {
         error,
         ParseError {
             index: None,
-            employee_id: Some("1042".into()),
             field: Some("given_name".into()),
             message: "is missing".into(),
         }
     );
-    assert_eq!(error.to_string(), "employee 1042: given_name: is missing");
+    assert_eq!(error.to_string(), "given_name: is missing");
     // Blank is missing too.
     let error = parse_error(
         r#"{"workers": [{"employee_id": "1042", "given_name": "  ", "family_name": "Lovelace", "status": "active", "hire_date": "2026-01-05"}]}"#,
     );
-    assert_eq!(
-        error.to_string(),
-        "workers[0] (employee 1042): given_name: is missing"
-    );
+    assert_eq!(error.to_string(), "workers[0]: given_name: is missing");
 }
 
 #[test]
@@ -443,7 +438,7 @@ fn a_bad_date() {
     );
     assert_eq!(
         error.to_string(),
-        r#"employee 1042: hire_date: "2026-02-31" is not a date (YYYY-MM-DD)"#
+        r#"hire_date: is not a date (YYYY-MM-DD)"#
     );
     for bad in ["05/01/2026", "2026-1-5", "20260105", "2026-01-05T00:00:00Z"] {
         let error = parse_error(&format!(
@@ -462,28 +457,28 @@ fn values_of_the_wrong_type_and_shape() {
         ),
         (
             r#"{"employee_id": "1", "given_name": "Ada", "family_name": "Lovelace", "status": "retired", "hire_date": "2026-01-05"}"#,
-            r#"employee 1: status: "retired" is not a known status; expected one of active, inactive, terminated, leave"#,
+            r#"status: is not a known status; expected one of active, inactive, terminated, leave"#,
         ),
         (
             r#"{"employee_id": "1", "given_name": "Ada", "family_name": "Lovelace", "status": "active", "hire_date": "2026-01-05", "termination_time": "5pm"}"#,
-            r#"employee 1: termination_time: "5pm" is not a time HH:MM or HH:MM:SS (24-hour, e.g. 17:00)"#,
+            r#"termination_time: is not a time HH:MM or HH:MM:SS (24-hour, e.g. 17:00)"#,
         ),
         (
             r#"{"employee_id": "1", "given_name": "Ada", "family_name": "Lovelace", "status": "active", "hire_date": "2026-01-05", "custom": {"badge": 7}}"#,
-            "employee 1: custom.badge: is a number, expected a string",
+            "custom.badge: is a number, expected a string",
         ),
         (
             r#"{"employee_id": "1", "given_name": "Ada", "family_name": "Lovelace", "status": "active", "hire_date": "2026-01-05", "custom": ["badge"]}"#,
-            r#"employee 1: custom: is an array, expected an object of strings, e.g. {"badge": "B-7"}"#,
+            r#"custom: is an array, expected an object of strings, e.g. {"badge": "B-7"}"#,
         ),
         (
             // Worker::validate runs on every worker.
             r#"{"employee_id": "1", "given_name": "Ada", "family_name": "Lovelace", "status": "active"}"#,
-            "employee 1: hire_date: is missing for a worker with status active",
+            "hire_date: is missing for a worker with status active",
         ),
         (
             r#"{"employee_id": "1", "given_name": "Ada", "family_name": "Lovelace", "status": "active", "hire_date": "2026-01-05", "time_zone": "Mars/Olympus"}"#,
-            r#"employee 1: time_zone: "Mars/Olympus" is not an IANA time zone name (e.g. Europe/London)"#,
+            r#"time_zone: is not an IANA time zone name (e.g. Europe/London)"#,
         ),
         (
             r#"[{"employee_id": "1"}]"#,
@@ -506,7 +501,7 @@ fn values_of_the_wrong_type_and_shape() {
                 {"employee_id": "1", "given_name": "Ada", "family_name": "Lovelace", "status": "active", "hire_date": "2026-01-05"},
                 {"employee_id": "1", "given_name": "Ada", "family_name": "Byron", "status": "active", "hire_date": "2026-01-05"}
             ]}"#,
-            "workers[1] (employee 1): employee_id: appears twice, first at workers[0]",
+            "workers[1]: employee_id: appears twice, first at workers[0]",
         ),
     ];
     for (body, expected) in cases {
@@ -543,11 +538,8 @@ fn at_most_a_thousand_workers_per_delivery() {
 }
 
 #[test]
-fn the_delivery_id_is_the_senders_or_a_hash_of_the_signed_message() {
-    assert_eq!(delivery_id(Some("evt_123"), now(), BODY), "evt_123");
-    assert_eq!(delivery_id(Some(" evt_123 "), now(), BODY), "evt_123");
-
-    let hashed = delivery_id(None, now(), BODY);
+fn the_delivery_id_is_a_hash_of_the_signed_message() {
+    let hashed = delivery_id(now(), BODY);
     assert!(hashed.starts_with("sha256:"), "{hashed}");
     assert_eq!(hashed.len(), "sha256:".len() + 64);
     assert!(
@@ -555,17 +547,287 @@ fn the_delivery_id_is_the_senders_or_a_hash_of_the_signed_message() {
             .bytes()
             .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
     );
-    // A blank id counts as none.
-    assert_eq!(delivery_id(Some("  "), now(), BODY), hashed);
     // The same request again is the same delivery...
-    assert_eq!(delivery_id(None, now(), BODY), hashed);
+    assert_eq!(delivery_id(now(), BODY), hashed);
     // ...but another body, or the same body signed later, is not.
-    assert_ne!(delivery_id(None, now(), b"{}"), hashed);
+    assert_ne!(delivery_id(now(), b"{}"), hashed);
     let later = now().checked_add(SignedDuration::from_secs(1)).unwrap();
-    assert_ne!(delivery_id(None, later, BODY), hashed);
+    assert_ne!(delivery_id(later, BODY), hashed);
     // SHA-256("1.{}"), computed independently (sha256sum).
     assert_eq!(
-        delivery_id(None, Timestamp::from_second(1).unwrap(), b"{}"),
+        delivery_id(Timestamp::from_second(1).unwrap(), b"{}"),
         "sha256:a26b28cbf50311f74b2b88ce4d829da70369a53ce920e134d6e31848a662e9c4"
     );
+}
+
+#[test]
+fn a_key_given_twice_is_ambiguous_and_refused() {
+    // The last would win: this would be read as a termination.
+    let worker = r#"{"employee_id": "1", "given_name": "Ada", "family_name": "Lovelace", "status": "active", "status": "terminated", "hire_date": "2026-01-05"}"#;
+    for body in [worker.to_owned(), format!(r#"{{"workers": [{worker}]}}"#)] {
+        let message = parse_error(&body).to_string();
+        assert!(
+            message.starts_with("the body gives the key status twice in one object"),
+            "{message}"
+        );
+    }
+    let batch = r#"{"workers": [], "workers": []}"#;
+    assert!(
+        parse_error(batch)
+            .to_string()
+            .contains("the key workers twice")
+    );
+}
+
+/// A value no refusal may repeat.
+const MARKER: &str = "SECRET-VALUE-123";
+
+#[test]
+fn refusals_name_the_field_and_the_rule_never_a_value() {
+    let valid = serde_json::json!({
+        "employee_id": "1042", "given_name": "Ada", "family_name": "Lovelace",
+        "status": "active", "hire_date": "2026-01-05",
+    });
+    let marked = format!("{MARKER}-and-longer-than-sixteen");
+    let cases: Vec<(&str, serde_json::Value)> = vec![
+        ("status", MARKER.into()),
+        ("hire_date", MARKER.into()),
+        ("termination_date", MARKER.into()),
+        ("termination_time", MARKER.into()),
+        ("as_of", MARKER.into()),
+        ("time_zone", MARKER.into()),
+        ("employee_id", marked.as_str().into()),
+        ("custom", serde_json::json!({ "badge": [MARKER] })),
+        ("custom", MARKER.into()),
+    ];
+    for (field, value) in cases {
+        let mut worker = valid.clone();
+        worker[field] = value;
+        // The employee id is a value too: a valid one is not repeated either.
+        if field != "employee_id" {
+            worker["employee_id"] = MARKER.into();
+        }
+        for body in [
+            worker.to_string(),
+            serde_json::json!({ "workers": [worker] }).to_string(),
+        ] {
+            let error = parse_error(&body);
+            let message = error.to_string();
+            assert_eq!(
+                error.field.as_deref().map(|f| f.split('.').next().unwrap()),
+                Some(field),
+                "{message}"
+            );
+            assert!(!message.contains(MARKER), "{field}: {message}");
+        }
+    }
+
+    // A name from the body is repeated only when short: a 900 KB key is not echoed whole.
+    let mut worker = valid.clone();
+    worker["x".repeat(900_000).as_str()] = "1".into();
+    let message = parse_error(&worker.to_string()).to_string();
+    assert!(message.len() < 1_000, "{} bytes", message.len());
+    assert!(
+        message.starts_with("<a name of 900000 bytes>: unknown field"),
+        "{}",
+        &message[..100]
+    );
+}
+
+/// The dedupe ids of `body` delivered through the connector, signed now, with
+/// `X-Hrsync-Delivery: delivery`.
+fn dedupe_ids(body: &[u8], delivery: &str) -> Vec<String> {
+    use hrsync_core::config::{SecretRef, SourceConfig, SourceKind};
+    use hrsync_hr::Connector as _;
+    let config = SourceConfig {
+        webhook_secret: Some(SecretRef::Env("W".into())),
+        ..SourceConfig::of_kind(SourceKind::SignedJson)
+    };
+    let http = reqwest::Client::new();
+    let resolve = |_: &SecretRef| Ok(String::from_utf8(SECRET.to_vec()).unwrap());
+    let connector = hrsync_hr::signed_json::SignedJson::new(hrsync_hr::Setup {
+        name: "hooks",
+        config: &config,
+        resolve: &resolve,
+        http: &http,
+    })
+    .unwrap();
+    let at = now().as_second();
+    let mut headers = http::HeaderMap::new();
+    for (name, value) in [
+        ("x-hrsync-timestamp", at.to_string()),
+        ("x-hrsync-signature", sign(SECRET, at, body)),
+        ("x-hrsync-delivery", delivery.to_owned()),
+    ] {
+        headers.insert(name, value.parse().unwrap());
+    }
+    let delivery = hrsync_hr::Delivery {
+        headers: &headers,
+        body,
+        received_at: now(),
+    };
+    connector.verify(&delivery).unwrap();
+    let parsed = connector.parse(&delivery).unwrap();
+    parsed
+        .events
+        .into_iter()
+        .map(|event| event.dedupe)
+        .collect()
+}
+
+#[test]
+fn the_dedupe_id_comes_from_the_signed_bytes_never_the_unsigned_delivery_header() {
+    let termination = br#"{"employee_id":"1042","given_name":"Ada","family_name":"Lovelace","status":"terminated","termination_date":"2026-11-30"}"#;
+    // A captured body replayed under the id the sender will give its next delivery...
+    let replayed = dedupe_ids(BODY, "evt-2");
+    // ...does not make that next delivery (a termination) a duplicate.
+    assert_ne!(dedupe_ids(termination, "evt-2"), replayed);
+    // And a replay under a new id is still the same delivery.
+    assert_eq!(dedupe_ids(BODY, "evt-1"), replayed);
+    assert_eq!(dedupe_ids(BODY, "evt-3"), replayed);
+}
+
+#[test]
+fn an_as_of_later_than_the_signed_time_plus_five_minutes_is_refused() {
+    let body = |as_of: &str| {
+        format!(
+            r#"{{"workers": [
+                {{"employee_id": "1", "given_name": "Ada", "family_name": "Lovelace", "status": "active", "hire_date": "2026-01-05"}},
+                {{"employee_id": "2", "given_name": "Alan", "family_name": "Turing", "status": "active", "hire_date": "2026-01-05", "as_of": "{as_of}"}}
+            ]}}"#
+        )
+    };
+    // now() is the signed time: four minutes ahead is a clock out of step.
+    let workers = parse("hooks", body("2026-12-01T09:04:00Z").as_bytes(), now()).unwrap();
+    assert_eq!(
+        workers[1].as_of,
+        "2026-12-01T09:04:00Z".parse::<Timestamp>().unwrap()
+    );
+    // 2099 would make every real event until then stale.
+    for later in ["2026-12-01T09:05:01Z", "2099-01-01T00:00:00Z"] {
+        let error = parse_error(&body(later));
+        assert_eq!(
+            error.to_string(),
+            "workers[1]: as_of: is more than 5 minutes after the delivery was signed; a record cannot speak for a later time (it would make every real change until then look stale)"
+        );
+    }
+}
+
+#[test]
+fn an_employee_id_that_is_a_dot_segment_or_has_control_characters_is_refused() {
+    for id in [".", "..", "4\u{7}2"] {
+        let body = serde_json::json!({"employee_id": id, "given_name": "Ada", "family_name": "Lovelace", "status": "active", "hire_date": "2026-01-05"});
+        let error = parse_error(&body.to_string());
+        assert_eq!(
+            error.field.as_deref(),
+            Some("employee_id"),
+            "{id:?}: {error}"
+        );
+    }
+}
+
+#[test]
+fn an_employee_or_manager_id_that_could_be_an_internal_key_is_refused() {
+    let worker = serde_json::json!({"employee_id": "1", "given_name": "Ada", "family_name": "Lovelace", "status": "active", "hire_date": "2026-01-05"});
+    for (field, id) in [
+        ("employee_id", "#webhook"),
+        ("employee_id", "a:b"),
+        ("manager_id", "#webhook"),
+    ] {
+        let mut body = worker.clone();
+        body[field] = id.into();
+        let error = parse_error(&body.to_string());
+        assert_eq!(error.field.as_deref(), Some(field), "{id:?}: {error}");
+    }
+}
+
+#[test]
+fn at_most_five_v1_signatures_are_checked() {
+    let at = now().as_second();
+    let timestamp = at.to_string();
+    let other = sign(b"another secret", at, BODY);
+    let good = sign(SECRET, at, BODY);
+    let listed = |others: usize| {
+        let mut entries = vec![other.clone(); others];
+        entries.push(good.clone());
+        entries.join(",")
+    };
+    let check = |header: &str| {
+        let headers = SignedHeaders {
+            timestamp: Some(&timestamp),
+            signature: Some(header),
+            delivery: None,
+        };
+        verify(SECRET, &headers, BODY, now())
+    };
+    assert_eq!(check(&listed(4)), Ok(now()));
+    // 5,000 candidates cost 4 ms of HMACs a request: more than 5 is refused unchecked.
+    for others in [5, 5_000] {
+        let error = check(&listed(others)).unwrap_err();
+        assert_eq!(error, VerifyError::TooManySignatures);
+        assert_eq!(
+            error.to_string(),
+            "the X-Hrsync-Signature header lists more than 5 v1 signatures; at most 5 are checked (one per secret in rotation)"
+        );
+    }
+}
+
+#[test]
+fn no_connector_shows_a_secret_in_its_debug_output() {
+    use hrsync_core::config::{SecretRef, SourceConfig, SourceKind};
+    // Every secret resolves to a value naming its key, so each can be looked for.
+    let secret = |key: &str| format!("hush-{key}-7f3a9c");
+    let resolve = move |reference: &SecretRef| match reference {
+        SecretRef::Env(key) => Ok(secret(key)),
+        other => Err(format!("{other:?}")),
+    };
+    let env = |key: &str| Some(SecretRef::Env(key.into()));
+    let http = reqwest::Client::new();
+    for kind in [
+        SourceKind::SignedJson,
+        SourceKind::Scim,
+        SourceKind::BambooHr,
+        SourceKind::HiBob,
+        SourceKind::Personio,
+        SourceKind::Keka,
+    ] {
+        let config = SourceConfig {
+            webhook_secret: env("webhook_secret"),
+            base_url: Some("http://127.0.0.1:9/api".into()),
+            api_key: env("api_key"),
+            service_user_id: env("service_user_id"),
+            token: env("token"),
+            client_id: env("client_id"),
+            client_secret: env("client_secret"),
+            ..SourceConfig::of_kind(kind)
+        };
+        let connector = hrsync_hr::sources::connect(hrsync_hr::Setup {
+            name: "hr",
+            config: &config,
+            resolve: &resolve,
+            http: &http,
+        })
+        .unwrap()
+        .unwrap();
+        let shown = format!("{connector:?}");
+        for key in [
+            "webhook_secret",
+            "api_key",
+            "service_user_id",
+            "token",
+            "client_id",
+            "client_secret",
+        ] {
+            assert!(
+                !shown.contains(&secret(key)),
+                "{kind:?} shows its {key}: {shown}"
+            );
+        }
+        // Nor as the bytes a derived Debug prints for a Vec<u8>.
+        let bytes = format!("{:?}", secret("webhook_secret").into_bytes());
+        assert!(
+            !shown.contains(&bytes[1..bytes.len() - 1]),
+            "{kind:?}: {shown}"
+        );
+    }
 }

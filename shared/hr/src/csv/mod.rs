@@ -16,9 +16,13 @@
 //! - `status` is Active / Inactive / Terminated / Leave in any case; unmapped or empty
 //!   means Active.
 //! - Dates use `date_format` (strftime); `termination_time` is "HH:MM"; `as_of` is an
-//!   RFC 3339 timestamp and defaults to the time the export was taken.
+//!   RFC 3339 timestamp and defaults to the time the export was taken; a row whose `as_of`
+//!   is more than [`AS_OF_SKEW`] after that is an error (a snapshot older than the stored
+//!   one is ignored, so a far-future `as_of` would make every real change stale).
 //! - `custom.<name>` columns fill `Worker::custom[name]`; empty cells are left out.
-//! - An `employee_id` seen on an earlier row makes the later row an error.
+//! - An `employee_id` seen on an earlier row makes the later row an error, and so does an
+//!   `employee_id` or `manager_id` that breaks the rule every source's ids follow
+//!   ([`crate::connector::id_problem`]: e.g. `..`, or `#webhook`, one of hrsync's own keys).
 
 use std::collections::HashMap;
 use std::fmt;
@@ -26,8 +30,8 @@ use std::fmt;
 use hrsync_core::config::{LocalTime, SourceConfig};
 use hrsync_core::template::CANONICAL_FIELDS;
 use hrsync_core::{Status, Worker, WorkerKey};
-use jiff::Timestamp;
 use jiff::civil::Date;
+use jiff::{SignedDuration, Timestamp};
 use serde::Serialize;
 
 #[cfg(test)]
@@ -118,6 +122,10 @@ fn missing_column(field: &str, header: &str, present: &[String], delimiter: char
     }
     message
 }
+
+/// How far a row's `as_of` may be ahead of the time the export was read (clocks out of
+/// step): the same 5 minutes a signed delivery's timestamp may be off.
+pub const AS_OF_SKEW: SignedDuration = SignedDuration::from_mins(5);
 
 /// The accepted `status` values, for error messages.
 const STATUSES: &str = "Active, Inactive, Terminated, Leave";
@@ -317,6 +325,21 @@ impl Layout {
             }
         }
 
+        // Both become worker keys: the rule every source's ids follow.
+        for (field, id) in [
+            ("employee_id", employee_id.as_deref()),
+            ("manager_id", worker.manager_id.as_deref()),
+        ] {
+            if let Some(problem) = id.and_then(crate::connector::id_problem) {
+                errors.push(error(Some(field), problem.to_owned()));
+            }
+        }
+        if worker.as_of.duration_since(as_of) > AS_OF_SKEW {
+            errors.push(error(
+                Some("as_of"),
+                "is more than 5 minutes after the export was read; a record cannot speak for a later time (it would make every real change until then look stale)".into(),
+            ));
+        }
         if let Some(id) = &employee_id {
             if let Some(first) = first_seen.get(id) {
                 errors.push(error(

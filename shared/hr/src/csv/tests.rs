@@ -784,3 +784,47 @@ fn the_example_config_and_export_work_together() {
         Some("B-0001")
     );
 }
+
+#[test]
+fn an_as_of_later_than_the_run_plus_five_minutes_is_refused() {
+    let source = source(&[
+        "employee_id",
+        "given_name",
+        "family_name",
+        "hire_date",
+        "as_of",
+    ]);
+    let header = "employee_id,given_name,family_name,hire_date,as_of\n";
+    // AS_OF is the run's time: four minutes ahead is a clock out of step, 2099 is not.
+    let rows = "1,Ann,Lee,2024-01-02,2026-12-01T09:04:00Z\n2,Bob,Ray,2024-01-02,2099-01-01T00:00:00Z\n3,Cy,Fox,2024-01-02,2026-12-01T09:06:00Z\n";
+    let export = read(&source, &format!("{header}{rows}"));
+    assert_eq!(ids(&export), ["1"]);
+    let expected = "as_of: is more than 5 minutes after the export was read; a record cannot speak for a later time (it would make every real change until then look stale)";
+    assert_eq!(
+        messages(&export),
+        [
+            format!("row 3 (employee 2): {expected}"),
+            format!("row 4 (employee 3): {expected}")
+        ]
+    );
+}
+
+#[test]
+fn an_employee_or_manager_id_that_could_be_an_internal_key_is_a_row_error() {
+    let source = source(&[
+        "employee_id",
+        "given_name",
+        "family_name",
+        "hire_date",
+        "manager_id",
+    ]);
+    let header = "employee_id,given_name,family_name,hire_date,manager_id\n";
+    let rows = "#webhook,Ann,Lee,2024-01-02,\n2,Bob,Ray,2024-01-02,a:b\n..,Cy,Fox,2024-01-02,\n";
+    let export = read(&source, &format!("{header}{rows}"));
+    assert!(export.workers.is_empty());
+    let fields: Vec<Option<&str>> = export.errors.iter().map(|e| e.field.as_deref()).collect();
+    assert_eq!(
+        fields,
+        [Some("employee_id"), Some("manager_id"), Some("employee_id")]
+    );
+}
