@@ -579,3 +579,32 @@ fn a_source_prefix_goes_before_the_employee_id_in_the_account_and_counts_toward_
         "invalid worker record: employee_id: with the source's employee_id_prefix it is \"ACQ-1234567890123\", 17 characters; the directory's employeeId holds at most 16"
     );
 }
+
+#[test]
+fn hr_values_are_data_in_templates_never_template_code() {
+    let config = config("");
+    let mut ada = worker("1042", "2026-03-01T09:00:00Z");
+    ada.given_name = "{{ 7 * 7 }}".into();
+    ada.family_name = "{% for x in range(3) %}x{% endfor %}".into();
+    ada.department = Some("{{ config }}".into());
+    let decision = decide(
+        &ada,
+        &WorkerState::default(),
+        &config,
+        at("2026-03-01T09:00:00Z"),
+        &NothingTaken,
+    )
+    .expect("decides");
+    let desired = decision.desired.expect("an account");
+    let display = desired.attributes["displayName"].clone().unwrap();
+    assert_eq!(
+        display, "{{ 7 * 7 }} {% for x in range(3) %}x{% endfor %}",
+        "rendered as text, not evaluated"
+    );
+    assert_eq!(
+        desired.attributes["department"].as_deref(),
+        Some("{{ config }}")
+    );
+    let upn = &desired.identifiers.expect("names").upn;
+    assert!(!upn.contains("49") && !upn.contains("xxx"), "{upn}");
+}
