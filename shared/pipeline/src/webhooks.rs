@@ -6,7 +6,8 @@
 //!   connector over the raw body. 202 `{"accepted","queued","duplicates","stale"}` when taken
 //!   in: records that arrive whole are kept, thin events are queued for the fetch of the full
 //!   record (hr-events), and the directory work follows asynchronously. A redelivery is
-//!   recognised and counted as a duplicate. 200 for a vendor's handshake (HiBob's ping), and
+//!   recognised, counted as a duplicate and audited under its worker (`duplicate`), as is a
+//!   record older than the one kept (`stale`). 200 for a vendor's handshake (HiBob's ping), and
 //!   the connector's own answer where its protocol has one (SCIM's BulkResponse). 401 on a bad
 //!   signature or token (no detail; audited under `<source>:#webhook` with the reason, size
 //!   and digest, never the body), 400 on a body that does not parse (what is wrong, never the
@@ -29,7 +30,7 @@ use jiff::Timestamp;
 use serde_json::json;
 
 use crate::ports::{AuditRecord, Queue, QueueName, StateStore, Timers};
-use crate::stages::intake::{Incoming, Notice};
+use crate::stages::intake::{Incoming, Notice, audit_duplicate};
 use crate::stages::{Outcome, Pipeline};
 
 /// The worker key's employee id under which a source's refused deliveries are audited
@@ -160,14 +161,25 @@ where
         };
         let outcome = match &event.action {
             Action::Record(snapshot) => {
-                pipeline
+                let taken = pipeline
                     .intake(Incoming {
                         snapshot,
                         delivery: &delivery,
                         cause: &cause,
                         trace: &trace,
                     })
-                    .await
+                    .await;
+                // The intake stage leaves a redelivered record unaudited (an export imported
+                // again repeats every row); a vendor's redelivery is worth a trace.
+                match taken {
+                    Ok(Outcome::Duplicate { worker }) => {
+                        let now = pipeline.clock.now();
+                        audit_duplicate(&*pipeline.store, &worker, now, &delivery, &cause, &trace)
+                            .await
+                            .map(|()| Outcome::Duplicate { worker })
+                    }
+                    taken => taken,
+                }
             }
             Action::Fetch | Action::Deleted => {
                 pipeline
@@ -263,5 +275,158 @@ async fn reject<S: StateStore, Q, T>(
     }));
     if let Err(error) = pipeline.store.append_audit(&record).await {
         tracing::error!(%source, %error, "cannot audit a rejected delivery");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use axum::body::Body;
+    use axum::http::Request;
+    use hrsync_core::Config;
+    use hrsync_directory::graph::{Credential, GraphClient, GraphSettings};
+    use hrsync_hr::{Connectors, signed_json};
+    use serde_json::Value;
+    use tower::ServiceExt as _;
+
+    use super::*;
+    use crate::clock::{Clock, ManualClock};
+    use crate::lookups::DirectoryLookups;
+    use crate::memory::{MemoryQueue, MemoryStore, MemoryTimers};
+
+    const SECRET: &str = "webhooks-test-secret";
+    const CONFIG: &str = r#"
+[source.hr]
+kind = "signed-json"
+webhook_secret = { env = "HRSYNC_WEBHOOKS_TEST_SECRET" }
+
+[identity]
+upn = ["{{ given_name|slug }}.{{ family_name|slug }}@acme.example"]
+"#;
+
+    type TestPipeline = Pipeline<MemoryStore, MemoryQueue, MemoryTimers>;
+
+    /// A pipeline on the memory ports with a signed-JSON source `hr` and a manual clock.
+    fn pipeline() -> (Arc<TestPipeline>, Arc<ManualClock>) {
+        let config = Config::parse(CONFIG, "hrsync.toml").unwrap();
+        let http = reqwest::Client::new();
+        let resolve = |_: &hrsync_core::config::SecretRef| Ok(SECRET.to_owned());
+        let hr = Connectors::from_config(&config.sources, &resolve, &http).unwrap();
+        let settings = GraphSettings::new("tenant", "client", Credential::ClientSecret("s".into()));
+        let clock = Arc::new(ManualClock::new("2026-05-01T09:00:00Z".parse().unwrap()));
+        let pipeline = Pipeline {
+            config: Arc::new(config),
+            store: Arc::new(MemoryStore::new()),
+            queue: Arc::new(MemoryQueue::new()),
+            timers: Arc::new(MemoryTimers::new()),
+            // Never called: the webhook endpoint does not reach the directory.
+            graph: GraphClient::new(settings, http),
+            lookups: DirectoryLookups::PerWorker,
+            clock: Arc::clone(&clock) as Arc<dyn Clock>,
+            hr,
+        };
+        (Arc::new(pipeline), clock)
+    }
+
+    fn endpoint(pipeline: &Arc<TestPipeline>) -> Router {
+        router(Arc::clone(pipeline), Arc::new(|_| {}))
+    }
+
+    /// A delivery to `hr` signed now with the test secret.
+    fn signed(body: &Value, delivery: &str) -> Request<Body> {
+        let body = serde_json::to_vec(body).unwrap();
+        let at = Timestamp::now().as_second();
+        Request::post("/webhooks/hr")
+            .header("content-type", "application/json")
+            .header(signed_json::TIMESTAMP_HEADER, at.to_string())
+            .header(
+                signed_json::SIGNATURE_HEADER,
+                signed_json::sign(SECRET.as_bytes(), at, &body),
+            )
+            .header(signed_json::DELIVERY_HEADER, delivery)
+            .body(Body::from(body))
+            .unwrap()
+    }
+
+    async fn send(router: &Router, request: Request<Body>) -> (StatusCode, Value) {
+        let response = router.clone().oneshot(request).await.unwrap();
+        let status = response.status();
+        let body = axum::body::to_bytes(response.into_body(), usize::MAX)
+            .await
+            .unwrap();
+        let body = serde_json::from_slice(&body)
+            .unwrap_or_else(|e| panic!("a JSON answer ({e}): {body:?}"));
+        (status, body)
+    }
+
+    fn employee(id: &str, as_of: &str) -> Value {
+        json!({
+            "employee_id": id,
+            "given_name": "Ada",
+            "family_name": "Lovelace",
+            "status": "active",
+            "hire_date": "2024-01-08",
+            "as_of": as_of,
+        })
+    }
+
+    async fn audit(pipeline: &TestPipeline, worker: &str) -> Vec<AuditRecord> {
+        let key = WorkerKey::try_from(worker.to_owned()).unwrap();
+        pipeline.store.audit(&key).await.unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_redelivered_record_is_answered_as_a_duplicate_and_audited_naming_the_delivery() {
+        let (pipeline, _) = pipeline();
+        let router = endpoint(&pipeline);
+        let leaver = employee("7001", "2026-05-01T08:00:00Z");
+        for expected in [
+            json!({"accepted": 1, "queued": 0, "duplicates": 0, "stale": 0}),
+            json!({"accepted": 0, "queued": 0, "duplicates": 1, "stale": 0}),
+        ] {
+            let (status, answer) = send(&router, signed(&leaver, "evt-leave")).await;
+            assert_eq!((status, answer), (StatusCode::ACCEPTED, expected));
+        }
+
+        let records = audit(&pipeline, "hr:7001").await;
+        let actions: Vec<&str> = records.iter().map(|r| r.action.as_str()).collect();
+        assert_eq!(actions, ["received", "duplicate"], "{records:#?}");
+        let duplicate = &records[1];
+        assert!(
+            duplicate.cause.contains("hr:evt-leave#7001")
+                && duplicate.cause.contains("taken in before"),
+            "the cause names the delivery and why it was dropped: {}",
+            duplicate.cause
+        );
+        assert_eq!(
+            duplicate.trace.as_deref(),
+            Some("webhook:hr:evt-leave#7001")
+        );
+        assert_eq!(
+            duplicate.after,
+            Some(json!({"delivery": "hr:evt-leave#7001"}))
+        );
+    }
+
+    #[tokio::test]
+    async fn an_older_record_is_answered_as_stale_and_audited() {
+        let (pipeline, _) = pipeline();
+        let router = endpoint(&pipeline);
+        let newer = employee("7002", "2026-05-01T08:00:00Z");
+        let older = employee("7002", "2026-04-30T17:00:00Z");
+        send(&router, signed(&newer, "evt-2")).await;
+        let (status, answer) = send(&router, signed(&older, "evt-1")).await;
+        assert_eq!(status, StatusCode::ACCEPTED);
+        assert_eq!(answer["stale"], 1, "{answer}");
+
+        let records = audit(&pipeline, "hr:7002").await;
+        let actions: Vec<&str> = records.iter().map(|r| r.action.as_str()).collect();
+        assert_eq!(actions, ["received", "stale"], "{records:#?}");
+        assert!(
+            records[1].cause.contains("hr:evt-1#7002"),
+            "{}",
+            records[1].cause
+        );
     }
 }
