@@ -7,6 +7,9 @@
 //!
 //! Ctrl-C or SIGTERM stops taking deliveries, lets the message being handled finish, and
 //! exits; anything not yet handled stays queued in the state file for the next start.
+//!
+//! Rejected deliveries are counted and sampled by the endpoint; serve audits what was counted
+//! since the last record every [`webhooks::REJECTION_WINDOW`] and when it stops.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -14,6 +17,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use hrsync_hr::Connector;
+use hrsync_local::{SqliteQueue, SqliteStore, SqliteTimers};
 use hrsync_pipeline::stages::intake::poll;
 use hrsync_pipeline::webhooks;
 use hrsync_pipeline::{Clock, ShiftedClock, SystemClock};
@@ -54,13 +58,14 @@ pub fn run(args: ServeArgs) -> anyhow::Result<usize> {
             started.connection.description
         );
         let runner = Arc::clone(&started.runner);
-        let router = webhooks::router(
+        let endpoint = Arc::new(webhooks::Endpoint::new(
             Arc::clone(runner.pipeline()),
             Arc::new(move |outcome| {
                 runner.note(outcome);
                 runner.wake();
             }),
-        );
+        ));
+        let router = endpoint.router();
 
         let (stop_tx, stop_rx) = watch::channel(false);
         tokio::spawn(async move {
@@ -82,9 +87,15 @@ pub fn run(args: ServeArgs) -> anyhow::Result<usize> {
                 ));
             }
         }
+        tokio::spawn(audit_rejections_every_window(
+            Arc::clone(&endpoint),
+            stop_rx.clone(),
+        ));
         let runner = Arc::clone(&started.runner);
         let pipeline = tokio::spawn(async move { runner.run(stopped(stop_rx)).await });
         server.await.context("the webhook server failed")?;
+        // The rejections counted since their last record would be lost with the process.
+        endpoint.audit_rejections(true).await;
         pipeline
             .await
             .context("the pipeline panicked")?
@@ -121,6 +132,21 @@ async fn poll_every(
             () = tokio::time::sleep(every) => {}
             () = stopped(stop.clone()) => return,
         }
+    }
+}
+
+/// Audits the rejections the endpoint counted, once their window has passed, until stopped.
+async fn audit_rejections_every_window(
+    endpoint: Arc<webhooks::Endpoint<SqliteStore, SqliteQueue, SqliteTimers>>,
+    stop: watch::Receiver<bool>,
+) {
+    let every = webhooks::REJECTION_WINDOW.unsigned_abs();
+    loop {
+        tokio::select! {
+            () = tokio::time::sleep(every) => {}
+            () = stopped(stop.clone()) => return,
+        }
+        endpoint.audit_rejections(false).await;
     }
 }
 

@@ -9,13 +9,22 @@
 //!   recognised, counted as a duplicate and audited under its worker (`duplicate`), as is a
 //!   record older than the one kept (`stale`). 200 for a vendor's handshake (HiBob's ping), and
 //!   the connector's own answer where its protocol has one (SCIM's BulkResponse). 401 on a bad
-//!   signature or token (no detail; audited under `<source>:#webhook` with the reason, size
-//!   and digest, never the body), 400 on a body that does not parse (what is wrong, never the
-//!   values; also audited), 404 for an unknown source, 413 above [`MAX_BODY`], 503 when the
-//!   store cannot take it (the sender retries).
+//!   signature or token (no detail), 400 on a body that does not parse (what is wrong, never
+//!   the values), 404 for an unknown source, 413 above [`MAX_BODY`], 503 when the store
+//!   cannot take it (the sender retries).
 //! - `GET /healthz`: 200 and the queues' depths.
+//!
+//! Rejections (401 `unauthorized`, 400 `unreadable`, and each record of a delivery `refused`
+//! on its own) are audited under `<source>:#webhook` with the reason, size and digest, never
+//! the body; but they cost the sender nothing, so they are counted and sampled rather than
+//! each written ([`REJECTION_WINDOW`]): per source and action, the first at once, then at
+//! most one record per window carrying `count`, the rejections since the previous record.
+//! The counts live in the router's memory: what a process (or a Lambda container) counted
+//! after its last record is lost when it ends, unless its owner calls
+//! [`Endpoint::audit_rejections`] (`hrsync serve` does every window and when it stops).
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use axum::Json;
 use axum::Router;
@@ -26,7 +35,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use hrsync_core::WorkerKey;
 use hrsync_hr::{Action, BadPayload, Delivery, Unauthorized};
-use jiff::Timestamp;
+use jiff::{SignedDuration, Timestamp};
 use serde_json::json;
 
 use crate::ports::{AuditRecord, Queue, QueueName, StateStore, Timers};
@@ -44,23 +53,76 @@ pub const MAX_BODY: usize = 1024 * 1024;
 /// the intake Lambda has nothing to wake (the queues' event source mappings do).
 pub type OnTaken = Arc<dyn Fn(Outcome) + Send + Sync>;
 
+/// How often a source's rejections of one kind are audited at most: the first at once, then
+/// one record per window carrying their count. Bounds what unauthenticated requests can write
+/// (on AWS each record is a DynamoDB transaction kept for 400 days).
+pub const REJECTION_WINDOW: SignedDuration = SignedDuration::from_mins(1);
+
 struct Webhooks<S, Q, T> {
     pipeline: Arc<Pipeline<S, Q, T>>,
     on_taken: OnTaken,
+    rejections: Rejections,
 }
 
-/// The webhook endpoint and the health check over `pipeline`.
+/// The webhook endpoint over a pipeline: its [`router`](Endpoint::router), and what the
+/// process that serves it runs beside it ([`audit_rejections`](Endpoint::audit_rejections)).
+pub struct Endpoint<S, Q, T> {
+    app: Arc<Webhooks<S, Q, T>>,
+}
+
+impl<S, Q, T> std::fmt::Debug for Endpoint<S, Q, T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Endpoint").finish_non_exhaustive()
+    }
+}
+
+impl<S, Q, T> Endpoint<S, Q, T>
+where
+    S: StateStore + 'static,
+    Q: Queue + 'static,
+    T: Timers + 'static,
+{
+    pub fn new(pipeline: Arc<Pipeline<S, Q, T>>, on_taken: OnTaken) -> Self {
+        Self {
+            app: Arc::new(Webhooks {
+                pipeline,
+                on_taken,
+                rejections: Rejections::default(),
+            }),
+        }
+    }
+
+    /// The webhook endpoint and the health check.
+    pub fn router(&self) -> Router {
+        Router::new()
+            .route("/webhooks/{source}", post(webhook::<S, Q, T>))
+            .route("/healthz", get(healthz::<S, Q, T>))
+            .layer(DefaultBodyLimit::max(MAX_BODY))
+            .with_state(Arc::clone(&self.app))
+    }
+
+    /// Audits the rejections counted since their kind's last record: those whose window has
+    /// passed, or all of them with `all` (before the process stops). Returns the records written.
+    pub async fn audit_rejections(&self, all: bool) -> usize {
+        let pipeline = &*self.app.pipeline;
+        let due = self.app.rejections.due(pipeline.clock.now(), all);
+        let written = due.len();
+        for sample in due {
+            write_rejection(pipeline, sample).await;
+        }
+        written
+    }
+}
+
+/// The webhook endpoint and the health check over `pipeline` (see [`Endpoint`] to audit the
+/// rejections still counted when the process stops).
 pub fn router<S, Q, T>(pipeline: Arc<Pipeline<S, Q, T>>, on_taken: OnTaken) -> Router
 where
     S: StateStore + 'static,
     Q: Queue + 'static,
     T: Timers + 'static,
 {
-    Router::new()
-        .route("/webhooks/{source}", post(webhook::<S, Q, T>))
-        .route("/healthz", get(healthz::<S, Q, T>))
-        .layer(DefaultBodyLimit::max(MAX_BODY))
-        .with_state(Arc::new(Webhooks { pipeline, on_taken }))
+    Endpoint::new(pipeline, on_taken).router()
 }
 
 fn reply(status: StatusCode, body: serde_json::Value) -> Response {
@@ -118,8 +180,7 @@ where
         received_at: Timestamp::now(),
     };
     if let Err(Unauthorized(reason)) = connector.verify(&delivery) {
-        tracing::warn!(source = %source_name, %reason, "webhook rejected");
-        reject(pipeline, &source_name, &delivery, "unauthorized", &reason).await;
+        reject(&app, &source_name, &delivery, "unauthorized", &reason).await;
         return reply(
             StatusCode::UNAUTHORIZED,
             json!({"error": "invalid signature"}),
@@ -128,8 +189,7 @@ where
     let parsed = match connector.parse(&delivery) {
         Ok(parsed) => parsed,
         Err(BadPayload(problem)) => {
-            tracing::warn!(source = %source_name, %problem, "webhook unreadable");
-            reject(pipeline, &source_name, &delivery, "unreadable", &problem).await;
+            reject(&app, &source_name, &delivery, "unreadable", &problem).await;
             return reply(StatusCode::BAD_REQUEST, json!({"error": problem}));
         }
     };
@@ -140,9 +200,8 @@ where
     // worker who never arrives can be traced to the delivery that carried them.
     for refused in &parsed.refused {
         let what = refused.operation.as_deref().unwrap_or("a record");
-        tracing::debug!(source = %source_name, problem = %refused.problem, "webhook record refused");
         reject(
-            pipeline,
+            &app,
             &source_name,
             &delivery,
             "refused",
@@ -251,30 +310,165 @@ impl Tally {
     }
 }
 
-/// Audits a refused delivery: why, its size and digest, never its content (personal data).
-/// Best effort: a store that cannot take it does not change the answer.
+/// Counts a rejection, and audits it when its kind is due ([`REJECTION_WINDOW`]): why, the
+/// size and digest, never the content (personal data). Best effort: a store that cannot take
+/// it does not change the answer.
 async fn reject<S: StateStore, Q, T>(
-    pipeline: &Pipeline<S, Q, T>,
+    app: &Webhooks<S, Q, T>,
     source: &str,
     delivery: &Delivery<'_>,
-    action: &str,
+    action: &'static str,
     reason: &str,
 ) {
-    let key = WorkerKey::new(source, REJECTED_DELIVERIES);
+    tracing::debug!(%source, action, %reason, "webhook rejected");
+    let rejection = Rejection {
+        reason: reason.to_owned(),
+        bytes: delivery.body.len(),
+        sha256: delivery.digest(),
+    };
+    let now = app.pipeline.clock.now();
+    if let Some(sample) = app.rejections.count(source, action, now, rejection) {
+        write_rejection(&app.pipeline, sample).await;
+    }
+}
+
+async fn write_rejection<S: StateStore, Q, T>(pipeline: &Pipeline<S, Q, T>, sample: Sample) {
+    let Sample {
+        source,
+        action,
+        count,
+        since,
+        latest,
+    } = sample;
+    tracing::warn!(%source, action, count, reason = %latest.reason, "webhook deliveries rejected");
+    let key = WorkerKey::new(source.as_str(), REJECTED_DELIVERIES);
+    let cause = match count {
+        1 => format!("webhook {source}: {}", latest.reason),
+        _ => format!(
+            "webhook {source}: {count} {action} since {since}; the latest: {}",
+            latest.reason
+        ),
+    };
     let mut record = AuditRecord::new(
         &key,
         pipeline.clock.now(),
         "intake",
         action,
-        format!("webhook {source}: {reason}"),
-        &format!("webhook:{source}:sha256:{}", delivery.digest()),
+        cause,
+        &format!("webhook:{source}:sha256:{}", latest.sha256),
     );
     record.after = Some(json!({
-        "bytes": delivery.body.len(),
-        "sha256": delivery.digest(),
+        "count": count,
+        "since": since,
+        "bytes": latest.bytes,
+        "sha256": latest.sha256,
     }));
     if let Err(error) = pipeline.store.append_audit(&record).await {
-        tracing::error!(%source, %error, "cannot audit a rejected delivery");
+        tracing::error!(%source, %error, "cannot audit rejected deliveries");
+    }
+}
+
+/// Rejections counted and not yet audited, per source and action. Only configured sources get
+/// here (an unknown one is a 404), so the map stays as small as the config.
+#[derive(Debug, Default)]
+struct Rejections {
+    kinds: Mutex<HashMap<(String, &'static str), Pending>>,
+}
+
+#[derive(Debug)]
+struct Pending {
+    /// When this kind was last audited (never: due at once).
+    audited_at: Option<Timestamp>,
+    /// Rejections since then.
+    count: u64,
+    /// When the first of them came.
+    since: Timestamp,
+    /// The last of them, the example the next record names.
+    latest: Option<Rejection>,
+}
+
+/// What one rejected delivery is audited with.
+#[derive(Debug, Clone)]
+struct Rejection {
+    reason: String,
+    bytes: usize,
+    sha256: String,
+}
+
+/// One audit record's worth of rejections.
+#[derive(Debug)]
+struct Sample {
+    source: String,
+    action: &'static str,
+    count: u64,
+    since: Timestamp,
+    latest: Rejection,
+}
+
+impl Rejections {
+    /// Counts a rejection; returns what to audit when its kind is due (the first ever, or a
+    /// window after its last record), this rejection included.
+    fn count(
+        &self,
+        source: &str,
+        action: &'static str,
+        now: Timestamp,
+        rejection: Rejection,
+    ) -> Option<Sample> {
+        let mut kinds = self.kinds.lock().unwrap_or_else(PoisonError::into_inner);
+        let pending = kinds
+            .entry((source.to_owned(), action))
+            .or_insert_with(|| Pending {
+                audited_at: None,
+                count: 0,
+                since: now,
+                latest: None,
+            });
+        if pending.count == 0 {
+            pending.since = now;
+        }
+        pending.count += 1;
+        pending.latest = Some(rejection);
+        pending.take(source, action, now, false)
+    }
+
+    /// Takes every kind with rejections not yet audited whose window has passed (all of them
+    /// with `all`).
+    fn due(&self, now: Timestamp, all: bool) -> Vec<Sample> {
+        let mut kinds = self.kinds.lock().unwrap_or_else(PoisonError::into_inner);
+        kinds
+            .iter_mut()
+            .filter_map(|((source, action), pending)| pending.take(source, action, now, all))
+            .collect()
+    }
+}
+
+impl Pending {
+    fn take(
+        &mut self,
+        source: &str,
+        action: &'static str,
+        now: Timestamp,
+        all: bool,
+    ) -> Option<Sample> {
+        let due = all
+            || self
+                .audited_at
+                .is_none_or(|at| now.duration_since(at) >= REJECTION_WINDOW);
+        if self.count == 0 || !due {
+            return None;
+        }
+        let latest = self.latest.take()?;
+        let sample = Sample {
+            source: source.to_owned(),
+            action,
+            count: self.count,
+            since: self.since,
+            latest,
+        };
+        self.audited_at = Some(now);
+        self.count = 0;
+        Some(sample)
     }
 }
 
@@ -428,5 +622,104 @@ upn = ["{{ given_name|slug }}.{{ family_name|slug }}@acme.example"]
             "{}",
             records[1].cause
         );
+    }
+
+    fn unsigned(body: &Value) -> Request<Body> {
+        Request::post("/webhooks/hr")
+            .header("content-type", "application/json")
+            .body(Body::from(serde_json::to_vec(body).unwrap()))
+            .unwrap()
+    }
+
+    /// The `count` each record carries.
+    fn counts(records: &[AuditRecord]) -> Vec<u64> {
+        records
+            .iter()
+            .map(|r| {
+                r.after
+                    .as_ref()
+                    .and_then(|a| a["count"].as_u64())
+                    .unwrap_or_else(|| panic!("each rejection record carries its count: {r:#?}"))
+            })
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn unsigned_posts_are_audited_at_once_then_counted_for_a_minute() {
+        let (pipeline, clock) = pipeline();
+        let endpoint = Endpoint::new(Arc::clone(&pipeline), Arc::new(|_| {}));
+        let router = endpoint.router();
+        let body = employee("7100", "2026-05-01T08:00:00Z");
+        let start = clock.now();
+        for _ in 0..2000 {
+            let (status, _) = send(&router, unsigned(&body)).await;
+            assert_eq!(status, StatusCode::UNAUTHORIZED);
+        }
+        let records = audit(&pipeline, "hr:#webhook").await;
+        assert_eq!(
+            records.len(),
+            1,
+            "the first rejection is audited at once, the rest only counted: {:#?}",
+            &records[..records.len().min(3)]
+        );
+        assert_eq!(counts(&records), [1]);
+        assert_eq!(records[0].action, "unauthorized");
+        assert_eq!(
+            records[0].after.as_ref().unwrap()["bytes"],
+            serde_json::to_vec(&body).unwrap().len()
+        );
+
+        // Another kind of rejection is audited at once too: a signed body missing a field.
+        let mut nameless = employee("7101", "2026-05-01T08:00:00Z");
+        nameless.as_object_mut().unwrap().remove("given_name");
+        let (status, _) = send(&router, signed(&nameless, "evt-nameless")).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        let records = audit(&pipeline, "hr:#webhook").await;
+        let actions: Vec<&str> = records.iter().map(|r| r.action.as_str()).collect();
+        assert_eq!(actions, ["unauthorized", "unreadable"]);
+
+        // Within the window nothing is due; a minute on, the next rejection brings the count.
+        clock.advance(SignedDuration::from_secs(30));
+        assert_eq!(endpoint.audit_rejections(false).await, 0);
+        clock.advance(SignedDuration::from_secs(31));
+        send(&router, unsigned(&body)).await;
+        let records = audit(&pipeline, "hr:#webhook").await;
+        let unauthorized: Vec<AuditRecord> = records
+            .into_iter()
+            .filter(|r| r.action == "unauthorized")
+            .collect();
+        assert_eq!(counts(&unauthorized), [1, 2000], "{unauthorized:#?}");
+        let sampled = &unauthorized[1];
+        assert_eq!(
+            sampled.after.as_ref().unwrap()["since"],
+            json!(start),
+            "the count runs from the first rejection after the last record"
+        );
+        assert!(
+            sampled
+                .cause
+                .starts_with("webhook hr: 2000 unauthorized since ")
+                && sampled.cause.contains("the latest: "),
+            "{}",
+            sampled.cause
+        );
+
+        // Rejections still counted are audited when the process stops.
+        for _ in 0..5 {
+            send(&router, unsigned(&body)).await;
+        }
+        assert_eq!(endpoint.audit_rejections(true).await, 1);
+        assert_eq!(
+            endpoint.audit_rejections(true).await,
+            0,
+            "nothing counted twice"
+        );
+        let records = audit(&pipeline, "hr:#webhook").await;
+        let unauthorized: Vec<AuditRecord> = records
+            .into_iter()
+            .filter(|r| r.action == "unauthorized")
+            .collect();
+        assert_eq!(counts(&unauthorized), [1, 2000, 5]);
+        assert_eq!(counts(&unauthorized).iter().sum::<u64>(), 2006);
     }
 }
