@@ -57,6 +57,12 @@ pub fn run(args: ServeArgs) -> anyhow::Result<usize> {
             "hrsync: listening on http://{address} (directory: {})",
             started.connection.description
         );
+        // The queues' figures are for the operator: listening beyond loopback, /healthz says
+        // only ok or unavailable.
+        let health = match address.ip().is_loopback() {
+            true => webhooks::Health::Detailed,
+            false => webhooks::Health::Public,
+        };
         let runner = Arc::clone(&started.runner);
         let endpoint = Arc::new(webhooks::Endpoint::new(
             Arc::clone(runner.pipeline()),
@@ -64,6 +70,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<usize> {
                 runner.note(outcome);
                 runner.wake();
             }),
+            health,
         ));
         let router = endpoint.router();
 

@@ -12,7 +12,10 @@
 //!   signature or token (no detail), 400 on a body that does not parse (what is wrong, never
 //!   the values), 404 for an unknown source, 413 above [`MAX_BODY`], 503 when the store
 //!   cannot take it (the sender retries).
-//! - `GET /healthz`: 200 and the queues' depths.
+//! - `GET /healthz`: 200 `{"status":"ok"}` or 503 `{"status":"unavailable"}` when the queues
+//!   cannot be read ([`Health::Public`]: the intake Lambda's Function URL, open to anyone);
+//!   [`Health::Detailed`] (`hrsync serve` on loopback) adds the queues' depths, and the error
+//!   on 503. The error is logged either way.
 //!
 //! Rejections (401 `unauthorized`, 400 `unreadable`, and each record of a delivery `refused`
 //! on its own) are audited under `<source>:#webhook` with the reason, size and digest, never
@@ -58,9 +61,19 @@ pub type OnTaken = Arc<dyn Fn(Outcome) + Send + Sync>;
 /// (on AWS each record is a DynamoDB transaction kept for 400 days).
 pub const REJECTION_WINDOW: SignedDuration = SignedDuration::from_mins(1);
 
+/// What `GET /healthz` tells.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Health {
+    /// Only whether the queues answer: for an endpoint anyone can reach.
+    Public,
+    /// The queues' depths too, and the error when they cannot be read: for the operator.
+    Detailed,
+}
+
 struct Webhooks<S, Q, T> {
     pipeline: Arc<Pipeline<S, Q, T>>,
     on_taken: OnTaken,
+    health: Health,
     rejections: Rejections,
 }
 
@@ -82,11 +95,12 @@ where
     Q: Queue + 'static,
     T: Timers + 'static,
 {
-    pub fn new(pipeline: Arc<Pipeline<S, Q, T>>, on_taken: OnTaken) -> Self {
+    pub fn new(pipeline: Arc<Pipeline<S, Q, T>>, on_taken: OnTaken, health: Health) -> Self {
         Self {
             app: Arc::new(Webhooks {
                 pipeline,
                 on_taken,
+                health,
                 rejections: Rejections::default(),
             }),
         }
@@ -116,13 +130,17 @@ where
 
 /// The webhook endpoint and the health check over `pipeline` (see [`Endpoint`] to audit the
 /// rejections still counted when the process stops).
-pub fn router<S, Q, T>(pipeline: Arc<Pipeline<S, Q, T>>, on_taken: OnTaken) -> Router
+pub fn router<S, Q, T>(
+    pipeline: Arc<Pipeline<S, Q, T>>,
+    on_taken: OnTaken,
+    health: Health,
+) -> Router
 where
     S: StateStore + 'static,
     Q: Queue + 'static,
     T: Timers + 'static,
 {
-    Endpoint::new(pipeline, on_taken).router()
+    Endpoint::new(pipeline, on_taken, health).router()
 }
 
 fn reply(status: StatusCode, body: serde_json::Value) -> Response {
@@ -145,14 +163,22 @@ where
                 );
             }
             Err(error) => {
-                return reply(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    json!({"status": "unavailable", "error": error.to_string()}),
-                );
+                tracing::warn!(queue = %name, %error, "health check: the queues cannot be read");
+                let answer = match app.health {
+                    Health::Public => json!({"status": "unavailable"}),
+                    Health::Detailed => {
+                        json!({"status": "unavailable", "error": error.to_string()})
+                    }
+                };
+                return reply(StatusCode::SERVICE_UNAVAILABLE, answer);
             }
         }
     }
-    reply(StatusCode::OK, json!({"status": "ok", "queues": queues}))
+    let answer = match app.health {
+        Health::Public => json!({"status": "ok"}),
+        Health::Detailed => json!({"status": "ok", "queues": queues}),
+    };
+    reply(StatusCode::OK, answer)
 }
 
 async fn webhook<S, Q, T>(
@@ -488,6 +514,7 @@ mod tests {
     use crate::clock::{Clock, ManualClock};
     use crate::lookups::DirectoryLookups;
     use crate::memory::{MemoryQueue, MemoryStore, MemoryTimers};
+    use crate::ports::{DeadLetter, Nudge, QueueDepth, QueueError, RetryOutcome};
 
     const SECRET: &str = "webhooks-test-secret";
     const CONFIG: &str = r#"
@@ -503,6 +530,15 @@ upn = ["{{ given_name|slug }}.{{ family_name|slug }}@acme.example"]
 
     /// A pipeline on the memory ports with a signed-JSON source `hr` and a manual clock.
     fn pipeline() -> (Arc<TestPipeline>, Arc<ManualClock>) {
+        pipeline_on(MemoryQueue::new())
+    }
+
+    fn pipeline_on<Q: Queue>(
+        queue: Q,
+    ) -> (
+        Arc<Pipeline<MemoryStore, Q, MemoryTimers>>,
+        Arc<ManualClock>,
+    ) {
         let config = Config::parse(CONFIG, "hrsync.toml").unwrap();
         let http = reqwest::Client::new();
         let resolve = |_: &hrsync_core::config::SecretRef| Ok(SECRET.to_owned());
@@ -512,7 +548,7 @@ upn = ["{{ given_name|slug }}.{{ family_name|slug }}@acme.example"]
         let pipeline = Pipeline {
             config: Arc::new(config),
             store: Arc::new(MemoryStore::new()),
-            queue: Arc::new(MemoryQueue::new()),
+            queue: Arc::new(queue),
             timers: Arc::new(MemoryTimers::new()),
             // Never called: the webhook endpoint does not reach the directory.
             graph: GraphClient::new(settings, http),
@@ -523,8 +559,71 @@ upn = ["{{ given_name|slug }}.{{ family_name|slug }}@acme.example"]
         (Arc::new(pipeline), clock)
     }
 
+    /// What an AWS error can say: names of the account's resources.
+    const QUEUE_ERROR: &str =
+        "AccessDenied: arn:aws:sqs:eu-west-1:123456789012:hrsync-worker-events.fifo";
+
+    /// A queue whose every call fails, as SQS does when the role lost its permissions.
+    struct Down;
+
+    fn down<T>() -> Result<T, QueueError> {
+        Err(QueueError::Backend(QUEUE_ERROR.to_owned()))
+    }
+
+    impl Queue for Down {
+        async fn send(
+            &self,
+            _: QueueName,
+            _: &Nudge,
+            _: &str,
+            _: Timestamp,
+        ) -> Result<(), QueueError> {
+            down()
+        }
+        async fn receive(
+            &self,
+            _: QueueName,
+            _: usize,
+            _: Timestamp,
+            _: std::time::Duration,
+        ) -> Result<Vec<crate::ports::Delivery>, QueueError> {
+            down()
+        }
+        async fn ack(&self, _: &crate::ports::Delivery) -> Result<(), QueueError> {
+            down()
+        }
+        async fn retry(
+            &self,
+            _: &crate::ports::Delivery,
+            _: &str,
+            _: Timestamp,
+            _: std::time::Duration,
+            _: u32,
+        ) -> Result<RetryOutcome, QueueError> {
+            down()
+        }
+        async fn dead_letter_abandoned(
+            &self,
+            _: QueueName,
+            _: Timestamp,
+            _: u32,
+            _: &str,
+        ) -> Result<usize, QueueError> {
+            down()
+        }
+        async fn dead_letters(&self, _: QueueName) -> Result<Vec<DeadLetter>, QueueError> {
+            down()
+        }
+        async fn redrive(&self, _: QueueName, _: &str, _: Timestamp) -> Result<bool, QueueError> {
+            down()
+        }
+        async fn depth(&self, _: QueueName) -> Result<QueueDepth, QueueError> {
+            down()
+        }
+    }
+
     fn endpoint(pipeline: &Arc<TestPipeline>) -> Router {
-        router(Arc::clone(pipeline), Arc::new(|_| {}))
+        router(Arc::clone(pipeline), Arc::new(|_| {}), Health::Public)
     }
 
     /// A delivery to `hr` signed now with the test secret.
@@ -647,7 +746,7 @@ upn = ["{{ given_name|slug }}.{{ family_name|slug }}@acme.example"]
     #[tokio::test]
     async fn unsigned_posts_are_audited_at_once_then_counted_for_a_minute() {
         let (pipeline, clock) = pipeline();
-        let endpoint = Endpoint::new(Arc::clone(&pipeline), Arc::new(|_| {}));
+        let endpoint = Endpoint::new(Arc::clone(&pipeline), Arc::new(|_| {}), Health::Public);
         let router = endpoint.router();
         let body = employee("7100", "2026-05-01T08:00:00Z");
         let start = clock.now();
@@ -721,5 +820,57 @@ upn = ["{{ given_name|slug }}.{{ family_name|slug }}@acme.example"]
             .collect();
         assert_eq!(counts(&unauthorized), [1, 2000, 5]);
         assert_eq!(counts(&unauthorized).iter().sum::<u64>(), 2006);
+    }
+
+    fn health_check() -> Request<Body> {
+        Request::get("/healthz").body(Body::empty()).unwrap()
+    }
+
+    #[tokio::test]
+    async fn public_health_says_ok_or_unavailable_and_nothing_else() {
+        let (up, _) = pipeline();
+        let public = router(Arc::clone(&up), Arc::new(|_| {}), Health::Public);
+        assert_eq!(
+            send(&public, health_check()).await,
+            (StatusCode::OK, json!({"status": "ok"})),
+            "no queue figures for anyone who asks"
+        );
+
+        let (broken, _) = pipeline_on(Down);
+        let public = router(Arc::clone(&broken), Arc::new(|_| {}), Health::Public);
+        assert_eq!(
+            send(&public, health_check()).await,
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                json!({"status": "unavailable"})
+            ),
+            "no error text for anyone who asks"
+        );
+    }
+
+    #[tokio::test]
+    async fn detailed_health_gives_the_operator_the_queues_and_the_error() {
+        let (up, _) = pipeline();
+        let detailed = router(up, Arc::new(|_| {}), Health::Detailed);
+        let (status, answer) = send(&detailed, health_check()).await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(answer["status"], "ok");
+        for name in QueueName::ALL {
+            assert_eq!(
+                answer["queues"][name.to_string()],
+                json!({"visible": 0, "in_flight": 0, "dead": 0}),
+                "{answer}"
+            );
+        }
+
+        let (broken, _) = pipeline_on(Down);
+        let detailed = router(broken, Arc::new(|_| {}), Health::Detailed);
+        let (status, answer) = send(&detailed, health_check()).await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(answer["status"], "unavailable");
+        assert!(
+            answer["error"].as_str().unwrap().contains("AccessDenied"),
+            "{answer}"
+        );
     }
 }
