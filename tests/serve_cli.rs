@@ -490,3 +490,37 @@ fn two_thousand_unsigned_posts_leave_a_handful_of_audit_records_whose_counts_add
         "the first is recorded at once"
     );
 }
+
+/// Regression: `.hrsync/state.db` and the sandbox's `sandbox.db` (names, accounts, the audit)
+/// were created readable by every local user (0644). After a run, the state, the sandbox's
+/// data and SQLite's side files are 0600 and the folder hrsync made for them 0700.
+#[cfg(unix)]
+#[test]
+fn the_files_serve_creates_are_readable_by_their_owner_alone() {
+    use std::os::unix::fs::PermissionsExt;
+
+    let site = Site::new();
+    let serve = site.serve();
+    serve.deliver_ok(&employee("9701", "Priya", "Private", "Sales"), None);
+    serve.settle();
+    assert_eq!(site.user("9701")["accountEnabled"], true);
+
+    let mode = |path: &Path| std::fs::metadata(path).unwrap().permissions().mode() & 0o777;
+    let folder = site.path(".hrsync");
+    assert_eq!(mode(&folder), 0o700, "{:o}", mode(&folder));
+    let mut seen = Vec::new();
+    for entry in std::fs::read_dir(&folder).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        if name.starts_with("state.db") && !name.ends_with(".lock")
+            || name.starts_with("sandbox.db")
+        {
+            assert_eq!(mode(&path), 0o600, "{name}: {:o}", mode(&path));
+            seen.push(name);
+        }
+    }
+    seen.sort();
+    for name in ["sandbox.db", "state.db", "state.db-shm", "state.db-wal"] {
+        assert!(seen.contains(&name.to_owned()), "{name} in {seen:?}");
+    }
+}
