@@ -50,7 +50,7 @@ async fn start_in_process(config: &Config, base: &Path) -> anyhow::Result<Connec
         None => default_data(base)?,
     };
     if let Some(parent) = data.parent().filter(|p| !p.as_os_str().is_empty()) {
-        std::fs::create_dir_all(parent)
+        hrsync_local::files::create_private_dir_all(parent)
             .with_context(|| format!("cannot create {}", parent.display()))?;
     }
     let (groups, skus) = seeds(config)?;

@@ -48,7 +48,7 @@ impl Local {
         let state_path =
             config_dir(config_path).join(config.state.path.as_deref().unwrap_or(DEFAULT_STATE));
         if let Some(parent) = state_path.parent().filter(|p| !p.as_os_str().is_empty()) {
-            std::fs::create_dir_all(parent)
+            hrsync_local::files::create_private_dir_all(parent)
                 .with_context(|| format!("cannot create {}", parent.display()))?;
         }
         let store = SqliteStore::open(&state_path)

@@ -5,20 +5,38 @@
 //! router the intake Lambda serves. Sources with `poll_every` are polled at start and then at
 //! that interval.
 //!
-//! Ctrl-C or SIGTERM stops taking deliveries, lets the message being handled finish, and
-//! exits; anything not yet handled stays queued in the state file for the next start.
+//! The listener bounds what a client can hold: [`HEADER_TIMEOUT`] to send a request's
+//! headers, [`REQUEST_TIMEOUT`] for the whole request (a 408 after it), at most
+//! [`MAX_CONNECTIONS`] connections served at once (more wait in the listen backlog).
+//!
+//! Ctrl-C or SIGTERM stops taking deliveries and connections, gives the requests in flight at
+//! most [`SHUTDOWN_GRACE`], lets the message being handled finish, and exits; anything not
+//! yet handled stays queued in the state file for the next start.
+//!
+//! Rejected deliveries are counted and sampled by the endpoint; serve audits what was counted
+//! since the last record every [`webhooks::REJECTION_WINDOW`] and when it stops.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context;
+use axum::Router;
+use axum::http::StatusCode;
 use hrsync_hr::Connector;
+use hrsync_local::{SqliteQueue, SqliteStore, SqliteTimers};
 use hrsync_pipeline::stages::intake::poll;
 use hrsync_pipeline::webhooks;
 use hrsync_pipeline::{Clock, ShiftedClock, SystemClock};
+use hyper::server::conn::http1;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::service::TowerToHyperService;
 use jiff::Timestamp;
-use tokio::sync::watch;
+use tokio::net::TcpListener;
+use tokio::sync::{Semaphore, watch};
+use tower_http::timeout::TimeoutLayer;
 
 use crate::runtime::{Local, LocalRunner};
 
@@ -45,7 +63,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<usize> {
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     runtime.block_on(async {
         let started = local.start(&lock, clock).await?;
-        let listener = tokio::net::TcpListener::bind(args.listen)
+        let listener = TcpListener::bind(args.listen)
             .await
             .with_context(|| format!("cannot listen on {}", args.listen))?;
         let address = listener.local_addr()?;
@@ -53,14 +71,22 @@ pub fn run(args: ServeArgs) -> anyhow::Result<usize> {
             "hrsync: listening on http://{address} (directory: {})",
             started.connection.description
         );
+        // The queues' figures are for the operator: listening beyond loopback, /healthz says
+        // only ok or unavailable.
+        let health = match address.ip().is_loopback() {
+            true => webhooks::Health::Detailed,
+            false => webhooks::Health::Public,
+        };
         let runner = Arc::clone(&started.runner);
-        let router = webhooks::router(
+        let endpoint = Arc::new(webhooks::Endpoint::new(
             Arc::clone(runner.pipeline()),
             Arc::new(move |outcome| {
                 runner.note(outcome);
                 runner.wake();
             }),
-        );
+            health,
+        ));
+        let router = endpoint.router();
 
         let (stop_tx, stop_rx) = watch::channel(false);
         tokio::spawn(async move {
@@ -68,7 +94,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<usize> {
             eprintln!("hrsync: stopping (finishing the work in hand)");
             let _ = stop_tx.send(true);
         });
-        let server = axum::serve(listener, router).with_graceful_shutdown(stopped(stop_rx.clone()));
+        let server = serve_http(listener, router, stop_rx.clone());
         for (name, source) in &local.config.sources {
             if let (Some(every), Some(connector)) = (
                 source.poll_interval(),
@@ -82,9 +108,15 @@ pub fn run(args: ServeArgs) -> anyhow::Result<usize> {
                 ));
             }
         }
+        tokio::spawn(audit_rejections_every_window(
+            Arc::clone(&endpoint),
+            stop_rx.clone(),
+        ));
         let runner = Arc::clone(&started.runner);
         let pipeline = tokio::spawn(async move { runner.run(stopped(stop_rx)).await });
-        server.await.context("the webhook server failed")?;
+        server.await;
+        // The rejections counted since their last record would be lost with the process.
+        endpoint.audit_rejections(true).await;
         pipeline
             .await
             .context("the pipeline panicked")?
@@ -92,6 +124,72 @@ pub fn run(args: ServeArgs) -> anyhow::Result<usize> {
         eprintln!("hrsync: stopped");
         Ok(0)
     })
+}
+
+/// How long a client may take to send a request's headers.
+pub const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a request may take in all, its body included (a delivery is at most 1 MiB, and
+/// taking it in is a few store writes per record); then it is answered 408. A delivery cut
+/// short is taken in again when the sender retries (deliveries are deduplicated).
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+/// Connections served at once; more wait in the listen backlog until one closes.
+pub const MAX_CONNECTIONS: usize = 256;
+/// How long a stop waits for the requests in flight before dropping them.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+
+/// Serves `router` on `listener` until `stop`, then lets the requests in flight finish for at
+/// most [`SHUTDOWN_GRACE`]. HTTP/1 on hyper directly (the way axum's own examples do it):
+/// `axum::serve` has no header timeout, connection limit or bounded shutdown.
+async fn serve_http(listener: TcpListener, router: Router, stop: watch::Receiver<bool>) {
+    let router = router.layer(TimeoutLayer::with_status_code(
+        StatusCode::REQUEST_TIMEOUT,
+        REQUEST_TIMEOUT,
+    ));
+    let service = TowerToHyperService::new(router);
+    let mut http = http1::Builder::new();
+    http.timer(TokioTimer::new())
+        .header_read_timeout(HEADER_TIMEOUT);
+    let connections = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    let graceful = GracefulShutdown::new();
+    loop {
+        // A free place first, then the connection: the ones beyond the cap stay in the backlog.
+        let place = tokio::select! {
+            place = Arc::clone(&connections).acquire_owned() => place,
+            () = stopped(stop.clone()) => break,
+        };
+        let Ok(place) = place else { break };
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
+            () = stopped(stop.clone()) => break,
+        };
+        let stream = match accepted {
+            Ok((stream, _peer)) => stream,
+            Err(error) => {
+                // Out of file descriptors and the like: wait rather than spin.
+                tracing::warn!(%error, "cannot accept a connection");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                continue;
+            }
+        };
+        let connection =
+            graceful.watch(http.serve_connection(TokioIo::new(stream), service.clone()));
+        tokio::spawn(async move {
+            if let Err(error) = connection.await {
+                tracing::debug!(%error, "a webhook connection ended with an error");
+            }
+            drop(place);
+        });
+    }
+    drop(listener);
+    if tokio::time::timeout(SHUTDOWN_GRACE, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        eprintln!(
+            "hrsync: requests still open after {}s dropped",
+            SHUTDOWN_GRACE.as_secs()
+        );
+    }
 }
 
 /// Polls a source's change feed at start and then every `every`, until stopped: the safety net
@@ -121,6 +219,21 @@ async fn poll_every(
             () = tokio::time::sleep(every) => {}
             () = stopped(stop.clone()) => return,
         }
+    }
+}
+
+/// Audits the rejections the endpoint counted, once their window has passed, until stopped.
+async fn audit_rejections_every_window(
+    endpoint: Arc<webhooks::Endpoint<SqliteStore, SqliteQueue, SqliteTimers>>,
+    stop: watch::Receiver<bool>,
+) {
+    let every = webhooks::REJECTION_WINDOW.unsigned_abs();
+    loop {
+        tokio::select! {
+            () = tokio::time::sleep(every) => {}
+            () = stopped(stop.clone()) => return,
+        }
+        endpoint.audit_rejections(false).await;
     }
 }
 

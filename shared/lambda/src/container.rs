@@ -85,8 +85,12 @@ impl Container {
             clock,
             hr,
         });
-        let webhooks =
-            hrsync_pipeline::webhooks::router(Arc::clone(&pipeline), Arc::new(|_outcome| {}));
+        // The Function URL is open to anyone: /healthz says only ok or unavailable.
+        let webhooks = hrsync_pipeline::webhooks::router(
+            Arc::clone(&pipeline),
+            Arc::new(|_outcome| {}),
+            hrsync_pipeline::webhooks::Health::Public,
+        );
         Ok(Self {
             pipeline,
             webhooks,

@@ -4,7 +4,11 @@
 //! The state store ([`SqliteStore`]), the durable queues ([`SqliteQueue`]) and the timers
 //! ([`SqliteTimers`]) share one file and one connection, so the runtime can later commit a
 //! state change and the nudge it causes in one transaction.
+//!
+//! The state file, SQLite's side files and the folder hrsync makes for them are the owner's
+//! alone ([`files`]).
 
+pub mod files;
 pub mod queue;
 pub mod store;
 pub mod timers;

@@ -21,6 +21,8 @@ use hrsync_pipeline::ports::{
 use jiff::Timestamp;
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 
+use crate::files;
+
 /// How long a call waits for another connection's write lock before failing as busy.
 pub const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -160,16 +162,19 @@ impl fmt::Debug for SqliteStore {
 }
 
 impl SqliteStore {
-    /// Opens (creating it and its directory if needed) and migrates the store at `path`.
-    /// Blocking: call it before serving, or from `spawn_blocking`.
+    /// Opens (creating it and its directory if needed) and migrates the store at `path`. A
+    /// new file is 0600 and a new directory 0700 ([`crate::files`]). Blocking: call it before
+    /// serving, or from `spawn_blocking`.
     pub fn open(path: impl AsRef<Path>) -> Result<Self, StoreError> {
         let path = path.as_ref();
         let context = |e: &dyn fmt::Display| {
             StoreError::Backend(format!("cannot open {}: {e}", path.display()))
         };
         if let Some(dir) = path.parent().filter(|dir| !dir.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(|e| context(&e))?;
+            files::create_private_dir_all(dir).map_err(|e| context(&e))?;
         }
+        files::create_private_file(path).map_err(|e| context(&e))?;
+        files::warn_if_shared(path);
         let conn = Connection::open(path).map_err(|e| context(&e))?;
         Self::setup(conn, Some(path.to_owned())).map_err(|e| context(&e))
     }
@@ -881,5 +886,33 @@ mod tests {
         assert_eq!(instant(whole), "2026-01-01T00:00:00.000000000Z");
         assert!(instant(whole) < instant(half));
         assert_eq!(instant(half).parse::<Timestamp>().unwrap(), half);
+    }
+
+    /// The state holds personal data: the file, SQLite's `-wal` and `-shm` beside it, and the
+    /// folder made for them are the owner's alone, whatever the umask (the test assumes one
+    /// that lets others read, like the usual 022).
+    #[cfg(unix)]
+    #[tokio::test]
+    async fn the_state_file_its_side_files_and_its_folder_are_the_owners_alone() {
+        use std::os::unix::fs::PermissionsExt;
+
+        let dir = tempfile::tempdir().unwrap();
+        let folder = dir.path().join(".hrsync");
+        let path = folder.join("state.db");
+        let store = SqliteStore::open(&path).unwrap();
+        let worker = WorkerKey::new("hr", "1");
+        let record = AuditRecord::new(&worker, Timestamp::now(), "intake", "received", "test", "t");
+        store.append_audit(&record).await.unwrap();
+
+        let mode = |path: &Path| {
+            let metadata = std::fs::metadata(path)
+                .unwrap_or_else(|e| panic!("{} exists: {e}", path.display()));
+            metadata.permissions().mode() & 0o777
+        };
+        for name in ["state.db", "state.db-wal", "state.db-shm"] {
+            let file = folder.join(name);
+            assert_eq!(mode(&file), 0o600, "{name}: {:o}", mode(&file));
+        }
+        assert_eq!(mode(&folder), 0o700, "{:o}", mode(&folder));
     }
 }

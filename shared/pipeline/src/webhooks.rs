@@ -6,15 +6,28 @@
 //!   connector over the raw body. 202 `{"accepted","queued","duplicates","stale"}` when taken
 //!   in: records that arrive whole are kept, thin events are queued for the fetch of the full
 //!   record (hr-events), and the directory work follows asynchronously. A redelivery is
-//!   recognised and counted as a duplicate. 200 for a vendor's handshake (HiBob's ping), and
+//!   recognised, counted as a duplicate and audited under its worker (`duplicate`), as is a
+//!   record older than the one kept (`stale`). 200 for a vendor's handshake (HiBob's ping), and
 //!   the connector's own answer where its protocol has one (SCIM's BulkResponse). 401 on a bad
-//!   signature or token (no detail; audited under `<source>:#webhook` with the reason, size
-//!   and digest, never the body), 400 on a body that does not parse (what is wrong, never the
-//!   values; also audited), 404 for an unknown source, 413 above [`MAX_BODY`], 503 when the
-//!   store cannot take it (the sender retries).
-//! - `GET /healthz`: 200 and the queues' depths.
+//!   signature or token (no detail), 400 on a body that does not parse (what is wrong, never
+//!   the values), 404 for an unknown source, 413 above [`MAX_BODY`], 503 when the store
+//!   cannot take it (the sender retries).
+//! - `GET /healthz`: 200 `{"status":"ok"}` or 503 `{"status":"unavailable"}` when the queues
+//!   cannot be read ([`Health::Public`]: the intake Lambda's Function URL, open to anyone);
+//!   [`Health::Detailed`] (`hrsync serve` on loopback) adds the queues' depths, and the error
+//!   on 503. The error is logged either way.
+//!
+//! Rejections (401 `unauthorized`, 400 `unreadable`, and each record of a delivery `refused`
+//! on its own) are audited under `<source>:#webhook` with the reason, size and digest, never
+//! the body; but they cost the sender nothing, so they are counted and sampled rather than
+//! each written ([`REJECTION_WINDOW`]): per source and action, the first at once, then at
+//! most one record per window carrying `count`, the rejections since the previous record.
+//! The counts live in the router's memory: what a process (or a Lambda container) counted
+//! after its last record is lost when it ends, unless its owner calls
+//! [`Endpoint::audit_rejections`] (`hrsync serve` does every window and when it stops).
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use axum::Json;
 use axum::Router;
@@ -25,11 +38,11 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use hrsync_core::WorkerKey;
 use hrsync_hr::{Action, BadPayload, Delivery, Unauthorized};
-use jiff::Timestamp;
+use jiff::{SignedDuration, Timestamp};
 use serde_json::json;
 
 use crate::ports::{AuditRecord, Queue, QueueName, StateStore, Timers};
-use crate::stages::intake::{Incoming, Notice};
+use crate::stages::intake::{Incoming, Notice, audit_duplicate};
 use crate::stages::{Outcome, Pipeline};
 
 /// The worker key's employee id under which a source's refused deliveries are audited
@@ -43,23 +56,91 @@ pub const MAX_BODY: usize = 1024 * 1024;
 /// the intake Lambda has nothing to wake (the queues' event source mappings do).
 pub type OnTaken = Arc<dyn Fn(Outcome) + Send + Sync>;
 
+/// How often a source's rejections of one kind are audited at most: the first at once, then
+/// one record per window carrying their count. Bounds what unauthenticated requests can write
+/// (on AWS each record is a DynamoDB transaction kept for 400 days).
+pub const REJECTION_WINDOW: SignedDuration = SignedDuration::from_mins(1);
+
+/// What `GET /healthz` tells.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Health {
+    /// Only whether the queues answer: for an endpoint anyone can reach.
+    Public,
+    /// The queues' depths too, and the error when they cannot be read: for the operator.
+    Detailed,
+}
+
 struct Webhooks<S, Q, T> {
     pipeline: Arc<Pipeline<S, Q, T>>,
     on_taken: OnTaken,
+    health: Health,
+    rejections: Rejections,
 }
 
-/// The webhook endpoint and the health check over `pipeline`.
-pub fn router<S, Q, T>(pipeline: Arc<Pipeline<S, Q, T>>, on_taken: OnTaken) -> Router
+/// The webhook endpoint over a pipeline: its [`router`](Endpoint::router), and what the
+/// process that serves it runs beside it ([`audit_rejections`](Endpoint::audit_rejections)).
+pub struct Endpoint<S, Q, T> {
+    app: Arc<Webhooks<S, Q, T>>,
+}
+
+impl<S, Q, T> std::fmt::Debug for Endpoint<S, Q, T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Endpoint").finish_non_exhaustive()
+    }
+}
+
+impl<S, Q, T> Endpoint<S, Q, T>
 where
     S: StateStore + 'static,
     Q: Queue + 'static,
     T: Timers + 'static,
 {
-    Router::new()
-        .route("/webhooks/{source}", post(webhook::<S, Q, T>))
-        .route("/healthz", get(healthz::<S, Q, T>))
-        .layer(DefaultBodyLimit::max(MAX_BODY))
-        .with_state(Arc::new(Webhooks { pipeline, on_taken }))
+    pub fn new(pipeline: Arc<Pipeline<S, Q, T>>, on_taken: OnTaken, health: Health) -> Self {
+        Self {
+            app: Arc::new(Webhooks {
+                pipeline,
+                on_taken,
+                health,
+                rejections: Rejections::default(),
+            }),
+        }
+    }
+
+    /// The webhook endpoint and the health check.
+    pub fn router(&self) -> Router {
+        Router::new()
+            .route("/webhooks/{source}", post(webhook::<S, Q, T>))
+            .route("/healthz", get(healthz::<S, Q, T>))
+            .layer(DefaultBodyLimit::max(MAX_BODY))
+            .with_state(Arc::clone(&self.app))
+    }
+
+    /// Audits the rejections counted since their kind's last record: those whose window has
+    /// passed, or all of them with `all` (before the process stops). Returns the records written.
+    pub async fn audit_rejections(&self, all: bool) -> usize {
+        let pipeline = &*self.app.pipeline;
+        let due = self.app.rejections.due(pipeline.clock.now(), all);
+        let written = due.len();
+        for sample in due {
+            write_rejection(pipeline, sample).await;
+        }
+        written
+    }
+}
+
+/// The webhook endpoint and the health check over `pipeline` (see [`Endpoint`] to audit the
+/// rejections still counted when the process stops).
+pub fn router<S, Q, T>(
+    pipeline: Arc<Pipeline<S, Q, T>>,
+    on_taken: OnTaken,
+    health: Health,
+) -> Router
+where
+    S: StateStore + 'static,
+    Q: Queue + 'static,
+    T: Timers + 'static,
+{
+    Endpoint::new(pipeline, on_taken, health).router()
 }
 
 fn reply(status: StatusCode, body: serde_json::Value) -> Response {
@@ -82,14 +163,22 @@ where
                 );
             }
             Err(error) => {
-                return reply(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    json!({"status": "unavailable", "error": error.to_string()}),
-                );
+                tracing::warn!(queue = %name, %error, "health check: the queues cannot be read");
+                let answer = match app.health {
+                    Health::Public => json!({"status": "unavailable"}),
+                    Health::Detailed => {
+                        json!({"status": "unavailable", "error": error.to_string()})
+                    }
+                };
+                return reply(StatusCode::SERVICE_UNAVAILABLE, answer);
             }
         }
     }
-    reply(StatusCode::OK, json!({"status": "ok", "queues": queues}))
+    let answer = match app.health {
+        Health::Public => json!({"status": "ok"}),
+        Health::Detailed => json!({"status": "ok", "queues": queues}),
+    };
+    reply(StatusCode::OK, answer)
 }
 
 async fn webhook<S, Q, T>(
@@ -117,8 +206,7 @@ where
         received_at: Timestamp::now(),
     };
     if let Err(Unauthorized(reason)) = connector.verify(&delivery) {
-        tracing::warn!(source = %source_name, %reason, "webhook rejected");
-        reject(pipeline, &source_name, &delivery, "unauthorized", &reason).await;
+        reject(&app, &source_name, &delivery, "unauthorized", &reason).await;
         return reply(
             StatusCode::UNAUTHORIZED,
             json!({"error": "invalid signature"}),
@@ -127,8 +215,7 @@ where
     let parsed = match connector.parse(&delivery) {
         Ok(parsed) => parsed,
         Err(BadPayload(problem)) => {
-            tracing::warn!(source = %source_name, %problem, "webhook unreadable");
-            reject(pipeline, &source_name, &delivery, "unreadable", &problem).await;
+            reject(&app, &source_name, &delivery, "unreadable", &problem).await;
             return reply(StatusCode::BAD_REQUEST, json!({"error": problem}));
         }
     };
@@ -139,9 +226,8 @@ where
     // worker who never arrives can be traced to the delivery that carried them.
     for refused in &parsed.refused {
         let what = refused.operation.as_deref().unwrap_or("a record");
-        tracing::debug!(source = %source_name, problem = %refused.problem, "webhook record refused");
         reject(
-            pipeline,
+            &app,
             &source_name,
             &delivery,
             "refused",
@@ -160,14 +246,25 @@ where
         };
         let outcome = match &event.action {
             Action::Record(snapshot) => {
-                pipeline
+                let taken = pipeline
                     .intake(Incoming {
                         snapshot,
                         delivery: &delivery,
                         cause: &cause,
                         trace: &trace,
                     })
-                    .await
+                    .await;
+                // The intake stage leaves a redelivered record unaudited (an export imported
+                // again repeats every row); a vendor's redelivery is worth a trace.
+                match taken {
+                    Ok(Outcome::Duplicate { worker }) => {
+                        let now = pipeline.clock.now();
+                        audit_duplicate(&*pipeline.store, &worker, now, &delivery, &cause, &trace)
+                            .await
+                            .map(|()| Outcome::Duplicate { worker })
+                    }
+                    taken => taken,
+                }
             }
             Action::Fetch | Action::Deleted => {
                 pipeline
@@ -239,29 +336,541 @@ impl Tally {
     }
 }
 
-/// Audits a refused delivery: why, its size and digest, never its content (personal data).
-/// Best effort: a store that cannot take it does not change the answer.
+/// Counts a rejection, and audits it when its kind is due ([`REJECTION_WINDOW`]): why, the
+/// size and digest, never the content (personal data). Best effort: a store that cannot take
+/// it does not change the answer.
 async fn reject<S: StateStore, Q, T>(
-    pipeline: &Pipeline<S, Q, T>,
+    app: &Webhooks<S, Q, T>,
     source: &str,
     delivery: &Delivery<'_>,
-    action: &str,
+    action: &'static str,
     reason: &str,
 ) {
-    let key = WorkerKey::new(source, REJECTED_DELIVERIES);
+    tracing::debug!(%source, action, %reason, "webhook rejected");
+    let rejection = Rejection {
+        reason: reason.to_owned(),
+        bytes: delivery.body.len(),
+        sha256: delivery.digest(),
+    };
+    let now = app.pipeline.clock.now();
+    if let Some(sample) = app.rejections.count(source, action, now, rejection) {
+        write_rejection(&app.pipeline, sample).await;
+    }
+}
+
+async fn write_rejection<S: StateStore, Q, T>(pipeline: &Pipeline<S, Q, T>, sample: Sample) {
+    let Sample {
+        source,
+        action,
+        count,
+        since,
+        latest,
+    } = sample;
+    tracing::warn!(%source, action, count, reason = %latest.reason, "webhook deliveries rejected");
+    let key = WorkerKey::new(source.as_str(), REJECTED_DELIVERIES);
+    let cause = match count {
+        1 => format!("webhook {source}: {}", latest.reason),
+        _ => format!(
+            "webhook {source}: {count} {action} since {since}; the latest: {}",
+            latest.reason
+        ),
+    };
     let mut record = AuditRecord::new(
         &key,
         pipeline.clock.now(),
         "intake",
         action,
-        format!("webhook {source}: {reason}"),
-        &format!("webhook:{source}:sha256:{}", delivery.digest()),
+        cause,
+        &format!("webhook:{source}:sha256:{}", latest.sha256),
     );
     record.after = Some(json!({
-        "bytes": delivery.body.len(),
-        "sha256": delivery.digest(),
+        "count": count,
+        "since": since,
+        "bytes": latest.bytes,
+        "sha256": latest.sha256,
     }));
     if let Err(error) = pipeline.store.append_audit(&record).await {
-        tracing::error!(%source, %error, "cannot audit a rejected delivery");
+        tracing::error!(%source, %error, "cannot audit rejected deliveries");
+    }
+}
+
+/// Rejections counted and not yet audited, per source and action. Only configured sources get
+/// here (an unknown one is a 404), so the map stays as small as the config.
+#[derive(Debug, Default)]
+struct Rejections {
+    kinds: Mutex<HashMap<(String, &'static str), Pending>>,
+}
+
+#[derive(Debug)]
+struct Pending {
+    /// When this kind was last audited (never: due at once).
+    audited_at: Option<Timestamp>,
+    /// Rejections since then.
+    count: u64,
+    /// When the first of them came.
+    since: Timestamp,
+    /// The last of them, the example the next record names.
+    latest: Option<Rejection>,
+}
+
+/// What one rejected delivery is audited with.
+#[derive(Debug, Clone)]
+struct Rejection {
+    reason: String,
+    bytes: usize,
+    sha256: String,
+}
+
+/// One audit record's worth of rejections.
+#[derive(Debug)]
+struct Sample {
+    source: String,
+    action: &'static str,
+    count: u64,
+    since: Timestamp,
+    latest: Rejection,
+}
+
+impl Rejections {
+    /// Counts a rejection; returns what to audit when its kind is due (the first ever, or a
+    /// window after its last record), this rejection included.
+    fn count(
+        &self,
+        source: &str,
+        action: &'static str,
+        now: Timestamp,
+        rejection: Rejection,
+    ) -> Option<Sample> {
+        let mut kinds = self.kinds.lock().unwrap_or_else(PoisonError::into_inner);
+        let pending = kinds
+            .entry((source.to_owned(), action))
+            .or_insert_with(|| Pending {
+                audited_at: None,
+                count: 0,
+                since: now,
+                latest: None,
+            });
+        if pending.count == 0 {
+            pending.since = now;
+        }
+        pending.count += 1;
+        pending.latest = Some(rejection);
+        pending.take(source, action, now, false)
+    }
+
+    /// Takes every kind with rejections not yet audited whose window has passed (all of them
+    /// with `all`).
+    fn due(&self, now: Timestamp, all: bool) -> Vec<Sample> {
+        let mut kinds = self.kinds.lock().unwrap_or_else(PoisonError::into_inner);
+        kinds
+            .iter_mut()
+            .filter_map(|((source, action), pending)| pending.take(source, action, now, all))
+            .collect()
+    }
+}
+
+impl Pending {
+    fn take(
+        &mut self,
+        source: &str,
+        action: &'static str,
+        now: Timestamp,
+        all: bool,
+    ) -> Option<Sample> {
+        let due = all
+            || self
+                .audited_at
+                .is_none_or(|at| now.duration_since(at) >= REJECTION_WINDOW);
+        if self.count == 0 || !due {
+            return None;
+        }
+        let latest = self.latest.take()?;
+        let sample = Sample {
+            source: source.to_owned(),
+            action,
+            count: self.count,
+            since: self.since,
+            latest,
+        };
+        self.audited_at = Some(now);
+        self.count = 0;
+        Some(sample)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use axum::body::Body;
+    use axum::http::Request;
+    use hrsync_core::Config;
+    use hrsync_directory::graph::{Credential, GraphClient, GraphSettings};
+    use hrsync_hr::{Connectors, signed_json};
+    use serde_json::Value;
+    use tower::ServiceExt as _;
+
+    use super::*;
+    use crate::clock::{Clock, ManualClock};
+    use crate::lookups::DirectoryLookups;
+    use crate::memory::{MemoryQueue, MemoryStore, MemoryTimers};
+    use crate::ports::{DeadLetter, Nudge, QueueDepth, QueueError, RetryOutcome};
+
+    const SECRET: &str = "webhooks-test-secret";
+    const CONFIG: &str = r#"
+[source.hr]
+kind = "signed-json"
+webhook_secret = { env = "HRSYNC_WEBHOOKS_TEST_SECRET" }
+
+[identity]
+upn = ["{{ given_name|slug }}.{{ family_name|slug }}@acme.example"]
+"#;
+
+    type TestPipeline = Pipeline<MemoryStore, MemoryQueue, MemoryTimers>;
+
+    /// A pipeline on the memory ports with a signed-JSON source `hr` and a manual clock.
+    fn pipeline() -> (Arc<TestPipeline>, Arc<ManualClock>) {
+        pipeline_on(MemoryQueue::new())
+    }
+
+    fn pipeline_on<Q: Queue>(
+        queue: Q,
+    ) -> (
+        Arc<Pipeline<MemoryStore, Q, MemoryTimers>>,
+        Arc<ManualClock>,
+    ) {
+        let config = Config::parse(CONFIG, "hrsync.toml").unwrap();
+        let http = reqwest::Client::new();
+        let resolve = |_: &hrsync_core::config::SecretRef| Ok(SECRET.to_owned());
+        let hr = Connectors::from_config(&config.sources, &resolve, &http).unwrap();
+        let settings = GraphSettings::new("tenant", "client", Credential::ClientSecret("s".into()));
+        let clock = Arc::new(ManualClock::new("2026-05-01T09:00:00Z".parse().unwrap()));
+        let pipeline = Pipeline {
+            config: Arc::new(config),
+            store: Arc::new(MemoryStore::new()),
+            queue: Arc::new(queue),
+            timers: Arc::new(MemoryTimers::new()),
+            // Never called: the webhook endpoint does not reach the directory.
+            graph: GraphClient::new(settings, http),
+            lookups: DirectoryLookups::PerWorker,
+            clock: Arc::clone(&clock) as Arc<dyn Clock>,
+            hr,
+        };
+        (Arc::new(pipeline), clock)
+    }
+
+    /// What an AWS error can say: names of the account's resources.
+    const QUEUE_ERROR: &str =
+        "AccessDenied: arn:aws:sqs:eu-west-1:123456789012:hrsync-worker-events.fifo";
+
+    /// A queue whose every call fails, as SQS does when the role lost its permissions.
+    struct Down;
+
+    fn down<T>() -> Result<T, QueueError> {
+        Err(QueueError::Backend(QUEUE_ERROR.to_owned()))
+    }
+
+    impl Queue for Down {
+        async fn send(
+            &self,
+            _: QueueName,
+            _: &Nudge,
+            _: &str,
+            _: Timestamp,
+        ) -> Result<(), QueueError> {
+            down()
+        }
+        async fn receive(
+            &self,
+            _: QueueName,
+            _: usize,
+            _: Timestamp,
+            _: std::time::Duration,
+        ) -> Result<Vec<crate::ports::Delivery>, QueueError> {
+            down()
+        }
+        async fn ack(&self, _: &crate::ports::Delivery) -> Result<(), QueueError> {
+            down()
+        }
+        async fn retry(
+            &self,
+            _: &crate::ports::Delivery,
+            _: &str,
+            _: Timestamp,
+            _: std::time::Duration,
+            _: u32,
+        ) -> Result<RetryOutcome, QueueError> {
+            down()
+        }
+        async fn dead_letter_abandoned(
+            &self,
+            _: QueueName,
+            _: Timestamp,
+            _: u32,
+            _: &str,
+        ) -> Result<usize, QueueError> {
+            down()
+        }
+        async fn dead_letters(&self, _: QueueName) -> Result<Vec<DeadLetter>, QueueError> {
+            down()
+        }
+        async fn redrive(&self, _: QueueName, _: &str, _: Timestamp) -> Result<bool, QueueError> {
+            down()
+        }
+        async fn depth(&self, _: QueueName) -> Result<QueueDepth, QueueError> {
+            down()
+        }
+    }
+
+    fn endpoint(pipeline: &Arc<TestPipeline>) -> Router {
+        router(Arc::clone(pipeline), Arc::new(|_| {}), Health::Public)
+    }
+
+    /// A delivery to `hr` signed now with the test secret.
+    fn signed(body: &Value, delivery: &str) -> Request<Body> {
+        let body = serde_json::to_vec(body).unwrap();
+        let at = Timestamp::now().as_second();
+        Request::post("/webhooks/hr")
+            .header("content-type", "application/json")
+            .header(signed_json::TIMESTAMP_HEADER, at.to_string())
+            .header(
+                signed_json::SIGNATURE_HEADER,
+                signed_json::sign(SECRET.as_bytes(), at, &body),
+            )
+            .header(signed_json::DELIVERY_HEADER, delivery)
+            .body(Body::from(body))
+            .unwrap()
+    }
+
+    async fn send(router: &Router, request: Request<Body>) -> (StatusCode, Value) {
+        let response = router.clone().oneshot(request).await.unwrap();
+        let status = response.status();
+        let body = axum::body::to_bytes(response.into_body(), usize::MAX)
+            .await
+            .unwrap();
+        let body = serde_json::from_slice(&body)
+            .unwrap_or_else(|e| panic!("a JSON answer ({e}): {body:?}"));
+        (status, body)
+    }
+
+    fn employee(id: &str, as_of: &str) -> Value {
+        json!({
+            "employee_id": id,
+            "given_name": "Ada",
+            "family_name": "Lovelace",
+            "status": "active",
+            "hire_date": "2024-01-08",
+            "as_of": as_of,
+        })
+    }
+
+    async fn audit(pipeline: &TestPipeline, worker: &str) -> Vec<AuditRecord> {
+        let key = WorkerKey::try_from(worker.to_owned()).unwrap();
+        pipeline.store.audit(&key).await.unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_redelivered_record_is_answered_as_a_duplicate_and_audited_naming_the_delivery() {
+        let (pipeline, _) = pipeline();
+        let router = endpoint(&pipeline);
+        let leaver = employee("7001", "2026-05-01T08:00:00Z");
+        for expected in [
+            json!({"accepted": 1, "queued": 0, "duplicates": 0, "stale": 0}),
+            json!({"accepted": 0, "queued": 0, "duplicates": 1, "stale": 0}),
+        ] {
+            let (status, answer) = send(&router, signed(&leaver, "evt-leave")).await;
+            assert_eq!((status, answer), (StatusCode::ACCEPTED, expected));
+        }
+
+        let records = audit(&pipeline, "hr:7001").await;
+        let actions: Vec<&str> = records.iter().map(|r| r.action.as_str()).collect();
+        assert_eq!(actions, ["received", "duplicate"], "{records:#?}");
+        let duplicate = &records[1];
+        assert!(
+            duplicate.cause.contains("hr:evt-leave#7001")
+                && duplicate.cause.contains("taken in before"),
+            "the cause names the delivery and why it was dropped: {}",
+            duplicate.cause
+        );
+        assert_eq!(
+            duplicate.trace.as_deref(),
+            Some("webhook:hr:evt-leave#7001")
+        );
+        assert_eq!(
+            duplicate.after,
+            Some(json!({"delivery": "hr:evt-leave#7001"}))
+        );
+    }
+
+    #[tokio::test]
+    async fn an_older_record_is_answered_as_stale_and_audited() {
+        let (pipeline, _) = pipeline();
+        let router = endpoint(&pipeline);
+        let newer = employee("7002", "2026-05-01T08:00:00Z");
+        let older = employee("7002", "2026-04-30T17:00:00Z");
+        send(&router, signed(&newer, "evt-2")).await;
+        let (status, answer) = send(&router, signed(&older, "evt-1")).await;
+        assert_eq!(status, StatusCode::ACCEPTED);
+        assert_eq!(answer["stale"], 1, "{answer}");
+
+        let records = audit(&pipeline, "hr:7002").await;
+        let actions: Vec<&str> = records.iter().map(|r| r.action.as_str()).collect();
+        assert_eq!(actions, ["received", "stale"], "{records:#?}");
+        assert!(
+            records[1].cause.contains("hr:evt-1#7002"),
+            "{}",
+            records[1].cause
+        );
+    }
+
+    fn unsigned(body: &Value) -> Request<Body> {
+        Request::post("/webhooks/hr")
+            .header("content-type", "application/json")
+            .body(Body::from(serde_json::to_vec(body).unwrap()))
+            .unwrap()
+    }
+
+    /// The `count` each record carries.
+    fn counts(records: &[AuditRecord]) -> Vec<u64> {
+        records
+            .iter()
+            .map(|r| {
+                r.after
+                    .as_ref()
+                    .and_then(|a| a["count"].as_u64())
+                    .unwrap_or_else(|| panic!("each rejection record carries its count: {r:#?}"))
+            })
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn unsigned_posts_are_audited_at_once_then_counted_for_a_minute() {
+        let (pipeline, clock) = pipeline();
+        let endpoint = Endpoint::new(Arc::clone(&pipeline), Arc::new(|_| {}), Health::Public);
+        let router = endpoint.router();
+        let body = employee("7100", "2026-05-01T08:00:00Z");
+        let start = clock.now();
+        for _ in 0..2000 {
+            let (status, _) = send(&router, unsigned(&body)).await;
+            assert_eq!(status, StatusCode::UNAUTHORIZED);
+        }
+        let records = audit(&pipeline, "hr:#webhook").await;
+        assert_eq!(
+            records.len(),
+            1,
+            "the first rejection is audited at once, the rest only counted: {:#?}",
+            &records[..records.len().min(3)]
+        );
+        assert_eq!(counts(&records), [1]);
+        assert_eq!(records[0].action, "unauthorized");
+        assert_eq!(
+            records[0].after.as_ref().unwrap()["bytes"],
+            serde_json::to_vec(&body).unwrap().len()
+        );
+
+        // Another kind of rejection is audited at once too: a signed body missing a field.
+        let mut nameless = employee("7101", "2026-05-01T08:00:00Z");
+        nameless.as_object_mut().unwrap().remove("given_name");
+        let (status, _) = send(&router, signed(&nameless, "evt-nameless")).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        let records = audit(&pipeline, "hr:#webhook").await;
+        let actions: Vec<&str> = records.iter().map(|r| r.action.as_str()).collect();
+        assert_eq!(actions, ["unauthorized", "unreadable"]);
+
+        // Within the window nothing is due; a minute on, the next rejection brings the count.
+        clock.advance(SignedDuration::from_secs(30));
+        assert_eq!(endpoint.audit_rejections(false).await, 0);
+        clock.advance(SignedDuration::from_secs(31));
+        send(&router, unsigned(&body)).await;
+        let records = audit(&pipeline, "hr:#webhook").await;
+        let unauthorized: Vec<AuditRecord> = records
+            .into_iter()
+            .filter(|r| r.action == "unauthorized")
+            .collect();
+        assert_eq!(counts(&unauthorized), [1, 2000], "{unauthorized:#?}");
+        let sampled = &unauthorized[1];
+        assert_eq!(
+            sampled.after.as_ref().unwrap()["since"],
+            json!(start),
+            "the count runs from the first rejection after the last record"
+        );
+        assert!(
+            sampled
+                .cause
+                .starts_with("webhook hr: 2000 unauthorized since ")
+                && sampled.cause.contains("the latest: "),
+            "{}",
+            sampled.cause
+        );
+
+        // Rejections still counted are audited when the process stops.
+        for _ in 0..5 {
+            send(&router, unsigned(&body)).await;
+        }
+        assert_eq!(endpoint.audit_rejections(true).await, 1);
+        assert_eq!(
+            endpoint.audit_rejections(true).await,
+            0,
+            "nothing counted twice"
+        );
+        let records = audit(&pipeline, "hr:#webhook").await;
+        let unauthorized: Vec<AuditRecord> = records
+            .into_iter()
+            .filter(|r| r.action == "unauthorized")
+            .collect();
+        assert_eq!(counts(&unauthorized), [1, 2000, 5]);
+        assert_eq!(counts(&unauthorized).iter().sum::<u64>(), 2006);
+    }
+
+    fn health_check() -> Request<Body> {
+        Request::get("/healthz").body(Body::empty()).unwrap()
+    }
+
+    #[tokio::test]
+    async fn public_health_says_ok_or_unavailable_and_nothing_else() {
+        let (up, _) = pipeline();
+        let public = router(Arc::clone(&up), Arc::new(|_| {}), Health::Public);
+        assert_eq!(
+            send(&public, health_check()).await,
+            (StatusCode::OK, json!({"status": "ok"})),
+            "no queue figures for anyone who asks"
+        );
+
+        let (broken, _) = pipeline_on(Down);
+        let public = router(Arc::clone(&broken), Arc::new(|_| {}), Health::Public);
+        assert_eq!(
+            send(&public, health_check()).await,
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                json!({"status": "unavailable"})
+            ),
+            "no error text for anyone who asks"
+        );
+    }
+
+    #[tokio::test]
+    async fn detailed_health_gives_the_operator_the_queues_and_the_error() {
+        let (up, _) = pipeline();
+        let detailed = router(up, Arc::new(|_| {}), Health::Detailed);
+        let (status, answer) = send(&detailed, health_check()).await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(answer["status"], "ok");
+        for name in QueueName::ALL {
+            assert_eq!(
+                answer["queues"][name.to_string()],
+                json!({"visible": 0, "in_flight": 0, "dead": 0}),
+                "{answer}"
+            );
+        }
+
+        let (broken, _) = pipeline_on(Down);
+        let detailed = router(broken, Arc::new(|_| {}), Health::Detailed);
+        let (status, answer) = send(&detailed, health_check()).await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(answer["status"], "unavailable");
+        assert!(
+            answer["error"].as_str().unwrap().contains("AccessDenied"),
+            "{answer}"
+        );
     }
 }

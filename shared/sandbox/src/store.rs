@@ -57,7 +57,7 @@ impl Store {
     /// directory it holds.
     pub(crate) fn open(path: &Path) -> Result<(Self, Directory), SandboxError> {
         if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-            std::fs::create_dir_all(parent).map_err(|source| SandboxError::Write {
+            create_private_dir_all(parent).map_err(|source| SandboxError::Write {
                 path: path.to_owned(),
                 source,
             })?;
@@ -65,6 +65,7 @@ impl Store {
         if path.exists() && !is_sqlite(path)? {
             migrate_legacy(path)?;
         }
+        create_private_file(path)?;
         let conn = Connection::open(path).map_err(db_err(path))?;
         conn.pragma_update(None, "journal_mode", "WAL")
             .map_err(db_err(path))?;
@@ -368,6 +369,38 @@ struct LegacySku {
 /// Units a migrated SKU gets: the legacy file had no units (every assignment was accepted).
 const LEGACY_SKU_UNITS: u32 = 10_000;
 
+/// Creates `dir` and its missing parents owner-only (0700); existing folders keep their mode.
+fn create_private_dir_all(dir: &Path) -> std::io::Result<()> {
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        builder.mode(0o700);
+    }
+    builder.create(dir)
+}
+
+/// Creates the data file empty and owner-only (0600) unless it exists: SQLite would create it
+/// with the umask's mode (0644 under the usual 022), and gives its `-wal` and `-shm` files the
+/// data file's mode. An existing file keeps its mode.
+fn create_private_file(path: &Path) -> Result<(), SandboxError> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    options
+        .open(path)
+        .map(drop)
+        .map_err(|source| SandboxError::Write {
+            path: path.to_owned(),
+            source,
+        })
+}
+
 /// Replaces a legacy JSON data file (`"format": "hrsync-sandbox/1"`) with a SQLite file holding
 /// the same directory: written to a temp file beside it, then renamed over it.
 fn migrate_legacy(path: &Path) -> Result<(), SandboxError> {
@@ -386,6 +419,7 @@ fn migrate_legacy(path: &Path) -> Result<(), SandboxError> {
     let tmp = path.with_file_name(tmp_name);
     let _ = std::fs::remove_file(&tmp);
     {
+        create_private_file(&tmp)?;
         let conn = Connection::open(&tmp).map_err(db_err(&tmp))?;
         conn.execute_batch(SCHEMA).map_err(db_err(&tmp))?;
         conn.execute(
@@ -475,4 +509,48 @@ fn legacy_directory(path: &Path, bytes: &[u8]) -> Result<Directory, SandboxError
         }
     }
     Ok(dir)
+}
+
+#[cfg(all(test, unix))]
+mod tests {
+    use std::os::unix::fs::PermissionsExt;
+
+    use super::*;
+
+    fn mode(path: &Path) -> u32 {
+        let metadata =
+            std::fs::metadata(path).unwrap_or_else(|e| panic!("{} exists: {e}", path.display()));
+        metadata.permissions().mode() & 0o777
+    }
+
+    /// The directory holds people's names and accounts: the data file, SQLite's side files
+    /// and the folder made for them are the owner's alone, whatever the umask (the test
+    /// assumes one that lets others read, like the usual 022).
+    #[test]
+    fn the_data_file_its_side_files_and_its_folder_are_the_owners_alone() {
+        let dir = tempfile::tempdir().expect("a temp dir");
+        let folder = dir.path().join(".hrsync");
+        let path = folder.join("sandbox.db");
+        let (_store, _directory) = Store::open(&path).expect("the data file opens");
+        for name in ["sandbox.db", "sandbox.db-wal", "sandbox.db-shm"] {
+            let file = folder.join(name);
+            assert_eq!(mode(&file), 0o600, "{name}: {:o}", mode(&file));
+        }
+        assert_eq!(mode(&folder), 0o700, "{:o}", mode(&folder));
+    }
+
+    /// A legacy JSON file is migrated to a SQLite file of the owner's alone.
+    #[test]
+    fn a_migrated_legacy_file_is_the_owners_alone() {
+        let dir = tempfile::tempdir().expect("a temp dir");
+        let path = dir.path().join("sandbox.db");
+        std::fs::write(
+            &path,
+            r#"{"format": "hrsync-sandbox/1", "users": [], "groups": []}"#,
+        )
+        .expect("the legacy file is written");
+        let (_store, _directory) = Store::open(&path).expect("the legacy file migrates");
+        assert!(is_sqlite(&path).expect("readable"));
+        assert_eq!(mode(&path), 0o600, "{:o}", mode(&path));
+    }
 }

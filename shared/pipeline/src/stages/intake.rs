@@ -2,6 +2,13 @@
 //! Keep it as the worker's latest snapshot unless a newer one is kept, and nudge mapping.
 //! Deliveries are checked before the work and marked after it: a crash in between only
 //! means the redelivery does the (idempotent) work again.
+//!
+//! A record ignored as older than the one kept (`stale`) is audited under its worker, naming
+//! the delivery and both instants, and so is a vendor's redelivery (`duplicate`: a thin event
+//! here, a whole record in [`crate::webhooks`]): a change that never applied (a termination)
+//! can be traced to the delivery that carried it. One record per dropped delivery: they come
+//! from senders that passed verification. [`take_in`] itself does not audit a duplicate: an
+//! export imported again repeats every unchanged row (the import's summary counts them).
 
 use hrsync_core::{Worker, WorkerKey};
 use hrsync_hr::Connector;
@@ -76,6 +83,30 @@ pub async fn take_in<S: StateStore, Q: Queue>(
         queue
             .send(QueueName::WorkerEvents, &nudge, &dedup, now)
             .await?;
+    } else {
+        // What is kept now may be newer than what was read above (a concurrent delivery).
+        let kept_as_of = store.snapshot(&worker).await?.map(|kept| kept.as_of);
+        let newer = match kept_as_of {
+            Some(kept) => format!("the record kept (as of {kept})"),
+            None => "the record kept".to_owned(),
+        };
+        let mut record = AuditRecord::new(
+            &worker,
+            now,
+            "intake",
+            "stale",
+            format!(
+                "{}: delivery {} is as of {}, older than {newer}; ignored",
+                incoming.cause, incoming.delivery, incoming.snapshot.as_of
+            ),
+            incoming.trace,
+        );
+        record.after = json(&serde_json::json!({
+            "delivery": incoming.delivery,
+            "as_of": incoming.snapshot.as_of,
+            "kept_as_of": kept_as_of,
+        }));
+        store.append_audit(&record).await?;
     }
     let expires = now
         .checked_add(DELIVERY_MEMORY)
@@ -110,6 +141,15 @@ pub async fn take_notice<S: StateStore, Q: Queue>(
 ) -> Result<Outcome, StageError> {
     let worker = notice.worker.clone();
     if store.delivered(notice.delivery, now).await? {
+        audit_duplicate(
+            store,
+            &worker,
+            now,
+            notice.delivery,
+            notice.cause,
+            notice.trace,
+        )
+        .await?;
         return Ok(Outcome::Duplicate { worker });
     }
     let nudge = Nudge::new(worker.clone(), notice.cause, notice.trace);
@@ -121,6 +161,28 @@ pub async fn take_notice<S: StateStore, Q: Queue>(
         .map_err(|e| StageError::permanent(format!("delivery expiry out of range: {e}")))?;
     store.first_delivery(notice.delivery, now, expires).await?;
     Ok(Outcome::Queued { worker })
+}
+
+/// Audits a delivery dropped because it was taken in before (within [`DELIVERY_MEMORY`]).
+pub async fn audit_duplicate<S: StateStore>(
+    store: &S,
+    worker: &WorkerKey,
+    now: Timestamp,
+    delivery: &str,
+    cause: &str,
+    trace: &str,
+) -> Result<(), StageError> {
+    let mut record = AuditRecord::new(
+        worker,
+        now,
+        "intake",
+        "duplicate",
+        format!("{cause}: delivery {delivery} was taken in before (a redelivery); dropped"),
+        trace,
+    );
+    record.after = json(&serde_json::json!({ "delivery": delivery }));
+    store.append_audit(&record).await?;
+    Ok(())
 }
 
 /// One poll of a source's change feed (for events its webhooks missed): every worker changed
@@ -172,4 +234,124 @@ fn fingerprint(snapshot: &Worker) -> String {
         .unwrap_or_default()
         .hash(&mut hasher);
     format!("{:016x}", hasher.finish())
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+    use crate::memory::{MemoryQueue, MemoryStore};
+
+    fn at(text: &str) -> Timestamp {
+        text.parse().unwrap()
+    }
+
+    fn record(as_of: &str) -> Worker {
+        Worker::new(WorkerKey::new("hr", "7001"), "Ada", "Lovelace", at(as_of))
+    }
+
+    async fn take(
+        store: &MemoryStore,
+        queue: &MemoryQueue,
+        snapshot: &Worker,
+        delivery: &str,
+    ) -> Outcome {
+        let incoming = Incoming {
+            snapshot,
+            delivery,
+            cause: "webhook hr: employee.updated",
+            trace: &format!("webhook:{delivery}"),
+        };
+        take_in(store, queue, at("2026-05-01T09:00:00Z"), incoming)
+            .await
+            .unwrap()
+    }
+
+    /// `(action, cause)` of the worker's intake records, oldest first.
+    async fn intake_audit(store: &MemoryStore, worker: &WorkerKey) -> Vec<AuditRecord> {
+        store
+            .audit(worker)
+            .await
+            .unwrap()
+            .into_iter()
+            .filter(|record| record.stage == "intake")
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn a_record_read_again_is_a_duplicate_left_to_the_caller_to_audit() {
+        let (store, queue) = (MemoryStore::new(), MemoryQueue::new());
+        let row = record("2026-05-01T08:00:00Z");
+        take(&store, &queue, &row, "import:hr:7001:abc").await;
+        let again = take(&store, &queue, &row, "import:hr:7001:abc").await;
+        assert!(matches!(again, Outcome::Duplicate { .. }), "{again:?}");
+        let records = intake_audit(&store, &row.key).await;
+        let actions: Vec<&str> = records.iter().map(|r| r.action.as_str()).collect();
+        assert_eq!(
+            actions,
+            ["received"],
+            "an export imported again is not audited row by row"
+        );
+    }
+
+    #[tokio::test]
+    async fn an_older_record_is_audited_as_stale_with_both_instants() {
+        let (store, queue) = (MemoryStore::new(), MemoryQueue::new());
+        let newer = record("2026-05-01T08:00:00Z");
+        let mut older = record("2026-04-30T17:00:00Z");
+        older.status = hrsync_core::Status::Terminated;
+        take(&store, &queue, &newer, "hr:evt-2#7001").await;
+        let outcome = take(&store, &queue, &older, "hr:evt-1#7001").await;
+        assert!(matches!(outcome, Outcome::Stale { .. }), "{outcome:?}");
+
+        let records = intake_audit(&store, &newer.key).await;
+        let actions: Vec<&str> = records.iter().map(|r| r.action.as_str()).collect();
+        assert_eq!(actions, ["received", "stale"], "{records:#?}");
+        let stale = &records[1];
+        assert!(
+            stale.cause.contains("hr:evt-1#7001")
+                && stale.cause.contains("2026-04-30T17:00:00Z")
+                && stale.cause.contains("2026-05-01T08:00:00Z"),
+            "the cause names the delivery and both instants: {}",
+            stale.cause
+        );
+        assert_eq!(
+            stale.after,
+            Some(serde_json::json!({
+                "delivery": "hr:evt-1#7001",
+                "as_of": "2026-04-30T17:00:00Z",
+                "kept_as_of": "2026-05-01T08:00:00Z",
+            }))
+        );
+    }
+
+    #[tokio::test]
+    async fn a_redelivered_notice_is_audited_as_a_duplicate() {
+        let (store, queue) = (MemoryStore::new(), MemoryQueue::new());
+        let worker = WorkerKey::new("bamboo", "42");
+        let notice = Notice {
+            worker: &worker,
+            delivery: "bamboo:evt-9",
+            cause: "webhook bamboo: employee.updated",
+            trace: "webhook:bamboo:evt-9",
+        };
+        let now = at("2026-05-01T09:00:00Z");
+        let first = take_notice(&store, &queue, now, notice.clone())
+            .await
+            .unwrap();
+        assert!(matches!(first, Outcome::Queued { .. }), "{first:?}");
+        let again = take_notice(&store, &queue, now, notice).await.unwrap();
+        assert!(matches!(again, Outcome::Duplicate { .. }), "{again:?}");
+
+        let records = intake_audit(&store, &worker).await;
+        let actions: Vec<&str> = records.iter().map(|r| r.action.as_str()).collect();
+        assert_eq!(actions, ["duplicate"], "{records:#?}");
+        assert!(
+            records[0].cause.contains("bamboo:evt-9"),
+            "{}",
+            records[0].cause
+        );
+        assert_eq!(records[0].trace.as_deref(), Some("webhook:bamboo:evt-9"));
+    }
 }
