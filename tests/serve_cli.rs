@@ -53,9 +53,11 @@ fn a_new_hire_webhook_creates_an_enabled_account_with_its_birthright_groups() {
     assert!(received < joined && joined < created, "{steps:?}");
     assert_eq!(count(&steps, "entra", "create"), 1, "{steps:?}");
     assert_eq!(records[received]["cause"], "webhook hr");
-    assert_eq!(
-        records[received]["trace"], "webhook:hr:hire-9001#9001",
-        "the trace names the source, the delivery and the worker"
+    // The delivery is identified by its signed bytes (X-Hrsync-Delivery is not signed).
+    let trace = text(&records[received]["trace"]);
+    assert!(
+        trace.starts_with("webhook:hr:sha256:") && trace.ends_with("#9001"),
+        "the trace names the source, the signed delivery and the worker: {trace}"
     );
     assert_eq!(
         records[created]["after"]["account"]["upn"],
@@ -125,10 +127,16 @@ fn webhooks_delivered_twice_and_out_of_order_reach_the_in_order_end_state() {
             json!({"accepted": 0, "queued": 0, "duplicates": 1, "stale": 0}),
         ),
     ];
+    // A redelivery is the same signed request again (the sender's retry), so it keeps the
+    // time it was first signed at.
+    let mut signed_at = std::collections::BTreeMap::new();
     for (index, expected) in &order {
         let (delivery, body) = &events[*index];
-        let answer = shuffled.deliver_ok(body, Some(delivery));
-        assert_eq!(&answer, expected, "the answer to {delivery}");
+        let at = *signed_at.entry(*index).or_insert_with(now_seconds);
+        let body = serde_json::to_vec(body).unwrap();
+        let reply = shuffled.post_signed_at("hr", &body, at, Some(delivery));
+        assert_eq!(reply.status, StatusCode::ACCEPTED, "{}", reply.body);
+        assert_eq!(&reply.json(), expected, "the answer to {delivery}");
         shuffled.settle();
     }
 
@@ -316,9 +324,12 @@ fn a_batch_delivery_of_three_workers_creates_three_accounts() {
         employee("9302", "Alan", "Turing", "Sales"),
         employee("9303", "Edsger", "Dijkstra", "Finance"),
     ]});
-    let answer = serve.deliver_ok(&batch, Some("batch-1"));
+    let signed_at = now_seconds();
+    let bytes = serde_json::to_vec(&batch).unwrap();
+    let reply = serve.post_signed_at("hr", &bytes, signed_at, Some("batch-1"));
+    assert_eq!(reply.status, StatusCode::ACCEPTED, "{}", reply.body);
     assert_eq!(
-        answer,
+        reply.json(),
         json!({"accepted": 3, "queued": 0, "duplicates": 0, "stale": 0})
     );
     serve.settle();
@@ -341,10 +352,10 @@ fn a_batch_delivery_of_three_workers_creates_three_accounts() {
         );
     }
 
-    // The same batch again is three duplicates.
-    let answer = serve.deliver_ok(&batch, Some("batch-1"));
+    // The same signed request again (the sender's retry) is three duplicates.
+    let reply = serve.post_signed_at("hr", &bytes, signed_at, Some("batch-1"));
     assert_eq!(
-        answer,
+        reply.json(),
         json!({"accepted": 0, "queued": 0, "duplicates": 3, "stale": 0})
     );
 }
