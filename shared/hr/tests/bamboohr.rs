@@ -3,6 +3,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
 use std::time::{Duration, Instant};
 
 use hrsync_core::config::{SecretRef, SourceConfig, SourceKind};
@@ -1160,29 +1162,9 @@ fn setup_needs_the_api_key_the_webhook_secret_and_the_base_url() {
 
 #[tokio::test]
 async fn an_id_a_url_would_resolve_away_is_refused_before_any_request() {
-    // `.` made `POST /employees/.` reach the vendor as `POST /employees/`.
     let emu = Emulator::start(bamboohr::router).await;
     let connector = connector_with(emu.base_url(), bamboohr::API_KEY, Some(true));
-    let identifiers = Identifiers {
-        upn: "ada@corp.example".into(),
-        mail: "ada@corp.example".into(),
-    };
-    for id in [".", "..", "", "42\n", "4\u{7f}2"] {
-        let error = connector.fetch(id, now()).await.unwrap_err();
-        assert!(!error.retryable, "{id:?}: {error}");
-        assert!(
-            error.message.contains("refused before any request"),
-            "{id:?}: {error}"
-        );
-        let worker =
-            hrsync_core::Worker::new(WorkerKey::new("bamboo", id), "Ada", "Lovelace", now());
-        let error = connector
-            .write_back(&worker, &identifiers)
-            .await
-            .unwrap_err();
-        assert!(!error.retryable, "{id:?}: {error}");
-    }
-    assert!(emu.requests().is_empty(), "{:?}", emu.requests());
+    common::unsafe_ids_are_refused_before_any_request(&connector, &emu, now()).await;
 }
 
 #[test]

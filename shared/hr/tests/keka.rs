@@ -3,6 +3,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
 use std::time::{Duration, Instant};
 
 use hrsync_core::config::{SecretRef, SourceConfig, SourceKind};
@@ -629,28 +631,9 @@ async fn keka_does_not_write_back() {
 
 #[tokio::test]
 async fn an_id_a_url_would_resolve_away_is_refused_before_any_request() {
-    // `.` made `POST /employees/.` reach the vendor as `POST /employees/`.
     let emu = Emulator::start(kk::router).await;
     let connector = connector(emu.base_url());
-    let identifiers = Identifiers {
-        upn: "ada@corp.example".into(),
-        mail: "ada@corp.example".into(),
-    };
-    for id in [".", "..", "", "42\n", "4\u{7f}2"] {
-        let error = connector.fetch(id, now()).await.unwrap_err();
-        assert!(!error.retryable, "{id:?}: {error}");
-        assert!(
-            error.message.contains("refused before any request"),
-            "{id:?}: {error}"
-        );
-        let worker = hrsync_core::Worker::new(WorkerKey::new("keka", id), "Ada", "Lovelace", now());
-        let error = connector
-            .write_back(&worker, &identifiers)
-            .await
-            .unwrap_err();
-        assert!(!error.retryable, "{id:?}: {error}");
-    }
-    assert!(emu.requests().is_empty(), "{:?}", emu.requests());
+    common::unsafe_ids_are_refused_before_any_request(&connector, &emu, now()).await;
 }
 
 #[test]
