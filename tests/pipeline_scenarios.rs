@@ -1252,18 +1252,18 @@ async fn three_hundred_reports_of_one_manager_converged_together_are_each_woken_
     assert!(wakes <= 2 * 300, "{wakes} wake-ups for 300 waiting reports");
 }
 
-/// Two HR systems whose employee ids overlap (an acquisition's HRIS beside the main one).
-fn two_sources() -> Config {
+/// Two HR systems whose employee ids overlap (an acquisition's HRIS beside the main one); `hr2`
+/// with these extra keys.
+fn two_sources(hr2_extra: &str) -> Config {
     let text = config_text("").replace(
         "[identity]",
-        "[source.hr2]\nkind = \"signed-json\"\nwebhook_secret = { env = \"HR2_WEBHOOK_SECRET\" }\n\n[identity]",
+        &format!("[source.hr2]\nkind = \"signed-json\"\nwebhook_secret = {{ env = \"HR2_WEBHOOK_SECRET\" }}\n{hr2_extra}\n[identity]"),
     );
     Config::parse(&text, "hrsync.toml").expect("two sources parse")
 }
 
-#[tokio::test]
-async fn another_source_with_the_same_employee_id_is_held_and_never_takes_the_account_over() {
-    let world = World::new(two_sources(), "2026-03-02T09:00:00Z").await;
+/// Ada (`hr:1001`) has her account; Bob is `hr2:1001`, someone else, and his involuntary leave.
+async fn ada_and_bob_1001(world: &World) -> (Worker, Worker) {
     let ada = worker(
         "1001",
         "Ada",
@@ -1272,18 +1272,23 @@ async fn another_source_with_the_same_employee_id_is_held_and_never_takes_the_ac
         "2026-03-02T09:00:00Z",
     );
     world.hr(&ada).await;
-    let account = world.id("1001");
-
-    // hr2's worker 1001 is someone else; their involuntary termination arrives too.
     let mut bob = worker("1001", "Bob", "Other", "Sales", "2026-03-02T09:05:00Z");
     bob.key = WorkerKey::new("hr2", "1001");
-    let outcome = world.hr(&bob).await;
-    assert!(matches!(outcome, Outcome::Received { .. }), "{outcome:?}");
     let mut gone = bob.clone();
     gone.status = Status::Terminated;
     gone.termination_date = Some(date(2026, 3, 2));
     gone.termination_type = Some("involuntary".into());
     gone.as_of = at("2026-03-02T09:10:00Z");
+    (bob, gone)
+}
+
+#[tokio::test]
+async fn another_source_with_the_same_employee_id_is_held_and_never_takes_the_account_over() {
+    let world = World::new(two_sources(""), "2026-03-02T09:00:00Z").await;
+    let (bob, gone) = ada_and_bob_1001(&world).await;
+    let account = world.id("1001");
+    let outcome = world.hr(&bob).await;
+    assert!(matches!(outcome, Outcome::Received { .. }), "{outcome:?}");
     world.hr(&gone).await;
 
     // Ada's account is untouched: still hers, enabled, her name, her groups.
@@ -1324,31 +1329,15 @@ async fn another_source_with_the_same_employee_id_is_held_and_never_takes_the_ac
 
 #[tokio::test]
 async fn with_its_own_employee_id_prefix_the_other_source_gets_its_own_account() {
-    let text = config_text("").replace(
-        "[identity]",
-        "[source.hr2]\nkind = \"signed-json\"\nwebhook_secret = { env = \"HR2_WEBHOOK_SECRET\" }\nemployee_id_prefix = \"B-\"\n\n[identity]",
-    );
-    let config = Config::parse(&text, "hrsync.toml").expect("parses");
-    let world = World::new(config, "2026-03-02T09:00:00Z").await;
-    let ada = worker(
-        "1001",
-        "Ada",
-        "Lovelace",
-        "Engineering",
+    let world = World::new(
+        two_sources("employee_id_prefix = \"B-\"\n"),
         "2026-03-02T09:00:00Z",
-    );
-    world.hr(&ada).await;
-    let mut bob = worker("1001", "Bob", "Other", "Sales", "2026-03-02T09:05:00Z");
-    bob.key = WorkerKey::new("hr2", "1001");
+    )
+    .await;
+    let (bob, gone) = ada_and_bob_1001(&world).await;
     world.hr(&bob).await;
-
     assert_eq!(world.user("1001")["displayName"], "Ada Lovelace");
     assert_eq!(world.user("B-1001")["displayName"], "Bob Other");
-    let mut gone = bob.clone();
-    gone.status = Status::Terminated;
-    gone.termination_date = Some(date(2026, 3, 2));
-    gone.termination_type = Some("involuntary".into());
-    gone.as_of = at("2026-03-02T09:10:00Z");
     world.hr(&gone).await;
     assert!(!world.enabled("B-1001"), "Bob leaves");
     assert!(world.enabled("1001"), "Ada stays");
