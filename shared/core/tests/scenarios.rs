@@ -544,20 +544,24 @@ fn employee_leave_date_follows_the_leave_instant_when_enabled_and_is_cleared_on_
     );
 }
 
+/// The first decision on `worker`, on 2026-03-01 at 09:00.
+fn first_decision(config: &Config, worker: &Worker) -> Result<Decision, hrsync_core::DecideError> {
+    decide(
+        worker,
+        &WorkerState::default(),
+        config,
+        at("2026-03-01T09:00:00Z"),
+        &NothingTaken,
+    )
+}
+
 #[test]
 fn a_source_prefix_goes_before_the_employee_id_in_the_account_and_counts_toward_its_length() {
     let config = config(
         "\n[source.hr]\nkind = \"signed-json\"\nwebhook_secret = { env = \"S\" }\nemployee_id_prefix = \"ACQ-\"\n",
     );
     let ada = worker("1042", "2026-03-01T09:00:00Z");
-    let decision = decide(
-        &ada,
-        &WorkerState::default(),
-        &config,
-        at("2026-03-01T09:00:00Z"),
-        &NothingTaken,
-    )
-    .expect("decides");
+    let decision = first_decision(&config, &ada).expect("decides");
     let desired = decision.desired.expect("an account");
     assert_eq!(
         desired.attributes["employeeId"].as_deref(),
@@ -566,14 +570,7 @@ fn a_source_prefix_goes_before_the_employee_id_in_the_account_and_counts_toward_
 
     // 13 characters fit alone, not with the prefix: refused before the directory sees it.
     let long = worker("1234567890123", "2026-03-01T09:00:00Z");
-    let error = decide(
-        &long,
-        &WorkerState::default(),
-        &config,
-        at("2026-03-01T09:00:00Z"),
-        &NothingTaken,
-    )
-    .unwrap_err();
+    let error = first_decision(&config, &long).unwrap_err();
     assert_eq!(
         error.to_string(),
         "invalid worker record: employee_id: with the source's employee_id_prefix it is \"ACQ-1234567890123\", 17 characters; the directory's employeeId holds at most 16"
@@ -587,14 +584,7 @@ fn hr_values_are_data_in_templates_never_template_code() {
     ada.given_name = "{{ 7 * 7 }}".into();
     ada.family_name = "{% for x in range(3) %}x{% endfor %}".into();
     ada.department = Some("{{ config }}".into());
-    let decision = decide(
-        &ada,
-        &WorkerState::default(),
-        &config,
-        at("2026-03-01T09:00:00Z"),
-        &NothingTaken,
-    )
-    .expect("decides");
+    let decision = first_decision(&config, &ada).expect("decides");
     let desired = decision.desired.expect("an account");
     let display = desired.attributes["displayName"].clone().unwrap();
     assert_eq!(
