@@ -43,13 +43,22 @@ struct Aws {
     sqs: aws_sdk_sqs::Client,
     scheduler: aws_sdk_scheduler::Client,
     urls: BTreeMap<QueueName, QueueUrls>,
-    container: Container,
+    /// Each function's own container, in `FUNCTIONS` order: each reads only its stage's
+    /// secrets.
+    containers: Vec<Container>,
     clock: Arc<ManualClock>,
 }
 
+const FUNCTIONS: [Function; 4] = [
+    Function::Intake,
+    Function::Mapping,
+    Function::Entra,
+    Function::Writeback,
+];
+
 impl Aws {
     /// A fresh moto with the template's table, queues and schedule group, the secrets in SSM
-    /// and Secrets Manager, and a container built as a Lambda's would be.
+    /// and Secrets Manager, and each function's container built as its Lambda's would be.
     async fn start() -> Self {
         Self::start_with("").await
     }
@@ -73,17 +82,32 @@ impl Aws {
         let clock = Arc::new(ManualClock::new(
             "2026-11-29T12:00:00Z".parse().expect("an instant"),
         ));
-        let container = Container::build(&resources, &deployment.sdk, clock.clone())
-            .await
-            .expect("the container builds");
+        let mut containers = Vec::new();
+        for function in FUNCTIONS {
+            let container = Container::build(function, &resources, &deployment.sdk, clock.clone())
+                .await
+                .unwrap_or_else(|e| panic!("the {function:?} container builds: {e}"));
+            containers.push(container);
+        }
         Self {
             sqs: deployment.sqs.clone(),
             scheduler: deployment.scheduler.clone(),
             urls: deployment.urls.clone(),
             deployment,
-            container,
+            containers,
             clock,
         }
+    }
+
+    /// `function`'s container.
+    fn container(&self, function: Function) -> &Container {
+        let index = FUNCTIONS.iter().position(|f| *f == function);
+        &self.containers[index.expect("one of the four")]
+    }
+
+    /// The pipeline over the deployment's table and queues (any function's sees the same).
+    fn pipeline(&self) -> &hrsync_lambda::AwsPipeline {
+        &self.container(Function::Mapping).pipeline
     }
 
     /// A webhook through the Function URL: the HTTP status and body of intake's answer.
@@ -111,7 +135,7 @@ impl Aws {
         let raw = serde_json::value::to_raw_value(event).expect("JSON");
         hrsync_lambda::handle(
             function,
-            &self.container,
+            self.container(function),
             LambdaEvent::new(raw, Context::default()),
         )
         .await
@@ -260,8 +284,7 @@ impl Aws {
 
     /// The worker's stored state, which must exist.
     async fn stored(&self, worker: &WorkerKey) -> Stored {
-        self.container
-            .pipeline
+        self.pipeline()
             .store
             .load(worker)
             .await
@@ -379,7 +402,7 @@ fn a_signed_webhook_goes_through_the_four_functions_and_a_leaver_follows_its_sch
             false,
             "disabled by the timer"
         );
-        let store = &aws.container.pipeline.store;
+        let store = &aws.pipeline().store;
         let audit = store.audit(&ada).await.expect("audit");
         assert!(
             audit
@@ -411,8 +434,7 @@ fn a_poison_message_is_dead_lettered_with_its_reason_and_the_rest_of_the_batch_i
             .await
             .expect("send");
         let nudge = Nudge::new(WorkerKey::new("hr", "14"), "test", "test:1");
-        aws.container
-            .pipeline
+        aws.pipeline()
             .queue
             .send(QueueName::WorkerEvents, &nudge, "ok-1", aws.clock_now())
             .await
@@ -454,7 +476,7 @@ fn a_failed_fetch_fails_only_its_record_and_the_later_ones_of_its_worker() {
         aws.deployment
             .hr
             .put_employee("8", employee("8", "Alan", "Turing"));
-        let queue = &aws.container.pipeline.queue;
+        let queue = &aws.pipeline().queue;
         let now = aws.clock_now();
         for (id, dedup) in [("7", "a1"), ("8", "b1"), ("7", "a2")] {
             let nudge = Nudge::new(WorkerKey::new("hr", id), "test", dedup);
@@ -518,9 +540,10 @@ type RacingPipeline =
     Pipeline<Interfering, hrsync_aws::queue::SqsQueue, hrsync_aws::timers::SchedulerTimers>;
 
 impl Interfering {
-    /// A pipeline like the container's whose store interferes once with `worker`'s state.
-    fn racing(aws: &Aws, worker: &WorkerKey) -> (Arc<Self>, RacingPipeline) {
-        let base = &aws.container.pipeline;
+    /// A pipeline like `function`'s container's whose store interferes once with `worker`'s
+    /// state.
+    fn racing(aws: &Aws, function: Function, worker: &WorkerKey) -> (Arc<Self>, RacingPipeline) {
+        let base = &aws.container(function).pipeline;
         let store = Arc::new(Self {
             inner: (*base.store).clone(),
             worker: worker.clone(),
@@ -550,7 +573,8 @@ async fn handle_one(aws: &Aws, pipeline: &RacingPipeline, queue: QueueName) {
     let messages = aws.receive(queue).await;
     assert_eq!(messages.len(), 1);
     let event = serde_json::from_value(sqs_event(queue, &messages)).expect("an SQS event");
-    let answer = hrsync_lambda::handle_batch(pipeline, &aws.container.settings, queue, event).await;
+    let settings = &aws.container(Function::Mapping).settings;
+    let answer = hrsync_lambda::handle_batch(pipeline, settings, queue, event).await;
     assert!(answer.batch_item_failures.is_empty(), "{answer:?}");
 }
 
@@ -671,7 +695,7 @@ fn a_concurrent_state_update_loses_the_conditional_write_and_mapping_decides_aga
         let katherine = WorkerKey::new("hr", "9");
 
         // Mapping in a container whose store sees another writer get in first.
-        let (store, racing) = Interfering::racing(&aws, &katherine);
+        let (store, racing) = Interfering::racing(&aws, Function::Mapping, &katherine);
         handle_one(&aws, &racing, QueueName::WorkerEvents).await;
 
         let saves = store.saves();
@@ -713,7 +737,7 @@ fn a_write_back_that_loses_the_conditional_write_records_it_on_the_latest_state(
         let katherine = WorkerKey::new("hr", "9");
         let before = aws.stored(&katherine).await;
 
-        let (store, racing) = Interfering::racing(&aws, &katherine);
+        let (store, racing) = Interfering::racing(&aws, Function::Writeback, &katherine);
         handle_one(&aws, &racing, QueueName::Writeback).await;
 
         let saves = store.saves();
@@ -758,8 +782,7 @@ fn a_bad_signature_gets_401_and_an_audit_record_without_the_body() {
         );
         assert_eq!(aws.visible(&aws.urls[&QueueName::HrEvents].url).await, 0);
         let audit = aws
-            .container
-            .pipeline
+            .pipeline()
             .store
             .audit(&WorkerKey::new("hr", "#webhook"))
             .await
@@ -818,8 +841,7 @@ fn a_refused_credential_dead_letters_the_fetch_with_the_reason_and_an_audit_reco
         );
 
         let dead = aws
-            .container
-            .pipeline
+            .pipeline()
             .queue
             .dead_letters(QueueName::HrEvents)
             .await
@@ -827,8 +849,7 @@ fn a_refused_credential_dead_letters_the_fetch_with_the_reason_and_an_audit_reco
         assert_eq!(dead.len(), 1, "{dead:#?}");
         assert!(dead[0].reason.contains("401"), "{}", dead[0].reason);
         let audit = aws
-            .container
-            .pipeline
+            .pipeline()
             .store
             .audit(&WorkerKey::new("hr", "42"))
             .await
@@ -895,4 +916,144 @@ fn a_licence_with_no_free_unit_waits_with_a_retry_schedule() {
             );
         }
     });
+}
+
+/// Finding 8 of the security review: each function reads only its own stage's secrets and
+/// builds only the clients it calls. Intake checks webhooks and calls the HR API; mapping
+/// and entra call the directory; writeback calls the HR API. A function started where only
+/// its own secrets exist (as its role lets it read no others) starts; one missing its own
+/// says so.
+#[test]
+fn each_function_reads_only_the_secrets_of_its_own_stage() {
+    runtime().block_on(async {
+        let deployment = aws_fixture::Deployment::start("").await;
+        // The directory as Microsoft Graph (the sandbox speaks it), its client secret in SSM.
+        let config_file = deployment.env["HRSYNC_CONFIG_FILE"].clone();
+        let sandbox = &deployment.sandbox.url;
+        let text = std::fs::read_to_string(&config_file).expect("the config");
+        let graph = format!(
+            "[directory]\nkind = \"graph\"\ntenant_id = \"contoso\"\nclient_id = \"hrsync\"\nclient_secret = {{ ssm = \"{DIRECTORY_PARAMETER}\" }}\ngraph_endpoint = \"{sandbox}\"\nauthority_host = \"{sandbox}\"\n"
+        );
+        let sandbox_table = format!("[directory]\nkind = \"sandbox\"\nurl = \"{sandbox}\"\n");
+        assert!(text.contains(&sandbox_table));
+        std::fs::write(&config_file, text.replace(&sandbox_table, &graph)).expect("config");
+        let ssm = aws_sdk_ssm::Client::new(&deployment.sdk);
+        let secrets_manager = aws_sdk_secretsmanager::Client::new(&deployment.sdk);
+        ssm.put_parameter()
+            .name(DIRECTORY_PARAMETER)
+            .value("graph-client-secret")
+            .r#type(aws_sdk_ssm::types::ParameterType::SecureString)
+            .send()
+            .await
+            .expect("SSM parameter");
+        let env = deployment.env.clone();
+        let resources = Resources::from_lookup(|name| env.get(name).cloned()).expect("resources");
+        let clock = Arc::new(ManualClock::new(
+            "2026-11-29T12:00:00Z".parse().expect("an instant"),
+        ));
+        let build = |function: Function| {
+            let (resources, sdk, clock) = (&resources, &deployment.sdk, clock.clone());
+            async move { Container::build(function, resources, sdk, clock).await }
+        };
+
+        // Every secret there: each function holds only its own clients.
+        for function in FUNCTIONS {
+            let container = build(function).await.expect("builds");
+            let pipeline = &container.pipeline;
+            let directory = matches!(function, Function::Mapping | Function::Entra);
+            assert_eq!(pipeline.graph.is_some(), directory, "{function:?}");
+            let hr = pipeline.hr.get("hr");
+            assert_eq!(
+                hr.is_some(),
+                !directory,
+                "{function:?}: HR connectors only where the HR API is called"
+            );
+            if function == Function::Writeback {
+                let (headers, body) = bamboo_webhook("employee.created", "42", "2026-11-29T12:00:00Z");
+                let mut map = lambda_http::http::HeaderMap::new();
+                for (name, value) in &headers {
+                    map.insert(
+                        lambda_http::http::HeaderName::from_bytes(name.as_bytes()).expect("a name"),
+                        value.parse().expect("a value"),
+                    );
+                }
+                let delivery = hrsync_hr::Delivery {
+                    headers: &map,
+                    body: &body,
+                    received_at: clock_now(&clock),
+                };
+                let refused = hr.expect("a connector").verify(&delivery).unwrap_err();
+                assert!(refused.0.contains("takes no webhooks"), "{refused}");
+            }
+        }
+
+        // Only the directory's secret: mapping and entra start, the HR side does not.
+        ssm.delete_parameter()
+            .name(aws_fixture::WEBHOOK_PARAMETER)
+            .send()
+            .await
+            .expect("deleted");
+        secrets_manager
+            .delete_secret()
+            .secret_id(aws_fixture::API_KEY_SECRET)
+            .force_delete_without_recovery(true)
+            .send()
+            .await
+            .expect("deleted");
+        for function in [Function::Mapping, Function::Entra] {
+            build(function).await.expect("the directory's secret is enough");
+        }
+        let error = build(Function::Writeback).await.unwrap_err();
+        assert!(
+            error.0.contains(aws_fixture::API_KEY_SECRET) && error.0.contains("hrsync/hr-api/..."),
+            "{error}"
+        );
+
+        // The API key back: writeback starts; intake still needs the webhook secret.
+        secrets_manager
+            .create_secret()
+            .name(aws_fixture::API_KEY_SECRET)
+            .secret_string(bamboohr::API_KEY)
+            .send()
+            .await
+            .expect("secret");
+        build(Function::Writeback)
+            .await
+            .expect("the API key is enough for writeback");
+        let error = build(Function::Intake).await.unwrap_err();
+        assert!(
+            error.0.contains(aws_fixture::WEBHOOK_PARAMETER)
+                && error.0.contains("<SsmParameterPath>/webhook/..."),
+            "{error}"
+        );
+
+        // The webhook secret back and the directory's gone: intake and writeback start.
+        ssm.put_parameter()
+            .name(aws_fixture::WEBHOOK_PARAMETER)
+            .value(aws_fixture::SECRET)
+            .r#type(aws_sdk_ssm::types::ParameterType::SecureString)
+            .send()
+            .await
+            .expect("SSM parameter");
+        ssm.delete_parameter()
+            .name(DIRECTORY_PARAMETER)
+            .send()
+            .await
+            .expect("deleted");
+        for function in [Function::Intake, Function::Writeback] {
+            build(function)
+                .await
+                .expect("no directory credential is read");
+        }
+        let error = build(Function::Entra).await.unwrap_err();
+        assert!(error.0.contains(DIRECTORY_PARAMETER), "{error}");
+    });
+}
+
+/// Where the Graph client secret is kept in [`each_function_reads_only_the_secrets_of_its_own_stage`].
+const DIRECTORY_PARAMETER: &str = "/hrsync/directory/graph-client-secret";
+
+fn clock_now(clock: &ManualClock) -> Timestamp {
+    use hrsync_pipeline::Clock;
+    clock.now()
 }

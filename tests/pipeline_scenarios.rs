@@ -144,7 +144,7 @@ impl World {
             queue: Arc::new(store.queue()),
             timers: Arc::new(store.timers()),
             store: Arc::new(store),
-            graph: GraphClient::new(settings, reqwest::Client::new()),
+            graph: Some(GraphClient::new(settings, reqwest::Client::new())),
             lookups: DirectoryLookups::PerWorker,
             clock: Arc::clone(&clock) as Arc<dyn Clock>,
             hr,
@@ -570,8 +570,13 @@ async fn work_email_is_written_back_even_if_the_run_that_made_the_account_dies_f
     );
     let config = Config::parse(&text, "hrsync.toml").expect("bamboohr scenario config parses");
     let resolve = |_: &hrsync_core::config::SecretRef| Ok(bamboohr::API_KEY.to_owned());
-    let hr = hrsync_hr::Connectors::from_config(&config.sources, &resolve, &reqwest::Client::new())
-        .expect("the connector builds");
+    let hr = hrsync_hr::Connectors::from_config(
+        &config.sources,
+        hrsync_hr::Webhooks::Taken,
+        &resolve,
+        &reqwest::Client::new(),
+    )
+    .expect("the connector builds");
     let world = World::with_hr(config, "2026-03-02T09:00:00Z", hr).await;
     emulator.put_employee("2", bamboohr::employee("2", "Ada", "Lovelace"));
 

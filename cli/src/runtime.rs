@@ -88,6 +88,7 @@ impl Local {
         };
         Ok(Connectors::from_config(
             &self.config.sources,
+            hrsync_hr::Webhooks::Taken,
             &resolve,
             &http,
         )?)
@@ -151,7 +152,7 @@ impl Local {
             store: Arc::clone(&self.store),
             queue: Arc::clone(&self.queue),
             timers: Arc::clone(&self.timers),
-            graph: connection.graph.clone(),
+            graph: Some(connection.graph.clone()),
             lookups: match work {
                 Work::Events => DirectoryLookups::PerWorker,
                 Work::Bulk => DirectoryLookups::read_once(),

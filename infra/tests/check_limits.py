@@ -18,6 +18,9 @@ Findings:
     (Scheduler cannot set a deduplication id);
   * a Ref / GetAtt / ${} to something that does not exist, SAM-generated names included (cfn-lint
     skips `!GetAtt <Function>Url.FunctionUrl`);
+  * a function role that may read secrets of another stage's (SSM parameters or Secrets Manager
+    secrets outside its own folders: intake webhook/ and hr-api/, mapping and entra directory/,
+    writeback hr-api/; hrsync_lambda::Function::secret_uses), or not its own;
   * YAML anchors and aliases (CloudFormation does not support them).
 
 Numbers given as `!Ref Parameter` are checked at the parameter's default. Uses PyYAML only.
@@ -206,6 +209,70 @@ def check(doc: dict) -> list[str]:
 
     findings += check_scheduler_targets(t)
     findings += check_references(t)
+    findings += check_secret_access(t)
+    return findings
+
+
+# The secret folders each function's role may read: what the function's own stage uses
+# (hrsync_lambda::Function::secret_uses). The config parameter is read by all.
+SECRET_FOLDERS = {
+    "IntakeRole": {"webhook", "hr-api"},
+    "MappingRole": {"directory"},
+    "EntraRole": {"directory"},
+    "WritebackRole": {"hr-api"},
+}
+# The parameter that overrides a folder's Secrets Manager ARN pattern.
+SECRET_PATTERN_PARAMETERS = {
+    "DirectorySecretsArnPattern": "directory",
+    "HrApiSecretsArnPattern": "hr-api",
+    "WebhookSecretsArnPattern": "webhook",
+}
+
+
+def _secret_folders(resource, service: str) -> list[str | None]:
+    """The folder each resource of a GetParameter / GetSecretValue statement grants (None: a
+    resource that is not one folder of hrsync's, such as `hrsync/*`)."""
+    if isinstance(resource, list):
+        return [folder for item in resource for folder in _secret_folders(item, service)]
+    if isinstance(resource, dict) and "Fn::If" in resource:
+        _, then, otherwise = resource["Fn::If"]
+        return _secret_folders(then, service) + _secret_folders(otherwise, service)
+    if isinstance(resource, dict) and "Ref" in resource:
+        return [SECRET_PATTERN_PARAMETERS.get(resource["Ref"])]
+    text = resource.get("Fn::Sub") if isinstance(resource, dict) else resource
+    if not isinstance(text, str):
+        return [None]
+    if service == "ssm" and text.endswith("parameter${ConfigParameterName}"):
+        return []
+    pattern = r"parameter\$\{SsmParameterPath\}/([a-z-]+)/\*$" if service == "ssm" else r":secret:hrsync/([a-z-]+)/\*$"
+    match = re.search(pattern, text)
+    return [match.group(1) if match else None]
+
+
+def check_secret_access(t: Template) -> list[str]:
+    findings = []
+    for role, wanted in SECRET_FOLDERS.items():
+        if role not in t.resources:
+            findings.append(f"{role}: missing (a function role whose secret access is checked)")
+            continue
+        for service, action in (("ssm", "ssm:GetParameter"), ("secretsmanager", "secretsmanager:GetSecretValue")):
+            granted: list[str | None] = []
+            for policy in t.props(role).get("Policies") or []:
+                for statement in (policy.get("PolicyDocument") or {}).get("Statement") or []:
+                    if not isinstance(statement, dict) or "Action" not in statement:
+                        continue  # a conditional statement (KMS): not a read of secrets
+                    actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
+                    if any(a == action or a in (f"{service}:*", "*") for a in actions):
+                        granted += _secret_folders(statement.get("Resource"), service)
+            if None in granted:
+                findings.append(f"{role}: {action} on a resource beyond its stage's folders {sorted(wanted)} "
+                                "(every function may then read every secret)")
+            extra = set(g for g in granted if g) - wanted
+            if extra:
+                findings.append(f"{role}: {action} on another stage's secrets: {sorted(extra)}")
+            missing = wanted - set(granted)
+            if missing:
+                findings.append(f"{role}: {action} lacks its own stage's secrets: {sorted(missing)}")
     return findings
 
 
@@ -324,6 +391,23 @@ def _mutations(doc: dict):
         d["Outputs"]["Broken"] = {"Value": {"Fn::Sub": "${IntakeFunctionUrlx.FunctionUrl}webhooks/"}}
     def bad_ref(d): esm_props(d)["FunctionName"] = {"Ref": "NoSuchFunction"}
 
+    def statements(d, role):
+        return [s for p in d["Resources"][role]["Properties"]["Policies"]
+                for s in p["PolicyDocument"]["Statement"] if isinstance(s, dict) and "Action" in s]
+
+    def every_secret(d):
+        for s in statements(d, "IntakeRole"):
+            if s["Action"] == "secretsmanager:GetSecretValue":
+                s["Resource"] = {"Fn::Sub": "arn:${AWS::Partition}:secretsmanager:${AWS::Region}:${AWS::AccountId}:secret:hrsync/*"}
+    def writeback_reads_directory(d):
+        for s in statements(d, "WritebackRole"):
+            if s["Action"] == "ssm:GetParameter":
+                s["Resource"].append({"Fn::Sub": "arn:${AWS::Partition}:ssm:${AWS::Region}:${AWS::AccountId}:parameter${SsmParameterPath}/directory/*"})
+    def entra_without_its_own(d):
+        for s in statements(d, "EntraRole"):
+            if s["Action"] == "secretsmanager:GetSecretValue":
+                s["Resource"] = [{"Ref": "WebhookSecretsArnPattern"}]
+
     return [
         ("FIFO BatchSize 11", batch_11, "BatchSize 11"),
         ("FIFO batching window", window, "MaximumBatchingWindowInSeconds"),
@@ -339,6 +423,9 @@ def _mutations(doc: dict):
         ("SAM SQS event with BatchSize 50", sam_sqs_event, "BatchSize 50"),
         ("GetAtt of a missing SAM resource", bad_getatt, "IntakeFunctionUrlx"),
         ("Ref to a missing function", bad_ref, "NoSuchFunction"),
+        ("intake reads every secret", every_secret, "IntakeRole: secretsmanager:GetSecretValue on a resource beyond"),
+        ("writeback reads the directory credential", writeback_reads_directory, "WritebackRole: ssm:GetParameter on another stage's secrets: ['directory']"),
+        ("entra reads webhook secrets, not its own", entra_without_its_own, "EntraRole: secretsmanager:GetSecretValue lacks its own"),
     ]
 
 

@@ -23,6 +23,10 @@ use sha2::Sha256;
 use crate::moto::Moto;
 
 pub const SECRET: &str = "bamboo-private-key-7c1e";
+/// Where the secrets are, named as the template lets each function read them: the webhook
+/// secret for intake, the API key for intake and writeback (`infra/README.md`).
+pub const WEBHOOK_PARAMETER: &str = "/hrsync/webhook/bamboo";
+pub const API_KEY_SECRET: &str = "hrsync/hr-api/bamboo";
 pub const GROUP: &str = "hrsync-timers";
 
 pub struct Deployment {
@@ -48,7 +52,7 @@ pub fn config(hr_url: &str, directory_url: &str, extra: &str) -> String {
     let start = example.find("[source.hr]\n").expect("a [source.hr] table");
     let end = start + example[start..].find("\n# ----").expect("a rule after it");
     let source = format!(
-        "[source.hr]\nkind = \"bamboohr\"\nbase_url = \"{hr_url}\"\nwebhook_secret = {{ ssm = \"/hrsync/bamboo-webhook\" }}\napi_key = {{ secret = \"hrsync/bamboo-api-key\" }}\n{extra}"
+        "[source.hr]\nkind = \"bamboohr\"\nbase_url = \"{hr_url}\"\nwebhook_secret = {{ ssm = \"/hrsync/webhook/bamboo\" }}\napi_key = {{ secret = \"hrsync/hr-api/bamboo\" }}\n{extra}"
     );
     let config = format!("{}{source}{}", &example[..start], &example[end..]);
     // BambooHR's employment statuses are not the example's worker types.
@@ -120,7 +124,7 @@ impl Deployment {
             .expect("group");
         aws_sdk_ssm::Client::new(&sdk)
             .put_parameter()
-            .name("/hrsync/bamboo-webhook")
+            .name(WEBHOOK_PARAMETER)
             .value(SECRET)
             .r#type(aws_sdk_ssm::types::ParameterType::SecureString)
             .send()
@@ -128,7 +132,7 @@ impl Deployment {
             .expect("SSM parameter");
         aws_sdk_secretsmanager::Client::new(&sdk)
             .create_secret()
-            .name("hrsync/bamboo-api-key")
+            .name(API_KEY_SECRET)
             .secret_string(bamboohr::API_KEY)
             .send()
             .await

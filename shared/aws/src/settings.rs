@@ -7,7 +7,7 @@
 use std::collections::BTreeMap;
 
 use hrsync_core::Config;
-use hrsync_core::config::{CertificateRef, SecretRef};
+use hrsync_core::config::{SecretRef, SecretUse};
 
 /// A setting that cannot be read; the message names the variable, parameter or secret.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -94,8 +94,10 @@ pub async fn load_config(
     Config::parse(&text, &format!("ssm:{name}")).map_err(|e| SettingsError(e.to_string()))
 }
 
-/// Every secret the config references, fetched once: the webhook secrets and API
-/// credentials of the sources, and the directory's client secret or certificate.
+/// The secrets a function uses, fetched once: of the config's references (the directory's
+/// client secret or certificate, the sources' webhook secrets and API credentials), those
+/// whose use the function has. The others are never read: the template does not let the
+/// function read them.
 #[derive(Clone, Default)]
 pub struct Secrets(BTreeMap<SecretRef, String>);
 
@@ -109,21 +111,13 @@ impl std::fmt::Debug for Secrets {
 impl Secrets {
     pub async fn fetch(
         config: &Config,
+        uses: &[SecretUse],
         ssm: &aws_sdk_ssm::Client,
         secrets_manager: &aws_sdk_secretsmanager::Client,
     ) -> Result<Self, SettingsError> {
-        let mut wanted: Vec<&SecretRef> = config
-            .sources
-            .values()
-            .flat_map(|source| source.secret_refs())
-            .collect();
-        wanted.extend(&config.directory.client_secret);
-        if let Some(CertificateRef::Secret(secret)) = &config.directory.certificate {
-            wanted.push(secret);
-        }
         let mut values = BTreeMap::new();
-        for reference in wanted {
-            if values.contains_key(reference) {
+        for (using, reference) in config.secret_refs() {
+            if !uses.contains(&using) || values.contains_key(reference) {
                 continue;
             }
             let value = match reference {
@@ -131,10 +125,16 @@ impl Secrets {
                     SettingsError(format!(
                         "the secret reference {{ env = \"{name}\" }} names an unset environment variable"
                     ))
-                })?,
-                SecretRef::Ssm(name) => ssm_parameter(ssm, name).await?,
-                SecretRef::Secret(id) => secret_value(secrets_manager, id).await?,
-            };
+                }),
+                SecretRef::Ssm(name) => ssm_parameter(ssm, name).await,
+                SecretRef::Secret(id) => secret_value(secrets_manager, id).await,
+            }
+            .map_err(|SettingsError(problem)| {
+                let folder = using.folder();
+                SettingsError(format!(
+                    "{problem} (on AWS a function may read only the secrets of its own stage; this one's are named hrsync/{folder}/... in Secrets Manager or <SsmParameterPath>/{folder}/... in SSM: infra/README.md)"
+                ))
+            })?;
             values.insert(reference.clone(), value);
         }
         Ok(Self(values))

@@ -8,7 +8,7 @@ use std::collections::HashMap;
 
 use aws_sdk_ssm::types::ParameterType;
 use hrsync_aws::settings::{Resources, Secrets, load_config};
-use hrsync_core::config::SecretRef;
+use hrsync_core::config::{SecretRef, SecretUse};
 use moto::Moto;
 
 const CONFIG: &str = r#"[identity]
@@ -17,9 +17,12 @@ upn = ["{{ given_name|slug }}.{{ family_name|slug }}@acme.example"]
 [source.bamboo]
 kind = "bamboohr"
 base_url = "https://acme.bamboohr.com/api/v1"
-api_key = { ssm = "/hrsync/bamboo-api-key" }
-webhook_secret = { secret = "hrsync/bamboo-webhook" }
+api_key = { ssm = "/hrsync/hr-api/bamboo" }
+webhook_secret = { secret = "hrsync/webhook/bamboo" }
 "#;
+
+/// What the intake function uses: the webhook secrets and the HR API credentials.
+const INTAKE: &[SecretUse] = &[SecretUse::Webhook, SecretUse::HrApi];
 
 fn environment(extra: &[(&str, &str)]) -> HashMap<String, String> {
     let mut env: HashMap<String, String> = [
@@ -87,7 +90,7 @@ async fn the_config_and_its_secrets_are_read_once_from_ssm_and_secrets_manager()
         .await
         .expect("put the config");
     ssm.put_parameter()
-        .name("/hrsync/bamboo-api-key")
+        .name("/hrsync/hr-api/bamboo")
         .value("api-key-1234")
         .r#type(ParameterType::SecureString)
         .send()
@@ -95,7 +98,7 @@ async fn the_config_and_its_secrets_are_read_once_from_ssm_and_secrets_manager()
         .expect("put the api key");
     secrets_manager
         .create_secret()
-        .name("hrsync/bamboo-webhook")
+        .name("hrsync/webhook/bamboo")
         .secret_string("webhook-key-5678")
         .send()
         .await
@@ -106,15 +109,15 @@ async fn the_config_and_its_secrets_are_read_once_from_ssm_and_secrets_manager()
     let config = load_config(&resources, &ssm).await.expect("the config");
     assert!(config.source("bamboo").is_some());
 
-    let secrets = Secrets::fetch(&config, &ssm, &secrets_manager)
+    let secrets = Secrets::fetch(&config, INTAKE, &ssm, &secrets_manager)
         .await
         .expect("the secrets");
     assert_eq!(
-        secrets.resolve(&SecretRef::Ssm("/hrsync/bamboo-api-key".into())),
+        secrets.resolve(&SecretRef::Ssm("/hrsync/hr-api/bamboo".into())),
         Ok("api-key-1234".to_owned())
     );
     assert_eq!(
-        secrets.resolve(&SecretRef::Secret("hrsync/bamboo-webhook".into())),
+        secrets.resolve(&SecretRef::Secret("hrsync/webhook/bamboo".into())),
         Ok("webhook-key-5678".to_owned())
     );
     let shown = format!("{secrets:?}");
@@ -144,14 +147,77 @@ async fn a_missing_parameter_or_secret_is_named() {
 
     let config = hrsync_core::Config::parse(CONFIG, "hrsync.toml").unwrap();
     ssm.put_parameter()
-        .name("/hrsync/bamboo-api-key")
+        .name("/hrsync/hr-api/bamboo")
         .value("api-key-1234")
         .r#type(ParameterType::SecureString)
         .send()
         .await
         .unwrap();
-    let error = Secrets::fetch(&config, &ssm, &secrets_manager)
+    let error = Secrets::fetch(&config, INTAKE, &ssm, &secrets_manager)
         .await
         .unwrap_err();
-    assert!(error.0.contains("hrsync/bamboo-webhook"), "{error}");
+    assert!(error.0.contains("hrsync/webhook/bamboo"), "{error}");
+}
+
+/// Finding 8 of the security review: a function reads only the secrets of its own stage, so
+/// one whose role may not read another stage's secrets still starts, and a missing secret
+/// of its own says how the template expects it to be named.
+#[tokio::test]
+async fn only_the_secrets_of_the_uses_asked_for_are_read() {
+    let moto = Moto::start();
+    let sdk = moto.sdk_config().await;
+    let ssm = aws_sdk_ssm::Client::new(&sdk);
+    let secrets_manager = aws_sdk_secretsmanager::Client::new(&sdk);
+    let config = hrsync_core::Config::parse(
+        &format!(
+            "{CONFIG}\n[directory]\nkind = \"graph\"\ntenant_id = \"contoso\"\nclient_id = \"hrsync\"\nclient_secret = {{ ssm = \"/hrsync/directory/graph\" }}\n"
+        ),
+        "hrsync.toml",
+    )
+    .unwrap();
+    ssm.put_parameter()
+        .name("/hrsync/directory/graph")
+        .value("graph-secret-9")
+        .r#type(ParameterType::SecureString)
+        .send()
+        .await
+        .unwrap();
+
+    // Neither the API key nor the webhook secret exists: a directory-only fetch never asks.
+    let directory = Secrets::fetch(&config, &[SecretUse::Directory], &ssm, &secrets_manager)
+        .await
+        .expect("only the directory's secret is read");
+    assert_eq!(
+        directory.resolve(&SecretRef::Ssm("/hrsync/directory/graph".into())),
+        Ok("graph-secret-9".to_owned())
+    );
+    assert!(
+        directory
+            .resolve(&SecretRef::Ssm("/hrsync/hr-api/bamboo".into()))
+            .is_err()
+    );
+
+    ssm.put_parameter()
+        .name("/hrsync/hr-api/bamboo")
+        .value("api-key-1234")
+        .r#type(ParameterType::SecureString)
+        .send()
+        .await
+        .unwrap();
+    let api = Secrets::fetch(&config, &[SecretUse::HrApi], &ssm, &secrets_manager)
+        .await
+        .expect("the API key alone: the webhook secret is not asked for");
+    assert!(
+        api.resolve(&SecretRef::Ssm("/hrsync/directory/graph".into()))
+            .is_err(),
+        "the directory's secret is not read for the HR API"
+    );
+
+    let error = Secrets::fetch(&config, INTAKE, &ssm, &secrets_manager)
+        .await
+        .unwrap_err();
+    assert!(
+        error.0.contains("hrsync/webhook/bamboo") && error.0.contains("hrsync/webhook/..."),
+        "names the secret and where the template lets this function read: {error}"
+    );
 }

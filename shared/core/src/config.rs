@@ -39,6 +39,30 @@ impl fmt::Display for ConfigError {
     }
 }
 
+/// What a secret is for. Each function of the AWS runtime is given only the kinds its own
+/// stage uses (`infra/template.yaml` grants each role its kinds' names alone).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum SecretUse {
+    /// The directory's credential: a client secret or a certificate.
+    Directory,
+    /// A credential of an HR system's API: fetch, poll and write-back.
+    HrApi,
+    /// A source's webhook secret: checks deliveries.
+    Webhook,
+}
+
+impl SecretUse {
+    /// The folder its secrets are named under on AWS (`hrsync/<folder>/...` in Secrets
+    /// Manager, `<SsmParameterPath>/<folder>/...` in SSM): the names the template grants.
+    pub fn folder(self) -> &'static str {
+        match self {
+            Self::Directory => "directory",
+            Self::HrApi => "hr-api",
+            Self::Webhook => "webhook",
+        }
+    }
+}
+
 /// Where a secret comes from. Secrets are never written inline in the config.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -490,10 +514,14 @@ impl SourceConfig {
         self.kind.can_write_back() && self.writeback != Some(false)
     }
 
-    /// Every secret reference of the source (webhook secret and API credentials).
-    pub fn secret_refs(&self) -> impl Iterator<Item = &SecretRef> {
-        [
-            &self.webhook_secret,
+    /// Every secret reference of the source, with what it is for: the webhook secret and
+    /// the API credentials.
+    pub fn secret_refs(&self) -> impl Iterator<Item = (SecretUse, &SecretRef)> {
+        let webhook = self
+            .webhook_secret
+            .iter()
+            .map(|secret| (SecretUse::Webhook, secret));
+        let api = [
             &self.api_key,
             &self.service_user_id,
             &self.token,
@@ -502,6 +530,8 @@ impl SourceConfig {
         ]
         .into_iter()
         .flatten()
+        .map(|secret| (SecretUse::HrApi, secret));
+        webhook.chain(api)
     }
 
     /// The secret reference of a credential key (`api_key`, `token`...).
@@ -856,6 +886,22 @@ pub(crate) mod keys {
 }
 
 impl Config {
+    /// Every secret reference of the config with what it is for: the directory's
+    /// credential, then each source's.
+    pub fn secret_refs(&self) -> impl Iterator<Item = (SecretUse, &SecretRef)> {
+        let certificate = match &self.directory.certificate {
+            Some(CertificateRef::Secret(secret)) => Some(secret),
+            _ => None,
+        };
+        let directory = self
+            .directory
+            .client_secret
+            .iter()
+            .chain(certificate)
+            .map(|secret| (SecretUse::Directory, secret));
+        directory.chain(self.sources.values().flat_map(SourceConfig::secret_refs))
+    }
+
     /// Every group id the access rules grant, once each, in rule order.
     pub fn access_groups(&self) -> Vec<&str> {
         unique_in_order(self.access.iter().flat_map(|rule| &rule.groups))

@@ -129,7 +129,6 @@ use hrsync_core::{Identifiers, InvalidWorker, Status, Worker, WorkerKey};
 use jiff::civil::Date;
 use jiff::{SignedDuration, Timestamp};
 use reqwest::{Method, StatusCode};
-use secrecy::{ExposeSecret, SecretSlice};
 use serde_json::{Map, Value};
 use sha2::Sha256;
 
@@ -251,7 +250,7 @@ pub const DEFAULT_EMPLOYEE_ID_FIELD: &str = "id";
 #[derive(Debug)]
 pub struct BambooHr {
     source: String,
-    secret: SecretSlice<u8>,
+    secret: crate::sources::WebhookSecret,
     api: ApiClient,
     writes_back: bool,
     /// The field (name or alias) that is the directory's employee id; `None`: the record's
@@ -261,7 +260,7 @@ pub struct BambooHr {
 
 impl BambooHr {
     pub fn new(setup: Setup<'_>) -> Result<Self, SetupError> {
-        let secret = setup.secret_bytes("webhook_secret")?;
+        let secret = setup.webhook_secret()?;
         let api_key = setup.secret("api_key")?;
         let base_url = setup.base_url()?;
         if !(base_url.starts_with("https://") || base_url.starts_with("http://")) {
@@ -576,7 +575,7 @@ impl Connector for BambooHr {
                     "the {TIMESTAMP_HEADER} header is neither a Unix time in whole seconds (digits, no leading zero) nor an ISO 8601 date-time (2026-01-31T18:42:00+0000)"
                 ))
             })?;
-        let mut mac = keyed(self.secret.expose_secret());
+        let mut mac = keyed(self.secret.bytes()?);
         mac.update(delivery.body);
         mac.update(timestamp.as_bytes());
         // `verify_slice` compares in constant time.

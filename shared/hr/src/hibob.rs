@@ -88,7 +88,6 @@ use hrsync_core::{Identifiers, Status, Worker, WorkerKey};
 use jiff::Timestamp;
 use jiff::civil::Date;
 use reqwest::{Method, StatusCode};
-use secrecy::{ExposeSecret, SecretSlice};
 use serde_json::{Value, json};
 use sha2::Sha512;
 
@@ -170,7 +169,7 @@ pub fn is_ping(body: &[u8]) -> bool {
 #[derive(Debug)]
 pub struct HiBob {
     source: String,
-    secret: SecretSlice<u8>,
+    secret: crate::sources::WebhookSecret,
     api: ApiClient,
     writes_back: bool,
     /// The field whose value is the worker's employee id (`employee_id_field`).
@@ -181,7 +180,7 @@ pub struct HiBob {
 
 impl HiBob {
     pub fn new(setup: Setup<'_>) -> Result<Self, SetupError> {
-        let secret = setup.secret_bytes("webhook_secret")?;
+        let secret = setup.webhook_secret()?;
         let user = setup.secret("service_user_id")?;
         let password = setup.secret("token")?;
         let base_url = setup.base_url()?;
@@ -223,7 +222,7 @@ impl HiBob {
         let signature = STANDARD
             .decode(header.trim())
             .map_err(|_| Unauthorized(format!("header {SIGNATURE_HEADER} is not base64")))?;
-        let mut mac = hmac_of(self.secret.expose_secret());
+        let mut mac = hmac_of(self.secret.bytes()?);
         mac.update(delivery.body);
         mac.verify_slice(&signature).map_err(|_| {
             Unauthorized(format!(

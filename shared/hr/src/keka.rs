@@ -85,7 +85,6 @@ use hrsync_core::{Identifiers, Status, Worker, WorkerKey};
 use jiff::Timestamp;
 use jiff::civil::Date;
 use reqwest::{Method, StatusCode};
-use secrecy::{ExposeSecret, SecretSlice};
 use serde_json::Value;
 
 use crate::api::{ApiClient, Auth, RetryPolicy, id_segment};
@@ -110,7 +109,7 @@ pub const DEFAULT_EMPLOYEE_ID_FIELD: &str = "employeeNumber";
 pub struct Keka {
     source: String,
     header: http::HeaderName,
-    secret: SecretSlice<u8>,
+    secret: crate::sources::WebhookSecret,
     api: ApiClient,
     /// The record field that is the directory's employee id (`employee_id_field`).
     employee_id_field: String,
@@ -118,7 +117,7 @@ pub struct Keka {
 
 impl Keka {
     pub fn new(setup: Setup<'_>) -> Result<Self, SetupError> {
-        let secret = setup.secret_bytes("webhook_secret")?;
+        let secret = setup.webhook_secret()?;
         let header_name = setup
             .config
             .webhook_header
@@ -252,7 +251,7 @@ impl Connector for Keka {
             .headers
             .get(&self.header)
             .ok_or_else(|| Unauthorized(format!("missing header {}", self.header)))?;
-        if same_secret(presented.as_bytes(), self.secret.expose_secret()) {
+        if same_secret(presented.as_bytes(), self.secret.bytes()?) {
             Ok(())
         } else {
             Err(Unauthorized(format!(

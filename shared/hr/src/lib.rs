@@ -22,4 +22,4 @@ pub use connector::{
     Action, Answer, BadPayload, Changes, Connector, Delivery, Event, Fetched, HrError, Parsed,
     Refused, Unauthorized,
 };
-pub use sources::{Connectors, Setup, SetupError};
+pub use sources::{Connectors, Setup, SetupError, WebhookSecret, Webhooks};

@@ -122,7 +122,6 @@ use hrsync_core::{Identifiers, Status, Worker, WorkerKey};
 use jiff::Timestamp;
 use jiff::civil::Date;
 use reqwest::{Method, StatusCode};
-use secrecy::{ExposeSecret, SecretSlice};
 use serde_json::{Value, json};
 
 use crate::api::{ApiClient, Auth, Body, RetryPolicy, encode, id_segment};
@@ -213,7 +212,7 @@ impl OrgUnitCache {
 #[derive(Debug)]
 pub struct Personio {
     source: String,
-    token: SecretSlice<u8>,
+    token: crate::sources::WebhookSecret,
     api: ApiClient,
     writes_back: bool,
     employee_id_field: EmployeeIdField,
@@ -223,7 +222,7 @@ pub struct Personio {
 
 impl Personio {
     pub fn new(setup: Setup<'_>) -> Result<Self, SetupError> {
-        let token = setup.secret_bytes("webhook_secret")?;
+        let token = setup.webhook_secret()?;
         let base_url = setup.base_url()?;
         let client_id = setup.secret("client_id")?;
         let client_secret = setup.secret("client_secret")?;
@@ -678,7 +677,7 @@ impl Connector for Personio {
         let Some(value) = delivery.headers.get(TOKEN_HEADER) else {
             return Err(Unauthorized(format!("missing the {TOKEN_HEADER} header")));
         };
-        if crate::connector::same_secret(value.as_bytes(), self.token.expose_secret()) {
+        if crate::connector::same_secret(value.as_bytes(), self.token.bytes()?) {
             Ok(())
         } else {
             Err(Unauthorized(format!(

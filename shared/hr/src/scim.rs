@@ -149,7 +149,6 @@ use hrsync_core::worker::EMPLOYEE_ID_MAX_CHARS;
 use hrsync_core::{Identifiers, Status, Worker, WorkerKey};
 use jiff::Timestamp;
 use jiff::civil::Date;
-use secrecy::{ExposeSecret, SecretSlice};
 use serde_json::{Map, Value, json};
 
 use crate::connector::{
@@ -215,7 +214,7 @@ impl EmployeeIdField {
 #[derive(Debug)]
 pub struct Scim {
     source: String,
-    token: SecretSlice<u8>,
+    token: crate::sources::WebhookSecret,
     employee_id: EmployeeIdField,
 }
 
@@ -223,7 +222,7 @@ impl Scim {
     pub fn new(setup: Setup<'_>) -> Result<Self, SetupError> {
         Ok(Self {
             source: setup.name.to_owned(),
-            token: setup.secret_bytes("webhook_secret")?,
+            token: setup.webhook_secret()?,
             employee_id: EmployeeIdField::of(&setup)?,
         })
     }
@@ -247,7 +246,7 @@ impl Connector for Scim {
                 ));
             }
         };
-        if crate::connector::same_secret(token, self.token.expose_secret()) {
+        if crate::connector::same_secret(token, self.token.bytes()?) {
             Ok(())
         } else {
             Err(Unauthorized(

@@ -76,7 +76,6 @@ use hrsync_core::template::CANONICAL_FIELDS;
 use hrsync_core::{Status, Worker, WorkerKey};
 use jiff::civil::{Date, Time};
 use jiff::{SignedDuration, Timestamp};
-use secrecy::{ExposeSecret, SecretSlice};
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
@@ -615,14 +614,14 @@ fn type_name(value: &Value) -> &'static str {
 #[derive(Debug)]
 pub struct SignedJson {
     source: String,
-    secret: SecretSlice<u8>,
+    secret: crate::sources::WebhookSecret,
 }
 
 impl SignedJson {
     pub fn new(setup: crate::sources::Setup<'_>) -> Result<Self, crate::sources::SetupError> {
         Ok(Self {
             source: setup.name.to_owned(),
-            secret: setup.secret_bytes("webhook_secret")?,
+            secret: setup.webhook_secret()?,
         })
     }
 
@@ -643,7 +642,7 @@ impl crate::connector::Connector for SignedJson {
     ) -> Result<(), crate::connector::Unauthorized> {
         let headers = Self::signed_headers(delivery);
         verify(
-            self.secret.expose_secret(),
+            self.secret.bytes()?,
             &headers,
             delivery.body,
             delivery.received_at,
@@ -659,7 +658,7 @@ impl crate::connector::Connector for SignedJson {
         use crate::connector::{Action, BadPayload, Event, Parsed};
         let headers = Self::signed_headers(delivery);
         let signed_at = verify(
-            self.secret.expose_secret(),
+            self.secret.bytes().map_err(|e| BadPayload(e.0))?,
             &headers,
             delivery.body,
             delivery.received_at,

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use hrsync_core::config::{SecretRef, SourceConfig, SourceKind};
 use secrecy::{ExposeSecret, SecretSlice, SecretString};
 
-use crate::connector::Connector;
+use crate::connector::{Connector, Unauthorized};
 use crate::{bamboohr, hibob, keka, personio, scim, signed_json};
 
 /// A source that cannot be set up, naming the config key at fault.
@@ -23,6 +23,14 @@ pub struct SetupError {
 /// Resolves a secret reference to its value (an environment variable, SSM, Secrets Manager).
 pub type Resolve<'a> = &'a (dyn Fn(&SecretRef) -> Result<String, String> + Sync);
 
+/// Whether the connectors check deliveries. Where no webhook arrives (the writeback
+/// function), the webhook secrets are neither read nor held.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Webhooks {
+    Taken,
+    NotTaken,
+}
+
 /// What a vendor connector is built from.
 #[derive(Clone, Copy)]
 pub struct Setup<'a> {
@@ -30,6 +38,30 @@ pub struct Setup<'a> {
     pub config: &'a SourceConfig,
     pub resolve: Resolve<'a>,
     pub http: &'a reqwest::Client,
+    pub webhooks: Webhooks,
+}
+
+/// A source's webhook secret, or nothing where no webhook is taken: then every delivery
+/// is refused.
+pub struct WebhookSecret(Option<SecretSlice<u8>>);
+
+impl std::fmt::Debug for WebhookSecret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self.0 {
+            Some(_) => "WebhookSecret([REDACTED])",
+            None => "WebhookSecret(not held)",
+        })
+    }
+}
+
+impl WebhookSecret {
+    /// The secret deliveries are checked with.
+    pub fn bytes(&self) -> Result<&[u8], Unauthorized> {
+        self.0
+            .as_ref()
+            .map(|secret| secret.expose_secret())
+            .ok_or_else(|| Unauthorized("this runtime takes no webhooks".into()))
+    }
 }
 
 impl std::fmt::Debug for Setup<'_> {
@@ -65,10 +97,16 @@ impl Setup<'_> {
         Ok(value.into())
     }
 
-    /// [`Setup::secret`] as bytes: a webhook secret or token compared with what arrives.
-    pub fn secret_bytes(&self, key: &str) -> Result<SecretSlice<u8>, SetupError> {
-        let value = self.secret(key)?;
-        Ok(value.expose_secret().as_bytes().to_vec().into())
+    /// The `webhook_secret` (a key or token compared with what arrives), required where
+    /// webhooks are taken and never read elsewhere.
+    pub fn webhook_secret(&self) -> Result<WebhookSecret, SetupError> {
+        if self.webhooks == Webhooks::NotTaken {
+            return Ok(WebhookSecret(None));
+        }
+        let value = self.secret("webhook_secret")?;
+        Ok(WebhookSecret(Some(
+            value.expose_secret().as_bytes().to_vec().into(),
+        )))
     }
 
     /// The vendor's API root, without a trailing `/`.
@@ -93,6 +131,7 @@ impl Connectors {
     /// Builds a connector for every source but the csv ones.
     pub fn from_config<'a>(
         sources: impl IntoIterator<Item = (&'a String, &'a SourceConfig)>,
+        webhooks: Webhooks,
         resolve: Resolve<'_>,
         http: &reqwest::Client,
     ) -> Result<Self, SetupError> {
@@ -103,6 +142,7 @@ impl Connectors {
                 config,
                 resolve,
                 http,
+                webhooks,
             };
             if let Some(connector) = connect(setup)? {
                 connectors.insert(connector);

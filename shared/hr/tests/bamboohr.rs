@@ -54,6 +54,7 @@ fn build(config: &SourceConfig, key: &str) -> BambooHr {
         config,
         resolve: &resolve,
         http: &http,
+        webhooks: hrsync_hr::Webhooks::Taken,
     })
     .unwrap()
     .with_retry(RetryPolicy {
@@ -1041,6 +1042,43 @@ async fn write_back_posts_the_work_email_and_the_record_changes() {
     );
 }
 
+/// The writeback function is never given the webhook secrets: its connector reads only the
+/// API key, writes back, and refuses every delivery.
+#[tokio::test]
+async fn a_connector_that_takes_no_webhooks_never_reads_the_webhook_secret() {
+    let emu = Emulator::start(bamboohr::router).await;
+    emu.put_employee("42", full_record());
+    let http = reqwest::Client::new();
+    let read = std::sync::Mutex::new(Vec::new());
+    let resolve = |r: &SecretRef| {
+        read.lock().unwrap().push(r.clone());
+        match r {
+            SecretRef::Env(n) if n == "K" => Ok(bamboohr::API_KEY.to_owned()),
+            other => Err(format!("{other:?} is not this function's to read")),
+        }
+    };
+    let connector = BambooHr::new(Setup {
+        name: "bamboo",
+        config: &config(emu.base_url()),
+        resolve: &resolve,
+        http: &http,
+        webhooks: hrsync_hr::Webhooks::NotTaken,
+    })
+    .expect("built without the webhook secret");
+    assert_eq!(*read.lock().unwrap(), [SecretRef::Env("K".into())]);
+
+    connector
+        .write_back(&worker("42"), &identifiers())
+        .await
+        .unwrap();
+    assert_eq!(emu.written().len(), 1);
+
+    let body = sample("bamboohr-webhook.json");
+    let headers = signed(SECRET, &body);
+    let refused = connector.verify(&delivery(&headers, &body)).unwrap_err();
+    assert!(refused.0.contains("takes no webhooks"), "{refused}");
+}
+
 #[tokio::test]
 async fn a_403_on_write_back_says_the_user_cannot_edit_work_email() {
     let emu = Emulator::start(bamboohr::router).await;
@@ -1120,6 +1158,7 @@ fn setup_needs_the_api_key_the_webhook_secret_and_the_base_url() {
             config,
             resolve: &resolve,
             http: &http,
+            webhooks: hrsync_hr::Webhooks::Taken,
         })
         .map(|_| ())
         .map_err(|e| e.key.unwrap_or_default())

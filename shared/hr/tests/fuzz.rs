@@ -62,6 +62,7 @@ fn connector(kind: SourceKind) -> Arc<dyn Connector> {
                 config: &config,
                 resolve: &resolve,
                 http: &http,
+                webhooks: hrsync_hr::Webhooks::Taken,
             };
             (kind, hrsync_hr::sources::connect(setup).unwrap().unwrap())
         })

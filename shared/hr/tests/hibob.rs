@@ -51,6 +51,7 @@ fn build(config: &SourceConfig, token: &str) -> HiBob {
         config,
         resolve: &resolve,
         http: &http,
+        webhooks: hrsync_hr::Webhooks::Taken,
     })
     .unwrap()
     .with_retry(RetryPolicy {

@@ -59,6 +59,7 @@ fn build(config: &SourceConfig, client_secret: &str) -> Keka {
         config,
         resolve: &resolve,
         http: &http,
+        webhooks: hrsync_hr::Webhooks::Taken,
     })
     .unwrap()
     .with_retry(RetryPolicy {
@@ -177,6 +178,7 @@ fn a_configured_header_name_replaces_the_default() {
         config: &bad,
         resolve: &resolve,
         http: &http,
+        webhooks: hrsync_hr::Webhooks::Taken,
     })
     .unwrap_err();
     assert_eq!(error.key.as_deref(), Some("webhook_header"));

@@ -53,6 +53,7 @@ fn build(config: &SourceConfig, client_secret: &'static str) -> Personio {
         config,
         resolve: &resolve,
         http: &http,
+        webhooks: hrsync_hr::Webhooks::Taken,
     })
     .unwrap()
     .with_retry(RetryPolicy {
@@ -794,6 +795,7 @@ fn an_employee_id_field_personio_has_not_is_refused_at_setup() {
         config: &config,
         resolve: &resolve,
         http: &http,
+        webhooks: hrsync_hr::Webhooks::Taken,
     })
     .unwrap_err();
     assert_eq!(error.key.as_deref(), Some("employee_id_field"));

@@ -56,6 +56,7 @@ fn scim_with(employee_id_field: Option<&str>) -> Scim {
         config: &config,
         resolve: &resolve,
         http: &http,
+        webhooks: hrsync_hr::Webhooks::Taken,
     })
     .unwrap()
 }
@@ -615,6 +616,7 @@ fn an_employee_id_field_scim_records_do_not_have_is_refused_at_setup() {
         config: &config,
         resolve: &resolve,
         http: &http,
+        webhooks: hrsync_hr::Webhooks::Taken,
     })
     .unwrap_err();
     assert_eq!(error.key.as_deref(), Some("employee_id_field"));

@@ -650,6 +650,7 @@ fn dedupe_ids(body: &[u8], delivery: &str) -> Vec<String> {
         config: &config,
         resolve: &resolve,
         http: &http,
+        webhooks: hrsync_hr::Webhooks::Taken,
     })
     .unwrap();
     let at = now().as_second();
@@ -806,6 +807,7 @@ fn no_connector_shows_a_secret_in_its_debug_output() {
             config: &config,
             resolve: &resolve,
             http: &http,
+            webhooks: hrsync_hr::Webhooks::Taken,
         })
         .unwrap()
         .unwrap();

@@ -7,10 +7,13 @@ use hrsync_aws::queue::{QueueUrls, SqsQueue};
 use hrsync_aws::settings::{Resources, Secrets, SettingsError, load_config};
 use hrsync_aws::store::DynamoStore;
 use hrsync_aws::timers::{SchedulerTimers, TimerTarget};
+use hrsync_core::config::SecretUse;
 use hrsync_directory::connect::Connection;
-use hrsync_hr::Connectors;
+use hrsync_hr::{Connectors, Webhooks};
 use hrsync_pipeline::ports::QueueName;
 use hrsync_pipeline::{Clock, DirectoryLookups, Pipeline, RunnerSettings, SystemClock};
+
+use crate::Function;
 
 /// The pipeline over DynamoDB, SQS FIFO and EventBridge Scheduler.
 pub type AwsPipeline = Pipeline<DynamoStore, SqsQueue, SchedulerTimers>;
@@ -26,40 +29,52 @@ pub struct Container {
     /// before SQS would move it without one.
     pub settings: RunnerSettings,
     /// Keeps an in-process sandbox directory alive (never on AWS: `directory.url` or Graph).
-    _directory: Connection,
+    _directory: Option<Connection>,
 }
 
 impl Container {
     /// From the environment the SAM template sets (`infra/README.md`): resources, then the
-    /// config (bundled or SSM), then every secret it references, fetched once.
-    pub async fn from_env() -> Result<Self, SettingsError> {
+    /// config (bundled or SSM), then the secrets of `function`'s own stage, fetched once.
+    pub async fn from_env(function: Function) -> Result<Self, SettingsError> {
         let resources = Resources::from_env()?;
         let sdk = aws_config::load_from_env().await;
-        Self::build(&resources, &sdk, Arc::new(SystemClock)).await
+        Self::build(function, &resources, &sdk, Arc::new(SystemClock)).await
     }
 
-    /// From named resources, an SDK config and a clock (the tests point the SDK at moto and
-    /// set the time).
+    /// `function`'s container from named resources, an SDK config and a clock (the tests
+    /// point the SDK at moto and set the time). It reads only the secrets its stage uses
+    /// and builds only the clients it calls: the template lets no function read another
+    /// stage's secrets.
     pub async fn build(
+        function: Function,
         resources: &Resources,
         sdk: &aws_config::SdkConfig,
         clock: Arc<dyn Clock>,
     ) -> Result<Self, SettingsError> {
         let ssm = aws_sdk_ssm::Client::new(sdk);
         let config = load_config(resources, &ssm).await?;
-        let secrets =
-            Secrets::fetch(&config, &ssm, &aws_sdk_secretsmanager::Client::new(sdk)).await?;
+        let uses = function.secret_uses();
+        let secrets = Secrets::fetch(
+            &config,
+            uses,
+            &ssm,
+            &aws_sdk_secretsmanager::Client::new(sdk),
+        )
+        .await?;
         let resolve = |secret: &hrsync_core::config::SecretRef| secrets.resolve(secret);
-        let http = reqwest::Client::builder()
-            .user_agent(concat!("hrsync/", env!("CARGO_PKG_VERSION")))
-            .timeout(std::time::Duration::from_secs(30))
-            .build()
-            .map_err(|e| SettingsError(format!("cannot build the HTTP client: {e}")))?;
-        let hr = Connectors::from_config(&config.sources, &resolve, &http)
-            .map_err(|e| SettingsError(e.to_string()))?;
+        let hr = match function {
+            Function::Intake => connectors(&config, Webhooks::Taken, &resolve)?,
+            Function::Writeback => connectors(&config, Webhooks::NotTaken, &resolve)?,
+            Function::Mapping | Function::Entra => Connectors::default(),
+        };
         // Graph, or a sandbox serving at `directory.url` (the functions never run one).
-        let directory = hrsync_directory::connect::connect(&config.directory, &resolve)
-            .map_err(|e| SettingsError(e.to_string()))?;
+        let directory = match uses.contains(&SecretUse::Directory) {
+            true => Some(
+                hrsync_directory::connect::connect(&config.directory, &resolve)
+                    .map_err(|e| SettingsError(e.to_string()))?,
+            ),
+            false => None,
+        };
 
         let queue = SqsQueue::new(aws_sdk_sqs::Client::new(sdk), queue_urls(resources))
             .map_err(|e| SettingsError(e.to_string()))?;
@@ -80,7 +95,7 @@ impl Container {
             )),
             queue: Arc::new(queue),
             timers: Arc::new(timers),
-            graph: directory.graph.clone(),
+            graph: directory.as_ref().map(|d| d.graph.clone()),
             lookups: DirectoryLookups::PerWorker,
             clock,
             hr,
@@ -101,6 +116,21 @@ impl Container {
             _directory: directory,
         })
     }
+}
+
+/// The HR connectors over the secrets fetched at start.
+fn connectors(
+    config: &hrsync_core::Config,
+    webhooks: Webhooks,
+    resolve: hrsync_hr::sources::Resolve<'_>,
+) -> Result<Connectors, SettingsError> {
+    let http = reqwest::Client::builder()
+        .user_agent(concat!("hrsync/", env!("CARGO_PKG_VERSION")))
+        .timeout(std::time::Duration::from_secs(30))
+        .build()
+        .map_err(|e| SettingsError(format!("cannot build the HTTP client: {e}")))?;
+    Connectors::from_config(&config.sources, webhooks, resolve, &http)
+        .map_err(|e| SettingsError(e.to_string()))
 }
 
 fn queue_urls(resources: &Resources) -> BTreeMap<QueueName, QueueUrls> {

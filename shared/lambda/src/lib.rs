@@ -20,6 +20,7 @@ pub mod intake;
 
 use std::sync::Arc;
 
+use hrsync_core::config::SecretUse;
 use lambda_runtime::{Error, LambdaEvent, service_fn};
 use serde_json::value::RawValue;
 use tracing::Instrument;
@@ -38,6 +39,17 @@ pub enum Function {
 }
 
 impl Function {
+    /// The secrets of the function's own stage, the only ones it reads (and the only ones
+    /// its role in `infra/template.yaml` may read): intake checks webhooks and calls the HR
+    /// APIs, mapping and entra call the directory, writeback calls the HR APIs.
+    pub fn secret_uses(self) -> &'static [SecretUse] {
+        match self {
+            Self::Intake => &[SecretUse::Webhook, SecretUse::HrApi],
+            Self::Mapping | Self::Entra => &[SecretUse::Directory],
+            Self::Writeback => &[SecretUse::HrApi],
+        }
+    }
+
     /// The queue whose event source mapping invokes the function.
     pub fn queue(self) -> hrsync_pipeline::ports::QueueName {
         use hrsync_pipeline::ports::QueueName;
@@ -54,7 +66,7 @@ impl Function {
 /// container built once from the environment, then events until Lambda stops it.
 pub async fn run(function: Function) -> Result<(), Error> {
     lambda_runtime::tracing::init_default_subscriber();
-    let container = Arc::new(Container::from_env().await.map_err(|error| {
+    let container = Arc::new(Container::from_env(function).await.map_err(|error| {
         tracing::error!(%error, "cannot start");
         error
     })?);

@@ -323,7 +323,7 @@ where
         // conditional on the version read, and the loser reads again.
         let mut running = JoinSet::new();
         // The round's directory deliveries add their group members together.
-        let round = GroupAdds::new(pipeline.graph.clone());
+        let round = pipeline.graph.clone().map(GroupAdds::new);
         for queue in QueueName::ALL {
             pipeline
                 .queue
@@ -342,7 +342,10 @@ where
                 let pipeline = Arc::clone(&self.pipeline);
                 let report = Arc::clone(&self.report);
                 let settings = self.settings.clone();
-                let place = (queue == QueueName::Directory).then(|| round.join());
+                let place = round
+                    .as_ref()
+                    .filter(|_| queue == QueueName::Directory)
+                    .map(GroupAdds::join);
                 running.spawn(async move {
                     handle(&pipeline, &settings, &report, delivery, place).await
                 });

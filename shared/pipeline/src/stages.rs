@@ -37,8 +37,9 @@ pub struct Pipeline<S, Q, T> {
     pub store: Arc<S>,
     pub queue: Arc<Q>,
     pub timers: Arc<T>,
-    /// The directory: Microsoft Graph, or the sandbox that speaks it.
-    pub graph: GraphClient,
+    /// The directory: Microsoft Graph, or the sandbox that speaks it. `None` in a runtime
+    /// that never calls it (the intake and writeback functions hold no directory credential).
+    pub graph: Option<GraphClient>,
     /// How mapping looks workers up in the directory: per worker, or the directory read once.
     pub lookups: DirectoryLookups,
     pub clock: Arc<dyn Clock>,
@@ -72,6 +73,15 @@ impl<S: StateStore, Q: Queue, T: Timers> Pipeline<S, Q, T> {
             QueueName::Directory => self.entra_in_round(nudge, round).await,
             QueueName::Writeback => self.writeback(nudge).await,
         }
+    }
+
+    /// The directory client, for the stages that call it.
+    fn directory(&self) -> Result<&GraphClient, StageError> {
+        self.graph.as_ref().ok_or_else(|| {
+            StageError::permanent(
+                "this runtime has no directory client: only the mapping and entra functions hold the directory credential",
+            )
+        })
     }
 
     /// Audit records of one stage run share the instant and the trace.

@@ -542,7 +542,9 @@ upn = ["{{ given_name|slug }}.{{ family_name|slug }}@acme.example"]
         let config = Config::parse(CONFIG, "hrsync.toml").unwrap();
         let http = reqwest::Client::new();
         let resolve = |_: &hrsync_core::config::SecretRef| Ok(SECRET.to_owned());
-        let hr = Connectors::from_config(&config.sources, &resolve, &http).unwrap();
+        let hr =
+            Connectors::from_config(&config.sources, hrsync_hr::Webhooks::Taken, &resolve, &http)
+                .unwrap();
         let settings = GraphSettings::new("tenant", "client", Credential::ClientSecret("s".into()));
         let clock = Arc::new(ManualClock::new("2026-05-01T09:00:00Z".parse().unwrap()));
         let pipeline = Pipeline {
@@ -551,7 +553,7 @@ upn = ["{{ given_name|slug }}.{{ family_name|slug }}@acme.example"]
             queue: Arc::new(queue),
             timers: Arc::new(MemoryTimers::new()),
             // Never called: the webhook endpoint does not reach the directory.
-            graph: GraphClient::new(settings, http),
+            graph: Some(GraphClient::new(settings, http)),
             lookups: DirectoryLookups::PerWorker,
             clock: Arc::clone(&clock) as Arc<dyn Clock>,
             hr,

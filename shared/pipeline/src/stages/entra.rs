@@ -118,7 +118,11 @@ impl<S: StateStore, Q: Queue, T: Timers> Pipeline<S, Q, T> {
             // Looked up here rather than in converge: an account carrying the employee id may
             // be another worker's (another source with overlapping ids), and is then never
             // touched.
-            if let Some(account) = self.graph.find_user_by_employee_id(employee_id).await? {
+            if let Some(account) = self
+                .directory()?
+                .find_user_by_employee_id(employee_id)
+                .await?
+            {
                 match self
                     .claim(key, &account.user_principal_name, account.mail.as_deref())
                     .await?
@@ -149,7 +153,7 @@ impl<S: StateStore, Q: Queue, T: Timers> Pipeline<S, Q, T> {
             lookup = Lookup::AlreadyAbsent;
         }
         let result = converge(
-            &self.graph,
+            self.directory()?,
             key,
             Some(&desired),
             current.clone(),
@@ -208,10 +212,11 @@ impl<S: StateStore, Q: Queue, T: Timers> Pipeline<S, Q, T> {
         if applied.as_ref().is_some_and(|a| a.object_id.is_some()) {
             self.wake_waiters(key, &nudge.trace).await?;
         }
+        // From the config, not the connector: the entra function holds no HR connector.
         let writes_back = self
-            .hr
-            .get(key.source())
-            .is_some_and(|connector| connector.writes_back());
+            .config
+            .source(key.source())
+            .is_some_and(|source| source.writes_back());
         // A new, renamed or adopted account whose mail HR has not got. Checked on every run,
         // not only the one that made the change: that one may have died before nudging.
         if writes_back && let Some(owed) = owed(&state, applied.as_ref()) {
@@ -410,7 +415,10 @@ impl<S: StateStore, Q: Queue, T: Timers> Pipeline<S, Q, T> {
 
     /// The audit record of a licence that starts waiting for a free unit.
     async fn pending_audit(&self, nudge: &Nudge, waiting: &PendingLicense) -> AuditRecord {
-        let part = self.graph.license_part_number(&waiting.sku).await;
+        let part = match &self.graph {
+            Some(graph) => graph.license_part_number(&waiting.sku).await,
+            None => None,
+        };
         let mut record = self.audit(
             &nudge.worker,
             "entra",

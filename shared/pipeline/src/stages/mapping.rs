@@ -169,7 +169,7 @@ impl<S: StateStore, Q: Queue, T: Timers> Pipeline<S, Q, T> {
             let (found, checked_at) = self
                 .lookups
                 .preflight(
-                    &self.graph,
+                    self.directory()?,
                     &self.config.directory_employee_id(incoming),
                     &names,
                     now,
