@@ -20,8 +20,7 @@ fn repo() -> PathBuf {
 /// around it).
 const IMPORTED: &str = "2026-11-02T09:00:00Z";
 
-/// A folder with `hrsync.toml` (the example, edited) and `workers.csv` (the example
-/// without its deliberately bad row, so a clean import exits 0).
+/// A folder with `hrsync.toml` (the example, edited) and `workers.csv` (the example).
 struct Site {
     dir: tempfile::TempDir,
 }
@@ -37,12 +36,7 @@ impl Site {
         let config = std::fs::read_to_string(repo().join("examples/hrsync.toml")).unwrap();
         site.write_config(&edit(config));
         let export = std::fs::read_to_string(repo().join("examples/workers.csv")).unwrap();
-        let clean: String = export
-            .lines()
-            .filter(|line| !line.starts_with("1029,"))
-            .map(|line| format!("{line}\n"))
-            .collect();
-        site.write("workers.csv", &clean);
+        site.write("workers.csv", &export);
         site
     }
 
@@ -218,6 +212,124 @@ fn status_after_an_import_shows_empty_queues_the_workers_and_the_next_timers() {
     assert!(table.contains("worker-events"), "{table}");
     assert!(table.contains("pending holds: none"), "{table}");
     assert!(table.contains("2026-11-09 08:00 Europe/Berlin"), "{table}");
+}
+
+/// Exit statuses a cron job can live with: the quick start's export imports cleanly and
+/// again without a failure; a known-bad row fails the run unless `--max-row-errors` allows
+/// it; the JSON counts, the table and the exit status say the same.
+#[test]
+fn exit_statuses_agree_with_the_counts_and_allow_known_bad_rows() {
+    let site = Site::new();
+    for run in ["first", "again"] {
+        let output = site.import("workers.csv", IMPORTED);
+        let summary = parse(&output);
+        assert!(output.status.success(), "{run}: {}", stderr(&output));
+        assert_eq!(summary["counts"]["failed"], 0, "{run}: {summary:#}");
+        if run == "again" {
+            assert_eq!(summary["counts"]["joiners"], 0, "{summary:#}");
+            assert_eq!(summary["counts"]["directory_operations"], 0, "{summary:#}");
+        }
+    }
+
+    let bad = std::fs::read_to_string(repo().join("examples/workers-with-a-bad-row.csv")).unwrap();
+    site.write("bad.csv", &bad);
+    let output = site.import("bad.csv", IMPORTED);
+    assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
+    let summary = parse(&output);
+    assert_eq!(summary["counts"]["failed"], 1, "{summary:#}");
+    assert_eq!(summary["rows_skipped"], 0);
+    assert_eq!(summary["row_errors"].as_array().unwrap().len(), 1);
+
+    let table = site.run(&["import", "bad.csv", "--config", "hrsync.toml", "--now", IMPORTED]);
+    assert_eq!(table.status.code(), Some(1));
+    let shown = String::from_utf8_lossy(&table.stdout);
+    assert!(
+        shown.contains("failed 1") && shown.contains("FAILED   row 30 (employee 1029)"),
+        "{shown}"
+    );
+
+    let allowed = site.run_json(&["import", "bad.csv", "--now", IMPORTED, "--max-row-errors", "1"]);
+    assert!(allowed.status.success(), "{}", stderr(&allowed));
+    let summary = parse(&allowed);
+    assert_eq!(summary["counts"]["failed"], 0, "{summary:#}");
+    assert_eq!(summary["rows_skipped"], 1);
+    let table = site.run(&[
+        "import", "bad.csv", "--config", "hrsync.toml", "--now", IMPORTED, "--max-row-errors", "1",
+    ]);
+    assert!(table.status.success());
+    let shown = String::from_utf8_lossy(&table.stdout);
+    assert!(
+        shown.contains("failed 0") && shown.contains("SKIPPED  row 30 (employee 1029)"),
+        "{shown}"
+    );
+}
+
+/// Logs on a pipe carry no colour codes, and `--log-format json` writes one JSON object per
+/// line, so a log shipper can read them.
+#[test]
+fn logs_on_a_pipe_have_no_colour_codes_and_can_be_json_lines() {
+    let site = Site::new();
+    let import = |extra: &[&str]| {
+        let mut args = vec!["import", "workers.csv", "--config", "hrsync.toml", "--now", IMPORTED];
+        args.extend_from_slice(extra);
+        let output = site
+            .command(&args)
+            .env("RUST_LOG", "info")
+            .env_remove("NO_COLOR")
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "{}", stderr(&output));
+        stderr(&output)
+    };
+    let text = import(&[]);
+    assert!(text.contains("INFO"), "{text}");
+    assert!(!text.contains('\u{1b}'), "no ANSI escape on a pipe: {text:?}");
+
+    let json = import(&["--log-format", "json"]);
+    let lines: Vec<&str> = json.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert!(!lines.is_empty());
+    for line in lines {
+        let record: Value = serde_json::from_str(line)
+            .unwrap_or_else(|e| panic!("a log line is one JSON object ({e}): {line}"));
+        assert!(record["level"].is_string() && record["fields"].is_object(), "{line}");
+    }
+}
+
+/// `hrsync audit ... | head -1`: a reader that goes away ends the output quietly, and the
+/// command keeps its own exit status (Rust's `println!` panicked with "Broken pipe", exit 101).
+#[test]
+fn a_closed_stdout_ends_each_command_quietly() {
+    let site = Site::new();
+    site.import_examples();
+    let commands: [&[&str]; 6] = [
+        &["status"],
+        &["audit", "hr:1003"],
+        &["timers"],
+        &["plan", "--input", "workers.csv", "--now", IMPORTED],
+        &["import", "workers.csv", "--now", IMPORTED],
+        &["dlq", "list"],
+    ];
+    for args in commands {
+        for format in ["table", "json"] {
+            let mut all = args.to_vec();
+            all.extend(["--config", "hrsync.toml", "--format", format]);
+            let mut child = site
+                .command(&all)
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap();
+            // The reader is gone before the command writes anything.
+            drop(child.stdout.take());
+            let output = child.wait_with_output().unwrap();
+            let stderr = stderr(&output);
+            assert!(
+                output.status.success() && !stderr.contains("panicked"),
+                "hrsync {all:?} with its stdout closed: {} {stderr}",
+                output.status
+            );
+        }
+    }
 }
 
 #[test]
@@ -1087,12 +1199,13 @@ fn licences_without_free_units_wait_and_the_import_says_which() {
     assert_eq!(status["pending_licenses"][0]["workers"], employees - 12);
 }
 
-/// A full import (the example export, its broken row included) and a re-run logged at `info`:
+/// A full import (the example export with a broken row) and a re-run logged at `info`:
 /// no worker's name, email or employee id, and no secret, appears in any log line.
 #[test]
 fn logs_at_info_carry_no_personal_data() {
     let site = Site::new();
-    let export = std::fs::read_to_string(repo().join("examples/workers.csv")).unwrap();
+    let export =
+        std::fs::read_to_string(repo().join("examples/workers-with-a-bad-row.csv")).unwrap();
     site.write("workers.csv", &export);
     let mut lines = String::new();
     for now in [IMPORTED, "2026-11-03T09:00:00Z"] {

@@ -73,7 +73,12 @@ const TODAY: &str = "2026-12-01T09:00:00Z";
 
 #[test]
 fn plan_on_the_examples_shows_every_worker_with_the_contract_keys() {
-    let plan = plan_json(&["--input", "examples/workers.csv", "--now", TODAY]);
+    let plan = plan_json(&[
+        "--input",
+        "examples/workers-with-a-bad-row.csv",
+        "--now",
+        TODAY,
+    ]);
     let workers = plan["workers"].as_array().unwrap();
     assert_eq!(workers.len(), 36, "35 workers and one bad row");
     for worker in workers {

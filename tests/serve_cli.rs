@@ -290,6 +290,19 @@ fn rejected_deliveries_get_their_status_and_create_nothing() {
         "{}",
         reply.body
     );
+    assert!(
+        text(&reply.json()["error"]).contains("over 1048576 bytes"),
+        "every error answer is JSON: {}",
+        reply.body
+    );
+
+    // No route, or the wrong method: JSON too, saying what the endpoint takes.
+    let reply = serve.request(serve.client.get(format!("{}/nowhere", serve.base)));
+    assert_eq!(reply.status, StatusCode::NOT_FOUND);
+    assert!(text(&reply.json()["error"]).contains("POST /webhooks/<source>"));
+    let reply = serve.request(serve.client.get(format!("{}/webhooks/hr", serve.base)));
+    assert_eq!(reply.status, StatusCode::METHOD_NOT_ALLOWED);
+    assert!(text(&reply.json()["error"]).contains("method not allowed"));
 
     // None of those was taken in; a good delivery still is.
     let health = serve.settle();
@@ -606,8 +619,8 @@ fn a_request_left_unfinished_is_closed_within_its_timeout() {
         "body unfinished: closed after {took:?}"
     );
     assert!(
-        answer.starts_with("HTTP/1.1 408"),
-        "a request that took too long is told so: {answer:?}"
+        answer.starts_with("HTTP/1.1 408") && answer.contains(r#"{"error":"the request took too long to arrive"}"#),
+        "a request that took too long is told so, in JSON: {answer:?}"
     );
     // Serve is unharmed.
     assert_eq!(serve.healthz().status, StatusCode::OK);
@@ -671,4 +684,17 @@ fn connections_beyond_the_cap_wait_their_turn() {
         "{:?}",
         started.elapsed()
     );
+}
+
+/// `--listen` takes a host name as well as an address.
+#[test]
+fn serve_listens_on_a_host_name() {
+    let site = Site::new();
+    let serve = Serve::start_on(&site, "serve.log", "localhost:0");
+    assert!(
+        serve.base.starts_with("http://127.0.0.1:") || serve.base.starts_with("http://[::1]:"),
+        "{}",
+        serve.base
+    );
+    assert_eq!(serve.healthz().status, StatusCode::OK);
 }

@@ -19,6 +19,7 @@ use jiff::Timestamp;
 use serde::Serialize;
 
 use crate::Format;
+use crate::output::{out, outln};
 use crate::plan::pick_source;
 use crate::runtime::{Local, Work};
 
@@ -36,6 +37,10 @@ pub struct ImportArgs {
     /// The `[source.<name>]` the export belongs to; needed only when the config has several CSV sources.
     #[arg(long, value_name = "NAME")]
     source: Option<String>,
+    /// Unreadable rows the run may skip and still succeed (for exports known to carry junk);
+    /// they are still listed. More than this, and every one counts as failed.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    max_row_errors: usize,
     #[arg(long, value_enum, default_value_t = Format::Table)]
     format: Format,
 }
@@ -57,6 +62,8 @@ struct ImportSummary {
     deferred: Vec<Problem>,
     /// Rows that could not be read.
     row_errors: Vec<hrsync_hr::csv::RowError>,
+    /// Unreadable rows skipped within `--max-row-errors` (not counted as failed).
+    rows_skipped: usize,
     /// Licences without a free unit, by SKU: the workers waiting for one (each is tried again
     /// later; everything else about them is applied).
     pending_licenses: Vec<PendingLicenses>,
@@ -189,6 +196,7 @@ pub fn run(args: ImportArgs) -> anyhow::Result<Ended> {
             absent,
             absences_ignored,
         );
+        summary.count_row_errors(args.max_row_errors);
         if let Some(started) = &started {
             for pending in &mut summary.pending_licenses {
                 if pending.part_number.is_none() {
@@ -199,7 +207,7 @@ pub fn run(args: ImportArgs) -> anyhow::Result<Ended> {
         }
         print(&summary, args.format)?;
         Ok(Ended {
-            failed: summary.failed.len() + summary.row_errors.len(),
+            failed: summary.counts.failed,
             waiting_for_licenses: summary.counts.pending_licenses,
         })
     })
@@ -317,6 +325,20 @@ async fn leavers_by_absence(
     Ok((absent, None))
 }
 
+impl ImportSummary {
+    /// `counts.failed`: the workers that failed and, beyond the `allowed` few, the unreadable
+    /// rows. The table, the JSON and the exit status all show this one number.
+    fn count_row_errors(&mut self, allowed: usize) {
+        let rows = self.row_errors.len();
+        let (skipped, failed_rows) = match rows <= allowed {
+            true => (rows, 0),
+            false => (0, rows),
+        };
+        self.rows_skipped = skipped;
+        self.counts.failed = self.failed.len() + failed_rows;
+    }
+}
+
 fn summarize(
     report: &Report,
     export: &hrsync_hr::csv::CsvExport,
@@ -383,6 +405,7 @@ fn summarize(
         failed,
         deferred,
         row_errors: export.errors.clone(),
+        rows_skipped: 0,
         absences_ignored,
         pending_licenses,
     }
@@ -390,55 +413,62 @@ fn summarize(
 
 fn print(summary: &ImportSummary, format: Format) -> anyhow::Result<()> {
     if format == Format::Json {
-        println!("{}", serde_json::to_string_pretty(summary)?);
+        outln!("{}", serde_json::to_string_pretty(summary)?);
         return Ok(());
     }
     let c = &summary.counts;
-    println!(
+    outln!(
         "imported {} ({} rows) at {}",
         summary.export, summary.rows, summary.now
     );
-    println!(
+    outln!(
         "  joiners {}  movers {}  leavers {}  rehires {}  unchanged {}  (duplicates {})",
         c.joiners, c.movers, c.leavers, c.rehires, c.unchanged, summary.duplicates
     );
-    println!(
+    outln!(
         "  directory operations {}  timers set {}  held {}  failed {}",
-        c.directory_operations,
-        c.timers_set,
-        c.held,
-        summary.failed.len() + summary.row_errors.len()
+        c.directory_operations, c.timers_set, c.held, c.failed
     );
+    if summary.rows_skipped > 0 {
+        outln!(
+            "  skipped {} unreadable row(s), within --max-row-errors",
+            summary.rows_skipped
+        );
+    }
     if !summary.absent.is_empty() {
-        println!(
+        outln!(
             "  no longer listed (leaving now): {}",
             summary.absent.join(", ")
         );
     }
     if let Some(why) = &summary.absences_ignored {
-        println!("  workers missing from the export were not treated as leavers: {why}");
+        outln!("  workers missing from the export were not treated as leavers: {why}");
     }
     for p in &summary.held {
-        println!("  held     {}: {}", p.worker, p.reason);
+        outln!("  held     {}: {}", p.worker, p.reason);
     }
     for p in &summary.deferred {
-        println!("  waiting  {}: {}", p.worker, p.reason);
+        outln!("  waiting  {}: {}", p.worker, p.reason);
     }
     for p in &summary.pending_licenses {
         let name = match &p.part_number {
             Some(part) => format!("{part} ({})", p.sku),
             None => p.sku.clone(),
         };
-        println!(
+        outln!(
             "  LICENCES {} worker(s) wait for a free unit of {name}: {} (tried again later; buy or free units, `hrsync status` lists them)",
             p.workers, p.reason
         );
     }
     for p in &summary.failed {
-        println!("  FAILED   {}: {}", p.worker, p.reason);
+        outln!("  FAILED   {}: {}", p.worker, p.reason);
     }
+    let row_label = match summary.rows_skipped {
+        0 => "FAILED  ",
+        _ => "SKIPPED ",
+    };
     for e in &summary.row_errors {
-        println!("  FAILED   {e}");
+        outln!("  {row_label} {e}");
     }
     Ok(())
 }

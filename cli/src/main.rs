@@ -4,6 +4,7 @@ mod directory;
 mod import;
 mod ops;
 mod plan;
+mod output;
 mod runtime;
 mod sandbox;
 mod serve;
@@ -22,6 +23,36 @@ use clap::{Parser, Subcommand, ValueEnum};
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// How log lines are written to stderr: text (coloured only on a terminal, and never
+    /// when NO_COLOR is set) or one JSON object per line. RUST_LOG sets the level (default
+    /// warn; info shows each run's steps, debug adds the workers).
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+/// Logs go to stderr. Nothing personal is logged above debug.
+fn init_logs(format: LogFormat) {
+    use std::io::IsTerminal;
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let logs = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Json => logs.json().init(),
+        LogFormat::Text => {
+            // no-color.org: set and not empty turns colour off.
+            let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
+            logs.with_ansi(std::io::stderr().is_terminal() && !no_color)
+                .init();
+        }
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -84,14 +115,7 @@ struct PlanArgs {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    // Logs go to stderr; RUST_LOG=info (or debug) shows more. Nothing personal is logged above debug.
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    init_logs(cli.log_format);
     let (result, failure) = match cli.command {
         Command::Plan(args) => (
             plan::run(args),

@@ -27,6 +27,7 @@ use jiff::tz::TimeZone;
 use serde::Serialize;
 
 use crate::Format;
+use crate::output::{out, outln};
 use crate::runtime::{Local, RuntimeLock, Started};
 
 /// Upcoming timers `hrsync status` shows.
@@ -453,8 +454,8 @@ pub fn status(args: StatusArgs) -> anyhow::Result<usize> {
         if args.format == Format::Json {
             return print_json(&view);
         }
-        println!("workers in the store: {}", view.workers);
-        println!();
+        outln!("workers in the store: {}", view.workers);
+        outln!();
         let rows = view
             .queues
             .iter()
@@ -468,17 +469,17 @@ pub fn status(args: StatusArgs) -> anyhow::Result<usize> {
             })
             .collect();
         print_table(&["queue", "visible", "in flight", "dead"], rows);
-        println!();
+        outln!();
         match view.holds.is_empty() {
-            true => println!("pending holds: none"),
+            true => outln!("pending holds: none"),
             false => {
-                println!("pending holds (approve or reject with `hrsync holds`):");
+                outln!("pending holds (approve or reject with `hrsync holds`):");
                 print_holds(&view.holds);
             }
         }
-        println!();
+        outln!();
         if !view.pending_licenses.is_empty() {
-            println!("licences waiting for a free unit (buy or free units; each is tried again):");
+            outln!("licences waiting for a free unit (buy or free units; each is tried again):");
             let rows = view
                 .pending_licenses
                 .iter()
@@ -492,12 +493,12 @@ pub fn status(args: StatusArgs) -> anyhow::Result<usize> {
                 })
                 .collect();
             print_table(&["sku", "workers", "next try", "why"], rows);
-            println!();
+            outln!();
         }
         match view.timers.is_empty() {
-            true => println!("timers: none"),
+            true => outln!("timers: none"),
             false => {
-                println!("next timers:");
+                outln!("next timers:");
                 print_timers(&view.timers);
             }
         }
@@ -517,17 +518,17 @@ pub fn audit(args: AuditArgs) -> anyhow::Result<usize> {
         if args.format == Format::Json {
             return print_json(&views);
         }
-        println!("audit of {key} ({} records, oldest first)", views.len());
+        outln!("audit of {key} ({} records, oldest first)", views.len());
         for record in &views {
-            println!(
+            outln!(
                 "{}  {:<10} {:<16} {}",
                 record.at, record.stage, record.action, record.cause
             );
             if let Some(before) = &record.before {
-                println!("    before: {before}");
+                outln!("    before: {before}");
             }
             if let Some(after) = &record.after {
-                println!("    after:  {after}");
+                outln!("    after:  {after}");
             }
         }
         Ok(0)
@@ -674,10 +675,10 @@ pub fn terminate(args: TerminateArgs) -> anyhow::Result<usize> {
             return Ok(failures);
         }
         match queued {
-            true => println!(
+            true => outln!(
                 "{key}: termination queued at {now}; the running hrsync serve (which holds the lock) will disable the account"
             ),
-            false => println!("{key}: terminated at {now}: {}", describe(&view.result)),
+            false => outln!("{key}: terminated at {now}: {}", describe(&view.result)),
         }
         Ok(failures)
     })
@@ -742,15 +743,15 @@ fn holds_approve(args: HoldsApproveArgs) -> anyhow::Result<usize> {
             return Ok(failures);
         }
         if view.holds.is_empty() {
-            println!("no pending holds");
+            outln!("no pending holds");
         }
         for hold in &view.holds {
             match queued {
-                true => println!(
+                true => outln!(
                     "approved {}; the running hrsync serve will carry it out",
                     hold.id
                 ),
-                false => println!("approved {}: {}", hold.id, describe(&hold.result)),
+                false => outln!("approved {}: {}", hold.id, describe(&hold.result)),
             }
         }
         Ok(failures)
@@ -800,10 +801,10 @@ fn holds_reject(args: HoldsRejectArgs) -> anyhow::Result<usize> {
             return Ok(0);
         }
         if view.holds.is_empty() {
-            println!("no pending holds");
+            outln!("no pending holds");
         }
         for hold in &view.holds {
-            println!("rejected {}: {}", hold.id, describe(&hold.result));
+            outln!("rejected {}: {}", hold.id, describe(&hold.result));
         }
         Ok(0)
     })
@@ -912,15 +913,15 @@ fn dlq_redrive(args: DlqRedriveArgs) -> anyhow::Result<usize> {
             return Ok(failures);
         }
         if view.redriven.is_empty() {
-            println!("no dead letters");
+            outln!("no dead letters");
         }
         for item in &view.redriven {
             match queued {
-                true => println!(
+                true => outln!(
                     "redrove {} ({}); the running hrsync serve will handle it",
                     item.id, item.queue
                 ),
-                false => println!(
+                false => outln!(
                     "redrove {} ({}): {}",
                     item.id,
                     item.queue,
@@ -1189,7 +1190,7 @@ fn describe(result: &WorkerResult) -> String {
 }
 
 fn print_json<T: Serialize>(value: &T) -> anyhow::Result<usize> {
-    println!("{}", serde_json::to_string_pretty(value)?);
+    outln!("{}", serde_json::to_string_pretty(value)?);
     Ok(0)
 }
 
@@ -1203,7 +1204,7 @@ fn print_list<T: Serialize>(
     match (format, views.is_empty()) {
         (Format::Json, _) => print_json(&views),
         (Format::Table, true) => {
-            println!("{none}");
+            outln!("{none}");
             Ok(0)
         }
         (Format::Table, false) => {
@@ -1268,7 +1269,7 @@ fn print_table(headers: &[&str], rows: Vec<Vec<String>>) {
                 false => format!("{cell:<width$}", width = widths[i]),
             })
             .collect();
-        println!("  {}", padded.join("  "));
+        outln!("  {}", padded.join("  "));
     };
     line(headers.iter().map(|h| (*h).to_owned()).collect());
     for row in rows {

@@ -171,8 +171,8 @@ pub fn run(args: PlanArgs) -> anyhow::Result<usize> {
         workers: planned,
     };
     match args.format {
-        Format::Json => println!("{}", serde_json::to_string_pretty(&plan)?),
-        Format::Table => print!("{}", table(&plan)),
+        Format::Json => outln!("{}", serde_json::to_string_pretty(&plan)?),
+        Format::Table => out!("{}", table(&plan)),
     }
     if let Some(path) = &args.save_state {
         let file = StateFile {

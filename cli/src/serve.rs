@@ -16,7 +16,6 @@
 //! Rejected deliveries are counted and sampled by the endpoint; serve audits what was counted
 //! since the last record every [`webhooks::REJECTION_WINDOW`] and when it stops.
 
-use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -45,9 +44,10 @@ pub struct ServeArgs {
     /// The hrsync.toml to use.
     #[arg(long, value_name = "FILE")]
     config: PathBuf,
-    /// Address of the webhook endpoint (port 0: any free port, printed at start).
+    /// Address of the webhook endpoint, `HOST:PORT` (a host name or an IP address; port 0:
+    /// any free port, printed at start).
     #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8080")]
-    listen: SocketAddr,
+    listen: String,
     /// Start the run's clock at this instant (RFC 3339): timers due by then fire at once.
     #[arg(long, value_name = "RFC3339")]
     now: Option<Timestamp>,
@@ -63,7 +63,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<usize> {
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     runtime.block_on(async {
         let started = local.start(&lock, clock).await?;
-        let listener = TcpListener::bind(args.listen)
+        let listener = TcpListener::bind(args.listen.as_str())
             .await
             .with_context(|| format!("cannot listen on {}", args.listen))?;
         let address = listener.local_addr()?;
@@ -141,10 +141,12 @@ pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 /// most [`SHUTDOWN_GRACE`]. HTTP/1 on hyper directly (the way axum's own examples do it):
 /// `axum::serve` has no header timeout, connection limit or bounded shutdown.
 async fn serve_http(listener: TcpListener, router: Router, stop: watch::Receiver<bool>) {
-    let router = router.layer(TimeoutLayer::with_status_code(
-        StatusCode::REQUEST_TIMEOUT,
-        REQUEST_TIMEOUT,
-    ));
+    let router = router
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            REQUEST_TIMEOUT,
+        ))
+        .layer(axum::middleware::from_fn(webhooks::json_errors));
     let service = TowerToHyperService::new(router);
     let mut http = http1::Builder::new();
     http.timer(TokioTimer::new())

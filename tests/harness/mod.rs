@@ -260,14 +260,13 @@ impl Reply {
 impl Serve {
     /// Starts `hrsync serve`, its stderr in `log_name` in the site, without waiting.
     pub fn spawn(site: &Site, log_name: &str) -> Self {
+        Self::spawn_on(site, log_name, "127.0.0.1:0")
+    }
+
+    /// [`Serve::spawn`] listening on `listen`.
+    pub fn spawn_on(site: &Site, log_name: &str, listen: &str) -> Self {
         let log = site.path(log_name);
-        let mut args = vec![
-            "serve",
-            "--config",
-            "hrsync.toml",
-            "--listen",
-            "127.0.0.1:0",
-        ];
+        let mut args = vec!["serve", "--config", "hrsync.toml", "--listen", listen];
         if let Some(now) = &site.now {
             args.extend(["--now", now.as_str()]);
         }
@@ -298,7 +297,12 @@ impl Serve {
 
     /// Starts `hrsync serve` and waits until it listens.
     pub fn start(site: &Site, log_name: &str) -> Self {
-        let mut serve = Self::spawn(site, log_name);
+        Self::start_on(site, log_name, "127.0.0.1:0")
+    }
+
+    /// [`Serve::start`] listening on `listen`.
+    pub fn start_on(site: &Site, log_name: &str, listen: &str) -> Self {
+        let mut serve = Self::spawn_on(site, log_name, listen);
         let deadline = Instant::now() + SETTLE;
         serve.base = loop {
             let log = serve.log_text();

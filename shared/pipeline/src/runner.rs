@@ -489,7 +489,6 @@ where
     let worker = &delivery.nudge.worker;
     // The worker and the reason may name a person: debug only (the reason is kept with the
     // message, and in the audit once it is dead-lettered).
-    tracing::warn!(queue = %delivery.queue, attempt = delivery.attempt, retryable = error.retryable, "stage failed (the worker and why: RUST_LOG=debug; hrsync dlq list once dead-lettered)");
     tracing::debug!(%worker, error = %error, "stage failed");
     // A permanent error has had its last attempt.
     let max_attempts = match error.retryable {
@@ -505,7 +504,11 @@ where
         .queue
         .retry(delivery, &error.message, now, backoff, max_attempts)
         .await?;
-    if outcome == RetryOutcome::DeadLettered {
+    // A retry that may still succeed is routine (info); work given up on is a warning.
+    if outcome == RetryOutcome::Retried {
+        tracing::info!(queue = %delivery.queue, attempt = delivery.attempt, backoff_ms = backoff.as_millis() as u64, "stage failed; retrying after the backoff");
+    } else {
+        tracing::warn!(queue = %delivery.queue, attempt = delivery.attempt, retryable = error.retryable, "stage failed and was dead-lettered (why: hrsync dlq list; the worker: RUST_LOG=debug)");
         let record = AuditRecord::new(
             worker,
             now,

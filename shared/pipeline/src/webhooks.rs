@@ -112,6 +112,7 @@ where
             .route("/webhooks/{source}", post(webhook::<S, Q, T>))
             .route("/healthz", get(healthz::<S, Q, T>))
             .layer(DefaultBodyLimit::max(MAX_BODY))
+            .layer(axum::middleware::from_fn(json_errors))
             .with_state(Arc::clone(&self.app))
     }
 
@@ -145,6 +146,42 @@ where
 
 fn reply(status: StatusCode, body: serde_json::Value) -> Response {
     (status, Json(body)).into_response()
+}
+
+/// Every error answer is JSON: those made outside the handlers (a body over [`MAX_BODY`], a
+/// path or method no route takes, a request timeout) come as plain text or empty from axum
+/// and tower, and become `{"error": ...}` here. Also put around `hrsync serve`'s timeout.
+pub async fn json_errors(
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let response = next.run(request).await;
+    let status = response.status();
+    let is_json = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|value| value.as_bytes().starts_with(b"application/json"));
+    if !(status.is_client_error() || status.is_server_error()) || is_json {
+        return response;
+    }
+    let error = match status {
+        StatusCode::PAYLOAD_TOO_LARGE => format!("the body is over {MAX_BODY} bytes"),
+        StatusCode::NOT_FOUND => "no such endpoint: POST /webhooks/<source> or GET /healthz".into(),
+        StatusCode::METHOD_NOT_ALLOWED => "method not allowed on this endpoint".into(),
+        StatusCode::REQUEST_TIMEOUT => "the request took too long to arrive".into(),
+        other => other
+            .canonical_reason()
+            .unwrap_or("error")
+            .to_ascii_lowercase(),
+    };
+    let mut json = reply(status, json!({ "error": error }));
+    // Keep what the original answer told the client beyond its body (Allow on a 405).
+    for (name, value) in response.headers() {
+        if name != header::CONTENT_TYPE && name != header::CONTENT_LENGTH {
+            json.headers_mut().insert(name.clone(), value.clone());
+        }
+    }
+    json
 }
 
 async fn healthz<S, Q, T>(State(app): State<Arc<Webhooks<S, Q, T>>>) -> Response

@@ -243,7 +243,7 @@ impl GraphClient {
                         });
                     }
                     let wait = retry.backoff(failures);
-                    tracing::warn!(attempt = failures, wait_ms = wait.as_millis() as u64, error = %e, "token request failed; retrying");
+                    tracing::info!(attempt = failures, wait_ms = wait.as_millis() as u64, error = %e, "token request failed; retrying");
                     tokio::time::sleep(wait).await;
                     continue;
                 }
@@ -260,7 +260,7 @@ impl GraphClient {
                         return Err(e);
                     }
                     let wait = retry.backoff(failures);
-                    tracing::warn!(method = %request.method, attempt = failures, wait_ms = wait.as_millis() as u64, error = %e, "Graph transport error; retrying");
+                    tracing::info!(method = %request.method, attempt = failures, wait_ms = wait.as_millis() as u64, error = %e, "Graph transport error; retrying");
                     tokio::time::sleep(wait).await;
                     continue;
                 }
@@ -291,7 +291,7 @@ impl GraphClient {
                         return Ok(response);
                     }
                     let wait = retry.wait_for(response.retry_after(), failures);
-                    tracing::warn!(method = %request.method, status = response.status, attempt = failures, wait_ms = wait.as_millis() as u64, "Graph throttled or unavailable; retrying");
+                    tracing::info!(method = %request.method, status = response.status, attempt = failures, wait_ms = wait.as_millis() as u64, "Graph throttled or unavailable; retrying");
                     tokio::time::sleep(wait).await;
                 }
                 _ if request.lag_tolerant

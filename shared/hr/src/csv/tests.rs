@@ -648,22 +648,26 @@ fn row_numbers_count_blank_lines_but_not_line_breaks_in_cells() {
     }
 }
 
-/// The shipped example: the config parses, its templates render, and the export reads with
-/// exactly one (deliberately) bad row.
+/// The shipped example: the config parses, its templates render, and the export reads without
+/// an error; its copy with a bad row reads with exactly that one.
 #[test]
 fn the_example_config_and_export_work_together() {
     let root = concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples");
     let text = std::fs::read_to_string(format!("{root}/hrsync.toml")).unwrap();
     let config = Config::parse(&text, "examples/hrsync.toml").unwrap_or_else(|e| panic!("{e}"));
-    let data = std::fs::read(format!("{root}/workers.csv")).unwrap();
     let source = config.source("hr").unwrap();
-    let export = read_export("hr", source, &data, as_of()).unwrap_or_else(|e| panic!("{e}"));
-
+    let bad = std::fs::read(format!("{root}/workers-with-a-bad-row.csv")).unwrap();
+    let with_bad_row = read_export("hr", source, &bad, as_of()).unwrap_or_else(|e| panic!("{e}"));
     // Employee 1029's hire date is 30 February: the one deliberately bad row.
     assert_eq!(
-        messages(&export),
+        messages(&with_bad_row),
         vec![r#"row 30 (employee 1029): hire_date: "2026-02-30" is not a date in format %Y-%m-%d"#]
     );
+    assert_eq!(with_bad_row.workers.len(), 35);
+
+    let data = std::fs::read(format!("{root}/workers.csv")).unwrap();
+    let export = read_export("hr", source, &data, as_of()).unwrap_or_else(|e| panic!("{e}"));
+    assert!(messages(&export).is_empty(), "{:?}", messages(&export));
     assert!(export.workers.len() >= 30, "{}", export.workers.len());
     assert_eq!(export.workers.len(), 35);
 
