@@ -240,7 +240,14 @@ fn exit_statuses_agree_with_the_counts_and_allow_known_bad_rows() {
     assert_eq!(summary["rows_skipped"], 0);
     assert_eq!(summary["row_errors"].as_array().unwrap().len(), 1);
 
-    let table = site.run(&["import", "bad.csv", "--config", "hrsync.toml", "--now", IMPORTED]);
+    let table = site.run(&[
+        "import",
+        "bad.csv",
+        "--config",
+        "hrsync.toml",
+        "--now",
+        IMPORTED,
+    ]);
     assert_eq!(table.status.code(), Some(1));
     let shown = String::from_utf8_lossy(&table.stdout);
     assert!(
@@ -248,13 +255,27 @@ fn exit_statuses_agree_with_the_counts_and_allow_known_bad_rows() {
         "{shown}"
     );
 
-    let allowed = site.run_json(&["import", "bad.csv", "--now", IMPORTED, "--max-row-errors", "1"]);
+    let allowed = site.run_json(&[
+        "import",
+        "bad.csv",
+        "--now",
+        IMPORTED,
+        "--max-row-errors",
+        "1",
+    ]);
     assert!(allowed.status.success(), "{}", stderr(&allowed));
     let summary = parse(&allowed);
     assert_eq!(summary["counts"]["failed"], 0, "{summary:#}");
     assert_eq!(summary["rows_skipped"], 1);
     let table = site.run(&[
-        "import", "bad.csv", "--config", "hrsync.toml", "--now", IMPORTED, "--max-row-errors", "1",
+        "import",
+        "bad.csv",
+        "--config",
+        "hrsync.toml",
+        "--now",
+        IMPORTED,
+        "--max-row-errors",
+        "1",
     ]);
     assert!(table.status.success());
     let shown = String::from_utf8_lossy(&table.stdout);
@@ -268,9 +289,17 @@ fn exit_statuses_agree_with_the_counts_and_allow_known_bad_rows() {
 /// line, so a log shipper can read them.
 #[test]
 fn logs_on_a_pipe_have_no_colour_codes_and_can_be_json_lines() {
-    let site = Site::new();
     let import = |extra: &[&str]| {
-        let mut args = vec!["import", "workers.csv", "--config", "hrsync.toml", "--now", IMPORTED];
+        // A site of its own each time: a second import of the same export logs nothing.
+        let site = Site::new();
+        let mut args = vec![
+            "import",
+            "workers.csv",
+            "--config",
+            "hrsync.toml",
+            "--now",
+            IMPORTED,
+        ];
         args.extend_from_slice(extra);
         let output = site
             .command(&args)
@@ -283,7 +312,10 @@ fn logs_on_a_pipe_have_no_colour_codes_and_can_be_json_lines() {
     };
     let text = import(&[]);
     assert!(text.contains("INFO"), "{text}");
-    assert!(!text.contains('\u{1b}'), "no ANSI escape on a pipe: {text:?}");
+    assert!(
+        !text.contains('\u{1b}'),
+        "no ANSI escape on a pipe: {text:?}"
+    );
 
     let json = import(&["--log-format", "json"]);
     let lines: Vec<&str> = json.lines().filter(|l| !l.trim().is_empty()).collect();
@@ -291,7 +323,10 @@ fn logs_on_a_pipe_have_no_colour_codes_and_can_be_json_lines() {
     for line in lines {
         let record: Value = serde_json::from_str(line)
             .unwrap_or_else(|e| panic!("a log line is one JSON object ({e}): {line}"));
-        assert!(record["level"].is_string() && record["fields"].is_object(), "{line}");
+        assert!(
+            record["level"].is_string() && record["fields"].is_object(),
+            "{line}"
+        );
     }
 }
 

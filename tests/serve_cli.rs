@@ -619,7 +619,8 @@ fn a_request_left_unfinished_is_closed_within_its_timeout() {
         "body unfinished: closed after {took:?}"
     );
     assert!(
-        answer.starts_with("HTTP/1.1 408") && answer.contains(r#"{"error":"the request took too long to arrive"}"#),
+        answer.starts_with("HTTP/1.1 408")
+            && answer.contains(r#"{"error":"the request took too long to arrive"}"#),
         "a request that took too long is told so, in JSON: {answer:?}"
     );
     // Serve is unharmed.

@@ -19,7 +19,7 @@ use jiff::Timestamp;
 use serde::Serialize;
 
 use crate::Format;
-use crate::output::{out, outln};
+use crate::output::outln;
 use crate::plan::pick_source;
 use crate::runtime::{Local, Work};
 
@@ -419,15 +419,25 @@ fn print(summary: &ImportSummary, format: Format) -> anyhow::Result<()> {
     let c = &summary.counts;
     outln!(
         "imported {} ({} rows) at {}",
-        summary.export, summary.rows, summary.now
+        summary.export,
+        summary.rows,
+        summary.now
     );
     outln!(
         "  joiners {}  movers {}  leavers {}  rehires {}  unchanged {}  (duplicates {})",
-        c.joiners, c.movers, c.leavers, c.rehires, c.unchanged, summary.duplicates
+        c.joiners,
+        c.movers,
+        c.leavers,
+        c.rehires,
+        c.unchanged,
+        summary.duplicates
     );
     outln!(
         "  directory operations {}  timers set {}  held {}  failed {}",
-        c.directory_operations, c.timers_set, c.held, c.failed
+        c.directory_operations,
+        c.timers_set,
+        c.held,
+        c.failed
     );
     if summary.rows_skipped > 0 {
         outln!(
@@ -457,7 +467,8 @@ fn print(summary: &ImportSummary, format: Format) -> anyhow::Result<()> {
         };
         outln!(
             "  LICENCES {} worker(s) wait for a free unit of {name}: {} (tried again later; buy or free units, `hrsync status` lists them)",
-            p.workers, p.reason
+            p.workers,
+            p.reason
         );
     }
     for p in &summary.failed {

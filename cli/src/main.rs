@@ -3,8 +3,8 @@
 mod directory;
 mod import;
 mod ops;
-mod plan;
 mod output;
+mod plan;
 mod runtime;
 mod sandbox;
 mod serve;
@@ -119,7 +119,7 @@ fn main() -> ExitCode {
     let (result, failure) = match cli.command {
         Command::Plan(args) => (
             plan::run(args),
-            "could not be applied; their \"applied\" entries say why",
+            "worker(s) could not be applied; their \"applied\" entries say why",
         ),
         Command::Import(args) => match import::run(args) {
             // Everything else applied: exit 3 tells a scheduler that licences must be bought
@@ -133,25 +133,31 @@ fn main() -> ExitCode {
             }
             result => (
                 result.map(|ended| ended.failed),
-                "failed; the summary says why",
+                "worker(s) or unreadable row(s) failed; the summary says why",
             ),
         },
-        Command::Serve(args) => (serve::run(args), "failed"),
+        Command::Serve(args) => (serve::run(args), "worker(s) failed"),
         Command::Sandbox(args) => (sandbox::run(args).map(|()| 0), ""),
         Command::Status(args) => (ops::status(args), ""),
         Command::Audit(args) => (ops::audit(args), ""),
         Command::Timers(args) => (ops::timers(args), ""),
-        Command::Terminate(args) => (ops::terminate(args), "failed; `hrsync dlq list` says why"),
-        Command::Holds(args) => (ops::run_holds(args), "failed; `hrsync dlq list` says why"),
+        Command::Terminate(args) => (
+            ops::terminate(args),
+            "worker(s) failed; `hrsync dlq list` says why",
+        ),
+        Command::Holds(args) => (
+            ops::run_holds(args),
+            "worker(s) failed; `hrsync dlq list` says why",
+        ),
         Command::Dlq(args) => (
             ops::run_dlq(args),
-            "failed again; `hrsync dlq list` says why",
+            "worker(s) failed again; `hrsync dlq list` says why",
         ),
     };
     match result {
         Ok(0) => ExitCode::SUCCESS,
         Ok(failed) => {
-            eprintln!("error: {failed} worker(s) {failure}");
+            eprintln!("error: {failed} {failure}");
             ExitCode::from(1)
         }
         Err(error) => {

@@ -27,7 +27,7 @@ use jiff::tz::TimeZone;
 use serde::Serialize;
 
 use crate::Format;
-use crate::output::{out, outln};
+use crate::output::outln;
 use crate::runtime::{Local, RuntimeLock, Started};
 
 /// Upcoming timers `hrsync status` shows.
@@ -522,7 +522,10 @@ pub fn audit(args: AuditArgs) -> anyhow::Result<usize> {
         for record in &views {
             outln!(
                 "{}  {:<10} {:<16} {}",
-                record.at, record.stage, record.action, record.cause
+                record.at,
+                record.stage,
+                record.action,
+                record.cause
             );
             if let Some(before) = &record.before {
                 outln!("    before: {before}");
@@ -919,7 +922,8 @@ fn dlq_redrive(args: DlqRedriveArgs) -> anyhow::Result<usize> {
             match queued {
                 true => outln!(
                     "redrove {} ({}); the running hrsync serve will handle it",
-                    item.id, item.queue
+                    item.id,
+                    item.queue
                 ),
                 false => outln!(
                     "redrove {} ({}): {}",

@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 
 use hrsync_directory::provision::{self, ApplyReport, ForeignNames};
 
+use crate::output::{out, outln};
 use crate::{Format, PlanArgs, directory};
 
 /// The file `--save-state` writes and `--state` reads.
