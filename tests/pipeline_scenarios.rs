@@ -1445,18 +1445,28 @@ async fn data_graph_would_refuse_is_left_out_audited_and_never_sent() {
     ada.as_of = at("2026-12-02T09:00:00Z");
     ada.job_title = Some("Architect ".repeat(30).trim_end().to_owned());
     world.hr(&ada).await;
-    let noted = world
-        .audit("11")
-        .await
-        .into_iter()
-        .find(|r| r.stage == "mapping" && r.action == "data_problem")
-        .expect("the new record's problem is audited");
-    assert_eq!(noted.after.as_ref().unwrap()["problems"][0]["length"], 299);
-    assert!(
-        noted.cause.contains("jobTitle has 299 characters"),
-        "{}",
-        noted.cause
+    let noted = |audit: Vec<AuditRecord>| -> Vec<AuditRecord> {
+        audit
+            .into_iter()
+            .filter(|r| r.stage == "mapping" && r.action == "data_problem")
+            .collect()
+    };
+    let problems = noted(world.audit("11").await);
+    assert_eq!(problems.len(), 1, "the new record's problem is audited");
+    assert_eq!(
+        problems[0].after.as_ref().unwrap()["problems"][0]["length"],
+        299
     );
+    assert!(
+        problems[0].cause.contains("jobTitle has 299 characters"),
+        "{}",
+        problems[0].cause
+    );
+    // The same problem in the next day's record is not audited again.
+    world.clock.advance(SignedDuration::from_hours(24));
+    ada.as_of = at("2026-12-03T09:00:00Z");
+    world.hr(&ada).await;
+    assert_eq!(noted(world.audit("11").await).len(), 1);
     assert!(world.user("11").get("jobTitle").is_none_or(Value::is_null));
     assert!(
         world

@@ -141,6 +141,9 @@ pub struct WorkerState {
     /// Licences waiting for free units.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub pending_licenses: Vec<PendingLicense>,
+    /// The last decision's data problems, so a runtime can tell when they change.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub problems: Vec<DataProblem>,
 }
 
 /// The outcome of [`decide`].
@@ -443,6 +446,7 @@ pub fn decide(
         written_back: state.written_back.clone(),
         directory_checked_at: state.directory_checked_at,
         pending_licenses: state.pending_licenses.clone(),
+        problems: problems.clone(),
     };
     Ok(Decision {
         transition,

@@ -652,6 +652,10 @@ fn an_over_long_job_title_is_left_out_of_the_new_account_and_reported() {
         "{:?}",
         joined.explanation
     );
+    assert_eq!(
+        joined.state.problems, joined.problems,
+        "kept, so a runtime sees when they change"
+    );
 }
 
 #[test]

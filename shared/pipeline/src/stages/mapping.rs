@@ -89,8 +89,10 @@ impl<S: StateStore, Q: Queue, T: Timers> Pipeline<S, Q, T> {
             }
             (false, true) => {
                 // A new record can bring problems without changing what the directory sees.
-                let audit: Vec<_> = self
-                    .problems_audit(nudge, &decision)
+                let problems = (decision.state.problems != before.problems)
+                    .then(|| self.problems_audit(nudge, &decision))
+                    .flatten();
+                let audit: Vec<_> = problems
                     .into_iter()
                     .chain(self.adoption_audit("mapping", nudge, &before, &decision.state))
                     .collect();
