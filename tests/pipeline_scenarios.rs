@@ -1349,3 +1349,137 @@ async fn with_its_own_employee_id_prefix_the_other_source_gets_its_own_account()
     let holds = world.pipeline().store.holds(None).await.unwrap();
     assert!(holds.is_empty(), "{holds:#?}");
 }
+
+// ---------------------------------------------------------------------------------------------
+// Data Graph would refuse
+
+/// Whether the account holds a licence.
+fn holds_a_licence(world: &World, employee_id: &str) -> bool {
+    world.user(employee_id)["assignedLicenses"]
+        .as_array()
+        .is_some_and(|l| !l.is_empty())
+}
+
+/// HR data beyond Graph's limits never reaches Graph: Ada's 200-character job title is left out
+/// of her new account, and Bob, whose record has no country (so no usageLocation), gets
+/// everything but his licence, which Graph refuses without one. The mapping audit says what to
+/// fix, and Graph never had to answer 400.
+#[tokio::test]
+async fn data_graph_would_refuse_is_left_out_audited_and_never_sent() {
+    let attributes = "[attributes]\njobTitle = \"{{ job_title }}\"\n";
+    let text = format!(
+        "{}\n[[access]]\nname = \"Employees\"\nlicenses = [\"{E3}\"]\n",
+        config_text("").replacen("[attributes]\n", attributes, 1)
+    );
+    let mut tenant = tenant();
+    tenant.skus = vec![SeedSku {
+        id: E3.to_owned(),
+        part_number: "SPE_E3".to_owned(),
+        units: 10,
+    }];
+    let world = World::in_tenant(
+        Config::parse(&text, "hrsync.toml").unwrap(),
+        "2026-12-01T09:00:00Z",
+        hrsync_hr::Connectors::default(),
+        tenant,
+    )
+    .await;
+    let mut ada = worker(
+        "11",
+        "Ada",
+        "Lovelace",
+        "Engineering",
+        "2026-12-01T09:00:00Z",
+    );
+    ada.job_title = Some(format!("{}Architects", "Principal ".repeat(19)));
+    world.hr(&ada).await;
+    let mut bob = worker("12", "Bob", "Kahn", "Sales", "2026-12-01T09:00:00Z");
+    bob.country = None;
+    world.hr(&bob).await;
+
+    let user = world.user("11");
+    assert!(world.enabled("11"));
+    assert_eq!(user["department"], "Engineering");
+    assert_eq!(user["usageLocation"], "GB");
+    assert!(user.get("jobTitle").is_none_or(Value::is_null), "{user}");
+    assert_eq!(world.groups("11"), vec![ALL_STAFF, ENGINEERING]);
+    assert!(holds_a_licence(&world, "11"));
+    assert!(world.enabled("12"));
+    assert_eq!(world.groups("12"), vec![ALL_STAFF, SALES]);
+    assert!(!holds_a_licence(&world, "12"));
+    let log = world.sandbox.sandbox.requests();
+    assert!(
+        log.iter().all(|r| r.status != 400),
+        "Graph never had to refuse a request: {:#?}",
+        log.iter().filter(|r| r.status == 400).collect::<Vec<_>>()
+    );
+
+    let joined = |audit: Vec<AuditRecord>| {
+        audit
+            .into_iter()
+            .find(|r| r.stage == "mapping" && r.action == "join")
+            .expect("a join")
+    };
+    let ada_joined = joined(world.audit("11").await);
+    let too_long = "jobTitle has 200 characters and Graph takes at most 128: not sent, the directory keeps its value; shorten it in HR or change attributes.jobTitle";
+    assert_eq!(
+        ada_joined.after.as_ref().unwrap()["problems"],
+        serde_json::json!([{
+            "property": "jobTitle",
+            "length": 200,
+            "limit": 128,
+            "message": too_long,
+        }])
+    );
+    assert!(
+        ada_joined.cause.contains(&format!("data: {too_long}")),
+        "{}",
+        ada_joined.cause
+    );
+    let bob_joined = joined(world.audit("12").await);
+    assert_eq!(
+        bob_joined.after.as_ref().unwrap()["problems"],
+        serde_json::json!([{
+            "property": "usageLocation",
+            "message": format!("licence {E3} not assigned: the account has no usageLocation, which Graph requires before a licence; give the worker a country in HR that attributes.usageLocation renders as a two-letter ISO 3166 code"),
+        }])
+    );
+
+    // A later record whose title is still too long changes nothing Graph sees, but it is audited.
+    world.clock.advance(SignedDuration::from_hours(24));
+    ada.as_of = at("2026-12-02T09:00:00Z");
+    ada.job_title = Some("Architect ".repeat(30).trim_end().to_owned());
+    world.hr(&ada).await;
+    let noted = |audit: Vec<AuditRecord>| -> Vec<AuditRecord> {
+        audit
+            .into_iter()
+            .filter(|r| r.stage == "mapping" && r.action == "data_problem")
+            .collect()
+    };
+    let problems = noted(world.audit("11").await);
+    assert_eq!(problems.len(), 1, "the new record's problem is audited");
+    assert_eq!(
+        problems[0].after.as_ref().unwrap()["problems"][0]["length"],
+        299
+    );
+    assert!(
+        problems[0].cause.contains("jobTitle has 299 characters"),
+        "{}",
+        problems[0].cause
+    );
+    // The same problem in the next day's record is not audited again.
+    world.clock.advance(SignedDuration::from_hours(24));
+    ada.as_of = at("2026-12-03T09:00:00Z");
+    world.hr(&ada).await;
+    assert_eq!(noted(world.audit("11").await).len(), 1);
+    assert!(world.user("11").get("jobTitle").is_none_or(Value::is_null));
+    assert!(
+        world
+            .sandbox
+            .sandbox
+            .requests()
+            .iter()
+            .all(|r| r.status != 400),
+        "still no 400"
+    );
+}

@@ -94,6 +94,7 @@ fn plan_on_the_examples_shows_every_worker_with_the_contract_keys() {
             "licenses",
             "timers",
             "explanation",
+            "problems",
             "error",
         ] {
             assert!(worker.get(key).is_some(), "{key} missing in {worker}");
@@ -403,4 +404,75 @@ fn plan_apply_converges_the_examples_into_the_sandbox_and_a_second_run_does_noth
     run(&[]);
     let directory = hrsync_sandbox::read_data_file(&data).unwrap();
     assert_eq!(directory["users"].as_array().unwrap().len(), created);
+}
+
+/// Two rows of the example export's shape that Graph would refuse as they are: a job title of
+/// 200 characters, and a worker with no country (so no usageLocation) whom a rule licenses.
+fn export_graph_would_refuse(dir: &Path) -> PathBuf {
+    let example = std::fs::read_to_string(repo().join("examples/workers.csv"))
+        .expect("the example export is readable");
+    let header = example.lines().next().expect("a header row");
+    let title = format!("{}Architects", "Principal ".repeat(19));
+    let rows = [
+        format!(
+            "2001,Ada,Lovelace,,,,Active,2024-01-08,,,Employee,{title},Engineering,Product & Technology,ENG-100,Acme Ltd,London,GB,Europe/London,,B-2001"
+        ),
+        "2002,Bob,Kahn,,,,Active,2024-01-08,,,Employee,Account Executive,Sales,Commercial,SAL-200,Acme Ltd,London,,Europe/London,,B-2002".to_owned(),
+    ];
+    let path = dir.join("workers.csv");
+    std::fs::write(&path, format!("{header}\n{}\n", rows.join("\n")))
+        .expect("the export is written");
+    path
+}
+
+#[test]
+fn plan_shows_the_data_graph_would_refuse_per_worker() {
+    let dir = tempfile::tempdir().unwrap();
+    let export = export_graph_would_refuse(dir.path());
+    let export = export.to_str().unwrap();
+    let plan = plan_json(&["--input", export, "--now", TODAY]);
+
+    let ada = worker(&plan, "hr:2001");
+    assert_eq!(ada["transition"], "join");
+    assert!(ada["error"].is_null());
+    assert!(ada["attributes"].get("jobTitle").is_none(), "{ada}");
+    assert_eq!(
+        ada["problems"],
+        serde_json::json!([{
+            "property": "jobTitle",
+            "length": 200,
+            "limit": 128,
+            "message": "jobTitle has 200 characters and Graph takes at most 128: not sent, the directory keeps its value; shorten it in HR or change attributes.jobTitle",
+        }])
+    );
+    let bob = worker(&plan, "hr:2002");
+    assert!(bob["licenses"].as_array().unwrap().is_empty(), "{bob}");
+    assert!(!ops(bob).contains(&"assign_license".to_owned()));
+    assert_eq!(bob["problems"][0]["property"], "usageLocation");
+    assert_eq!(
+        bob["problems"][0]["message"],
+        "licence 7e3c9a10-5d2b-4f6e-8a71-00000000e301 not assigned: the account has no usageLocation, which Graph requires before a licence; give the worker a country in HR that attributes.usageLocation renders as a two-letter ISO 3166 code"
+    );
+    assert_eq!(plan["summary"]["problems"], 2);
+
+    let output = hrsync(&[
+        "plan",
+        "--config",
+        "examples/hrsync.toml",
+        "--input",
+        export,
+        "--now",
+        TODAY,
+    ]);
+    assert!(output.status.success());
+    let table = String::from_utf8(output.stdout).unwrap();
+    assert!(
+        table.contains("    problem    jobTitle has 200 characters and Graph takes at most 128: not sent, the directory keeps its value; shorten it in HR or change attributes.jobTitle\n"),
+        "{table}"
+    );
+    assert!(
+        table.contains("    problem    licence 7e3c9a10-5d2b-4f6e-8a71-00000000e301 not assigned: the account has no usageLocation"),
+        "{table}"
+    );
+    assert!(table.contains("problems: 2"), "{table}");
 }

@@ -8,7 +8,9 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use anyhow::{Context, bail};
 use hrsync_core::config::SourceKind;
-use hrsync_core::{Config, Decision, NameRegistry, Op, Presence, WorkerKey, WorkerState};
+use hrsync_core::{
+    Config, DataProblem, Decision, NameRegistry, Op, Presence, WorkerKey, WorkerState,
+};
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
@@ -47,6 +49,8 @@ struct PlannedWorker {
     timers: Vec<PlannedTimer>,
     ops: Vec<Op>,
     explanation: Vec<String>,
+    /// Values Graph would refuse, left out of the account, and what to fix.
+    problems: Vec<DataProblem>,
     error: Option<String>,
     /// With --apply: what converging into the directory did.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -375,6 +379,7 @@ fn describe(worker: &hrsync_core::Worker, decision: &Decision, ops: Vec<Op>) -> 
             .collect(),
         ops,
         explanation: decision.explanation.clone(),
+        problems: decision.problems.clone(),
         error: None,
         applied: None,
     }
@@ -400,6 +405,7 @@ impl PlannedWorker {
             timers: Vec::new(),
             ops: Vec::new(),
             explanation: Vec::new(),
+            problems: Vec::new(),
             error: Some(error),
             applied: None,
         }
@@ -421,6 +427,9 @@ fn summarize(workers: &[PlannedWorker]) -> BTreeMap<String, usize> {
                 .or_default() += 1;
         }
         *summary.entry("ops".to_owned()).or_default() += worker.ops.len();
+        if !worker.problems.is_empty() {
+            *summary.entry("problems".to_owned()).or_default() += worker.problems.len();
+        }
         *summary.entry("timers".to_owned()).or_default() += worker.timers.len();
     }
     summary
@@ -508,6 +517,9 @@ fn table(plan: &Plan) -> String {
             for reason in applied.deferred.iter().chain(&applied.error) {
                 let _ = writeln!(out, "    applied    {reason}");
             }
+        }
+        for problem in &worker.problems {
+            let _ = writeln!(out, "    problem    {problem}");
         }
         for line in &worker.explanation {
             let _ = writeln!(out, "    why        {line}");

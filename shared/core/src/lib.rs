@@ -10,6 +10,7 @@ pub use worker::{InvalidWorker, Status, Worker, WorkerKey};
 pub mod access;
 pub mod identity;
 pub mod lifecycle;
+pub mod limits;
 pub mod plan;
 pub mod unique;
 
@@ -17,5 +18,6 @@ pub use identity::{AppliedIdentity, DesiredIdentity, Identifiers, PendingLicense
 pub use lifecycle::{
     DecideError, Decision, Lifecycle, Timer, TimerKind, Transition, WorkerState, decide,
 };
+pub use limits::DataProblem;
 pub use plan::{Op, apply, plan};
 pub use unique::{NameRegistry, NothingTaken};

@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 use crate::access;
 use crate::config::{Config, NullPolicy, keys};
 use crate::identity::{DesiredIdentity, Identifiers, PendingLicense, Presence};
+use crate::limits::{self, DataProblem};
 use crate::template::{self, TemplateError};
 use crate::unique::{self, IdentifierError, NameRegistry};
 use crate::worker::{InvalidWorker, Worker};
@@ -140,6 +141,9 @@ pub struct WorkerState {
     /// Licences waiting for free units.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub pending_licenses: Vec<PendingLicense>,
+    /// The last decision's data problems, so a runtime can tell when they change.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub problems: Vec<DataProblem>,
 }
 
 /// The outcome of [`decide`].
@@ -155,6 +159,8 @@ pub struct Decision {
     pub time_zone: String,
     /// Which field or rule caused what, in order.
     pub explanation: Vec<String>,
+    /// Values Graph would refuse, left out of `desired` instead of sent (also in `explanation`).
+    pub problems: Vec<DataProblem>,
     /// The snapshot arrived older than the stored one and was ignored.
     pub stale: bool,
     /// What to store for the next decision.
@@ -330,6 +336,7 @@ pub fn decide(
     );
 
     let mut identifiers = state.identifiers.clone();
+    let mut problems = Vec::new();
     let desired = match presence {
         None => None,
         Some(presence) => {
@@ -354,15 +361,32 @@ pub fn decide(
             if !keeps_access && lifecycle.has_left() && had_account {
                 why.push("access: groups and licenses removed (staged offboarding)".into());
             }
+            // Only a create cannot do without a value: anything else goes ahead without the
+            // values Graph would refuse, so bad data never holds up a leaver.
+            let creating = presence == Presence::Present && state.applied.is_none();
+            if let (true, Some(ids)) = (creating, &identifiers) {
+                limits::check_names(ids)?;
+            }
+            let mut attributes = attributes(config, worker, &context, instants.leave)?;
+            let applied = state.applied.as_ref();
+            limits::check_attributes(&mut attributes, applied, creating, &mut problems)?;
+            let licenses = limits::assignable_licenses(
+                grants.licenses,
+                &attributes,
+                applied,
+                config.attributes.contains_key("usageLocation"),
+                &mut problems,
+            );
+            why.extend(problems.iter().map(|p| format!("data: {p}")));
             Some(DesiredIdentity {
                 presence,
                 identifiers: identifiers
                     .clone()
                     .filter(|_| presence != Presence::Deleted),
                 enabled,
-                attributes: attributes(config, worker, &context, instants.leave)?,
+                attributes,
                 groups: grants.groups,
-                licenses: grants.licenses,
+                licenses,
                 manager: worker.manager_key(),
             })
         }
@@ -422,6 +446,7 @@ pub fn decide(
         written_back: state.written_back.clone(),
         directory_checked_at: state.directory_checked_at,
         pending_licenses: state.pending_licenses.clone(),
+        problems: problems.clone(),
     };
     Ok(Decision {
         transition,
@@ -430,6 +455,7 @@ pub fn decide(
         timers,
         time_zone: zone_name,
         explanation: why,
+        problems,
         stale,
         state: next,
     })

@@ -126,7 +126,11 @@ fn first_free(
         if tried.iter().any(|t| t.eq_ignore_ascii_case(&candidate)) {
             continue;
         }
-        if let Err(problem) = check_address(&candidate) {
+        let checked = match what {
+            "UPN" => check_upn(&candidate),
+            _ => check_address(&candidate),
+        };
+        if let Err(problem) = checked {
             return Err(IdentifierError::Invalid {
                 template,
                 value: candidate,
@@ -191,4 +195,17 @@ pub fn check_address(address: &str) -> Result<(), String> {
         return Err(format!("{domain:?} is not a domain name"));
     }
     Ok(())
+}
+
+/// [`check_address`], and the UPN's domain has at most 48 characters (so a UPN has at most 113:
+/// learn.microsoft.com/entra/identity/authentication/concept-sspr-policy, username policies).
+pub fn check_upn(upn: &str) -> Result<(), String> {
+    check_address(upn)?;
+    match upn.split_once('@') {
+        Some((_, domain)) if domain.len() > 48 => Err(format!(
+            "the part after @ has {} characters (at most 48)",
+            domain.len()
+        )),
+        _ => Ok(()),
+    }
 }

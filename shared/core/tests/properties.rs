@@ -1,6 +1,7 @@
 //! Properties of the decision and the plan over random workers and random stored states:
 //! convergence, idempotency, stale snapshots, no deletes unless configured, clean rehires,
-//! unique identifiers within a run, well-formed timers, and leavers never enabled.
+//! unique identifiers within a run, well-formed timers, leavers never enabled, and no value
+//! beyond Graph's limits ever desired.
 //!
 //! A stored state is produced the way the pipeline produces it: by deciding earlier random
 //! snapshots of the same worker at earlier instants and, most of the time, applying their
@@ -10,9 +11,10 @@ use std::cell::RefCell;
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::LazyLock;
 
+use hrsync_core::limits::{MAX_CHARS, NOT_CLEARABLE, is_usage_location, max_chars};
 use hrsync_core::{
-    AppliedIdentity, Config, Decision, Lifecycle, NothingTaken, Op, Presence, Status, Transition,
-    Worker, WorkerKey, WorkerState, apply, decide, plan,
+    AppliedIdentity, Config, DecideError, Decision, Lifecycle, NothingTaken, Op, Presence, Status,
+    Transition, Worker, WorkerKey, WorkerState, apply, decide, plan,
 };
 use jiff::civil::{Date, Time};
 use jiff::{SignedDuration, Span, Timestamp};
@@ -354,6 +356,49 @@ fn applied_enabled(applied: Option<&AppliedIdentity>) -> bool {
     applied.is_some_and(|account| account.enabled)
 }
 
+/// Every property with a documented limit, and usageLocation, rendered straight from an HR
+/// field (`custom.<property>`), so any value can reach it; the display name too.
+static LIMITS_CONFIGS: LazyLock<Vec<Config>> = LazyLock::new(|| {
+    ["ignore", "clear"]
+        .iter()
+        .map(|policy| {
+            let mut text = format!(
+                "[directory]\nnull_policy = \"{policy}\"\n\n[identity]\nupn = [\"{{{{ given_name|slug }}}}.{{{{ family_name|slug }}}}@acme.com\"]\ndisplay_name = \"{{{{ custom.displayName }}}}\"\n\n[attributes]\n"
+            );
+            for (property, _) in MAX_CHARS {
+                if !matches!(property, "displayName" | "employeeId" | "mailNickname") {
+                    text += &format!("{property} = \"{{{{ custom.{property} }}}}\"\n");
+                }
+            }
+            text += "usageLocation = \"{{ custom.usageLocation }}\"\n\n[[access]]\ngroups = [\"g-all\"]\nlicenses = [\"sku-e5\"]\n";
+            Config::parse(&text, policy).unwrap_or_else(|e| panic!("limits config {policy}: {e}"))
+        })
+        .collect()
+});
+
+/// The HR fields the limits configs render: every limited attribute, the display name and the
+/// usage location.
+fn limited_fields() -> Vec<&'static str> {
+    MAX_CHARS
+        .iter()
+        .map(|(property, _)| *property)
+        .filter(|p| !matches!(*p, "employeeId" | "mailNickname"))
+        .chain(["usageLocation"])
+        .collect()
+}
+
+/// Any text, most often near some limit (64, 128, 256, 1024), in ASCII or not.
+fn any_value() -> impl Strategy<Value = String> {
+    prop_oneof![
+        Just(String::new()),
+        select(&["GB", "gb", "UK", "US", "XX", "G", "GBR"][..]).prop_map(str::to_owned),
+        "[a-zA-Z0-9 é'ß😀-]{1,70}",
+        "[a-z é😀]{120,135}",
+        "[a-z😀]{250,262}",
+        "[a-z ]{1020,1030}",
+    ]
+}
+
 proptest! {
     // Failures are reported with their shrunk input; nothing is written next to the tests.
     #![proptest_config(ProptestConfig {
@@ -530,12 +575,21 @@ proptest! {
         rehire.country = text(new_country);
         rehire.as_of = *NOW;
         let now = *NOW + secs(offset);
+        // Graph takes a licence only once the account has a usageLocation: the one HR gives
+        // now, or the one the account kept (unless it was deleted in between).
+        let location = rehire
+            .country
+            .clone()
+            .or_else(|| state.applied.as_ref().and(joiner.country.clone()));
         let decision = decide_now(&rehire, &state, config, now)?;
         prop_assert_eq!(decision.transition, Transition::Rehire, "{:?}", decision.explanation);
         prop_assert_eq!(decision.lifecycle, Lifecycle::Active);
         let (state, _) = converge(&decision, true);
         let applied = state.applied.as_ref();
-        let (groups, licenses) = granted(&rehire);
+        let (groups, mut licenses) = granted(&rehire);
+        if location.is_none() {
+            licenses.clear();
+        }
         prop_assert_eq!(applied.map(|a| &a.groups), Some(&groups), "{:?}", decision.explanation);
         prop_assert_eq!(applied.map(|a| &a.licenses), Some(&licenses));
         prop_assert_eq!(applied.map(|a| a.upn.clone()), upn, "the old account comes back");
@@ -637,6 +691,98 @@ proptest! {
             prop_assert!(!applied_enabled(next.applied.as_ref()), "{:?}", next.applied);
             if let Some(desired) = &decision.desired {
                 prop_assert_ne!(desired.presence, Presence::Present, "a leaver's account is never created");
+            }
+        }
+    }
+
+    /// Whatever HR sends, no desired attribute breaks Graph's limits: a value that would is
+    /// left out and reported, a licence waits for a usageLocation, and only an account about
+    /// to be created can be refused, for a displayName it cannot do without.
+    #[test]
+    fn no_desired_attribute_ever_breaks_a_graph_limit(
+        policy in 0..2usize,
+        values in prop::collection::vec(any_value(), 15),
+        leaves in any::<bool>(),
+        existing in proptest::option::of(select(&[None, Some("GB")][..])),
+    ) {
+        let config = &LIMITS_CONFIGS[policy];
+        let fields = limited_fields();
+        let mut worker = Worker::new(WorkerKey::new("hr", "1001"), "Ada", "Lovelace", *NOW);
+        worker.hire_date = Some(date_at(-100));
+        // An account from an earlier, tidy record (with or without a usage location).
+        let state = match existing {
+            None => WorkerState::default(),
+            Some(location) => {
+                let mut tidy = worker.clone();
+                tidy.as_of = *NOW - days(10);
+                tidy.custom.insert("displayName".into(), "Ada Lovelace".into());
+                if let Some(location) = location {
+                    tidy.custom.insert("usageLocation".into(), location.into());
+                }
+                let decision = decide_now(&tidy, &WorkerState::default(), config, *NOW - days(10))?;
+                converge(&decision, true).0
+            }
+        };
+        for (field, value) in fields.iter().zip(&values) {
+            worker.custom.insert((*field).to_owned(), value.clone());
+        }
+        if leaves {
+            worker.status = Status::Terminated;
+            worker.termination_date = Some(date_at(-1));
+        }
+        let creating = !leaves && state.applied.is_none();
+        let breaks = |property: &str, value: &str| {
+            (value.is_empty() && NOT_CLEARABLE.contains(&property))
+                || (property == "usageLocation" && !value.is_empty() && !is_usage_location(value))
+                || max_chars(property).is_some_and(|max| value.chars().count() > max)
+        };
+        // Templates render trimmed.
+        let display = worker.custom["displayName"].trim();
+        let decision = match decide(&worker, &state, config, *NOW, &NothingTaken) {
+            Err(DecideError::InvalidWorker(invalid)) => {
+                prop_assert!(creating, "only a create can be refused: {invalid}");
+                prop_assert_eq!(invalid.field, "displayName");
+                prop_assert!(breaks("displayName", display), "{invalid}");
+                return Ok(());
+            }
+            Err(other) => return Err(TestCaseError::fail(format!("decide failed: {other}"))),
+            Ok(decision) => decision,
+        };
+        prop_assert!(!(creating && breaks("displayName", display)), "a new account needs a display name Graph takes");
+        let Some(desired) = decision.desired.as_ref() else {
+            return Err(TestCaseError::fail(format!("no desired identity: {decision:?}")));
+        };
+        for (property, value) in &desired.attributes {
+            match value {
+                Some(value) => prop_assert!(!breaks(property, value), "{property} = {value:?} is desired"),
+                None => prop_assert!(!NOT_CLEARABLE.contains(&property.as_str()), "{property} cleared"),
+            }
+        }
+        for (field, value) in fields.iter().zip(values.iter().map(|v| v.trim())) {
+            // An empty value is only sent (and so only refused) as the display name.
+            if breaks(field, value) && (!value.is_empty() || *field == "displayName") {
+                prop_assert!(
+                    decision.problems.iter().any(|p| p.property == *field),
+                    "{field} = {value:?} left out without a word: {:?}", decision.problems
+                );
+            }
+        }
+        let location = desired
+            .attributes
+            .get("usageLocation")
+            .cloned()
+            .flatten()
+            .or_else(|| state.applied.as_ref().and_then(|a| a.attributes.get("usageLocation").cloned()));
+        if location.is_none() {
+            let held = state.applied.as_ref().map(|a| a.licenses.clone()).unwrap_or_default();
+            prop_assert!(desired.licenses.is_subset(&held), "a licence without a usageLocation: {desired:?}");
+        }
+        // Nothing the plan sends breaks a limit either (the account as the directory holds it).
+        for op in plan(Some(desired), state.applied.as_ref()) {
+            if let Op::Create { attributes, .. } | Op::Update { set: attributes, .. } = &op {
+                for (property, value) in attributes {
+                    prop_assert!(!breaks(property, value), "{property} = {value:?} sent");
+                }
             }
         }
     }

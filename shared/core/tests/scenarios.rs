@@ -3,8 +3,9 @@
 use std::collections::BTreeSet;
 
 use hrsync_core::{
-    AppliedIdentity, Config, Decision, Lifecycle, NothingTaken, Op, Presence, Status, TimerKind,
-    Transition, Worker, WorkerKey, WorkerState, apply, decide, plan,
+    AppliedIdentity, Config, DataProblem, DecideError, Decision, Identifiers, InvalidWorker,
+    Lifecycle, NothingTaken, Op, Presence, Status, TimerKind, Transition, Worker, WorkerKey,
+    WorkerState, apply, decide, plan,
 };
 use jiff::Timestamp;
 use jiff::civil::date;
@@ -16,6 +17,7 @@ upn = ["{{ given_name|slug }}.{{ family_name|slug }}@acme.example", "{{ given_na
 [attributes]
 department = "{{ department }}"
 jobTitle = "{{ job_title }}"
+usageLocation = "{{ country }}"
 
 [[access]]
 name = "engineering"
@@ -56,6 +58,7 @@ fn worker(id: &str, as_of: &str) -> Worker {
     worker.department = Some("Engineering".into());
     worker.job_title = Some("Engineer".into());
     worker.worker_type = Some("Employee".into());
+    worker.country = Some("GB".into());
     worker
 }
 
@@ -597,4 +600,295 @@ fn hr_values_are_data_in_templates_never_template_code() {
     );
     let upn = &desired.identifiers.expect("names").upn;
     assert!(!upn.contains("49") && !upn.contains("xxx"), "{upn}");
+}
+
+// Graph's limits (shared/core/src/limits.rs): what Graph would refuse is never sent.
+
+fn attributes_of(op: &Op) -> Option<&std::collections::BTreeMap<String, String>> {
+    match op {
+        Op::Create { attributes, .. } => Some(attributes),
+        Op::Update { set, .. } => Some(set),
+        _ => None,
+    }
+}
+
+/// Every property some op of the plan sets or clears.
+fn touched(ops: &[Op]) -> Vec<String> {
+    let mut names: Vec<String> = ops
+        .iter()
+        .filter_map(attributes_of)
+        .flat_map(|a| a.keys().cloned())
+        .collect();
+    for op in ops {
+        if let Op::Update { clear, .. } = op {
+            names.extend(clear.iter().cloned());
+        }
+    }
+    names
+}
+
+#[test]
+fn an_over_long_job_title_is_left_out_of_the_new_account_and_reported() {
+    let mut life = Life::new(config(""));
+    let mut ada = worker("1", "2026-11-01T00:00:00Z");
+    ada.job_title = Some(format!("{}Architects", "Principal ".repeat(19)));
+    let (joined, ops) = life.decide(&ada, "2026-11-01T00:00:00Z");
+    assert_eq!(joined.transition, Transition::Join);
+    assert!(matches!(&ops[0], Op::Create { .. }), "{ops:?}");
+    assert!(!touched(&ops).contains(&"jobTitle".to_owned()), "{ops:?}");
+    assert_eq!(life.account().attributes["department"], "Engineering");
+    let message = "jobTitle has 200 characters and Graph takes at most 128: not sent, the directory keeps its value; shorten it in HR or change attributes.jobTitle";
+    assert_eq!(
+        joined.problems,
+        [DataProblem {
+            property: "jobTitle".into(),
+            length: Some(200),
+            limit: Some(128),
+            message: message.into(),
+        }]
+    );
+    assert!(
+        joined.explanation.contains(&format!("data: {message}")),
+        "{:?}",
+        joined.explanation
+    );
+    assert_eq!(
+        joined.state.problems, joined.problems,
+        "kept, so a runtime sees when they change"
+    );
+}
+
+#[test]
+fn over_long_values_never_hold_up_a_leaver_and_the_directory_keeps_its_values() {
+    let mut life = Life::new(config(""));
+    let mut ada = worker("1", "2026-11-01T00:00:00Z");
+    life.decide(&ada, "2026-11-01T00:00:00Z");
+    assert_eq!(life.account().attributes["jobTitle"], "Engineer");
+
+    ada.as_of = at("2026-11-20T10:15:00Z");
+    ada.termination_date = Some(date(2026, 11, 20));
+    ada.termination_type = Some("involuntary".into());
+    ada.job_title = Some("x".repeat(129));
+    ada.department = Some("d".repeat(65));
+    ada.given_name = "A".repeat(300);
+    let (fired, ops) = life.decide(&ada, "2026-11-20T10:15:00Z");
+    assert_eq!(fired.transition, Transition::Leave);
+    assert_eq!(ops.first(), Some(&Op::Disable), "{ops:?}");
+    assert!(!life.account().enabled);
+    assert!(
+        touched(&ops).is_empty(),
+        "nothing Graph would refuse is sent: {ops:?}"
+    );
+    assert_eq!(life.account().attributes["jobTitle"], "Engineer");
+    assert_eq!(life.account().attributes["department"], "Engineering");
+    let refused: Vec<(&str, Option<usize>, Option<usize>)> = fired
+        .problems
+        .iter()
+        .map(|p| (p.property.as_str(), p.length, p.limit))
+        .collect();
+    assert_eq!(
+        refused,
+        [
+            ("department", Some(65), Some(64)),
+            ("displayName", Some(309), Some(256)),
+            ("jobTitle", Some(129), Some(128)),
+        ]
+    );
+}
+
+#[test]
+fn a_display_name_too_long_for_a_new_account_is_an_error_but_an_existing_account_goes_on() {
+    let config = config("");
+    let mut ada = worker("1", "2026-11-01T00:00:00Z");
+    ada.preferred_name = Some("A".repeat(260));
+    let error = decide(
+        &ada,
+        &WorkerState::default(),
+        &config,
+        at("2026-11-01T00:00:00Z"),
+        &NothingTaken,
+    )
+    .unwrap_err();
+    assert_eq!(
+        error,
+        DecideError::InvalidWorker(InvalidWorker::new(
+            "displayName",
+            "has 269 characters and Graph takes at most 256, so the account cannot be created; shorten it in HR or change identity.display_name"
+        ))
+    );
+    assert_eq!(
+        error.to_string(),
+        "invalid worker record: displayName: has 269 characters and Graph takes at most 256, so the account cannot be created; shorten it in HR or change identity.display_name"
+    );
+
+    // The account exists: its name stays as it is and the rest converges.
+    let mut life = Life::new(config);
+    let mut short = ada.clone();
+    short.preferred_name = None;
+    life.decide(&short, "2026-11-01T00:00:00Z");
+    ada.as_of = at("2026-11-02T00:00:00Z");
+    ada.department = Some("Sales".into());
+    let (moved, ops) = life.decide(&ada, "2026-11-02T00:00:00Z");
+    assert_eq!(moved.transition, Transition::Move);
+    assert_eq!(life.account().attributes["displayName"], "Ada Lovelace");
+    assert_eq!(life.account().attributes["department"], "Sales");
+    assert!(ops.contains(&Op::RemoveGroup {
+        group: "g-eng".into()
+    }));
+    assert_eq!(moved.problems.len(), 1, "{:?}", moved.problems);
+    assert_eq!(moved.problems[0].property, "displayName");
+}
+
+#[test]
+fn a_licence_waits_for_a_usage_location_and_the_problem_says_what_to_set() {
+    let mut life = Life::new(config(""));
+    let mut ada = worker("1", "2026-11-01T00:00:00Z");
+    ada.country = None;
+    let (joined, ops) = life.decide(&ada, "2026-11-01T00:00:00Z");
+    assert!(
+        !ops.iter().any(|op| matches!(op, Op::AssignLicense { .. })),
+        "Graph refuses a licence without a usageLocation: {ops:?}"
+    );
+    assert_eq!(
+        life.account().groups,
+        groups(&["g-all", "g-eng"]),
+        "the rest converges"
+    );
+    assert_eq!(
+        joined.problems,
+        [DataProblem {
+            property: "usageLocation".into(),
+            length: None,
+            limit: None,
+            message: "licence sku-e5 not assigned: the account has no usageLocation, which Graph requires before a licence; give the worker a country in HR that attributes.usageLocation renders as a two-letter ISO 3166 code".into(),
+        }]
+    );
+
+    // "UK" is not ISO 3166: neither sent nor good enough for the licence.
+    ada.as_of = at("2026-11-02T00:00:00Z");
+    ada.country = Some("UK".into());
+    let (uk, ops) = life.decide(&ada, "2026-11-02T00:00:00Z");
+    assert!(ops.is_empty(), "{ops:?}");
+    let refused: Vec<&str> = uk.problems.iter().map(|p| p.message.as_str()).collect();
+    assert_eq!(refused.len(), 2, "{refused:?}");
+    assert!(refused[0].starts_with(
+        "usageLocation \"UK\" is not a two-letter ISO 3166 country code (e.g. GB, US): not sent"
+    ));
+    assert!(refused[1].starts_with("licence sku-e5 not assigned"));
+
+    // Once HR has it, the usage location goes first, then the licence.
+    ada.as_of = at("2026-11-03T00:00:00Z");
+    ada.country = Some("GB".into());
+    let (fixed, ops) = life.decide(&ada, "2026-11-03T00:00:00Z");
+    assert!(fixed.problems.is_empty(), "{:?}", fixed.problems);
+    let update = ops.iter().position(|op| matches!(op, Op::Update { set, .. } if set.get("usageLocation").map(String::as_str) == Some("GB")));
+    let license = ops.iter().position(|op| {
+        *op == Op::AssignLicense {
+            sku: "sku-e5".into(),
+        }
+    });
+    assert!(update.is_some() && update < license, "{ops:?}");
+    assert_eq!(life.account().licenses, groups(&["sku-e5"]));
+
+    // HR loses the country again: the account keeps its usage location, and with it the licence.
+    ada.as_of = at("2026-11-04T00:00:00Z");
+    ada.country = None;
+    let (kept, ops) = life.decide(&ada, "2026-11-04T00:00:00Z");
+    assert!(
+        ops.is_empty() && kept.problems.is_empty(),
+        "{ops:?} {:?}",
+        kept.problems
+    );
+    assert_eq!(life.account().licenses, groups(&["sku-e5"]));
+}
+
+#[test]
+fn without_a_usage_location_attribute_the_problem_says_to_configure_one() {
+    let config = Config::parse(
+        "[identity]\nupn = [\"{{ given_name|slug }}@acme.example\"]\n\n[[access]]\nlicenses = [\"sku-e3\"]\n",
+        "t.toml",
+    )
+    .expect("valid");
+    let ada = worker("1", "2026-11-01T00:00:00Z");
+    let decision = first_decision(&config, &ada).expect("decides");
+    assert!(decision.desired.expect("an account").licenses.is_empty());
+    assert_eq!(
+        decision.problems[0].message,
+        "licence sku-e3 not assigned: the account has no usageLocation, which Graph requires before a licence; set usageLocation in [attributes] (e.g. usageLocation = \"{{ country }}\")"
+    );
+}
+
+#[test]
+fn a_usage_location_is_never_cleared_even_with_null_policy_clear() {
+    let config = Config::parse(
+        &format!("[directory]\nnull_policy = \"clear\"\n{CONFIG}"),
+        "t.toml",
+    )
+    .expect("valid");
+    let mut life = Life::new(config);
+    let mut ada = worker("1", "2026-11-01T00:00:00Z");
+    life.decide(&ada, "2026-11-01T00:00:00Z");
+    ada.as_of = at("2026-11-02T00:00:00Z");
+    ada.country = None;
+    ada.job_title = None;
+    let (decision, ops) = life.decide(&ada, "2026-11-02T00:00:00Z");
+    let cleared: Vec<&String> = ops
+        .iter()
+        .flat_map(|op| match op {
+            Op::Update { clear, .. } => clear.iter().collect(),
+            _ => Vec::new(),
+        })
+        .collect();
+    assert_eq!(
+        cleared,
+        ["jobTitle"],
+        "Graph cannot clear usageLocation: {ops:?}"
+    );
+    assert_eq!(life.account().attributes["usageLocation"], "GB");
+    assert_eq!(life.account().licenses, groups(&["sku-e5"]));
+    assert_eq!(
+        decision.problems[0].message,
+        "usageLocation rendered empty and Graph cannot clear it: not sent, the directory keeps \"GB\"; give the worker a value in HR or change attributes.usageLocation"
+    );
+}
+
+#[test]
+fn names_graph_would_refuse_stop_the_create_with_the_property_named() {
+    let long_domain = format!("{}.example", "a".repeat(41));
+    let config = Config::parse(
+        &format!("[identity]\nupn = [\"{{{{ given_name|slug }}}}@{long_domain}\"]\n"),
+        "t.toml",
+    )
+    .expect("valid");
+    let ada = worker("1", "2026-11-01T00:00:00Z");
+    let error = first_decision(&config, &ada).unwrap_err();
+    assert_eq!(
+        error.to_string(),
+        format!(
+            "identity.upn[0] rendered \"ada@{long_domain}\", which is not a valid UPN: the part after @ has 49 characters (at most 48)"
+        )
+    );
+
+    // Names kept from an earlier employment are checked again before an account is made.
+    let state = WorkerState {
+        identifiers: Some(Identifiers {
+            upn: format!("ada@{long_domain}"),
+            mail: format!("ada@{long_domain}"),
+        }),
+        ..WorkerState::default()
+    };
+    let error = decide(
+        &ada,
+        &state,
+        &config,
+        at("2026-11-01T00:00:00Z"),
+        &NothingTaken,
+    )
+    .unwrap_err();
+    assert_eq!(
+        error.to_string(),
+        format!(
+            "invalid worker record: userPrincipalName: \"ada@{long_domain}\": the part after @ has 49 characters (at most 48), so the account cannot be created; change identity.upn"
+        )
+    );
 }

@@ -37,7 +37,8 @@ const EXTENSION_ATTRIBUTES: [&str; 15] = [
 ];
 
 /// The user properties the sandbox knows (a subset of Graph's user resource), with the
-/// maximum lengths Graph documents.
+/// maximum lengths Graph documents (learn.microsoft.com/graph/api/resources/user; officeLocation:
+/// learn.microsoft.com/azure/active-directory-b2c/user-profile-attributes).
 pub(crate) fn user_property(name: &str) -> Option<Kind> {
     use Kind::*;
     Some(match name {
@@ -48,16 +49,13 @@ pub(crate) fn user_property(name: &str) -> Option<Kind> {
         "jobTitle" => Str(Some(128)),
         "companyName" => Str(Some(64)),
         "givenName" | "surname" => Str(Some(64)),
+        "mobilePhone" => Str(Some(64)),
+        "postalCode" => Str(Some(40)),
+        "officeLocation" | "city" | "country" | "state" => Str(Some(128)),
+        "streetAddress" => Str(Some(1024)),
         "userPrincipalName"
         | "mail"
         | "employeeType"
-        | "officeLocation"
-        | "city"
-        | "country"
-        | "state"
-        | "streetAddress"
-        | "postalCode"
-        | "mobilePhone"
         | "preferredLanguage"
         | "onPremisesImmutableId"
         | "passwordPolicies"
@@ -109,6 +107,19 @@ pub(crate) const DEFAULT_USER_PROPERTIES: [&str; 11] = [
     "userPrincipalName",
     "id",
 ];
+
+/// Properties a write may not set to `null`: displayName "can't be cleared during updates",
+/// usageLocation is "Not nullable" (learn.microsoft.com/graph/api/resources/user).
+pub(crate) const NOT_NULLABLE: [&str; 2] = ["displayName", "usageLocation"];
+
+/// A mailNickname: ASCII without `@ ( ) \ [ ] " ; : < > ,` or space (stated for the group's
+/// mailNickname, learn.microsoft.com/graph/api/resources/group; the user page gives only its
+/// length).
+pub(crate) fn valid_mail_nickname(nickname: &str) -> bool {
+    nickname
+        .chars()
+        .all(|c| c.is_ascii() && !"@()\\[]\";:<>, ".contains(c))
+}
 
 /// `8-4-4-4-12` hex digits.
 pub(crate) fn is_guid(s: &str) -> bool {

@@ -499,6 +499,115 @@ async fn duplicate_upn_mail_and_validation_errors() {
     );
 }
 
+/// Graph's documented limits on user properties (learn.microsoft.com/graph/api/resources/user):
+/// a value one character over is refused with Graph's error, on create and on update, and
+/// changes nothing; the limit itself is taken.
+#[tokio::test]
+async fn values_beyond_graphs_documented_limits_are_refused() {
+    let env = start_default().await;
+    let id = env.create("ada@acme.example", "4001").await;
+    let limits = [
+        ("city", 128),
+        ("companyName", 64),
+        ("country", 128),
+        ("department", 64),
+        ("displayName", 256),
+        ("employeeId", 16),
+        ("givenName", 64),
+        ("jobTitle", 128),
+        ("mailNickname", 64),
+        ("mobilePhone", 64),
+        ("officeLocation", 128),
+        ("postalCode", 40),
+        ("state", 128),
+        ("streetAddress", 1024),
+        ("surname", 64),
+    ];
+    for (property, max) in limits {
+        // Characters, not bytes (but a mailNickname is ASCII).
+        let unit = if property == "mailNickname" {
+            "a"
+        } else {
+            "é"
+        };
+        let over = unit.repeat(max + 1);
+        let (status, body) = env
+            .patch(&format!("users/{id}"), json!({ property: over }))
+            .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{property}: {body}");
+        assert_eq!(error_code(&body), "Request_BadRequest");
+        assert_eq!(
+            error_message(&body),
+            format!("Invalid value specified for property '{property}' of resource 'User'.")
+        );
+        let mut create = new_user("bob@acme.example", "4002");
+        create[property] = json!(over);
+        let (status, _) = env.post("users", create).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{property} on create");
+
+        let at_limit = unit.repeat(max);
+        let (status, body) = env
+            .patch(&format!("users/{id}"), json!({ property: at_limit }))
+            .await;
+        assert_eq!(
+            status,
+            StatusCode::NO_CONTENT,
+            "{property} at {max}: {body}"
+        );
+    }
+    assert_eq!(
+        env.sandbox.sandbox.users().len(),
+        1,
+        "no refused create left a user"
+    );
+
+    // mailNickname: ASCII without @ ( ) \ [ ] " ; : < > , or space
+    // (learn.microsoft.com/graph/api/resources/group, mailNickname).
+    for bad in [
+        "ada lovelace",
+        "ada@home",
+        "zoë",
+        "a(b)",
+        "a;b",
+        "a\\b",
+        "a<b>",
+        "a,b",
+    ] {
+        let (status, body) = env
+            .patch(&format!("users/{id}"), json!({"mailNickname": bad}))
+            .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{bad:?}: {body}");
+    }
+    let (status, _) = env
+        .patch(
+            &format!("users/{id}"),
+            json!({"mailNickname": "ada.o'brien"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+
+    // displayName "can't be cleared during updates"; usageLocation is "Not nullable".
+    let (status, _) = env
+        .patch(&format!("users/{id}"), json!({"usageLocation": "GB"}))
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    for property in ["displayName", "usageLocation"] {
+        let (status, body) = env
+            .patch(&format!("users/{id}"), json!({ property: null }))
+            .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{property}: {body}");
+        assert_eq!(
+            error_message(&body),
+            format!("Invalid value specified for property '{property}' of resource 'User'.")
+        );
+    }
+    let (_, user) = env
+        .get(&format!("users/{id}?$select=displayName,usageLocation"))
+        .await;
+    assert_eq!(user["usageLocation"], "GB");
+    assert!(user["displayName"].is_string(), "{user}");
+}
+
 #[tokio::test]
 async fn patch_updates_clears_and_rechecks_uniqueness() {
     let env = start_default().await;

@@ -88,9 +88,13 @@ impl<S: StateStore, Q: Queue, T: Timers> Pipeline<S, Q, T> {
                     .await?
             }
             (false, true) => {
-                let audit: Vec<_> = self
-                    .adoption_audit("mapping", nudge, &before, &decision.state)
+                // A new record can bring problems without changing what the directory sees.
+                let problems = (decision.state.problems != before.problems)
+                    .then(|| self.problems_audit(nudge, &decision))
+                    .flatten();
+                let audit: Vec<_> = problems
                     .into_iter()
+                    .chain(self.adoption_audit("mapping", nudge, &before, &decision.state))
                     .collect();
                 self.store
                     .save(key, &decision.state, version, &audit)
@@ -397,12 +401,38 @@ impl<S: StateStore, Q: Queue, T: Timers> Pipeline<S, Q, T> {
             "lifecycle": before.lifecycle,
             "desired": before.desired,
         }));
-        record.after = json(&serde_json::json!({
+        let mut after = serde_json::json!({
             "lifecycle": decision.state.lifecycle,
             "desired": decision.state.desired,
             "timers": decision.timers,
-        }));
+        });
+        if !decision.problems.is_empty() {
+            after["problems"] = serde_json::json!(decision.problems);
+        }
+        record.after = json(&after);
         record
+    }
+
+    /// Values Graph would refuse, which the decision left out of the directory's identity.
+    fn problems_audit(
+        &self,
+        nudge: &Nudge,
+        decision: &Decision,
+    ) -> Option<crate::ports::AuditRecord> {
+        if decision.problems.is_empty() {
+            return None;
+        }
+        let messages: Vec<String> = decision.problems.iter().map(|p| p.to_string()).collect();
+        let cause = format!("{}: {}", nudge.reason, messages.join("; "));
+        let mut record = self.audit(
+            &nudge.worker,
+            "mapping",
+            "data_problem",
+            cause,
+            &nudge.trace,
+        );
+        record.after = json(&serde_json::json!({ "problems": decision.problems }));
+        Some(record)
     }
 
     /// The worker's timers become the decision's: new ones put, moved ones replaced, the rest

@@ -9,8 +9,8 @@ use serde_json::{Map, Value, json};
 use super::super::directory::{Scope, User};
 use super::super::filter::Resource;
 use super::super::schema::{
-    DEFAULT_USER_PROPERTIES, Kind, deleted_upn, graph_timestamp, password_is_complex,
-    user_property, valid_upn_alias,
+    DEFAULT_USER_PROPERTIES, Kind, NOT_NULLABLE, deleted_upn, graph_timestamp, password_is_complex,
+    user_property, valid_mail_nickname, valid_upn_alias,
 };
 use super::{Ctx, Resp, Result, bad_request, conflict, invalid_value, lock, required};
 
@@ -31,7 +31,10 @@ fn check_property(name: &str, value: &Value) -> Result<Option<Value>> {
         ));
     }
     if value.is_null() {
-        return Ok(None);
+        return match NOT_NULLABLE.contains(&name) {
+            true => Err(invalid_value(name)),
+            false => Ok(None),
+        };
     }
     let ok = match kind {
         // The required strings cannot be empty (learn.microsoft.com/graph/api/user-post-users).
@@ -66,6 +69,7 @@ fn check_property(name: &str, value: &Value) -> Result<Option<Value>> {
                 matches!(upn.split_once('@'), Some((alias, domain))
                     if valid_upn_alias(alias) && !domain.is_empty() && !domain.contains('@'))
             }),
+            "mailNickname" => value.as_str().is_some_and(valid_mail_nickname),
             "mail" => value.as_str().is_some_and(|mail| {
                 mail.is_ascii()
                     && !mail.chars().any(char::is_whitespace)
