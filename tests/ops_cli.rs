@@ -896,6 +896,109 @@ fn a_redrive_that_fails_again_exits_non_zero_and_stays_listed() {
     assert_eq!(letters[0]["worker"], "hr:1034");
 }
 
+/// The example export with 1006 reporting to the intern 1015 (out of `lifecycle.scope`) and
+/// 1010 to Michael O'Neill, 1025, who left before the first import: managers who will never
+/// have an account.
+fn export_with_managers_who_never_come(site: &Site) -> String {
+    let export = std::fs::read_to_string(site.path("workers.csv")).unwrap();
+    let edited = export
+        .replace(",1002,B-0006\n", ",1015,B-0006\n")
+        .replace(",1001,B-0010\n", ",1025,B-0010\n");
+    assert_eq!(edited.matches(",1015,B-0006\n").count(), 1);
+    assert_eq!(edited.matches(",1025,B-0010\n").count(), 1);
+    edited
+}
+
+/// A manager who will never have an account is told apart from one who is not there yet:
+/// the summary says why and what to do, each reason is audited once, and with
+/// `manager_fallback = "skip-level"` the next manager up stands in.
+#[test]
+fn a_manager_who_will_never_have_an_account_is_told_apart_and_skip_level_stands_in() {
+    let site = Site::new();
+    site.write("never.csv", &export_with_managers_who_never_come(&site));
+    let output = site.import("never.csv", IMPORTED);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let summary = parse(&output);
+    let waiting = |worker: &str| -> String {
+        summary["deferred"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["worker"] == worker)
+            .map(|p| text(&p["reason"]))
+            .unwrap_or_else(|| panic!("{worker} waits: {summary:#}"))
+    };
+    let intern = waiting("hr:1006");
+    assert!(
+        intern.contains("manager hr:1015 is out of lifecycle.scope and will have no account")
+            && intern.contains("manager_fallback = \"skip-level\""),
+        "{intern}"
+    );
+    let left = waiting("hr:1010");
+    assert!(
+        left.contains("manager hr:1025 has left and will have no account"),
+        "{left}"
+    );
+    assert!(site.user("1006")["managerId"].is_null());
+
+    let deferrals = |worker: &str| -> Vec<String> {
+        site.json(&["audit", worker])
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|r| r["action"] == "manager_deferred")
+            .map(|r| text(&r["cause"]))
+            .collect()
+    };
+    assert_eq!(deferrals("hr:1006"), [intern]);
+    assert_eq!(deferrals("hr:1010"), [left]);
+    // 1006 changes (a new title) and still waits for the same reason: not audited again.
+    let retitled = std::fs::read_to_string(site.path("never.csv"))
+        .unwrap()
+        .replace(
+            "Site Reliability Engineer",
+            "Senior Site Reliability Engineer",
+        );
+    site.write("retitled.csv", &retitled);
+    let again = site.import("retitled.csv", "2026-11-03T09:00:00Z");
+    assert!(again.status.success(), "{}", stderr(&again));
+    assert_eq!(
+        site.user("1006")["jobTitle"],
+        "Senior Site Reliability Engineer"
+    );
+    assert_eq!(deferrals("hr:1006").len(), 1);
+
+    // Skip-level: 1015's own manager (1005) and 1025's (1023) stand in.
+    let site = Site::with_config(|config| {
+        config.replace(
+            "disable_on_leave = false",
+            "disable_on_leave = false\nmanager_fallback = \"skip-level\"",
+        )
+    });
+    site.write("never.csv", &export_with_managers_who_never_come(&site));
+    let output = site.import("never.csv", IMPORTED);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let summary = parse(&output);
+    assert!(
+        summary["deferred"].as_array().unwrap().is_empty(),
+        "{summary:#}"
+    );
+    assert_eq!(site.user("1006")["managerId"], site.user("1005")["id"]);
+    assert_eq!(site.user("1010")["managerId"], site.user("1023")["id"]);
+
+    // 1025 is rehired: once their account exists it replaces the one standing in.
+    let rehired = std::fs::read_to_string(site.path("never.csv"))
+        .unwrap()
+        .replace(
+            "1025,Michael,O'Neill,,,,Terminated,2020-03-02,2026-10-31,voluntary,",
+            "1025,Michael,O'Neill,,,,Active,2026-11-03,,,",
+        );
+    site.write("rehired.csv", &rehired);
+    let output = site.import("rehired.csv", "2026-11-03T09:00:00Z");
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert_eq!(site.user("1010")["managerId"], site.user("1025")["id"]);
+}
+
 // -------------------------------------------------------------------------------------------
 // Regressions: races the pipeline had (each test failed before its fix)
 

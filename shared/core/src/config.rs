@@ -813,7 +813,29 @@ pub struct LifecycleConfig {
     /// hrsync knows (every worker in the state store) wait for approval (1 to 100).
     #[serde(default, deserialize_with = "optional_percentage")]
     pub max_disables_percent: Option<u32>,
+    /// Whose account stands in when a worker's manager will never have one (out of scope,
+    /// or left): none, or the next manager up the chain who has one.
+    #[serde(default)]
+    pub manager_fallback: ManagerFallback,
 }
+
+/// `lifecycle.manager_fallback`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ManagerFallback {
+    /// The worker's manager stays unset until HR names one who has an account.
+    #[default]
+    None,
+    /// The manager's own manager (and so on up, a few levels), the first who has an account.
+    SkipLevel,
+}
+
+impl Keyword for ManagerFallback {
+    const WORDS: &'static [(&'static str, Self)] =
+        &[("none", Self::None), ("skip-level", Self::SkipLevel)];
+    const EXPECTED: &'static str = "`none` or `skip-level`";
+}
+keyword_serde!(ManagerFallback);
 
 impl Default for LifecycleConfig {
     fn default() -> Self {
@@ -829,6 +851,7 @@ impl Default for LifecycleConfig {
             disable_on_leave: false,
             max_disables_per_hour: None,
             max_disables_percent: None,
+            manager_fallback: ManagerFallback::None,
         }
     }
 }

@@ -144,6 +144,9 @@ pub struct WorkerState {
     /// The last decision's data problems, so a runtime can tell when they change.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub problems: Vec<DataProblem>,
+    /// Why the worker's manager was last left unset (audited when it changes).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub manager_deferred: Option<String>,
 }
 
 /// The outcome of [`decide`].
@@ -447,6 +450,7 @@ pub fn decide(
         directory_checked_at: state.directory_checked_at,
         pending_licenses: state.pending_licenses.clone(),
         problems: problems.clone(),
+        manager_deferred: state.manager_deferred.clone(),
     };
     Ok(Decision {
         transition,

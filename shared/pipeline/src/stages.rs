@@ -13,6 +13,7 @@
 pub mod entra;
 pub mod fetch;
 pub mod intake;
+pub mod managers;
 pub mod mapping;
 pub mod writeback;
 

@@ -52,8 +52,17 @@ impl<S: StateStore, Q: Queue, T: Timers> Pipeline<S, Q, T> {
                 worker: key.clone(),
             });
         };
-        let managers = self.manager_ids(desired.manager.as_ref()).await?;
-        let object_ids = |worker: &WorkerKey| managers.get(worker).cloned();
+        let stand_in = self.stand_in_manager(desired.manager.as_ref()).await?;
+        let object_ids = |worker: &WorkerKey| stand_in.object_ids.get(worker).cloned();
+        // The directory gets whoever stands in as the manager (the manager, or skip-level).
+        let mut desired = desired;
+        let manager = std::mem::replace(&mut desired.manager, stand_in.manager.clone());
+        if let Some(manager) = &manager
+            && desired.manager.as_ref() != Some(manager)
+        {
+            // Someone stands in: once the manager's own account exists, it takes over.
+            self.wait_for_manager(key, manager, nudge).await?;
+        }
 
         let mut steps: Vec<Step> = Vec::new();
         // Each confirmed step is kept, with its audit record, before the next request goes
@@ -232,16 +241,23 @@ impl<S: StateStore, Q: Queue, T: Timers> Pipeline<S, Q, T> {
         }
         match result {
             Ok(done) => {
-                if !done.deferred.is_empty()
-                    && let Some(manager) = &desired.manager
-                    && !managers.contains_key(manager)
-                {
-                    self.wait_for_manager(key, manager, nudge).await?;
+                let mut deferred = done.deferred;
+                let waiting = match &stand_in.wait {
+                    Some(wait) if !deferred.is_empty() => Some(wait),
+                    _ => None,
+                };
+                if let Some(wait) = waiting {
+                    self.wait_for_manager(key, &wait.awaited, nudge).await?;
+                    // Converge knows only that the manager has no account; this says why.
+                    deferred.retain(|d| !d.starts_with("manager "));
+                    deferred.push(wait.reason.clone());
                 }
+                self.record_manager_deferral(nudge, &state, waiting.map(|w| &w.reason))
+                    .await?;
                 Ok(Outcome::Converged {
                     worker: key.clone(),
                     steps: steps.iter().map(|s| s.name()).collect(),
-                    deferred: done.deferred,
+                    deferred,
                     pending_licenses: done.pending_licenses,
                 })
             }
@@ -258,6 +274,41 @@ impl<S: StateStore, Q: Queue, T: Timers> Pipeline<S, Q, T> {
             }
             Err(error) => Err(error.into()),
         }
+    }
+
+    /// Keeps why the worker's manager is left unset, auditing each new reason once.
+    async fn record_manager_deferral(
+        &self,
+        nudge: &Nudge,
+        state: &WorkerState,
+        reason: Option<&String>,
+    ) -> Result<(), StageError> {
+        if state.manager_deferred.as_ref() == reason {
+            return Ok(());
+        }
+        let audit: Vec<AuditRecord> = reason
+            .map(|reason| {
+                self.audit(
+                    &nudge.worker,
+                    "entra",
+                    "manager_deferred",
+                    reason.clone(),
+                    &nudge.trace,
+                )
+            })
+            .into_iter()
+            .collect();
+        let kept = reason.cloned();
+        self.edit_state(
+            &nudge.worker,
+            None,
+            &audit,
+            "recording a manager deferral",
+            |s| {
+                s.manager_deferred = kept.clone();
+            },
+        )
+        .await
     }
 
     /// The object ids of the managers hrsync already made accounts for.
