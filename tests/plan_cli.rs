@@ -476,3 +476,164 @@ fn plan_shows_the_data_graph_would_refuse_per_worker() {
     );
     assert!(table.contains("problems: 2"), "{table}");
 }
+
+// -------------------------------------------------------------------------------------------
+// The README's commands, as written
+
+/// Every command block (```sh) of README.md and examples/README.md, run in order in a fresh copy
+/// of the examples, as a reader would: `hrsync` is the built binary, and `cargo run --release -p
+/// hrsync -- ...` runs it too. A command must exit 0 unless its line ends `# exits N`; the
+/// `#   text` lines after it are output it must print. Blocks after a `<!-- readme-test: skip
+/// REASON -->` line, and `scripts/test.sh` (this suite), are not run; they are listed.
+#[test]
+fn the_readmes_commands_work_as_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    std::fs::create_dir(root.join("examples")).unwrap();
+    for entry in std::fs::read_dir(repo().join("examples")).unwrap() {
+        let path = entry.unwrap().path();
+        // A checkout's own state (examples/.hrsync) is not part of a fresh copy.
+        if path.is_file() {
+            std::fs::copy(&path, root.join("examples").join(path.file_name().unwrap())).unwrap();
+        }
+    }
+    let bin = root.join("bin");
+    std::fs::create_dir(&bin).unwrap();
+    std::os::unix::fs::symlink(env!("CARGO_BIN_EXE_hrsync"), bin.join("hrsync")).unwrap();
+    let cargo = bin.join("cargo");
+    std::fs::write(
+        &cargo,
+        "#!/bin/sh\n\
+         if [ \"$1 $2 $3 $4 $5\" = \"run --release -p hrsync --\" ]; then shift 5; exec hrsync \"$@\"; fi\n\
+         echo \"the README test runs no cargo command but cargo run --release -p hrsync --: cargo $*\" >&2\n\
+         exit 97\n",
+    )
+    .unwrap();
+    let mut permissions = std::fs::metadata(&cargo).unwrap().permissions();
+    std::os::unix::fs::PermissionsExt::set_mode(&mut permissions, 0o755);
+    std::fs::set_permissions(&cargo, permissions).unwrap();
+    let path = format!(
+        "{}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+
+    let mut ran = 0;
+    let mut skipped = Vec::new();
+    for document in ["README.md", "examples/README.md"] {
+        let text = std::fs::read_to_string(repo().join(document)).unwrap();
+        for command in readme_commands(&text) {
+            if let Some(reason) = &command.skip {
+                skipped.push(format!("{document}: {} ({reason})", command.line));
+                continue;
+            }
+            let output = Command::new("bash")
+                .args(["-c", &command.line])
+                .current_dir(root)
+                .env("PATH", &path)
+                .output()
+                .unwrap();
+            let shown = format!(
+                "{}{}",
+                String::from_utf8_lossy(&output.stdout),
+                String::from_utf8_lossy(&output.stderr)
+            );
+            assert_eq!(
+                output.status.code(),
+                Some(command.exits),
+                "{document}: `{}` exited {}:\n{shown}",
+                command.line,
+                output.status
+            );
+            for expected in &command.prints {
+                assert!(
+                    shown.contains(expected.as_str()),
+                    "{document}: `{}` does not print {expected:?}:\n{shown}",
+                    command.line
+                );
+            }
+            ran += 1;
+        }
+    }
+    assert!(ran >= 8, "ran {ran} commands");
+    // `plan --save-state .hrsync/state.json` made the folder, and both are the owner's alone.
+    use std::os::unix::fs::PermissionsExt;
+    let mode = |path: &Path| std::fs::metadata(path).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&root.join(".hrsync")), 0o700);
+    assert_eq!(mode(&root.join(".hrsync/state.json")), 0o600);
+    // What is not run, and why: each must stay justified.
+    eprintln!(
+        "README commands: {ran} run; not run:\n  {}",
+        skipped.join("\n  ")
+    );
+    assert!(skipped.len() <= 6, "{skipped:#?}");
+}
+
+/// One command of a README block.
+#[derive(Debug)]
+struct ReadmeCommand {
+    line: String,
+    exits: i32,
+    /// Output fragments: the `#   text` lines after it (a trailing `...` dropped).
+    prints: Vec<String>,
+    /// Why it is not run, if it is not.
+    skip: Option<String>,
+}
+
+fn readme_commands(text: &str) -> Vec<ReadmeCommand> {
+    let mut commands: Vec<ReadmeCommand> = Vec::new();
+    let mut in_block = false;
+    let mut skip_block: Option<String> = None;
+    let mut pending = String::new();
+    for line in text.lines() {
+        if let Some(reason) = line
+            .trim()
+            .strip_prefix("<!-- readme-test: skip")
+            .and_then(|rest| rest.strip_suffix("-->"))
+        {
+            skip_block = Some(reason.trim().to_owned());
+            continue;
+        }
+        if line.starts_with("```") {
+            in_block = !in_block && line.trim() == "```sh";
+            if !in_block {
+                skip_block = None;
+            }
+            continue;
+        }
+        if !in_block {
+            continue;
+        }
+        if let Some(fragment) = line.strip_prefix("#   ") {
+            let fragment = fragment.trim_end().trim_end_matches("...").trim_end();
+            if let Some(last) = commands.last_mut() {
+                last.prints.push(fragment.to_owned());
+            }
+            continue;
+        }
+        let trimmed = line.trim();
+        if trimmed.is_empty() || trimmed.starts_with('#') {
+            continue;
+        }
+        pending.push_str(trimmed.trim_end_matches('\\'));
+        if trimmed.ends_with('\\') {
+            pending.push(' ');
+            continue;
+        }
+        let line = std::mem::take(&mut pending);
+        let exits = line
+            .rsplit_once("# exits ")
+            .and_then(|(_, code)| code.trim().parse().ok())
+            .unwrap_or(0);
+        let skip = skip_block.clone().or_else(|| {
+            (line == "scripts/test.sh").then(|| "the test suite this test is part of".to_owned())
+        });
+        commands.push(ReadmeCommand {
+            line,
+            exits,
+            prints: Vec::new(),
+            skip,
+        });
+    }
+    commands
+}

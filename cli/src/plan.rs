@@ -185,7 +185,13 @@ pub fn run(args: PlanArgs) -> anyhow::Result<usize> {
             workers: states,
         };
         let json = serde_json::to_string_pretty(&file)?;
-        std::fs::write(path, json + "\n")
+        // The state names people: its folder and file are the owner's alone.
+        if let Some(folder) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            hrsync_local::files::create_private_dir_all(folder)
+                .with_context(|| format!("cannot create {}", folder.display()))?;
+        }
+        hrsync_local::files::create_private_file(path)
+            .and_then(|()| std::fs::write(path, json + "\n"))
             .with_context(|| format!("cannot write {}", path.display()))?;
     }
     let failed = plan

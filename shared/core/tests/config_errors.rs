@@ -94,7 +94,20 @@ upn = ["{{ given_name|slug }}@acme.com"]
 [lifecycle]
 prehire_dayz = 7
 "#,
-        "hrsync.toml:5:1: lifecycle.prehire_dayz: unknown field `prehire_dayz`, expected one of `scope`, `default_time_zone`, `leave_at`, `start_at`, `prehire_days`, `immediate_termination_types`, `remove_access_after_days`, `delete_after_days`, `disable_on_leave`, `max_disables_per_hour`, `max_disables_percent`",
+        "hrsync.toml:5:1: lifecycle.prehire_dayz: unknown field `prehire_dayz`, expected one of `scope`, `default_time_zone`, `leave_at`, `start_at`, `prehire_days`, `immediate_termination_types`, `remove_access_after_days`, `delete_after_days`, `disable_on_leave`, `max_disables_per_hour`, `max_disables_percent`, `manager_fallback`",
+    );
+}
+
+#[test]
+fn unknown_manager_fallback() {
+    assert_error(
+        r#"[identity]
+upn = ["{{ given_name|slug }}@acme.com"]
+
+[lifecycle]
+manager_fallback = "skip"
+"#,
+        "hrsync.toml:5:20: lifecycle.manager_fallback: unknown value `skip`, expected `none` or `skip-level`",
     );
 }
 
