@@ -467,6 +467,38 @@ fn timers_list_the_future_leaver_in_utc_and_on_the_workers_clock() {
     );
 }
 
+/// A timer whose instant has passed without firing (nothing ran the pipeline) is marked
+/// overdue, in `timers` and in `status`.
+#[test]
+fn timers_past_their_instant_are_marked_overdue() {
+    let site = Site::new();
+    site.import_examples();
+    // Charlotte's leave (2026-12-04T06:00Z) has passed by the 5th; Tom's (the 18th) has not.
+    let later = "2026-12-05T00:00:00Z";
+    let timers = site.json(&["timers", "--now", later]);
+    let overdue = |worker: &str| -> Value {
+        timers
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|t| t["worker"] == worker && t["kind"] == "leave")
+            .map(|t| t["overdue"].clone())
+            .unwrap_or_else(|| panic!("{worker}'s leave in {timers:#}"))
+    };
+    assert_eq!(overdue("hr:1024"), true);
+    assert_eq!(overdue("hr:1023"), false);
+
+    let table = site.run(&["status", "--config", "hrsync.toml", "--now", later]);
+    let table = String::from_utf8_lossy(&table.stdout);
+    let charlotte = table
+        .lines()
+        .find(|l| l.contains("hr:1024"))
+        .unwrap_or_else(|| panic!("{table}"));
+    assert!(charlotte.contains("OVERDUE by 18h"), "{table}");
+    let tom = table.lines().find(|l| l.contains("hr:1023")).unwrap();
+    assert!(tom.contains("in 13d 17h"), "{table}");
+}
+
 // -------------------------------------------------------------------------------------------
 // terminate
 

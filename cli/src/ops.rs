@@ -41,6 +41,9 @@ pub struct StatusArgs {
     /// The hrsync.toml to use.
     #[arg(long, value_name = "FILE")]
     config: PathBuf,
+    /// Look as of this instant (RFC 3339) instead of the system time: which timers are overdue.
+    #[arg(long, value_name = "RFC3339")]
+    now: Option<Timestamp>,
     #[arg(long, value_enum, default_value_t = Format::Table)]
     format: Format,
 }
@@ -68,6 +71,9 @@ pub struct TimersArgs {
     /// At most this many timers, earliest first.
     #[arg(long, value_name = "N", default_value_t = 50)]
     limit: usize,
+    /// Look as of this instant (RFC 3339) instead of the system time: which timers are overdue.
+    #[arg(long, value_name = "RFC3339")]
+    now: Option<Timestamp>,
     #[arg(long, value_enum, default_value_t = Format::Table)]
     format: Format,
 }
@@ -318,6 +324,11 @@ struct TimerView {
     time_zone: String,
     /// `at` on the worker's clock (RFC 9557, e.g. `2026-12-18T17:00:00+00:00[Europe/London]`).
     local: String,
+    /// `at` has passed and the timer has not fired: nothing has run the pipeline since.
+    overdue: bool,
+    /// How far `at` is from the instant looked at (`in 3d 4h`, `OVERDUE by 18h`).
+    #[serde(skip)]
+    due: String,
 }
 
 /// An audit record with every key present (absent values are null).
@@ -444,11 +455,12 @@ pub fn status(args: StatusArgs) -> anyhow::Result<usize> {
         }
         let holds = local.store.holds(Some(HoldStatus::Pending)).await?;
         let timers = local.timers.next(STATUS_TIMERS).await?;
+        let now = args.now.unwrap_or_else(Timestamp::now);
         let view = StatusView {
             workers: local.store.workers().await?.len(),
             queues,
             holds: holds.iter().map(HoldView::from).collect(),
-            timers: timer_views(&local, &timers).await?,
+            timers: timer_views(&local, &timers, now).await?,
             pending_licenses: pending_licenses(&local).await?,
         };
         if args.format == Format::Json {
@@ -551,7 +563,8 @@ pub fn timers(args: TimersArgs) -> anyhow::Result<usize> {
             None => local.timers.next(args.limit).await?,
         };
         timers.truncate(args.limit);
-        let views = timer_views(&local, &timers).await?;
+        let now = args.now.unwrap_or_else(Timestamp::now);
+        let views = timer_views(&local, &timers, now).await?;
         print_list(args.format, &views, "no timers", print_timers)
     })
 }
@@ -978,7 +991,11 @@ async fn worker_zone(local: &Local, key: &WorkerKey) -> anyhow::Result<String> {
     Ok(zone.unwrap_or_else(|| local.config.lifecycle.default_time_zone.0.clone()))
 }
 
-async fn timer_views(local: &Local, timers: &[TimerSpec]) -> anyhow::Result<Vec<TimerView>> {
+async fn timer_views(
+    local: &Local,
+    timers: &[TimerSpec],
+    now: Timestamp,
+) -> anyhow::Result<Vec<TimerView>> {
     let mut zones: std::collections::BTreeMap<WorkerKey, String> =
         std::collections::BTreeMap::new();
     let mut views = Vec::with_capacity(timers.len());
@@ -999,6 +1016,11 @@ async fn timer_views(local: &Local, timers: &[TimerSpec]) -> anyhow::Result<Vec<
             at: timer.at,
             local: timer.at.to_zoned_datetime(tz).to_string(),
             time_zone: zone,
+            overdue: timer.at < now,
+            due: match timer.at < now {
+                true => format!("OVERDUE by {}", span(timer.at.duration_since(now).abs())),
+                false => format!("in {}", span(timer.at.duration_since(now))),
+            },
         });
     }
     Ok(views)
@@ -1246,13 +1268,26 @@ fn print_timers(timers: &[TimerView]) {
                 t.at.to_zoned_datetime(TimeZone::get(&t.time_zone).unwrap_or(TimeZone::UTC));
             vec![
                 t.at.strftime("%Y-%m-%d %H:%M UTC").to_string(),
+                t.due.clone(),
                 t.worker.clone(),
                 t.kind.to_owned(),
                 format!("{} {}", local.strftime("%Y-%m-%d %H:%M"), t.time_zone),
             ]
         })
         .collect();
-    print_table(&["at", "worker", "kind", "local time"], rows);
+    print_table(&["at", "due", "worker", "kind", "local time"], rows);
+}
+
+/// A duration as days, hours and minutes, the two largest parts (`13d 17h`, `18h`, `5m`).
+fn span(duration: jiff::SignedDuration) -> String {
+    let minutes = duration.as_secs().max(0) / 60;
+    let (days, hours, minutes) = (minutes / 1440, minutes / 60 % 24, minutes % 60);
+    match (days, hours) {
+        (0, 0) => format!("{minutes}m"),
+        (0, _) if minutes == 0 => format!("{hours}h"),
+        (0, _) => format!("{hours}h {minutes}m"),
+        _ => format!("{days}d {hours}h"),
+    }
 }
 
 /// Columns padded to their widest cell; the last column is not padded.
