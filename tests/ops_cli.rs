@@ -428,6 +428,53 @@ fn audit_of_a_joiner_shows_intake_mapping_and_entra_oldest_first() {
     );
 }
 
+/// `hrsync audit` across workers: a time window, one action, the latest N, and CSV for a
+/// spreadsheet.
+#[test]
+fn audit_across_workers_filters_by_time_and_action_and_exports_csv() {
+    let site = Site::new();
+    site.import_examples();
+    let all = site.json(&["audit"]);
+    let all = all.as_array().unwrap();
+    assert!(all.len() > 100, "{}", all.len());
+    let instants: Vec<&str> = all.iter().map(|r| r["at"].as_str().unwrap()).collect();
+    assert!(instants.is_sorted(), "oldest first");
+
+    let creates = site.json(&["audit", "--action", "create"]);
+    let creates = creates.as_array().unwrap();
+    assert!(creates.iter().all(|r| r["action"] == "create"));
+    assert_eq!(creates.len(), site.users().len(), "one create per account");
+
+    let later = site.json(&["audit", "--since", "2026-11-03T00:00:00Z"]);
+    assert_eq!(later, Value::Array(Vec::new()), "every record is of 2026-11-02");
+    let before = site.json(&["audit", "--until", "2026-11-02T00:00:00Z"]);
+    assert_eq!(before, Value::Array(Vec::new()));
+
+    let last = site.json(&["audit", "--limit", "5"]);
+    assert_eq!(last.as_array().unwrap().as_slice(), &all[all.len() - 5..]);
+
+    let one = site.json(&["audit", "hr:1003", "--action", "create"]);
+    assert_eq!(one.as_array().unwrap().len(), 1, "{one:#}");
+
+    let csv = site.run(&[
+        "audit", "--action", "create", "--config", "hrsync.toml", "--format", "csv",
+    ]);
+    assert!(csv.status.success(), "{}", stderr(&csv));
+    let mut reader = ::csv::Reader::from_reader(csv.stdout.as_slice());
+    assert_eq!(
+        reader.headers().unwrap(),
+        vec!["worker", "at", "stage", "action", "cause", "before", "after", "trace"]
+    );
+    let rows: Vec<::csv::StringRecord> = reader.records().map(Result::unwrap).collect();
+    assert_eq!(rows.len(), creates.len());
+    for (row, record) in rows.iter().zip(creates) {
+        assert_eq!(row[0], record["worker"]);
+        assert_eq!(row[3], *"create");
+        let after: Value = serde_json::from_str(&row[6]).unwrap();
+        assert_eq!(after, record["after"]);
+    }
+}
+
 #[test]
 fn timers_list_the_future_leaver_in_utc_and_on_the_workers_clock() {
     let site = Site::new();

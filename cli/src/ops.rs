@@ -27,7 +27,7 @@ use jiff::tz::TimeZone;
 use serde::Serialize;
 
 use crate::Format;
-use crate::output::outln;
+use crate::output::{out, outln};
 use crate::runtime::{Local, RuntimeLock, Started};
 
 /// Upcoming timers `hrsync status` shows.
@@ -50,14 +50,36 @@ pub struct StatusArgs {
 
 #[derive(Debug, clap::Args)]
 pub struct AuditArgs {
-    /// The worker: `source:employee_id`, or the employee id alone when the config has one source.
+    /// The worker: `source:employee_id`, or the employee id alone when the config has one
+    /// source. Without it: every worker's records (the last `--limit` of the window).
     #[arg(value_name = "WORKER")]
-    worker: String,
+    worker: Option<String>,
     /// The hrsync.toml to use.
     #[arg(long, value_name = "FILE")]
     config: PathBuf,
-    #[arg(long, value_enum, default_value_t = Format::Table)]
-    format: Format,
+    /// Only records at or after this instant (RFC 3339).
+    #[arg(long, value_name = "RFC3339")]
+    since: Option<Timestamp>,
+    /// Only records before this instant (RFC 3339).
+    #[arg(long, value_name = "RFC3339")]
+    until: Option<Timestamp>,
+    /// Only records of this action (`create`, `disable`, `dead_lettered`, `manager_deferred`...).
+    #[arg(long, value_name = "ACTION")]
+    action: Option<String>,
+    /// Across workers: at most this many records, the latest of the window.
+    #[arg(long, value_name = "N", default_value_t = 1000)]
+    limit: usize,
+    /// `csv`: one row per record (worker, at, stage, action, cause, before, after, trace), for
+    /// a spreadsheet or an auditor.
+    #[arg(long, value_enum, default_value_t = AuditFormat::Table)]
+    format: AuditFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum AuditFormat {
+    Table,
+    Json,
+    Csv,
 }
 
 #[derive(Debug, clap::Args)]
@@ -520,20 +542,60 @@ pub fn status(args: StatusArgs) -> anyhow::Result<usize> {
 
 pub fn audit(args: AuditArgs) -> anyhow::Result<usize> {
     let local = Local::open(&args.config)?;
-    let key = worker_key(&local.config, &args.worker)?;
+    let key = args
+        .worker
+        .as_deref()
+        .map(|w| worker_key(&local.config, w))
+        .transpose()?;
+    let since = args.since.unwrap_or(Timestamp::MIN);
+    let until = args.until.unwrap_or(Timestamp::MAX);
+    let wanted = |record: &AuditRecord| {
+        since <= record.at
+            && record.at < until
+            && args.action.as_ref().is_none_or(|a| *a == record.action)
+    };
     block_on(async {
-        let records = local.store.audit(&key).await?;
-        if records.is_empty() && local.store.load(&key).await?.is_none() {
-            bail!("unknown worker {key}: no audit record and no stored state");
-        }
+        let (title, records) = match &key {
+            Some(key) => {
+                let records = local.store.audit(key).await?;
+                if records.is_empty() && local.store.load(key).await?.is_none() {
+                    bail!("unknown worker {key}: no audit record and no stored state");
+                }
+                let records: Vec<AuditRecord> = records.into_iter().filter(wanted).collect();
+                (format!("audit of {key}"), records)
+            }
+            None => {
+                // With an action to match, the whole window is read before the last `limit`.
+                let read = match args.action {
+                    Some(_) => usize::MAX,
+                    None => args.limit,
+                };
+                let mut records: Vec<AuditRecord> = local
+                    .store
+                    .audit_between(since, until, read)
+                    .await?
+                    .into_iter()
+                    .filter(wanted)
+                    .take(args.limit)
+                    .collect();
+                records.reverse();
+                ("audit of every worker".to_owned(), records)
+            }
+        };
         let views: Vec<AuditView> = records.into_iter().map(AuditView::from).collect();
-        if args.format == Format::Json {
-            return print_json(&views);
+        match args.format {
+            AuditFormat::Json => return print_json(&views),
+            AuditFormat::Csv => return print_audit_csv(&views),
+            AuditFormat::Table => {}
         }
-        outln!("audit of {key} ({} records, oldest first)", views.len());
+        outln!("{title} ({} records, oldest first)", views.len());
         for record in &views {
+            let worker = match key {
+                Some(_) => String::new(),
+                None => format!("{:<12} ", record.worker),
+            };
             outln!(
-                "{}  {:<10} {:<16} {}",
+                "{}  {worker}{:<10} {:<16} {}",
                 record.at,
                 record.stage,
                 record.action,
@@ -548,6 +610,42 @@ pub fn audit(args: AuditArgs) -> anyhow::Result<usize> {
         }
         Ok(0)
     })
+}
+
+/// A cell a spreadsheet would run as a formula (`=`, `+`, `-`, `@`, tab, carriage return
+/// first: OWASP's "CSV Injection") gets a leading `'`, so HR data stays text.
+fn inert(cell: &str) -> std::borrow::Cow<'_, str> {
+    match cell.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+        true => format!("'{cell}").into(),
+        false => cell.into(),
+    }
+}
+
+/// The records as CSV, a header first; `before` and `after` as JSON text.
+fn print_audit_csv(views: &[AuditView]) -> anyhow::Result<usize> {
+    let mut writer = csv::Writer::from_writer(Vec::new());
+    writer.write_record([
+        "worker", "at", "stage", "action", "cause", "before", "after", "trace",
+    ])?;
+    let json = |value: &Option<serde_json::Value>| {
+        value.as_ref().map(|v| v.to_string()).unwrap_or_default()
+    };
+    for view in views {
+        let row = [
+            view.worker.clone(),
+            view.at.to_string(),
+            view.stage.clone(),
+            view.action.clone(),
+            view.cause.clone(),
+            json(&view.before),
+            json(&view.after),
+            view.trace.clone().unwrap_or_default(),
+        ];
+        writer.write_record(row.iter().map(|cell| inert(cell)))?;
+    }
+    let bytes = writer.into_inner().map_err(|e| anyhow::anyhow!("{e}"))?;
+    out!("{}", String::from_utf8_lossy(&bytes));
+    Ok(0)
 }
 
 pub fn timers(args: TimersArgs) -> anyhow::Result<usize> {
@@ -1313,5 +1411,21 @@ fn print_table(headers: &[&str], rows: Vec<Vec<String>>) {
     line(headers.iter().map(|h| (*h).to_owned()).collect());
     for row in rows {
         line(row);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::inert;
+
+    /// OWASP's CSV injection: a cell a spreadsheet would evaluate stays text.
+    #[test]
+    fn cells_a_spreadsheet_would_run_are_made_text() {
+        for formula in ["=HYPERLINK(\"x\")", "+1", "-1+2", "@SUM(A1)", "\tx", "\rx"] {
+            assert_eq!(inert(formula), format!("'{formula}"));
+        }
+        for text in ["hr:1003", "import workers.csv", "{\"upn\":1}", ""] {
+            assert_eq!(inert(text), text);
+        }
     }
 }

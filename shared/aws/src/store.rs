@@ -13,7 +13,7 @@
 //! | `W#<worker>` | `WAITER#<waiter>` | `waiter` | [`StateStore::wait_for`] |
 //! | `WORKERS` | `<worker>` | - | [`StateStore::workers`] (written with the first save) |
 //! | `FEED` | `<yyyy-mm-dd>` | `expires` | the days that have audit records |
-//! | `FEED#<yyyy-mm-dd>` | `<at>#<seq>#<writer>` | `record`, `expires` | [`StateStore::recent_audit`] |
+//! | `FEED#<yyyy-mm-dd>` | `<at>#<seq>#<writer>` | `record`, `expires` | [`StateStore::audit_between`] |
 //! | `ID#<name, lowercase>` | `ID` | `owner` | [`StateStore::reserve_name`] |
 //! | `E#<event>` | `E` | `until` (ns), `expires` | [`StateStore::first_delivery`] |
 //! | `HOLDS` | `HOLD#<id>` | `record` (JSON), `status` | the breaker's holds |
@@ -41,7 +41,7 @@
 //! - **Audit retention.** Audit items expire (DynamoDB TTL) [`DEFAULT_AUDIT_RETENTION`] after the
 //!   record's `at` (see [`DynamoStore::with_audit_retention`]); SQLite keeps everything. TTL deletes
 //!   within days of the expiry, and reads do not hide records that are past it.
-//! - **Audit across workers.** [`StateStore::recent_audit`] has no index to read across
+//! - **Audit across workers.** [`StateStore::audit_between`] has no index to read across
 //!   partitions, so each record is also written, in the same transaction, to a partition per UTC
 //!   day (`FEED#<day>`), and the days are listed in the `FEED` partition (written before the
 //!   transaction, once per day and process: a listed day without records is harmless). Reading is a
@@ -1193,8 +1193,14 @@ impl StateStore for DynamoStore {
         Ok(())
     }
 
-    async fn recent_audit(&self, limit: usize) -> Result<Vec<AuditRecord>, StoreError> {
-        let what = "read recent audit";
+    async fn audit_between(
+        &self,
+        since: Timestamp,
+        until: Timestamp,
+        limit: usize,
+    ) -> Result<Vec<AuditRecord>, StoreError> {
+        let what = "read the audit across workers";
+        let (first_day, last_day) = (day_of(since), day_of(until));
         let mut records = Vec::new();
         let mut days_from = None;
         while records.len() < limit {
@@ -1207,7 +1213,11 @@ impl StateStore for DynamoStore {
             };
             let (days, next_days) = self.query_page(what, page).await?;
             for day in &days {
-                let feed = format!("{FEED}#{}", string(what, day, SK)?);
+                let day = string(what, day, SK)?;
+                if day > last_day.as_str() || day < first_day.as_str() {
+                    continue;
+                }
+                let feed = format!("{FEED}#{day}");
                 let mut from = None;
                 while records.len() < limit {
                     let want = i32::try_from(limit - records.len()).unwrap_or(i32::MAX);
@@ -1220,7 +1230,10 @@ impl StateStore for DynamoStore {
                     };
                     let (items, next) = self.query_page(what, page).await?;
                     for item in &items {
-                        records.push(decode(what, item, "record")?);
+                        let record: AuditRecord = decode(what, item, "record")?;
+                        if since <= record.at && record.at < until {
+                            records.push(record);
+                        }
                     }
                     match next {
                         Some(next) => from = Some(next),

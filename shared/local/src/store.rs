@@ -131,7 +131,7 @@ CREATE TABLE waiters (
     PRIMARY KEY (awaited, waiter)
 ) STRICT, WITHOUT ROWID;
 
--- recent_audit: newest first across workers, read backwards.
+-- audit_between: newest first across workers, read backwards.
 CREATE INDEX audit_by_at ON audit (at, seq);
 "#,
     r#"
@@ -336,7 +336,7 @@ fn json<T: serde::Serialize>(value: &T) -> Result<String, StoreError> {
 
 /// Newest first across workers, later insertion first on equal instants: `audit_by_at` read
 /// backwards, so no sort and only `limit` rows are visited.
-const RECENT_AUDIT: &str = "SELECT record FROM audit ORDER BY at DESC, seq DESC LIMIT ?1";
+const AUDIT_BETWEEN: &str = "SELECT record FROM audit WHERE at >= ?1 AND at < ?2 ORDER BY at DESC, seq DESC LIMIT ?3";
 
 /// The start of a sliding window that ends at `now` (the window is `(start, now]`).
 fn window_start(now: Timestamp, window: Duration) -> Result<Timestamp, StoreError> {
@@ -792,12 +792,18 @@ impl StateStore for SqliteStore {
         .await
     }
 
-    async fn recent_audit(&self, limit: usize) -> Result<Vec<AuditRecord>, StoreError> {
+    async fn audit_between(
+        &self,
+        since: Timestamp,
+        until: Timestamp,
+        limit: usize,
+    ) -> Result<Vec<AuditRecord>, StoreError> {
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-        self.call("read recent audit".into(), move |conn| {
-            let mut stmt = conn.prepare(RECENT_AUDIT)?;
+        let (since, until) = (instant(since), instant(until));
+        self.call("read the audit across workers".into(), move |conn| {
+            let mut stmt = conn.prepare(AUDIT_BETWEEN)?;
             let records = stmt
-                .query_map([limit], |r| r.get::<_, String>(0))?
+                .query_map(params![since, until, limit], |r| r.get::<_, String>(0))?
                 .map(|text| Ok(serde_json::from_str(&text?)?))
                 .collect::<Result<Vec<_>, Error>>()?;
             Ok(records)
@@ -861,16 +867,18 @@ mod tests {
         assert_eq!(audit, 1);
     }
 
-    /// recent_audit reads the index backwards instead of sorting the whole log.
+    /// audit_between reads the index backwards instead of sorting the whole log.
     #[test]
-    fn recent_audit_uses_its_index() {
+    fn audit_between_uses_its_index() {
         let mut conn = Connection::open_in_memory().unwrap();
         configure(&conn).unwrap();
         migrate(&mut conn).unwrap();
         let plan: Vec<String> = conn
-            .prepare(&format!("EXPLAIN QUERY PLAN {RECENT_AUDIT}"))
+            .prepare(&format!("EXPLAIN QUERY PLAN {AUDIT_BETWEEN}"))
             .unwrap()
-            .query_map([5], |r| r.get::<_, String>(3))
+            .query_map(params!["2026-01-01", "2026-02-01", 5], |r| {
+                r.get::<_, String>(3)
+            })
             .unwrap()
             .collect::<Result<_, _>>()
             .unwrap();

@@ -291,10 +291,20 @@ impl StateStore for MemoryStore {
         Ok(())
     }
 
-    async fn recent_audit(&self, limit: usize) -> Result<Vec<AuditRecord>, StoreError> {
+    async fn audit_between(
+        &self,
+        since: Timestamp,
+        until: Timestamp,
+        limit: usize,
+    ) -> Result<Vec<AuditRecord>, StoreError> {
         // Latest insertion first, then a stable sort: equal instants keep that order.
         let inner = self.lock();
-        let mut records: Vec<&AuditRecord> = inner.audit.iter().rev().collect();
+        let mut records: Vec<&AuditRecord> = inner
+            .audit
+            .iter()
+            .rev()
+            .filter(|record| since <= record.at && record.at < until)
+            .collect();
         records.sort_by_key(|record| Reverse(record.at));
         Ok(records.into_iter().take(limit).cloned().collect())
     }

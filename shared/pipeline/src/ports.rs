@@ -296,11 +296,22 @@ pub trait StateStore: Send + Sync {
         waiters: &[WorkerKey],
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
+    /// The audit records of all workers at or after `since` and before `until`, newest first
+    /// (equal instants: latest insertion first), at most `limit`.
+    fn audit_between(
+        &self,
+        since: Timestamp,
+        until: Timestamp,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<AuditRecord>, StoreError>> + Send;
+
     /// The most recent `limit` audit records of all workers, newest first.
     fn recent_audit(
         &self,
         limit: usize,
-    ) -> impl Future<Output = Result<Vec<AuditRecord>, StoreError>> + Send;
+    ) -> impl Future<Output = Result<Vec<AuditRecord>, StoreError>> + Send {
+        self.audit_between(Timestamp::MIN, Timestamp::MAX, limit)
+    }
 
     /// Where a source's poll of its change feed reached; `None` before the first poll.
     fn cursor(

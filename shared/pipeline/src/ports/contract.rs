@@ -715,7 +715,8 @@ pub async fn waiters_wait_read_and_forget<S: StateStore>(store: Arc<S>) {
 }
 
 /// The most recent audit records of all workers, newest first, equal instants latest
-/// insertion first (including records written by `save`), at most `limit`.
+/// insertion first (including records written by `save`), at most `limit`; and those of a
+/// time window.
 pub async fn recent_audit_newest_first<S: StateStore>(store: Arc<S>) {
     assert_eq!(store.recent_audit(10).await.unwrap(), vec![]);
     let (ada, bob, cyd) = (key("1"), key("2"), key("3"));
@@ -751,6 +752,33 @@ pub async fn recent_audit_newest_first<S: StateStore>(store: Arc<S>) {
     );
     assert_eq!(store.recent_audit(0).await.unwrap(), vec![]);
     assert_eq!(store.recent_audit(usize::MAX).await.unwrap(), all);
+
+    // A window: at or after `since`, before `until`, across days.
+    assert_eq!(
+        actions(
+            store
+                .audit_between(at("2026-01-02T00:00:00Z"), at("2026-01-03T00:00:00Z"), 100)
+                .await
+                .unwrap()
+        ),
+        ["leave", "held", "add_group", "create"]
+    );
+    assert_eq!(
+        actions(
+            store
+                .audit_between(at("2026-01-01T00:00:00Z"), at("2026-01-02T00:00:00.5Z"), 2)
+                .await
+                .unwrap()
+        ),
+        ["held", "add_group"]
+    );
+    assert_eq!(
+        store
+            .audit_between(at("2026-01-04T00:00:00Z"), at("2027-01-01T00:00:00Z"), 100)
+            .await
+            .unwrap(),
+        vec![]
+    );
 }
 
 const CONFIG: &str = r#"
