@@ -675,8 +675,13 @@ impl StateStore for Interfering {
     ) -> Result<(), StoreError> {
         self.inner.forget_waiters(awaited, waiters).await
     }
-    async fn recent_audit(&self, limit: usize) -> Result<Vec<AuditRecord>, StoreError> {
-        self.inner.recent_audit(limit).await
+    async fn audit_between(
+        &self,
+        since: Timestamp,
+        until: Timestamp,
+        limit: usize,
+    ) -> Result<Vec<AuditRecord>, StoreError> {
+        self.inner.audit_between(since, until, limit).await
     }
     async fn cursor(&self, source: &str) -> Result<Option<String>, StoreError> {
         self.inner.cursor(source).await

@@ -446,7 +446,11 @@ fn audit_across_workers_filters_by_time_and_action_and_exports_csv() {
     assert_eq!(creates.len(), site.users().len(), "one create per account");
 
     let later = site.json(&["audit", "--since", "2026-11-03T00:00:00Z"]);
-    assert_eq!(later, Value::Array(Vec::new()), "every record is of 2026-11-02");
+    assert_eq!(
+        later,
+        Value::Array(Vec::new()),
+        "every record is of 2026-11-02"
+    );
     let before = site.json(&["audit", "--until", "2026-11-02T00:00:00Z"]);
     assert_eq!(before, Value::Array(Vec::new()));
 
@@ -457,13 +461,21 @@ fn audit_across_workers_filters_by_time_and_action_and_exports_csv() {
     assert_eq!(one.as_array().unwrap().len(), 1, "{one:#}");
 
     let csv = site.run(&[
-        "audit", "--action", "create", "--config", "hrsync.toml", "--format", "csv",
+        "audit",
+        "--action",
+        "create",
+        "--config",
+        "hrsync.toml",
+        "--format",
+        "csv",
     ]);
     assert!(csv.status.success(), "{}", stderr(&csv));
     let mut reader = ::csv::Reader::from_reader(csv.stdout.as_slice());
     assert_eq!(
         reader.headers().unwrap(),
-        vec!["worker", "at", "stage", "action", "cause", "before", "after", "trace"]
+        vec![
+            "worker", "at", "stage", "action", "cause", "before", "after", "trace"
+        ]
     );
     let rows: Vec<::csv::StringRecord> = reader.records().map(Result::unwrap).collect();
     assert_eq!(rows.len(), creates.len());

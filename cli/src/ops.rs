@@ -641,7 +641,7 @@ fn print_audit_csv(views: &[AuditView]) -> anyhow::Result<usize> {
             json(&view.after),
             view.trace.clone().unwrap_or_default(),
         ];
-        writer.write_record(row.iter().map(|cell| inert(cell)))?;
+        writer.write_record(row.iter().map(|cell| inert(cell).into_owned()))?;
     }
     let bytes = writer.into_inner().map_err(|e| anyhow::anyhow!("{e}"))?;
     out!("{}", String::from_utf8_lossy(&bytes));

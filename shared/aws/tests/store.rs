@@ -449,7 +449,7 @@ async fn errors_name_the_operation_and_whether_to_retry() {
     assert!(message.contains("transient"), "{message}");
 }
 
-/// recent_audit reads across several days' partitions and pages, newest first.
+/// recent_audit and audit_between read across several days' partitions and pages, newest first.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn recent_audit_spans_days_and_pages() {
     let (_moto, store) = dynamo().await;
@@ -470,4 +470,18 @@ async fn recent_audit_spans_days_and_pages() {
     assert_eq!(store.recent_audit(100).await.unwrap(), appended);
     assert_eq!(store.recent_audit(5).await.unwrap(), appended[..5].to_vec());
     assert_eq!(store.recent_audit(1).await.unwrap(), appended[..1].to_vec());
+
+    // A window from the middle of day 2 to the start of day 4 skips the other days' pages.
+    let at = |text: &str| -> jiff::Timestamp { text.parse().unwrap() };
+    let window = store
+        .audit_between(at("2026-01-02T01:00:00Z"), at("2026-01-04T00:00:00Z"), 100)
+        .await
+        .unwrap();
+    let actions: Vec<&str> = window.iter().map(|r| r.action.as_str()).collect();
+    assert_eq!(actions, ["d3h2", "d3h1", "d3h0", "d2h2", "d2h1"]);
+    let two = store
+        .audit_between(at("2026-01-02T01:00:00Z"), at("2026-01-04T00:00:00Z"), 2)
+        .await
+        .unwrap();
+    assert_eq!(two, window[..2].to_vec());
 }

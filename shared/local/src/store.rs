@@ -336,7 +336,8 @@ fn json<T: serde::Serialize>(value: &T) -> Result<String, StoreError> {
 
 /// Newest first across workers, later insertion first on equal instants: `audit_by_at` read
 /// backwards, so no sort and only `limit` rows are visited.
-const AUDIT_BETWEEN: &str = "SELECT record FROM audit WHERE at >= ?1 AND at < ?2 ORDER BY at DESC, seq DESC LIMIT ?3";
+const AUDIT_BETWEEN: &str =
+    "SELECT record FROM audit WHERE at >= ?1 AND at < ?2 ORDER BY at DESC, seq DESC LIMIT ?3";
 
 /// The start of a sliding window that ends at `now` (the window is `(start, now]`).
 fn window_start(now: Timestamp, window: Duration) -> Result<Timestamp, StoreError> {
