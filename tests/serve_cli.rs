@@ -699,3 +699,48 @@ fn serve_listens_on_a_host_name() {
     );
     assert_eq!(serve.healthz().status, StatusCode::OK);
 }
+
+/// `GET /metrics`: Prometheus text with what serve did (a hire: one delivery, one join, its
+/// directory operations; the same delivery again: a duplicate) and the queues and timers now.
+#[test]
+fn metrics_count_deliveries_decisions_and_directory_operations() {
+    let site = Site::new();
+    let serve = site.serve();
+    let hire = employee("9301", "Ada", "Byron", "Engineering");
+    serve.deliver_ok(&hire, Some("hire-9301"));
+    serve.deliver_ok(&hire, Some("hire-9301-again"));
+    serve.settle();
+
+    let reply = serve.request(serve.client.get(format!("{}/metrics", serve.base)));
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    let value = |sample: &str| -> u64 {
+        reply
+            .body
+            .lines()
+            .find_map(|line| line.strip_prefix(sample)?.strip_prefix(' ')?.parse().ok())
+            .unwrap_or_else(|| panic!("{sample} in:\n{}", reply.body))
+    };
+    assert_eq!(value(r#"hrsync_deliveries_total{outcome="received"}"#), 1);
+    assert_eq!(value(r#"hrsync_deliveries_total{outcome="duplicate"}"#), 1);
+    assert_eq!(value(r#"hrsync_decisions_total{transition="join"}"#), 1);
+    let operations = value("hrsync_directory_operations_total");
+    let audited = site
+        .audit_steps("hr:9301")
+        .iter()
+        .filter(|(stage, _)| stage == "entra")
+        .count() as u64;
+    assert_eq!(operations, audited, "one per audited directory step");
+    assert!(operations >= 2, "a create and its groups at least");
+    assert_eq!(value(r#"hrsync_dead_letters_total{queue="directory"}"#), 0);
+    assert_eq!(
+        value(r#"hrsync_queue_messages{queue="directory",state="visible"}"#),
+        0
+    );
+    assert_eq!(value("hrsync_timer_lag_seconds"), 0);
+    assert!(
+        reply
+            .body
+            .contains("# TYPE hrsync_deliveries_total counter")
+    );
+    assert!(!reply.body.contains("Byron"), "no personal data");
+}

@@ -86,7 +86,13 @@ pub fn run(args: ServeArgs) -> anyhow::Result<usize> {
             }),
             health,
         ));
-        let router = endpoint.router();
+        // Counts of what hrsync did are for the operator's own scraper, like /healthz's figures.
+        let scraped = Arc::clone(&started.runner);
+        let loopback = health == webhooks::Health::Detailed;
+        let router = endpoint.router().route(
+            "/metrics",
+            axum::routing::get(move || metrics(Arc::clone(&scraped), loopback)),
+        );
 
         let (stop_tx, stop_rx) = watch::channel(false);
         tokio::spawn(async move {
@@ -124,6 +130,35 @@ pub fn run(args: ServeArgs) -> anyhow::Result<usize> {
         eprintln!("hrsync: stopped");
         Ok(0)
     })
+}
+
+/// `GET /metrics`: the Prometheus text exposition, on a loopback listener only.
+async fn metrics(runner: Arc<LocalRunner>, loopback: bool) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let error = |status: StatusCode, error: String| {
+        (status, axum::Json(serde_json::json!({ "error": error }))).into_response()
+    };
+    if !loopback {
+        return error(
+            StatusCode::NOT_FOUND,
+            "metrics are served only when serve listens on loopback (scrape it from the same host)"
+                .into(),
+        );
+    }
+    match hrsync_pipeline::metrics::render(&runner).await {
+        Ok(text) => (
+            [(
+                axum::http::header::CONTENT_TYPE,
+                "text/plain; version=0.0.4; charset=utf-8",
+            )],
+            text,
+        )
+            .into_response(),
+        Err(e) => error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("the queues cannot be read: {e}"),
+        ),
+    }
 }
 
 /// How long a client may take to send a request's headers.

@@ -8,6 +8,7 @@
 pub mod clock;
 pub mod lookups;
 pub mod memory;
+pub mod metrics;
 pub mod ports;
 pub mod runner;
 pub mod stages;

@@ -10,6 +10,7 @@ use hrsync_directory::group_adds::{GroupAdds, Participant};
 use serde::Serialize;
 use tokio::task::JoinSet;
 
+use crate::metrics::Counters;
 use crate::ports::{
     AuditRecord, Delivery, Nudge, Queue, QueueError, QueueName, RetryOutcome, StateStore,
     TimerSpec, Timers, timer_kind_str,
@@ -221,6 +222,8 @@ pub struct Runner<S, Q, T> {
     pipeline: Arc<Pipeline<S, Q, T>>,
     settings: RunnerSettings,
     report: Arc<Mutex<Report>>,
+    /// What this process did, for `GET /metrics`.
+    counters: Arc<Mutex<Counters>>,
     /// Cuts an idle pause short when work arrives in this process (a webhook).
     wake: tokio::sync::Notify,
 }
@@ -236,6 +239,7 @@ where
             pipeline,
             settings,
             report: Arc::default(),
+            counters: Arc::default(),
             wake: tokio::sync::Notify::new(),
         }
     }
@@ -256,12 +260,18 @@ where
             .clone()
     }
 
-    /// Records what a stage run outside the runner (intake) did.
-    pub fn note(&self, outcome: Outcome) {
-        self.report
+    /// The counters since the process started.
+    pub fn counters(&self) -> Counters {
+        self.counters
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .record(outcome);
+            .clone()
+    }
+
+    /// Records what a stage run outside the runner (intake) did.
+    pub fn note(&self, outcome: Outcome) {
+        lock(&self.counters).observe(&outcome);
+        lock(&self.report).record(outcome);
     }
 
     /// Sends a worker-events nudge for every timer due now. The nudge goes out before the
@@ -341,13 +351,18 @@ where
             for delivery in deliveries {
                 let pipeline = Arc::clone(&self.pipeline);
                 let report = Arc::clone(&self.report);
+                let counters = Arc::clone(&self.counters);
                 let settings = self.settings.clone();
                 let place = round
                     .as_ref()
                     .filter(|_| queue == QueueName::Directory)
                     .map(GroupAdds::join);
                 running.spawn(async move {
-                    handle(&pipeline, &settings, &report, delivery, place).await
+                    let kept = Kept {
+                        report: &report,
+                        counters: &counters,
+                    };
+                    handle(&pipeline, &settings, kept, delivery, place).await
                 });
             }
         }
@@ -413,10 +428,21 @@ where
     }
 }
 
+/// Where a handled delivery is kept track of: the run's report and the process's counters.
+#[derive(Clone, Copy)]
+struct Kept<'a> {
+    report: &'a Mutex<Report>,
+    counters: &'a Mutex<Counters>,
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
 async fn handle<S, Q, T>(
     pipeline: &Pipeline<S, Q, T>,
     settings: &RunnerSettings,
-    report: &Mutex<Report>,
+    kept: Kept<'_>,
     delivery: Delivery,
     round: Option<Participant>,
 ) -> Result<(), QueueError>
@@ -431,13 +457,11 @@ where
         .await;
     let settle = match result {
         Ok(outcome) => {
-            report
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .record(outcome);
+            lock(kept.counters).observe(&outcome);
+            lock(kept.report).record(outcome);
             pipeline.queue.ack(&delivery).await
         }
-        Err(error) => fail(pipeline, settings, report, &delivery, &error).await,
+        Err(error) => fail(pipeline, settings, kept, &delivery, &error).await,
     };
     match settle {
         // A newer delivery of the same message reports instead (the work was idempotent).
@@ -449,7 +473,7 @@ where
 async fn fail<S, Q, T>(
     pipeline: &Pipeline<S, Q, T>,
     settings: &RunnerSettings,
-    report: &Mutex<Report>,
+    kept: Kept<'_>,
     delivery: &Delivery,
     error: &StageError,
 ) -> Result<(), QueueError>
@@ -459,10 +483,10 @@ where
     T: Timers,
 {
     let outcome = settle_failure(pipeline, settings, delivery, error).await?;
-    if outcome == RetryOutcome::DeadLettered {
-        report
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
+    let dead_lettered = outcome == RetryOutcome::DeadLettered;
+    lock(kept.counters).failed(delivery.queue, dead_lettered);
+    if dead_lettered {
+        lock(kept.report)
             .workers
             .entry(delivery.nudge.worker.clone())
             .or_default()
