@@ -428,6 +428,100 @@ fn audit_of_a_joiner_shows_intake_mapping_and_entra_oldest_first() {
     );
 }
 
+const PREVIEWED: &str = "2026-11-02T10:00:00Z";
+
+/// `plan --live` previews a config change against the state the pipeline keeps: only who
+/// would gain or lose what, and nothing is changed.
+#[test]
+fn plan_live_previews_a_config_change_against_the_kept_state() {
+    let site = Site::new();
+    site.import_examples();
+    let config = std::fs::read_to_string(site.path("hrsync.toml")).unwrap();
+    let crm = r#""3f6a1c2e-8b4d-4e7a-9c15-0a2b3c4d5e06", # CRM users"#;
+    let partner_portal = "3f6a1c2e-8b4d-4e7a-9c15-0a2b3c4d5e09";
+    let us_benefits = "3f6a1c2e-8b4d-4e7a-9c15-0a2b3c4d5e07";
+    assert!(config.contains(crm) && config.contains("when = \"country == 'US'\""));
+    let changed = config
+        .replace(crm, &format!("{crm}\n  \"{partner_portal}\","))
+        .replace("when = \"country == 'US'\"", "when = \"country == 'XX'\"");
+    site.write("new.toml", &changed);
+    let before = (site.users(), site.json(&["audit", "--limit", "100000"]));
+
+    let preview = |extra: &[&str]| -> Value {
+        // An hour after the import: no timer of the examples falls due in between.
+        let mut args = vec!["plan", "--config", "new.toml", "--live", "--now", PREVIEWED];
+        args.extend_from_slice(extra);
+        args.extend(["--format", "json"]);
+        let output = site.run(&args);
+        assert!(output.status.success(), "{}", stderr(&output));
+        parse(&output)
+    };
+    let everyone = preview(&[]);
+    let changes = preview(&["--changes-only"]);
+    let listed = changes["workers"].as_array().unwrap();
+    assert!(listed.len() < everyone["workers"].as_array().unwrap().len());
+    let mut gained = Vec::new();
+    let mut lost = Vec::new();
+    for worker in listed {
+        let ops = worker["ops"].as_array().unwrap();
+        assert!(!ops.is_empty(), "only workers with changes: {worker:#}");
+        for op in ops {
+            match (op["op"].as_str().unwrap(), op["group"].as_str()) {
+                ("add_group", Some(group)) if group == partner_portal => {
+                    gained.push(text(&worker["worker"]))
+                }
+                ("remove_group", Some(group)) if group == us_benefits => {
+                    lost.push(text(&worker["worker"]))
+                }
+                other => panic!("only the two changed groups move: {other:?} in {worker:#}"),
+            }
+        }
+    }
+    // Sales workers with an account gain the group; US workers with an account lose theirs.
+    assert!(gained.contains(&"hr:1008".to_owned()) && gained.contains(&"hr:1010".to_owned()));
+    assert!(lost.contains(&"hr:1002".to_owned()) && lost.contains(&"hr:1010".to_owned()));
+    assert!(!gained.contains(&"hr:1002".to_owned()), "{gained:?}");
+    assert_eq!(
+        changes["summary"][format!("group +{partner_portal}")],
+        gained.len(),
+        "{:#}",
+        changes["summary"]
+    );
+    assert_eq!(
+        changes["summary"][format!("group -{us_benefits}")],
+        lost.len()
+    );
+
+    let table = site.run(&[
+        "plan",
+        "--config",
+        "new.toml",
+        "--live",
+        "--changes-only",
+        "--now",
+        PREVIEWED,
+    ]);
+    let table = String::from_utf8_lossy(&table.stdout);
+    assert!(
+        table.contains(&format!("group +{partner_portal}: {}", gained.len())),
+        "{table}"
+    );
+
+    // The running config itself changes nothing.
+    let unchanged = site.json(&["plan", "--live", "--changes-only", "--now", PREVIEWED]);
+    assert_eq!(
+        unchanged["workers"],
+        Value::Array(Vec::new()),
+        "{unchanged:#}"
+    );
+
+    let after = (site.users(), site.json(&["audit", "--limit", "100000"]));
+    assert_eq!(
+        before, after,
+        "a preview changes neither the directory nor the state"
+    );
+}
+
 /// `hrsync audit` across workers: a time window, one action, the latest N, and CSV for a
 /// spreadsheet.
 #[test]

@@ -91,8 +91,18 @@ struct PlanArgs {
     #[arg(long, value_name = "FILE")]
     config: PathBuf,
     /// The HR export (CSV) to decide.
-    #[arg(long, value_name = "FILE.csv")]
-    input: PathBuf,
+    #[arg(long, value_name = "FILE.csv", required_unless_present = "live")]
+    input: Option<PathBuf>,
+    /// Decide every worker the local runtime's state keeps (their latest HR records) with this
+    /// config instead of an export: a preview of a config change against the live state.
+    #[arg(long, conflicts_with_all = ["input", "state", "save_state", "apply", "source"])]
+    live: bool,
+    /// With --live: the state file to read (default: the one this config's `[state]` names).
+    #[arg(long, value_name = "FILE", requires = "live")]
+    state_db: Option<PathBuf>,
+    /// Show only the workers whose account would change.
+    #[arg(long)]
+    changes_only: bool,
     /// Decide as of this instant (RFC 3339, e.g. 2026-12-01T09:00:00Z); default: now.
     #[arg(long, value_name = "RFC3339")]
     now: Option<jiff::Timestamp>,

@@ -75,13 +75,17 @@ struct Plan {
 
 /// Runs the plan; with `--apply`, the number of workers whose changes could not be applied.
 pub fn run(args: PlanArgs) -> anyhow::Result<usize> {
+    if args.live {
+        return run_live(&args);
+    }
     let config = load_config(&args.config)?;
     let (source_name, source) = pick_source(&config, args.source.as_deref())?;
     let now = args.now.unwrap_or_else(Timestamp::now);
-    let data = std::fs::read(&args.input)
-        .with_context(|| format!("cannot read the export {}", args.input.display()))?;
+    let input = args.input.as_deref().context("--input is required")?;
+    let data = std::fs::read(input)
+        .with_context(|| format!("cannot read the export {}", input.display()))?;
     let export = hrsync_hr::csv::read_export(source_name, source, &data, now)
-        .with_context(|| format!("cannot read the export {}", args.input.display()))?;
+        .with_context(|| format!("cannot read the export {}", input.display()))?;
     let mut states = match &args.state {
         Some(path) => read_state(path)?,
         None => StateFile::default(),
@@ -170,6 +174,9 @@ pub fn run(args: PlanArgs) -> anyhow::Result<usize> {
             .map(|id| WorkerKey::new(source_name, id.as_str()).to_string());
         planned.push(PlannedWorker::failed(key, Some(row.row), row.to_string()));
     }
+    if args.changes_only {
+        planned.retain(PlannedWorker::changes);
+    }
     let plan = Plan {
         now,
         summary: summarize(&planned),
@@ -200,6 +207,76 @@ pub fn run(args: PlanArgs) -> anyhow::Result<usize> {
         .filter(|w| w.applied.as_ref().is_some_and(|a| a.status == "failed"))
         .count();
     Ok(failed)
+}
+
+/// `--live`: every worker the local runtime's state keeps, decided again with this config as
+/// of `now` on their latest HR record. Reads the state; changes nothing.
+fn run_live(args: &PlanArgs) -> anyhow::Result<usize> {
+    let config = load_config(&args.config)?;
+    let now = args.now.unwrap_or_else(Timestamp::now);
+    let path = match &args.state_db {
+        Some(path) => path.clone(),
+        None => crate::runtime::state_path(&config, &args.config),
+    };
+    if !path.is_file() {
+        bail!(
+            "no state at {}: --live reads the state hrsync import or serve keep (name another with --state-db)",
+            path.display()
+        );
+    }
+    let store = hrsync_local::SqliteStore::open(&path)
+        .with_context(|| format!("cannot open the state store {}", path.display()))?;
+    let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+    let mut states = BTreeMap::new();
+    let mut records = BTreeMap::new();
+    runtime.block_on(async {
+        use hrsync_pipeline::ports::StateStore;
+        for key in store.workers().await? {
+            let Some(stored) = store.load(&key).await? else {
+                continue;
+            };
+            // The inbox may hold a record newer than the one last decided.
+            let record = match store.snapshot(&key).await? {
+                Some(record) => Some(record),
+                None => stored.state.snapshot.clone(),
+            };
+            if let Some(record) = record {
+                records.insert(key.clone(), record);
+            }
+            states.insert(key, stored.state);
+        }
+        anyhow::Ok(())
+    })?;
+    let registry = Registry::seeded(&states);
+    let names = |name: &str, by: &WorkerKey| registry.is_taken(name, by);
+    let mut planned = Vec::new();
+    for (key, record) in &records {
+        let state = &states[key];
+        match hrsync_core::decide(record, state, &config, now, &names) {
+            Ok(decision) => {
+                let ops = hrsync_core::plan(decision.desired.as_ref(), state.applied.as_ref());
+                planned.push(describe(record, &decision, ops));
+            }
+            Err(error) => planned.push(PlannedWorker::failed(
+                Some(key.to_string()),
+                None,
+                error.to_string(),
+            )),
+        }
+    }
+    if args.changes_only {
+        planned.retain(PlannedWorker::changes);
+    }
+    let plan = Plan {
+        now,
+        summary: summarize(&planned),
+        workers: planned,
+    };
+    match args.format {
+        Format::Json => outln!("{}", serde_json::to_string_pretty(&plan)?),
+        Format::Table => out!("{}", table(&plan)),
+    }
+    Ok(0)
 }
 
 pub(crate) fn load_config(path: &Path) -> anyhow::Result<Config> {
@@ -392,6 +469,11 @@ fn describe(worker: &hrsync_core::Worker, decision: &Decision, ops: Vec<Op>) -> 
 }
 
 impl PlannedWorker {
+    /// The worker's account would change (or the worker cannot be decided any more).
+    fn changes(&self) -> bool {
+        !self.ops.is_empty() || self.error.is_some()
+    }
+
     fn failed(worker: Option<String>, row: Option<usize>, error: String) -> Self {
         Self {
             worker,
@@ -433,6 +515,22 @@ fn summarize(workers: &[PlannedWorker]) -> BTreeMap<String, usize> {
                 .or_default() += 1;
         }
         *summary.entry("ops".to_owned()).or_default() += worker.ops.len();
+        for op in &worker.ops {
+            let change = match op {
+                Op::AddGroup { group } => format!("group +{group}"),
+                Op::RemoveGroup { group } => format!("group -{group}"),
+                Op::AssignLicense { sku } => format!("licence +{sku}"),
+                Op::RemoveLicense { sku } => format!("licence -{sku}"),
+                Op::Update { set, clear } => {
+                    for attribute in set.keys().chain(clear) {
+                        *summary.entry(format!("attribute {attribute}")).or_default() += 1;
+                    }
+                    continue;
+                }
+                _ => continue,
+            };
+            *summary.entry(change).or_default() += 1;
+        }
         if !worker.problems.is_empty() {
             *summary.entry("problems".to_owned()).or_default() += worker.problems.len();
         }

@@ -42,11 +42,15 @@ pub struct Local {
 
 pub type LocalRunner = Runner<SqliteStore, SqliteQueue, SqliteTimers>;
 
+/// The SQLite state the config's `[state]` names, relative to the config file's folder.
+pub fn state_path(config: &Config, config_path: &Path) -> PathBuf {
+    config_dir(config_path).join(config.state.path.as_deref().unwrap_or(DEFAULT_STATE))
+}
+
 impl Local {
     pub fn open(config_path: &Path) -> anyhow::Result<Self> {
         let config = load_config(config_path)?;
-        let state_path =
-            config_dir(config_path).join(config.state.path.as_deref().unwrap_or(DEFAULT_STATE));
+        let state_path = state_path(&config, config_path);
         if let Some(parent) = state_path.parent().filter(|p| !p.as_os_str().is_empty()) {
             hrsync_local::files::create_private_dir_all(parent)
                 .with_context(|| format!("cannot create {}", parent.display()))?;
