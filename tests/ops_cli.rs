@@ -413,7 +413,23 @@ fn audit_of_a_joiner_shows_intake_mapping_and_entra_oldest_first() {
         table.contains("entra") && table.contains("create"),
         "{table}"
     );
-    assert!(table.contains("after:  {"), "compact JSON: {table}");
+    // The table shows what changed, groups and licences by their [labels] names.
+    assert!(
+        table.contains("op: add_group All Staff") && table.contains("account.groups: +All Staff"),
+        "{table}"
+    );
+    assert!(
+        table.contains("desired.licenses: +Microsoft 365 E5"),
+        "{table}"
+    );
+    assert!(
+        table.contains(r#"desired.attributes.jobTitle: (none) -> "Engineering Manager""#),
+        "{table}"
+    );
+    assert!(
+        table.contains(r#"rule "All Staff" (every worker) grants group All Staff (3f6a1c2e-8b4d-4e7a-9c15-0a2b3c4d5e01)"#),
+        "the decision's reasons name them too: {table}"
+    );
 
     let unknown = site.run_json(&["audit", "hr:4242"]);
     assert_eq!(

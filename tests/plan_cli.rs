@@ -299,6 +299,13 @@ fn the_table_shows_the_explanation_and_a_summary() {
         "{table}"
     );
     assert!(table.contains("timer      leave at 2026-12-04T06:00:00Z (2026-12-04 17:00 AEDT)"));
+    // Groups and licences by their [labels] names.
+    assert!(
+        table.contains(
+            "    groups     All Staff, Sales, CRM users\n    licenses   Microsoft 365 E3\n"
+        ),
+        "{table}"
+    );
     assert!(table.contains("why        leave: termination_date 2026-12-04 at 17:00 (lifecycle.leave_at) in Australia/Sydney is 2026-12-04T06:00:00Z"));
     assert!(
         table

@@ -83,6 +83,9 @@ struct PendingLicenses {
     sku: String,
     /// e.g. `SPE_E3`, when the directory listed it.
     part_number: Option<String>,
+    /// Its name in the config's `[labels]`, if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    label: Option<String>,
     /// How many workers wait for a unit.
     workers: usize,
     /// Graph's reason (or what `subscribedSkus` showed) for the first of them.
@@ -197,6 +200,9 @@ pub fn run(args: ImportArgs) -> anyhow::Result<Ended> {
             absences_ignored,
         );
         summary.count_row_errors(args.max_row_errors);
+        for pending in &mut summary.pending_licenses {
+            pending.label = local.config.label(&pending.sku).map(str::to_owned);
+        }
         if let Some(started) = &started {
             for pending in &mut summary.pending_licenses {
                 if pending.part_number.is_none() {
@@ -383,6 +389,7 @@ fn summarize(
                     pending_licenses.push(PendingLicenses {
                         sku: license.sku.clone(),
                         part_number: license.part_number.clone(),
+                        label: None,
                         workers: 0,
                         reason: license.reason.clone(),
                         waiting: Vec::new(),
@@ -461,9 +468,10 @@ fn print(summary: &ImportSummary, format: Format) -> anyhow::Result<()> {
         outln!("  waiting  {}: {}", p.worker, p.reason);
     }
     for p in &summary.pending_licenses {
-        let name = match &p.part_number {
-            Some(part) => format!("{part} ({})", p.sku),
-            None => p.sku.clone(),
+        let name = match (&p.label, &p.part_number) {
+            (Some(label), _) => format!("{label} ({})", p.sku),
+            (None, Some(part)) => format!("{part} ({})", p.sku),
+            (None, None) => p.sku.clone(),
         };
         outln!(
             "  LICENCES {} worker(s) wait for a free unit of {name}: {} (tried again later; buy or free units, `hrsync status` lists them)",

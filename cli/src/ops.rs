@@ -9,6 +9,7 @@
 //!
 //! `--format json` prints one JSON document whose snake_case keys are a contract for scripts.
 
+use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -518,8 +519,12 @@ pub fn status(args: StatusArgs) -> anyhow::Result<usize> {
                 .pending_licenses
                 .iter()
                 .map(|p| {
+                    let sku = match local.config.label(&p.sku) {
+                        Some(label) => format!("{label} ({})", p.sku),
+                        None => p.sku.clone(),
+                    };
                     vec![
-                        p.sku.clone(),
+                        sku,
                         p.workers.to_string(),
                         p.next_try.to_string(),
                         p.reason.clone(),
@@ -601,15 +606,105 @@ pub fn audit(args: AuditArgs) -> anyhow::Result<usize> {
                 record.action,
                 record.cause
             );
-            if let Some(before) = &record.before {
-                outln!("    before: {before}");
-            }
-            if let Some(after) = &record.after {
-                outln!("    after:  {after}");
+            // The JSON has the whole before and after; the table only what changed. A
+            // directory step's after is `{"op", "account"}`: the account is compared with the
+            // account before, and the operation named.
+            let mut changed = Vec::new();
+            let step = record
+                .after
+                .as_ref()
+                .and_then(|after| Some((after.get("op")?, after.get("account")?)));
+            let after = match step {
+                Some((op, account)) => {
+                    changed.push(format!("op: {}", describe_op(&local.config, op)));
+                    Some(account)
+                }
+                None => record.after.as_ref(),
+            };
+            let path = if step.is_some() { "account" } else { "" };
+            let before = record.before.as_ref();
+            let mut diff = Vec::new();
+            changes(&local.config, "", before, after, &mut diff);
+            changed.extend(diff.into_iter().map(|line| match path {
+                "" => line,
+                prefix => format!("{prefix}.{line}"),
+            }));
+            for change in changed {
+                outln!("    {change}");
             }
         }
         Ok(0)
     })
+}
+
+/// A directory operation of the audit: its name, and the group, licence or manager it is about
+/// by name (`add_group All Staff`).
+fn describe_op(config: &Config, op: &serde_json::Value) -> String {
+    let name = op.get("op").and_then(|n| n.as_str()).unwrap_or("operation");
+    let target = ["group", "sku", "manager"]
+        .iter()
+        .find_map(|key| op.get(*key).and_then(|v| v.as_str()))
+        .map(|id| format!(" {}", config.label(id).unwrap_or(id)));
+    format!("{name}{}", target.unwrap_or_default())
+}
+
+/// What changed between an audit record's before and after, property by property
+/// (`desired.attributes.jobTitle: "Engineer" -> "Lead"`, `applied.groups: +All Staff, -Sales`),
+/// groups and licences by their configured names.
+fn changes(
+    config: &Config,
+    path: &str,
+    before: Option<&serde_json::Value>,
+    after: Option<&serde_json::Value>,
+    out: &mut Vec<String>,
+) {
+    use serde_json::Value;
+    let absent = |v: Option<&Value>| v.is_none_or(Value::is_null);
+    if before == after || (absent(before) && absent(after)) {
+        return;
+    }
+    let object = |v: Option<&Value>| v.and_then(Value::as_object).cloned();
+    let strings = |v: Option<&Value>| -> Option<BTreeSet<String>> {
+        match v {
+            None | Some(Value::Null) => Some(BTreeSet::new()),
+            Some(Value::Array(items)) => items
+                .iter()
+                .map(|i| i.as_str().map(str::to_owned))
+                .collect(),
+            _ => None,
+        }
+    };
+    let (b, a) = (object(before), object(after));
+    if (b.is_some() || absent(before))
+        && (a.is_some() || absent(after))
+        && (b.is_some() || a.is_some())
+    {
+        let (b, a) = (b.unwrap_or_default(), a.unwrap_or_default());
+        let keys: BTreeSet<&String> = b.keys().chain(a.keys()).collect();
+        for key in keys {
+            let path = match path.is_empty() {
+                true => key.clone(),
+                false => format!("{path}.{key}"),
+            };
+            changes(config, &path, b.get(key), a.get(key), out);
+        }
+        return;
+    }
+    let name = |id: &str| config.label(id).unwrap_or(id).to_owned();
+    if let (Some(b), Some(a)) = (strings(before), strings(after)) {
+        let added = a.difference(&b).map(|id| format!("+{}", name(id)));
+        let removed = b.difference(&a).map(|id| format!("-{}", name(id)));
+        let moves: Vec<String> = added.chain(removed).collect();
+        if !moves.is_empty() {
+            out.push(format!("{path}: {}", moves.join(", ")));
+        }
+        return;
+    }
+    let show = |v: Option<&Value>| match v {
+        None | Some(Value::Null) => "(none)".to_owned(),
+        Some(value) => value.to_string(),
+    };
+    out.push(format!("{path}: {} -> {}", show(before), show(after)));
 }
 
 /// A cell a spreadsheet would run as a formula (`=`, `+`, `-`, `@`, tab, carriage return

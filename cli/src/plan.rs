@@ -71,6 +71,17 @@ struct Plan {
     now: Timestamp,
     workers: Vec<PlannedWorker>,
     summary: BTreeMap<String, usize>,
+    /// The display names (`[labels]`) of the group ids and skuIds in the plan.
+    labels: BTreeMap<String, String>,
+}
+
+/// The configured names of the groups and licences the planned workers have.
+fn labels(config: &Config, planned: &[PlannedWorker]) -> BTreeMap<String, String> {
+    planned
+        .iter()
+        .flat_map(|w| w.groups.iter().chain(&w.licenses))
+        .filter_map(|id| Some((id.clone(), config.label(id)?.to_owned())))
+        .collect()
 }
 
 /// Runs the plan; with `--apply`, the number of workers whose changes could not be applied.
@@ -179,7 +190,8 @@ pub fn run(args: PlanArgs) -> anyhow::Result<usize> {
     }
     let plan = Plan {
         now,
-        summary: summarize(&planned),
+        summary: summarize(&planned, false),
+        labels: labels(&config, &planned),
         workers: planned,
     };
     match args.format {
@@ -269,7 +281,8 @@ fn run_live(args: &PlanArgs) -> anyhow::Result<usize> {
     }
     let plan = Plan {
         now,
-        summary: summarize(&planned),
+        summary: summarize(&planned, true),
+        labels: labels(&config, &planned),
         workers: planned,
     };
     match args.format {
@@ -500,7 +513,9 @@ impl PlannedWorker {
     }
 }
 
-fn summarize(workers: &[PlannedWorker]) -> BTreeMap<String, usize> {
+/// The plan's counts; with `changes`, also how many workers each group, licence and
+/// attribute change touches (`--live`).
+fn summarize(workers: &[PlannedWorker], changes: bool) -> BTreeMap<String, usize> {
     let mut summary = BTreeMap::new();
     for worker in workers {
         let key = match (&worker.error, worker.transition) {
@@ -515,7 +530,7 @@ fn summarize(workers: &[PlannedWorker]) -> BTreeMap<String, usize> {
                 .or_default() += 1;
         }
         *summary.entry("ops".to_owned()).or_default() += worker.ops.len();
-        for op in &worker.ops {
+        for op in worker.ops.iter().filter(|_| changes) {
             let change = match op {
                 Op::AddGroup { group } => format!("group +{group}"),
                 Op::RemoveGroup { group } => format!("group -{group}"),
@@ -590,7 +605,11 @@ fn table(plan: &Plan) -> String {
         }
         for (label, values) in [("groups", &worker.groups), ("licenses", &worker.licenses)] {
             if !values.is_empty() {
-                let _ = writeln!(out, "    {label:<10} {}", values.join(", "));
+                let named: Vec<&str> = values
+                    .iter()
+                    .map(|id| plan.labels.get(id).unwrap_or(id).as_str())
+                    .collect();
+                let _ = writeln!(out, "    {label:<10} {}", named.join(", "));
             }
         }
         if let Some(manager) = &worker.manager {

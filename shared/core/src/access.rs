@@ -35,8 +35,13 @@ pub fn evaluate(config: &Config, context: &Value) -> Result<Grants, TemplateErro
             .as_ref()
             .map_or_else(|| "every worker".to_owned(), |c| c.0.clone());
         let mut granted = Vec::new();
-        granted.extend(rule.groups.iter().map(|g| format!("group {g}")));
-        granted.extend(rule.licenses.iter().map(|l| format!("license {l}")));
+        // By name where `[labels]` has one, the id kept for tracing.
+        let named = |kind: &str, id: &String| match config.label(id) {
+            Some(label) => format!("{kind} {label} ({id})"),
+            None => format!("{kind} {id}"),
+        };
+        granted.extend(rule.groups.iter().map(|g| named("group", g)));
+        granted.extend(rule.licenses.iter().map(|l| named("license", l)));
         grants.explanation.push(format!(
             "access: rule {name:?} ({condition}) grants {}",
             granted.join(", ")

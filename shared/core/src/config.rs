@@ -886,6 +886,10 @@ pub struct Config {
     pub lifecycle: LifecycleConfig,
     #[serde(default)]
     pub state: StateConfig,
+    /// Display names of the group ids and skuIds the rules name (`"<id>" = "All Staff"`),
+    /// shown instead of the ids in plans, audits and summaries.
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
     #[serde(skip)]
     engine: Engine,
 }
@@ -923,6 +927,19 @@ impl Config {
             .chain(certificate)
             .map(|secret| (SecretUse::Directory, secret));
         directory.chain(self.sources.values().flat_map(SourceConfig::secret_refs))
+    }
+
+    /// The configured display name of a group id or skuId (ids compare without case).
+    pub fn label(&self, id: &str) -> Option<&str> {
+        self.labels
+            .get(id)
+            .or_else(|| {
+                self.labels
+                    .iter()
+                    .find(|(key, _)| key.eq_ignore_ascii_case(id))
+                    .map(|(_, name)| name)
+            })
+            .map(String::as_str)
     }
 
     /// Every group id the access rules grant, once each, in rule order.
