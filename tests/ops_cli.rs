@@ -680,10 +680,10 @@ fn terminate_disables_an_active_account_at_once_and_audits_why() {
     let result = site.json(&[
         "terminate",
         "hr:1003",
-        "--now",
+        "--immediately",
         "--reason",
         "security incident 42",
-        "--clock",
+        "--now",
         "2026-11-03T10:00:00Z",
     ]);
     assert_eq!(result["worker"], "hr:1003");
@@ -708,6 +708,11 @@ fn terminate_disables_an_active_account_at_once_and_audits_why() {
     let audit = site.json(&["audit", "1003"]);
     assert_eq!(audit[cli]["cause"], "security incident 42");
     assert!(
+        text(&audit[cli]["at"]).starts_with("2026-11-03T10:00:0"),
+        "--now is the run's clock: {}",
+        audit[cli]["at"]
+    );
+    assert!(
         text(&audit[leave]["cause"]).starts_with("terminate: security incident 42"),
         "{}",
         audit[leave]["cause"]
@@ -727,10 +732,21 @@ fn terminate_refuses_without_now_and_for_unknown_workers() {
     let without_now = site.run_json(&["terminate", "1003", "--reason", "x"]);
     assert_eq!(without_now.status.code(), Some(2));
     assert!(
-        stderr(&without_now).contains("--now"),
+        stderr(&without_now).contains("--immediately"),
         "{}",
         stderr(&without_now)
     );
+    // `--now T` is the run's clock, as elsewhere: it does not say "immediately" by itself.
+    let clock_only = site.run_json(&[
+        "terminate",
+        "1003",
+        "--now",
+        "2026-11-03T10:00:00Z",
+        "--reason",
+        "x",
+    ]);
+    assert_eq!(clock_only.status.code(), Some(2), "{}", stderr(&clock_only));
+    assert!(stderr(&clock_only).contains("--immediately"));
 
     let unknown = site.run_json(&["terminate", "9999", "--now", "--reason", "x"]);
     assert_eq!(unknown.status.code(), Some(2));

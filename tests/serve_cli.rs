@@ -704,7 +704,8 @@ fn serve_listens_on_a_host_name() {
 /// directory operations; the same delivery again: a duplicate) and the queues and timers now.
 #[test]
 fn metrics_count_deliveries_decisions_and_directory_operations() {
-    let site = Site::new();
+    let mut site = Site::new();
+    site.env.push(("RUST_LOG".into(), "info".into()));
     let serve = site.serve();
     let hire = employee("9301", "Ada", "Byron", "Engineering");
     serve.deliver_ok(&hire, Some("hire-9301"));
@@ -743,4 +744,17 @@ fn metrics_count_deliveries_decisions_and_directory_operations() {
             .contains("# TYPE hrsync_deliveries_total counter")
     );
     assert!(!reply.body.contains("Byron"), "no personal data");
+
+    // At info, one log line per delivery and per applied change, without the worker.
+    let log = serve.log_text();
+    let deliveries = log
+        .lines()
+        .filter(|l| l.contains("delivery taken in"))
+        .count();
+    assert_eq!(deliveries, 2, "{log}");
+    assert!(log.contains("directory changes applied"), "{log}");
+    assert!(
+        !log.contains("9301") && !log.contains("Byron"),
+        "no personal data: {log}"
+    );
 }

@@ -108,16 +108,20 @@ pub struct TerminateArgs {
     worker: String,
     /// Terminate immediately: disable the account and revoke its sessions now. Required; only
     /// immediate termination exists for now.
-    #[arg(long, required = true)]
-    now: bool,
+    #[arg(long)]
+    immediately: bool,
+    /// Run at this instant (RFC 3339) instead of the system time, as `--now` means elsewhere.
+    /// A bare `--now` (no instant) is the earlier spelling of `--immediately`, still taken.
+    #[arg(long, value_name = "RFC3339", num_args = 0..=1)]
+    now: Option<Option<Timestamp>>,
     /// Why (kept in the audit log).
     #[arg(long, value_name = "TEXT")]
     reason: String,
     /// The hrsync.toml to use.
     #[arg(long, value_name = "FILE")]
     config: PathBuf,
-    /// Run at this instant (RFC 3339) instead of the system time.
-    #[arg(long, alias = "at-clock", value_name = "RFC3339")]
+    /// The earlier name of `--now RFC3339`.
+    #[arg(long, alias = "at-clock", value_name = "RFC3339", hide = true)]
     clock: Option<Timestamp>,
     #[arg(long, value_enum, default_value_t = Format::Table)]
     format: Format,
@@ -825,9 +829,14 @@ fn dlq_list(args: DlqListArgs) -> anyhow::Result<usize> {
 // Acting commands
 
 pub fn terminate(args: TerminateArgs) -> anyhow::Result<usize> {
+    if !args.immediately && args.now != Some(None) {
+        bail!(
+            "say --immediately: only immediate termination exists (the account is disabled and its sessions revoked now); --now RFC3339 only sets the run's clock"
+        );
+    }
     let local = Local::open(&args.config)?;
     let key = worker_key(&local.config, &args.worker)?;
-    let clock = clock_at(args.clock);
+    let clock = clock_at(args.now.flatten().or(args.clock));
     block_on(async {
         let latest = local
             .latest_record(&key)

@@ -88,8 +88,8 @@ impl Site {
             .args(args)
             .current_dir(self.dir.path())
             .env(SECRET_ENV, SECRET)
-            .envs(self.env.iter().map(|(k, v)| (k, v)))
-            .env_remove("RUST_LOG");
+            .env_remove("RUST_LOG")
+            .envs(self.env.iter().map(|(k, v)| (k, v)));
         command
     }
 

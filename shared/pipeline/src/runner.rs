@@ -457,6 +457,13 @@ where
         .await;
     let settle = match result {
         Ok(outcome) => {
+            if let Outcome::Converged { steps, .. } = &outcome
+                && !steps.is_empty()
+            {
+                // One line per applied change; the worker only at debug.
+                tracing::info!(operations = ?steps, "directory changes applied");
+                tracing::debug!(worker = %nudge.worker, "directory changes applied");
+            }
             lock(kept.counters).observe(&outcome);
             lock(kept.report).record(outcome);
             pipeline.queue.ack(&delivery).await

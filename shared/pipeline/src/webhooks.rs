@@ -328,6 +328,15 @@ where
             }
         }
     }
+    // One line per delivery; counts only (the workers are personal data: debug).
+    tracing::info!(
+        source = %source_name,
+        accepted = tally.accepted,
+        queued = tally.queued,
+        duplicates = tally.duplicates,
+        stale = tally.stale,
+        "delivery taken in"
+    );
     if let Some(answer) = connector.answer(&parsed) {
         let status = StatusCode::from_u16(answer.status).unwrap_or(StatusCode::OK);
         let mut response = reply(status, answer.body);
