@@ -21,7 +21,7 @@ use serde::Serialize;
 use crate::Format;
 use crate::output::outln;
 use crate::plan::pick_source;
-use crate::runtime::{Local, Work};
+use crate::runtime::{Local, LocalRunner, Work};
 
 #[derive(Debug, clap::Args)]
 pub struct ImportArgs {
@@ -175,7 +175,7 @@ pub fn run(args: ImportArgs) -> anyhow::Result<Ended> {
                 for outcome in outcomes {
                     runner.note(outcome);
                 }
-                let watcher = progress.watch(&local.queue);
+                let watcher = progress.watch(&local.queue, Some(Arc::clone(runner)));
                 let drained = runner.drain().await;
                 watcher.abort();
                 progress.finish();
@@ -183,7 +183,7 @@ pub fn run(args: ImportArgs) -> anyhow::Result<Ended> {
                 runner.report()
             }
             None => {
-                let watcher = progress.watch(&local.queue);
+                let watcher = progress.watch(&local.queue, None);
                 wait_until_drained(&local).await?;
                 watcher.abort();
                 progress.finish();
@@ -543,18 +543,35 @@ impl Progress {
         }
     }
 
-    /// Shows the queues' depths while the pipeline drains.
-    fn watch(&self, queue: &Arc<SqliteQueue>) -> tokio::task::JoinHandle<()> {
+    /// While the pipeline drains: the messages handled out of those handled plus those still
+    /// queued (from `runner`, when this process runs the pipeline), and the queues' depths.
+    fn watch(
+        &self,
+        queue: &Arc<SqliteQueue>,
+        runner: Option<Arc<LocalRunner>>,
+    ) -> tokio::task::JoinHandle<()> {
         let bar = self.bar.clone();
         let queue = Arc::clone(queue);
         tokio::spawn(async move {
             let Some(bar) = bar else { return };
+            let handled = || runner.as_ref().map_or(0, |r| r.counters().handled);
+            let start = handled();
+            if runner.is_some() {
+                bar.set_position(0);
+            }
             loop {
                 let mut parts = Vec::new();
+                let mut remaining = 0;
                 for name in QueueName::ALL {
                     if let Ok(depth) = hrsync_pipeline::ports::Queue::depth(&*queue, name).await {
+                        remaining += depth.visible + depth.in_flight;
                         parts.push(format!("{name} {}", depth.visible + depth.in_flight));
                     }
+                }
+                if runner.is_some() {
+                    let done = handled().saturating_sub(start);
+                    bar.set_length(done + remaining);
+                    bar.set_position(done);
                 }
                 bar.set_message(format!("applying ({})", parts.join(", ")));
                 tokio::time::sleep(Duration::from_millis(200)).await;

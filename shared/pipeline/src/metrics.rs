@@ -28,10 +28,13 @@ pub struct Counters {
     pub retried: BTreeMap<&'static str, u64>,
     /// Stage failures dead-lettered, by queue.
     pub dead_lettered: BTreeMap<&'static str, u64>,
+    /// Messages and deliveries handled, whatever came of them (a progress bar's position).
+    pub handled: u64,
 }
 
 impl Counters {
     pub fn observe(&mut self, outcome: &Outcome) {
+        self.handled += 1;
         let delivery =
             |counters: &mut Self, kind| *counters.deliveries.entry(kind).or_default() += 1;
         match outcome {
@@ -51,6 +54,7 @@ impl Counters {
 
     /// A stage failed on `queue`: retried, or dead-lettered.
     pub fn failed(&mut self, queue: QueueName, dead_lettered: bool) {
+        self.handled += 1;
         let counts = match dead_lettered {
             true => &mut self.dead_lettered,
             false => &mut self.retried,
