@@ -89,13 +89,7 @@ async fn the_config_and_its_secrets_are_read_once_from_ssm_and_secrets_manager()
         .send()
         .await
         .expect("put the config");
-    ssm.put_parameter()
-        .name("/hrsync/hr-api/bamboo")
-        .value("api-key-1234")
-        .r#type(ParameterType::SecureString)
-        .send()
-        .await
-        .expect("put the api key");
+    put_secure(&ssm, "/hrsync/hr-api/bamboo", "api-key-1234").await;
     secrets_manager
         .create_secret()
         .name("hrsync/webhook/bamboo")
@@ -146,13 +140,7 @@ async fn a_missing_parameter_or_secret_is_named() {
     assert!(error.0.contains("/hrsync/nowhere"), "{error}");
 
     let config = hrsync_core::Config::parse(CONFIG, "hrsync.toml").unwrap();
-    ssm.put_parameter()
-        .name("/hrsync/hr-api/bamboo")
-        .value("api-key-1234")
-        .r#type(ParameterType::SecureString)
-        .send()
-        .await
-        .unwrap();
+    put_secure(&ssm, "/hrsync/hr-api/bamboo", "api-key-1234").await;
     let error = Secrets::fetch(&config, INTAKE, &ssm, &secrets_manager)
         .await
         .unwrap_err();
@@ -175,13 +163,7 @@ async fn only_the_secrets_of_the_uses_asked_for_are_read() {
         "hrsync.toml",
     )
     .unwrap();
-    ssm.put_parameter()
-        .name("/hrsync/directory/graph")
-        .value("graph-secret-9")
-        .r#type(ParameterType::SecureString)
-        .send()
-        .await
-        .unwrap();
+    put_secure(&ssm, "/hrsync/directory/graph", "graph-secret-9").await;
 
     // Neither the API key nor the webhook secret exists: a directory-only fetch never asks.
     let directory = Secrets::fetch(&config, &[SecretUse::Directory], &ssm, &secrets_manager)
@@ -197,13 +179,7 @@ async fn only_the_secrets_of_the_uses_asked_for_are_read() {
             .is_err()
     );
 
-    ssm.put_parameter()
-        .name("/hrsync/hr-api/bamboo")
-        .value("api-key-1234")
-        .r#type(ParameterType::SecureString)
-        .send()
-        .await
-        .unwrap();
+    put_secure(&ssm, "/hrsync/hr-api/bamboo", "api-key-1234").await;
     let api = Secrets::fetch(&config, &[SecretUse::HrApi], &ssm, &secrets_manager)
         .await
         .expect("the API key alone: the webhook secret is not asked for");
@@ -220,4 +196,15 @@ async fn only_the_secrets_of_the_uses_asked_for_are_read() {
         error.0.contains("hrsync/webhook/bamboo") && error.0.contains("hrsync/webhook/..."),
         "names the secret and where the template lets this function read: {error}"
     );
+}
+
+/// Puts a SecureString parameter.
+async fn put_secure(ssm: &aws_sdk_ssm::Client, name: &str, value: &str) {
+    ssm.put_parameter()
+        .name(name)
+        .value(value)
+        .r#type(ParameterType::SecureString)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("put {name}: {e}"));
 }
