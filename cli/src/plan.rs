@@ -185,19 +185,7 @@ pub fn run(args: PlanArgs) -> anyhow::Result<usize> {
             .map(|id| WorkerKey::new(source_name, id.as_str()).to_string());
         planned.push(PlannedWorker::failed(key, Some(row.row), row.to_string()));
     }
-    if args.changes_only {
-        planned.retain(PlannedWorker::changes);
-    }
-    let plan = Plan {
-        now,
-        summary: summarize(&planned, false),
-        labels: labels(&config, &planned),
-        workers: planned,
-    };
-    match args.format {
-        Format::Json => outln!("{}", serde_json::to_string_pretty(&plan)?),
-        Format::Table => out!("{}", table(&plan)),
-    }
+    let plan = print(&config, &args, now, planned, false)?;
     if let Some(path) = &args.save_state {
         let file = StateFile {
             now: Some(now),
@@ -276,20 +264,33 @@ fn run_live(args: &PlanArgs) -> anyhow::Result<usize> {
             )),
         }
     }
+    print(&config, args, now, planned, true)?;
+    Ok(0)
+}
+
+/// Prints the plan of `planned` (only those that change with `--changes-only`); `changes`
+/// counts each group, licence and attribute change in the summary.
+fn print(
+    config: &Config,
+    args: &PlanArgs,
+    now: Timestamp,
+    mut planned: Vec<PlannedWorker>,
+    changes: bool,
+) -> anyhow::Result<Plan> {
     if args.changes_only {
         planned.retain(PlannedWorker::changes);
     }
     let plan = Plan {
         now,
-        summary: summarize(&planned, true),
-        labels: labels(&config, &planned),
+        summary: summarize(&planned, changes),
+        labels: labels(config, &planned),
         workers: planned,
     };
     match args.format {
         Format::Json => outln!("{}", serde_json::to_string_pretty(&plan)?),
         Format::Table => out!("{}", table(&plan)),
     }
-    Ok(0)
+    Ok(plan)
 }
 
 pub(crate) fn load_config(path: &Path) -> anyhow::Result<Config> {
