@@ -308,6 +308,15 @@ impl TokenSource {
         }
     }
 
+    /// `{authority_host}/{tenant}/oauth2/v2.0/token`.
+    pub(crate) fn token_url(&self) -> &str {
+        &self.token_url
+    }
+
+    fn unreachable(&self, error: &reqwest::Error) -> GraphError {
+        super::http::transport_error(&format!("the token endpoint {}", self.token_url), error)
+    }
+
     /// A valid token: the cached one, or a new one fetched under the lock.
     pub(crate) async fn token(&self, http: &reqwest::Client) -> Result<AccessToken, GraphError> {
         let mut cache = self.cache.lock().await;
@@ -373,12 +382,9 @@ impl TokenSource {
             .form(&form)
             .send()
             .await
-            .map_err(|e| GraphError::Transport(e.without_url().to_string()))?;
+            .map_err(|e| self.unreachable(&e))?;
         let status = response.status().as_u16();
-        let bytes = response
-            .bytes()
-            .await
-            .map_err(|e| GraphError::Transport(e.without_url().to_string()))?;
+        let bytes = response.bytes().await.map_err(|e| self.unreachable(&e))?;
         if (200..300).contains(&status) {
             let body: TokenResponse = serde_json::from_slice(&bytes)
                 .map_err(|e| GraphError::Decode(format!("token response: {e}")))?;
