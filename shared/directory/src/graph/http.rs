@@ -390,7 +390,7 @@ impl GraphClient {
     /// transport error: whether the app can sign in at all.
     pub async fn check_token(&self) -> Result<(), GraphError> {
         let retry = &self.inner.retry;
-        let attempts = retry.max_attempts.max(1).min(TRANSPORT_ATTEMPTS);
+        let attempts = retry.max_attempts.clamp(1, TRANSPORT_ATTEMPTS);
         let mut failures = 0;
         loop {
             match self.inner.tokens.token(&self.inner.http).await {
