@@ -1531,6 +1531,10 @@ fn doctor(site: &Site, env: &[(&str, &str)]) -> (Option<i32>, Vec<Value>, String
     (output.status.code(), checks, stderr(&output))
 }
 
+fn text_of(value: &Value) -> &str {
+    value.as_str().unwrap_or_default()
+}
+
 fn failed(checks: &[Value]) -> Vec<&Value> {
     checks.iter().filter(|c| c["status"] == "FAILED").collect()
 }
@@ -1596,10 +1600,18 @@ fn doctor_names_a_missing_application_permission() {
     let failed = failed(&checks);
     assert_eq!(
         failed.len(),
-        8,
-        "each group of the access rules: {checks:#?}"
+        9,
+        "the permission and each group of the access rules: {checks:#?}"
     );
-    for check in failed {
+    let permission = failed
+        .iter()
+        .find(|c| c["check"] == "permission GroupMember.ReadWrite.All")
+        .unwrap_or_else(|| panic!("the missing permission is named: {checks:#?}"));
+    assert!(
+        text_of(&permission["fix"]).contains("GroupMember.ReadWrite.All"),
+        "{permission}"
+    );
+    for check in failed.iter().filter(|c| c["check"] != permission["check"]) {
         assert!(
             check["check"].as_str().unwrap().starts_with("group "),
             "{check}"

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use hrsync_core::Config;
-use hrsync_core::config::{CertificateRef, DirectoryKind, SecretRef, SourceKind};
+use hrsync_core::config::{CertificateRef, SecretRef, SourceKind};
 use hrsync_directory::graph::{GraphClient, GraphError, GraphRequest};
 use serde::Serialize;
 
@@ -357,29 +357,101 @@ async fn directory_checks(config: &Config, base: &Path) -> Vec<Check> {
             },
         );
     }
-    if config.directory.employee_leave_date {
-        checks.push(
-            Check::new(
-                "employeeLeaveDateTime",
-                Status::Warning,
-                "writing it needs User-LifeCycleInfo.ReadWrite.All, which no harmless read proves",
-            )
-            .with_fix(
-                "make sure the app holds User-LifeCycleInfo.ReadWrite.All (docs/entra-setup.md)",
-            ),
-        );
-    }
-    if config.directory.kind == DirectoryKind::Graph {
-        checks.push(
-            Check::new(
-                "directory writes",
-                Status::Warning,
-                "the reads above passed; writes (User.ReadWrite.All, GroupMember.ReadWrite.All, LicenseAssignment.ReadWrite.All) are not tried",
-            )
-            .with_fix("make sure the app holds the write permissions of docs/entra-setup.md, with admin consent"),
-        );
-    }
+    checks.extend(permission_checks(config, graph).await);
     checks
+}
+
+/// A permission the config needs: its name, the ones that cover it too, and what it is for.
+struct Needed {
+    permission: &'static str,
+    or: &'static [&'static str],
+    for_what: &'static str,
+}
+
+/// The application permissions the config needs (docs/entra-setup.md).
+fn needed(config: &Config) -> Vec<Needed> {
+    let mut needed = vec![Needed {
+        permission: "User.ReadWrite.All",
+        or: &["Directory.ReadWrite.All"],
+        for_what: "create and update accounts",
+    }];
+    if !config.access_groups().is_empty() {
+        needed.push(Needed {
+            permission: "GroupMember.ReadWrite.All",
+            or: &["Group.ReadWrite.All", "Directory.ReadWrite.All"],
+            for_what: "add and remove the access rules' group members",
+        });
+    }
+    if !config.access_licenses().is_empty() {
+        needed.push(Needed {
+            permission: "LicenseAssignment.Read.All",
+            or: &[
+                "Directory.Read.All",
+                "Directory.ReadWrite.All",
+                "Organization.Read.All",
+                "Organization.ReadWrite.All",
+            ],
+            for_what: "read the free licence units (GET /subscribedSkus)",
+        });
+    }
+    if config.directory.employee_leave_date {
+        needed.push(Needed {
+            permission: "User-LifeCycleInfo.ReadWrite.All",
+            or: &[],
+            for_what: "write employeeLeaveDateTime",
+        });
+    }
+    needed
+}
+
+/// Each permission the config needs against the token's `roles` claim; when the token does not
+/// say, a warning that writes are not tried.
+async fn permission_checks(config: &Config, graph: &GraphClient) -> Vec<Check> {
+    let needed = needed(config);
+    let roles = match graph.granted_roles().await {
+        Ok(Some(roles)) => roles,
+        Ok(None) | Err(_) => {
+            let names: Vec<&str> = needed.iter().map(|n| n.permission).collect();
+            return vec![
+                Check::new(
+                    "permissions",
+                    Status::Warning,
+                    format!(
+                        "the token does not list its permissions; the reads above passed, writes are not tried (needed: {})",
+                        names.join(", ")
+                    ),
+                )
+                .with_fix("make sure the app holds these application permissions, with admin consent (docs/entra-setup.md)"),
+            ];
+        }
+    };
+    needed
+        .iter()
+        .map(|need| {
+            let check = format!("permission {}", need.permission);
+            let held = std::iter::once(need.permission)
+                .chain(need.or.iter().copied())
+                .find(|p| roles.iter().any(|r| r == p));
+            match held {
+                Some(p) if p == need.permission => {
+                    Check::ok(check, format!("granted, to {}", need.for_what))
+                }
+                Some(p) => Check::ok(check, format!("covered by {p}, to {}", need.for_what)),
+                None => Check::new(
+                    check,
+                    Status::Failed,
+                    format!(
+                        "the app's token does not grant {}, needed to {}",
+                        need.permission, need.for_what
+                    ),
+                )
+                .with_fix(format!(
+                    "add the Microsoft Graph application permission {} to the app registration, then Grant admin consent",
+                    need.permission
+                )),
+            }
+        })
+        .collect()
 }
 
 fn token_failure(connection: &Connection, error: &GraphError) -> Check {

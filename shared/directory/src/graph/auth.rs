@@ -228,6 +228,20 @@ fn der_tlv(input: &[u8]) -> Option<(u8, &[u8], &[u8])> {
     Some((tag, &rest[..len], &rest[len..]))
 }
 
+/// The `roles` claim of a compact JWT's payload, when it has one.
+fn roles_claim(token: &str) -> Option<Vec<String>> {
+    let payload = token.split('.').nth(1)?;
+    let bytes = URL_SAFE_NO_PAD.decode(payload.trim_end_matches('=')).ok()?;
+    let claims: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
+    let roles = claims.get("roles")?.as_array()?;
+    Some(
+        roles
+            .iter()
+            .filter_map(|r| r.as_str().map(str::to_owned))
+            .collect(),
+    )
+}
+
 /// An access token handed to a request, with the generation it belongs to (so a 401 drops only the
 /// token that failed, not a newer one).
 #[derive(Clone)]
@@ -344,6 +358,17 @@ impl TokenSource {
         Ok(token)
     }
 
+    /// The application permissions the token's `roles` claim grants (Entra's app-only tokens
+    /// for Graph carry it); `None` when the token is not a JWT with that claim. The token is
+    /// decoded, not verified, and never leaves this function.
+    pub(crate) async fn roles(
+        &self,
+        http: &reqwest::Client,
+    ) -> Result<Option<Vec<String>>, GraphError> {
+        let token = self.token(http).await?;
+        Ok(roles_claim(&token.value))
+    }
+
     /// Drops the cached token if it is still the one of `generation` (Graph answered 401 to it).
     pub(crate) async fn invalidate(&self, generation: u64) {
         let mut cache = self.cache.lock().await;
@@ -456,6 +481,22 @@ mod tests {
             private_key_pem: KEY_PKCS1.into(),
         };
         assert!(ok.check().is_ok());
+    }
+
+    #[test]
+    fn roles_are_read_from_the_payload() {
+        let payload =
+            URL_SAFE_NO_PAD.encode(br#"{"roles":["User.Read.All","GroupMember.ReadWrite.All"]}"#);
+        assert_eq!(
+            roles_claim(&format!("e30.{payload}.c2ln")),
+            Some(vec![
+                "User.Read.All".to_owned(),
+                "GroupMember.ReadWrite.All".to_owned()
+            ])
+        );
+        assert_eq!(roles_claim("opaque-token"), None);
+        let none = URL_SAFE_NO_PAD.encode(br#"{"appid":"x"}"#);
+        assert_eq!(roles_claim(&format!("e30.{none}.c2ln")), None);
     }
 
     #[test]

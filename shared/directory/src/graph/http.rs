@@ -404,6 +404,12 @@ impl GraphClient {
         }
     }
 
+    /// The application permissions the app's token grants (its `roles` claim), `None` when the
+    /// token does not say. Gets a token if none is cached.
+    pub async fn granted_roles(&self) -> Result<Option<Vec<String>>, GraphError> {
+        self.inner.tokens.roles(&self.inner.http).await
+    }
+
     fn unreachable(&self, error: &reqwest::Error) -> GraphError {
         transport_error(
             &format!("Microsoft Graph at {}", self.inner.api_base),
