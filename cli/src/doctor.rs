@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use hrsync_core::Config;
-use hrsync_core::config::{CertificateRef, SecretRef, SourceKind};
+use hrsync_core::config::{CertificateRef, DirectoryKind, SecretRef, SourceKind};
 use hrsync_directory::graph::{GraphClient, GraphError, GraphRequest};
 use serde::Serialize;
 
@@ -152,7 +152,8 @@ fn run(args: &DoctorArgs) -> (Vec<Check>, bool) {
     match tokio::runtime::Runtime::new() {
         Ok(runtime) => {
             let base = config_dir(&args.config).to_owned();
-            checks.extend(runtime.block_on(directory_checks(&config, &base)));
+            let state = state_path(&config, &args.config);
+            checks.extend(runtime.block_on(directory_checks(&config, &base, &state)));
             checks.extend(runtime.block_on(hr_checks(&config)));
         }
         Err(e) => checks.push(Check::new(
@@ -254,9 +255,41 @@ fn secrets(config: &Config) -> Vec<Check> {
     checks
 }
 
+/// The runtime lock of the state, held while the in-process sandbox is open (it keeps its
+/// directory beside the state, and one process at a time may open it); `Err` with the check to
+/// report when a running `hrsync serve` (or another runtime) holds it. `Ok(None)`: no runtime
+/// ever ran here.
+fn runtime_lock(state: &Path) -> Result<Option<std::fs::File>, Check> {
+    let path = crate::runtime::lock_path(state);
+    let Ok(file) = std::fs::File::options().write(true).open(&path) else {
+        return Ok(None);
+    };
+    match file.try_lock() {
+        Ok(()) => Ok(Some(file)),
+        Err(std::fs::TryLockError::WouldBlock) => Err(Check::new(
+            "directory",
+            Status::Warning,
+            format!(
+                "another hrsync process (hrsync serve?) runs on {} and owns the in-process sandbox; not opened a second time",
+                state.display()
+            ),
+        )
+        .with_fix("stop it to check the sandbox directory, or ask it: `hrsync status`")),
+        Err(std::fs::TryLockError::Error(_)) => Ok(None),
+    }
+}
+
 /// The token, then one harmless read per permission the config needs.
-async fn directory_checks(config: &Config, base: &Path) -> Vec<Check> {
+async fn directory_checks(config: &Config, base: &Path, state: &Path) -> Vec<Check> {
     let mut checks = Vec::new();
+    let _lock =
+        match config.directory.kind == DirectoryKind::Sandbox && config.directory.url.is_none() {
+            true => match runtime_lock(state) {
+                Ok(lock) => lock,
+                Err(check) => return vec![check],
+            },
+            false => None,
+        };
     let connection = match directory::connect_unchecked(config, base).await {
         Ok(connection) => connection,
         Err(e) => {
@@ -559,9 +592,14 @@ async fn hr_checks(config: &Config) -> Vec<Check> {
     checks
 }
 
+/// Where the state file is: `[state] path`, default `.hrsync/state.db`, beside the config.
+fn state_path(config: &Config, config_path: &Path) -> PathBuf {
+    config_dir(config_path).join(config.state.path.as_deref().unwrap_or(DEFAULT_STATE))
+}
+
 /// The state file: absent (made on the first run), or its schema version this build's.
 fn state(config: &Config, config_path: &Path) -> Check {
-    let path = config_dir(config_path).join(config.state.path.as_deref().unwrap_or(DEFAULT_STATE));
+    let path = state_path(config, config_path);
     if !path.exists() {
         return Check::new(
             "state",

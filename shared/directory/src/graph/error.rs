@@ -172,9 +172,15 @@ impl GraphError {
                     "check directory.tenant_id, directory.client_id and the credential against the app registration"
                 }
             }),
-            GraphError::Transport(_) => Some(
-                "check the address (directory.graph_endpoint, authority_host or url), that it is up and reachable from here (proxy, firewall, DNS), and its TLS certificate",
-            ),
+            GraphError::Transport(message) => Some(if message.contains("connection refused") {
+                "nothing listens there: check the host and port (directory.graph_endpoint, authority_host or url) and that the service is up"
+            } else if message.contains("could not be resolved") {
+                "the host name is unknown here: check its spelling in directory.graph_endpoint, authority_host or url, and this machine's DNS"
+            } else if message.contains("TLS") {
+                "the TLS connection failed: check the URL's scheme and host, and any proxy that intercepts TLS (its CA must be trusted)"
+            } else {
+                "check the address (directory.graph_endpoint, authority_host or url), and that it is up and reachable from here (proxy, firewall)"
+            }),
             GraphError::Credential(_) => Some(
                 "directory.certificate must hold the certificate and its unencrypted RSA private key, PEM",
             ),
