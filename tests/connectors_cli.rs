@@ -1033,14 +1033,14 @@ fn doctor_names_an_unreachable_hr_api() {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
     drop(listener);
-    let site = site(
+    let bamboo_site = site(
         &format!(
             "kind = \"bamboohr\"\nbase_url = \"http://127.0.0.1:{port}/api/gateway.php/acme/v1\"\nwebhook_secret = {{ env = \"BAMBOO_SECRET\" }}\napi_key = {{ env = \"BAMBOO_KEY\" }}\n"
         ),
         &[("BAMBOO_SECRET", BAMBOO_SECRET), ("BAMBOO_KEY", "key")],
     );
     let started = Instant::now();
-    let (code, check) = doctor_hr_check(&site);
+    let (code, check) = doctor_hr_check(&bamboo_site);
     assert!(
         started.elapsed() < Duration::from_secs(20),
         "{:?}",
@@ -1054,4 +1054,40 @@ fn doctor_names_an_unreachable_hr_api() {
     let detail = text(&check["detail"]);
     assert!(detail.contains(&format!("127.0.0.1:{port}")), "{detail}");
     assert!(detail.contains("connection refused"), "{detail}");
+
+    // An OAuth2 token endpoint nobody listens on, the same way.
+    use hrsync_hr_emulators::keka;
+    let keka_hr = Vendor::start(keka::router);
+    let keka_site = site(
+        &format!(
+            "kind = \"keka\"\nbase_url = \"{url}{api}\"\ntoken_url = \"http://127.0.0.1:{port}/connect/token\"\nwebhook_secret = {{ env = \"KEKA_TOKEN\" }}\nclient_id = {{ env = \"KEKA_ID\" }}\nclient_secret = {{ env = \"KEKA_SECRET\" }}\napi_key = {{ env = \"KEKA_KEY\" }}\n",
+            url = keka_hr.url(),
+            api = keka::API
+        ),
+        &[
+            ("KEKA_TOKEN", KEKA_TOKEN),
+            ("KEKA_ID", keka::CLIENT_ID),
+            ("KEKA_SECRET", keka::CLIENT_SECRET),
+            ("KEKA_KEY", keka::API_KEY),
+        ],
+    );
+    let started = Instant::now();
+    let (code, check) = doctor_hr_check(&keka_site);
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(
+        (code, &check["status"]),
+        (Some(1), &json!("FAILED")),
+        "{check}"
+    );
+    let detail = text(&check["detail"]);
+    assert!(
+        detail.contains(&format!("token endpoint at http://127.0.0.1:{port}")),
+        "{detail}"
+    );
+    assert!(detail.contains("connection refused"), "{detail}");
+    assert!(!detail.contains(keka::CLIENT_SECRET), "{detail}");
 }

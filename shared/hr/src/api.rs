@@ -67,6 +67,18 @@ pub fn transport_cause(error: &reqwest::Error) -> String {
     innermost
 }
 
+/// `scheme://host:port` of `url`, without its path, query or credentials.
+fn origin(url: &str) -> String {
+    match reqwest::Url::parse(url) {
+        Ok(parsed) => match (parsed.host_str(), parsed.port_or_known_default()) {
+            (Some(host), Some(port)) => format!("{}://{host}:{port}", parsed.scheme()),
+            (Some(host), None) => format!("{}://{host}", parsed.scheme()),
+            _ => "the configured URL".to_owned(),
+        },
+        Err(_) => "the configured URL".to_owned(),
+    }
+}
+
 /// How hard a request is retried before the error goes to the caller.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RetryPolicy {
@@ -240,14 +252,7 @@ impl ApiClient {
     /// `scheme://host:port` of the base URL: where the API is, without the path (which may
     /// name a company) or anything else.
     fn host(&self) -> String {
-        match reqwest::Url::parse(&self.base_url) {
-            Ok(url) => match (url.host_str(), url.port_or_known_default()) {
-                (Some(host), Some(port)) => format!("{}://{host}:{port}", url.scheme()),
-                (Some(host), None) => format!("{}://{host}", url.scheme()),
-                _ => self.base_url.clone(),
-            },
-            Err(_) => self.base_url.clone(),
-        }
+        origin(&self.base_url)
     }
 
     /// Sends `method` to `base_url + path` (`path` starts with `/` and may carry a query),
@@ -395,12 +400,25 @@ impl ApiClient {
         let mut failures = 0;
         let response = loop {
             let outcome = self.http.post(token_url).form(&form).send().await;
+            let mut transport = None;
             let retry_after = match outcome {
                 Ok(response) if !is_retryable(response.status()) => break response,
                 Ok(response) => retry_after(response.headers()),
-                Err(_) => None,
+                Err(error) => {
+                    transport = Some(transport_cause(&error));
+                    None
+                }
             };
             failures += 1;
+            if let Some(cause) = transport
+                && failures >= self.retry.max_attempts.min(TRANSPORT_ATTEMPTS)
+            {
+                return Err(HrError::retryable(format!(
+                    "{what}: cannot reach the {} token endpoint at {}: {cause} (after {failures} attempts)",
+                    self.vendor,
+                    origin(token_url)
+                )));
+            }
             if failures >= self.retry.max_attempts {
                 return Err(HrError::retryable(format!(
                     "{what}: the {} token endpoint did not answer after {failures} attempts",
