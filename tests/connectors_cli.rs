@@ -923,3 +923,171 @@ fn a_refused_api_credential_sends_the_fetch_to_the_dead_letter_queue_with_the_re
         "no account from nothing"
     );
 }
+
+/// `hrsync doctor --format json` on the site: its exit status and the check of `[source.hr]`'s
+/// API.
+fn doctor_hr_check(site: &Site) -> (Option<i32>, Value) {
+    let output = site
+        .command(&["doctor", "--config", "hrsync.toml", "--format", "json"])
+        .output()
+        .unwrap();
+    let report: Value = serde_json::from_slice(&output.stdout).unwrap_or_else(|e| {
+        panic!(
+            "one JSON document ({e}): {}",
+            String::from_utf8_lossy(&output.stdout)
+        )
+    });
+    let check = report["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["check"] == "hr api hr")
+        .unwrap_or_else(|| panic!("a check of the HR API: {report:#}"))
+        .clone();
+    (output.status.code(), check)
+}
+
+/// `hrsync doctor` makes one harmless authenticated read of each vendor's API, and names a
+/// refused credential.
+#[test]
+fn doctor_reads_each_hr_api_and_names_a_refused_credential() {
+    use hrsync_hr_emulators::{bamboohr, hibob, keka, personio};
+    let bamboo = Vendor::start(bamboohr::router);
+    let bamboo_site = |key: &str| {
+        site(
+            &format!(
+                "kind = \"bamboohr\"\nbase_url = \"{}\"\nwebhook_secret = {{ env = \"BAMBOO_SECRET\" }}\napi_key = {{ env = \"BAMBOO_KEY\" }}\n",
+                bamboo.url()
+            ),
+            &[("BAMBOO_SECRET", BAMBOO_SECRET), ("BAMBOO_KEY", key)],
+        )
+    };
+    let (code, check) = doctor_hr_check(&bamboo_site(bamboohr::API_KEY));
+    assert_eq!((code, &check["status"]), (Some(0), &json!("ok")), "{check}");
+    assert!(
+        text(&check["detail"]).contains("/employees/changed"),
+        "{check}"
+    );
+    let (code, check) = doctor_hr_check(&bamboo_site("not-the-key"));
+    assert_eq!(
+        (code, &check["status"]),
+        (Some(1), &json!("FAILED")),
+        "{check}"
+    );
+    assert!(
+        text(&check["detail"]).contains("refused the credential"),
+        "{check}"
+    );
+    assert!(!check.to_string().contains("not-the-key"), "{check}");
+
+    let bob = Vendor::start(hibob::router);
+    let bob_site = site(
+        &format!(
+            "kind = \"hibob\"\nbase_url = \"{}\"\nwebhook_secret = {{ env = \"BOB_SECRET\" }}\nservice_user_id = {{ env = \"BOB_USER\" }}\ntoken = {{ env = \"BOB_TOKEN\" }}\n",
+            bob.url()
+        ),
+        &[
+            ("BOB_SECRET", BOB_SECRET),
+            ("BOB_USER", hibob::SERVICE_USER_ID),
+            ("BOB_TOKEN", hibob::TOKEN),
+        ],
+    );
+    let (code, check) = doctor_hr_check(&bob_site);
+    assert_eq!((code, &check["status"]), (Some(0), &json!("ok")), "{check}");
+
+    let personio_hr = Vendor::start(personio::router);
+    let (code, check) = doctor_hr_check(&personio_site(&personio_hr, personio::CLIENT_SECRET));
+    assert_eq!((code, &check["status"]), (Some(0), &json!("ok")), "{check}");
+    let (code, check) = doctor_hr_check(&personio_site(&personio_hr, "not-the-secret"));
+    assert_eq!(
+        (code, &check["status"]),
+        (Some(1), &json!("FAILED")),
+        "{check}"
+    );
+    assert!(
+        text(&check["detail"]).contains("refused the client credentials"),
+        "{check}"
+    );
+
+    let keka_hr = Vendor::start(keka::router);
+    let keka_site = site(
+        &format!(
+            "kind = \"keka\"\nbase_url = \"{url}{api}\"\ntoken_url = \"{url}/connect/token\"\nwebhook_secret = {{ env = \"KEKA_TOKEN\" }}\nclient_id = {{ env = \"KEKA_ID\" }}\nclient_secret = {{ env = \"KEKA_SECRET\" }}\napi_key = {{ env = \"KEKA_KEY\" }}\n",
+            url = keka_hr.url(),
+            api = keka::API
+        ),
+        &[
+            ("KEKA_TOKEN", KEKA_TOKEN),
+            ("KEKA_ID", keka::CLIENT_ID),
+            ("KEKA_SECRET", keka::CLIENT_SECRET),
+            ("KEKA_KEY", keka::API_KEY),
+        ],
+    );
+    let (code, check) = doctor_hr_check(&keka_site);
+    assert_eq!((code, &check["status"]), (Some(0), &json!("ok")), "{check}");
+}
+
+/// An HR API nobody listens on: the fetch gives up within seconds, naming where and why.
+#[test]
+fn doctor_names_an_unreachable_hr_api() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    drop(listener);
+    let bamboo_site = site(
+        &format!(
+            "kind = \"bamboohr\"\nbase_url = \"http://127.0.0.1:{port}/api/gateway.php/acme/v1\"\nwebhook_secret = {{ env = \"BAMBOO_SECRET\" }}\napi_key = {{ env = \"BAMBOO_KEY\" }}\n"
+        ),
+        &[("BAMBOO_SECRET", BAMBOO_SECRET), ("BAMBOO_KEY", "key")],
+    );
+    let started = Instant::now();
+    let (code, check) = doctor_hr_check(&bamboo_site);
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(
+        (code, &check["status"]),
+        (Some(1), &json!("FAILED")),
+        "{check}"
+    );
+    let detail = text(&check["detail"]);
+    assert!(detail.contains(&format!("127.0.0.1:{port}")), "{detail}");
+    assert!(detail.contains("connection refused"), "{detail}");
+
+    // An OAuth2 token endpoint nobody listens on, the same way.
+    use hrsync_hr_emulators::keka;
+    let keka_hr = Vendor::start(keka::router);
+    let keka_site = site(
+        &format!(
+            "kind = \"keka\"\nbase_url = \"{url}{api}\"\ntoken_url = \"http://127.0.0.1:{port}/connect/token\"\nwebhook_secret = {{ env = \"KEKA_TOKEN\" }}\nclient_id = {{ env = \"KEKA_ID\" }}\nclient_secret = {{ env = \"KEKA_SECRET\" }}\napi_key = {{ env = \"KEKA_KEY\" }}\n",
+            url = keka_hr.url(),
+            api = keka::API
+        ),
+        &[
+            ("KEKA_TOKEN", KEKA_TOKEN),
+            ("KEKA_ID", keka::CLIENT_ID),
+            ("KEKA_SECRET", keka::CLIENT_SECRET),
+            ("KEKA_KEY", keka::API_KEY),
+        ],
+    );
+    let started = Instant::now();
+    let (code, check) = doctor_hr_check(&keka_site);
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(
+        (code, &check["status"]),
+        (Some(1), &json!("FAILED")),
+        "{check}"
+    );
+    let detail = text(&check["detail"]);
+    assert!(
+        detail.contains(&format!("token endpoint at http://127.0.0.1:{port}")),
+        "{detail}"
+    );
+    assert!(detail.contains("connection refused"), "{detail}");
+    assert!(!detail.contains(keka::CLIENT_SECRET), "{detail}");
+}

@@ -1613,3 +1613,288 @@ fn csv_rows(text: &str) -> Vec<Vec<String>> {
         .map(|line| line.split(',').map(str::to_owned).collect())
         .collect()
 }
+
+// ---------------------------------------------------------------------------------------------
+// Fail fast, and `hrsync doctor`
+
+/// A port nothing listens on.
+fn closed_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.local_addr().unwrap().port()
+}
+
+/// The example config with its `[directory]` table's first lines replaced by `directory`.
+fn with_directory(config: String, directory: &str) -> String {
+    config.replace(
+        "[directory]\nkind = \"sandbox\"\n",
+        &format!("[directory]\n{directory}\n"),
+    )
+}
+
+/// A directory table for a Graph tenant served by the sandbox at `url`, its client secret read
+/// from `HRSYNC_TEST_GRAPH_SECRET`.
+fn graph_at(url: &str) -> String {
+    format!(
+        "kind = \"graph\"\ntenant_id = \"contoso\"\nclient_id = \"hrsync\"\nclient_secret = {{ env = \"HRSYNC_TEST_GRAPH_SECRET\" }}\ngraph_endpoint = \"{url}\"\nauthority_host = \"{url}\""
+    )
+}
+
+/// A sandbox whose tenant has the example config's groups and licences, accepting only the
+/// client secret `right`, its app granted `roles`; served on a runtime the caller keeps.
+fn example_sandbox(roles: &[&str]) -> (tokio::runtime::Runtime, hrsync_sandbox::RunningSandbox) {
+    let text = std::fs::read_to_string(repo().join("examples/hrsync.toml")).unwrap();
+    let example = hrsync_core::Config::parse(&text, "examples/hrsync.toml").unwrap();
+    let config = hrsync_sandbox::SandboxConfig {
+        groups: example
+            .access_groups()
+            .into_iter()
+            .map(|id| hrsync_sandbox::SeedGroup {
+                id: id.to_owned(),
+                display_name: id.to_owned(),
+                licenses: Vec::new(),
+            })
+            .collect(),
+        skus: example
+            .access_licenses()
+            .into_iter()
+            .map(|id| hrsync_sandbox::SeedSku {
+                id: id.to_owned(),
+                part_number: "SANDBOX".to_owned(),
+                units: 100,
+            })
+            .collect(),
+        client_secret: Some("right".into()),
+        app_roles: roles.iter().map(|r| (*r).to_owned()).collect(),
+        ..hrsync_sandbox::SandboxConfig::default()
+    };
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let running = runtime
+        .block_on(hrsync_sandbox::Sandbox::start(config))
+        .unwrap();
+    (runtime, running)
+}
+
+#[test]
+fn import_against_an_unreachable_directory_stops_at_once_naming_it() {
+    let port = closed_port();
+    let site = Site::with_config(|config| {
+        with_directory(
+            config,
+            &format!("kind = \"sandbox\"\nurl = \"http://127.0.0.1:{port}\""),
+        )
+    });
+    let started = Instant::now();
+    let output = site.import("workers.csv", IMPORTED);
+    let took = started.elapsed();
+    let err = stderr(&output);
+    assert_eq!(output.status.code(), Some(2), "{err}");
+    assert!(took < Duration::from_secs(20), "took {took:?}: {err}");
+    assert!(err.contains(&format!("127.0.0.1:{port}")), "{err}");
+    assert!(err.contains("connection refused"), "{err}");
+    assert!(err.contains("fix:"), "{err}");
+    assert_eq!(
+        err.lines().filter(|l| l.starts_with("error")).count(),
+        1,
+        "one error, no flood: {err}"
+    );
+    assert!(err.lines().count() <= 3, "no flood: {err}");
+    assert!(!err.contains("WARN"), "{err}");
+}
+
+#[test]
+fn import_with_a_refused_client_secret_stops_at_once_naming_the_token_endpoint() {
+    let (_runtime, sandbox) = example_sandbox(&hrsync_sandbox::DEFAULT_APP_ROLES);
+    let site = Site::with_config(|config| with_directory(config, &graph_at(&sandbox.url)));
+    let started = Instant::now();
+    let output = site
+        .command(&[
+            "import",
+            "workers.csv",
+            "--now",
+            IMPORTED,
+            "--config",
+            "hrsync.toml",
+        ])
+        .env("HRSYNC_TEST_GRAPH_SECRET", "wrong-secret-value")
+        .output()
+        .unwrap();
+    let took = started.elapsed();
+    let err = stderr(&output);
+    assert_eq!(output.status.code(), Some(2), "{err}");
+    assert!(took < Duration::from_secs(20), "took {took:?}: {err}");
+    assert!(
+        err.contains(&format!("{}/contoso/oauth2/v2.0/token", sandbox.url)),
+        "{err}"
+    );
+    assert!(
+        err.contains("refused the client secret (AADSTS7000215"),
+        "{err}"
+    );
+    assert!(err.contains("Secret ID"), "the fix: {err}");
+    assert!(!err.contains("wrong-secret-value"), "{err}");
+    assert_eq!(sandbox.sandbox.tokens_issued(), 0);
+    assert!(sandbox.sandbox.users().is_empty(), "nothing was written");
+}
+
+/// `hrsync doctor --format json`: its exit status and its checks.
+fn doctor(site: &Site, env: &[(&str, &str)]) -> (Option<i32>, Vec<Value>, String) {
+    let mut command = site.command(&["doctor", "--config", "hrsync.toml", "--format", "json"]);
+    for (name, value) in env {
+        command.env(name, value);
+    }
+    let output = command.output().unwrap();
+    let report = parse(&output);
+    let checks = report["checks"].as_array().cloned().unwrap_or_default();
+    (output.status.code(), checks, stderr(&output))
+}
+
+fn text_of(value: &Value) -> &str {
+    value.as_str().unwrap_or_default()
+}
+
+fn failed(checks: &[Value]) -> Vec<&Value> {
+    checks.iter().filter(|c| c["status"] == "FAILED").collect()
+}
+
+#[test]
+fn doctor_passes_the_example_config_on_the_sandbox() {
+    let site = Site::new();
+    let (code, checks, err) = doctor(&site, &[]);
+    assert_eq!(code, Some(0), "{checks:#?} {err}");
+    assert!(failed(&checks).is_empty(), "{checks:#?}");
+    for check in &checks {
+        for key in ["check", "status", "detail", "fix"] {
+            assert!(check.get(key).is_some(), "{check} has {key}");
+        }
+    }
+    let names: Vec<&str> = checks.iter().filter_map(|c| c["check"].as_str()).collect();
+    for expected in [
+        "config",
+        "directory token",
+        "users read",
+        "licences read",
+        "state",
+    ] {
+        assert!(
+            names.iter().any(|n| n.starts_with(expected)),
+            "{expected} in {names:?}"
+        );
+    }
+    let groups = names.iter().filter(|n| n.starts_with("group ")).count();
+    assert_eq!(
+        groups, 8,
+        "one check per group the access rules name: {names:?}"
+    );
+}
+
+#[test]
+fn doctor_names_a_refused_client_secret_and_the_fix() {
+    let (_runtime, sandbox) = example_sandbox(&hrsync_sandbox::DEFAULT_APP_ROLES);
+    let site = Site::with_config(|config| with_directory(config, &graph_at(&sandbox.url)));
+    let (code, checks, _) = doctor(&site, &[("HRSYNC_TEST_GRAPH_SECRET", "wrong-secret-value")]);
+    assert_eq!(code, Some(1), "{checks:#?}");
+    let failed = failed(&checks);
+    assert_eq!(failed.len(), 1, "{checks:#?}");
+    assert_eq!(failed[0]["check"], "directory token");
+    let detail = failed[0]["detail"].as_str().unwrap();
+    assert!(detail.contains("AADSTS7000215"), "{detail}");
+    assert!(detail.contains("/contoso/oauth2/v2.0/token"), "{detail}");
+    assert!(failed[0]["fix"].as_str().unwrap().contains("Secret ID"));
+    let text = serde_json::to_string(&checks).unwrap();
+    assert!(!text.contains("wrong-secret-value"), "{text}");
+
+    let (code, checks, _) = doctor(&site, &[("HRSYNC_TEST_GRAPH_SECRET", "right")]);
+    assert_eq!(code, Some(0), "{checks:#?}");
+}
+
+#[test]
+fn doctor_names_a_missing_application_permission() {
+    let (_runtime, sandbox) =
+        example_sandbox(&["User.ReadWrite.All", "LicenseAssignment.Read.All"]);
+    let site = Site::with_config(|config| with_directory(config, &graph_at(&sandbox.url)));
+    let (code, checks, _) = doctor(&site, &[("HRSYNC_TEST_GRAPH_SECRET", "right")]);
+    assert_eq!(code, Some(1), "{checks:#?}");
+    let failed = failed(&checks);
+    assert_eq!(
+        failed.len(),
+        9,
+        "the permission and each group of the access rules: {checks:#?}"
+    );
+    let permission = failed
+        .iter()
+        .find(|c| c["check"] == "permission GroupMember.ReadWrite.All")
+        .unwrap_or_else(|| panic!("the missing permission is named: {checks:#?}"));
+    assert!(
+        text_of(&permission["fix"]).contains("GroupMember.ReadWrite.All"),
+        "{permission}"
+    );
+    for check in failed.iter().filter(|c| c["check"] != permission["check"]) {
+        assert!(
+            check["check"].as_str().unwrap().starts_with("group "),
+            "{check}"
+        );
+        assert!(
+            check["detail"]
+                .as_str()
+                .unwrap()
+                .contains("GroupMember.ReadWrite.All"),
+            "{check}"
+        );
+        assert!(
+            check["fix"]
+                .as_str()
+                .unwrap()
+                .contains("GroupMember.ReadWrite.All"),
+            "{check}"
+        );
+    }
+    let ok = |name: &str| {
+        checks.iter().any(|c| {
+            c["check"].as_str().is_some_and(|n| n.starts_with(name)) && c["status"] == "ok"
+        })
+    };
+    assert!(
+        ok("users read") && ok("licences read") && ok("directory token"),
+        "{checks:#?}"
+    );
+}
+
+#[test]
+fn doctor_names_an_unset_secret_variable() {
+    let site = Site::with_config(|config| {
+        with_directory(
+            config,
+            &graph_at("http://127.0.0.1:9")
+                .replace("HRSYNC_TEST_GRAPH_SECRET", "HRSYNC_DOCTOR_UNSET"),
+        )
+    });
+    let (code, checks, _) = doctor(&site, &[]);
+    assert_eq!(code, Some(1), "{checks:#?}");
+    let secret = checks
+        .iter()
+        .find(|c| c["check"] == "secret directory.client_secret")
+        .unwrap_or_else(|| panic!("a check of the secret: {checks:#?}"));
+    assert_eq!(secret["status"], "FAILED");
+    assert!(
+        secret["detail"]
+            .as_str()
+            .unwrap()
+            .contains("HRSYNC_DOCTOR_UNSET"),
+        "{secret}"
+    );
+    assert!(
+        secret["fix"]
+            .as_str()
+            .unwrap()
+            .contains("HRSYNC_DOCTOR_UNSET"),
+        "{secret}"
+    );
+}
+
+#[test]
+fn doctor_of_an_unreadable_config_exits_2() {
+    let site = Site::with_config(|_| "[directory\n".to_owned());
+    let output = site.run(&["doctor", "--config", "hrsync.toml"]);
+    assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
+    assert!(String::from_utf8_lossy(&output.stdout).contains("FAILED"));
+}

@@ -758,3 +758,35 @@ fn metrics_count_deliveries_decisions_and_directory_operations() {
         "no personal data: {log}"
     );
 }
+
+/// `hrsync doctor` beside a running `serve`: the in-process sandbox is serve's, so doctor does
+/// not open it a second time and says why; the rest is still checked.
+#[test]
+fn doctor_leaves_the_sandbox_of_a_running_serve_alone() {
+    let site = Site::new();
+    let serve = site.serve();
+    let output = site.run_json(&["doctor"]);
+    let report: Value = serde_json::from_slice(&output.stdout).unwrap();
+    let checks = report["checks"].as_array().unwrap();
+    assert_eq!(output.status.code(), Some(0), "{checks:#?}");
+    let directory = checks
+        .iter()
+        .find(|c| c["check"] == "directory")
+        .unwrap_or_else(|| panic!("a directory check: {checks:#?}"));
+    assert_eq!(directory["status"], "warning", "{directory}");
+    assert!(
+        text(&directory["detail"]).contains("hrsync serve"),
+        "{directory}"
+    );
+    assert!(
+        !checks.iter().any(|c| c["check"] == "directory token"),
+        "{checks:#?}"
+    );
+    assert!(
+        checks
+            .iter()
+            .any(|c| c["check"] == "state" && c["status"] == "ok"),
+        "{checks:#?}"
+    );
+    assert_eq!(serve.healthz().status, StatusCode::OK, "serve runs on");
+}

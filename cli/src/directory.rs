@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, bail};
 use hrsync_core::Config;
 use hrsync_core::config::{DirectoryKind, SecretRef};
-use hrsync_directory::graph::GraphClient;
+use hrsync_directory::graph::{GraphClient, GraphError};
 use hrsync_sandbox::{RunningSandbox, Sandbox, SandboxConfig, SeedGroup, SeedSku};
 
 /// Where the in-process sandbox keeps its directory (a SQLite file) when `directory.data` is not
@@ -30,7 +30,36 @@ pub struct Connection {
 }
 
 /// `base`: the config file's folder, against which a relative `directory.data` is read.
+///
+/// Gets a token at once: a refused credential or an unreachable endpoint stops the command here
+/// with one message naming the endpoint, the cause and the fix, rather than failing every worker
+/// with it.
 pub async fn connect(config: &Config, base: &Path) -> anyhow::Result<Connection> {
+    let connection = connect_unchecked(config, base).await?;
+    if let Err(e) = connection.graph.check_token().await {
+        bail!("{}", sign_in_failure(&connection, &e));
+    }
+    Ok(connection)
+}
+
+/// Why the app could not get a token, in words: where, what was refused or could not be
+/// reached, and how to fix it. Never a secret or a token.
+pub fn sign_in_failure(connection: &Connection, error: &GraphError) -> String {
+    let cause = match error.refusal() {
+        Some(refusal) => format!("{refusal} at {}", connection.graph.token_endpoint()),
+        None => error.to_string(),
+    };
+    match error.fix() {
+        Some(fix) => format!(
+            "cannot sign in to {}: {cause}\n  fix: {fix}",
+            connection.description
+        ),
+        None => format!("cannot sign in to {}: {cause}", connection.description),
+    }
+}
+
+/// [`connect`] without getting a token.
+pub async fn connect_unchecked(config: &Config, base: &Path) -> anyhow::Result<Connection> {
     let directory = &config.directory;
     if directory.kind == DirectoryKind::Sandbox && directory.url.is_none() {
         return start_in_process(config, base).await;
@@ -138,7 +167,7 @@ where
 }
 
 /// The name of the first access rule that grants the group `id`, to name the group after.
-fn granting_rule(config: &Config, id: &str) -> String {
+pub(crate) fn granting_rule(config: &Config, id: &str) -> String {
     config
         .access
         .iter()

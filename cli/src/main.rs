@@ -1,6 +1,7 @@
 //! `hrsync`: the command line. `plan` is the dry run: what hrsync would do, and why.
 
 mod directory;
+mod doctor;
 mod import;
 mod ops;
 mod output;
@@ -77,6 +78,9 @@ enum Command {
     Holds(ops::HoldsArgs),
     /// Dead letters (work that ran out of attempts): list, redrive.
     Dlq(ops::DlqArgs),
+    /// Check the config, its secrets, the directory (token and permissions), the HR APIs and
+    /// the state, and say what is wrong and how to fix it.
+    Doctor(doctor::DoctorArgs),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -159,6 +163,7 @@ fn main() -> ExitCode {
             ops::run_holds(args),
             "worker(s) failed; `hrsync dlq list` says why",
         ),
+        Command::Doctor(args) => return doctor::main(args),
         Command::Dlq(args) => (
             ops::run_dlq(args),
             "worker(s) failed again; `hrsync dlq list` says why",

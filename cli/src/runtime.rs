@@ -193,7 +193,7 @@ pub enum Work {
 /// 3,000 per 150 s, finish well within the 5-minute visibility timeout.
 pub const BULK_ROUND: usize = 500;
 
-fn lock_path(state: &Path) -> PathBuf {
+pub(crate) fn lock_path(state: &Path) -> PathBuf {
     let mut name = state
         .file_name()
         .map(|n| n.to_os_string())

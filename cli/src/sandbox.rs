@@ -7,7 +7,8 @@ use std::time::Duration;
 
 use anyhow::Context;
 use hrsync_sandbox::{
-    DEFAULT_VERIFIED_DOMAINS, Faults, Sandbox, SandboxConfig, SeedGroup, SeedSku, WriteLimit,
+    DEFAULT_APP_ROLES, DEFAULT_VERIFIED_DOMAINS, Faults, Sandbox, SandboxConfig, SeedGroup,
+    SeedSku, WriteLimit,
 };
 
 #[derive(Debug, clap::Args)]
@@ -39,6 +40,12 @@ pub struct SandboxArgs {
     /// example.com).
     #[arg(long = "domain", value_name = "NAME")]
     domains: Vec<String>,
+    /// An application permission granted to the app (repeatable), e.g. User.ReadWrite.All;
+    /// a Graph request that needs a permission not granted is 403 Authorization_RequestDenied.
+    /// Default: User.ReadWrite.All, GroupMember.ReadWrite.All, LicenseAssignment.ReadWrite.All,
+    /// LicenseAssignment.Read.All, Domain.Read.All.
+    #[arg(long = "app-role", value_name = "PERMISSION")]
+    app_roles: Vec<String>,
     /// Graph's write quota per app and tenant, e.g. 3000/150s (default: unlimited).
     #[arg(long, value_name = "WRITES/DURATION")]
     write_limit: Option<WriteLimit>,
@@ -97,6 +104,11 @@ pub fn run(args: SandboxArgs) -> anyhow::Result<()> {
         },
         client_secret: args.client_secret,
         write_limit: args.write_limit,
+        app_roles: if args.app_roles.is_empty() {
+            DEFAULT_APP_ROLES.iter().map(|r| (*r).to_owned()).collect()
+        } else {
+            args.app_roles
+        },
     };
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     runtime.block_on(async move {

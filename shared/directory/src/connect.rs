@@ -7,6 +7,9 @@ use hrsync_core::config::{CertificateRef, DirectoryConfig, DirectoryKind, Secret
 
 use crate::graph::{Credential, GraphClient, GraphSettings};
 
+/// The longest wait for a TCP (and TLS) connection to Graph or the token endpoint.
+pub const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// Why the directory cannot be reached; the message names the setting.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{0}")]
@@ -26,6 +29,8 @@ pub struct Connection {
 pub fn connect(config: &DirectoryConfig, resolve: Resolve<'_>) -> Result<Connection, ConnectError> {
     let http = reqwest::Client::builder()
         .user_agent(concat!("hrsync/", env!("CARGO_PKG_VERSION")))
+        // An address that swallows packets is reported within seconds, like a refused one.
+        .connect_timeout(CONNECT_TIMEOUT)
         .build()
         .map_err(|e| ConnectError(format!("cannot build the HTTP client: {e}")))?;
     let resolve = |secret: &SecretRef| resolve(secret).map_err(ConnectError);

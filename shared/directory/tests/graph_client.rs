@@ -669,6 +669,43 @@ async fn transport_errors_are_retried_then_typed() {
     assert!(!err.to_string().contains("secret"), "no URL in errors");
 }
 
+/// An endpoint nobody listens on is given up on within seconds, with the default policy too,
+/// and the error names the endpoint and the cause in words.
+#[tokio::test]
+async fn an_unreachable_endpoint_fails_fast_naming_it() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    drop(listener);
+    let mut s = GraphSettings::new(
+        "tenant-1",
+        "client-1",
+        Credential::ClientSecret("s3cret".into()),
+    );
+    s.graph_endpoint = format!("http://{addr}");
+    s.authority_host = format!("http://{addr}");
+    let client = GraphClient::new(s, reqwest::Client::new());
+    let started = Instant::now();
+    let err = client
+        .send(&GraphRequest::get("/users?$top=1"))
+        .await
+        .expect_err("unreachable");
+    let message = err.to_string();
+    assert!(
+        message.contains(&format!(
+            "the token endpoint http://{addr}/tenant-1/oauth2/v2.0/token"
+        )),
+        "{message}"
+    );
+    assert!(message.contains("connection refused"), "{message}");
+    assert!(!message.contains("s3cret"), "{message}");
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(client.check_token().await, Err(err));
+}
+
 #[tokio::test]
 async fn lag_tolerant_writes_retry_reference_errors() {
     let responder: Responder = Arc::new(|_, n| {

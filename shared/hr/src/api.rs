@@ -27,6 +27,58 @@ use tokio::sync::Mutex;
 
 use crate::connector::{HrError, id_problem};
 
+/// Attempts (first included) of a request that meets a transport error (connection refused,
+/// DNS, TLS, timeout): an API that cannot be reached is reported within seconds, naming where
+/// and why.
+pub const TRANSPORT_ATTEMPTS: u32 = 3;
+
+/// A transport error in words: "connection refused", "the host name could not be resolved
+/// (...)", "timed out", "TLS failed: ...", or the innermost source's text (never the URL).
+pub fn transport_cause(error: &reqwest::Error) -> String {
+    if error.is_timeout() {
+        return "timed out".into();
+    }
+    let mut innermost = String::from("the request could not be sent");
+    let mut texts = Vec::new();
+    let mut source = std::error::Error::source(error);
+    while let Some(e) = source {
+        if let Some(io) = e.downcast_ref::<std::io::Error>() {
+            match io.kind() {
+                std::io::ErrorKind::ConnectionRefused => return "connection refused".into(),
+                std::io::ErrorKind::ConnectionReset => return "connection reset".into(),
+                std::io::ErrorKind::TimedOut => return "timed out".into(),
+                _ => {}
+            }
+        }
+        innermost = e.to_string();
+        texts.push(innermost.to_ascii_lowercase());
+        source = e.source();
+    }
+    let all = texts.join(" ");
+    if all.contains("dns error") || all.contains("failed to lookup address") {
+        return format!("the host name could not be resolved ({innermost})");
+    }
+    if all.contains("connection refused") {
+        return "connection refused".into();
+    }
+    if all.contains("certificate") || all.contains("tls") || all.contains("ssl") {
+        return format!("TLS failed: {innermost}");
+    }
+    innermost
+}
+
+/// `scheme://host:port` of `url`, without its path, query or credentials.
+fn origin(url: &str) -> String {
+    match reqwest::Url::parse(url) {
+        Ok(parsed) => match (parsed.host_str(), parsed.port_or_known_default()) {
+            (Some(host), Some(port)) => format!("{}://{host}:{port}", parsed.scheme()),
+            (Some(host), None) => format!("{}://{host}", parsed.scheme()),
+            _ => "the configured URL".to_owned(),
+        },
+        Err(_) => "the configured URL".to_owned(),
+    }
+}
+
 /// How hard a request is retried before the error goes to the caller.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RetryPolicy {
@@ -174,6 +226,35 @@ impl ApiClient {
         &self.base_url
     }
 
+    /// One harmless read for `hrsync doctor`: `Ok("GET /path answered 200")` (the query left out)
+    /// when the vendor answers it with a success, else the error.
+    pub async fn probe(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Body>,
+        what: String,
+    ) -> Result<String, HrError> {
+        let response = self
+            .send(method.clone(), path, body.as_ref(), &what)
+            .await?;
+        if !response.is_success() {
+            return Err(response.unexpected(&what));
+        }
+        let bare = path.split('?').next().unwrap_or(path);
+        Ok(format!(
+            "{} {method} {bare} answered {}",
+            self.vendor,
+            response.status.as_u16()
+        ))
+    }
+
+    /// `scheme://host:port` of the base URL: where the API is, without the path (which may
+    /// name a company) or anything else.
+    fn host(&self) -> String {
+        origin(&self.base_url)
+    }
+
     /// Sends `method` to `base_url + path` (`path` starts with `/` and may carry a query),
     /// with retries; `what` names the call in errors (`fetch employee 42`).
     pub async fn send(
@@ -186,6 +267,7 @@ impl ApiClient {
         let url = format!("{}{path}", self.base_url);
         let mut failures = 0;
         let mut refreshed = false;
+        let mut transport: Option<String> = None;
         loop {
             let mut request = self
                 .http
@@ -204,6 +286,7 @@ impl ApiClient {
             let retry_after = match outcome {
                 Err(error) => {
                     tracing::debug!(vendor = self.vendor, %error, "transport error");
+                    transport = Some(transport_cause(&error));
                     None
                 }
                 Ok(response) => {
@@ -243,6 +326,15 @@ impl ApiClient {
                 }
             };
             failures += 1;
+            if let Some(cause) = &transport
+                && failures >= self.retry.max_attempts.min(TRANSPORT_ATTEMPTS)
+            {
+                return Err(HrError::retryable(format!(
+                    "{what}: cannot reach {} at {}: {cause} (after {failures} attempts)",
+                    self.vendor,
+                    self.host()
+                )));
+            }
             if failures >= self.retry.max_attempts {
                 return Err(HrError::retryable(format!(
                     "{what}: {} did not answer after {failures} attempts (throttled or unavailable)",
@@ -308,12 +400,25 @@ impl ApiClient {
         let mut failures = 0;
         let response = loop {
             let outcome = self.http.post(token_url).form(&form).send().await;
+            let mut transport = None;
             let retry_after = match outcome {
                 Ok(response) if !is_retryable(response.status()) => break response,
                 Ok(response) => retry_after(response.headers()),
-                Err(_) => None,
+                Err(error) => {
+                    transport = Some(transport_cause(&error));
+                    None
+                }
             };
             failures += 1;
+            if let Some(cause) = transport
+                && failures >= self.retry.max_attempts.min(TRANSPORT_ATTEMPTS)
+            {
+                return Err(HrError::retryable(format!(
+                    "{what}: cannot reach the {} token endpoint at {}: {cause} (after {failures} attempts)",
+                    self.vendor,
+                    origin(token_url)
+                )));
+            }
             if failures >= self.retry.max_attempts {
                 return Err(HrError::retryable(format!(
                     "{what}: the {} token endpoint did not answer after {failures} attempts",

@@ -538,6 +538,15 @@ impl BambooHr {
 }
 
 impl Connector for BambooHr {
+    /// `GET /employees/changed?since=<now>`: the change feed, which lists nobody since now.
+    fn check(&self, now: Timestamp) -> Option<BoxFuture<'_, Result<String, HrError>>> {
+        let path = format!("/employees/changed?since={}", encode(&whole_seconds(now)));
+        let what = format!("source {}: read the BambooHR change feed", self.source);
+        Some(Box::pin(async move {
+            self.api.probe(Method::GET, &path, None, what).await
+        }))
+    }
+
     fn source(&self) -> &str {
         &self.source
     }

@@ -228,6 +228,14 @@ pub trait Connector: Send + Sync + fmt::Debug {
         )))))
     }
 
+    /// One harmless authenticated read of the vendor's API (`hrsync doctor`): what it read, in
+    /// words without personal data, or why it failed. `None`, the default: the source has no
+    /// API to check (its deliveries carry the whole record).
+    fn check(&self, now: Timestamp) -> Option<BoxFuture<'_, Result<String, HrError>>> {
+        let _ = now;
+        None
+    }
+
     /// The answer to a delivery whose events were all taken in (`parsed` as [`Connector::parse`]
     /// gave it). `None`, the default: hrsync's own answer, 202 with a tally of the events.
     fn answer(&self, parsed: &Parsed) -> Option<Answer> {

@@ -322,6 +322,21 @@ impl HiBob {
 }
 
 impl Connector for HiBob {
+    /// `POST /people/search` for an id no employee has: a read that lists nobody.
+    fn check(&self, now: Timestamp) -> Option<BoxFuture<'_, Result<String, HrError>>> {
+        let _ = now;
+        let body = Body::Json(json!({
+            "fields": ["root.id"],
+            "filters": [{"fieldPath": "root.id", "operator": "equals", "values": ["hrsync-doctor"]}],
+        }));
+        let what = format!("source {}: search HiBob employees", self.source);
+        Some(Box::pin(async move {
+            self.api
+                .probe(Method::POST, "/people/search", Some(body), what)
+                .await
+        }))
+    }
+
     fn source(&self) -> &str {
         &self.source
     }

@@ -242,6 +242,17 @@ impl Keka {
 }
 
 impl Connector for Keka {
+    /// `GET /hris/employees?pageSize=1`: one page of one employee (the answer is not kept).
+    fn check(&self, now: Timestamp) -> Option<BoxFuture<'_, Result<String, HrError>>> {
+        let _ = now;
+        let what = format!("source {}: list Keka employees", self.source);
+        Some(Box::pin(async move {
+            self.api
+                .probe(Method::GET, "/hris/employees?pageSize=1", None, what)
+                .await
+        }))
+    }
+
     fn source(&self) -> &str {
         &self.source
     }

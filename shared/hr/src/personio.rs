@@ -669,6 +669,17 @@ fn date_of(text: Option<&str>) -> Result<Option<Date>, ()> {
 }
 
 impl Connector for Personio {
+    /// `GET /v2/persons?limit=1`: one page of one person (the answer is not kept).
+    fn check(&self, now: Timestamp) -> Option<BoxFuture<'_, Result<String, HrError>>> {
+        let _ = now;
+        let what = format!("source {}: list Personio persons", self.source);
+        Some(Box::pin(async move {
+            self.api
+                .probe(Method::GET, "/v2/persons?limit=1", None, what)
+                .await
+        }))
+    }
+
     fn source(&self) -> &str {
         &self.source
     }

@@ -252,6 +252,20 @@ fn configure(conn: &Connection) -> Result<(), Error> {
     Ok(())
 }
 
+/// The schema version (`PRAGMA user_version`) of the state file at `path`, read without
+/// creating, migrating or otherwise changing it; compare with [`SCHEMA_VERSION`].
+pub fn schema_version(path: &Path) -> Result<u32, StoreError> {
+    let fail =
+        |e: &dyn fmt::Display| StoreError::Backend(format!("cannot read {}: {e}", path.display()));
+    let conn = Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+        .map_err(|e| fail(&e))?;
+    conn.busy_timeout(BUSY_TIMEOUT).map_err(|e| fail(&e))?;
+    let version: i64 = conn
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .map_err(|e| fail(&e))?;
+    u32::try_from(version).map_err(|_| fail(&format!("negative user_version {version}")))
+}
+
 /// Applies the steps this file has not seen, each in its own transaction; returns how many.
 fn migrate(conn: &mut Connection) -> Result<usize, StoreError> {
     let fail = Error::into_store("migrate");
@@ -827,6 +841,19 @@ mod tests {
             .query_row("PRAGMA user_version", [], |r| r.get(0))
             .unwrap();
         assert_eq!(version, SCHEMA_VERSION);
+    }
+
+    #[test]
+    fn schema_version_is_read_without_changing_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.db");
+        assert!(
+            schema_version(&path).is_err(),
+            "no file: an error, and none is made"
+        );
+        assert!(!path.exists());
+        drop(SqliteStore::open(&path).unwrap());
+        assert_eq!(schema_version(&path).unwrap(), SCHEMA_VERSION);
     }
 
     /// A file written by schema version 2 gains the tables of steps 3 and 4 and keeps its data.

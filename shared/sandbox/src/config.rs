@@ -31,7 +31,22 @@ pub struct SandboxConfig {
     pub client_secret: Option<String>,
     /// Graph's write quota per app and tenant; None: unlimited.
     pub write_limit: Option<WriteLimit>,
+    /// The application permissions (app roles) granted to the app, sent in the token's `roles`
+    /// claim; a Graph request none of whose accepted permissions is granted is 403
+    /// `Authorization_RequestDenied` (see [`crate::permissions`]). Default:
+    /// [`DEFAULT_APP_ROLES`].
+    pub app_roles: Vec<String>,
 }
+
+/// The permissions the sandbox's app is granted unless [`SandboxConfig::app_roles`] says
+/// otherwise: everything hrsync needs, and `Domain.Read.All` for `GET /domains`.
+pub const DEFAULT_APP_ROLES: [&str; 5] = [
+    "User.ReadWrite.All",
+    "GroupMember.ReadWrite.All",
+    "LicenseAssignment.ReadWrite.All",
+    "LicenseAssignment.Read.All",
+    "Domain.Read.All",
+];
 
 impl Default for SandboxConfig {
     fn default() -> Self {
@@ -46,6 +61,7 @@ impl Default for SandboxConfig {
                 .collect(),
             client_secret: None,
             write_limit: None,
+            app_roles: DEFAULT_APP_ROLES.iter().map(|r| (*r).to_owned()).collect(),
         }
     }
 }

@@ -32,6 +32,7 @@ mod config;
 mod directory;
 mod faults;
 mod filter;
+mod permissions;
 mod routes;
 mod schema;
 mod stats;
@@ -57,7 +58,8 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 pub use self::config::{
-    DEFAULT_VERIFIED_DOMAINS, Faults, SandboxConfig, SeedError, SeedGroup, SeedSku, WriteLimit,
+    DEFAULT_APP_ROLES, DEFAULT_VERIFIED_DOMAINS, Faults, SandboxConfig, SeedError, SeedGroup,
+    SeedSku, WriteLimit,
 };
 use self::directory::Directory;
 use self::faults::FaultState;
@@ -142,6 +144,7 @@ pub(crate) struct Settings {
     pub(crate) data: Option<PathBuf>,
     pub(crate) verified_domains: Vec<String>,
     pub(crate) client_secret: Option<String>,
+    pub(crate) app_roles: Vec<String>,
 }
 
 /// The directory and the file it is written to.
@@ -237,6 +240,7 @@ impl Sandbox {
                 data: config.data,
                 verified_domains,
                 client_secret: config.client_secret,
+                app_roles: config.app_roles,
             },
             token_key: dir.token_key.clone(),
             state: Mutex::new(DirectoryState { dir, store }),

@@ -207,7 +207,12 @@ pub(crate) fn token_endpoint(
         _ => {}
     }
 
-    let token = issue(&shared.token_key, tenant, client_id);
+    let token = issue(
+        &shared.token_key,
+        tenant,
+        client_id,
+        &shared.settings.app_roles,
+    );
     shared.counters.count_token();
     (
         StatusCode::OK,
@@ -228,7 +233,7 @@ fn signature(key: &str, signing_input: &str) -> String {
     URL_SAFE_NO_PAD.encode(hasher.finalize())
 }
 
-fn issue(key: &str, tenant: &str, client_id: &str) -> String {
+fn issue(key: &str, tenant: &str, client_id: &str, roles: &[String]) -> String {
     let now = jiff::Timestamp::now().as_second();
     let header = URL_SAFE_NO_PAD.encode(br#"{"typ":"JWT","alg":"HS256","kid":"hrsync-sandbox"}"#);
     let payload = json!({
@@ -239,7 +244,7 @@ fn issue(key: &str, tenant: &str, client_id: &str) -> String {
         "exp": now + EXPIRES_IN,
         "appid": client_id,
         "tid": tenant,
-        "roles": ["User.ReadWrite.All", "GroupMember.ReadWrite.All", "LicenseAssignment.ReadWrite.All"],
+        "roles": roles,
         "uti": uuid::Uuid::new_v4().to_string(),
         "ver": "1.0",
     });
@@ -256,9 +261,13 @@ pub(crate) struct Caller {
     pub(crate) app: String,
 }
 
-/// Checks `Authorization: Bearer <token>`; the error is Graph's message for a 401
+/// Checks `Authorization: Bearer <token>`: the caller and the application permissions its
+/// token's `roles` claim grants. The error is Graph's message for a 401
 /// `InvalidAuthenticationToken`.
-pub(crate) fn validate(shared: &Shared, headers: &HeaderMap) -> Result<Caller, &'static str> {
+pub(crate) fn validate(
+    shared: &Shared,
+    headers: &HeaderMap,
+) -> Result<(Caller, Vec<String>), &'static str> {
     let value = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
@@ -291,10 +300,26 @@ pub(crate) fn validate(shared: &Shared, headers: &HeaderMap) -> Result<Caller, &
             .to_owned()
     };
     match claims.get("exp").and_then(Value::as_i64) {
-        Some(exp) if exp > jiff::Timestamp::now().as_second() => Ok(Caller {
-            tenant: claim("tid"),
-            app: claim("appid"),
-        }),
+        Some(exp) if exp > jiff::Timestamp::now().as_second() => {
+            let roles = claims
+                .get("roles")
+                .and_then(Value::as_array)
+                .map(|roles| {
+                    roles
+                        .iter()
+                        .filter_map(Value::as_str)
+                        .map(str::to_owned)
+                        .collect()
+                })
+                .unwrap_or_default();
+            Ok((
+                Caller {
+                    tenant: claim("tid"),
+                    app: claim("appid"),
+                },
+                roles,
+            ))
+        }
         Some(_) => Err("Lifetime validation failed, the token is expired."),
         None => Err("Access token validation failure."),
     }

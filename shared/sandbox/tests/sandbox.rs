@@ -2292,3 +2292,60 @@ async fn query_options_a_route_does_not_implement_are_refused() {
         StatusCode::OK
     );
 }
+
+/// An app granted only some application permissions: the token's `roles` claim carries them,
+/// and a request that needs one it lacks is 403 `Authorization_RequestDenied`, inside a batch
+/// too, with nothing changed.
+#[tokio::test]
+async fn requests_need_an_application_permission_the_app_holds() {
+    let env = start(SandboxConfig {
+        app_roles: vec!["User.Read.All".into(), "GroupMember.Read.All".into()],
+        ..seeded()
+    })
+    .await;
+    let claims: Value = serde_json::from_slice(
+        &base64::Engine::decode(
+            &base64::engine::general_purpose::URL_SAFE_NO_PAD,
+            env.token.split('.').nth(1).expect("payload"),
+        )
+        .expect("base64"),
+    )
+    .expect("claims");
+    assert_eq!(
+        claims["roles"],
+        json!(["User.Read.All", "GroupMember.Read.All"])
+    );
+
+    let (status, _) = env.get("users?$top=1").await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, _) = env.get(&format!("groups/{STAFF}")).await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, body) = env.get("subscribedSkus").await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert_eq!(error_code(&body), "Authorization_RequestDenied");
+    assert_eq!(
+        body["error"]["message"],
+        "Insufficient privileges to complete the operation."
+    );
+    let (status, body) = env
+        .post(
+            &format!("groups/{STAFF}/members/$ref"),
+            json!({"@odata.id": "https://graph.microsoft.com/v1.0/directoryObjects/x"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    let batch = json!({"requests": [{
+        "id": "1", "method": "POST", "url": "/users",
+        "headers": {"Content-Type": "application/json"},
+        "body": {"accountEnabled": true, "displayName": "A", "mailNickname": "a",
+                 "userPrincipalName": "a@acme.example",
+                 "passwordProfile": {"password": "Xy7!abcdefgh"}}
+    }]});
+    let (status, body) = env.post("$batch", batch).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body["responses"][0]["status"], 403, "{body}");
+    assert!(
+        env.sandbox.sandbox.users().is_empty(),
+        "nothing was created"
+    );
+}

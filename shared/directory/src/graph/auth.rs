@@ -228,6 +228,20 @@ fn der_tlv(input: &[u8]) -> Option<(u8, &[u8], &[u8])> {
     Some((tag, &rest[..len], &rest[len..]))
 }
 
+/// The `roles` claim of a compact JWT's payload, when it has one.
+fn roles_claim(token: &str) -> Option<Vec<String>> {
+    let payload = token.split('.').nth(1)?;
+    let bytes = URL_SAFE_NO_PAD.decode(payload.trim_end_matches('=')).ok()?;
+    let claims: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
+    let roles = claims.get("roles")?.as_array()?;
+    Some(
+        roles
+            .iter()
+            .filter_map(|r| r.as_str().map(str::to_owned))
+            .collect(),
+    )
+}
+
 /// An access token handed to a request, with the generation it belongs to (so a 401 drops only the
 /// token that failed, not a newer one).
 #[derive(Clone)]
@@ -308,6 +322,15 @@ impl TokenSource {
         }
     }
 
+    /// `{authority_host}/{tenant}/oauth2/v2.0/token`.
+    pub(crate) fn token_url(&self) -> &str {
+        &self.token_url
+    }
+
+    fn unreachable(&self, error: &reqwest::Error) -> GraphError {
+        super::http::transport_error(&format!("the token endpoint {}", self.token_url), error)
+    }
+
     /// A valid token: the cached one, or a new one fetched under the lock.
     pub(crate) async fn token(&self, http: &reqwest::Client) -> Result<AccessToken, GraphError> {
         let mut cache = self.cache.lock().await;
@@ -333,6 +356,17 @@ impl TokenSource {
             "acquired a Graph access token"
         );
         Ok(token)
+    }
+
+    /// The application permissions the token's `roles` claim grants (Entra's app-only tokens
+    /// for Graph carry it); `None` when the token is not a JWT with that claim. The token is
+    /// decoded, not verified, and never leaves this function.
+    pub(crate) async fn roles(
+        &self,
+        http: &reqwest::Client,
+    ) -> Result<Option<Vec<String>>, GraphError> {
+        let token = self.token(http).await?;
+        Ok(roles_claim(&token.value))
     }
 
     /// Drops the cached token if it is still the one of `generation` (Graph answered 401 to it).
@@ -373,12 +407,9 @@ impl TokenSource {
             .form(&form)
             .send()
             .await
-            .map_err(|e| GraphError::Transport(e.without_url().to_string()))?;
+            .map_err(|e| self.unreachable(&e))?;
         let status = response.status().as_u16();
-        let bytes = response
-            .bytes()
-            .await
-            .map_err(|e| GraphError::Transport(e.without_url().to_string()))?;
+        let bytes = response.bytes().await.map_err(|e| self.unreachable(&e))?;
         if (200..300).contains(&status) {
             let body: TokenResponse = serde_json::from_slice(&bytes)
                 .map_err(|e| GraphError::Decode(format!("token response: {e}")))?;
@@ -450,6 +481,22 @@ mod tests {
             private_key_pem: KEY_PKCS1.into(),
         };
         assert!(ok.check().is_ok());
+    }
+
+    #[test]
+    fn roles_are_read_from_the_payload() {
+        let payload =
+            URL_SAFE_NO_PAD.encode(br#"{"roles":["User.Read.All","GroupMember.ReadWrite.All"]}"#);
+        assert_eq!(
+            roles_claim(&format!("e30.{payload}.c2ln")),
+            Some(vec![
+                "User.Read.All".to_owned(),
+                "GroupMember.ReadWrite.All".to_owned()
+            ])
+        );
+        assert_eq!(roles_claim("opaque-token"), None);
+        let none = URL_SAFE_NO_PAD.encode(br#"{"appid":"x"}"#);
+        assert_eq!(roles_claim(&format!("e30.{none}.c2ln")), None);
     }
 
     #[test]

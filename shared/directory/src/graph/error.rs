@@ -98,6 +98,99 @@ impl GraphError {
         }
     }
 
+    /// The `AADSTS` number of a token endpoint refusal (`error_description` starts with it).
+    pub fn aadsts(&self) -> Option<u32> {
+        let GraphError::Auth { description, .. } = self else {
+            return None;
+        };
+        let digits: String = description
+            .trim_start()
+            .strip_prefix("AADSTS")?
+            .chars()
+            .take_while(char::is_ascii_digit)
+            .collect();
+        digits.parse().ok()
+    }
+
+    /// A token endpoint refusal in words: what was refused, with the first sentence of Entra's
+    /// description (no trace or correlation ids), e.g. `the token endpoint refused the client
+    /// secret (AADSTS7000215: Invalid client secret provided.)`. `None` for other errors.
+    pub fn refusal(&self) -> Option<String> {
+        let GraphError::Auth {
+            status,
+            code,
+            description,
+        } = self
+        else {
+            return None;
+        };
+        let first = description.lines().next().unwrap_or_default().trim();
+        let sentence = match first.find(". ") {
+            Some(end) => &first[..=end],
+            None => first,
+        };
+        let what = match self.aadsts() {
+            Some(7_000_215 | 7_000_222) => "the client secret",
+            Some(700_027 | 700_024 | 50_027 | 5_002_723) => "the certificate assertion",
+            Some(700_016) => "the client id",
+            Some(90_002 | 900_023 | 90_013) => "the tenant id",
+            Some(1_002_012 | 70_011 | 500_011) => "the scope",
+            _ => "the credential",
+        };
+        let detail = if sentence.is_empty() {
+            format!("HTTP {status} {code}")
+        } else {
+            sentence.to_owned()
+        };
+        Some(format!("the token endpoint refused {what} ({detail})"))
+    }
+
+    /// How an operator fixes this error, when it has a well-known cause.
+    pub fn fix(&self) -> Option<&'static str> {
+        match self {
+            GraphError::Auth { .. } => Some(match self.aadsts() {
+                Some(7_000_215) => {
+                    "put the client secret's Value (not its Secret ID) where directory.client_secret points, or add a new secret under the app registration's Certificates & secrets"
+                }
+                Some(7_000_222) => {
+                    "the client secret has expired: add a new one under the app registration's Certificates & secrets and put its Value where directory.client_secret points"
+                }
+                Some(700_027 | 700_024 | 50_027 | 5_002_723) => {
+                    "upload the certificate (its public part) to the app registration's Certificates & secrets, and check directory.certificate holds the matching private key"
+                }
+                Some(700_016) => {
+                    "directory.client_id must be the Application (client) ID of an app registration in directory.tenant_id"
+                }
+                Some(90_002 | 900_023 | 90_013) => {
+                    "directory.tenant_id must be the Directory (tenant) ID from the app registration's Overview"
+                }
+                Some(1_002_012 | 70_011 | 500_011) => {
+                    "directory.graph_endpoint must be the Graph root, e.g. https://graph.microsoft.com"
+                }
+                Some(7_000_218) => "set directory.client_secret or directory.certificate",
+                _ => {
+                    "check directory.tenant_id, directory.client_id and the credential against the app registration"
+                }
+            }),
+            GraphError::Transport(message) => Some(if message.contains("connection refused") {
+                "nothing listens there: check the host and port (directory.graph_endpoint, authority_host or url) and that the service is up"
+            } else if message.contains("could not be resolved") {
+                "the host name is unknown here: check its spelling in directory.graph_endpoint, authority_host or url, and this machine's DNS"
+            } else if message.contains("TLS") {
+                "the TLS connection failed: check the URL's scheme and host, and any proxy that intercepts TLS (its CA must be trusted)"
+            } else {
+                "check the address (directory.graph_endpoint, authority_host or url), and that it is up and reachable from here (proxy, firewall)"
+            }),
+            GraphError::Credential(_) => Some(
+                "directory.certificate must hold the certificate and its unencrypted RSA private key, PEM",
+            ),
+            GraphError::Graph { status: 403, .. } => Some(
+                "grant the app the application permission this call needs (API permissions, then Grant admin consent); docs/entra-setup.md lists them",
+            ),
+            _ => None,
+        }
+    }
+
     /// The HTTP status behind this error, when there is one.
     pub fn status(&self) -> Option<u16> {
         match self {
@@ -138,5 +231,23 @@ mod tests {
         assert!(!auth(401).is_retryable());
         assert!(auth(503).is_retryable());
         assert!(!GraphError::AmbiguousEmployeeId { matches: 2 }.is_retryable());
+    }
+
+    #[test]
+    fn token_refusals_are_put_in_words() {
+        let err = GraphError::Auth {
+            status: 401,
+            code: "invalid_client".into(),
+            description: "AADSTS7000215: Invalid client secret provided. Ensure the secret being sent is the value.\r\nTrace ID: t\r\nCorrelation ID: c".into(),
+        };
+        assert_eq!(err.aadsts(), Some(7_000_215));
+        assert_eq!(
+            err.refusal().as_deref(),
+            Some(
+                "the token endpoint refused the client secret (AADSTS7000215: Invalid client secret provided.)"
+            )
+        );
+        assert!(err.fix().is_some_and(|f| f.contains("Value")));
+        assert_eq!(GraphError::Decode("x".into()).refusal(), None);
     }
 }

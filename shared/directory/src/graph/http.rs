@@ -1,10 +1,17 @@
 //! The client: settings, retry policy, and sending one request with retries.
 //!
 //! Retry rules for one request (and for the outer POST of a `$batch`):
-//! - 429, 503, 504, a transport error, or a 5xx/429 from the token endpoint: wait `Retry-After`
+//! - 429, 503, 504, or a 5xx/429 from the token endpoint: wait `Retry-After`
 //!   (delta-seconds or HTTP-date) capped at `max_delay`, else exponential backoff with full jitter
 //!   (`random(0 ..= min(max_delay, base_delay * 2^(n-1)))`); at most `max_attempts` attempts, then
-//!   `Throttled` / `Unavailable` / `Transport`.
+//!   `Throttled` / `Unavailable`.
+//! - A transport error (connection refused, DNS, TLS, timeout), to Graph or to the token endpoint:
+//!   at most [`TRANSPORT_ATTEMPTS`] attempts, waits capped at [`TRANSPORT_MAX_WAIT`], then
+//!   `Transport` naming the endpoint (scheme, host, port and its fixed path: `/v1.0` or the token
+//!   path, never a query) and the cause in words. An endpoint that cannot be reached is reported
+//!   within seconds, not after minutes of backoff.
+//! - A refusal by the token endpoint (400/401 `invalid_client`, `unauthorized_client`, ...) is
+//!   never retried.
 //! - 401 from Graph: the cached token is dropped and the request is sent once more.
 //! - A lag-tolerant request that gets a reference error (404, 400 "... does not exist"): retried up to
 //!   `lag_attempts` times, waiting `lag_delay * n` (capped at `max_delay`), then `ReplicationLag`.
@@ -28,6 +35,60 @@ use super::error::GraphError;
 use super::licenses::LicenseCounts;
 use super::pace::WritePacer;
 use super::requests::{GraphRequest, GraphResponse, absolute_refs};
+
+/// Attempts (first included) of a request that meets a transport error, whatever
+/// [`RetryPolicy::max_attempts`] says when that is larger.
+pub const TRANSPORT_ATTEMPTS: u32 = 3;
+
+/// The longest wait between two attempts after a transport error.
+pub const TRANSPORT_MAX_WAIT: Duration = Duration::from_secs(1);
+
+/// A transport error (no HTTP answer) from `endpoint`, the cause put in words: the chain of
+/// `reqwest`'s sources names it, the URL left out.
+pub(crate) fn transport_error(endpoint: &str, error: &reqwest::Error) -> GraphError {
+    GraphError::Transport(format!(
+        "cannot reach {endpoint}: {}",
+        transport_cause(error)
+    ))
+}
+
+/// "connection refused", "the host name could not be resolved", "timed out", "TLS: ...", or the
+/// innermost source's text.
+pub fn transport_cause(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut innermost = error.to_string();
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(error);
+    let mut texts = Vec::new();
+    while let Some(e) = source {
+        if let Some(io) = e.downcast_ref::<std::io::Error>() {
+            match io.kind() {
+                std::io::ErrorKind::ConnectionRefused => return "connection refused".into(),
+                std::io::ErrorKind::ConnectionReset => return "connection reset".into(),
+                std::io::ErrorKind::TimedOut => return "timed out".into(),
+                _ => {}
+            }
+        }
+        if let Some(r) = e.downcast_ref::<reqwest::Error>()
+            && r.is_timeout()
+        {
+            return "timed out".into();
+        }
+        let text = e.to_string();
+        texts.push(text.to_ascii_lowercase());
+        innermost = text;
+        source = e.source();
+    }
+    let all = texts.join(" ");
+    if all.contains("dns error") || all.contains("failed to lookup address") {
+        return format!("the host name could not be resolved ({innermost})");
+    }
+    if all.contains("connection refused") {
+        return "connection refused".into();
+    }
+    if all.contains("certificate") || all.contains("tls") || all.contains("ssl") {
+        return format!("TLS failed: {innermost}");
+    }
+    innermost
+}
 
 /// How hard the client retries before giving the error to the caller.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -227,11 +288,23 @@ impl GraphClient {
         let retry = &self.inner.retry;
         let max_attempts = retry.max_attempts.max(1);
         let mut failures = 0u32;
+        let mut transport_failures = 0u32;
+        let transport_attempts = max_attempts.min(TRANSPORT_ATTEMPTS);
         let mut lag_retries = 0u32;
         let mut reauthenticated = false;
         loop {
             let token = match self.inner.tokens.token(&self.inner.http).await {
                 Ok(t) => t,
+                Err(e @ GraphError::Transport(_)) => {
+                    transport_failures += 1;
+                    if transport_failures >= transport_attempts {
+                        return Err(e);
+                    }
+                    let wait = retry.backoff(transport_failures).min(TRANSPORT_MAX_WAIT);
+                    tracing::info!(attempt = transport_failures, wait_ms = wait.as_millis() as u64, error = %e, "token endpoint unreachable; retrying");
+                    tokio::time::sleep(wait).await;
+                    continue;
+                }
                 Err(e) if e.is_retryable() => {
                     failures += 1;
                     if failures >= max_attempts {
@@ -255,12 +328,12 @@ impl GraphClient {
             let response = match self.send_once(request, &token.value).await {
                 Step::Done(r) => r,
                 Step::Fail(e) => {
-                    failures += 1;
-                    if failures >= max_attempts {
+                    transport_failures += 1;
+                    if transport_failures >= transport_attempts {
                         return Err(e);
                     }
-                    let wait = retry.backoff(failures);
-                    tracing::info!(method = %request.method, attempt = failures, wait_ms = wait.as_millis() as u64, error = %e, "Graph transport error; retrying");
+                    let wait = retry.backoff(transport_failures).min(TRANSPORT_MAX_WAIT);
+                    tracing::info!(method = %request.method, attempt = transport_failures, wait_ms = wait.as_millis() as u64, error = %e, "Graph transport error; retrying");
                     tokio::time::sleep(wait).await;
                     continue;
                 }
@@ -308,6 +381,42 @@ impl GraphClient {
         }
     }
 
+    /// The endpoint of the token requests: `{authority_host}/{tenant}/oauth2/v2.0/token`.
+    pub fn token_endpoint(&self) -> &str {
+        self.inner.tokens.token_url()
+    }
+
+    /// Gets an access token (the cached one if still good), with the bounded retries of a
+    /// transport error: whether the app can sign in at all.
+    pub async fn check_token(&self) -> Result<(), GraphError> {
+        let retry = &self.inner.retry;
+        let attempts = retry.max_attempts.clamp(1, TRANSPORT_ATTEMPTS);
+        let mut failures = 0;
+        loop {
+            match self.inner.tokens.token(&self.inner.http).await {
+                Ok(_) => return Ok(()),
+                Err(e) if e.is_retryable() && failures + 1 < attempts => {
+                    failures += 1;
+                    tokio::time::sleep(retry.backoff(failures).min(TRANSPORT_MAX_WAIT)).await;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// The application permissions the app's token grants (its `roles` claim), `None` when the
+    /// token does not say. Gets a token if none is cached.
+    pub async fn granted_roles(&self) -> Result<Option<Vec<String>>, GraphError> {
+        self.inner.tokens.roles(&self.inner.http).await
+    }
+
+    fn unreachable(&self, error: &reqwest::Error) -> GraphError {
+        transport_error(
+            &format!("Microsoft Graph at {}", self.inner.api_base),
+            error,
+        )
+    }
+
     async fn send_once(&self, request: &GraphRequest, token: &str) -> Step {
         let url = if request.url.starts_with('/') {
             format!("{}{}", self.inner.api_base, request.url)
@@ -345,7 +454,7 @@ impl GraphClient {
         };
         let response = match builder.send().await {
             Ok(r) => r,
-            Err(e) => return Step::Fail(GraphError::Transport(e.without_url().to_string())),
+            Err(e) => return Step::Fail(self.unreachable(&e)),
         };
         let status = response.status().as_u16();
         let headers: BTreeMap<String, String> = response
@@ -360,7 +469,7 @@ impl GraphClient {
             .collect();
         let bytes = match response.bytes().await {
             Ok(b) => b,
-            Err(e) => return Step::Fail(GraphError::Transport(e.without_url().to_string())),
+            Err(e) => return Step::Fail(self.unreachable(&e)),
         };
         tracing::debug!(method = %request.method, url = %url, status, "Graph response");
         Step::Done(GraphResponse::new(

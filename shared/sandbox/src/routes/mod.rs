@@ -249,8 +249,8 @@ impl Shared {
     }
 
     fn process(&self, req: &Req) -> (Resp, Outcome) {
-        let caller = match token::validate(self, &req.headers) {
-            Ok(caller) => caller,
+        let (caller, roles) = match token::validate(self, &req.headers) {
+            Ok(found) => found,
             Err(message) => {
                 return (
                     Resp::error(
@@ -263,6 +263,9 @@ impl Shared {
             }
         };
         let batch = req.is_batch();
+        if !batch && let Err(resp) = crate::permissions::check(req, &roles) {
+            return (resp, Outcome::Handled);
+        }
         if req.is_write() && !batch {
             let limited = lock(&self.limiter).admit(&caller, Instant::now());
             if let Err(resp) = limited {
