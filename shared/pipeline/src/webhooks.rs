@@ -157,10 +157,13 @@ pub async fn json_errors(
 ) -> Response {
     let response = next.run(request).await;
     let status = response.status();
+    // `application/json`, and the `+json` types (SCIM's `application/scim+json`).
     let is_json = response
         .headers()
         .get(header::CONTENT_TYPE)
-        .is_some_and(|value| value.as_bytes().starts_with(b"application/json"));
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.split(';').next())
+        .is_some_and(|media| media.trim() == "application/json" || media.trim().ends_with("+json"));
     if !(status.is_client_error() || status.is_server_error()) || is_json {
         return response;
     }
@@ -561,6 +564,48 @@ mod tests {
     use crate::lookups::DirectoryLookups;
     use crate::memory::{MemoryQueue, MemoryStore, MemoryTimers};
     use crate::ports::{DeadLetter, Nudge, QueueDepth, QueueError, RetryOutcome};
+
+    /// An error answer made outside the handlers becomes JSON; one already JSON, SCIM's
+    /// included, is left as it is.
+    #[tokio::test]
+    async fn error_answers_are_json_and_json_answers_are_kept() {
+        let router = Router::new()
+            .route("/plain", get(|| async { (StatusCode::BAD_REQUEST, "plain text") }))
+            .route(
+                "/scim",
+                get(|| async {
+                    (
+                        StatusCode::BAD_REQUEST,
+                        [(header::CONTENT_TYPE, "application/scim+json")],
+                        r#"{"schemas":["urn:ietf:params:scim:api:messages:2.0:Error"],"status":"400"}"#,
+                    )
+                }),
+            )
+            .layer(axum::middleware::from_fn(json_errors));
+        let get_body = |path: &'static str| {
+            let router = router.clone();
+            async move {
+                let request = Request::get(path).body(Body::empty()).unwrap();
+                let response = router.oneshot(request).await.unwrap();
+                let kind = response.headers()[header::CONTENT_TYPE]
+                    .to_str()
+                    .unwrap()
+                    .to_owned();
+                let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
+                    .await
+                    .unwrap();
+                (kind, String::from_utf8(bytes.to_vec()).unwrap())
+            }
+        };
+        let (kind, body) = get_body("/plain").await;
+        assert_eq!(kind, "application/json");
+        assert_eq!(body, r#"{"error":"bad request"}"#);
+        let (kind, body) = get_body("/scim").await;
+        assert_eq!(kind, "application/scim+json");
+        assert!(body.contains("scim:api:messages:2.0:Error"), "{body}");
+        let (_, body) = get_body("/nowhere").await;
+        assert!(body.contains("no such endpoint"), "{body}");
+    }
 
     const SECRET: &str = "webhooks-test-secret";
     const CONFIG: &str = r#"
