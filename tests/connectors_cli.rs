@@ -924,6 +924,23 @@ fn a_refused_api_credential_sends_the_fetch_to_the_dead_letter_queue_with_the_re
     );
 }
 
+/// `doctor`'s HR API check of `site`, which must fail within seconds: its detail.
+fn failed_fast(site: &Site) -> String {
+    let started = Instant::now();
+    let (code, check) = doctor_hr_check(site);
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(
+        (code, &check["status"]),
+        (Some(1), &json!("FAILED")),
+        "{check}"
+    );
+    text(&check["detail"])
+}
+
 /// `hrsync doctor --format json` on the site: its exit status and the check of `[source.hr]`'s
 /// API.
 fn doctor_hr_check(site: &Site) -> (Option<i32>, Value) {
@@ -1039,19 +1056,7 @@ fn doctor_names_an_unreachable_hr_api() {
         ),
         &[("BAMBOO_SECRET", BAMBOO_SECRET), ("BAMBOO_KEY", "key")],
     );
-    let started = Instant::now();
-    let (code, check) = doctor_hr_check(&bamboo_site);
-    assert!(
-        started.elapsed() < Duration::from_secs(20),
-        "{:?}",
-        started.elapsed()
-    );
-    assert_eq!(
-        (code, &check["status"]),
-        (Some(1), &json!("FAILED")),
-        "{check}"
-    );
-    let detail = text(&check["detail"]);
+    let detail = failed_fast(&bamboo_site);
     assert!(detail.contains(&format!("127.0.0.1:{port}")), "{detail}");
     assert!(detail.contains("connection refused"), "{detail}");
 
@@ -1071,19 +1076,7 @@ fn doctor_names_an_unreachable_hr_api() {
             ("KEKA_KEY", keka::API_KEY),
         ],
     );
-    let started = Instant::now();
-    let (code, check) = doctor_hr_check(&keka_site);
-    assert!(
-        started.elapsed() < Duration::from_secs(20),
-        "{:?}",
-        started.elapsed()
-    );
-    assert_eq!(
-        (code, &check["status"]),
-        (Some(1), &json!("FAILED")),
-        "{check}"
-    );
-    let detail = text(&check["detail"]);
+    let detail = failed_fast(&keka_site);
     assert!(
         detail.contains(&format!("token endpoint at http://127.0.0.1:{port}")),
         "{detail}"
