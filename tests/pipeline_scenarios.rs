@@ -19,7 +19,8 @@ use hrsync_pipeline::ports::{
 use hrsync_pipeline::stages::intake::Incoming;
 use hrsync_pipeline::synthetic::{EMERGENCY, leaving_now};
 use hrsync_pipeline::{
-    AuditRecord, Clock, DirectoryLookups, ManualClock, Outcome, Pipeline, Runner, RunnerSettings,
+    AuditRecord, Clock, DirectoryLookups, DrainError, ManualClock, Outcome, Pipeline, Runner,
+    RunnerSettings,
 };
 use hrsync_sandbox::{RunningSandbox, Sandbox, SandboxConfig, SeedGroup, SeedSku};
 use jiff::civil::{Date, date};
@@ -481,6 +482,15 @@ impl Queue for Watched {
         self.inner
             .retry(delivery, reason, now, backoff, max_attempts)
             .await
+    }
+
+    async fn postpone(
+        &self,
+        delivery: &Delivery,
+        now: Timestamp,
+        delay: Duration,
+    ) -> Result<(), QueueError> {
+        self.inner.postpone(delivery, now, delay).await
     }
 
     async fn dead_letter_abandoned(
@@ -1482,4 +1492,130 @@ async fn data_graph_would_refuse_is_left_out_audited_and_never_sent() {
             .all(|r| r.status != 400),
         "still no 400"
     );
+}
+
+/// A TCP forwarder to the sandbox that can be switched off: while down it takes each
+/// connection and closes it at once, as a dead load balancer or a cut network does.
+struct Switch {
+    url: String,
+    up: Arc<std::sync::atomic::AtomicBool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Switch {
+    /// Down at first.
+    async fn to(target: &str) -> Self {
+        let target = target.trim_start_matches("http://").to_owned();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let up = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let is_up = Arc::clone(&up);
+        let task = tokio::spawn(async move {
+            while let Ok((mut client, _)) = listener.accept().await {
+                if !is_up.load(std::sync::atomic::Ordering::SeqCst) {
+                    drop(client);
+                    continue;
+                }
+                let target = target.clone();
+                tokio::spawn(async move {
+                    if let Ok(mut server) = tokio::net::TcpStream::connect(&target).await {
+                        let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
+                    }
+                });
+            }
+        });
+        Self { url, up, task }
+    }
+
+    fn up(&self) {
+        self.up.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+impl Drop for Switch {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// Graph going down in the middle of the work stops the run within seconds with one error
+/// naming Graph and the cause, instead of every worker failing its way to the dead-letter
+/// queue; the work stays queued with its tries intact (here across more runs than a message
+/// has tries), and the run after Graph is back does all of it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_graph_outage_stops_the_run_at_once_and_keeps_the_work() {
+    let world = World::new(config(""), "2026-12-01T08:00:00Z").await;
+    let switch = Switch::to(&world.sandbox.url).await;
+    let mut settings =
+        GraphSettings::new("contoso", "hrsync", Credential::ClientSecret("s".into()));
+    // The token endpoint answers; Graph itself is behind the switch.
+    settings.authority_host = world.sandbox.url.clone();
+    settings.graph_endpoint = switch.url.clone();
+    let real = world.pipeline();
+    let runner = Runner::new(
+        Arc::new(Pipeline {
+            config: Arc::clone(&real.config),
+            store: Arc::clone(&real.store),
+            queue: Arc::clone(&real.queue),
+            timers: Arc::clone(&real.timers),
+            graph: Some(GraphClient::new(settings, reqwest::Client::new())),
+            lookups: DirectoryLookups::PerWorker,
+            clock: Arc::clone(&real.clock),
+            hr: real.hr.clone(),
+        }),
+        RunnerSettings::default(),
+    );
+    world.take_in_a_team(1001..=1030).await;
+
+    let max_attempts = RunnerSettings::default().max_attempts;
+    for run in 0..=max_attempts {
+        let started = std::time::Instant::now();
+        let stopped = tokio::time::timeout(Duration::from_secs(60), runner.drain())
+            .await
+            .expect("the run stops rather than hangs");
+        let Err(DrainError::Outage { what, waiting }) = stopped else {
+            panic!("run {run}: stopped by the outage, not {stopped:?}");
+        };
+        assert!(
+            started.elapsed() < Duration::from_secs(15),
+            "run {run} stopped within seconds: {:?}",
+            started.elapsed()
+        );
+        assert!(
+            what.contains(&format!(
+                "cannot reach Microsoft Graph at {}/v1.0",
+                switch.url
+            )),
+            "{what}"
+        );
+        assert!(
+            !what.contains("1001") && !what.contains("Sam"),
+            "no worker: {what}"
+        );
+        assert_eq!(waiting, 31, "every worker's work is kept");
+        // The next run comes after the queue's pause.
+        world.clock.advance(SignedDuration::from_mins(1));
+    }
+    for queue in QueueName::ALL {
+        let dead = real.queue.dead_letters(queue).await.unwrap();
+        assert!(dead.is_empty(), "an outage dead-letters nothing: {dead:?}");
+    }
+    assert!(
+        world
+            .audit("1000")
+            .await
+            .iter()
+            .all(|r| r.action != "dead_lettered"),
+        "nothing failed"
+    );
+
+    switch.up();
+    tokio::time::timeout(Duration::from_secs(120), runner.drain())
+        .await
+        .expect("the run ends")
+        .expect("Graph is back: the run does all the work");
+    assert!(world.enabled("1000"));
+    for n in 1001..=1030 {
+        assert!(world.enabled(&n.to_string()), "{n} has an account");
+    }
 }

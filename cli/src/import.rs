@@ -14,7 +14,7 @@ use hrsync_local::SqliteQueue;
 use hrsync_pipeline::ports::{Queue, QueueName, StateStore, Timers};
 use hrsync_pipeline::stages::intake::{Incoming, take_in};
 use hrsync_pipeline::synthetic::{ABSENT_FROM_EXPORT, leaving_now};
-use hrsync_pipeline::{Clock, Outcome, Report, ShiftedClock, Summary, SystemClock};
+use hrsync_pipeline::{Clock, DrainError, Outcome, Report, ShiftedClock, Summary, SystemClock};
 use jiff::Timestamp;
 use serde::Serialize;
 
@@ -92,6 +92,14 @@ struct PendingLicenses {
     reason: String,
     /// The workers, by key.
     waiting: Vec<String>,
+}
+
+/// Why the pipeline stopped: an outage says it all (the service, the cause, what is kept).
+pub fn stopped(error: DrainError) -> anyhow::Error {
+    match error {
+        DrainError::Outage { .. } => error.into(),
+        DrainError::Queue(_) => anyhow::Error::new(error).context("the pipeline stopped"),
+    }
 }
 
 /// How an import ended, for the exit status.
@@ -179,7 +187,7 @@ pub fn run(args: ImportArgs) -> anyhow::Result<Ended> {
                 let drained = runner.drain().await;
                 watcher.abort();
                 progress.finish();
-                drained.context("the pipeline stopped")?;
+                drained.map_err(stopped)?;
                 runner.report()
             }
             None => {
@@ -220,19 +228,40 @@ pub fn run(args: ImportArgs) -> anyhow::Result<Ended> {
 }
 
 /// Waits until the running `hrsync serve` has handled everything queued.
+/// Waits for `hrsync serve` to finish the handed-off work; gives up when serve has touched
+/// none of it for [`SERVE_STALLED`] (a service it needs is down: it keeps the work and says so
+/// in its own log).
 async fn wait_until_drained(local: &Local) -> anyhow::Result<()> {
+    let mut last: Option<(Vec<hrsync_pipeline::ports::QueueDepth>, std::time::Instant)> = None;
     loop {
-        let mut busy = false;
+        let mut depths = Vec::new();
         for queue in QueueName::ALL {
-            let depth = local.queue.depth(queue).await?;
-            busy |= depth.visible + depth.in_flight > 0;
+            depths.push(local.queue.depth(queue).await?);
         }
-        if !busy {
+        let waiting: u64 = depths.iter().map(|d| d.visible + d.in_flight).sum();
+        if waiting == 0 {
             return Ok(());
+        }
+        let in_flight = depths.iter().any(|d| d.in_flight > 0);
+        match &last {
+            Some((before, since)) if *before == depths && !in_flight => {
+                if since.elapsed() >= SERVE_STALLED {
+                    anyhow::bail!(
+                        "hrsync serve has done none of the {waiting} queued message(s) for {} s: \
+                         a service it needs is probably down (its log says which); the work stays \
+                         queued and serve goes on with it once it is back",
+                        SERVE_STALLED.as_secs()
+                    );
+                }
+            }
+            _ => last = Some((depths, std::time::Instant::now())),
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+/// How long a handed-off import waits for serve to make any progress.
+const SERVE_STALLED: Duration = Duration::from_secs(180);
 
 /// What the run did, read back from the audit records that carry its trace.
 async fn report_from_audit(

@@ -1345,7 +1345,7 @@ async fn wait_for_empty(local: &Local, queue: QueueName) -> anyhow::Result<()> {
 /// Runs everything queued (and timers due) until the queues are empty.
 async fn drain(running: &Running) -> anyhow::Result<Report> {
     let runner = &running.started.runner;
-    runner.drain().await.context("the pipeline stopped")?;
+    runner.drain().await.map_err(crate::import::stopped)?;
     Ok(runner.report())
 }
 

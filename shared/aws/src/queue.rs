@@ -427,6 +427,24 @@ impl Queue for SqsQueue {
         Ok(RetryOutcome::DeadLettered)
     }
 
+    /// Hidden for `delay`; SQS counts the receive all the same (`maxReceiveCount`).
+    async fn postpone(
+        &self,
+        delivery: &Delivery,
+        _now: Timestamp,
+        delay: Duration,
+    ) -> Result<(), QueueError> {
+        let receipt = Receipt::parse(delivery)?;
+        let urls = self.urls(delivery.queue)?;
+        self.hold(
+            delivery.queue,
+            &urls.url,
+            receipt.handle,
+            visibility_seconds(delay)?,
+        )
+        .await
+    }
+
     /// Nothing to do: SQS's redrive policy moves a message received `maxReceiveCount` times to
     /// the DLQ by itself, when the next receive would deliver it (see the module's doc).
     async fn dead_letter_abandoned(

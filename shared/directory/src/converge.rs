@@ -72,6 +72,14 @@ impl ConvergeError {
             Self::Record { retryable, .. } => *retryable,
         }
     }
+
+    /// See [`GraphError::is_outage`].
+    pub fn is_outage(&self) -> bool {
+        match self {
+            Self::Graph(error) | Self::Rejected { error, .. } => error.is_outage(),
+            Self::NameConflict { .. } | Self::Stopped | Self::Record { .. } => false,
+        }
+    }
 }
 
 /// Where the directory object ids of other workers (managers) come from: the state store.

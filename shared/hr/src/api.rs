@@ -302,12 +302,18 @@ impl ApiClient {
                             continue;
                         }
                         (StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN, _) => {
-                            return Err(HrError::permanent(format!(
-                                "{what}: {} refused the credential (HTTP {}): check the source's API credential and its permissions",
+                            let why = format!(
+                                "{} refused the credential (HTTP {}): check the source's API credential and its permissions",
                                 self.vendor,
                                 status.as_u16()
-                            ))
-                            .with_status(status.as_u16()));
+                            );
+                            let refused = HrError::permanent(format!("{what}: {why}"))
+                                .with_status(status.as_u16());
+                            // A 403 may be about one record's fields; a 401 is every call's.
+                            return Err(match status {
+                                StatusCode::UNAUTHORIZED => refused.as_outage(why),
+                                _ => refused,
+                            });
                         }
                         (status, Ok(body)) if !is_retryable(status) => {
                             return Ok(ApiResponse { status, body });
@@ -329,11 +335,12 @@ impl ApiClient {
             if let Some(cause) = &transport
                 && failures >= self.retry.max_attempts.min(TRANSPORT_ATTEMPTS)
             {
-                return Err(HrError::retryable(format!(
-                    "{what}: cannot reach {} at {}: {cause} (after {failures} attempts)",
+                let why = format!(
+                    "cannot reach {} at {}: {cause} (after {failures} attempts)",
                     self.vendor,
                     self.host()
-                )));
+                );
+                return Err(HrError::retryable(format!("{what}: {why}")).as_outage(why));
             }
             if failures >= self.retry.max_attempts {
                 return Err(HrError::retryable(format!(
@@ -413,11 +420,12 @@ impl ApiClient {
             if let Some(cause) = transport
                 && failures >= self.retry.max_attempts.min(TRANSPORT_ATTEMPTS)
             {
-                return Err(HrError::retryable(format!(
-                    "{what}: cannot reach the {} token endpoint at {}: {cause} (after {failures} attempts)",
+                let why = format!(
+                    "cannot reach the {} token endpoint at {}: {cause} (after {failures} attempts)",
                     self.vendor,
                     origin(token_url)
-                )));
+                );
+                return Err(HrError::retryable(format!("{what}: {why}")).as_outage(why));
             }
             if failures >= self.retry.max_attempts {
                 return Err(HrError::retryable(format!(
@@ -429,11 +437,13 @@ impl ApiClient {
         };
         let status = response.status();
         if !status.is_success() {
-            return Err(HrError::permanent(format!(
-                "{what}: the {} token endpoint refused the client credentials (HTTP {}): check client_id and client_secret",
+            let why = format!(
+                "the {} token endpoint at {} refused the client credentials (HTTP {}): check client_id and client_secret",
                 self.vendor,
+                origin(token_url),
                 status.as_u16()
-            )));
+            );
+            return Err(HrError::permanent(format!("{what}: {why}")).as_outage(why));
         }
         let token: TokenResponse = response.json().await.map_err(|e| {
             HrError::permanent(format!(
@@ -535,6 +545,74 @@ mod tests {
         );
         assert_eq!(policy.wait(None, 1), policy.base_delay);
         assert_eq!(policy.wait(None, 30), policy.max_delay);
+    }
+
+    /// A server answering every request with `status`; its `http://127.0.0.1:PORT`.
+    async fn answering(status: &'static str) -> String {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move {
+            while let Ok((mut socket, _)) = listener.accept().await {
+                let mut request = [0u8; 4096];
+                let _ = socket.read(&mut request).await;
+                let answer = format!("HTTP/1.1 {status}\r\ncontent-length: 0\r\n\r\n");
+                let _ = socket.write_all(answer.as_bytes()).await;
+            }
+        });
+        url
+    }
+
+    fn client(base_url: &str) -> ApiClient {
+        ApiClient::new(
+            "HiBob",
+            reqwest::Client::new(),
+            base_url,
+            Auth::Bearer(SecretString::from("token")),
+        )
+    }
+
+    /// An API that refuses the credential (401) or cannot be reached fails every call alike:
+    /// an outage, said without the worker. One record's 403 is not.
+    #[tokio::test]
+    async fn a_refused_credential_or_an_unreachable_api_is_an_outage() {
+        let refused = client(&answering("401 Unauthorized").await)
+            .send(Method::GET, "/v1/people/4242", None, "fetch employee 4242")
+            .await
+            .unwrap_err();
+        let what = refused.outage.as_deref().expect("a 401 is an outage");
+        assert!(
+            what.contains("HiBob refused the credential (HTTP 401)"),
+            "{what}"
+        );
+        assert!(!what.contains("4242"), "{what}");
+
+        let forbidden = client(&answering("403 Forbidden").await)
+            .send(Method::GET, "/v1/people/4242", None, "fetch employee 4242")
+            .await
+            .unwrap_err();
+        assert_eq!(forbidden.outage, None, "{forbidden:?}");
+
+        let closed = {
+            let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            format!("http://{}", listener.local_addr().unwrap())
+        };
+        let unreachable = client(&closed)
+            .with_retry(RetryPolicy {
+                base_delay: Duration::from_millis(1),
+                ..RetryPolicy::default()
+            })
+            .send(Method::GET, "/v1/people/4242", None, "fetch employee 4242")
+            .await
+            .unwrap_err();
+        let what = unreachable
+            .outage
+            .as_deref()
+            .expect("unreachable is an outage");
+        assert!(
+            what.starts_with(&format!("cannot reach HiBob at {closed}: ")),
+            "{what}"
+        );
     }
 
     #[test]

@@ -170,6 +170,10 @@ pub struct HrError {
     pub retryable: bool,
     /// The vendor's HTTP status, when the error is an answer.
     pub status: Option<u16>,
+    /// The API as a whole is unreachable or refuses hrsync's credential (every call to it
+    /// fails alike until that is fixed, so the runtime waits instead of failing each worker):
+    /// what is wrong, naming the endpoint and no worker.
+    pub outage: Option<String>,
 }
 
 impl HrError {
@@ -178,6 +182,7 @@ impl HrError {
             message: message.into(),
             retryable: false,
             status: None,
+            outage: None,
         }
     }
 
@@ -186,11 +191,18 @@ impl HrError {
             message: message.into(),
             retryable: true,
             status: None,
+            outage: None,
         }
     }
 
     pub fn with_status(mut self, status: u16) -> Self {
         self.status = Some(status);
+        self
+    }
+
+    /// Marks the error as the whole API's, not this call's (see [`HrError::outage`]).
+    pub fn as_outage(mut self, what_is_wrong: String) -> Self {
+        self.outage = Some(what_is_wrong);
         self
     }
 }

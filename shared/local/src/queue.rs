@@ -270,7 +270,8 @@ impl Queue for SqliteQueue {
             } else {
                 tx.execute(
                     "INSERT INTO dead_letters (id, queue, grp, body, reason, attempts, at)
-                     SELECT seq, queue, grp, body, ?2, attempts, ?3 FROM messages WHERE seq = ?1",
+                     SELECT COALESCE(origin, seq), queue, grp, body, ?2, attempts, ?3
+                     FROM messages WHERE seq = ?1",
                     params![seq, reason, now],
                 )?;
                 tx.execute("DELETE FROM messages WHERE seq = ?1", [seq])?;
@@ -278,6 +279,31 @@ impl Queue for SqliteQueue {
             };
             tx.commit()?;
             Ok(outcome)
+        })
+        .await
+    }
+
+    async fn postpone(
+        &self,
+        delivery: &Delivery,
+        now: Timestamp,
+        delay: Duration,
+    ) -> Result<(), QueueError> {
+        let visible_at = instant(later(now, delay)?);
+        let (queue, id) = (delivery.queue, delivery.id.clone());
+        self.call(format!("postpone {id}"), move |conn| {
+            let postponed = conn.execute(
+                "UPDATE messages SET attempts = MAX(attempts - 1, 0), visible_at = ?3,
+                 receipt = NULL WHERE queue = ?1 AND receipt = ?2",
+                params![queue.as_str(), id, visible_at],
+            )?;
+            match postponed {
+                1 => Ok(()),
+                _ => Err(Error::Queue(QueueError::StaleReceipt {
+                    queue,
+                    receipt: id,
+                })),
+            }
         })
         .await
     }
@@ -300,9 +326,10 @@ impl Queue for SqliteQueue {
                     "queue = ?1 AND receipt IS NOT NULL AND visible_at <= ?2 AND attempts >= ?3";
                 tx.execute(
                     &format!(
-                    "INSERT INTO dead_letters (id, queue, grp, body, reason, attempts, at)
-                     SELECT seq, queue, grp, body, ?4, attempts, ?2 FROM messages WHERE {abandoned}"
-                ),
+                        "INSERT INTO dead_letters (id, queue, grp, body, reason, attempts, at)
+                     SELECT COALESCE(origin, seq), queue, grp, body, ?4, attempts, ?2
+                     FROM messages WHERE {abandoned}"
+                    ),
                     params![queue.as_str(), now, max_receives, reason],
                 )?;
                 let moved = tx.execute(
@@ -361,10 +388,11 @@ impl Queue for SqliteQueue {
         let now = instant(now);
         self.call(format!("redrive {id} to {queue}"), move |conn| {
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            // A new message (new seq): the tail of its group, attempts from zero.
+            // A new message (new seq): the tail of its group, attempts from zero; it keeps
+            // the dead letter's id should it die again.
             let moved = tx.execute(
-                "INSERT INTO messages (queue, grp, body, attempts, visible_at, receipt)
-                 SELECT queue, grp, body, 0, ?3, NULL FROM dead_letters
+                "INSERT INTO messages (queue, grp, body, attempts, visible_at, receipt, origin)
+                 SELECT queue, grp, body, 0, ?3, NULL, id FROM dead_letters
                  WHERE queue = ?1 AND id = ?2",
                 params![queue.as_str(), dead, now],
             )?;

@@ -141,6 +141,10 @@ CREATE TABLE cursors (
     cursor TEXT NOT NULL                           -- the vendor's own position (opaque)
 ) STRICT;
 "#,
+    r#"
+-- Step 5: a redriven message remembers its dead letter, whose id it keeps if it dies again.
+ALTER TABLE messages ADD COLUMN origin INTEGER;    -- dead_letters.id it was redriven from
+"#,
 ];
 
 /// The schema version this build writes (`PRAGMA user_version` after migrating).

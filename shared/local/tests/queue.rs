@@ -52,6 +52,8 @@ both!(
     queue_retry_dead_letter_redrive,
     queue_abandoned_messages_are_dead_lettered,
     queue_concurrent_receivers,
+    queue_postpone_keeps_place_and_tries,
+    queue_dead_letter_keeps_its_id_across_redrive,
 );
 
 const WE: QueueName = QueueName::WorkerEvents;

@@ -22,6 +22,7 @@ pub use ports::{
     AuditRecord, Hold, HoldStatus, Reservation, StateStore, StoreError, Stored, name_key,
 };
 pub use runner::{
-    PendingLicenseReport, Report, Runner, RunnerSettings, Summary, WorkerReport, settle_failure,
+    DrainError, PendingLicenseReport, Report, Runner, RunnerSettings, Summary, WorkerReport,
+    settle_failure,
 };
 pub use stages::{Outcome, Pipeline, StageError};

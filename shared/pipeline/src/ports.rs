@@ -526,6 +526,17 @@ pub trait Queue: Send + Sync {
         max_attempts: u32,
     ) -> impl Future<Output = Result<RetryOutcome, QueueError>> + Send;
 
+    /// Failed for a reason that is not the message's (the service its stage needs is down):
+    /// visible again at `now + delay`, keeping its place at the head of its group, and this
+    /// delivery does not count as an attempt, so an outage never uses up a message's tries.
+    /// (On SQS the receive still counts toward the redrive policy's `maxReceiveCount`.)
+    fn postpone(
+        &self,
+        delivery: &Delivery,
+        now: Timestamp,
+        delay: Duration,
+    ) -> impl Future<Output = Result<(), QueueError>> + Send;
+
     /// Dead-letters, with `reason`, every message of `queue` delivered `max_receives` times
     /// whose last delivery was never settled (its receiver died: the visibility timeout passed
     /// with no ack or retry). Returns how many. The runtime calls it before `receive`, like
@@ -545,7 +556,9 @@ pub trait Queue: Send + Sync {
     ) -> impl Future<Output = Result<Vec<DeadLetter>, QueueError>> + Send;
 
     /// Moves a dead letter back to its queue as a new message at the tail of its group
-    /// (attempts start again, no deduplication); false if `id` is unknown.
+    /// (attempts start again, no deduplication); false if `id` is unknown. Should it be
+    /// dead-lettered again, it comes back under the same `id`, so an operator's notes and
+    /// commands about it stay true.
     fn redrive(
         &self,
         queue: QueueName,

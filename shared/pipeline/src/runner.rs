@@ -30,6 +30,9 @@ pub struct RunnerSettings {
     pub max_backoff: Duration,
     /// Pause when there is nothing to do.
     pub idle: Duration,
+    /// While a stage's service is down (an outage): how long its messages wait before the
+    /// queue is tried again, with one message.
+    pub outage_probe: Duration,
 }
 
 impl Default for RunnerSettings {
@@ -41,6 +44,7 @@ impl Default for RunnerSettings {
             first_backoff: Duration::from_secs(1),
             max_backoff: Duration::from_secs(60),
             idle: Duration::from_millis(50),
+            outage_probe: Duration::from_secs(30),
         }
     }
 }
@@ -226,6 +230,39 @@ pub struct Runner<S, Q, T> {
     counters: Arc<Mutex<Counters>>,
     /// Cuts an idle pause short when work arrives in this process (a webhook).
     wake: tokio::sync::Notify,
+    /// The queues whose stage's service is down, and how many deliveries an outage postponed.
+    outages: Arc<Mutex<Outages>>,
+}
+
+/// Queues whose stage's service is down: their work waits, using up no tries, and the queue is
+/// probed with one message at a time.
+#[derive(Debug, Default)]
+struct Outages {
+    down: BTreeMap<QueueName, Outage>,
+    /// Deliveries postponed by an outage since the runner started.
+    postponed: u64,
+}
+
+#[derive(Debug, Clone)]
+struct Outage {
+    /// What is wrong, naming the endpoint (no worker).
+    what: String,
+    since: jiff::Timestamp,
+    /// The queue is not received from before then.
+    probe_at: jiff::Timestamp,
+}
+
+/// Why [`Runner::drain`] stopped before the queues were empty.
+#[derive(Debug, thiserror::Error)]
+pub enum DrainError {
+    #[error(transparent)]
+    Queue(#[from] QueueError),
+    /// A stage's service is down: the run stops at once instead of failing every worker.
+    #[error(
+        "{what}; stopped with {waiting} message(s) kept in the queues, none of their tries used: \
+         they are done by the next run (or by hrsync serve) once it is back"
+    )]
+    Outage { what: String, waiting: u64 },
 }
 
 impl<S, Q, T> Runner<S, Q, T>
@@ -241,6 +278,7 @@ where
             report: Arc::default(),
             counters: Arc::default(),
             wake: tokio::sync::Notify::new(),
+            outages: Arc::default(),
         }
     }
 
@@ -344,14 +382,20 @@ where
                     "its receiver stopped before finishing it, too many times",
                 )
                 .await?;
+            let batch = match lock(&self.outages).down.get(&queue) {
+                Some(outage) if outage.probe_at > now => continue,
+                Some(_) => 1,
+                None => self.settings.batch,
+            };
             let deliveries = pipeline
                 .queue
-                .receive(queue, self.settings.batch, now, self.settings.visibility)
+                .receive(queue, batch, now, self.settings.visibility)
                 .await?;
             for delivery in deliveries {
                 let pipeline = Arc::clone(&self.pipeline);
                 let report = Arc::clone(&self.report);
                 let counters = Arc::clone(&self.counters);
+                let outages = Arc::clone(&self.outages);
                 let settings = self.settings.clone();
                 let place = round
                     .as_ref()
@@ -361,6 +405,7 @@ where
                     let kept = Kept {
                         report: &report,
                         counters: &counters,
+                        outages: &outages,
                     };
                     handle(&pipeline, &settings, kept, delivery, place).await
                 });
@@ -380,9 +425,18 @@ where
 
     /// Runs until every queue is empty (nothing visible, waiting or in flight); timers due
     /// meanwhile fire. Future timers are left for later.
-    pub async fn drain(&self) -> Result<(), QueueError> {
+    ///
+    /// A stage's service going down stops it at once ([`DrainError::Outage`]): the work stays
+    /// queued with its tries intact, rather than every worker failing its way to the
+    /// dead-letter queue.
+    pub async fn drain(&self) -> Result<(), DrainError> {
         loop {
-            if self.step().await? > 0 {
+            let postponed = lock(&self.outages).postponed;
+            let handled = self.step().await?;
+            if lock(&self.outages).postponed > postponed {
+                return Err(self.outage_stop().await?);
+            }
+            if handled > 0 {
                 continue;
             }
             let mut busy = false;
@@ -403,6 +457,21 @@ where
             // Messages waiting out a retry backoff.
             self.pipeline.clock.pause(self.settings.idle).await;
         }
+    }
+
+    async fn outage_stop(&self) -> Result<DrainError, QueueError> {
+        let what = lock(&self.outages)
+            .down
+            .values()
+            .max_by_key(|outage| outage.since)
+            .map(|outage| outage.what.clone())
+            .unwrap_or_default();
+        let mut waiting = 0;
+        for queue in QueueName::ALL {
+            let depth = self.pipeline.queue.depth(queue).await?;
+            waiting += depth.visible + depth.in_flight;
+        }
+        Ok(DrainError::Outage { what, waiting })
     }
 
     /// Runs until `stop` resolves; a message being handled is finished first.
@@ -433,6 +502,7 @@ where
 struct Kept<'a> {
     report: &'a Mutex<Report>,
     counters: &'a Mutex<Counters>,
+    outages: &'a Mutex<Outages>,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -466,15 +536,60 @@ where
             }
             lock(kept.counters).observe(&outcome);
             lock(kept.report).record(outcome);
+            if let Some(outage) = lock(kept.outages).down.remove(&delivery.queue) {
+                let now = pipeline.clock.now();
+                let down_for = now.duration_since(outage.since).as_secs().max(0);
+                tracing::info!(queue = %delivery.queue, down_for_s = down_for, "the service is back: {}'s work goes on", delivery.queue);
+            }
             pipeline.queue.ack(&delivery).await
         }
-        Err(error) => fail(pipeline, settings, kept, &delivery, &error).await,
+        Err(error) => match &error.outage {
+            Some(what) => postpone(pipeline, settings, kept.outages, &delivery, what).await,
+            None => fail(pipeline, settings, kept, &delivery, &error).await,
+        },
     };
     match settle {
         // A newer delivery of the same message reports instead (the work was idempotent).
         Err(QueueError::StaleReceipt { .. }) => Ok(()),
         other => other,
     }
+}
+
+/// The stage's service is down: the delivery waits, with its try given back, and the queue
+/// is probed again after [`RunnerSettings::outage_probe`]. One warning per outage.
+async fn postpone<S, Q, T>(
+    pipeline: &Pipeline<S, Q, T>,
+    settings: &RunnerSettings,
+    outages: &Mutex<Outages>,
+    delivery: &Delivery,
+    what: &str,
+) -> Result<(), QueueError>
+where
+    S: StateStore,
+    Q: Queue,
+    T: Timers,
+{
+    let now = pipeline.clock.now();
+    pipeline
+        .queue
+        .postpone(delivery, now, settings.outage_probe)
+        .await?;
+    let probe_at = crate::ports::later(now, settings.outage_probe)?;
+    let mut outages = lock(outages);
+    outages.postponed += 1;
+    let began = !outages.down.contains_key(&delivery.queue);
+    let outage = outages.down.entry(delivery.queue).or_insert(Outage {
+        what: what.to_owned(),
+        since: now,
+        probe_at,
+    });
+    outage.what = what.to_owned();
+    outage.probe_at = probe_at;
+    if began {
+        tracing::warn!(queue = %delivery.queue, retry_every_s = settings.outage_probe.as_secs(), "{what}: {}'s work waits, using up no tries", delivery.queue);
+    }
+    tracing::debug!(worker = %delivery.nudge.worker, queue = %delivery.queue, "postponed: the service is down");
+    Ok(())
 }
 
 async fn fail<S, Q, T>(

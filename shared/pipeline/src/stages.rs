@@ -193,6 +193,10 @@ pub enum Outcome {
 pub struct StageError {
     pub message: String,
     pub retryable: bool,
+    /// The service the stage needs (Graph, an HR API) is unreachable or refuses hrsync's
+    /// credential: not this message's fault, and every other message needing that service
+    /// fails alike. What is wrong, naming the endpoint and the cause but no worker.
+    pub outage: Option<String>,
 }
 
 impl StageError {
@@ -200,6 +204,7 @@ impl StageError {
         Self {
             message: message.to_string(),
             retryable: false,
+            outage: None,
         }
     }
 
@@ -207,6 +212,7 @@ impl StageError {
         Self {
             message: message.to_string(),
             retryable: true,
+            outage: None,
         }
     }
 }
@@ -216,6 +222,7 @@ impl From<StoreError> for StageError {
         Self {
             retryable: error.is_retryable(),
             message: error.to_string(),
+            outage: None,
         }
     }
 }
@@ -225,6 +232,7 @@ impl From<QueueError> for StageError {
         Self {
             retryable: error.is_retryable(),
             message: error.to_string(),
+            outage: None,
         }
     }
 }
@@ -234,6 +242,7 @@ impl From<HrError> for StageError {
         Self {
             retryable: error.retryable,
             message: error.message,
+            outage: error.outage,
         }
     }
 }
@@ -242,6 +251,7 @@ impl From<GraphError> for StageError {
     fn from(error: GraphError) -> Self {
         Self {
             retryable: error.is_retryable(),
+            outage: error.is_outage().then(|| error.to_string()),
             message: error.to_string(),
         }
     }
@@ -251,6 +261,7 @@ impl From<ConvergeError> for StageError {
     fn from(error: ConvergeError) -> Self {
         Self {
             retryable: error.is_retryable(),
+            outage: error.is_outage().then(|| error.to_string()),
             message: error.to_string(),
         }
     }

@@ -695,6 +695,14 @@ upn = ["{{ given_name|slug }}.{{ family_name|slug }}@acme.example"]
         ) -> Result<RetryOutcome, QueueError> {
             down()
         }
+        async fn postpone(
+            &self,
+            _: &crate::ports::Delivery,
+            _: Timestamp,
+            _: std::time::Duration,
+        ) -> Result<(), QueueError> {
+            down()
+        }
         async fn dead_letter_abandoned(
             &self,
             _: QueueName,

@@ -98,6 +98,12 @@ impl GraphError {
         }
     }
 
+    /// Graph as a whole is unreachable or refuses the app's credential: every request fails
+    /// alike until that is fixed, whatever the worker.
+    pub fn is_outage(&self) -> bool {
+        matches!(self, GraphError::Transport(_) | GraphError::Auth { .. })
+    }
+
     /// The `AADSTS` number of a token endpoint refusal (`error_description` starts with it).
     pub fn aadsts(&self) -> Option<u32> {
         let GraphError::Auth { description, .. } = self else {

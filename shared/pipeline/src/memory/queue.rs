@@ -42,6 +42,8 @@ struct Message {
     visible_at: Timestamp,
     /// Set while delivered and not yet acked or retried.
     receipt: Option<String>,
+    /// The dead letter it was redriven from: its id if it is dead-lettered again.
+    origin: Option<u64>,
 }
 
 impl Inner {
@@ -109,6 +111,7 @@ impl Queue for MemoryQueue {
                 attempts: 0,
                 visible_at: now,
                 receipt: None,
+                origin: None,
             },
         );
         Ok(())
@@ -178,10 +181,11 @@ impl Queue for MemoryQueue {
             return Ok(RetryOutcome::Retried);
         }
         if let Some(message) = lane.messages.remove(&seq) {
+            let id = message.origin.unwrap_or(seq);
             lane.dead.insert(
-                seq,
+                id,
                 DeadLetter {
-                    id: seq.to_string(),
+                    id: id.to_string(),
                     nudge: message.nudge,
                     reason: reason.to_owned(),
                     attempts: message.attempts,
@@ -190,6 +194,24 @@ impl Queue for MemoryQueue {
             );
         }
         Ok(RetryOutcome::DeadLettered)
+    }
+
+    async fn postpone(
+        &self,
+        delivery: &Delivery,
+        now: Timestamp,
+        delay: Duration,
+    ) -> Result<(), QueueError> {
+        let visible_at = later(now, delay)?;
+        let mut inner = self.lock();
+        let lane = inner.lane(delivery.queue);
+        let seq = lane.find(delivery)?;
+        if let Some(message) = lane.messages.get_mut(&seq) {
+            message.attempts = message.attempts.saturating_sub(1);
+            message.visible_at = visible_at;
+            message.receipt = None;
+        }
+        Ok(())
     }
 
     async fn dead_letter_abandoned(
@@ -211,10 +233,11 @@ impl Queue for MemoryQueue {
             .collect();
         for seq in &abandoned {
             if let Some(message) = lane.messages.remove(seq) {
+                let id = message.origin.unwrap_or(*seq);
                 lane.dead.insert(
-                    *seq,
+                    id,
                     DeadLetter {
-                        id: seq.to_string(),
+                        id: id.to_string(),
                         nudge: message.nudge,
                         reason: reason.to_owned(),
                         attempts: message.attempts,
@@ -252,6 +275,7 @@ impl Queue for MemoryQueue {
                 attempts: 0,
                 visible_at: now,
                 receipt: None,
+                origin: Some(dead_seq),
             },
         );
         Ok(true)

@@ -1272,6 +1272,75 @@ pub async fn queue_retry_dead_letter_redrive<Q: Queue>(queue: Arc<Q>) {
     assert_eq!(queue.depth(WE).await.unwrap(), depth(0, 0, 0));
 }
 
+/// A delivery postponed because its stage's service is down keeps its place at the head of
+/// its group and uses up none of its tries, however long the outage.
+pub async fn queue_postpone_keeps_place_and_tries<Q: Queue>(queue: Arc<Q>) {
+    let t0 = at("2026-03-01T09:00:00Z");
+    queue.send(WE, &nudge("1", "a1"), "a1", t0).await.unwrap();
+    queue.send(WE, &nudge("1", "a2"), "a2", t0).await.unwrap();
+    let mut now = t0;
+    for _ in 0..6 {
+        let got = queue.receive(WE, 10, now, VISIBILITY).await.unwrap();
+        assert_eq!((reasons(&got), got[0].attempt), (vec!["a1".to_owned()], 1));
+        queue.postpone(&got[0], now, secs(30)).await.unwrap();
+        assert!(
+            matches!(
+                queue.ack(&got[0]).await,
+                Err(QueueError::StaleReceipt { .. })
+            ),
+            "a postponed delivery is settled"
+        );
+        assert_eq!(queue.depth(WE).await.unwrap(), depth(2, 0, 0));
+        let waiting = now + SignedDuration::from_millis(29_999);
+        assert_eq!(
+            queue.receive(WE, 10, waiting, VISIBILITY).await.unwrap(),
+            vec![],
+            "the group waits out the delay"
+        );
+        now += SignedDuration::from_secs(30);
+    }
+    let got = queue.receive(WE, 10, now, VISIBILITY).await.unwrap();
+    let outcome = queue
+        .retry(&got[0], "graph 503", now, secs(1), 2)
+        .await
+        .unwrap();
+    assert_eq!(
+        outcome,
+        RetryOutcome::Retried,
+        "six postponements used no try"
+    );
+}
+
+/// A redriven message that fails again is dead-lettered under the id it had.
+pub async fn queue_dead_letter_keeps_its_id_across_redrive<Q: Queue>(queue: Arc<Q>) {
+    let now = at("2026-03-01T09:00:00Z");
+    queue.send(WE, &nudge("1", "a1"), "a1", now).await.unwrap();
+    queue.send(WE, &nudge("2", "b1"), "b1", now).await.unwrap();
+    let mut first = None;
+    for reason in ["graph 400 #1", "graph 400 #2", "graph 400 #3"] {
+        let got = queue.receive(WE, 10, now, VISIBILITY).await.unwrap();
+        for delivery in &got {
+            let outcome = queue
+                .retry(delivery, reason, now, secs(1), 1)
+                .await
+                .unwrap();
+            assert_eq!(outcome, RetryOutcome::DeadLettered);
+        }
+        let dead = queue.dead_letters(WE).await.unwrap();
+        assert_eq!(dead.len(), 2, "{dead:?}");
+        assert!(dead.iter().all(|d| d.reason == reason), "{dead:?}");
+        let ids: Vec<String> = dead.iter().map(|d| d.id.clone()).collect();
+        assert_eq!(
+            ids,
+            *first.get_or_insert_with(|| ids.clone()),
+            "the same ids after a redrive"
+        );
+        for id in &ids {
+            assert!(queue.redrive(WE, id, now).await.unwrap());
+        }
+    }
+}
+
 /// Receivers racing over many groups never hold the same message, nor two messages of one
 /// group, at once; every message arrives exactly once and each group in send order.
 pub async fn queue_concurrent_receivers<Q: Queue + 'static>(queue: Arc<Q>) {
