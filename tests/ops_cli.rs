@@ -1898,3 +1898,54 @@ fn doctor_of_an_unreadable_config_exits_2() {
     assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
     assert!(String::from_utf8_lossy(&output.stdout).contains("FAILED"));
 }
+
+/// A second source whose credentials this machine does not have.
+const BAMBOO_WITHOUT_CREDENTIALS: &str = r#"
+[source.bamboo]
+kind = "bamboohr"
+base_url = "https://acme.bamboohr.com/api/v1"
+api_key = { env = "HRSYNC_TEST_UNSET_BAMBOOHR_API_KEY" }
+webhook_secret = { env = "HRSYNC_TEST_UNSET_BAMBOOHR_WEBHOOK_KEY" }
+"#;
+
+/// Importing one source's export needs only that source's secrets; work of the other source
+/// already queued (by serve) is kept for a run that has its credential, and the import says so.
+#[test]
+fn importing_one_source_needs_no_other_sources_secrets() {
+    let site = Site::with_config(|config| format!("{config}{BAMBOO_WITHOUT_CREDENTIALS}"));
+    let output = site.run_json(&["import", "workers.csv", "--source", "hr", "--now", IMPORTED]);
+    let err = stderr(&output);
+    assert!(output.status.success(), "{err}");
+    assert!(!err.contains("error"), "{err}");
+    assert_eq!(site.user("1001")["accountEnabled"], true);
+
+    // A write-back serve had queued for a BambooHR worker before it stopped.
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        use hrsync_pipeline::ports::{Nudge, Queue, QueueName};
+        let store = hrsync_local::SqliteStore::open(site.path(".hrsync/state.db")).unwrap();
+        let nudge = Nudge::new(
+            hrsync_core::WorkerKey::new("bamboo", "4242"),
+            "entra converged",
+            "trace-bamboo",
+        );
+        let now = IMPORTED.parse().unwrap();
+        store
+            .queue()
+            .send(QueueName::Writeback, &nudge, "bamboo-writeback", now)
+            .await
+            .unwrap();
+    });
+    let output = site.run_json(&["import", "workers.csv", "--source", "hr", "--now", IMPORTED]);
+    let err = stderr(&output);
+    assert_eq!(output.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("work of source bamboo is queued, and this run was started without it")
+            && err.contains("HRSYNC_TEST_UNSET_BAMBOOHR_"),
+        "{err}"
+    );
+    assert!(err.contains("1 message(s) kept"), "{err}");
+    assert_eq!(err.lines().count(), 1, "one error, nothing else: {err}");
+    let letters = site.json(&["dlq", "list"]);
+    assert_eq!(letters, serde_json::json!([]), "nothing dead-lettered");
+}

@@ -80,8 +80,10 @@ impl Local {
     }
 
     /// The connector of every source that is not a csv export, with its secrets resolved
-    /// now: a missing secret stops the start rather than the first webhook.
-    fn connectors(&self) -> anyhow::Result<Connectors> {
+    /// now: a missing secret stops the start rather than the first webhook. An import works
+    /// for one source and need not hold the others' credentials: a source whose secrets are
+    /// not here is left out (its queued work, if any, then stops the run, kept).
+    fn connectors(&self, work: Work) -> anyhow::Result<Connectors> {
         let http = reqwest::Client::builder()
             .user_agent(concat!("hrsync/", env!("CARGO_PKG_VERSION")))
             .timeout(std::time::Duration::from_secs(30))
@@ -90,12 +92,21 @@ impl Local {
         let resolve = |secret: &hrsync_core::config::SecretRef| {
             directory::resolve(secret).map_err(|e| format!("{e:#}"))
         };
-        Ok(Connectors::from_config(
-            &self.config.sources,
-            hrsync_hr::Webhooks::Taken,
-            &resolve,
-            &http,
-        )?)
+        let webhooks = hrsync_hr::Webhooks::Taken;
+        if work == Work::Events {
+            return Ok(Connectors::from_config(
+                &self.config.sources,
+                webhooks,
+                &resolve,
+                &http,
+            )?);
+        }
+        let connectors =
+            Connectors::as_far_as_possible(&self.config.sources, webhooks, &resolve, &http);
+        for (source, why) in connectors.all_left_out() {
+            tracing::info!(source, "this run does without a source: {why}");
+        }
+        Ok(connectors)
     }
 
     /// Takes the runtime lock, or says who holds it: `None` when another runtime (`hrsync
@@ -145,7 +156,7 @@ impl Local {
         clock: Arc<dyn Clock>,
         work: Work,
     ) -> anyhow::Result<Started> {
-        let hr = self.connectors()?;
+        let hr = self.connectors(work)?;
         let connection = directory::connect(&self.config, config_dir(&self.config_path)).await?;
         let released = self.queue.release_in_flight(clock.now()).await?;
         if released > 0 {
@@ -184,7 +195,7 @@ pub enum Work {
     /// Events as they come (`serve`, the operations commands): a directory preflight per worker.
     Events,
     /// Many workers at once (`import`): the directory read once, and large rounds so that group
-    /// additions of many workers go out together.
+    /// additions of many workers go out together; the other sources' credentials are optional.
     Bulk,
 }
 

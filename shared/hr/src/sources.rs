@@ -125,7 +125,11 @@ impl Setup<'_> {
 
 /// The connectors of every source that takes webhooks, by source name.
 #[derive(Debug, Clone, Default)]
-pub struct Connectors(BTreeMap<String, Arc<dyn Connector>>);
+pub struct Connectors {
+    ready: BTreeMap<String, Arc<dyn Connector>>,
+    /// Sources this run does without, and why (see [`Connectors::as_far_as_possible`]).
+    left_out: BTreeMap<String, String>,
+}
 
 impl Connectors {
     /// Builds a connector for every source but the csv ones.
@@ -151,12 +155,54 @@ impl Connectors {
         Ok(connectors)
     }
 
+    /// Like [`Connectors::from_config`], for a run that works for one source (`hrsync import`)
+    /// and need not hold the others' credentials: a source that cannot be set up here (its
+    /// secret is not available) is left out, with the reason ([`Connectors::left_out`]).
+    pub fn as_far_as_possible<'a>(
+        sources: impl IntoIterator<Item = (&'a String, &'a SourceConfig)>,
+        webhooks: Webhooks,
+        resolve: Resolve<'_>,
+        http: &reqwest::Client,
+    ) -> Self {
+        let mut connectors = Self::default();
+        for (name, config) in sources {
+            let setup = Setup {
+                name,
+                config,
+                resolve,
+                http,
+                webhooks,
+            };
+            match connect(setup) {
+                Ok(Some(connector)) => connectors.insert(connector),
+                Ok(None) => {}
+                Err(error) => {
+                    connectors.left_out.insert(name.clone(), error.to_string());
+                }
+            }
+        }
+        connectors
+    }
+
     pub fn insert(&mut self, connector: Arc<dyn Connector>) {
-        self.0.insert(connector.source().to_owned(), connector);
+        self.left_out.remove(connector.source());
+        self.ready.insert(connector.source().to_owned(), connector);
     }
 
     pub fn get(&self, source: &str) -> Option<&Arc<dyn Connector>> {
-        self.0.get(source)
+        self.ready.get(source)
+    }
+
+    /// Why this run does without `source`'s connector, if it does.
+    pub fn left_out(&self, source: &str) -> Option<&str> {
+        self.left_out.get(source).map(String::as_str)
+    }
+
+    /// The sources this run does without, and why.
+    pub fn all_left_out(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.left_out
+            .iter()
+            .map(|(s, why)| (s.as_str(), why.as_str()))
     }
 }
 

@@ -241,6 +241,8 @@ struct Outages {
     down: BTreeMap<QueueName, Outage>,
     /// Deliveries postponed by an outage since the runner started.
     postponed: u64,
+    /// A draining run stops at an outage and says so in its error: no warning besides.
+    draining: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -259,8 +261,8 @@ pub enum DrainError {
     Queue(#[from] QueueError),
     /// A stage's service is down: the run stops at once instead of failing every worker.
     #[error(
-        "{what}; stopped with {waiting} message(s) kept in the queues, none of their tries used: \
-         they are done by the next run (or by hrsync serve) once it is back"
+        "{what}; stopped with {waiting} message(s) kept in the queues, none of their tries used \
+         up: the next run (or hrsync serve) does them once that is fixed"
     )]
     Outage { what: String, waiting: u64 },
 }
@@ -430,6 +432,7 @@ where
     /// queued with its tries intact, rather than every worker failing its way to the
     /// dead-letter queue.
     pub async fn drain(&self) -> Result<(), DrainError> {
+        lock(&self.outages).draining = true;
         loop {
             let postponed = lock(&self.outages).postponed;
             let handled = self.step().await?;
@@ -585,7 +588,7 @@ where
     });
     outage.what = what.to_owned();
     outage.probe_at = probe_at;
-    if began {
+    if began && !outages.draining {
         tracing::warn!(queue = %delivery.queue, retry_every_s = settings.outage_probe.as_secs(), "{what}: {}'s work waits, using up no tries", delivery.queue);
     }
     tracing::debug!(worker = %delivery.nudge.worker, queue = %delivery.queue, "postponed: the service is down");

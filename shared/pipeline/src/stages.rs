@@ -267,6 +267,28 @@ impl From<ConvergeError> for StageError {
     }
 }
 
+impl<S: StateStore, Q: Queue, T: Timers> Pipeline<S, Q, T> {
+    /// `source`'s HR connector (`None`: a source without one, csv). A source this run was
+    /// started without (`hrsync import` of another source, without this one's credential) is
+    /// an outage for its work: kept, for a run that has the credential.
+    pub(crate) fn hr_connector(
+        &self,
+        source: &str,
+    ) -> Result<Option<&Arc<dyn hrsync_hr::Connector>>, StageError> {
+        if let Some(why) = self.hr.left_out(source) {
+            return Err(StageError {
+                message: format!("this run was started without source {source}: {why}"),
+                retryable: true,
+                outage: Some(format!(
+                    "work of source {source} is queued, and this run was started without it ({why}); \
+                     run hrsync serve or hrsync import with its credential"
+                )),
+            });
+        }
+        Ok(self.hr.get(source))
+    }
+}
+
 /// JSON for an audit record's before/after.
 fn json<T: serde::Serialize>(value: &T) -> Option<serde_json::Value> {
     serde_json::to_value(value).ok()

@@ -16,7 +16,7 @@ use crate::synthetic::{DELETED_IN_HR, leaving_now};
 impl<S: StateStore, Q: Queue, T: Timers> Pipeline<S, Q, T> {
     pub async fn fetch(&self, nudge: &Nudge) -> Result<Outcome, StageError> {
         let key = &nudge.worker;
-        let connector = self.hr.get(key.source()).ok_or_else(|| {
+        let connector = self.hr_connector(key.source())?.ok_or_else(|| {
             StageError::permanent(format!(
                 "no connector for source {:?}: it is not a webhook source in the config",
                 key.source()

@@ -38,8 +38,7 @@ impl<S: StateStore, Q: Queue, T: Timers> Pipeline<S, Q, T> {
             })
         };
         let Some(connector) = self
-            .hr
-            .get(key.source())
+            .hr_connector(key.source())?
             .filter(|connector| connector.writes_back())
         else {
             return nothing();
