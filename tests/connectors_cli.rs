@@ -1044,6 +1044,52 @@ fn doctor_reads_each_hr_api_and_names_a_refused_credential() {
     assert_eq!((code, &check["status"]), (Some(0), &json!("ok")), "{check}");
 }
 
+/// `serve` reads each HR API once at start, as `doctor` does: one nobody listens on stops the
+/// start within seconds with one error naming where and why, instead of failing the first
+/// deliveries.
+#[test]
+fn serve_stops_at_start_when_an_hr_api_cannot_be_reached() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    drop(listener);
+    let bamboo_site = site(
+        &format!(
+            "kind = \"bamboohr\"\nbase_url = \"http://127.0.0.1:{port}/api/gateway.php/acme/v1\"\nwebhook_secret = {{ env = \"BAMBOO_SECRET\" }}\napi_key = {{ env = \"BAMBOO_KEY\" }}\n"
+        ),
+        &[("BAMBOO_SECRET", BAMBOO_SECRET), ("BAMBOO_KEY", "key")],
+    );
+    let started = Instant::now();
+    let output = bamboo_site
+        .command(&[
+            "serve",
+            "--config",
+            "hrsync.toml",
+            "--listen",
+            "127.0.0.1:0",
+        ])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{err}");
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(err.contains("source hr: "), "{err}");
+    assert!(err.contains(&format!("127.0.0.1:{port}")), "{err}");
+    assert!(
+        err.contains("connection refused") && err.contains("fix:"),
+        "{err}"
+    );
+    assert!(!err.contains("listening on"), "it never listened: {err}");
+    assert_eq!(
+        err.lines().filter(|l| l.starts_with("error")).count(),
+        1,
+        "{err}"
+    );
+}
+
 /// An HR API nobody listens on: the fetch gives up within seconds, naming where and why.
 #[test]
 fn doctor_names_an_unreachable_hr_api() {

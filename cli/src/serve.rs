@@ -53,6 +53,27 @@ pub struct ServeArgs {
     now: Option<Timestamp>,
 }
 
+/// One harmless authenticated read of each HR API a source reads (as `hrsync doctor` does):
+/// a refused credential or an unreachable API stops the start with one error naming it,
+/// rather than failing the first deliveries.
+async fn check_hr_apis(local: &Local, runner: &LocalRunner) -> anyhow::Result<()> {
+    let connectors = &runner.pipeline().hr;
+    for name in local.config.sources.keys() {
+        let Some(probe) = connectors
+            .get(name)
+            .and_then(|connector| connector.check(Timestamp::now()))
+        else {
+            continue;
+        };
+        probe.await.map_err(|e| {
+            anyhow::anyhow!(
+                "source {name}: {e}\n  fix: check api_url, that it is reachable from here, and the source's API credential and its permissions in the HR system (hrsync doctor checks each)"
+            )
+        })?;
+    }
+    Ok(())
+}
+
 pub fn run(args: ServeArgs) -> anyhow::Result<usize> {
     let local = Local::open(&args.config)?;
     let lock = local.lock()?;
@@ -63,6 +84,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<usize> {
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     runtime.block_on(async {
         let started = local.start(&lock, clock).await?;
+        check_hr_apis(&local, &started.runner).await?;
         let listener = TcpListener::bind(args.listen.as_str())
             .await
             .with_context(|| format!("cannot listen on {}", args.listen))?;
