@@ -11,7 +11,7 @@ use std::time::Duration;
 use anyhow::Context;
 use hrsync_core::WorkerKey;
 use hrsync_local::SqliteQueue;
-use hrsync_pipeline::ports::{Queue, QueueName, StateStore, Timers};
+use hrsync_pipeline::ports::{Queue, QueueDepth, QueueName, StateStore, Timers};
 use hrsync_pipeline::stages::intake::{Incoming, take_in};
 use hrsync_pipeline::synthetic::{ABSENT_FROM_EXPORT, leaving_now};
 use hrsync_pipeline::{Clock, DrainError, Outcome, Report, ShiftedClock, Summary, SystemClock};
@@ -589,20 +589,18 @@ impl Progress {
                 bar.set_position(0);
             }
             loop {
-                let mut parts = Vec::new();
-                let mut remaining = 0;
+                let mut depths = Vec::new();
                 for name in QueueName::ALL {
                     if let Ok(depth) = hrsync_pipeline::ports::Queue::depth(&*queue, name).await {
-                        remaining += depth.visible + depth.in_flight;
-                        parts.push(format!("{name} {}", depth.visible + depth.in_flight));
+                        depths.push((name, depth));
                     }
                 }
+                let (done, length, message) = applying(handled().saturating_sub(start), &depths);
                 if runner.is_some() {
-                    let done = handled().saturating_sub(start);
-                    bar.set_length(done + remaining);
+                    bar.set_length(length);
                     bar.set_position(done);
                 }
-                bar.set_message(format!("applying ({})", parts.join(", ")));
+                bar.set_message(message);
                 tokio::time::sleep(Duration::from_millis(200)).await;
             }
         })
@@ -612,5 +610,54 @@ impl Progress {
         if let Some(bar) = &self.bar {
             bar.finish_and_clear();
         }
+    }
+}
+
+/// The bar while the pipeline applies: the messages handled since it began (`done`) out of
+/// those plus the ones still queued, and what each queue still holds.
+fn applying(done: u64, depths: &[(QueueName, QueueDepth)]) -> (u64, u64, String) {
+    let queued = |depth: &QueueDepth| depth.visible + depth.in_flight;
+    let remaining: u64 = depths.iter().map(|(_, depth)| queued(depth)).sum();
+    let parts: Vec<String> = depths
+        .iter()
+        .map(|(name, depth)| format!("{name} {}", queued(depth)))
+        .collect();
+    (
+        done,
+        done + remaining,
+        format!("applying ({})", parts.join(", ")),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn depth(visible: u64, in_flight: u64) -> QueueDepth {
+        QueueDepth {
+            visible,
+            in_flight,
+            dead: 0,
+        }
+    }
+
+    /// The bar follows the applying phase instead of sitting full at the rows taken in: it
+    /// counts the messages handled out of those plus the ones still queued.
+    #[test]
+    fn the_bar_tracks_the_applying_phase() {
+        let (events, directory) = (QueueName::WorkerEvents, QueueName::Directory);
+        let taken_in = [(events, depth(1990, 10)), (directory, depth(0, 0))];
+        assert_eq!(
+            applying(0, &taken_in),
+            (0, 2000, format!("applying ({events} 2000, {directory} 0)"))
+        );
+        // Mapping done; the directory work it queued is still to do: not full.
+        let (done, length, _) =
+            applying(2000, &[(events, depth(0, 0)), (directory, depth(1968, 32))]);
+        assert_eq!((done, length), (2000, 4000));
+        let (done, length, message) =
+            applying(4000, &[(events, depth(0, 0)), (directory, depth(0, 0))]);
+        assert_eq!((done, length), (4000, 4000), "full once nothing is queued");
+        assert_eq!(message, format!("applying ({events} 0, {directory} 0)"));
     }
 }
