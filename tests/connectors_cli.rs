@@ -882,46 +882,91 @@ fn bamboohr_poll_finds_a_hire_whose_webhook_never_came_and_a_deleted_record_leav
     );
 }
 
+/// A refused API credential stops `serve` at its start, with one error saying what to fix. Refused
+/// in the middle of the work (a rotated secret), it is an outage, not the worker's failure: the
+/// fetch is kept, with none of its tries used up, one warning says why, and the work is done
+/// once the credential is accepted again; nothing is dead-lettered.
 #[test]
-fn a_refused_api_credential_sends_the_fetch_to_the_dead_letter_queue_with_the_reason() {
+fn a_refused_api_credential_stops_serve_at_start_and_mid_run_keeps_the_fetch() {
     use hrsync_hr_emulators::personio;
     let hr = Vendor::start(personio::router);
     hr.emulator.put_employee(
         "5005",
         personio::person("5005", "Ada", "Lovelace", "ada@old.example"),
     );
-    let site = personio_site(&hr, "not-the-secret");
+    let employment = personio::employment(
+        "2306b77a-35fb-4b1d-8044-3b14f7f2ca65",
+        "5005",
+        "ACTIVE",
+        "2024-01-08",
+    );
+    personio::put_employments(&hr.emulator, "5005", vec![employment]);
+    let wrong = personio_site(&hr, "not-the-secret");
+    let output = wrong
+        .command(&[
+            "serve",
+            "--config",
+            "hrsync.toml",
+            "--listen",
+            "127.0.0.1:0",
+        ])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("refused the client credentials") && err.contains("client_secret"),
+        "the error names what to fix: {err}"
+    );
+    assert!(!err.contains("not-the-secret"), "{err}");
+
+    let site = personio_site(&hr, personio::CLIENT_SECRET);
     let serve = site.serve();
+    // The credential is refused from now on: the API call and the token refresh after it.
+    hr.emulator.fail_next(2, 401, None);
     let created = personio_event(&serve, "person.created", json!({"id": "5005"}));
     assert_eq!(accepted(&created)["queued"], 1, "answered before the fetch");
-
     let deadline = Instant::now() + SETTLE;
-    loop {
-        let health = serve.healthz().json();
-        if health["queues"]["hr-events"]["dead"] == 1 {
-            break;
-        }
+    while !serve.log_text().contains("work waits, using up no tries") {
         assert!(
             Instant::now() < deadline,
-            "the fetch is dead-lettered: {health}\n{}",
+            "one warning says the HR API refuses the credential: {}",
             serve.log_text()
         );
         std::thread::sleep(Duration::from_millis(100));
     }
+    let log = serve.log_text();
+    assert!(
+        log.contains("Personio refused the credential (HTTP 401)")
+            || log.contains("refused the client credentials"),
+        "{log}"
+    );
+    assert!(!log.contains("5005"), "no worker in the warning: {log}");
+    let health = serve.healthz().json();
+    assert_eq!(health["queues"]["hr-events"]["dead"], 0, "{health}");
+    assert_eq!(
+        health["queues"]["hr-events"]["visible"], 1,
+        "the fetch is kept: {health}"
+    );
+
+    // Accepted again: the kept fetch is done at the next try of the queue (30 s later).
+    let deadline = Instant::now() + Duration::from_secs(90);
+    while site.users_with("5005").is_empty() {
+        assert!(
+            Instant::now() < deadline,
+            "the kept fetch is done: {}\n{}",
+            serve.log_text(),
+            site.json(&["dlq", "list"])
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    assert!(
+        serve.log_text().contains("the service is back"),
+        "{}",
+        serve.log_text()
+    );
     let letters = site.json(&["dlq", "list"]);
-    let letters = letters.as_array().unwrap();
-    assert_eq!(letters.len(), 1, "{letters:#?}");
-    assert_eq!(letters[0]["queue"], "hr-events");
-    assert_eq!(letters[0]["worker"], "hr:5005");
-    let reason = text(&letters[0]["reason"]);
-    assert!(
-        reason.contains("refused the client credentials") && reason.contains("client_secret"),
-        "the reason names what to fix: {reason}"
-    );
-    assert!(
-        site.users_with("5005").is_empty(),
-        "no account from nothing"
-    );
+    assert_eq!(letters, json!([]), "nothing dead-lettered");
 }
 
 /// `doctor`'s HR API check of `site`, which must fail within seconds: its detail.

@@ -542,7 +542,8 @@ where
             if let Some(outage) = lock(kept.outages).down.remove(&delivery.queue) {
                 let now = pipeline.clock.now();
                 let down_for = now.duration_since(outage.since).as_secs().max(0);
-                tracing::info!(queue = %delivery.queue, down_for_s = down_for, "the service is back: {}'s work goes on", delivery.queue);
+                // At the outage warning's level, so whoever saw the one sees the other.
+                tracing::warn!(queue = %delivery.queue, down_for_s = down_for, "the service is back: {}'s work goes on", delivery.queue);
             }
             pipeline.queue.ack(&delivery).await
         }
