@@ -955,14 +955,20 @@ fn an_approved_hold_is_carried_out() {
         "the hold's reason"
     );
 
-    // Approving it again: it is no longer pending.
-    let again = site.run_json(&["holds", "approve", &id]);
-    assert_eq!(again.status.code(), Some(2));
-    assert!(
-        stderr(&again).contains(&id) && stderr(&again).contains("approved"),
-        "{}",
-        stderr(&again)
-    );
+    // Approving it again only nudges mapping again (what closes the window of an approval
+    // whose nudge was lost): approved once, disabled once, nothing else changes.
+    let again = site.json(&["holds", "approve", &id, "--clock", "2026-11-03T09:40:00Z"]);
+    assert_eq!(again["holds"][0]["status"], "approved", "{again}");
+    assert_eq!(again["holds"][0]["disabled"], true, "{again}");
+    let steps = site.audit_steps(worker);
+    let count = |stage: &str, action: &str| {
+        steps
+            .iter()
+            .filter(|(s, a)| s == stage && a == action)
+            .count()
+    };
+    assert_eq!(count("cli", "hold_approved"), 1, "{steps:?}");
+    assert_eq!(count("entra", "disable"), 1, "{steps:?}");
 }
 
 #[test]

@@ -20,7 +20,7 @@ use hrsync_pipeline::stages::intake::Incoming;
 use hrsync_pipeline::synthetic::{EMERGENCY, leaving_now};
 use hrsync_pipeline::{
     AuditRecord, Clock, DirectoryLookups, DrainError, ManualClock, Outcome, Pipeline, Runner,
-    RunnerSettings,
+    RunnerSettings, operations::Operations,
 };
 use hrsync_sandbox::{RunningSandbox, Sandbox, SandboxConfig, SeedGroup, SeedSku};
 use jiff::civil::{Date, date};
@@ -1618,4 +1618,81 @@ async fn a_graph_outage_stops_the_run_at_once_and_keeps_the_work() {
     for n in 1001..=1030 {
         assert!(world.enabled(&n.to_string()), "{n} has an account");
     }
+}
+
+/// Approving a held disable is level-triggered: the process dies between the approval and its
+/// nudge to mapping (the approval is kept, the nudge lost), and the leaver is not left enabled:
+/// the next runtime start (or approving it again) finds the unfinished approval and carries
+/// it out, once.
+#[tokio::test]
+async fn an_approval_whose_nudge_was_lost_is_carried_out_at_the_next_start() {
+    let world = World::new(config("max_disables_per_hour = 1"), "2026-05-04T09:00:00Z").await;
+    let (first, second) = (
+        worker(
+            "66",
+            "Wanda",
+            "Maximoff",
+            "Engineering",
+            "2026-05-04T09:00:00Z",
+        ),
+        worker("67", "Sam", "Wilson", "Engineering", "2026-05-04T09:00:00Z"),
+    );
+    world.hr(&first).await;
+    world.hr(&second).await;
+    world
+        .hr(&leaving(first, date(2026, 5, 3), "2026-05-04T09:10:00Z"))
+        .await;
+    world
+        .hr(&leaving(second, date(2026, 5, 3), "2026-05-04T09:11:00Z"))
+        .await;
+    assert!(!world.enabled("66"), "the budget's one disable");
+    assert!(world.enabled("67"), "the second is held");
+    let store = &world.pipeline().store;
+    let held = store.holds(Some(HoldStatus::Pending)).await.unwrap();
+    assert_eq!(held.len(), 1, "{held:?}");
+
+    // The operator's process dies sending the nudge, after the approval was kept.
+    let dying = world.runtime_dying_once_at("hold approved");
+    let ops = Operations {
+        config: &dying.pipeline().config,
+        store: &*dying.pipeline().store,
+        queue: &*dying.pipeline().queue,
+        timers: &*dying.pipeline().timers,
+    };
+    let now = world.clock.now();
+    let died = ops.approve(&held[0], now).await;
+    assert!(died.is_err(), "{died:?}");
+    let hold = store.hold(&held[0].id).await.unwrap().unwrap();
+    assert_eq!(hold.status, HoldStatus::Approved);
+    world.settle().await;
+    assert!(
+        world.enabled("67"),
+        "the lost nudge left the leaver enabled"
+    );
+
+    // The next start finds it.
+    let ops = Operations {
+        config: &world.pipeline().config,
+        store: &*world.pipeline().store,
+        queue: &*world.pipeline().queue,
+        timers: &*world.pipeline().timers,
+    };
+    assert_eq!(
+        ops.unfinished_approvals(world.clock.now()).await.unwrap(),
+        1
+    );
+    world.settle().await;
+    assert!(!world.enabled("67"), "the approved disable is carried out");
+    assert_eq!(
+        ops.unfinished_approvals(world.clock.now()).await.unwrap(),
+        0,
+        "finished: nothing to nudge again"
+    );
+    let approvals = world
+        .audit("67")
+        .await
+        .into_iter()
+        .filter(|r| r.action == "hold_approved")
+        .count();
+    assert_eq!(approvals, 1, "approved once");
 }

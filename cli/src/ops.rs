@@ -14,14 +14,12 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::{Context, bail};
-use hrsync_core::{Config, Lifecycle, NothingTaken, WorkerKey, decide};
+use hrsync_core::{Config, Lifecycle, WorkerKey};
+use hrsync_pipeline::operations::PendingLicenses;
 use hrsync_pipeline::ports::{
-    AuditRecord, DeadLetter, Hold, HoldStatus, Nudge, Queue, QueueName, StateStore, TimerSpec,
-    Timers, timer_kind_str,
+    AuditRecord, DeadLetter, Hold, HoldStatus, Queue, QueueName, StateStore, TimerSpec,
+    timer_kind_str,
 };
-use hrsync_pipeline::stages::intake::{Incoming, take_in};
-use hrsync_pipeline::stages::mapping::OPERATOR_TERMINATION;
-use hrsync_pipeline::synthetic::{EMERGENCY, leaving_now};
 use hrsync_pipeline::{Clock, Report, ShiftedClock, SystemClock};
 use jiff::Timestamp;
 use jiff::tz::TimeZone;
@@ -269,45 +267,7 @@ struct StatusView {
     holds: Vec<HoldView>,
     timers: Vec<TimerView>,
     /// Licences without a free unit, by SKU.
-    pending_licenses: Vec<PendingLicensesView>,
-}
-
-#[derive(Debug, Serialize)]
-struct PendingLicensesView {
-    sku: String,
-    /// How many workers wait for a unit.
-    workers: usize,
-    /// The earliest of their next tries.
-    next_try: Timestamp,
-    /// Why the first of them waits (Graph's answer, or what subscribedSkus showed).
-    reason: String,
-    waiting: Vec<String>,
-}
-
-/// Every worker's licences waiting for a free unit, by SKU (reads every worker's state).
-async fn pending_licenses(local: &Local) -> anyhow::Result<Vec<PendingLicensesView>> {
-    let mut by_sku: std::collections::BTreeMap<String, PendingLicensesView> = Default::default();
-    for key in local.store.workers().await? {
-        let Some(stored) = local.store.load(&key).await? else {
-            continue;
-        };
-        for pending in stored.state.pending_licenses {
-            let view =
-                by_sku
-                    .entry(pending.sku.to_lowercase())
-                    .or_insert_with(|| PendingLicensesView {
-                        sku: pending.sku.clone(),
-                        workers: 0,
-                        next_try: pending.retry_at,
-                        reason: pending.reason.clone(),
-                        waiting: Vec::new(),
-                    });
-            view.workers += 1;
-            view.next_try = view.next_try.min(pending.retry_at);
-            view.waiting.push(key.to_string());
-        }
-    }
-    Ok(by_sku.into_values().collect())
+    pending_licenses: Vec<PendingLicenses>,
 }
 
 #[derive(Debug, Serialize)]
@@ -468,27 +428,29 @@ struct Redriven {
 pub fn status(args: StatusArgs) -> anyhow::Result<usize> {
     let local = Local::open(&args.config)?;
     block_on(async {
-        let mut queues = std::collections::BTreeMap::new();
-        for name in QueueName::ALL {
-            let depth = local.queue.depth(name).await?;
-            queues.insert(
-                name,
-                DepthView {
+        let ops = local.operations();
+        let queues = ops
+            .depths()
+            .await?
+            .into_iter()
+            .map(|(name, depth)| {
+                let view = DepthView {
                     visible: depth.visible,
                     in_flight: depth.in_flight,
                     dead: depth.dead,
-                },
-            );
-        }
+                };
+                (name, view)
+            })
+            .collect();
         let holds = local.store.holds(Some(HoldStatus::Pending)).await?;
-        let timers = local.timers.next(STATUS_TIMERS).await?;
+        let timers = ops.timers(None, STATUS_TIMERS).await?;
         let now = args.now.unwrap_or_else(Timestamp::now);
         let view = StatusView {
             workers: local.store.workers().await?.len(),
             queues,
             holds: holds.iter().map(HoldView::from).collect(),
             timers: timer_views(&local, &timers, now).await?,
-            pending_licenses: pending_licenses(&local).await?,
+            pending_licenses: ops.pending_licenses().await?,
         };
         if args.format == Format::Json {
             return print_json(&view);
@@ -755,11 +717,7 @@ pub fn timers(args: TimersArgs) -> anyhow::Result<usize> {
         .map(|w| worker_key(&local.config, w))
         .transpose()?;
     block_on(async {
-        let mut timers = match &key {
-            Some(key) => local.timers.worker_timers(key).await?,
-            None => local.timers.next(args.limit).await?,
-        };
-        timers.truncate(args.limit);
+        let timers = local.operations().timers(key.as_ref(), args.limit).await?;
         let now = args.now.unwrap_or_else(Timestamp::now);
         let views = timer_views(&local, &timers, now).await?;
         print_list(args.format, &views, "no timers", print_timers)
@@ -801,7 +759,7 @@ pub fn run_dlq(args: DlqArgs) -> anyhow::Result<usize> {
 fn dlq_list(args: DlqListArgs) -> anyhow::Result<usize> {
     let local = Local::open(&args.config)?;
     block_on(async {
-        let letters = dead_letters(&local, args.queue).await?;
+        let letters = local.operations().dead_letters(args.queue).await?;
         let views: Vec<DeadLetterView> = letters
             .iter()
             .map(|(queue, letter)| DeadLetterView::new(*queue, letter))
@@ -838,48 +796,20 @@ pub fn terminate(args: TerminateArgs) -> anyhow::Result<usize> {
     let key = worker_key(&local.config, &args.worker)?;
     let clock = clock_at(args.now.flatten().or(args.clock));
     block_on(async {
-        let latest = local
-            .latest_record(&key)
-            .await?
-            .with_context(|| format!("unknown worker {key}: hrsync has no HR record of them"))?;
         let now = clock.now();
-        let leaving = leaving_now(
-            &latest,
-            now,
-            &local.config.lifecycle.default_time_zone.0,
-            EMERGENCY,
-        );
-        let delivery = format!("terminate:{key}:{now}");
-        let cause = format!("{OPERATOR_TERMINATION} {}", args.reason);
-        let trace = delivery.clone();
-        let mut record = cli_audit(&key, now, "terminate", args.reason.clone(), &trace);
-        record.after = Some(serde_json::json!({ "termination_type": EMERGENCY, "at": now }));
-        local.store.append_audit(&record).await?;
-        let incoming = Incoming {
-            snapshot: &leaving,
-            delivery: &delivery,
-            cause: &cause,
-            trace: &trace,
-        };
-
+        let outcome = local
+            .operations()
+            .terminate(&key, &args.reason, now)
+            .await
+            .context("cannot take in the termination")?;
         let (queued, failed) = match start_if_free(&local, &clock).await? {
             Some(running) => {
                 let runner = &running.started.runner;
-                let outcome = runner
-                    .pipeline()
-                    .intake(incoming)
-                    .await
-                    .context("cannot take in the termination")?;
                 runner.note(outcome);
                 let report = drain(&running).await?;
                 (false, failure(&report, &key))
             }
-            None => {
-                take_in(&*local.store, &*local.queue, now, incoming)
-                    .await
-                    .context("cannot take in the termination")?;
-                (true, None)
-            }
+            None => (true, None),
         };
         let view = TerminateView {
             at: now,
@@ -906,39 +836,13 @@ fn holds_approve(args: HoldsApproveArgs) -> anyhow::Result<usize> {
     let local = Local::open(&args.config)?;
     let clock = clock_at(args.clock);
     block_on(async {
-        let holds = pending_holds(&local, &args.select).await?;
+        let ops = local.operations();
+        let (ids, all) = (&args.select.ids, args.select.all);
+        let holds = ops.holds_to_resolve(ids, all, HoldStatus::Approved).await?;
         let now = clock.now();
         for hold in &holds {
-            if !local
-                .store
-                .resolve_hold(&hold.id, HoldStatus::Approved)
-                .await?
-            {
-                bail!(
-                    "hold {} is no longer pending (someone resolved it meanwhile)",
-                    hold.id
-                );
-            }
-            let trace = format!("approve:{}", hold.id);
-            let record = cli_audit(
-                &hold.worker,
-                now,
-                "hold_approved",
-                format!("approved hold {}: {}", hold.id, hold.reason),
-                &trace,
-            );
-            local.store.append_audit(&record).await?;
             // Mapping decides again and, finding the hold approved, lets the operation through.
-            let nudge = Nudge::new(hold.worker.clone(), "hold approved", trace);
-            local
-                .queue
-                .send(
-                    QueueName::WorkerEvents,
-                    &nudge,
-                    &format!("approve#{}", hold.id),
-                    now,
-                )
-                .await?;
+            ops.approve(hold, now).await?;
         }
         let workers: Vec<WorkerKey> = holds.iter().map(|h| h.worker.clone()).collect();
         let (queued, report) = run_queued_work(&local, &clock, !holds.is_empty()).await?;
@@ -980,33 +884,17 @@ fn holds_reject(args: HoldsRejectArgs) -> anyhow::Result<usize> {
     let local = Local::open(&args.config)?;
     let clock = clock_at(args.clock);
     block_on(async {
-        let holds = pending_holds(&local, &args.select).await?;
+        let ops = local.operations();
+        let (ids, all) = (&args.select.ids, args.select.all);
+        let holds = ops.holds_to_resolve(ids, all, HoldStatus::Rejected).await?;
         let now = clock.now();
         let mut view = ResolvedView {
             queued: false,
             holds: Vec::new(),
         };
         for hold in &holds {
-            if !local
-                .store
-                .resolve_hold(&hold.id, HoldStatus::Rejected)
-                .await?
-            {
-                bail!(
-                    "hold {} is no longer pending (someone resolved it meanwhile)",
-                    hold.id
-                );
-            }
             let why = args.reason.as_deref().unwrap_or("no reason given");
-            let cause = format!("rejected hold {} ({}): {why}", hold.id, hold.reason);
-            let record = cli_audit(
-                &hold.worker,
-                now,
-                "hold_rejected",
-                cause,
-                &format!("reject:{}", hold.id),
-            );
-            local.store.append_audit(&record).await?;
+            ops.reject(hold, why, now).await?;
             let result = worker_result(&local, &hold.worker, None).await?;
             view.holds.push(ResolvedHold {
                 id: hold.id.clone(),
@@ -1032,7 +920,7 @@ fn dlq_redrive(args: DlqRedriveArgs) -> anyhow::Result<usize> {
     let local = Local::open(&args.config)?;
     let clock = clock_at(args.clock);
     block_on(async {
-        let letters = dead_letters(&local, args.queue).await?;
+        let letters = local.operations().dead_letters(args.queue).await?;
         let chosen: Vec<(QueueName, DeadLetter)> = match args.select.all {
             true => letters,
             false => {
@@ -1064,22 +952,8 @@ fn dlq_redrive(args: DlqRedriveArgs) -> anyhow::Result<usize> {
         // config (or time moved on), mapping decides again first, and only then do the dead
         // letters go back, so they carry out the new decision instead of failing on the old
         // one again. (A fetch, before mapping, just goes back.)
-        let mut redecided: Vec<WorkerKey> = Vec::new();
-        for (queue, letter) in &chosen {
-            let worker = &letter.nudge.worker;
-            if matches!(queue, QueueName::Directory | QueueName::Writeback)
-                && !redecided.contains(worker)
-                && decides_differently(&local, worker, now).await?
-            {
-                redecided.push(worker.clone());
-                let nudge = Nudge::new(worker.clone(), "redrive", format!("redrive:{}", letter.id));
-                let dedup = format!("redrive#{}@{now}", letter.id);
-                local
-                    .queue
-                    .send(QueueName::WorkerEvents, &nudge, &dedup, now)
-                    .await?;
-            }
-        }
+        let ops = local.operations();
+        let redecided = ops.decide_again_before_redrive(&chosen, now).await?;
         if !redecided.is_empty() {
             match &running {
                 Some(running) => {
@@ -1088,24 +962,7 @@ fn dlq_redrive(args: DlqRedriveArgs) -> anyhow::Result<usize> {
                 None => wait_for_empty(&local, QueueName::WorkerEvents).await?,
             }
         }
-        for (queue, letter) in &chosen {
-            if !local.queue.redrive(*queue, &letter.id, now).await? {
-                bail!(
-                    "dead letter {} of {queue} is gone (redriven meanwhile?)",
-                    letter.id
-                );
-            }
-            let worker = &letter.nudge.worker;
-            let trace = format!("redrive:{}", letter.id);
-            let record = cli_audit(
-                worker,
-                now,
-                "redrive",
-                format!("redrove {queue} message {}: {}", letter.id, letter.reason),
-                &trace,
-            );
-            local.store.append_audit(&record).await?;
-        }
+        ops.redrive(&chosen, now).await?;
         let workers: Vec<WorkerKey> = chosen.iter().map(|(_, l)| l.nudge.worker.clone()).collect();
         let (queued, report) = match &running {
             Some(running) => (false, Some(drain(running).await?)),
@@ -1189,8 +1046,7 @@ fn worker_key(config: &Config, text: &str) -> anyhow::Result<WorkerKey> {
 
 /// The zone the worker's dates are read in.
 async fn worker_zone(local: &Local, key: &WorkerKey) -> anyhow::Result<String> {
-    let zone = local.latest_record(key).await?.and_then(|w| w.time_zone);
-    Ok(zone.unwrap_or_else(|| local.config.lifecycle.default_time_zone.0.clone()))
+    Ok(local.operations().worker_zone(key).await?)
 }
 
 async fn timer_views(
@@ -1226,90 +1082,6 @@ async fn timer_views(
         });
     }
     Ok(views)
-}
-
-/// Would mapping change the worker's stored decision now (a changed config, time passed)?
-/// Only then is it worth deciding again before a redrive: a decision that stays the same
-/// would only add a second message failing like the first.
-async fn decides_differently(
-    local: &Local,
-    key: &WorkerKey,
-    now: Timestamp,
-) -> anyhow::Result<bool> {
-    let Some(stored) = local.store.load(key).await? else {
-        return Ok(true);
-    };
-    let Some(latest) = local.latest_record(key).await? else {
-        return Ok(false);
-    };
-    Ok(
-        match decide(&latest, &stored.state, &local.config, now, &NothingTaken) {
-            Ok(decision) => decision.state != stored.state,
-            // Mapping reports it.
-            Err(_) => true,
-        },
-    )
-}
-
-/// The pending holds a command names (all of them with `--all`); an id that is unknown or
-/// no longer pending is an error naming it, before anything is changed.
-async fn pending_holds(local: &Local, select: &Selection) -> anyhow::Result<Vec<Hold>> {
-    if select.all {
-        return Ok(local.store.holds(Some(HoldStatus::Pending)).await?);
-    }
-    let mut holds = Vec::new();
-    let mut refused = Vec::new();
-    for id in &select.ids {
-        match local.store.hold(id).await? {
-            Some(hold) if hold.status == HoldStatus::Pending => {
-                if !holds.iter().any(|h: &Hold| h.id == hold.id) {
-                    holds.push(hold);
-                }
-            }
-            Some(hold) => refused.push(format!("{id} (already {})", hold.status.as_str())),
-            None => refused.push(format!("{id} (unknown)")),
-        }
-    }
-    if !refused.is_empty() {
-        bail!(
-            "not pending holds: {} (see `hrsync holds list --status all`)",
-            refused.join(", ")
-        );
-    }
-    Ok(holds)
-}
-
-/// Dead letters of one queue, or of all.
-async fn dead_letters(
-    local: &Local,
-    queue: Option<QueueName>,
-) -> anyhow::Result<Vec<(QueueName, DeadLetter)>> {
-    let queues = match queue {
-        Some(queue) => vec![queue],
-        None => QueueName::ALL.to_vec(),
-    };
-    let mut all = Vec::new();
-    for queue in queues {
-        all.extend(
-            local
-                .queue
-                .dead_letters(queue)
-                .await?
-                .into_iter()
-                .map(|l| (queue, l)),
-        );
-    }
-    Ok(all)
-}
-
-fn cli_audit(
-    worker: &WorkerKey,
-    at: Timestamp,
-    action: &str,
-    cause: String,
-    trace: &str,
-) -> AuditRecord {
-    AuditRecord::new(worker, at, "cli", action, cause, trace)
 }
 
 /// The runtime of this process, with its lock.

@@ -14,7 +14,7 @@ use anyhow::{Context, bail};
 use hrsync_core::{Config, Worker, WorkerKey};
 use hrsync_hr::Connectors;
 use hrsync_local::{SqliteQueue, SqliteStore, SqliteTimers};
-use hrsync_pipeline::ports::StateStore;
+use hrsync_pipeline::operations::Operations;
 use hrsync_pipeline::{Clock, DirectoryLookups, Pipeline, Runner, RunnerSettings};
 
 use crate::directory::{self, Connection};
@@ -67,16 +67,19 @@ impl Local {
         })
     }
 
+    /// The operator's levers and views over this state ([`Operations`]).
+    pub fn operations(&self) -> Operations<'_, SqliteStore, SqliteQueue, SqliteTimers> {
+        Operations {
+            config: &self.config,
+            store: &self.store,
+            queue: &self.queue,
+            timers: &self.timers,
+        }
+    }
+
     /// The worker's latest HR record: the intake's inbox, else the one the state was decided on.
     pub async fn latest_record(&self, key: &WorkerKey) -> anyhow::Result<Option<Worker>> {
-        if let Some(snapshot) = self.store.snapshot(key).await? {
-            return Ok(Some(snapshot));
-        }
-        Ok(self
-            .store
-            .load(key)
-            .await?
-            .and_then(|stored| stored.state.snapshot))
+        Ok(self.operations().latest_record(key).await?)
     }
 
     /// The connector of every source that is not a csv export, with its secrets resolved
@@ -161,6 +164,13 @@ impl Local {
         let released = self.queue.release_in_flight(clock.now()).await?;
         if released > 0 {
             tracing::info!(released, "took back messages an earlier run left in flight");
+        }
+        let approvals = self.operations().unfinished_approvals(clock.now()).await?;
+        if approvals > 0 {
+            tracing::warn!(
+                approvals,
+                "approved holds not yet carried out (an approval's nudge was lost): nudged again"
+            );
         }
         let pipeline = Arc::new(Pipeline {
             config: Arc::clone(&self.config),

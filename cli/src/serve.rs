@@ -140,6 +140,10 @@ pub fn run(args: ServeArgs) -> anyhow::Result<usize> {
             Arc::clone(&endpoint),
             stop_rx.clone(),
         ));
+        tokio::spawn(finish_approvals_every(
+            Arc::clone(&started.runner),
+            stop_rx.clone(),
+        ));
         let runner = Arc::clone(&started.runner);
         let pipeline = tokio::spawn(async move { runner.run(stopped(stop_rx)).await });
         server.await;
@@ -293,6 +297,35 @@ async fn audit_rejections_every_window(
             () = stopped(stop.clone()) => return,
         }
         endpoint.audit_rejections(false).await;
+    }
+}
+
+/// How often `serve` looks for approved holds not yet carried out (an approval whose nudge
+/// was lost: `hrsync holds approve` died after approving).
+const UNFINISHED_APPROVALS_EVERY: Duration = Duration::from_secs(60);
+
+async fn finish_approvals_every(runner: Arc<LocalRunner>, stop: watch::Receiver<bool>) {
+    loop {
+        tokio::select! {
+            () = tokio::time::sleep(UNFINISHED_APPROVALS_EVERY) => {}
+            () = stopped(stop.clone()) => return,
+        }
+        let pipeline = runner.pipeline();
+        match pipeline
+            .operations()
+            .unfinished_approvals(pipeline.clock.now())
+            .await
+        {
+            Ok(0) => {}
+            Ok(approvals) => {
+                tracing::warn!(
+                    approvals,
+                    "approved holds not yet carried out (an approval's nudge was lost): nudged again"
+                );
+                runner.wake();
+            }
+            Err(error) => tracing::warn!(%error, "cannot look for unfinished approvals"),
+        }
     }
 }
 

@@ -860,9 +860,10 @@ mod tests {
         assert_eq!(schema_version(&path).unwrap(), SCHEMA_VERSION);
     }
 
-    /// A file written by schema version 2 gains the tables of steps 3 and 4 and keeps its data.
+    /// A file written by schema version 2 gains the tables of steps 3 and 4, the column of
+    /// step 5, and keeps its data.
     #[test]
-    fn steps_3_and_4_migrate_a_version_2_file() {
+    fn steps_3_to_5_migrate_a_version_2_file() {
         let mut conn = Connection::open_in_memory().unwrap();
         configure(&conn).unwrap();
         for step in &MIGRATIONS[..2] {
@@ -874,8 +875,8 @@ mod tests {
             [],
         )
         .unwrap();
-        assert_eq!(SCHEMA_VERSION, 4);
-        assert_eq!(migrate(&mut conn).unwrap(), 2);
+        assert_eq!(SCHEMA_VERSION, 5);
+        assert_eq!(migrate(&mut conn).unwrap(), 3);
         let names: Vec<String> = conn
             .prepare("SELECT name FROM sqlite_schema WHERE name NOT LIKE 'sqlite_%' ORDER BY name")
             .unwrap()
@@ -897,6 +898,14 @@ mod tests {
             .query_row("SELECT COUNT(*) FROM audit", [], |r| r.get(0))
             .unwrap();
         assert_eq!(audit, 1);
+        let origin: i64 = conn
+            .query_row(
+                "SELECT COUNT(*) FROM pragma_table_info('messages') WHERE name = 'origin'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(origin, 1, "messages.origin");
     }
 
     /// audit_between reads the index backwards instead of sorting the whole log.

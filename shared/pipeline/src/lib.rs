@@ -9,6 +9,7 @@ pub mod clock;
 pub mod lookups;
 pub mod memory;
 pub mod metrics;
+pub mod operations;
 pub mod ports;
 pub mod runner;
 pub mod stages;
