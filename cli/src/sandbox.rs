@@ -109,6 +109,7 @@ pub fn run(args: SandboxArgs) -> anyhow::Result<()> {
         } else {
             args.app_roles
         },
+        federated_credentials: Vec::new(),
     };
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     runtime.block_on(async move {

@@ -36,7 +36,30 @@ pub struct SandboxConfig {
     /// `Authorization_RequestDenied` (see [`crate::permissions`]). Default:
     /// [`DEFAULT_APP_ROLES`].
     pub app_roles: Vec<String>,
+    /// The app registration's federated identity credentials (workload identity federation):
+    /// a client assertion from another issuer is accepted only when one of them matches it
+    /// and its signature checks against the issuer's published keys. At most 20.
+    pub federated_credentials: Vec<FederatedCredential>,
 }
+
+/// A federated identity credential on the app registration
+/// (learn.microsoft.com/graph/api/resources/federatedidentitycredential).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FederatedCredential {
+    /// The external issuer's URL; the assertion's `iss` must equal it. Its
+    /// `/.well-known/openid-configuration` names the keys (`jwks_uri`). `https`, or `http`
+    /// on a loopback host (tests).
+    pub issuer: String,
+    /// The external workload; the assertion's `sub` must equal it (case-sensitive).
+    pub subject: String,
+    /// Exactly one audience, normally `api://AzureADTokenExchange`; the assertion's `aud`
+    /// must hold it.
+    pub audiences: Vec<String>,
+}
+
+/// At most this many federated identity credentials on an app
+/// (learn.microsoft.com/entra/workload-id/workload-identity-federation-considerations).
+pub const MAX_FEDERATED_CREDENTIALS: usize = 20;
 
 /// The permissions the sandbox's app is granted unless [`SandboxConfig::app_roles`] says
 /// otherwise: everything hrsync needs, and `Domain.Read.All` for `GET /domains`.
@@ -62,6 +85,7 @@ impl Default for SandboxConfig {
             client_secret: None,
             write_limit: None,
             app_roles: DEFAULT_APP_ROLES.iter().map(|r| (*r).to_owned()).collect(),
+            federated_credentials: Vec::new(),
         }
     }
 }
