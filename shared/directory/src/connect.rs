@@ -124,3 +124,23 @@ pub fn sandbox_client(
     settings.write_limit = write_limit;
     GraphClient::new(settings, http).for_bulk()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hrsync_core::config::Federation;
+
+    #[test]
+    fn federated_needs_an_assertion_source() {
+        let config = DirectoryConfig {
+            kind: DirectoryKind::Graph,
+            tenant_id: Some("t".into()),
+            client_id: Some("c".into()),
+            federated: Some(Federation::Aws),
+            ..DirectoryConfig::default()
+        };
+        let resolve = |_: &SecretRef| Err("no secrets here".to_owned());
+        let error = connect(&config, &resolve, None).expect_err("no source of assertions");
+        assert_eq!(error.0, FEDERATED_ONLY_ON_AWS);
+    }
+}
