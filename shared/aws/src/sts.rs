@@ -48,7 +48,10 @@ impl StsAssertions {
 
     async fn fetch(&self) -> Result<String, GraphError> {
         let refused = |why: String| {
-            GraphError::Assertion(format!("AWS STS GetWebIdentityToken ({}): {why}", self.audience))
+            GraphError::Assertion(format!(
+                "AWS STS GetWebIdentityToken ({}): {why}",
+                self.audience
+            ))
         };
         let output = self
             .client

@@ -100,7 +100,10 @@ async fn a_token_for_another_audience_is_refused() {
     let sandbox = sandbox(stub.url(), ROLE).await;
     let graph = client(&stub, &sandbox, "api://SomethingElse").await;
 
-    let error = graph.check_token().await.expect_err("no credential has that audience");
+    let error = graph
+        .check_token()
+        .await
+        .expect_err("no credential has that audience");
     assert_eq!(
         refusal(error),
         (
@@ -122,7 +125,10 @@ async fn a_token_for_another_role_is_refused() {
     let sandbox = sandbox(stub.url(), ROLE).await;
     let graph = client(&stub, &sandbox, AUDIENCE).await;
 
-    let error = graph.check_token().await.expect_err("the subject is not trusted");
+    let error = graph
+        .check_token()
+        .await
+        .expect_err("the subject is not trusted");
     let (status, code, description) = refusal(error.clone());
     assert_eq!((status, code.as_str()), (400, "invalid_request"));
     assert_eq!(
@@ -158,7 +164,10 @@ async fn a_token_signed_with_a_key_the_issuer_does_not_publish_is_refused() {
         )
     );
     stub.sign_with_unpublished_key(false);
-    graph.check_token().await.expect("the genuine token is taken");
+    graph
+        .check_token()
+        .await
+        .expect("the genuine token is taken");
 }
 
 #[tokio::test]
@@ -180,7 +189,11 @@ async fn an_sts_refusal_is_an_outage_naming_sts_and_the_cause() {
         )
     );
     assert!(error.is_outage() && error.is_retryable());
-    assert!(error.to_string().starts_with("cannot get the federated assertion from AWS STS"));
+    assert!(
+        error
+            .to_string()
+            .starts_with("cannot get the federated assertion from AWS STS")
+    );
     assert_eq!(sandbox.sandbox.stats().tokens, 0, "Entra was never asked");
 }
 

@@ -74,14 +74,14 @@ impl Container {
         // role (only mapping and entra, the functions that call Graph, build one).
         let directory = match uses.contains(&SecretUse::Directory) {
             true => {
-                let assertions: Option<Arc<dyn AssertionSource>> =
-                    match config.directory.federated {
-                        Some(Federation::Aws) => Some(Arc::new(StsAssertions::new(
-                            sdk,
-                            config.directory.federated_audience(),
-                        )?)),
-                        None => None,
-                    };
+                let assertions: Option<Arc<dyn AssertionSource>> = match config.directory.federated
+                {
+                    Some(Federation::Aws) => Some(Arc::new(StsAssertions::new(
+                        sdk,
+                        config.directory.federated_audience(),
+                    )?)),
+                    None => None,
+                };
                 Some(
                     hrsync_directory::connect::connect(&config.directory, &resolve, assertions)
                         .map_err(|e| SettingsError(e.to_string()))?,

@@ -150,12 +150,10 @@ pub(crate) async fn verify(
     if header.alg != jsonwebtoken::Algorithm::RS256 {
         return Err(signature_refused());
     }
-    let keys = issuer_keys(http, &credential.issuer)
-        .await
-        .map_err(|why| {
-            tracing::info!(issuer = %credential.issuer, %why, "federated issuer's keys unreadable");
-            signature_refused()
-        })?;
+    let keys = issuer_keys(http, &credential.issuer).await.map_err(|why| {
+        tracing::info!(issuer = %credential.issuer, %why, "federated issuer's keys unreadable");
+        signature_refused()
+    })?;
     let key = match &header.kid {
         Some(kid) => keys.find(kid),
         None if keys.keys.len() == 1 => keys.keys.first(),
@@ -266,7 +264,9 @@ mod tests {
     #[test]
     fn only_https_or_loopback_http() {
         let ok = |url: &str| allowed(&reqwest::Url::parse(url).expect("url"));
-        assert!(ok("https://abc.tokens.sts.global.api.aws/.well-known/openid-configuration"));
+        assert!(ok(
+            "https://abc.tokens.sts.global.api.aws/.well-known/openid-configuration"
+        ));
         assert!(ok("http://127.0.0.1:9000/jwks"));
         assert!(ok("http://localhost:9000/jwks"));
         assert!(ok("http://[::1]:9000/jwks"));
@@ -287,7 +287,10 @@ mod tests {
         )
         .await
         .expect_err("no credential has that issuer");
-        assert_eq!((status, error, code), (StatusCode::BAD_REQUEST, "invalid_request", 70021));
+        assert_eq!(
+            (status, error, code),
+            (StatusCode::BAD_REQUEST, "invalid_request", 70021)
+        );
         assert_eq!(
             description,
             "No matching federated identity record found for presented assertion. Assertion Issuer: 'https://other.example'. Assertion Subject: 's'. Assertion Audience: 'api://AzureADTokenExchange'."

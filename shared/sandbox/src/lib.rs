@@ -59,7 +59,7 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 pub use self::config::{
-    DEFAULT_APP_ROLES, DEFAULT_VERIFIED_DOMAINS, FederatedCredential, Faults,
+    DEFAULT_APP_ROLES, DEFAULT_VERIFIED_DOMAINS, Faults, FederatedCredential,
     MAX_FEDERATED_CREDENTIALS, SandboxConfig, SeedError, SeedGroup, SeedSku, WriteLimit,
 };
 use self::directory::Directory;

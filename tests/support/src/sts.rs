@@ -155,7 +155,11 @@ async fn sts(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Bytes)
             .map(|(_, value)| value.clone())
     };
     if get("Action").as_deref() != Some("GetWebIdentityToken") {
-        return error_xml(400, "InvalidAction", "only GetWebIdentityToken is served here");
+        return error_xml(
+            400,
+            "InvalidAction",
+            "only GetWebIdentityToken is served here",
+        );
     }
     if get("Version").as_deref() != Some("2011-06-15") {
         return error_xml(400, "InvalidParameterValue", "Version must be 2011-06-15");

@@ -257,7 +257,10 @@ mod tests {
         let sts = GraphError::Assertion("AWS STS GetWebIdentityToken: AccessDenied".into());
         assert!(sts.is_retryable());
         assert!(sts.is_outage());
-        assert!(sts.fix().is_some_and(|f| f.contains("sts:GetWebIdentityToken")));
+        assert!(
+            sts.fix()
+                .is_some_and(|f| f.contains("sts:GetWebIdentityToken"))
+        );
     }
 
     #[test]
