@@ -213,9 +213,17 @@ pub(crate) async fn token_endpoint(
         // client id, learn.microsoft.com/entra/identity-platform/certificate-credentials).
         // Anything else is another issuer's token: workload identity federation.
         let claims = federation::claims(assertion);
-        let own = [claims.get("iss"), claims.get("sub")]
-            .iter()
-            .all(|claim| claim.and_then(Value::as_str) == Some(client_id));
+        let claim = |name: &str| claims.get(name).and_then(Value::as_str);
+        let own = claim("iss") == Some(client_id) && claim("sub") == Some(client_id);
+        if claim("iss") == Some(client_id) && !own {
+            // learn.microsoft.com/entra/identity-platform/reference-error-codes (AADSTS50048).
+            return aad_error(
+                StatusCode::UNAUTHORIZED,
+                "invalid_client",
+                50048,
+                "Subject mismatches Issuer claim in the client assertion.",
+            );
+        }
         if !own
             && let Err((status, error, code, description)) = federation::verify(
                 &shared.settings.federated_credentials,

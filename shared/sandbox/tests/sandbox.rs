@@ -399,6 +399,26 @@ async fn token_endpoint_speaks_the_identity_platform_shapes() {
         "{body}"
     );
 
+    // The app's own assertion must carry its client id as the subject too
+    // ({"iss":"app","sub":"someone"}).
+    let (status, body) = token_answer(
+        &http,
+        &url,
+        &[
+            ("grant_type", "client_credentials"),
+            client,
+            scope,
+            assertion_type,
+            (
+                "client_assertion",
+                "eyJhbGciOiJQUzI1NiJ9.eyJpc3MiOiJhcHAiLCJzdWIiOiJzb21lb25lIn0.c2lnbmF0dXJl",
+            ),
+        ],
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
+    assert_eq!(body["error_codes"], json!([50048]), "{body}");
+
     // The app's own certificate assertion ({"alg":"PS256"}, {"iss":"app","sub":"app"}) is
     // accepted by its shape.
     let jwt = "eyJhbGciOiJQUzI1NiJ9.eyJpc3MiOiJhcHAiLCJzdWIiOiJhcHAifQ.c2lnbmF0dXJl";
