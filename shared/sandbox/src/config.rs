@@ -222,6 +222,43 @@ impl FromStr for SeedGroup {
     }
 }
 
+impl FromStr for FederatedCredential {
+    type Err = SeedError;
+
+    /// `issuer=URL,subject=ID[,audience=AUD]` (audience default `api://AzureADTokenExchange`).
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let (mut issuer, mut subject, mut audience) = (None, None, None);
+        for part in s.split(',') {
+            let (key, value) = part.split_once('=').ok_or_else(|| {
+                SeedError(format!(
+                    "'{s}': a federated credential is issuer=URL,subject=ID[,audience=AUD]"
+                ))
+            })?;
+            let slot = match key.trim() {
+                "issuer" => &mut issuer,
+                "subject" => &mut subject,
+                "audience" => &mut audience,
+                other => {
+                    return Err(SeedError(format!(
+                        "'{s}': unknown key '{other}' (issuer, subject, audience)"
+                    )));
+                }
+            };
+            *slot = Some(value.to_owned());
+        }
+        let (Some(issuer), Some(subject)) = (issuer, subject) else {
+            return Err(SeedError(format!(
+                "'{s}': a federated credential needs issuer= and subject="
+            )));
+        };
+        Ok(Self {
+            issuer,
+            subject,
+            audiences: vec![audience.unwrap_or_else(|| "api://AzureADTokenExchange".to_owned())],
+        })
+    }
+}
+
 impl FromStr for WriteLimit {
     type Err = SeedError;
 
@@ -300,6 +337,33 @@ mod tests {
         assert!(
             "8c3f9f5e-1b7a-4d7e-9a55-3f1f4a0c2b11=X@bad"
                 .parse::<SeedGroup>()
+                .is_err()
+        );
+    }
+
+    #[test]
+    fn federated_credentials_parse() {
+        let credential: FederatedCredential =
+            "issuer=https://abc.tokens.sts.global.api.aws,subject=arn:aws:iam::123456789012:role/hrsync-EntraRole"
+                .parse()
+                .expect("parses");
+        assert_eq!(credential.issuer, "https://abc.tokens.sts.global.api.aws");
+        assert_eq!(
+            credential.subject,
+            "arn:aws:iam::123456789012:role/hrsync-EntraRole"
+        );
+        assert_eq!(
+            credential.audiences,
+            vec!["api://AzureADTokenExchange".to_owned()]
+        );
+        let other: FederatedCredential = "issuer=https://i,subject=s,audience=api://x"
+            .parse()
+            .expect("parses");
+        assert_eq!(other.audiences, vec!["api://x".to_owned()]);
+        assert!("issuer=https://i".parse::<FederatedCredential>().is_err());
+        assert!(
+            "issuer=https://i,subject=s,colour=red"
+                .parse::<FederatedCredential>()
                 .is_err()
         );
     }
