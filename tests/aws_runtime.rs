@@ -1062,3 +1062,93 @@ fn clock_now(clock: &ManualClock) -> Timestamp {
     use hrsync_pipeline::Clock;
     clock.now()
 }
+
+/// `[directory] federated = "aws"`: mapping and entra sign in to Graph with a JWT from STS
+/// `GetWebIdentityToken` for their role (here the loopback STS stub, through the real SDK),
+/// no directory secret is read, and intake and writeback never ask STS. No moto: the config
+/// is bundled and nothing else is called while the containers are built.
+#[test]
+fn mapping_and_entra_sign_in_to_graph_with_an_sts_token_and_no_secret() {
+    use hrsync_hr_emulators::sts::StsStub;
+    use hrsync_sandbox::{FederatedCredential, Sandbox, SandboxConfig};
+
+    const ROLE: &str = "arn:aws:iam::123456789012:role/hrsync-EntraRole";
+    runtime().block_on(async {
+        let stub = StsStub::start(ROLE).await;
+        let sandbox = Sandbox::start(SandboxConfig {
+            client_secret: Some("no-secret-is-used".into()),
+            federated_credentials: vec![FederatedCredential {
+                issuer: stub.url().to_owned(),
+                subject: ROLE.into(),
+                audiences: vec!["api://AzureADTokenExchange".into()],
+            }],
+            ..SandboxConfig::default()
+        })
+        .await
+        .expect("the sandbox starts");
+        let dir = tempfile::tempdir().expect("a temp dir");
+        let config_file = dir.path().join("hrsync.toml");
+        std::fs::write(
+            &config_file,
+            format!(
+                "[identity]\nupn = [\"{{{{ given_name|slug }}}}@acme.example\"]\n\n[directory]\nkind = \"graph\"\ntenant_id = \"contoso\"\nclient_id = \"hrsync\"\nfederated = \"aws\"\ngraph_endpoint = \"{url}\"\nauthority_host = \"{url}\"\n",
+                url = sandbox.url
+            ),
+        )
+        .expect("the config");
+        let queue = |name: &str| format!("http://127.0.0.1:9/123456789012/{name}.fifo");
+        let resources = Resources::from_lookup(|name| {
+            Some(match name {
+                "HRSYNC_CONFIG_FILE" => config_file.display().to_string(),
+                "HRSYNC_CONFIG_PARAMETER" => return None,
+                "HRSYNC_TABLE" => "hrsync".into(),
+                name if name.ends_with("_ARN") => {
+                    "arn:aws:sqs:eu-west-1:123456789012:unused".into()
+                }
+                "HRSYNC_SCHEDULE_GROUP" => "hrsync".into(),
+                name => queue(&name.to_ascii_lowercase()),
+            })
+        })
+        .expect("resources");
+        let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .region(aws_config::Region::new("eu-west-1"))
+            .credentials_provider(aws_sdk_sqs::config::Credentials::new(
+                "AKIDEXAMPLE",
+                "test-secret",
+                None,
+                None,
+                "test",
+            ))
+            .endpoint_url(stub.url())
+            .load()
+            .await;
+        let clock = Arc::new(ManualClock::new(
+            "2026-11-29T12:00:00Z".parse().expect("an instant"),
+        ));
+
+        for function in [Function::Intake, Function::Writeback] {
+            let container = Container::build(function, &resources, &sdk, clock.clone())
+                .await
+                .expect("builds");
+            assert!(container.pipeline.graph.is_none(), "{function:?}");
+        }
+        assert!(stub.requests().is_empty(), "only the Graph-calling functions ask STS");
+
+        for function in [Function::Mapping, Function::Entra] {
+            let container = Container::build(function, &resources, &sdk, clock.clone())
+                .await
+                .expect("builds without a directory secret");
+            let graph = container.pipeline.graph.as_ref().expect("a Graph client");
+            graph
+                .check_token()
+                .await
+                .expect("Entra (the sandbox) takes the STS token");
+        }
+        let requests = stub.requests();
+        assert_eq!(requests.len(), 2, "one STS token per function's Graph token");
+        assert!(requests.iter().all(|r| r.audiences == ["api://AzureADTokenExchange"]
+            && r.duration_seconds == Some(300)
+            && r.signing_algorithm.as_deref() == Some("RS256")));
+        assert_eq!(sandbox.sandbox.stats().tokens, 2);
+    });
+}

@@ -65,7 +65,7 @@ pub async fn connect_unchecked(config: &Config, base: &Path) -> anyhow::Result<C
         return start_in_process(config, base).await;
     }
     let resolve = |secret: &SecretRef| resolve(secret).map_err(|e| format!("{e:#}"));
-    let connection = hrsync_directory::connect::connect(directory, &resolve)?;
+    let connection = hrsync_directory::connect::connect(directory, &resolve, None)?;
     Ok(Connection {
         graph: connection.graph,
         description: connection.description,

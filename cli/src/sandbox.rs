@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use anyhow::Context;
 use hrsync_sandbox::{
-    DEFAULT_APP_ROLES, DEFAULT_VERIFIED_DOMAINS, Faults, Sandbox, SandboxConfig, SeedGroup,
-    SeedSku, WriteLimit,
+    DEFAULT_APP_ROLES, DEFAULT_VERIFIED_DOMAINS, Faults, FederatedCredential, Sandbox,
+    SandboxConfig, SeedGroup, SeedSku, WriteLimit,
 };
 
 #[derive(Debug, clap::Args)]
@@ -46,6 +46,14 @@ pub struct SandboxArgs {
     /// LicenseAssignment.Read.All, Domain.Read.All.
     #[arg(long = "app-role", value_name = "PERMISSION")]
     app_roles: Vec<String>,
+    /// A federated identity credential on the app (workload identity federation), e.g.
+    /// issuer=https://<id>.tokens.sts.global.api.aws,subject=arn:aws:iam::<account>:role/<role>;
+    /// audience defaults to api://AzureADTokenExchange. Repeatable, at most 20.
+    #[arg(
+        long = "federated-credential",
+        value_name = "issuer=URL,subject=ID[,audience=AUD]"
+    )]
+    federated_credentials: Vec<FederatedCredential>,
     /// Graph's write quota per app and tenant, e.g. 3000/150s (default: unlimited).
     #[arg(long, value_name = "WRITES/DURATION")]
     write_limit: Option<WriteLimit>,
@@ -109,6 +117,7 @@ pub fn run(args: SandboxArgs) -> anyhow::Result<()> {
         } else {
             args.app_roles
         },
+        federated_credentials: args.federated_credentials,
     };
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     runtime.block_on(async move {

@@ -21,6 +21,8 @@ Findings:
   * a function role that may read secrets of another stage's (SSM parameters or Secrets Manager
     secrets outside its own folders: intake webhook/ and hr-api/, mapping and entra directory/,
     writeback hr-api/; hrsync_lambda::Function::secret_uses), or not its own;
+  * sts:GetWebIdentityToken (secretless Graph access) on a role other than mapping's or entra's,
+    or without the conditions: audience api://AzureADTokenExchange, at most 300 s, keys present;
   * YAML anchors and aliases (CloudFormation does not support them).
 
 Numbers given as `!Ref Parameter` are checked at the parameter's default. Uses PyYAML only.
@@ -210,6 +212,55 @@ def check(doc: dict) -> list[str]:
     findings += check_scheduler_targets(t)
     findings += check_references(t)
     findings += check_secret_access(t)
+    findings += check_web_identity_tokens(t)
+    return findings
+
+
+# The roles that call Graph (mapping, entra) and the only audience their STS tokens may carry.
+GRAPH_ROLES = ("MappingRole", "EntraRole")
+ENTRA_AUDIENCE = "api://AzureADTokenExchange"
+MAX_TOKEN_SECONDS = 300
+
+
+def _role_statements(t: Template, role: str) -> list[dict]:
+    """Every statement of the role's inline policies, the branches of an Fn::If included."""
+    found = []
+    for policy in t.props(role).get("Policies") or []:
+        for statement in (policy.get("PolicyDocument") or {}).get("Statement") or []:
+            if isinstance(statement, dict) and "Fn::If" in statement:
+                found += [s for s in statement["Fn::If"][1:] if isinstance(s, dict) and "Action" in s]
+            elif isinstance(statement, dict):
+                found.append(statement)
+    return found
+
+
+def check_web_identity_tokens(t: Template) -> list[str]:
+    """sts:GetWebIdentityToken (secretless Graph access): only the Graph-calling roles, only for
+    Entra's audience, for at most 300 s, and the keys required present (Null false)."""
+    findings = []
+    for role, _ in t.of_type("AWS::IAM::Role"):
+        for statement in _role_statements(t, role):
+            actions = statement.get("Action")
+            actions = actions if isinstance(actions, list) else [actions]
+            if not any(a in ("sts:GetWebIdentityToken", "sts:*", "*") for a in actions):
+                continue
+            if role not in GRAPH_ROLES:
+                findings.append(f"{role}: sts:GetWebIdentityToken outside the Graph-calling roles {GRAPH_ROLES}")
+                continue
+            condition = statement.get("Condition") or {}
+            audience = (condition.get("ForAllValues:StringEquals") or {}).get("sts:IdentityTokenAudience")
+            if audience not in (ENTRA_AUDIENCE, [ENTRA_AUDIENCE]):
+                findings.append(f"{role}: sts:GetWebIdentityToken not limited to the audience {ENTRA_AUDIENCE} "
+                                f"(ForAllValues:StringEquals sts:IdentityTokenAudience)")
+            duration = (condition.get("NumericLessThanEquals") or {}).get("sts:DurationSeconds")
+            if not isinstance(duration, int) or duration > MAX_TOKEN_SECONDS:
+                findings.append(f"{role}: sts:GetWebIdentityToken without NumericLessThanEquals "
+                                f"sts:DurationSeconds <= {MAX_TOKEN_SECONDS}")
+            present = condition.get("Null") or {}
+            for key in ("sts:IdentityTokenAudience", "sts:DurationSeconds"):
+                if str(present.get(key)).lower() != "false":
+                    findings.append(f"{role}: sts:GetWebIdentityToken without Null {key} = false "
+                                    f"(a request without the key would pass)")
     return findings
 
 
@@ -408,6 +459,15 @@ def _mutations(doc: dict):
             if s["Action"] == "secretsmanager:GetSecretValue":
                 s["Resource"] = [{"Ref": "WebhookSecretsArnPattern"}]
 
+    def token_statement(d):
+        return next(s for s in _role_statements(Template(d), "EntraRole")
+                    if s.get("Action") == "sts:GetWebIdentityToken")
+    def intake_mints_tokens(d):
+        d["Resources"]["IntakeRole"]["Properties"]["Policies"][0]["PolicyDocument"]["Statement"].append(
+            copy.deepcopy(token_statement(d)))
+    def long_tokens(d): token_statement(d)["Condition"]["NumericLessThanEquals"]["sts:DurationSeconds"] = 3600
+    def any_audience(d): token_statement(d)["Condition"].pop("ForAllValues:StringEquals")
+
     return [
         ("FIFO BatchSize 11", batch_11, "BatchSize 11"),
         ("FIFO batching window", window, "MaximumBatchingWindowInSeconds"),
@@ -426,6 +486,9 @@ def _mutations(doc: dict):
         ("intake reads every secret", every_secret, "IntakeRole: secretsmanager:GetSecretValue on a resource beyond"),
         ("writeback reads the directory credential", writeback_reads_directory, "WritebackRole: ssm:GetParameter on another stage's secrets: ['directory']"),
         ("entra reads webhook secrets, not its own", entra_without_its_own, "EntraRole: secretsmanager:GetSecretValue lacks its own"),
+        ("intake may mint STS tokens", intake_mints_tokens, "IntakeRole: sts:GetWebIdentityToken outside"),
+        ("STS tokens for an hour", long_tokens, "EntraRole: sts:GetWebIdentityToken without NumericLessThanEquals"),
+        ("STS tokens for any audience", any_audience, "EntraRole: sts:GetWebIdentityToken not limited"),
     ]
 
 

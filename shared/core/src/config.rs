@@ -43,7 +43,8 @@ impl fmt::Display for ConfigError {
 /// stage uses (`infra/template.yaml` grants each role its kinds' names alone).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum SecretUse {
-    /// The directory's credential: a client secret or a certificate.
+    /// The directory's credential: a client secret or a certificate (a federated credential
+    /// has no secret).
     Directory,
     /// A credential of an HR system's API: fetch, poll and write-back.
     HrApi,
@@ -590,6 +591,25 @@ impl Keyword for NullPolicy {
 }
 keyword_serde!(NullPolicy);
 
+/// `directory.federated`: where the Graph client's federated assertion comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Federation {
+    /// AWS STS `GetWebIdentityToken`: a JWT for the caller's IAM role, signed by STS
+    /// (IAM outbound identity federation). No secret is stored anywhere.
+    Aws,
+}
+
+impl Keyword for Federation {
+    const WORDS: &'static [(&'static str, Self)] = &[("aws", Self::Aws)];
+    const EXPECTED: &'static str = "`aws`";
+}
+keyword_serde!(Federation);
+
+/// The audience Entra expects in a federated assertion (the federated identity credential's
+/// `audiences`): learn.microsoft.com/graph/api/resources/federatedidentitycredential.
+pub const DEFAULT_FEDERATED_AUDIENCE: &str = "api://AzureADTokenExchange";
+
 /// `[directory]`: where accounts live.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -601,6 +621,13 @@ pub struct DirectoryConfig {
     pub client_secret: Option<SecretRef>,
     /// A PEM holding the certificate and its private key.
     pub certificate: Option<CertificateRef>,
+    /// `"aws"`: no secret; each token request presents a JWT from AWS STS
+    /// `GetWebIdentityToken` (the AWS runtime only), matched by a federated identity
+    /// credential on the app registration.
+    pub federated: Option<Federation>,
+    /// The audience asked of the federation's token issuer; default
+    /// [`DEFAULT_FEDERATED_AUDIENCE`].
+    pub federated_audience: Option<String>,
     #[serde(default = "default_graph_endpoint")]
     pub graph_endpoint: String,
     #[serde(default = "default_authority_host")]
@@ -660,6 +687,14 @@ impl std::str::FromStr for WriteLimit {
 }
 
 impl DirectoryConfig {
+    /// The audience of the federated assertion: `federated_audience`, else
+    /// `api://AzureADTokenExchange`.
+    pub fn federated_audience(&self) -> &str {
+        self.federated_audience
+            .as_deref()
+            .unwrap_or(DEFAULT_FEDERATED_AUDIENCE)
+    }
+
     /// The write pacing in force: `write_limit`, else Graph's quota for a real tenant and none
     /// for the sandbox.
     pub fn write_limit(&self) -> Result<Option<WriteLimit>, String> {
@@ -709,6 +744,8 @@ impl Default for DirectoryConfig {
             client_id: None,
             client_secret: None,
             certificate: None,
+            federated: None,
+            federated_audience: None,
             graph_endpoint: default_graph_endpoint(),
             authority_host: default_authority_host(),
             null_policy: NullPolicy::default(),
@@ -1109,12 +1146,37 @@ impl Config {
                     ));
                 }
             }
-            if directory.client_secret.is_none() == directory.certificate.is_none() {
+            let given = [
+                directory.client_secret.is_some(),
+                directory.certificate.is_some(),
+                directory.federated.is_some(),
+            ];
+            if given.iter().filter(|given| **given).count() != 1 {
                 return Err((
                     "directory".into(),
-                    "kind = \"graph\" needs exactly one of client_secret or certificate".into(),
+                    "kind = \"graph\" needs exactly one of client_secret, certificate or federated = \"aws\"".into(),
                 ));
             }
+        }
+        if directory.federated.is_none() && directory.federated_audience.is_some() {
+            return Err((
+                "directory.federated_audience".into(),
+                "applies only with federated = \"aws\"".into(),
+            ));
+        }
+        if directory.federated.is_some() && directory.kind != DirectoryKind::Graph {
+            return Err((
+                "directory.federated".into(),
+                "applies only to kind = \"graph\"".into(),
+            ));
+        }
+        if let Some(audience) = &directory.federated_audience
+            && (audience.trim().is_empty() || audience.trim() != audience)
+        {
+            return Err((
+                "directory.federated_audience".into(),
+                "must be the federated identity credential's audience, without surrounding spaces (default api://AzureADTokenExchange)".into(),
+            ));
         }
         Ok(())
     }

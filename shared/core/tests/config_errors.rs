@@ -383,8 +383,99 @@ client_id = "c"
 client_secret = { env = "SECRET" }
 certificate = { secret = "arn:aws:secretsmanager:eu-west-1:1:secret:cert" }
 "#,
-        r#"hrsync.toml:4:1: directory: kind = "graph" needs exactly one of client_secret or certificate"#,
+        r#"hrsync.toml:4:1: directory: kind = "graph" needs exactly one of client_secret, certificate or federated = "aws""#,
     );
+}
+
+#[test]
+fn graph_directory_with_a_secret_and_federation() {
+    assert_error(
+        r#"[identity]
+upn = ["{{ given_name|slug }}@acme.com"]
+
+[directory]
+kind = "graph"
+tenant_id = "t"
+client_id = "c"
+client_secret = { env = "SECRET" }
+federated = "aws"
+"#,
+        r#"hrsync.toml:4:1: directory: kind = "graph" needs exactly one of client_secret, certificate or federated = "aws""#,
+    );
+}
+
+#[test]
+fn graph_directory_without_a_credential() {
+    assert_error(
+        r#"[identity]
+upn = ["{{ given_name|slug }}@acme.com"]
+
+[directory]
+kind = "graph"
+tenant_id = "t"
+client_id = "c"
+"#,
+        r#"hrsync.toml:4:1: directory: kind = "graph" needs exactly one of client_secret, certificate or federated = "aws""#,
+    );
+}
+
+#[test]
+fn federation_other_than_aws() {
+    assert_error(
+        r#"[identity]
+upn = ["{{ given_name|slug }}@acme.com"]
+
+[directory]
+kind = "graph"
+tenant_id = "t"
+client_id = "c"
+federated = "gcp"
+"#,
+        "hrsync.toml:8:13: directory.federated: unknown value `gcp`, expected `aws`",
+    );
+}
+
+#[test]
+fn federated_audience_without_federation() {
+    assert_error(
+        r#"[identity]
+upn = ["{{ given_name|slug }}@acme.com"]
+
+[directory]
+kind = "graph"
+tenant_id = "t"
+client_id = "c"
+client_secret = { env = "SECRET" }
+federated_audience = "api://AzureADTokenExchange"
+"#,
+        r#"hrsync.toml:9:22: directory.federated_audience: applies only with federated = "aws""#,
+    );
+}
+
+#[test]
+fn federated_graph_directory_needs_no_secret() {
+    let config = hrsync_core::Config::parse(
+        r#"[identity]
+upn = ["{{ given_name|slug }}@acme.com"]
+
+[directory]
+kind = "graph"
+tenant_id = "t"
+client_id = "c"
+federated = "aws"
+"#,
+        "hrsync.toml",
+    )
+    .expect("a valid config");
+    assert_eq!(
+        config.directory.federated,
+        Some(hrsync_core::config::Federation::Aws)
+    );
+    assert_eq!(
+        config.directory.federated_audience(),
+        "api://AzureADTokenExchange"
+    );
+    assert_eq!(config.secret_refs().count(), 0);
 }
 
 #[test]

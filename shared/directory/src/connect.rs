@@ -1,11 +1,14 @@
 //! Connecting to the configured directory: a real tenant through Microsoft Graph, or a sandbox
 //! directory already serving at `directory.url`. The same for `hrsync serve` and the Lambda
-//! functions; only how secret references are resolved differs (`resolve`). (The local runtime
+//! functions; only how secret references are resolved differs (`resolve`), and only the AWS
+//! runtime has an assertion source for `federated = "aws"` (`assertions`). (The local runtime
 //! starts an in-process sandbox itself when `directory.url` is not set, then connects here.)
+
+use std::sync::Arc;
 
 use hrsync_core::config::{CertificateRef, DirectoryConfig, DirectoryKind, SecretRef, WriteLimit};
 
-use crate::graph::{Credential, GraphClient, GraphSettings};
+use crate::graph::{AssertionSource, Credential, GraphClient, GraphSettings};
 
 /// The longest wait for a TCP (and TLS) connection to Graph or the token endpoint.
 pub const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
@@ -25,8 +28,17 @@ pub struct Connection {
     pub description: String,
 }
 
-/// Connects to Microsoft Graph, or to the sandbox at `directory.url`.
-pub fn connect(config: &DirectoryConfig, resolve: Resolve<'_>) -> Result<Connection, ConnectError> {
+/// Why `federated = "aws"` cannot be used where no assertion source was given.
+pub const FEDERATED_ONLY_ON_AWS: &str = "directory.federated = \"aws\" works only in the AWS runtime (the Lambda functions), where the function's IAM role can call sts:GetWebIdentityToken; the local runtime needs directory.client_secret or directory.certificate";
+
+/// Connects to Microsoft Graph, or to the sandbox at `directory.url`. `assertions`: where a
+/// `federated` credential's assertions come from (`None`: this runtime has no provider, and
+/// `federated` is refused with [`FEDERATED_ONLY_ON_AWS`]).
+pub fn connect(
+    config: &DirectoryConfig,
+    resolve: Resolve<'_>,
+    assertions: Option<Arc<dyn AssertionSource>>,
+) -> Result<Connection, ConnectError> {
     let http = reqwest::Client::builder()
         .user_agent(concat!("hrsync/", env!("CARGO_PKG_VERSION")))
         // An address that swallows packets is reported within seconds, like a refused one.
@@ -40,6 +52,10 @@ pub fn connect(config: &DirectoryConfig, resolve: Resolve<'_>) -> Result<Connect
     match config.kind {
         DirectoryKind::Graph => {
             let credential = match (&config.client_secret, &config.certificate) {
+                (None, None) if config.federated.is_some() => match assertions {
+                    Some(source) => Credential::Federated(source),
+                    None => return Err(ConnectError(FEDERATED_ONLY_ON_AWS.into())),
+                },
                 (Some(secret), None) => Credential::ClientSecret(resolve(secret)?),
                 (None, Some(certificate)) => {
                     let pem = match certificate {
@@ -57,7 +73,7 @@ pub fn connect(config: &DirectoryConfig, resolve: Resolve<'_>) -> Result<Connect
                 }
                 _ => {
                     return Err(ConnectError(
-                        "directory: kind = \"graph\" needs exactly one of client_secret or certificate".into(),
+                        "directory: kind = \"graph\" needs exactly one of client_secret, certificate or federated = \"aws\"".into(),
                     ));
                 }
             };
@@ -107,4 +123,24 @@ pub fn sandbox_client(
     settings.authority_host = url.to_owned();
     settings.write_limit = write_limit;
     GraphClient::new(settings, http).for_bulk()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hrsync_core::config::Federation;
+
+    #[test]
+    fn federated_needs_an_assertion_source() {
+        let config = DirectoryConfig {
+            kind: DirectoryKind::Graph,
+            tenant_id: Some("t".into()),
+            client_id: Some("c".into()),
+            federated: Some(Federation::Aws),
+            ..DirectoryConfig::default()
+        };
+        let resolve = |_: &SecretRef| Err("no secrets here".to_owned());
+        let error = connect(&config, &resolve, None).expect_err("no source of assertions");
+        assert_eq!(error.0, FEDERATED_ONLY_ON_AWS);
+    }
 }

@@ -6,9 +6,11 @@ use std::sync::Arc;
 use hrsync_aws::queue::{QueueUrls, SqsQueue};
 use hrsync_aws::settings::{Resources, Secrets, SettingsError, load_config};
 use hrsync_aws::store::DynamoStore;
+use hrsync_aws::sts::StsAssertions;
 use hrsync_aws::timers::{SchedulerTimers, TimerTarget};
-use hrsync_core::config::SecretUse;
+use hrsync_core::config::{Federation, SecretUse};
 use hrsync_directory::connect::Connection;
+use hrsync_directory::graph::AssertionSource;
 use hrsync_hr::{Connectors, Webhooks};
 use hrsync_pipeline::ports::QueueName;
 use hrsync_pipeline::{Clock, DirectoryLookups, Pipeline, RunnerSettings, SystemClock};
@@ -67,12 +69,24 @@ impl Container {
             Function::Writeback => connectors(&config, Webhooks::NotTaken, &resolve)?,
             Function::Mapping | Function::Entra => Connectors::default(),
         };
-        // Graph, or a sandbox serving at `directory.url` (the functions never run one).
+        // Graph, or a sandbox serving at `directory.url` (the functions never run one). With
+        // `federated = "aws"`, each token request presents a JWT STS signs for this function's
+        // role (only mapping and entra, the functions that call Graph, build one).
         let directory = match uses.contains(&SecretUse::Directory) {
-            true => Some(
-                hrsync_directory::connect::connect(&config.directory, &resolve)
-                    .map_err(|e| SettingsError(e.to_string()))?,
-            ),
+            true => {
+                let assertions: Option<Arc<dyn AssertionSource>> = match config.directory.federated
+                {
+                    Some(Federation::Aws) => Some(Arc::new(StsAssertions::new(
+                        sdk,
+                        config.directory.federated_audience(),
+                    )?)),
+                    None => None,
+                };
+                Some(
+                    hrsync_directory::connect::connect(&config.directory, &resolve, assertions)
+                        .map_err(|e| SettingsError(e.to_string()))?,
+                )
+            }
             false => None,
         };
 

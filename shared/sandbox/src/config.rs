@@ -36,7 +36,30 @@ pub struct SandboxConfig {
     /// `Authorization_RequestDenied` (see [`crate::permissions`]). Default:
     /// [`DEFAULT_APP_ROLES`].
     pub app_roles: Vec<String>,
+    /// The app registration's federated identity credentials (workload identity federation):
+    /// a client assertion from another issuer is accepted only when one of them matches it
+    /// and its signature checks against the issuer's published keys. At most 20.
+    pub federated_credentials: Vec<FederatedCredential>,
 }
+
+/// A federated identity credential on the app registration
+/// (learn.microsoft.com/graph/api/resources/federatedidentitycredential).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FederatedCredential {
+    /// The external issuer's URL; the assertion's `iss` must equal it. Its
+    /// `/.well-known/openid-configuration` names the keys (`jwks_uri`). `https`, or `http`
+    /// on a loopback host (tests).
+    pub issuer: String,
+    /// The external workload; the assertion's `sub` must equal it (case-sensitive).
+    pub subject: String,
+    /// Exactly one audience, normally `api://AzureADTokenExchange`; the assertion's `aud`
+    /// must hold it.
+    pub audiences: Vec<String>,
+}
+
+/// At most this many federated identity credentials on an app
+/// (learn.microsoft.com/entra/workload-id/workload-identity-federation-considerations).
+pub const MAX_FEDERATED_CREDENTIALS: usize = 20;
 
 /// The permissions the sandbox's app is granted unless [`SandboxConfig::app_roles`] says
 /// otherwise: everything hrsync needs, and `Domain.Read.All` for `GET /domains`.
@@ -62,6 +85,7 @@ impl Default for SandboxConfig {
             client_secret: None,
             write_limit: None,
             app_roles: DEFAULT_APP_ROLES.iter().map(|r| (*r).to_owned()).collect(),
+            federated_credentials: Vec::new(),
         }
     }
 }
@@ -198,6 +222,43 @@ impl FromStr for SeedGroup {
     }
 }
 
+impl FromStr for FederatedCredential {
+    type Err = SeedError;
+
+    /// `issuer=URL,subject=ID[,audience=AUD]` (audience default `api://AzureADTokenExchange`).
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let (mut issuer, mut subject, mut audience) = (None, None, None);
+        for part in s.split(',') {
+            let (key, value) = part.split_once('=').ok_or_else(|| {
+                SeedError(format!(
+                    "'{s}': a federated credential is issuer=URL,subject=ID[,audience=AUD]"
+                ))
+            })?;
+            let slot = match key.trim() {
+                "issuer" => &mut issuer,
+                "subject" => &mut subject,
+                "audience" => &mut audience,
+                other => {
+                    return Err(SeedError(format!(
+                        "'{s}': unknown key '{other}' (issuer, subject, audience)"
+                    )));
+                }
+            };
+            *slot = Some(value.to_owned());
+        }
+        let (Some(issuer), Some(subject)) = (issuer, subject) else {
+            return Err(SeedError(format!(
+                "'{s}': a federated credential needs issuer= and subject="
+            )));
+        };
+        Ok(Self {
+            issuer,
+            subject,
+            audiences: vec![audience.unwrap_or_else(|| "api://AzureADTokenExchange".to_owned())],
+        })
+    }
+}
+
 impl FromStr for WriteLimit {
     type Err = SeedError;
 
@@ -276,6 +337,33 @@ mod tests {
         assert!(
             "8c3f9f5e-1b7a-4d7e-9a55-3f1f4a0c2b11=X@bad"
                 .parse::<SeedGroup>()
+                .is_err()
+        );
+    }
+
+    #[test]
+    fn federated_credentials_parse() {
+        let credential: FederatedCredential =
+            "issuer=https://abc.tokens.sts.global.api.aws,subject=arn:aws:iam::123456789012:role/hrsync-EntraRole"
+                .parse()
+                .expect("parses");
+        assert_eq!(credential.issuer, "https://abc.tokens.sts.global.api.aws");
+        assert_eq!(
+            credential.subject,
+            "arn:aws:iam::123456789012:role/hrsync-EntraRole"
+        );
+        assert_eq!(
+            credential.audiences,
+            vec!["api://AzureADTokenExchange".to_owned()]
+        );
+        let other: FederatedCredential = "issuer=https://i,subject=s,audience=api://x"
+            .parse()
+            .expect("parses");
+        assert_eq!(other.audiences, vec!["api://x".to_owned()]);
+        assert!("issuer=https://i".parse::<FederatedCredential>().is_err());
+        assert!(
+            "issuer=https://i,subject=s,colour=red"
+                .parse::<FederatedCredential>()
                 .is_err()
         );
     }

@@ -31,6 +31,7 @@ mod batch;
 mod config;
 mod directory;
 mod faults;
+mod federation;
 mod filter;
 mod permissions;
 mod routes;
@@ -58,8 +59,8 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 pub use self::config::{
-    DEFAULT_APP_ROLES, DEFAULT_VERIFIED_DOMAINS, Faults, SandboxConfig, SeedError, SeedGroup,
-    SeedSku, WriteLimit,
+    DEFAULT_APP_ROLES, DEFAULT_VERIFIED_DOMAINS, Faults, FederatedCredential,
+    MAX_FEDERATED_CREDENTIALS, SandboxConfig, SeedError, SeedGroup, SeedSku, WriteLimit,
 };
 use self::directory::Directory;
 use self::faults::FaultState;
@@ -145,6 +146,7 @@ pub(crate) struct Settings {
     pub(crate) verified_domains: Vec<String>,
     pub(crate) client_secret: Option<String>,
     pub(crate) app_roles: Vec<String>,
+    pub(crate) federated_credentials: Vec<config::FederatedCredential>,
 }
 
 /// The directory and the file it is written to.
@@ -157,6 +159,8 @@ pub(crate) struct DirectoryState {
 /// taken alone.
 pub(crate) struct Shared {
     pub(crate) settings: Settings,
+    /// Reads federated issuers' discovery documents and keys.
+    pub(crate) http: reqwest::Client,
     pub(crate) token_key: String,
     pub(crate) state: Mutex<DirectoryState>,
     pub(crate) faults: Mutex<FaultState>,
@@ -211,6 +215,7 @@ impl Sandbox {
     /// A sandbox over `config.data` (loaded when the file exists, a legacy JSON file migrated),
     /// with the seeds applied over it.
     pub fn new(config: SandboxConfig) -> Result<Self, SandboxError> {
+        federation::check_config(&config.federated_credentials)?;
         let (mut dir, mut store) = match &config.data {
             Some(path) => {
                 let (store, dir) = Store::open(path)?;
@@ -241,7 +246,12 @@ impl Sandbox {
                 verified_domains,
                 client_secret: config.client_secret,
                 app_roles: config.app_roles,
+                federated_credentials: config.federated_credentials,
             },
+            http: reqwest::Client::builder()
+                .user_agent("hrsync-sandbox")
+                .build()
+                .map_err(|e| SandboxError::Config(format!("cannot build the HTTP client: {e}")))?,
             token_key: dir.token_key.clone(),
             state: Mutex::new(DirectoryState { dir, store }),
             faults: Mutex::new(FaultState::new(config.faults)),
@@ -417,7 +427,7 @@ async fn token_handler(
     body: Bytes,
 ) -> Response {
     let at = jiff::Timestamp::now();
-    let (status, json) = token::token_endpoint(&sandbox.shared, &tenant, &headers, &body);
+    let (status, json) = token::token_endpoint(&sandbox.shared, &tenant, &headers, &body).await;
     Counters::bump(&sandbox.shared.counters.requests);
     sandbox.shared.record(LoggedRequest {
         method: "POST".to_owned(),

@@ -2,8 +2,9 @@
 //! bearer tokens it issues.
 //!
 //! The sandbox accepts the configured client secret (any secret when none is configured: 401
-//! `invalid_client` AADSTS7000215 otherwise) and any well-formed JWT client assertion (it checks
-//! the shape, not the signature). Its access tokens are JWT-shaped and "signed" with
+//! `invalid_client` AADSTS7000215 otherwise), a well-formed certificate assertion (`iss` = `sub`
+//! = the client id; it checks the shape, not the signature), and an assertion of another issuer
+//! only as workload identity federation allows it (`federation.rs`). Its access tokens are JWT-shaped and "signed" with
 //! `sha256(key || header.payload)` using a key kept in the data file, so they survive a restart
 //! and expire after 3599 seconds like Entra's.
 
@@ -14,6 +15,7 @@ use serde_json::{Value, json};
 use sha2::{Digest as _, Sha256};
 
 use super::Shared;
+use super::federation;
 
 /// Lifetime of an access token, as Entra reports it.
 pub(crate) const EXPIRES_IN: i64 = 3599;
@@ -112,7 +114,7 @@ fn well_formed_jwt(token: &str) -> bool {
 }
 
 /// `POST /{tenant}/oauth2/v2.0/token`.
-pub(crate) fn token_endpoint(
+pub(crate) async fn token_endpoint(
     shared: &Shared,
     tenant: &str,
     headers: &HeaderMap,
@@ -205,6 +207,33 @@ pub(crate) fn token_endpoint(
             );
         }
         _ => {}
+    }
+    if let (None, Some(assertion)) = (secret, assertion) {
+        // RFC 7523 client authentication: the app signs its own assertion (`iss` = `sub` = its
+        // client id, learn.microsoft.com/entra/identity-platform/certificate-credentials).
+        // Anything else is another issuer's token: workload identity federation.
+        let claims = federation::claims(assertion);
+        let claim = |name: &str| claims.get(name).and_then(Value::as_str);
+        let own = claim("iss") == Some(client_id) && claim("sub") == Some(client_id);
+        if claim("iss") == Some(client_id) && !own {
+            // learn.microsoft.com/entra/identity-platform/reference-error-codes (AADSTS50048).
+            return aad_error(
+                StatusCode::UNAUTHORIZED,
+                "invalid_client",
+                50048,
+                "Subject mismatches Issuer claim in the client assertion.",
+            );
+        }
+        if !own
+            && let Err((status, error, code, description)) = federation::verify(
+                &shared.settings.federated_credentials,
+                &shared.http,
+                assertion,
+            )
+            .await
+        {
+            return aad_error(status, error, code, &description);
+        }
     }
 
     let token = issue(

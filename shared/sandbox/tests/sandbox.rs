@@ -375,8 +375,53 @@ async fn token_endpoint_speaks_the_identity_platform_shapes() {
     .await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
 
-    // eyJhbGciOiJSUzI1NiJ9 = {"alg":"RS256"}, eyJzdWIiOiJ4In0 = {"sub":"x"}
-    let jwt = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ4In0.c2lnbmF0dXJl";
+    // Another issuer's token ({"alg":"RS256"}, {"sub":"x"}) is workload identity federation:
+    // no federated identity credential is configured, so none matches.
+    let foreign = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ4In0.c2lnbmF0dXJl";
+    let (status, body) = token_answer(
+        &http,
+        &url,
+        &[
+            ("grant_type", "client_credentials"),
+            client,
+            scope,
+            assertion_type,
+            ("client_assertion", foreign),
+        ],
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(body["error"], "invalid_request");
+    assert!(
+        body["error_description"].as_str().is_some_and(|d| d.starts_with(
+            "AADSTS70021: No matching federated identity record found for presented assertion. Assertion Issuer: ''. Assertion Subject: 'x'."
+        )),
+        "{body}"
+    );
+
+    // The app's own assertion must carry its client id as the subject too
+    // ({"iss":"app","sub":"someone"}).
+    let (status, body) = token_answer(
+        &http,
+        &url,
+        &[
+            ("grant_type", "client_credentials"),
+            client,
+            scope,
+            assertion_type,
+            (
+                "client_assertion",
+                "eyJhbGciOiJQUzI1NiJ9.eyJpc3MiOiJhcHAiLCJzdWIiOiJzb21lb25lIn0.c2lnbmF0dXJl",
+            ),
+        ],
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
+    assert_eq!(body["error_codes"], json!([50048]), "{body}");
+
+    // The app's own certificate assertion ({"alg":"PS256"}, {"iss":"app","sub":"app"}) is
+    // accepted by its shape.
+    let jwt = "eyJhbGciOiJQUzI1NiJ9.eyJpc3MiOiJhcHAiLCJzdWIiOiJhcHAifQ.c2lnbmF0dXJl";
     let (status, body) = token_answer(
         &http,
         &url,

@@ -1,4 +1,5 @@
-//! Loopback emulators of the HR vendors' APIs, for tests. Each speaks its vendor's documented
+//! Loopback emulators of the HR vendors' APIs (and, in [`sts`], of AWS STS's
+//! `GetWebIdentityToken` and its token issuer), for tests. Each speaks its vendor's documented
 //! wire format (paths, authentication, JSON shapes, pagination), keeps its employees in
 //! memory in the vendor's own shape, records every request it gets, and can be told to
 //! answer the next requests with 429 or 5xx (with `Retry-After`).
@@ -24,6 +25,7 @@ pub mod bamboohr;
 pub mod hibob;
 pub mod keka;
 pub mod personio;
+pub mod sts;
 pub mod workforce;
 
 /// One request the emulator received.

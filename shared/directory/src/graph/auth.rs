@@ -3,7 +3,9 @@
 //! `POST {authority_host}/{tenant}/oauth2/v2.0/token`, form-encoded, with
 //! `client_id`, `scope={graph_endpoint}/.default`, `grant_type=client_credentials` and either
 //! `client_secret`, or `client_assertion_type=urn:ietf:params:oauth:client-assertion-type:jwt-bearer`
-//! with a `client_assertion` JWT signed by the app's certificate key.
+//! with a `client_assertion` JWT: one signed by the app's certificate key, or (workload identity
+//! federation) one another issuer signed for the app's federated identity credential, such as
+//! AWS STS `GetWebIdentityToken` (an [`AssertionSource`], asked afresh for every token request).
 //!
 //! The assertion follows Microsoft's "certificate credentials" page: header `alg: PS256`,
 //! `typ: JWT`, `x5t#S256` = base64url SHA-256 of the certificate's DER; claims `aud` = the token
@@ -15,6 +17,9 @@
 //! shorter) and refreshed under a lock, so many concurrent callers cause one token request.
 
 use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
@@ -34,6 +39,22 @@ const ASSERTION_LIFETIME_SECS: i64 = 600;
 /// Longest time before expiry at which a cached token is replaced.
 const REFRESH_MARGIN: Duration = Duration::from_secs(300);
 
+/// A boxed future, as [`AssertionSource::assertion`] returns.
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// Where a federated credential's assertions come from: a JWT issued by a trusted external
+/// identity provider (`iss`, `sub` and `aud` matching a federated identity credential on the
+/// app registration), presented as `client_assertion` with no secret. The directory crate
+/// knows no provider: the AWS runtime gives it one over STS (`hrsync_aws::sts`).
+pub trait AssertionSource: Send + Sync {
+    /// The provider in words, for errors and logs (e.g. `AWS STS GetWebIdentityToken`).
+    fn describe(&self) -> String;
+
+    /// A fresh assertion. A failure is [`GraphError::Assertion`], naming the provider and
+    /// the cause, never holding a token.
+    fn assertion(&self) -> BoxFuture<'_, Result<String, GraphError>>;
+}
+
 /// How the app proves who it is to the token endpoint.
 #[derive(Clone)]
 pub enum Credential {
@@ -48,6 +69,9 @@ pub enum Credential {
         /// The RSA private key, PEM.
         private_key_pem: String,
     },
+    /// Workload identity federation: each token request presents a fresh assertion from the
+    /// source (no secret or key held here).
+    Federated(Arc<dyn AssertionSource>),
 }
 
 impl fmt::Debug for Credential {
@@ -55,6 +79,7 @@ impl fmt::Debug for Credential {
         match self {
             Credential::ClientSecret(_) => f.write_str("ClientSecret(<redacted>)"),
             Credential::Certificate { .. } => f.write_str("Certificate { <redacted> }"),
+            Credential::Federated(source) => write!(f, "Federated({})", source.describe()),
         }
     }
 }
@@ -75,6 +100,7 @@ impl Credential {
                 CertificateSigner::parse(certificate_pem, private_key_pem)?;
                 Ok(())
             }
+            Credential::Federated(_) => Ok(()),
         }
     }
 }
@@ -400,6 +426,11 @@ impl TokenSource {
                     signer.assertion(&self.token_url, &self.client_id)?,
                 ));
             }
+            Credential::Federated(source) => {
+                let assertion = source.assertion().await?;
+                form.push(("client_assertion_type", CLIENT_ASSERTION_TYPE.to_owned()));
+                form.push(("client_assertion", assertion));
+            }
         }
         let response = http
             .post(&self.token_url)
@@ -503,5 +534,24 @@ mod tests {
     fn debug_never_shows_secrets() {
         let cred = Credential::ClientSecret("s3cr3t".into());
         assert!(!format!("{cred:?}").contains("s3cr3t"));
+    }
+
+    struct Fixed(&'static str);
+
+    impl AssertionSource for Fixed {
+        fn describe(&self) -> String {
+            "a fixed assertion".into()
+        }
+        fn assertion(&self) -> BoxFuture<'_, Result<String, GraphError>> {
+            Box::pin(async move { Ok(self.0.to_owned()) })
+        }
+    }
+
+    #[test]
+    fn a_federated_credential_shows_its_source_not_its_assertion() {
+        let cred = Credential::Federated(Arc::new(Fixed("eyJhbGciOiJSUzI1NiJ9.e30.c2ln")));
+        let shown = format!("{cred:?}");
+        assert_eq!(shown, "Federated(a fixed assertion)");
+        assert!(cred.check().is_ok());
     }
 }

@@ -36,6 +36,11 @@ pub enum GraphError {
         /// OAuth `error_description` (Entra puts an `AADSTS...` code and trace ids in it).
         description: String,
     },
+    /// A federated credential's assertion could not be had from its provider (AWS STS
+    /// `GetWebIdentityToken` refused or unreachable): no token can be asked for. The message
+    /// names the provider and the cause, never a token.
+    #[error("cannot get the federated assertion from {0}")]
+    Assertion(String),
     /// The credential in the settings cannot be used (bad PEM, not an RSA key, ...).
     #[error("unusable credential: {0}")]
     Credential(String),
@@ -86,6 +91,7 @@ impl GraphError {
             GraphError::Throttled { .. }
             | GraphError::Unavailable { .. }
             | GraphError::Transport(_)
+            | GraphError::Assertion(_)
             | GraphError::ReplicationLag { .. } => true,
             GraphError::Auth { status, .. } => *status >= 500 || *status == 429,
             GraphError::Graph { status, .. } => {
@@ -98,10 +104,14 @@ impl GraphError {
         }
     }
 
-    /// Graph as a whole is unreachable or refuses the app's credential: every request fails
-    /// alike until that is fixed, whatever the worker.
+    /// Graph as a whole is unreachable or refuses the app's credential (or the federated
+    /// assertion cannot be had): every request fails alike until that is fixed, whatever the
+    /// worker.
     pub fn is_outage(&self) -> bool {
-        matches!(self, GraphError::Transport(_) | GraphError::Auth { .. })
+        matches!(
+            self,
+            GraphError::Transport(_) | GraphError::Auth { .. } | GraphError::Assertion(_)
+        )
     }
 
     /// The `AADSTS` number of a token endpoint refusal (`error_description` starts with it).
@@ -138,6 +148,7 @@ impl GraphError {
         let what = match self.aadsts() {
             Some(7_000_215 | 7_000_222) => "the client secret",
             Some(700_027 | 700_024 | 50_027 | 5_002_723) => "the certificate assertion",
+            Some(70_021 | 700_211 | 700_212 | 700_213) => "the federated assertion",
             Some(700_016) => "the client id",
             Some(90_002 | 900_023 | 90_013) => "the tenant id",
             Some(1_002_012 | 70_011 | 500_011) => "the scope",
@@ -164,6 +175,9 @@ impl GraphError {
                 Some(700_027 | 700_024 | 50_027 | 5_002_723) => {
                     "upload the certificate (its public part) to the app registration's Certificates & secrets, and check directory.certificate holds the matching private key"
                 }
+                Some(70_021 | 700_211 | 700_212 | 700_213) => {
+                    "add a federated identity credential to the app registration: issuer from `aws iam get-outbound-web-identity-federation-info`, subject the function role's ARN, audience directory.federated_audience (api://AzureADTokenExchange); docs/entra-setup.md, \"Secretless from AWS\""
+                }
                 Some(700_016) => {
                     "directory.client_id must be the Application (client) ID of an app registration in directory.tenant_id"
                 }
@@ -187,6 +201,9 @@ impl GraphError {
             } else {
                 "check the address (directory.graph_endpoint, authority_host or url), and that it is up and reachable from here (proxy, firewall)"
             }),
+            GraphError::Assertion(_) => Some(
+                "allow the function's role sts:GetWebIdentityToken (infra/template.yaml does) and enable outbound identity federation once per account: `aws iam enable-outbound-web-identity-federation`",
+            ),
             GraphError::Credential(_) => Some(
                 "directory.certificate must hold the certificate and its unencrypted RSA private key, PEM",
             ),
@@ -237,6 +254,13 @@ mod tests {
         assert!(!auth(401).is_retryable());
         assert!(auth(503).is_retryable());
         assert!(!GraphError::AmbiguousEmployeeId { matches: 2 }.is_retryable());
+        let sts = GraphError::Assertion("AWS STS GetWebIdentityToken: AccessDenied".into());
+        assert!(sts.is_retryable());
+        assert!(sts.is_outage());
+        assert!(
+            sts.fix()
+                .is_some_and(|f| f.contains("sts:GetWebIdentityToken"))
+        );
     }
 
     #[test]

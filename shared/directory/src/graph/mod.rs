@@ -1,8 +1,8 @@
 //! Microsoft Graph client: app-only tokens, requests with throttling and replication-lag retries,
 //! `$batch`, and the user operations hrsync needs.
 //!
-//! - [`auth`]: client-credentials tokens (client secret, or a certificate-signed PS256 assertion
-//!   with `x5t#S256`), cached until shortly before expiry and refreshed once for many callers.
+//! - [`auth`]: client-credentials tokens (client secret, a certificate-signed PS256 assertion
+//!   with `x5t#S256`, or a federated assertion from an [`AssertionSource`]), cached until shortly before expiry and refreshed once for many callers.
 //! - [`http`]: [`GraphClient`], [`GraphSettings`], [`RetryPolicy`]; [`GraphClient::send`] honours
 //!   `Retry-After`, backs off with full jitter, and re-authenticates once on 401.
 //! - [`batch`]: [`GraphClient::batch`] in chunks of 20, `dependsOn` groups kept together, inner
@@ -28,7 +28,7 @@ mod pace;
 pub mod requests;
 pub mod users;
 
-pub use auth::Credential;
+pub use auth::{AssertionSource, Credential};
 pub use error::GraphError;
 pub use http::{GraphClient, GraphSettings, RetryPolicy};
 pub use requests::{AlsoOk, GraphRequest, GraphResponse, Method};
