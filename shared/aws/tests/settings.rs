@@ -3,6 +3,9 @@
 //! the environment.
 
 mod moto;
+/// Secretless Graph access (STS web identity tokens), in this binary: each test binary links
+/// the AWS SDK.
+mod sts;
 
 use std::collections::HashMap;
 
