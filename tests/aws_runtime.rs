@@ -869,6 +869,21 @@ fn a_refused_credential_dead_letters_the_fetch_with_the_reason_and_an_audit_reco
             aws.visible(&aws.urls[&QueueName::WorkerEvents].url).await,
             0
         );
+
+        // Redriven before the key is fixed, it dies again: under the same dead-letter id.
+        let queue = &aws.pipeline().queue;
+        let now = Timestamp::now();
+        assert!(
+            queue
+                .redrive(QueueName::HrEvents, &dead[0].id, now)
+                .await
+                .unwrap()
+        );
+        let (ids, failed) = aws.deliver(Function::Intake).await;
+        assert_eq!((ids.len(), failed.len()), (1, 0));
+        let again = queue.dead_letters(QueueName::HrEvents).await.unwrap();
+        assert_eq!(again.len(), 1, "{again:#?}");
+        assert_eq!(again[0].id, dead[0].id, "the id the operator knows it by");
     });
 }
 

@@ -285,12 +285,27 @@ pub fn sqs_event(queue: QueueName, messages: &[Message]) -> Value {
                 .flatten()
                 .map(|(k, v)| (k.as_str().to_owned(), json!(v)))
                 .collect();
+            // As Lambda shapes them: camelCase, string values only here.
+            let message_attributes: serde_json::Map<String, Value> = m
+                .message_attributes()
+                .into_iter()
+                .flatten()
+                .map(|(k, v)| {
+                    let value = json!({
+                        "stringValue": v.string_value(),
+                        "stringListValues": [],
+                        "binaryListValues": [],
+                        "dataType": v.data_type(),
+                    });
+                    (k.clone(), value)
+                })
+                .collect();
             json!({
                 "messageId": m.message_id(),
                 "receiptHandle": m.receipt_handle(),
                 "body": m.body(),
                 "attributes": attributes,
-                "messageAttributes": {},
+                "messageAttributes": message_attributes,
                 "md5OfBody": m.md5_of_body(),
                 "eventSource": "aws:sqs",
                 "eventSourceARN": format!("arn:aws:sqs:eu-west-1:123456789012:hrsync-{queue}.fifo"),

@@ -79,6 +79,9 @@ pub const ATTEMPTS_ATTRIBUTE: &str = "hrsync-attempts";
 pub const DEAD_AT_ATTRIBUTE: &str = "hrsync-dead-lettered-at";
 /// Message attribute of a dead letter: when the original message was sent (epoch ms).
 pub const SENT_AT_ATTRIBUTE: &str = "hrsync-sent-at";
+/// Message attribute of a redriven message and of its dead letter: the id the operator knew it
+/// by when it was first dead-lettered, kept across redrives (SQS gives every send a new id).
+pub const DEAD_LETTER_ID_ATTRIBUTE: &str = "hrsync-dead-letter-id";
 
 /// How long [`Queue::dead_letters`] and [`Queue::redrive`] hold the dead letters they look at
 /// (they hand them back at once when done; this only matters if the caller dies meanwhile).
@@ -346,6 +349,7 @@ impl Queue for SqsQueue {
                 .visibility_timeout(seconds)
                 .wait_time_seconds(0)
                 .message_system_attribute_names(MessageSystemAttributeName::All)
+                .message_attribute_names(DEAD_LETTER_ID_ATTRIBUTE)
                 .send()
                 .await
                 .map_err(|e| aws_error(&format!("SQS ReceiveMessage ({queue})"), &e))?;
@@ -416,6 +420,7 @@ impl Queue for SqsQueue {
                 body: &body,
                 group: &message_group_id(&delivery.nudge.worker),
                 message_id: receipt.message_id,
+                dead_letter_id: receipt.dead_letter_id.unwrap_or(receipt.message_id),
                 reason,
                 attempts: u64::from(delivery.attempt),
                 sent_at: receipt.sent_at,
@@ -502,13 +507,13 @@ impl Queue for SqsQueue {
     ) -> Result<bool, QueueError> {
         let urls = self.urls(queue)?;
         let peeked = self.peek(queue).await?;
-        let Some(found) = peeked.iter().find(|m| m.message_id() == Some(id)) else {
+        let Some(found) = peeked.iter().find(|m| dead_letter_id(m) == Some(id)) else {
             self.release(queue, &peeked).await;
             return Ok(false);
         };
         let others: Vec<Message> = peeked
             .iter()
-            .filter(|m| m.message_id() != Some(id))
+            .filter(|m| dead_letter_id(m) != Some(id))
             .cloned()
             .collect();
         let result: Result<bool, QueueError> = async {
@@ -521,7 +526,13 @@ impl Queue for SqsQueue {
                 .queue_url(&urls.url)
                 .message_body(body)
                 .message_group_id(message_group_id(&nudge.worker))
-                .message_deduplication_id(deduplication_id(&format!("redrive:{id}")))
+                // This dead letter's own message id: the same letter redriven again after it
+                // died again is a new send.
+                .message_deduplication_id(deduplication_id(&format!(
+                    "redrive:{}",
+                    found.message_id().unwrap_or(id)
+                )))
+                .message_attributes(DEAD_LETTER_ID_ATTRIBUTE, string_attribute(id)?)
                 .send()
                 .await
                 .map_err(|e| aws_error(&format!("SQS SendMessage ({queue})"), &e))?;
@@ -564,24 +575,38 @@ impl Queue for SqsQueue {
 struct Receipt<'a> {
     message_id: &'a str,
     sent_at: &'a str,
+    /// The dead-letter id a redriven message keeps ([`DEAD_LETTER_ID_ATTRIBUTE`]).
+    dead_letter_id: Option<&'a str>,
     handle: &'a str,
 }
 
+/// Stands for "no dead-letter id" in an encoded receipt (message ids have no dash alone).
+const NO_DEAD_LETTER_ID: &str = "-";
+
 impl<'a> Receipt<'a> {
-    fn encode(message_id: &str, sent_at: u64, handle: &str) -> String {
-        format!("{message_id} {sent_at} {handle}")
+    fn encode(
+        message_id: &str,
+        sent_at: u64,
+        dead_letter_id: Option<&str>,
+        handle: &str,
+    ) -> String {
+        let dead_letter_id = dead_letter_id
+            .filter(|id| !id.is_empty() && !id.contains(' '))
+            .unwrap_or(NO_DEAD_LETTER_ID);
+        format!("{message_id} {sent_at} {dead_letter_id} {handle}")
     }
 
     /// A receipt this adapter did not write cannot hold a message.
     fn parse(delivery: &'a Delivery) -> Result<Self, QueueError> {
-        let mut parts = delivery.id.splitn(3, ' ');
-        match (parts.next(), parts.next(), parts.next()) {
-            (Some(message_id), Some(sent_at), Some(handle))
+        let mut parts = delivery.id.splitn(4, ' ');
+        match (parts.next(), parts.next(), parts.next(), parts.next()) {
+            (Some(message_id), Some(sent_at), Some(dead_letter_id), Some(handle))
                 if !handle.is_empty() && sent_at.bytes().all(|b| b.is_ascii_digit()) =>
             {
                 Ok(Self {
                     message_id,
                     sent_at,
+                    dead_letter_id: Some(dead_letter_id).filter(|id| *id != NO_DEAD_LETTER_ID),
                     handle,
                 })
             }
@@ -605,6 +630,7 @@ fn delivery(queue: QueueName, message: &Message) -> Result<Delivery, QueueError>
     let id = Receipt::encode(
         message.message_id().unwrap_or_default(),
         system_number(message, MessageSystemAttributeName::SentTimestamp),
+        message_attribute(message, DEAD_LETTER_ID_ATTRIBUTE),
         handle,
     );
     Ok(Delivery {
@@ -626,6 +652,8 @@ pub struct MappedMessage<'a> {
     /// The record's `attributes`: `ApproximateReceiveCount`, `SentTimestamp`,
     /// `MessageGroupId`...
     pub attributes: &'a HashMap<String, String>,
+    /// The record's [`DEAD_LETTER_ID_ATTRIBUTE`] message attribute (a redriven message).
+    pub dead_letter_id: Option<&'a str>,
 }
 
 impl MappedMessage<'_> {
@@ -666,6 +694,7 @@ pub fn mapped_delivery(
         id: Receipt::encode(
             message.message_id,
             message.number("SentTimestamp").unwrap_or(0),
+            message.dead_letter_id,
             message.receipt_handle,
         ),
         queue,
@@ -697,6 +726,7 @@ impl SqsQueue {
                 body: message.body,
                 group: &sqs_id(group),
                 message_id: message.message_id,
+                dead_letter_id: message.dead_letter_id.unwrap_or(message.message_id),
                 reason,
                 attempts: message.number("ApproximateReceiveCount").unwrap_or(1),
                 sent_at: &message.number("SentTimestamp").unwrap_or(0).to_string(),
@@ -715,6 +745,8 @@ struct DeadLetterSend<'a> {
     /// The original message's id: the same message dead-lettered twice (a delete after the
     /// send that failed) is one dead letter.
     message_id: &'a str,
+    /// The id the operator knows it by: the first dead letter's, for a redriven message.
+    dead_letter_id: &'a str,
     reason: &'a str,
     attempts: u64,
     /// Epoch ms, as SQS's `SentTimestamp`.
@@ -752,6 +784,10 @@ impl SqsQueue {
                 string_attribute(&letter.now.to_string())?,
             )
             .message_attributes(SENT_AT_ATTRIBUTE, number_attribute(letter.sent_at)?)
+            .message_attributes(
+                DEAD_LETTER_ID_ATTRIBUTE,
+                string_attribute(letter.dead_letter_id)?,
+            )
             .send()
             .await
             .map(|_| ())
@@ -759,9 +795,14 @@ impl SqsQueue {
     }
 }
 
+/// The id a dead letter is listed and redriven by: the first dead letter's, kept by a redriven
+/// message ([`DEAD_LETTER_ID_ATTRIBUTE`]; also on what the redrive policy moved), else its own.
+fn dead_letter_id(message: &Message) -> Option<&str> {
+    message_attribute(message, DEAD_LETTER_ID_ATTRIBUTE).or(message.message_id())
+}
+
 fn dead_letter(message: &Message, policy_receives: Option<u32>) -> Result<DeadLetter, QueueError> {
-    let id = message
-        .message_id()
+    let id = dead_letter_id(message)
         .ok_or_else(|| QueueError::Decode("a dead letter has no message id".into()))?;
     let nudge: Nudge = serde_json::from_str(message.body().unwrap_or_default())
         .map_err(|e| QueueError::Decode(format!("dead letter {id} is not a nudge: {e}")))?;
@@ -1141,13 +1182,26 @@ mod tests {
             attempt: 1,
             group: "hr:1".into(),
         };
-        let ok = delivery(Receipt::encode("mid", 17, "AQEB+/x y=="));
+        let ok = delivery(Receipt::encode("mid", 17, None, "AQEB+/x y=="));
         let receipt = Receipt::parse(&ok).unwrap();
         assert_eq!(
             (receipt.message_id, receipt.sent_at, receipt.handle),
             ("mid", "17", "AQEB+/x y==")
         );
-        for foreign in ["", "just-a-handle", "mid notanumber handle", "mid 1 "] {
+        assert_eq!(receipt.dead_letter_id, None);
+        let redriven = delivery(Receipt::encode("mid2", 18, Some("mid"), "AQEB z"));
+        let receipt = Receipt::parse(&redriven).unwrap();
+        assert_eq!(
+            (receipt.message_id, receipt.dead_letter_id, receipt.handle),
+            ("mid2", Some("mid"), "AQEB z")
+        );
+        for foreign in [
+            "",
+            "just-a-handle",
+            "mid notanumber - handle",
+            "mid 1 - ",
+            "mid 1 handle",
+        ] {
             assert!(matches!(
                 Receipt::parse(&delivery(foreign.into())),
                 Err(QueueError::StaleReceipt {

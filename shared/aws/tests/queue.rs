@@ -84,7 +84,8 @@ macro_rules! contract_tests {
 contract_tests!(
     queue_send_receive_ack,
     queue_fifo_per_group,
-    queue_concurrent_receivers
+    queue_concurrent_receivers,
+    queue_dead_letter_keeps_its_id_across_redrive
 );
 
 fn at(text: &str) -> Timestamp {

@@ -100,6 +100,10 @@ fn mapped(record: &SqsMessage) -> MappedMessage<'_> {
         receipt_handle: record.receipt_handle.as_deref().unwrap_or_default(),
         body: record.body.as_deref().unwrap_or_default(),
         attributes: &record.attributes,
+        dead_letter_id: record
+            .message_attributes
+            .get(hrsync_aws::queue::DEAD_LETTER_ID_ATTRIBUTE)
+            .and_then(|attribute| attribute.string_value.as_deref()),
     }
 }
 
@@ -145,6 +149,7 @@ mod tests {
             receipt_handle: "r",
             body: "",
             attributes,
+            dead_letter_id: None,
         }
     }
 
