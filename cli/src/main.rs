@@ -1,5 +1,6 @@
 //! `hrsync`: the command line. `plan` is the dry run: what hrsync would do, and why.
 
+mod aws;
 mod directory;
 mod doctor;
 mod import;

@@ -15,9 +15,9 @@ use std::sync::Arc;
 
 use anyhow::{Context, bail};
 use hrsync_core::{Config, Lifecycle, WorkerKey};
-use hrsync_pipeline::operations::PendingLicenses;
+use hrsync_pipeline::operations::{Operations, PendingLicenses};
 use hrsync_pipeline::ports::{
-    AuditRecord, DeadLetter, Hold, HoldStatus, Queue, QueueName, StateStore, TimerSpec,
+    AuditRecord, DeadLetter, Hold, HoldStatus, Queue, QueueName, StateStore, TimerSpec, Timers,
     timer_kind_str,
 };
 use hrsync_pipeline::{Clock, Report, ShiftedClock, SystemClock};
@@ -27,7 +27,7 @@ use serde::Serialize;
 
 use crate::Format;
 use crate::output::{out, outln};
-use crate::runtime::{Local, RuntimeLock, Started};
+use crate::runtime::{Local, Runtime, RuntimeLock, Started, with_operations};
 
 /// Upcoming timers `hrsync status` shows.
 const STATUS_TIMERS: usize = 10;
@@ -426,9 +426,24 @@ struct Redriven {
 // Read-only commands
 
 pub fn status(args: StatusArgs) -> anyhow::Result<usize> {
-    let local = Local::open(&args.config)?;
     block_on(async {
-        let ops = local.operations();
+        let runtime = Runtime::open(&args.config).await?;
+        let now = args.now.unwrap_or_else(Timestamp::now);
+        let view = with_operations!(&runtime, ops => status_view(&ops, now).await?);
+        let config = runtime.config();
+        if args.format == Format::Json {
+            return print_json(&view);
+        }
+        print_status(config, &view);
+        Ok(0)
+    })
+}
+
+async fn status_view<S: StateStore, Q: Queue, T: Timers>(
+    ops: &Operations<'_, S, Q, T>,
+    now: Timestamp,
+) -> anyhow::Result<StatusView> {
+    {
         let queues = ops
             .depths()
             .await?
@@ -442,19 +457,20 @@ pub fn status(args: StatusArgs) -> anyhow::Result<usize> {
                 (name, view)
             })
             .collect();
-        let holds = local.store.holds(Some(HoldStatus::Pending)).await?;
+        let holds = ops.store.holds(Some(HoldStatus::Pending)).await?;
         let timers = ops.timers(None, STATUS_TIMERS).await?;
-        let now = args.now.unwrap_or_else(Timestamp::now);
-        let view = StatusView {
-            workers: local.store.workers().await?.len(),
+        Ok(StatusView {
+            workers: ops.store.workers().await?.len(),
             queues,
             holds: holds.iter().map(HoldView::from).collect(),
-            timers: timer_views(&local, &timers, now).await?,
+            timers: timer_views(ops, &timers, now).await?,
             pending_licenses: ops.pending_licenses().await?,
-        };
-        if args.format == Format::Json {
-            return print_json(&view);
-        }
+        })
+    }
+}
+
+fn print_status(config: &Config, view: &StatusView) {
+    {
         outln!("workers in the store: {}", view.workers);
         outln!();
         let rows = view
@@ -485,7 +501,7 @@ pub fn status(args: StatusArgs) -> anyhow::Result<usize> {
                 .pending_licenses
                 .iter()
                 .map(|p| {
-                    let sku = match local.config.label(&p.sku) {
+                    let sku = match config.label(&p.sku) {
                         Some(label) => format!("{label} ({})", p.sku),
                         None => p.sku.clone(),
                     };
@@ -507,16 +523,24 @@ pub fn status(args: StatusArgs) -> anyhow::Result<usize> {
                 print_timers(&view.timers);
             }
         }
-        Ok(0)
-    })
+    }
 }
 
 pub fn audit(args: AuditArgs) -> anyhow::Result<usize> {
-    let local = Local::open(&args.config)?;
+    block_on(async {
+        let runtime = Runtime::open(&args.config).await?;
+        with_operations!(&runtime, ops => audit_with(&ops, &args).await)
+    })
+}
+
+async fn audit_with<S: StateStore, Q: Queue, T: Timers>(
+    ops: &Operations<'_, S, Q, T>,
+    args: &AuditArgs,
+) -> anyhow::Result<usize> {
     let key = args
         .worker
         .as_deref()
-        .map(|w| worker_key(&local.config, w))
+        .map(|w| worker_key(ops.config, w))
         .transpose()?;
     let since = args.since.unwrap_or(Timestamp::MIN);
     let until = args.until.unwrap_or(Timestamp::MAX);
@@ -525,11 +549,11 @@ pub fn audit(args: AuditArgs) -> anyhow::Result<usize> {
             && record.at < until
             && args.action.as_ref().is_none_or(|a| *a == record.action)
     };
-    block_on(async {
+    {
         let (title, records) = match &key {
             Some(key) => {
-                let records = local.store.audit(key).await?;
-                if records.is_empty() && local.store.load(key).await?.is_none() {
+                let records = ops.store.audit(key).await?;
+                if records.is_empty() && ops.store.load(key).await?.is_none() {
                     bail!("unknown worker {key}: no audit record and no stored state");
                 }
                 let records: Vec<AuditRecord> = records.into_iter().filter(wanted).collect();
@@ -541,7 +565,7 @@ pub fn audit(args: AuditArgs) -> anyhow::Result<usize> {
                     Some(_) => usize::MAX,
                     None => args.limit,
                 };
-                let mut records: Vec<AuditRecord> = local
+                let mut records: Vec<AuditRecord> = ops
                     .store
                     .audit_between(since, until, read)
                     .await?
@@ -582,7 +606,7 @@ pub fn audit(args: AuditArgs) -> anyhow::Result<usize> {
                 .and_then(|after| Some((after.get("op")?, after.get("account")?)));
             let after = match step {
                 Some((op, account)) => {
-                    changed.push(format!("op: {}", describe_op(&local.config, op)));
+                    changed.push(format!("op: {}", describe_op(ops.config, op)));
                     Some(account)
                 }
                 None => record.after.as_ref(),
@@ -590,7 +614,7 @@ pub fn audit(args: AuditArgs) -> anyhow::Result<usize> {
             let path = if step.is_some() { "account" } else { "" };
             let before = record.before.as_ref();
             let mut diff = Vec::new();
-            changes(&local.config, "", before, after, &mut diff);
+            changes(ops.config, "", before, after, &mut diff);
             changed.extend(diff.into_iter().map(|line| match path {
                 "" => line,
                 prefix => format!("{prefix}.{line}"),
@@ -600,7 +624,7 @@ pub fn audit(args: AuditArgs) -> anyhow::Result<usize> {
             }
         }
         Ok(0)
-    })
+    }
 }
 
 /// A directory operation of the audit: its name, and the group, licence or manager it is about
@@ -710,16 +734,18 @@ fn print_audit_csv(views: &[AuditView]) -> anyhow::Result<usize> {
 }
 
 pub fn timers(args: TimersArgs) -> anyhow::Result<usize> {
-    let local = Local::open(&args.config)?;
-    let key = args
-        .worker
-        .as_deref()
-        .map(|w| worker_key(&local.config, w))
-        .transpose()?;
     block_on(async {
-        let timers = local.operations().timers(key.as_ref(), args.limit).await?;
+        let runtime = Runtime::open(&args.config).await?;
+        let key = args
+            .worker
+            .as_deref()
+            .map(|w| worker_key(runtime.config(), w))
+            .transpose()?;
         let now = args.now.unwrap_or_else(Timestamp::now);
-        let views = timer_views(&local, &timers, now).await?;
+        let views = with_operations!(&runtime, ops => {
+            let timers = ops.timers(key.as_ref(), args.limit).await?;
+            timer_views(&ops, &timers, now).await?
+        });
         print_list(args.format, &views, "no timers", print_timers)
     })
 }
@@ -734,7 +760,6 @@ pub fn run_holds(args: HoldsArgs) -> anyhow::Result<usize> {
 }
 
 fn holds_list(args: HoldsListArgs) -> anyhow::Result<usize> {
-    let local = Local::open(&args.config)?;
     let status = match args.status {
         HoldFilter::Pending => Some(HoldStatus::Pending),
         HoldFilter::Approved => Some(HoldStatus::Approved),
@@ -742,7 +767,8 @@ fn holds_list(args: HoldsListArgs) -> anyhow::Result<usize> {
         HoldFilter::All => None,
     };
     block_on(async {
-        let holds = local.store.holds(status).await?;
+        let runtime = Runtime::open(&args.config).await?;
+        let holds = with_operations!(&runtime, ops => ops.store.holds(status).await?);
         let views: Vec<HoldView> = holds.iter().map(HoldView::from).collect();
         print_list(args.format, &views, "no holds", print_holds)
     })
@@ -757,9 +783,9 @@ pub fn run_dlq(args: DlqArgs) -> anyhow::Result<usize> {
 }
 
 fn dlq_list(args: DlqListArgs) -> anyhow::Result<usize> {
-    let local = Local::open(&args.config)?;
     block_on(async {
-        let letters = local.operations().dead_letters(args.queue).await?;
+        let runtime = Runtime::open(&args.config).await?;
+        let letters = with_operations!(&runtime, ops => ops.dead_letters(args.queue).await?);
         let views: Vec<DeadLetterView> = letters
             .iter()
             .map(|(queue, letter)| DeadLetterView::new(*queue, letter))
@@ -792,17 +818,15 @@ pub fn terminate(args: TerminateArgs) -> anyhow::Result<usize> {
             "say --immediately: only immediate termination exists (the account is disabled and its sessions revoked now); --now RFC3339 only sets the run's clock"
         );
     }
-    let local = Local::open(&args.config)?;
-    let key = worker_key(&local.config, &args.worker)?;
     let clock = clock_at(args.now.flatten().or(args.clock));
     block_on(async {
+        let runtime = Runtime::open(&args.config).await?;
+        let key = worker_key(runtime.config(), &args.worker)?;
         let now = clock.now();
-        let outcome = local
-            .operations()
-            .terminate(&key, &args.reason, now)
-            .await
-            .context("cannot take in the termination")?;
-        let (queued, failed) = match start_if_free(&local, &clock).await? {
+        let outcome =
+            with_operations!(&runtime, ops => ops.terminate(&key, &args.reason, now).await)
+                .context("cannot take in the termination")?;
+        let (queued, failed) = match runs_here(&runtime, &clock).await? {
             Some(running) => {
                 let runner = &running.started.runner;
                 runner.note(outcome);
@@ -811,11 +835,12 @@ pub fn terminate(args: TerminateArgs) -> anyhow::Result<usize> {
             }
             None => (true, None),
         };
+        let result = with_operations!(&runtime, ops => worker_result(&ops, &key, failed).await?);
         let view = TerminateView {
             at: now,
             reason: args.reason.clone(),
             queued,
-            result: worker_result(&local, &key, failed).await?,
+            result,
         };
         let failures = usize::from(view.result.failed.is_some());
         if args.format == Format::Json {
@@ -824,7 +849,8 @@ pub fn terminate(args: TerminateArgs) -> anyhow::Result<usize> {
         }
         match queued {
             true => outln!(
-                "{key}: termination queued at {now}; the running hrsync serve (which holds the lock) will disable the account"
+                "{key}: termination queued at {now}; {} will disable the account",
+                doer(&runtime)
             ),
             false => outln!("{key}: terminated at {now}: {}", describe(&view.result)),
         }
@@ -833,26 +859,30 @@ pub fn terminate(args: TerminateArgs) -> anyhow::Result<usize> {
 }
 
 fn holds_approve(args: HoldsApproveArgs) -> anyhow::Result<usize> {
-    let local = Local::open(&args.config)?;
     let clock = clock_at(args.clock);
     block_on(async {
-        let ops = local.operations();
+        let runtime = Runtime::open(&args.config).await?;
         let (ids, all) = (&args.select.ids, args.select.all);
-        let holds = ops.holds_to_resolve(ids, all, HoldStatus::Approved).await?;
         let now = clock.now();
-        for hold in &holds {
-            // Mapping decides again and, finding the hold approved, lets the operation through.
-            ops.approve(hold, now).await?;
-        }
+        let holds = with_operations!(&runtime, ops => {
+            let holds = ops.holds_to_resolve(ids, all, HoldStatus::Approved).await?;
+            for hold in &holds {
+                // Mapping decides again and, finding the hold approved, lets the operation
+                // through.
+                ops.approve(hold, now).await?;
+            }
+            holds
+        });
         let workers: Vec<WorkerKey> = holds.iter().map(|h| h.worker.clone()).collect();
-        let (queued, report) = run_queued_work(&local, &clock, !holds.is_empty()).await?;
+        let (queued, report) = run_queued_work(&runtime, &clock, !holds.is_empty()).await?;
         let mut view = ResolvedView {
             queued,
             holds: Vec::new(),
         };
         for hold in &holds {
             let failed = report.as_ref().and_then(|r| failure(r, &hold.worker));
-            let result = worker_result(&local, &hold.worker, failed).await?;
+            let result =
+                with_operations!(&runtime, ops => worker_result(&ops, &hold.worker, failed).await?);
             view.holds.push(ResolvedHold {
                 id: hold.id.clone(),
                 status: HoldStatus::Approved.as_str(),
@@ -869,10 +899,7 @@ fn holds_approve(args: HoldsApproveArgs) -> anyhow::Result<usize> {
         }
         for hold in &view.holds {
             match queued {
-                true => outln!(
-                    "approved {}; the running hrsync serve will carry it out",
-                    hold.id
-                ),
+                true => outln!("approved {}; {} will carry it out", hold.id, doer(&runtime)),
                 false => outln!("approved {}: {}", hold.id, describe(&hold.result)),
             }
         }
@@ -881,27 +908,28 @@ fn holds_approve(args: HoldsApproveArgs) -> anyhow::Result<usize> {
 }
 
 fn holds_reject(args: HoldsRejectArgs) -> anyhow::Result<usize> {
-    let local = Local::open(&args.config)?;
     let clock = clock_at(args.clock);
     block_on(async {
-        let ops = local.operations();
+        let runtime = Runtime::open(&args.config).await?;
         let (ids, all) = (&args.select.ids, args.select.all);
-        let holds = ops.holds_to_resolve(ids, all, HoldStatus::Rejected).await?;
         let now = clock.now();
+        let why = args.reason.as_deref().unwrap_or("no reason given");
         let mut view = ResolvedView {
             queued: false,
             holds: Vec::new(),
         };
-        for hold in &holds {
-            let why = args.reason.as_deref().unwrap_or("no reason given");
-            ops.reject(hold, why, now).await?;
-            let result = worker_result(&local, &hold.worker, None).await?;
-            view.holds.push(ResolvedHold {
-                id: hold.id.clone(),
-                status: HoldStatus::Rejected.as_str(),
-                result,
-            });
-        }
+        with_operations!(&runtime, ops => {
+            let holds = ops.holds_to_resolve(ids, all, HoldStatus::Rejected).await?;
+            for hold in &holds {
+                ops.reject(hold, why, now).await?;
+                let result = worker_result(&ops, &hold.worker, None).await?;
+                view.holds.push(ResolvedHold {
+                    id: hold.id.clone(),
+                    status: HoldStatus::Rejected.as_str(),
+                    result,
+                });
+            }
+        });
         if args.format == Format::Json {
             print_json(&view)?;
             return Ok(0);
@@ -917,10 +945,10 @@ fn holds_reject(args: HoldsRejectArgs) -> anyhow::Result<usize> {
 }
 
 fn dlq_redrive(args: DlqRedriveArgs) -> anyhow::Result<usize> {
-    let local = Local::open(&args.config)?;
     let clock = clock_at(args.clock);
     block_on(async {
-        let letters = local.operations().dead_letters(args.queue).await?;
+        let runtime = Runtime::open(&args.config).await?;
+        let letters = with_operations!(&runtime, ops => ops.dead_letters(args.queue).await?);
         let chosen: Vec<(QueueName, DeadLetter)> = match args.select.all {
             true => letters,
             false => {
@@ -946,23 +974,25 @@ fn dlq_redrive(args: DlqRedriveArgs) -> anyhow::Result<usize> {
         let now = clock.now();
         let running = match chosen.is_empty() {
             true => None,
-            false => start_if_free(&local, &clock).await?,
+            false => runs_here(&runtime, &clock).await?,
         };
         // A stage after mapping converges to the stored decision. When the fix was in the
         // config (or time moved on), mapping decides again first, and only then do the dead
         // letters go back, so they carry out the new decision instead of failing on the old
         // one again. (A fetch, before mapping, just goes back.)
-        let ops = local.operations();
-        let redecided = ops.decide_again_before_redrive(&chosen, now).await?;
+        let redecided =
+            with_operations!(&runtime, ops => ops.decide_again_before_redrive(&chosen, now).await?);
         if !redecided.is_empty() {
             match &running {
                 Some(running) => {
                     drain(running).await?;
                 }
-                None => wait_for_empty(&local, QueueName::WorkerEvents).await?,
+                None => {
+                    with_operations!(&runtime, ops => wait_for_empty(&ops, QueueName::WorkerEvents).await?)
+                }
             }
         }
-        ops.redrive(&chosen, now).await?;
+        with_operations!(&runtime, ops => ops.redrive(&chosen, now).await?);
         let workers: Vec<WorkerKey> = chosen.iter().map(|(_, l)| l.nudge.worker.clone()).collect();
         let (queued, report) = match &running {
             Some(running) => (false, Some(drain(running).await?)),
@@ -975,7 +1005,8 @@ fn dlq_redrive(args: DlqRedriveArgs) -> anyhow::Result<usize> {
         for (queue, letter) in &chosen {
             let worker = &letter.nudge.worker;
             let failed = report.as_ref().and_then(|r| failure(r, worker));
-            let result = worker_result(&local, worker, failed).await?;
+            let result =
+                with_operations!(&runtime, ops => worker_result(&ops, worker, failed).await?);
             view.redriven.push(Redriven {
                 id: letter.id.clone(),
                 queue: queue.as_str(),
@@ -993,9 +1024,10 @@ fn dlq_redrive(args: DlqRedriveArgs) -> anyhow::Result<usize> {
         for item in &view.redriven {
             match queued {
                 true => outln!(
-                    "redrove {} ({}); the running hrsync serve will handle it",
+                    "redrove {} ({}); {} will handle it",
                     item.id,
-                    item.queue
+                    item.queue,
+                    doer(&runtime)
                 ),
                 false => outln!(
                     "redrove {} ({}): {}",
@@ -1007,6 +1039,23 @@ fn dlq_redrive(args: DlqRedriveArgs) -> anyhow::Result<usize> {
         }
         Ok(failures)
     })
+}
+
+/// Who does the work an acting command queued when this process does not.
+fn doer(runtime: &Runtime) -> String {
+    match runtime {
+        Runtime::Local(_) => "the running hrsync serve (which holds the lock)".to_owned(),
+        Runtime::Aws(aws) => format!("the functions of {}", aws.described),
+    }
+}
+
+/// This process's runtime, when it runs the queued work itself: a local runtime whose lock
+/// is free. `None`: a running `hrsync serve`, or the stack's functions, do it.
+async fn runs_here(runtime: &Runtime, clock: &Arc<dyn Clock>) -> anyhow::Result<Option<Running>> {
+    match runtime {
+        Runtime::Local(local) => start_if_free(local, clock).await,
+        Runtime::Aws(_) => Ok(None),
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1045,12 +1094,8 @@ fn worker_key(config: &Config, text: &str) -> anyhow::Result<WorkerKey> {
 }
 
 /// The zone the worker's dates are read in.
-async fn worker_zone(local: &Local, key: &WorkerKey) -> anyhow::Result<String> {
-    Ok(local.operations().worker_zone(key).await?)
-}
-
-async fn timer_views(
-    local: &Local,
+async fn timer_views<S: StateStore, Q: Queue, T: Timers>(
+    ops: &Operations<'_, S, Q, T>,
     timers: &[TimerSpec],
     now: Timestamp,
 ) -> anyhow::Result<Vec<TimerView>> {
@@ -1061,7 +1106,7 @@ async fn timer_views(
         let zone = match zones.get(&timer.worker) {
             Some(zone) => zone.clone(),
             None => {
-                let zone = worker_zone(local, &timer.worker).await?;
+                let zone = ops.worker_zone(&timer.worker).await?;
                 zones.insert(timer.worker.clone(), zone.clone());
                 zone
             }
@@ -1103,16 +1148,30 @@ async fn start_if_free(local: &Local, clock: &Arc<dyn Clock>) -> anyhow::Result<
     }))
 }
 
-/// Waits until another runtime (`hrsync serve`) has emptied `queue`.
-async fn wait_for_empty(local: &Local, queue: QueueName) -> anyhow::Result<()> {
+/// Waits until another runtime (`hrsync serve`, the stack's functions) has emptied `queue`.
+async fn wait_for_empty<S: StateStore, Q: Queue, T: Timers>(
+    ops: &Operations<'_, S, Q, T>,
+    queue: QueueName,
+) -> anyhow::Result<()> {
+    let started = std::time::Instant::now();
     loop {
-        let depth = local.queue.depth(queue).await?;
+        let depth = ops.queue.depth(queue).await?;
         if depth.visible + depth.in_flight == 0 {
             return Ok(());
+        }
+        if started.elapsed() > WAIT_FOR_THE_RUNTIME {
+            bail!(
+                "the {queue} queue still holds {} message(s) after {} s: is the pipeline running?",
+                depth.visible + depth.in_flight,
+                WAIT_FOR_THE_RUNTIME.as_secs()
+            );
         }
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
 }
+
+/// How long an acting command waits for another runtime to take up what it queued.
+const WAIT_FOR_THE_RUNTIME: std::time::Duration = std::time::Duration::from_secs(300);
 
 /// Runs everything queued (and timers due) until the queues are empty.
 async fn drain(running: &Running) -> anyhow::Result<Report> {
@@ -1124,14 +1183,14 @@ async fn drain(running: &Running) -> anyhow::Result<Report> {
 /// Runs the queued work here when the lock is free. Returns whether it was left to another
 /// runtime, and this run's report.
 async fn run_queued_work(
-    local: &Local,
+    runtime: &Runtime,
     clock: &Arc<dyn Clock>,
     anything: bool,
 ) -> anyhow::Result<(bool, Option<Report>)> {
     if !anything {
         return Ok((false, None));
     }
-    match start_if_free(local, clock).await? {
+    match runs_here(runtime, clock).await? {
         Some(running) => Ok((false, Some(drain(&running).await?))),
         None => Ok((true, None)),
     }
@@ -1152,12 +1211,12 @@ fn count_failed(workers: &[WorkerKey], report: Option<&Report>) -> usize {
     failed.len()
 }
 
-async fn worker_result(
-    local: &Local,
+async fn worker_result<S: StateStore, Q: Queue, T: Timers>(
+    ops: &Operations<'_, S, Q, T>,
     key: &WorkerKey,
     failed: Option<String>,
 ) -> anyhow::Result<WorkerResult> {
-    let state = local.store.load(key).await?.map(|stored| stored.state);
+    let state = ops.store.load(key).await?.map(|stored| stored.state);
     Ok(WorkerResult {
         worker: key.to_string(),
         lifecycle: state

@@ -199,6 +199,48 @@ impl Local {
     }
 }
 
+/// Where the operator commands act: the local state, or a deployed stack (`[runtime]`).
+pub enum Runtime {
+    Local(Local),
+    Aws(crate::aws::AwsRuntime),
+}
+
+impl Runtime {
+    pub async fn open(config_path: &Path) -> anyhow::Result<Self> {
+        let config = load_config(config_path)?;
+        Ok(match config.runtime.kind {
+            hrsync_core::config::RuntimeKind::Local => Self::Local(Local::open(config_path)?),
+            hrsync_core::config::RuntimeKind::Aws => {
+                Self::Aws(crate::aws::AwsRuntime::connect(config).await?)
+            }
+        })
+    }
+
+    pub fn config(&self) -> &Config {
+        match self {
+            Self::Local(local) => &local.config,
+            Self::Aws(aws) => &aws.config,
+        }
+    }
+}
+
+/// Runs `$body` with `$ops` bound to the [`Operations`] of a [`Runtime`], whichever it is.
+macro_rules! with_operations {
+    ($runtime:expr, $ops:ident => $body:expr) => {
+        match $runtime {
+            $crate::runtime::Runtime::Local(local) => {
+                let $ops = local.operations();
+                $body
+            }
+            $crate::runtime::Runtime::Aws(aws) => {
+                let $ops = aws.operations();
+                $body
+            }
+        }
+    };
+}
+pub(crate) use with_operations;
+
 /// What a started runtime is for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Work {

@@ -84,7 +84,8 @@ pub struct TimerTarget {
 pub struct SchedulerTimers {
     client: Client,
     group: String,
-    target: TimerTarget,
+    /// `None`: this process reads and deletes timers but sets none (the operator commands).
+    target: Option<TimerTarget>,
 }
 
 impl SchedulerTimers {
@@ -92,7 +93,17 @@ impl SchedulerTimers {
         Self {
             client,
             group: group.into(),
-            target,
+            target: Some(target),
+        }
+    }
+
+    /// Timers that can be listed, taken and deleted, but not set: for a process that only
+    /// looks (`hrsync status` against a stack); setting one is an error saying so.
+    pub fn reading(client: Client, group: impl Into<String>) -> Self {
+        Self {
+            client,
+            group: group.into(),
+            target: None,
         }
     }
 
@@ -102,11 +113,16 @@ impl SchedulerTimers {
     }
 
     fn target(&self, timer: &TimerSpec) -> Result<Target, QueueError> {
+        let Some(target) = &self.target else {
+            return Err(QueueError::Backend(
+                "this process cannot set timers (it has no schedule target)".into(),
+            ));
+        };
         let input = serde_json::to_string(&wake_up(timer))
             .map_err(|e| QueueError::Backend(format!("a nudge does not serialize: {e}")))?;
         Target::builder()
-            .arn(&self.target.queue_arn)
-            .role_arn(&self.target.role_arn)
+            .arn(&target.queue_arn)
+            .role_arn(&target.role_arn)
             .input(input)
             .sqs_parameters(
                 SqsParameters::builder()
@@ -121,7 +137,7 @@ impl SchedulerTimers {
             )
             .dead_letter_config(
                 DeadLetterConfig::builder()
-                    .arn(&self.target.dead_letter_arn)
+                    .arn(&target.dead_letter_arn)
                     .build(),
             )
             .build()

@@ -813,6 +813,122 @@ pub struct StateConfig {
     pub path: Option<String>,
 }
 
+/// `[runtime]`: where the pipeline this config drives runs, for the operator commands
+/// (`status`, `audit`, `timers`, `terminate`, `holds`, `dlq`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RuntimeConfig {
+    #[serde(default)]
+    pub kind: RuntimeKind,
+    /// `kind = "aws"`: the deployed stack, whose outputs name the table, queues and schedule
+    /// group (read with the caller's own AWS credentials).
+    pub stack: Option<String>,
+    /// `kind = "aws"` without `stack`: the DynamoDB state table.
+    pub table: Option<String>,
+    /// `kind = "aws"` without `stack`: each queue's URL, by queue name (`hr-events`,
+    /// `worker-events`, `directory`, `writeback`); their DLQs are read from their redrive policy.
+    pub queues: Option<BTreeMap<String, String>>,
+    /// `kind = "aws"` without `stack`: the EventBridge Scheduler group of the timers.
+    pub schedule_group: Option<String>,
+}
+
+/// Where the pipeline runs.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RuntimeKind {
+    /// `hrsync serve` / `import` on the SQLite state of `[state]`.
+    #[default]
+    Local,
+    /// The AWS functions of a deployed stack.
+    Aws,
+}
+
+/// The queue names `[runtime] queues` takes, in pipeline order.
+pub const RUNTIME_QUEUES: [&str; 4] = ["hr-events", "worker-events", "directory", "writeback"];
+
+impl RuntimeConfig {
+    fn validate(&self) -> Result<(), (String, String)> {
+        let named = [
+            ("table", self.table.is_some()),
+            ("queues", self.queues.is_some()),
+            ("schedule_group", self.schedule_group.is_some()),
+        ];
+        match self.kind {
+            RuntimeKind::Local => {
+                let given = self.stack.is_some().then_some("stack").into_iter().chain(
+                    named
+                        .iter()
+                        .filter(|(_, given)| *given)
+                        .map(|(key, _)| *key),
+                );
+                if let Some(key) = given.into_iter().next() {
+                    return Err((
+                        format!("runtime.{key}"),
+                        "names AWS resources: it needs kind = \"aws\"".into(),
+                    ));
+                }
+            }
+            RuntimeKind::Aws => {
+                let direct: Vec<&str> = named
+                    .iter()
+                    .filter(|(_, given)| *given)
+                    .map(|(key, _)| *key)
+                    .collect();
+                match (&self.stack, direct.len()) {
+                    (Some(_), 0) => {}
+                    (Some(_), _) => {
+                        return Err((
+                            format!("runtime.{}", direct[0]),
+                            "comes from the stack's outputs: give stack, or table, queues and schedule_group, not both".into(),
+                        ));
+                    }
+                    (None, 3) => {}
+                    (None, _) => {
+                        let missing: Vec<&str> = named
+                            .iter()
+                            .filter(|(_, given)| !*given)
+                            .map(|(key, _)| *key)
+                            .collect();
+                        return Err((
+                            "runtime".into(),
+                            format!(
+                                "kind = \"aws\" needs stack = \"NAME\" (the deployed stack), or table, queues and schedule_group (missing: {})",
+                                missing.join(", ")
+                            ),
+                        ));
+                    }
+                }
+                if let Some(stack) = &self.stack
+                    && stack.trim().is_empty()
+                {
+                    return Err(("runtime.stack".into(), "is empty".into()));
+                }
+                if let Some(queues) = &self.queues {
+                    for name in queues.keys() {
+                        if !RUNTIME_QUEUES.contains(&name.as_str()) {
+                            return Err((
+                                format!("runtime.queues.{name}"),
+                                format!(
+                                    "is not a queue of hrsync (one of {})",
+                                    RUNTIME_QUEUES.join(", ")
+                                ),
+                            ));
+                        }
+                    }
+                    if let Some(missing) = RUNTIME_QUEUES.iter().find(|q| !queues.contains_key(**q))
+                    {
+                        return Err((
+                            format!("runtime.queues.{missing}"),
+                            "is missing: give each queue's URL".into(),
+                        ));
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
 /// `[lifecycle]`: when accounts are created, enabled, disabled, stripped and deleted.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -923,6 +1039,8 @@ pub struct Config {
     pub lifecycle: LifecycleConfig,
     #[serde(default)]
     pub state: StateConfig,
+    #[serde(default)]
+    pub runtime: RuntimeConfig,
     /// Display names of the group ids and skuIds the rules name (`"<id>" = "All Staff"`),
     /// shown instead of the ids in plans, audits and summaries.
     #[serde(default)]
@@ -1118,6 +1236,7 @@ impl Config {
                 ));
             }
         }
+        self.runtime.validate()?;
         let directory = &self.directory;
         if let Err(message) = directory.write_limit() {
             return Err(("directory.write_limit".into(), message));

@@ -1074,3 +1074,44 @@ fn poll_every_needs_a_change_feed_and_a_sane_interval() {
         r#"hrsync.toml:7:14: source.hr.poll_every: does not apply to kind = "scim": it has no change feed to poll"#,
     );
 }
+
+const SMALLEST: &str = r#"[identity]
+upn = ["{{ given_name|slug }}@acme.com"]
+"#;
+
+#[test]
+fn the_aws_runtime_takes_a_stack_or_every_resource_name() {
+    for runtime in [
+        "[runtime]\nkind = \"aws\"\nstack = \"hrsync\"\n",
+        "[runtime]\nkind = \"aws\"\ntable = \"t\"\nschedule_group = \"g\"\n[runtime.queues]\nhr-events = \"u1\"\nworker-events = \"u2\"\ndirectory = \"u3\"\nwriteback = \"u4\"\n",
+        "[runtime]\nkind = \"local\"\n",
+    ] {
+        Config::parse(&format!("{SMALLEST}{runtime}"), "hrsync.toml")
+            .unwrap_or_else(|e| panic!("{runtime}: {e}"));
+    }
+    let cases = [
+        (
+            "[runtime]\nkind = \"aws\"\n",
+            "hrsync.toml:3:1: runtime: kind = \"aws\" needs stack = \"NAME\" (the deployed stack), or table, queues and schedule_group (missing: table, queues, schedule_group)",
+        ),
+        (
+            "[runtime]\nkind = \"aws\"\nstack = \"hrsync\"\ntable = \"t\"\n",
+            "hrsync.toml:6:9: runtime.table: comes from the stack's outputs: give stack, or table, queues and schedule_group, not both",
+        ),
+        (
+            "[runtime]\nstack = \"hrsync\"\n",
+            "hrsync.toml:4:9: runtime.stack: names AWS resources: it needs kind = \"aws\"",
+        ),
+        (
+            "[runtime]\nkind = \"aws\"\ntable = \"t\"\nschedule_group = \"g\"\n[runtime.queues]\nhr-events = \"u1\"\nworker-events = \"u2\"\ndirectory = \"u3\"\n",
+            "hrsync.toml:7:1: runtime.queues.writeback: is missing: give each queue's URL",
+        ),
+        (
+            "[runtime]\nkind = \"aws\"\ntable = \"t\"\nschedule_group = \"g\"\n[runtime.queues]\nhr_events = \"u1\"\n",
+            "hrsync.toml:8:13: runtime.queues.hr_events: is not a queue of hrsync (one of hr-events, worker-events, directory, writeback)",
+        ),
+    ];
+    for (runtime, expected) in cases {
+        assert_error(&format!("{SMALLEST}{runtime}"), expected);
+    }
+}
