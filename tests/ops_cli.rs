@@ -5,6 +5,11 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+#[path = "aws_fixture/mod.rs"]
+mod aws_fixture;
+#[path = "../shared/aws/tests/moto/mod.rs"]
+mod moto;
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -1954,4 +1959,162 @@ fn importing_one_source_needs_no_other_sources_secrets() {
     assert_eq!(err.lines().count(), 1, "one error, nothing else: {err}");
     let letters = site.json(&["dlq", "list"]);
     assert_eq!(letters, serde_json::json!([]), "nothing dead-lettered");
+}
+
+/// The operator commands against a deployed stack (`[runtime] kind = "aws"`), on moto: the
+/// stack's table, queues and schedule group named in the config, the caller's credentials and
+/// `AWS_ENDPOINT_URL` from the environment, the stack's functions played in-process. `status`
+/// and `timers` read the stack; an emergency `terminate` goes through the AWS pipeline and
+/// disables the account; `audit` reads DynamoDB back.
+#[test]
+fn operator_commands_act_on_a_deployed_stack() {
+    use aws_fixture::functions::Aws;
+    use hrsync_pipeline::ports::QueueName;
+
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let aws = Aws::start().await;
+        // A hire, and a leaver dated next month (a leave timer in Scheduler).
+        aws.hr_creates("42", "Ada", "Lovelace").await;
+        aws.settle().await;
+        let mut leaver = aws_fixture::employee("43", "Grace", "Hopper");
+        leaver["terminationDate"] = serde_json::json!("2026-12-31");
+        aws.deployment.hr.put_employee("43", leaver);
+        assert_eq!(aws.bamboo_event("employee.created", "43").await.0, 202);
+        aws.settle().await;
+        assert_eq!(aws.user("42")["accountEnabled"], true);
+
+        let deployed = std::fs::read_to_string(&aws.deployment.env["HRSYNC_CONFIG_FILE"]).unwrap();
+        let queue = |name: QueueName| aws.urls[&name].url.clone();
+        let config = format!(
+            "{deployed}\n[runtime]\nkind = \"aws\"\ntable = \"hrsync\"\nschedule_group = \"{}\"\n\n[runtime.queues]\nhr-events = \"{}\"\nworker-events = \"{}\"\ndirectory = \"{}\"\nwriteback = \"{}\"\n",
+            aws_fixture::GROUP,
+            queue(QueueName::HrEvents),
+            queue(QueueName::WorkerEvents),
+            queue(QueueName::Directory),
+            queue(QueueName::Writeback),
+        );
+        let site = Site::with_config(|_| config);
+        let endpoint = aws.deployment.moto.endpoint.clone();
+        let run = |args: &[&str]| {
+            let mut all = args.to_vec();
+            all.extend(["--config", "hrsync.toml", "--format", "json"]);
+            let output = site
+                .command(&all)
+                .env("AWS_ENDPOINT_URL", &endpoint)
+                .env("AWS_REGION", "eu-west-1")
+                .env("AWS_ACCESS_KEY_ID", "test")
+                .env("AWS_SECRET_ACCESS_KEY", "test")
+                .output()
+                .unwrap();
+            assert!(
+                output.status.success(),
+                "hrsync {args:?}: {}\n{}",
+                stderr(&output),
+                String::from_utf8_lossy(&output.stdout)
+            );
+            assert!(
+                !site.path(".hrsync").exists(),
+                "no local state is made for a stack"
+            );
+            parse(&output)
+        };
+        // The CLI runs as its own process: the blocking calls leave this runtime free.
+        let status = tokio::task::block_in_place(|| run(&["status"]));
+        assert_eq!(status["workers"], 2, "{status}");
+        assert_eq!(status["queues"]["worker-events"]["visible"], 0, "{status}");
+        let timers = tokio::task::block_in_place(|| run(&["timers"]));
+        let leave = timers
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|t| t["worker"] == "hr:43")
+            .unwrap_or_else(|| panic!("the leaver's timer: {timers}"));
+        assert_eq!(leave["kind"], "leave", "{leave}");
+        assert_eq!(leave["at"], "2026-12-31T17:00:00Z", "{leave}");
+
+        // On the functions' clock (a test's manual one).
+        let now = aws.clock_now().to_string();
+        let terminated = tokio::task::block_in_place(|| {
+            run(&[
+                "terminate",
+                "hr:42",
+                "--immediately",
+                "--reason",
+                "laptop stolen",
+                "--now",
+                &now,
+            ])
+        });
+        assert_eq!(terminated["queued"], true, "the stack's functions do it: {terminated}");
+        // The functions run a minute later (the audit orders by instant).
+        aws.advance(1);
+        aws.settle().await;
+        assert_eq!(aws.user("42")["accountEnabled"], false, "disabled through the AWS pipeline");
+
+        let audit = tokio::task::block_in_place(|| run(&["audit", "hr:42"]));
+        let steps: Vec<(String, String)> = audit
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| (text(&r["stage"]), text(&r["action"])))
+            .collect();
+        let terminate = position(&steps, "cli", "terminate");
+        let disable = position(&steps, "entra", "disable");
+        assert!(terminate < disable, "{steps:?}");
+        assert_eq!(text(&audit[terminate]["cause"]), "laptop stolen");
+
+        // The same resources found from a stack's outputs (named as infra/template.yaml's).
+        let mut outputs = serde_json::json!({
+            "StateTableName": {"Value": "hrsync"},
+            "TimerScheduleGroupName": {"Value": aws_fixture::GROUP},
+        });
+        for (name, stem) in [
+            (QueueName::HrEvents, "HrEvents"),
+            (QueueName::WorkerEvents, "WorkerEvents"),
+            (QueueName::Directory, "Directory"),
+            (QueueName::Writeback, "Writeback"),
+        ] {
+            outputs[format!("{stem}QueueUrl")] = serde_json::json!({"Value": aws.urls[&name].url});
+            outputs[format!("{stem}DeadLetterQueueUrl")] =
+                serde_json::json!({"Value": aws.urls[&name].dead_letter_url});
+        }
+        let template = serde_json::json!({
+            "Resources": {"Placeholder": {"Type": "AWS::SQS::Queue"}},
+            "Outputs": outputs,
+        });
+        aws_sdk_cloudformation::Client::new(&aws.deployment.sdk)
+            .create_stack()
+            .stack_name("hrsync-prod")
+            .template_body(template.to_string())
+            .send()
+            .await
+            .expect("CreateStack");
+        let config = format!("{deployed}\n[runtime]\nkind = \"aws\"\nstack = \"hrsync-prod\"\n");
+        site.write_config(&config);
+        let status = tokio::task::block_in_place(|| run(&["status"]));
+        assert_eq!(status["workers"], 2, "{status}");
+        let dead = tokio::task::block_in_place(|| run(&["dlq", "list"]));
+        assert_eq!(dead, serde_json::json!([]), "{dead}");
+
+        site.write_config(&format!("{deployed}\n[runtime]\nkind = \"aws\"\nstack = \"nope\"\n"));
+        let output = tokio::task::block_in_place(|| {
+            site.command(&["status", "--config", "hrsync.toml"])
+                .env("AWS_ENDPOINT_URL", &endpoint)
+                .env("AWS_REGION", "eu-west-1")
+                .env("AWS_ACCESS_KEY_ID", "test")
+                .env("AWS_SECRET_ACCESS_KEY", "test")
+                .output()
+                .unwrap()
+        });
+        assert_eq!(output.status.code(), Some(2));
+        let err = stderr(&output);
+        assert!(
+            err.contains("cannot read the outputs of stack nope") && err.contains("cloudformation:DescribeStacks"),
+            "{err}"
+        );
+    });
 }

@@ -22,6 +22,8 @@ use sha2::Sha256;
 
 use crate::moto::Moto;
 
+pub mod functions;
+
 pub const SECRET: &str = "bamboo-private-key-7c1e";
 /// Where the secrets are, named as the template lets each function read them: the webhook
 /// secret for intake, the API key for intake and writeback (`infra/README.md`).
@@ -42,13 +44,20 @@ pub struct Deployment {
     pub hr: Emulator,
 }
 
+/// A file of the repository, from whichever package's tests include this module.
+pub fn repo_file(path: &str) -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .ancestors()
+        .map(|dir| dir.join(path))
+        .find(|candidate| candidate.exists())
+        .unwrap_or_else(|| panic!("{path} in an ancestor of {}", env!("CARGO_MANIFEST_DIR")))
+}
+
 /// The example config with a BambooHR source (secrets in SSM SecureString) and the sandbox
 /// at `directory_url`.
 pub fn config(hr_url: &str, directory_url: &str, extra: &str) -> String {
-    let example = std::fs::read_to_string(
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/hrsync.toml"),
-    )
-    .expect("examples/hrsync.toml");
+    let example =
+        std::fs::read_to_string(repo_file("examples/hrsync.toml")).expect("examples/hrsync.toml");
     let start = example.find("[source.hr]\n").expect("a [source.hr] table");
     let end = start + example[start..].find("\n# ----").expect("a rule after it");
     let source = format!(
@@ -69,7 +78,7 @@ pub fn config(hr_url: &str, directory_url: &str, extra: &str) -> String {
 
 /// The example company's tenant: every group and licence its access rules grant exists.
 pub fn example_tenant() -> SandboxConfig {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/hrsync.toml");
+    let path = repo_file("examples/hrsync.toml");
     let text = std::fs::read_to_string(&path).expect("examples/hrsync.toml");
     let example = hrsync_core::Config::parse(&text, "examples/hrsync.toml").expect("it parses");
     SandboxConfig {

@@ -43,8 +43,13 @@ impl Drop for Moto {
     }
 }
 
+/// The repository root (the folder with `Cargo.lock`), from whichever package includes this.
 fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .ancestors()
+        .find(|dir| dir.join("Cargo.lock").exists())
+        .unwrap_or(Path::new(env!("CARGO_MANIFEST_DIR")))
+        .to_owned()
 }
 
 impl Moto {
