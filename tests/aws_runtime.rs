@@ -559,6 +559,7 @@ impl Interfering {
             lookups: DirectoryLookups::PerWorker,
             clock: Arc::clone(&base.clock),
             hr: base.hr.clone(),
+            notify: Arc::clone(&base.notify),
         };
         (store, racing)
     }

@@ -101,6 +101,7 @@ impl Container {
                 dead_letter_arn: resources.scheduler_dlq_arn.clone(),
             },
         );
+        let notify = Arc::new(notifications(&config));
         let pipeline = Arc::new(Pipeline {
             config: Arc::new(config),
             store: Arc::new(DynamoStore::new(
@@ -113,6 +114,7 @@ impl Container {
             lookups: DirectoryLookups::PerWorker,
             clock,
             hr,
+            notify,
         });
         // The Function URL is open to anyone: /healthz says only ok or unavailable.
         let webhooks = hrsync_pipeline::webhooks::router(
@@ -130,6 +132,21 @@ impl Container {
             _directory: directory,
         })
     }
+}
+
+/// The `[[notify]]` targets the AWS runtime sends to: none yet. SNS and SES (through the
+/// function's role, no secret) are still to come; chat webhooks and SMTP are the local
+/// runtime's, since any function can dead-letter a worker and each would have to read their
+/// secrets. Each target left out is said once per container.
+fn notifications(config: &hrsync_core::Config) -> hrsync_pipeline::Notifications {
+    for (index, target) in config.notify.iter().enumerate() {
+        tracing::warn!(
+            target = %target.name(index),
+            kind = target.kind.as_str(),
+            "notify[{index}]: the AWS runtime does not send notifications yet; left out"
+        );
+    }
+    hrsync_pipeline::Notifications::none()
 }
 
 /// The HR connectors over the secrets fetched at start.

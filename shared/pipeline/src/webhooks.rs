@@ -441,6 +441,26 @@ async fn write_rejection<S: StateStore, Q, T>(pipeline: &Pipeline<S, Q, T>, samp
     if let Err(error) = pipeline.store.append_audit(&record).await {
         tracing::error!(%source, %error, "cannot audit rejected deliveries");
     }
+    pipeline
+        .notify(crate::notify::Notice {
+            event: hrsync_core::config::NotifyEvent::WebhookRejected,
+            id: format!("rejected#{source}#{action}#{since}#{count}"),
+            worker: key.clone(),
+            display_name: None,
+            what: format!("Webhook deliveries to source {source} are refused ({action})"),
+            why: format!(
+                "{}. A sender with a wrong or rotated secret, a changed payload, or someone probing the endpoint",
+                record.cause
+            ),
+            commands: vec![
+                format!(
+                    "hrsync audit {} --action {action}",
+                    crate::stages::quoted(&key.to_string())
+                ),
+                "hrsync doctor".into(),
+            ],
+        })
+        .await;
 }
 
 /// Rejections counted and not yet audited, per source and action. Only configured sources get
@@ -648,6 +668,7 @@ upn = ["{{ given_name|slug }}.{{ family_name|slug }}@acme.example"]
             lookups: DirectoryLookups::PerWorker,
             clock: Arc::clone(&clock) as Arc<dyn Clock>,
             hr,
+            notify: Default::default(),
         };
         (Arc::new(pipeline), clock)
     }
