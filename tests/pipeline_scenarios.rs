@@ -2086,6 +2086,56 @@ url = {{ env = "{broken_url}" }}
         }
     }
 
+    /// Someone takes the chosen name in the directory between mapping and entra: hrsync picks
+    /// the next candidate, and says so.
+    #[tokio::test]
+    async fn a_name_taken_meanwhile_is_told() {
+        let slack = Chat::start(200).await;
+        let url = secret("NAME_SLACK", &slack.url);
+        let config = config_with(
+            "",
+            &format!(
+                "[[notify]]\nkind = \"slack\"\nurl = {{ env = \"{url}\" }}\nevents = [\"name_conflict\"]\n"
+            ),
+        );
+        let world = World::new(config, "2026-05-04T09:00:00Z").await;
+        let ada = worker("90", "Ada", "Lovelace", "Sales", "2026-05-04T09:00:00Z");
+        world.deliver(&ada, "ada", "webhook hr").await;
+        let pipeline = world.pipeline();
+        pipeline
+            .mapping(&Nudge::new(key("90"), "webhook hr", "ada"))
+            .await
+            .expect("mapping decides");
+        // Made by hand meanwhile.
+        let graph = pipeline.graph.as_ref().unwrap();
+        graph
+            .create_user(&hrsync_directory::graph::NewUser {
+                user_principal_name: "ada.lovelace@acme.example".into(),
+                mail_nickname: "ada.lovelace".into(),
+                display_name: "Ada (by hand)".into(),
+                account_enabled: true,
+                mail: None,
+                properties: Default::default(),
+            })
+            .await
+            .unwrap();
+        world.settle().await;
+        assert_eq!(
+            world.user("90")["userPrincipalName"],
+            "ada.lovelace2@acme.example"
+        );
+        let texts = slack.texts();
+        assert_eq!(texts.len(), 1, "{texts:#?}");
+        for expected in [
+            "A chosen name belongs to another directory account",
+            "Who: hr:90, Ada Lovelace",
+            "Why: ada.lovelace@acme.example is taken in the directory",
+            "Run: hrsync audit 'hr:90'",
+        ] {
+            assert!(texts[0].contains(expected), "{expected:?} in {}", texts[0]);
+        }
+    }
+
     /// A burst of notices to a target of 2 a minute: 2 sent, the rest kept back and summed up
     /// in one message with the next one sent; the same notice twice is sent once.
     #[tokio::test]

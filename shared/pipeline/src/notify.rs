@@ -97,6 +97,11 @@ pub struct Message {
     pub text: String,
 }
 
+/// Builds a target of a kind the pipeline does not build itself (`key` is `notify[<index>]`);
+/// `Ok(None)`: this runtime does not send that kind.
+pub type BuildOther<'a> =
+    dyn Fn(&str, &NotifyTarget) -> Result<Option<Arc<dyn Notifier>>, String> + 'a;
+
 pub type Sending<'a> = Pin<Box<dyn Future<Output = Result<(), String>> + Send + 'a>>;
 
 /// The port: one target's way of sending. The error says what failed without the target's
@@ -156,7 +161,7 @@ impl Notifications {
         config: &Config,
         resolve: &dyn Fn(&SecretRef) -> Result<String, String>,
         http: &reqwest::Client,
-        other: &dyn Fn(&str, &NotifyTarget) -> Result<Option<Arc<dyn Notifier>>, String>,
+        other: &BuildOther<'_>,
     ) -> Result<Self, String> {
         let mut targets = Vec::new();
         for (index, target) in config.notify.iter().enumerate() {

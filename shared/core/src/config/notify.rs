@@ -271,3 +271,170 @@ impl NotifyTarget {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::config::{Config, ConfigError, SecretRef, SecretUse};
+
+    fn parse(notify: &str) -> Result<Config, ConfigError> {
+        let text =
+            format!("[identity]\nupn = [\"{{{{ given_name|slug }}}}@acme.example\"]\n\n{notify}");
+        Config::parse(&text, "hrsync.toml")
+    }
+
+    /// The error's key and message, for a config that must not load.
+    fn refused(notify: &str) -> (String, String) {
+        let error = parse(notify).expect_err("refused");
+        (error.key.clone().unwrap_or_default(), error.to_string())
+    }
+
+    #[test]
+    fn targets_parse_with_their_secrets_for_notify() {
+        let config = parse(
+            r#"
+[[notify]]
+kind = "slack"
+url = { env = "SLACK_URL" }
+events = ["held", "dead_lettered"]
+
+[[notify]]
+kind = "smtp"
+host = "smtp.acme.example"
+from = "hrsync@acme.example"
+to = ["it@acme.example"]
+username = { env = "SMTP_USER" }
+password = { ssm = "/hrsync/notify/smtp" }
+
+[[notify]]
+kind = "sns"
+topic_arn = "arn:aws:sns:eu-west-1:123456789012:hrsync"
+"#,
+        )
+        .unwrap();
+        assert_eq!(config.notify.len(), 3);
+        assert!(config.notify[0].wants(super::NotifyEvent::Held));
+        assert!(!config.notify[0].wants(super::NotifyEvent::Rehire));
+        assert!(
+            config.notify[2].wants(super::NotifyEvent::Rehire),
+            "all by default"
+        );
+        assert_eq!(config.notify[1].smtp_port(), 587, "STARTTLS by default");
+        assert_eq!(config.notify[0].name(0), "slack0");
+        let notify: Vec<_> = config
+            .secret_refs()
+            .filter(|(using, _)| *using == SecretUse::Notify)
+            .map(|(_, secret)| secret.clone())
+            .collect();
+        assert_eq!(
+            notify,
+            vec![
+                SecretRef::Env("SLACK_URL".into()),
+                SecretRef::Env("SMTP_USER".into()),
+                SecretRef::Ssm("/hrsync/notify/smtp".into()),
+            ]
+        );
+    }
+
+    #[test]
+    fn every_bad_target_names_its_key() {
+        for (notify, key, says) in [
+            (
+                "[[notify]]\nkind = \"pager\"\n",
+                "notify[0].kind",
+                "unknown variant `pager`",
+            ),
+            (
+                "[[notify]]\nkind = \"slack\"\n",
+                "notify[0].url",
+                "is required for kind = \"slack\"",
+            ),
+            (
+                "[[notify]]\nkind = \"slack\"\nurl = \"https://hooks.slack.com/x\"\n",
+                "notify[0].url",
+                "secrets are never written inline",
+            ),
+            (
+                "[[notify]]\nkind = \"teams\"\nurl = { env = \"U\" }\nevents = [\"held\", \"fired\"]\n",
+                "notify[0].events[1]",
+                "unknown variant `fired`",
+            ),
+            (
+                "[[notify]]\nkind = \"teams\"\nurl = { env = \"U\" }\nevents = []\n",
+                "notify[0].events",
+                "lists no event",
+            ),
+            (
+                "[[notify]]\nkind = \"slack\"\nurl = { env = \"U\" }\nhost = \"smtp\"\n",
+                "notify[0].host",
+                "does not apply to kind = \"slack\"",
+            ),
+            (
+                "[[notify]]\nkind = \"smtp\"\nhost = \"smtp.acme.example\"\nto = [\"it@acme.example\"]\n",
+                "notify[0].from",
+                "is required for kind = \"smtp\"",
+            ),
+            (
+                "[[notify]]\nkind = \"smtp\"\nhost = \"h\"\nfrom = \"hrsync@acme.example\"\nto = [\"nobody\"]\n",
+                "notify[0].to[0]",
+                "is not an e-mail address",
+            ),
+            (
+                "[[notify]]\nkind = \"smtp\"\nhost = \"h\"\nfrom = \"a@acme.example\"\nto = [\"b@acme.example\"]\nusername = { env = \"U\" }\n",
+                "notify[0].password",
+                "both username and password",
+            ),
+            (
+                "[[notify]]\nkind = \"smtp\"\nhost = \"h\"\nfrom = \"a@acme.example\"\nto = [\"b@acme.example\"]\ntls = \"none\"\nusername = { env = \"U\" }\npassword = { env = \"P\" }\n",
+                "notify[0].tls",
+                "in clear",
+            ),
+            (
+                "[[notify]]\nkind = \"sns\"\ntopic_arn = \"hrsync\"\n",
+                "notify[0].topic_arn",
+                "not an SNS topic ARN",
+            ),
+            (
+                "[[notify]]\nkind = \"ses\"\nfrom = \"a@acme.example\"\n",
+                "notify[0].to",
+                "is required for kind = \"ses\"",
+            ),
+            (
+                "[[notify]]\nkind = \"slack\"\nurl = { env = \"U\" }\nmax_per_minute = 0\n",
+                "notify[0].max_per_minute",
+                "at least 1",
+            ),
+            (
+                "[[notify]]\nkind = \"slack\"\nname = \"ops\"\nurl = { env = \"U\" }\n\n[[notify]]\nkind = \"teams\"\nname = \"ops\"\nurl = { env = \"V\" }\n",
+                "notify[1].name",
+                "names another target",
+            ),
+        ] {
+            let (got, message) = refused(notify);
+            assert_eq!(got, key, "{message}");
+            assert!(message.contains(says), "{says:?} in {message}");
+        }
+    }
+}
+
+#[cfg(test)]
+mod readme {
+    /// The README's `[[notify]]` example is a config that loads.
+    #[test]
+    fn the_readmes_notify_example_parses() {
+        let readme = include_str!("../../../../README.md");
+        let section = readme
+            .split("### Notifications")
+            .nth(1)
+            .expect("README has a Notifications section");
+        let block = section
+            .split("```toml\n")
+            .nth(1)
+            .and_then(|rest| rest.split("```").next())
+            .expect("with a toml example");
+        let text =
+            format!("[identity]\nupn = [\"{{{{ given_name|slug }}}}@acme.example\"]\n\n{block}");
+        let config = crate::Config::parse(&text, "README.md").expect("the example parses");
+        assert_eq!(config.notify.len(), 3);
+        assert_eq!(config.notify[2].name(2), "it-ops");
+    }
+}
