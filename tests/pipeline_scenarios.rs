@@ -144,10 +144,17 @@ impl World {
         let notify = Arc::new(
             hrsync_pipeline::Notifications::from_config(
                 &config,
-                &notify::resolve,
-                &reqwest::Client::new(),
                 &|key: &str, target: &hrsync_core::config::NotifyTarget| {
-                    hrsync_local::smtp::notifier(key, target, &notify::resolve)
+                    let http = reqwest::Client::new();
+                    match hrsync_pipeline::notify::chat_webhook(
+                        key,
+                        target,
+                        &notify::resolve,
+                        &http,
+                    )? {
+                        Some(webhook) => Ok(Some(webhook)),
+                        None => hrsync_local::smtp::notifier(key, target, &notify::resolve),
+                    }
                 },
             )
             .expect("the notify targets build")

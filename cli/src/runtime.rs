@@ -122,10 +122,13 @@ impl Local {
         let resolve = |secret: &hrsync_core::config::SecretRef| {
             directory::resolve(secret).map_err(|e| format!("{e:#}"))
         };
-        let smtp = |key: &str, target: &hrsync_core::config::NotifyTarget| {
-            hrsync_local::smtp::notifier(key, target, &resolve)
+        let build = |key: &str, target: &hrsync_core::config::NotifyTarget| {
+            match hrsync_pipeline::notify::chat_webhook(key, target, &resolve, &http)? {
+                Some(webhook) => Ok(Some(webhook)),
+                None => hrsync_local::smtp::notifier(key, target, &resolve),
+            }
         };
-        hrsync_pipeline::Notifications::from_config(&self.config, &resolve, &http, &smtp)
+        hrsync_pipeline::Notifications::from_config(&self.config, &build)
             .map_err(|e| anyhow::anyhow!("{}: {e}", self.config_path.display()))
     }
 

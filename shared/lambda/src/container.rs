@@ -101,7 +101,7 @@ impl Container {
                 dead_letter_arn: resources.scheduler_dlq_arn.clone(),
             },
         );
-        let notify = Arc::new(notifications(&config));
+        let notify = Arc::new(notifications(&config, sdk)?);
         let pipeline = Arc::new(Pipeline {
             config: Arc::new(config),
             store: Arc::new(DynamoStore::new(
@@ -134,19 +134,18 @@ impl Container {
     }
 }
 
-/// The `[[notify]]` targets the AWS runtime sends to: none yet. SNS and SES (through the
-/// function's role, no secret) are still to come; chat webhooks and SMTP are the local
-/// runtime's, since any function can dead-letter a worker and each would have to read their
-/// secrets. Each target left out is said once per container.
-fn notifications(config: &hrsync_core::Config) -> hrsync_pipeline::Notifications {
-    for (index, target) in config.notify.iter().enumerate() {
-        tracing::warn!(
-            target = %target.name(index),
-            kind = target.kind.as_str(),
-            "notify[{index}]: the AWS runtime does not send notifications yet; left out"
-        );
-    }
-    hrsync_pipeline::Notifications::none()
+/// The `[[notify]]` targets the AWS runtime sends to: SNS topics and SES, through the function's
+/// role (no secret). Chat webhooks and SMTP are left out with a warning: any function can
+/// dead-letter a worker, so every function's role would have to read their secrets; subscribe
+/// a chat or a mailbox to an SNS topic instead.
+fn notifications(
+    config: &hrsync_core::Config,
+    sdk: &aws_config::SdkConfig,
+) -> Result<hrsync_pipeline::Notifications, SettingsError> {
+    let build = |key: &str, target: &hrsync_core::config::NotifyTarget| {
+        hrsync_aws::notify::notifier(sdk, key, target)
+    };
+    hrsync_pipeline::Notifications::from_config(config, &build).map_err(SettingsError)
 }
 
 /// The HR connectors over the secrets fetched at start.

@@ -97,9 +97,9 @@ pub struct Message {
     pub text: String,
 }
 
-/// Builds a target of a kind the pipeline does not build itself (`key` is `notify[<index>]`);
-/// `Ok(None)`: this runtime does not send that kind.
-pub type BuildOther<'a> =
+/// Builds the target (`key` is `notify[<index>]`, which errors name); `Ok(None)`: this
+/// runtime does not send that kind.
+pub type BuildTarget<'a> =
     dyn Fn(&str, &NotifyTarget) -> Result<Option<Arc<dyn Notifier>>, String> + 'a;
 
 pub type Sending<'a> = Pin<Box<dyn Future<Output = Result<(), String>> + Send + 'a>>;
@@ -154,34 +154,15 @@ impl Notifications {
         self
     }
 
-    /// The targets of `config`: chat webhooks built here, the rest by `other` (SMTP locally,
-    /// SNS and SES on AWS), which answers `Ok(None)` for a kind its runtime does not send
-    /// (warned about, and left out). Errors name the key.
-    pub fn from_config(
-        config: &Config,
-        resolve: &dyn Fn(&SecretRef) -> Result<String, String>,
-        http: &reqwest::Client,
-        other: &BuildOther<'_>,
-    ) -> Result<Self, String> {
+    /// The targets of `config`, each built by the runtime's `build` (chat webhooks with
+    /// [`chat_webhook`], SMTP locally, SNS and SES on AWS), which answers `Ok(None)` for a kind
+    /// its runtime does not send (warned about, and left out). Errors name the key.
+    pub fn from_config(config: &Config, build: &BuildTarget<'_>) -> Result<Self, String> {
         let mut targets = Vec::new();
         for (index, target) in config.notify.iter().enumerate() {
             let key = format!("notify[{index}]");
-            let notifier: Option<Arc<dyn Notifier>> = match target.kind {
-                NotifyKind::Slack | NotifyKind::Teams => {
-                    let url = target
-                        .url
-                        .as_ref()
-                        .ok_or_else(|| format!("{key}.url: is required"))?;
-                    let url = resolve(url).map_err(|e| format!("{key}.url: {e}"))?;
-                    Some(Arc::new(
-                        ChatWebhook::new(target.kind, &url, http.clone())
-                            .map_err(|e| format!("{key}.url: {e}"))?,
-                    ))
-                }
-                _ => other(&key, target)?,
-            };
             let name = target.name(index);
-            match notifier {
+            match build(&key, target)? {
                 Some(notifier) => targets.push(Target {
                     name,
                     events: target.events.clone(),
@@ -290,6 +271,27 @@ impl Notifications {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
     }
+}
+
+/// A `slack` or `teams` target's [`ChatWebhook`], its URL resolved with `resolve`; `Ok(None)`
+/// for other kinds.
+pub fn chat_webhook(
+    key: &str,
+    target: &NotifyTarget,
+    resolve: &dyn Fn(&SecretRef) -> Result<String, String>,
+    http: &reqwest::Client,
+) -> Result<Option<Arc<dyn Notifier>>, String> {
+    if !matches!(target.kind, NotifyKind::Slack | NotifyKind::Teams) {
+        return Ok(None);
+    }
+    let url = target
+        .url
+        .as_ref()
+        .ok_or_else(|| format!("{key}.url: is required"))?;
+    let url = resolve(url).map_err(|e| format!("{key}.url: {e}"))?;
+    let webhook =
+        ChatWebhook::new(target.kind, &url, http.clone()).map_err(|e| format!("{key}.url: {e}"))?;
+    Ok(Some(Arc::new(webhook)))
 }
 
 /// A Slack incoming webhook (`{"text": ...}`) or a Microsoft Teams webhook (a Workflows

@@ -418,23 +418,32 @@ topic_arn = "arn:aws:sns:eu-west-1:123456789012:hrsync"
 
 #[cfg(test)]
 mod readme {
-    /// The README's `[[notify]]` example is a config that loads.
+    /// The README's `[[notify]]` examples are configs that load.
     #[test]
-    fn the_readmes_notify_example_parses() {
+    fn the_readmes_notify_examples_parse() {
         let readme = include_str!("../../../../README.md");
         let section = readme
             .split("### Notifications")
             .nth(1)
+            .and_then(|rest| rest.split("\n## ").next())
             .expect("README has a Notifications section");
-        let block = section
+        let blocks: Vec<&str> = section
             .split("```toml\n")
-            .nth(1)
-            .and_then(|rest| rest.split("```").next())
-            .expect("with a toml example");
-        let text =
-            format!("[identity]\nupn = [\"{{{{ given_name|slug }}}}@acme.example\"]\n\n{block}");
-        let config = crate::Config::parse(&text, "README.md").expect("the example parses");
-        assert_eq!(config.notify.len(), 3);
-        assert_eq!(config.notify[2].name(2), "it-ops");
+            .skip(1)
+            .filter_map(|rest| rest.split("```").next())
+            .collect();
+        let targets: Vec<usize> = blocks
+            .iter()
+            .map(|block| {
+                let text = format!(
+                    "[identity]\nupn = [\"{{{{ given_name|slug }}}}@acme.example\"]\n\n{block}"
+                );
+                crate::Config::parse(&text, "README.md")
+                    .expect("the example parses")
+                    .notify
+                    .len()
+            })
+            .collect();
+        assert_eq!(targets, [3, 2], "the local and the AWS examples");
     }
 }
