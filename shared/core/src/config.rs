@@ -1203,7 +1203,7 @@ impl Config {
         let mut names = std::collections::BTreeSet::new();
         for (index, target) in self.notify.iter().enumerate() {
             let key = format!("notify[{index}]");
-            target.validate(&key, index)?;
+            target.validate(&key)?;
             if !names.insert(target.name(index)) {
                 return Err((
                     format!("{key}.name"),

@@ -675,9 +675,12 @@ where
         pipeline
             .notify(crate::notify::Notice {
                 event: hrsync_core::config::NotifyEvent::DeadLettered,
+                // The receipt tells this dead-lettering from a later one of the same nudge;
+                // hashed, as an SQS receipt is long for a store key.
                 id: format!(
-                    "dead#{queue}#{worker}#{}#{}",
-                    delivery.nudge.trace, delivery.id
+                    "dead#{queue}#{worker}#{}#{:016x}",
+                    delivery.nudge.trace,
+                    receipt_digest(&delivery.id)
                 ),
                 worker: worker.clone(),
                 display_name: pipeline.display_name(worker).await,
@@ -692,4 +695,12 @@ where
             .await;
     }
     Ok(outcome)
+}
+
+/// A short digest of a receipt (the same in every process of one build).
+fn receipt_digest(receipt: &str) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut hasher = std::hash::DefaultHasher::new();
+    receipt.hash(&mut hasher);
+    hasher.finish()
 }

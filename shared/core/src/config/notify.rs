@@ -166,7 +166,7 @@ impl NotifyTarget {
     }
 
     /// Required keys per kind, and keys another kind's only. `key` is `notify[<index>]`.
-    pub(crate) fn validate(&self, key: &str, index: usize) -> Result<(), (String, String)> {
+    pub(crate) fn validate(&self, key: &str) -> Result<(), (String, String)> {
         let err = |field: &str, message: String| Err((format!("{key}.{field}"), message));
         let kind = self.kind.as_str();
         if let Some(name) = &self.name
@@ -267,7 +267,6 @@ impl NotifyTarget {
                 );
             }
         }
-        let _ = index;
         Ok(())
     }
 }
