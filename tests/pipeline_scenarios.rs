@@ -2143,6 +2143,50 @@ url = {{ env = "{broken_url}" }}
         }
     }
 
+    /// A target that takes the connection and never answers holds the work up for the send
+    /// timeout at most, and the notice counts as failed.
+    #[tokio::test]
+    async fn a_receiver_that_never_answers_is_given_up_on() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = secret(
+            "HANGING_SLACK",
+            &format!("http://{}/hook", listener.local_addr().unwrap()),
+        );
+        tokio::spawn(async move {
+            let mut held = Vec::new();
+            while let Ok((socket, _)) = listener.accept().await {
+                held.push(socket);
+            }
+        });
+        let config = config_with(
+            "",
+            &format!("[[notify]]\nkind = \"slack\"\nurl = {{ env = \"{url}\" }}\n"),
+        );
+        let world = World::new(config, "2026-05-04T09:00:00Z").await;
+        let pipeline = world.pipeline();
+        let notice = Notice {
+            event: NotifyEvent::Rehire,
+            id: "hanging".into(),
+            worker: key("1"),
+            display_name: None,
+            what: "Event".into(),
+            why: "testing".into(),
+            commands: Vec::new(),
+        };
+        let started = std::time::Instant::now();
+        pipeline
+            .notify
+            .dispatch(&*pipeline.store, &notice, pipeline.clock.now())
+            .await;
+        let took = started.elapsed();
+        assert!(
+            took >= Duration::from_secs(2) && took < Duration::from_secs(5),
+            "given up on after the send timeout (2 s here): {took:?}"
+        );
+        assert_eq!(pipeline.notify.failed(), 1);
+        assert_eq!(pipeline.notify.sent(), 0);
+    }
+
     /// A burst of notices to a target of 2 a minute: 2 sent, the rest kept back and summed up
     /// in one message with the next one sent; the same notice twice is sent once.
     #[tokio::test]
