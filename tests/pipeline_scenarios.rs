@@ -1782,11 +1782,22 @@ mod notify {
                 .iter()
                 .map(|body| match body["text"].as_str() {
                     Some(text) => text.to_owned(),
-                    // Teams: a message with one Adaptive Card.
-                    None => body["attachments"][0]["content"]["body"][0]["text"]
-                        .as_str()
-                        .unwrap_or_else(|| panic!("neither Slack nor Teams: {body}"))
-                        .to_owned(),
+                    // Teams: a message with one Adaptive Card, a TextBlock a line.
+                    None => {
+                        assert_eq!(body["type"], "message", "{body}");
+                        let card = &body["attachments"][0];
+                        assert_eq!(
+                            card["contentType"], "application/vnd.microsoft.card.adaptive",
+                            "{body}"
+                        );
+                        assert_eq!(card["content"]["type"], "AdaptiveCard", "{body}");
+                        card["content"]["body"]
+                            .as_array()
+                            .unwrap_or_else(|| panic!("neither Slack nor Teams: {body}"))
+                            .iter()
+                            .map(|block| format!("{}\n", block["text"].as_str().unwrap()))
+                            .collect()
+                    }
                 })
                 .collect()
         }

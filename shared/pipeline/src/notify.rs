@@ -334,11 +334,17 @@ impl ChatWebhook {
                         "$schema": "http://adaptivecards.io/schemas/adaptive-card.json",
                         "type": "AdaptiveCard",
                         "version": "1.4",
-                        "body": [{
-                            "type": "TextBlock",
-                            "text": message.text,
-                            "wrap": true,
-                        }],
+                        // One TextBlock a line: Teams does not break a TextBlock's text at
+                        // a single newline.
+                        "body": message
+                            .text
+                            .lines()
+                            .map(|line| serde_json::json!({
+                                "type": "TextBlock",
+                                "text": line,
+                                "wrap": true,
+                            }))
+                            .collect::<Vec<_>>(),
                     },
                 }],
             }),
