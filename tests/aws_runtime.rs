@@ -292,6 +292,7 @@ impl Interfering {
             lookups: DirectoryLookups::PerWorker,
             clock: Arc::clone(&base.clock),
             hr: base.hr.clone(),
+            notify: Arc::clone(&base.notify),
         };
         (store, racing)
     }
@@ -617,6 +618,89 @@ fn a_refused_credential_dead_letters_the_fetch_with_the_reason_and_an_audit_reco
         let again = queue.dead_letters(QueueName::HrEvents).await.unwrap();
         assert_eq!(again.len(), 1, "{again:#?}");
         assert_eq!(again[0].id, dead[0].id, "the id the operator knows it by");
+    });
+}
+
+/// `[[notify]] kind = "sns"` on AWS: the intake function dead-letters a fetch its HR API
+/// refuses, and the topic's subscribers (an SQS queue here) are told what, who, why and the
+/// commands, by the function's role, with no secret.
+#[test]
+fn a_dead_letter_is_published_to_the_notify_topic() {
+    runtime().block_on(async {
+        const TOPIC: &str = "arn:aws:sns:eu-west-1:123456789012:hrsync-notify";
+        let aws = Aws::start_with(&format!(
+            "\n[[notify]]\nkind = \"sns\"\ntopic_arn = \"{TOPIC}\"\nevents = [\"dead_lettered\"]\n"
+        ))
+        .await;
+        let sns = aws_sdk_sns::Client::new(&aws.deployment.sdk);
+        let topic = sns
+            .create_topic()
+            .name("hrsync-notify")
+            .send()
+            .await
+            .expect("topic")
+            .topic_arn
+            .expect("an ARN");
+        assert_eq!(topic, TOPIC);
+        let inbox = aws
+            .sqs
+            .create_queue()
+            .queue_name("it-ops")
+            .send()
+            .await
+            .expect("queue")
+            .queue_url
+            .expect("a URL");
+        let inbox_arn = aws
+            .sqs
+            .get_queue_attributes()
+            .queue_url(&inbox)
+            .attribute_names(QueueAttributeName::QueueArn)
+            .send()
+            .await
+            .expect("attributes")
+            .attributes
+            .expect("attributes")[&QueueAttributeName::QueueArn]
+            .clone();
+        sns.subscribe()
+            .topic_arn(TOPIC)
+            .protocol("sqs")
+            .endpoint(&inbox_arn)
+            .send()
+            .await
+            .expect("subscribe");
+
+        aws.deployment
+            .hr
+            .put_employee("42", employee("42", "Ada", "Lovelace"));
+        bamboohr::set_api_key(&aws.deployment.hr, "rotated-key");
+        assert_eq!(aws.bamboo_event("employee.created", "42").await.0, 202);
+        aws.deliver(Function::Intake).await;
+
+        let told = aws
+            .sqs
+            .receive_message()
+            .queue_url(&inbox)
+            .max_number_of_messages(10)
+            .wait_time_seconds(1)
+            .send()
+            .await
+            .expect("receive")
+            .messages
+            .unwrap_or_default();
+        assert_eq!(told.len(), 1, "{told:#?}");
+        let envelope: Value = serde_json::from_str(told[0].body().expect("a body")).expect("JSON");
+        let text = envelope["Message"].as_str().expect("the message");
+        for expected in [
+            "hrsync: A worker's hr-events message failed and was dead-lettered",
+            "Who: hr:42",
+            "Why: after 1 attempt(s): ",
+            "401",
+            "Run: hrsync dlq list --queue hr-events",
+            "Run: hrsync audit 'hr:42'",
+        ] {
+            assert!(text.contains(expected), "{expected:?} in {text}");
+        }
     });
 }
 

@@ -140,6 +140,26 @@ impl World {
             lag_delay: Duration::from_millis(20),
         };
         let clock = Arc::new(ManualClock::new(at(start)));
+        // `[[notify]]` targets of the config, their secrets from [`notify::SECRETS`].
+        let notify = Arc::new(
+            hrsync_pipeline::Notifications::from_config(
+                &config,
+                &|key: &str, target: &hrsync_core::config::NotifyTarget| {
+                    let http = reqwest::Client::new();
+                    match hrsync_pipeline::notify::chat_webhook(
+                        key,
+                        target,
+                        &notify::resolve,
+                        &http,
+                    )? {
+                        Some(webhook) => Ok(Some(webhook)),
+                        None => hrsync_local::smtp::notifier(key, target, &notify::resolve),
+                    }
+                },
+            )
+            .expect("the notify targets build")
+            .with_timeout(Duration::from_secs(2)),
+        );
         let pipeline = Pipeline {
             config: Arc::new(config),
             queue: Arc::new(store.queue()),
@@ -149,6 +169,7 @@ impl World {
             lookups: DirectoryLookups::PerWorker,
             clock: Arc::clone(&clock) as Arc<dyn Clock>,
             hr,
+            notify,
         };
         let runner = Runner::new(Arc::new(pipeline), RunnerSettings::default());
         Self {
@@ -353,6 +374,7 @@ impl World {
                 lookups: DirectoryLookups::PerWorker,
                 clock: Arc::clone(&real.clock),
                 hr: real.hr.clone(),
+                notify: Arc::clone(&real.notify),
             }),
             settings,
         )
@@ -1562,6 +1584,7 @@ async fn a_graph_outage_stops_the_run_at_once_and_keeps_the_work() {
             lookups: DirectoryLookups::PerWorker,
             clock: Arc::clone(&real.clock),
             hr: real.hr.clone(),
+            notify: Arc::clone(&real.notify),
         }),
         RunnerSettings::default(),
     );
@@ -1695,4 +1718,540 @@ async fn an_approval_whose_nudge_was_lost_is_carried_out_at_the_next_start() {
         .filter(|r| r.action == "hold_approved")
         .count();
     assert_eq!(approvals, 1, "approved once");
+}
+
+/// `[[notify]]`: real receivers on loopback (an HTTP server for Slack and Teams webhooks, an
+/// SMTP server speaking enough SMTP for lettre), each capturing what it was sent.
+mod notify {
+    use std::collections::BTreeMap;
+    use std::sync::{Arc, Mutex};
+    use std::time::Duration;
+
+    use hrsync_core::config::{NotifyEvent, SecretRef};
+    use hrsync_pipeline::{Notice, settle_failure};
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+
+    use super::*;
+
+    /// The secrets the scenarios' `[[notify]]` targets name (`{ env = "..." }`), by name: set
+    /// here rather than in the process's environment.
+    pub static SECRETS: Mutex<BTreeMap<String, String>> = Mutex::new(BTreeMap::new());
+
+    pub fn resolve(secret: &SecretRef) -> Result<String, String> {
+        let SecretRef::Env(name) = secret else {
+            return Err(format!("unexpected {secret:?}"));
+        };
+        SECRETS
+            .lock()
+            .unwrap()
+            .get(name)
+            .cloned()
+            .ok_or_else(|| format!("{name} is not set"))
+    }
+
+    /// An HTTP receiver answering every POST with `status`, keeping the JSON bodies.
+    struct Chat {
+        url: String,
+        bodies: Arc<Mutex<Vec<Value>>>,
+    }
+
+    impl Chat {
+        async fn start(status: u16) -> Self {
+            let bodies: Arc<Mutex<Vec<Value>>> = Arc::default();
+            let kept = Arc::clone(&bodies);
+            let app = axum::Router::new().route(
+                "/hook",
+                axum::routing::post(move |body: axum::Json<Value>| {
+                    let kept = Arc::clone(&kept);
+                    async move {
+                        kept.lock().unwrap().push(body.0);
+                        axum::http::StatusCode::from_u16(status).unwrap()
+                    }
+                }),
+            );
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let url = format!("http://{}/hook", listener.local_addr().unwrap());
+            tokio::spawn(async move { axum::serve(listener, app).await });
+            Self { url, bodies }
+        }
+
+        fn texts(&self) -> Vec<String> {
+            self.bodies
+                .lock()
+                .unwrap()
+                .iter()
+                .map(|body| match body["text"].as_str() {
+                    Some(text) => text.to_owned(),
+                    // Teams: a message with one Adaptive Card, a TextBlock a line.
+                    None => {
+                        assert_eq!(body["type"], "message", "{body}");
+                        let card = &body["attachments"][0];
+                        assert_eq!(
+                            card["contentType"], "application/vnd.microsoft.card.adaptive",
+                            "{body}"
+                        );
+                        assert_eq!(card["content"]["type"], "AdaptiveCard", "{body}");
+                        card["content"]["body"]
+                            .as_array()
+                            .unwrap_or_else(|| panic!("neither Slack nor Teams: {body}"))
+                            .iter()
+                            .map(|block| format!("{}\n", block["text"].as_str().unwrap()))
+                            .collect()
+                    }
+                })
+                .collect()
+        }
+    }
+
+    /// A minimal SMTP server: EHLO, MAIL, RCPT, DATA, QUIT; keeps each message's envelope and
+    /// data.
+    struct Smtp {
+        port: u16,
+        mails: Arc<Mutex<Vec<String>>>,
+    }
+
+    impl Smtp {
+        async fn start() -> Self {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let port = listener.local_addr().unwrap().port();
+            let mails: Arc<Mutex<Vec<String>>> = Arc::default();
+            let kept = Arc::clone(&mails);
+            tokio::spawn(async move {
+                loop {
+                    let Ok((socket, _)) = listener.accept().await else {
+                        return;
+                    };
+                    let kept = Arc::clone(&kept);
+                    tokio::spawn(async move {
+                        let (read, mut write) = socket.into_split();
+                        let mut lines = BufReader::new(read).lines();
+                        write.write_all(b"220 loopback ESMTP\r\n").await.unwrap();
+                        let mut mail = String::new();
+                        let mut in_data = false;
+                        while let Ok(Some(line)) = lines.next_line().await {
+                            if in_data {
+                                if line == "." {
+                                    in_data = false;
+                                    kept.lock().unwrap().push(std::mem::take(&mut mail));
+                                    write.write_all(b"250 2.0.0 queued\r\n").await.unwrap();
+                                } else {
+                                    mail.push_str(&line);
+                                    mail.push('\n');
+                                }
+                                continue;
+                            }
+                            let verb = line.get(..4).unwrap_or_default().to_ascii_uppercase();
+                            let answer: &[u8] = match verb.as_str() {
+                                "EHLO" => b"250-loopback\r\n250 8BITMIME\r\n",
+                                "MAIL" | "RCPT" => {
+                                    mail.push_str(&line);
+                                    mail.push('\n');
+                                    b"250 2.1.0 ok\r\n"
+                                }
+                                "DATA" => {
+                                    in_data = true;
+                                    b"354 go ahead\r\n"
+                                }
+                                "QUIT" => {
+                                    let _ = write.write_all(b"221 bye\r\n").await;
+                                    return;
+                                }
+                                _ => b"250 ok\r\n",
+                            };
+                            write.write_all(answer).await.unwrap();
+                        }
+                    });
+                }
+            });
+            Self { port, mails }
+        }
+
+        fn mails(&self) -> Vec<String> {
+            self.mails.lock().unwrap().clone()
+        }
+    }
+
+    /// A unique secret name holding `url`.
+    fn secret(name: &str, url: &str) -> String {
+        let name = format!("HRSYNC_NOTIFY_TEST_{name}");
+        SECRETS.lock().unwrap().insert(name.clone(), url.to_owned());
+        name
+    }
+
+    fn config_with(lifecycle: &str, notify: &str) -> Config {
+        Config::parse(
+            &format!("{}\n{notify}", config_text(lifecycle)),
+            "hrsync.toml",
+        )
+        .expect("the config with [[notify]] parses")
+    }
+
+    /// The breaker holds the second disable: Slack and e-mail say what, who, why and the
+    /// commands, once each.
+    #[tokio::test]
+    async fn a_held_disable_is_told_to_slack_and_by_email_once() {
+        let slack = Chat::start(200).await;
+        let smtp = Smtp::start().await;
+        let url = secret("HELD_SLACK", &slack.url);
+        let config = config_with(
+            "max_disables_per_hour = 1",
+            &format!(
+                r#"
+[[notify]]
+kind = "slack"
+url = {{ env = "{url}" }}
+
+[[notify]]
+kind = "smtp"
+host = "127.0.0.1"
+port = {}
+tls = "none"
+from = "hrsync@acme.example"
+to = ["it-ops@acme.example"]
+events = ["held"]
+"#,
+                smtp.port
+            ),
+        );
+        let world = World::new(config, "2026-05-04T09:00:00Z").await;
+        let first = worker("70", "Wanda", "Maximoff", "Sales", "2026-05-04T09:00:00Z");
+        let second = worker("71", "Sam", "Wilson", "Sales", "2026-05-04T09:00:00Z");
+        world.hr(&first).await;
+        world.hr(&second).await;
+        world
+            .hr(&leaving(first, date(2026, 5, 3), "2026-05-04T09:10:00Z"))
+            .await;
+        let held = leaving(second, date(2026, 5, 3), "2026-05-04T09:11:00Z");
+        world.hr(&held).await;
+        assert!(world.enabled("71"), "held");
+        let hold = world.pipeline().store.holds(None).await.unwrap()[0]
+            .id
+            .clone();
+        // The same record again: the stage runs again and finds its hold.
+        world.clock.set(at("2026-05-04T09:12:00Z"));
+        world.deliver(&held, "again", "webhook hr").await;
+        world.settle().await;
+
+        let texts = slack.texts();
+        assert_eq!(texts.len(), 1, "once: {texts:#?}");
+        let text = &texts[0];
+        for expected in [
+            "A disable is held by the breaker for a human",
+            "Who: hr:71, Sam Wilson",
+            "Why: more than 1 disables within an hour",
+            &format!("Run: hrsync holds approve '{hold}'"),
+            &format!("Run: hrsync holds reject '{hold}'"),
+            "Run: hrsync audit 'hr:71'",
+        ] {
+            assert!(text.contains(expected), "{expected:?} in {text}");
+        }
+        let mails = smtp.mails();
+        assert_eq!(mails.len(), 1, "{mails:#?}");
+        let mail = &mails[0];
+        assert!(mail.contains("MAIL FROM:<hrsync@acme.example>"), "{mail}");
+        assert!(mail.contains("RCPT TO:<it-ops@acme.example>"), "{mail}");
+        assert!(
+            mail.contains("Subject: hrsync: A disable is held"),
+            "{mail}"
+        );
+        assert!(
+            mail.contains(&format!("hrsync holds approve '{hold}'")),
+            "{mail}"
+        );
+    }
+
+    /// A rehire goes to Teams as an Adaptive Card; a dead letter to a Slack that answers 500
+    /// fails to send, is counted, and fails nothing.
+    #[tokio::test]
+    async fn a_rehire_reaches_teams_and_a_failing_receiver_fails_no_work() {
+        let teams = Chat::start(202).await;
+        let broken = Chat::start(500).await;
+        let teams_url = secret("REHIRE_TEAMS", &teams.url);
+        let broken_url = secret("REHIRE_BROKEN", &broken.url);
+        let config = config_with(
+            "",
+            &format!(
+                r#"
+[[notify]]
+kind = "teams"
+url = {{ env = "{teams_url}" }}
+events = ["rehire", "dead_lettered"]
+
+[[notify]]
+kind = "slack"
+name = "broken"
+url = {{ env = "{broken_url}" }}
+"#
+            ),
+        );
+        let world = World::new(config, "2026-01-05T09:00:00Z").await;
+        let diana = worker("63", "Diana", "Prince", "Sales", "2026-01-05T09:00:00Z");
+        world.hr(&diana).await;
+        world
+            .hr(&leaving(
+                diana.clone(),
+                date(2026, 1, 30),
+                "2026-01-06T09:00:00Z",
+            ))
+            .await;
+        world.at("2026-01-31T09:00:00Z").await;
+        world.clock.set(at("2026-07-31T09:00:00Z"));
+        let mut back = diana;
+        back.hire_date = Some(date(2026, 7, 31));
+        back.department = Some("Engineering".into());
+        back.as_of = at("2026-07-31T09:00:00Z");
+        world.hr(&back).await;
+        assert!(
+            world.enabled("63"),
+            "the work is done though a receiver fails"
+        );
+
+        let texts = teams.texts();
+        assert_eq!(texts.len(), 1, "{texts:#?}");
+        assert!(
+            texts[0].contains("A former worker is rehired"),
+            "{}",
+            texts[0]
+        );
+        assert!(
+            texts[0].contains("Who: hr:63, Diana Prince"),
+            "{}",
+            texts[0]
+        );
+        assert!(
+            texts[0].contains("Run: hrsync audit 'hr:63'"),
+            "{}",
+            texts[0]
+        );
+        assert_eq!(broken.bodies.lock().unwrap().len(), 1, "tried once");
+        assert_eq!(world.pipeline().notify.failed(), 1);
+
+        // A worker's message dead-lettered (both runtimes settle failures this way).
+        let pipeline = world.pipeline();
+        let nudge = hrsync_pipeline::ports::Nudge::new(key("63"), "webhook hr", "trace-dlq");
+        pipeline
+            .queue
+            .send(
+                QueueName::Directory,
+                &nudge,
+                "dlq-test",
+                pipeline.clock.now(),
+            )
+            .await
+            .unwrap();
+        let delivery = pipeline
+            .queue
+            .receive(
+                QueueName::Directory,
+                1,
+                pipeline.clock.now(),
+                Duration::from_secs(60),
+            )
+            .await
+            .unwrap()
+            .remove(0);
+        let error = hrsync_pipeline::StageError::permanent("Graph refused the manager");
+        let outcome = settle_failure(pipeline, &RunnerSettings::default(), &delivery, &error)
+            .await
+            .unwrap();
+        assert_eq!(outcome, RetryOutcome::DeadLettered);
+        let texts = teams.texts();
+        assert_eq!(texts.len(), 2, "{texts:#?}");
+        for expected in [
+            "A worker's directory message failed and was dead-lettered",
+            "Who: hr:63, Diana Prince",
+            "Why: after 1 attempt(s): Graph refused the manager",
+            "Run: hrsync dlq list --queue directory",
+            "Run: hrsync dlq redrive",
+        ] {
+            assert!(texts[1].contains(expected), "{expected:?} in {}", texts[1]);
+        }
+    }
+
+    /// A licence without a free unit is told once, however often the worker converges.
+    #[tokio::test]
+    async fn a_licence_without_a_free_unit_is_told_once() {
+        let slack = Chat::start(200).await;
+        let url = secret("LICENCE_SLACK", &slack.url);
+        let text = format!(
+            "{}\n[[access]]\nname = \"Employees\"\nlicenses = [\"{E3}\"]\n\n[[notify]]\nkind = \"slack\"\nurl = {{ env = \"{url}\" }}\nevents = [\"license_exhausted\"]\n",
+            config_text("")
+        );
+        let mut tenant = tenant();
+        tenant.skus = vec![SeedSku {
+            id: E3.to_owned(),
+            part_number: "SPE_E3".to_owned(),
+            units: 0,
+        }];
+        let world = World::in_tenant(
+            Config::parse(&text, "hrsync.toml").unwrap(),
+            "2026-12-01T09:00:00Z",
+            hrsync_hr::Connectors::default(),
+            tenant,
+        )
+        .await;
+        let ada = worker("80", "Ada", "Lovelace", "Sales", "2026-12-01T09:00:00Z");
+        world.hr(&ada).await;
+        world.at("2026-12-01T12:00:00Z").await;
+        let texts = slack.texts();
+        assert_eq!(texts.len(), 1, "{texts:#?}");
+        for expected in [
+            &format!("The licence SPE_E3 ({E3}) has no free unit"),
+            "Who: hr:80, Ada Lovelace",
+            "Run: hrsync audit 'hr:80' --action license_pending",
+        ] {
+            assert!(texts[0].contains(expected), "{expected:?} in {}", texts[0]);
+        }
+    }
+
+    /// Someone takes the chosen name in the directory between mapping and entra: hrsync picks
+    /// the next candidate, and says so.
+    #[tokio::test]
+    async fn a_name_taken_meanwhile_is_told() {
+        let slack = Chat::start(200).await;
+        let url = secret("NAME_SLACK", &slack.url);
+        let config = config_with(
+            "",
+            &format!(
+                "[[notify]]\nkind = \"slack\"\nurl = {{ env = \"{url}\" }}\nevents = [\"name_conflict\"]\n"
+            ),
+        );
+        let world = World::new(config, "2026-05-04T09:00:00Z").await;
+        let ada = worker("90", "Ada", "Lovelace", "Sales", "2026-05-04T09:00:00Z");
+        world.deliver(&ada, "ada", "webhook hr").await;
+        let pipeline = world.pipeline();
+        pipeline
+            .mapping(&Nudge::new(key("90"), "webhook hr", "ada"))
+            .await
+            .expect("mapping decides");
+        // Made by hand meanwhile.
+        let graph = pipeline.graph.as_ref().unwrap();
+        graph
+            .create_user(&hrsync_directory::graph::NewUser {
+                user_principal_name: "ada.lovelace@acme.example".into(),
+                mail_nickname: "ada.lovelace".into(),
+                display_name: "Ada (by hand)".into(),
+                account_enabled: true,
+                mail: None,
+                properties: Default::default(),
+            })
+            .await
+            .unwrap();
+        world.settle().await;
+        assert_eq!(
+            world.user("90")["userPrincipalName"],
+            "ada.lovelace2@acme.example"
+        );
+        let texts = slack.texts();
+        assert_eq!(texts.len(), 1, "{texts:#?}");
+        for expected in [
+            "A chosen name belongs to another directory account",
+            "Who: hr:90, Ada Lovelace",
+            "Why: ada.lovelace@acme.example is taken in the directory",
+            "Run: hrsync audit 'hr:90'",
+        ] {
+            assert!(texts[0].contains(expected), "{expected:?} in {}", texts[0]);
+        }
+    }
+
+    /// A target that takes the connection and never answers holds the work up for the send
+    /// timeout at most, and the notice counts as failed.
+    #[tokio::test]
+    async fn a_receiver_that_never_answers_is_given_up_on() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = secret(
+            "HANGING_SLACK",
+            &format!("http://{}/hook", listener.local_addr().unwrap()),
+        );
+        tokio::spawn(async move {
+            let mut held = Vec::new();
+            while let Ok((socket, _)) = listener.accept().await {
+                held.push(socket);
+            }
+        });
+        let config = config_with(
+            "",
+            &format!("[[notify]]\nkind = \"slack\"\nurl = {{ env = \"{url}\" }}\n"),
+        );
+        let world = World::new(config, "2026-05-04T09:00:00Z").await;
+        let pipeline = world.pipeline();
+        let notice = Notice {
+            event: NotifyEvent::Rehire,
+            id: "hanging".into(),
+            worker: key("1"),
+            display_name: None,
+            what: "Event".into(),
+            why: "testing".into(),
+            commands: Vec::new(),
+        };
+        let started = std::time::Instant::now();
+        pipeline
+            .notify
+            .dispatch(&*pipeline.store, &notice, pipeline.clock.now())
+            .await;
+        let took = started.elapsed();
+        assert!(
+            took >= Duration::from_secs(2) && took < Duration::from_secs(5),
+            "given up on after the send timeout (2 s here): {took:?}"
+        );
+        assert_eq!(pipeline.notify.failed(), 1);
+        assert_eq!(pipeline.notify.sent(), 0);
+    }
+
+    /// A burst of notices to a target of 2 a minute: 2 sent, the rest kept back and summed up
+    /// in one message with the next one sent; the same notice twice is sent once.
+    #[tokio::test]
+    async fn a_burst_is_limited_per_target_and_summed_up_and_a_notice_is_sent_once() {
+        let slack = Chat::start(200).await;
+        let url = secret("BURST_SLACK", &slack.url);
+        let config = config_with(
+            "",
+            &format!(
+                "[[notify]]\nkind = \"slack\"\nurl = {{ env = \"{url}\" }}\nmax_per_minute = 2\n"
+            ),
+        );
+        let world = World::new(config, "2026-05-04T09:00:00Z").await;
+        let pipeline = world.pipeline();
+        let notice = |n: u32| Notice {
+            event: NotifyEvent::NameConflict,
+            id: format!("burst-{n}"),
+            worker: key(&n.to_string()),
+            display_name: Some(format!("Worker {n}")),
+            what: format!("Event {n}"),
+            why: "testing".into(),
+            commands: vec![format!("hrsync audit 'hr:{n}'")],
+        };
+        let now = pipeline.clock.now();
+        for n in 0..6 {
+            pipeline
+                .notify
+                .dispatch(&*pipeline.store, &notice(n), now)
+                .await;
+        }
+        // Sent before: not again, and it takes no budget.
+        pipeline
+            .notify
+            .dispatch(&*pipeline.store, &notice(0), now)
+            .await;
+        assert_eq!(slack.texts().len(), 2, "{:#?}", slack.texts());
+
+        world.clock.set(at("2026-05-04T09:01:01Z"));
+        pipeline
+            .notify
+            .dispatch(&*pipeline.store, &notice(9), pipeline.clock.now())
+            .await;
+        let texts = slack.texts();
+        assert_eq!(
+            texts.len(),
+            4,
+            "2, then the summary and the next: {texts:#?}"
+        );
+        assert!(texts[0].contains("Event 0") && texts[1].contains("Event 1"));
+        assert!(
+            texts[2].contains("4 more notifications were not sent within a minute"),
+            "{}",
+            texts[2]
+        );
+        assert!(texts[3].contains("Event 9"), "{}", texts[3]);
+    }
 }

@@ -790,3 +790,80 @@ fn doctor_leaves_the_sandbox_of_a_running_serve_alone() {
     );
     assert_eq!(serve.healthz().status, StatusCode::OK, "serve runs on");
 }
+
+/// A Slack incoming webhook on loopback (plain HTTP/1.1 over a std listener): answers each
+/// POST 200 and keeps its JSON body.
+fn slack_receiver() -> (String, std::sync::mpsc::Receiver<Value>) {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!(
+        "http://{}/services/T0/B0/secret",
+        listener.local_addr().unwrap()
+    );
+    let (sender, bodies) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { return };
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let mut length = 0;
+            loop {
+                let mut line = String::new();
+                if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                    break;
+                }
+                let line = line.trim_end();
+                if line.is_empty() {
+                    break;
+                }
+                if let Some((name, value)) = line.split_once(':')
+                    && name.eq_ignore_ascii_case("content-length")
+                {
+                    length = value.trim().parse().unwrap();
+                }
+            }
+            let mut body = vec![0; length];
+            reader.read_exact(&mut body).unwrap();
+            let _ = stream
+                .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok");
+            let _ = sender.send(serde_json::from_slice(&body).unwrap_or(Value::Null));
+        }
+    });
+    (url, bodies)
+}
+
+/// `[[notify]]` through `hrsync serve`: a refused delivery is told to Slack (what, who, why,
+/// the command) with the URL from its secret reference, which no log line shows.
+#[test]
+fn serve_tells_slack_about_refused_deliveries() {
+    let (url, bodies) = slack_receiver();
+    let config = format!(
+        "{}\n[[notify]]\nkind = \"slack\"\nurl = {{ env = \"HRSYNC_TEST_SLACK_URL\" }}\nevents = [\"webhook_rejected\"]\n",
+        webhook_config()
+    );
+    let mut site = Site::with_config(&config);
+    site.env.push(("HRSYNC_TEST_SLACK_URL".into(), url.clone()));
+    site.env.push(("RUST_LOG".into(), "info".into()));
+    let serve = site.serve();
+    let body = serde_json::to_vec(&employee("9701", "Mallory", "Probe", "Sales")).unwrap();
+    let reply = serve.post("hr", &[], body);
+    assert_eq!(reply.status, StatusCode::UNAUTHORIZED, "{}", reply.body);
+
+    let told = bodies
+        .recv_timeout(Duration::from_secs(20))
+        .unwrap_or_else(|_| panic!("Slack was told:\n{}", serve.log_text()));
+    let text = told["text"].as_str().unwrap_or_else(|| panic!("{told}"));
+    for expected in [
+        "hrsync: Webhook deliveries to source hr are refused (unauthorized)",
+        "Who: hr:#webhook",
+        "Why: webhook hr: ",
+        "Run: hrsync audit 'hr:#webhook' --action unauthorized",
+    ] {
+        assert!(text.contains(expected), "{expected:?} in {text}");
+    }
+    let log = serve.log_text();
+    assert!(log.contains("notification sent"), "{log}");
+    assert!(
+        !log.contains("/services/T0/B0/secret"),
+        "the URL is a secret: {log}"
+    );
+}

@@ -112,6 +112,26 @@ impl Local {
         Ok(connectors)
     }
 
+    /// The `[[notify]]` targets: chat webhooks and SMTP (SNS and SES are the AWS runtime's).
+    fn notifications(&self) -> anyhow::Result<hrsync_pipeline::Notifications> {
+        let http = reqwest::Client::builder()
+            .user_agent(concat!("hrsync/", env!("CARGO_PKG_VERSION")))
+            .timeout(hrsync_pipeline::notify::SEND_TIMEOUT)
+            .build()
+            .context("cannot build the HTTP client")?;
+        let resolve = |secret: &hrsync_core::config::SecretRef| {
+            directory::resolve(secret).map_err(|e| format!("{e:#}"))
+        };
+        let build = |key: &str, target: &hrsync_core::config::NotifyTarget| {
+            match hrsync_pipeline::notify::chat_webhook(key, target, &resolve, &http)? {
+                Some(webhook) => Ok(Some(webhook)),
+                None => hrsync_local::smtp::notifier(key, target, &resolve),
+            }
+        };
+        hrsync_pipeline::Notifications::from_config(&self.config, &build)
+            .map_err(|e| anyhow::anyhow!("{}: {e}", self.config_path.display()))
+    }
+
     /// Takes the runtime lock, or says who holds it: `None` when another runtime (`hrsync
     /// serve`) runs on this state, which will then do the work queued here.
     pub fn try_lock(&self) -> anyhow::Result<Option<RuntimeLock>> {
@@ -160,6 +180,7 @@ impl Local {
         work: Work,
     ) -> anyhow::Result<Started> {
         let hr = self.connectors(work)?;
+        let notify = Arc::new(self.notifications()?);
         let connection = directory::connect(&self.config, config_dir(&self.config_path)).await?;
         let released = self.queue.release_in_flight(clock.now()).await?;
         if released > 0 {
@@ -184,6 +205,7 @@ impl Local {
             },
             clock,
             hr,
+            notify,
         });
         let settings = match work {
             Work::Events => RunnerSettings::default(),

@@ -9,6 +9,7 @@
 //! Clients come from `aws-config`'s environment (region, credentials, and `AWS_ENDPOINT_URL`,
 //! which the tests point at a local moto server): production code has no test branch.
 
+pub mod notify;
 pub mod queue;
 pub mod settings;
 pub mod store;

@@ -211,3 +211,107 @@ async fn put_secure(ssm: &aws_sdk_ssm::Client, name: &str, value: &str) {
         .await
         .unwrap_or_else(|e| panic!("put {name}: {e}"));
 }
+
+/// `[[notify]]` on AWS: a message published to an SNS topic reaches its subscribers (an SQS
+/// queue here, as an operator's subscription would), and one sent through SES v2 is sent from
+/// a verified identity only, as SES does.
+#[tokio::test]
+async fn notifications_reach_an_sns_topics_subscribers_and_go_out_through_ses() {
+    use aws_sdk_sqs::types::QueueAttributeName;
+    use hrsync_aws::notify::{SesNotifier, SnsNotifier};
+    use hrsync_pipeline::notify::{Message, Notifier};
+
+    let moto = Moto::start();
+    let sdk = moto.sdk_config().await;
+    let message = Message {
+        subject: "hrsync: A disable is held by the breaker for a human (hr:71, Zoë Wilson)".into(),
+        text: "hrsync: A disable is held by the breaker for a human\nWho: hr:71, Zoë Wilson\nWhy: more than 1 disables within an hour\nRun: hrsync holds approve 'hr:71#disable'\n".into(),
+    };
+
+    let sns = aws_sdk_sns::Client::new(&sdk);
+    let sqs = aws_sdk_sqs::Client::new(&sdk);
+    let topic = sns
+        .create_topic()
+        .name("hrsync-notify")
+        .send()
+        .await
+        .unwrap()
+        .topic_arn
+        .unwrap();
+    let queue_url = sqs
+        .create_queue()
+        .queue_name("it-ops")
+        .send()
+        .await
+        .unwrap()
+        .queue_url
+        .unwrap();
+    let queue_arn = sqs
+        .get_queue_attributes()
+        .queue_url(&queue_url)
+        .attribute_names(QueueAttributeName::QueueArn)
+        .send()
+        .await
+        .unwrap()
+        .attributes
+        .unwrap()[&QueueAttributeName::QueueArn]
+        .clone();
+    sns.subscribe()
+        .topic_arn(&topic)
+        .protocol("sqs")
+        .endpoint(&queue_arn)
+        .send()
+        .await
+        .unwrap();
+    SnsNotifier::new(sns, &topic).send(&message).await.unwrap();
+    let received = sqs
+        .receive_message()
+        .queue_url(&queue_url)
+        .wait_time_seconds(1)
+        .send()
+        .await
+        .unwrap()
+        .messages
+        .unwrap_or_default();
+    assert_eq!(received.len(), 1, "{received:?}");
+    let envelope: serde_json::Value = serde_json::from_str(received[0].body().unwrap()).unwrap();
+    assert_eq!(envelope["Message"], message.text.as_str());
+    assert_eq!(
+        envelope["Subject"],
+        "hrsync: A disable is held by the breaker for a human (hr:71, Zo? Wilson)",
+        "SNS takes an ASCII subject"
+    );
+
+    let ses = aws_sdk_sesv2::Client::new(&sdk);
+    let notifier = SesNotifier::new(
+        ses.clone(),
+        "hrsync@acme.example",
+        &["it-ops@acme.example".to_owned()],
+    );
+    let refused = notifier.send(&message).await.unwrap_err();
+    assert!(refused.contains("not verified"), "{refused}");
+    ses.create_email_identity()
+        .email_identity("acme.example")
+        .send()
+        .await
+        .unwrap();
+    notifier.send(&message).await.unwrap();
+    let data: serde_json::Value = reqwest::get(format!("{}/moto-api/data.json", moto.endpoint))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let sent = data["ses"]["Message"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(sent.len(), 1, "{sent:#?}");
+    assert_eq!(sent[0]["source"], "hrsync@acme.example");
+    assert_eq!(sent[0]["subject"], message.subject.as_str());
+    assert_eq!(sent[0]["body"], message.text.as_str());
+    assert_eq!(
+        sent[0]["destinations"]["ToAddresses"],
+        serde_json::json!(["it-ops@acme.example"])
+    );
+}

@@ -15,6 +15,9 @@ use toml::de::{DeTable, DeValue};
 use crate::template::{CANONICAL_FIELDS, Engine, TemplateError};
 use crate::worker::EMPLOYEE_ID_MAX_CHARS;
 
+pub mod notify;
+pub use notify::{NotifyEvent, NotifyKind, NotifyTarget, SmtpTls};
+
 /// A config that could not be loaded: where, which key, and what was wrong.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub struct ConfigError {
@@ -50,6 +53,8 @@ pub enum SecretUse {
     HrApi,
     /// A source's webhook secret: checks deliveries.
     Webhook,
+    /// A `[[notify]]` target's: a chat webhook's URL, SMTP credentials.
+    Notify,
 }
 
 impl SecretUse {
@@ -60,6 +65,7 @@ impl SecretUse {
             Self::Directory => "directory",
             Self::HrApi => "hr-api",
             Self::Webhook => "webhook",
+            Self::Notify => "notify",
         }
     }
 }
@@ -1045,6 +1051,9 @@ pub struct Config {
     /// shown instead of the ids in plans, audits and summaries.
     #[serde(default)]
     pub labels: BTreeMap<String, String>,
+    /// `[[notify]]`: who is told about what needs a human (config/notify.rs).
+    #[serde(default)]
+    pub notify: Vec<NotifyTarget>,
     #[serde(skip)]
     engine: Engine,
 }
@@ -1081,7 +1090,14 @@ impl Config {
             .iter()
             .chain(certificate)
             .map(|secret| (SecretUse::Directory, secret));
-        directory.chain(self.sources.values().flat_map(SourceConfig::secret_refs))
+        let notify = self
+            .notify
+            .iter()
+            .flat_map(NotifyTarget::secret_refs)
+            .map(|secret| (SecretUse::Notify, secret));
+        directory
+            .chain(self.sources.values().flat_map(SourceConfig::secret_refs))
+            .chain(notify)
     }
 
     /// The configured display name of a group id or skuId (ids compare without case).
@@ -1289,6 +1305,7 @@ impl Config {
                 "applies only to kind = \"graph\"".into(),
             ));
         }
+        self.validate_notify()?;
         if let Some(audience) = &directory.federated_audience
             && (audience.trim().is_empty() || audience.trim() != audience)
         {
@@ -1296,6 +1313,22 @@ impl Config {
                 "directory.federated_audience".into(),
                 "must be the federated identity credential's audience, without surrounding spaces (default api://AzureADTokenExchange)".into(),
             ));
+        }
+        Ok(())
+    }
+
+    /// `[[notify]]`: each target's keys, and names that tell targets apart.
+    fn validate_notify(&self) -> Result<(), (String, String)> {
+        let mut names = std::collections::BTreeSet::new();
+        for (index, target) in self.notify.iter().enumerate() {
+            let key = format!("notify[{index}]");
+            target.validate(&key)?;
+            if !names.insert(target.name(index)) {
+                return Err((
+                    format!("{key}.name"),
+                    format!("{:?} names another target too", target.name(index)),
+                ));
+            }
         }
         Ok(())
     }

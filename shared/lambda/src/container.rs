@@ -101,6 +101,7 @@ impl Container {
                 dead_letter_arn: resources.scheduler_dlq_arn.clone(),
             },
         );
+        let notify = Arc::new(notifications(&config, sdk)?);
         let pipeline = Arc::new(Pipeline {
             config: Arc::new(config),
             store: Arc::new(DynamoStore::new(
@@ -113,6 +114,7 @@ impl Container {
             lookups: DirectoryLookups::PerWorker,
             clock,
             hr,
+            notify,
         });
         // The Function URL is open to anyone: /healthz says only ok or unavailable.
         let webhooks = hrsync_pipeline::webhooks::router(
@@ -130,6 +132,20 @@ impl Container {
             _directory: directory,
         })
     }
+}
+
+/// The `[[notify]]` targets the AWS runtime sends to: SNS topics and SES, through the function's
+/// role (no secret). Chat webhooks and SMTP are left out with a warning: any function can
+/// dead-letter a worker, so every function's role would have to read their secrets; subscribe
+/// a chat or a mailbox to an SNS topic instead.
+fn notifications(
+    config: &hrsync_core::Config,
+    sdk: &aws_config::SdkConfig,
+) -> Result<hrsync_pipeline::Notifications, SettingsError> {
+    let build = |key: &str, target: &hrsync_core::config::NotifyTarget| {
+        hrsync_aws::notify::notifier(sdk, key, target)
+    };
+    hrsync_pipeline::Notifications::from_config(config, &build).map_err(SettingsError)
 }
 
 /// The HR connectors over the secrets fetched at start.

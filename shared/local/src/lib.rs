@@ -10,6 +10,7 @@
 
 pub mod files;
 pub mod queue;
+pub mod smtp;
 pub mod store;
 pub mod timers;
 

@@ -9,6 +9,7 @@ pub mod clock;
 pub mod lookups;
 pub mod memory;
 pub mod metrics;
+pub mod notify;
 pub mod operations;
 pub mod ports;
 pub mod runner;
@@ -19,6 +20,7 @@ pub mod webhooks;
 pub use clock::{Clock, ManualClock, ShiftedClock, SystemClock};
 pub use lookups::DirectoryLookups;
 pub use memory::{MemoryQueue, MemoryStore, MemoryTimers};
+pub use notify::{Notice, Notifications, Notifier};
 pub use ports::{
     AuditRecord, Hold, HoldStatus, Reservation, StateStore, StoreError, Stored, name_key,
 };

@@ -670,6 +670,37 @@ where
         if let Err(audit_error) = pipeline.store.append_audit(&record).await {
             tracing::error!(error = %audit_error, "cannot audit a dead letter");
         }
+        let queue = delivery.queue;
+        let key = crate::stages::quoted(&worker.to_string());
+        pipeline
+            .notify(crate::notify::Notice {
+                event: hrsync_core::config::NotifyEvent::DeadLettered,
+                // The receipt tells this dead-lettering from a later one of the same nudge;
+                // hashed, as an SQS receipt is long for a store key.
+                id: format!(
+                    "dead#{queue}#{worker}#{}#{:016x}",
+                    delivery.nudge.trace,
+                    receipt_digest(&delivery.id)
+                ),
+                worker: worker.clone(),
+                display_name: pipeline.display_name(worker).await,
+                what: format!("A worker's {queue} message failed and was dead-lettered"),
+                why: format!("after {} attempt(s): {}", delivery.attempt, error.message),
+                commands: vec![
+                    format!("hrsync dlq list --queue {queue}"),
+                    "hrsync dlq redrive <ID from the list> (after fixing the cause)".into(),
+                    format!("hrsync audit {key}"),
+                ],
+            })
+            .await;
     }
     Ok(outcome)
+}
+
+/// A short digest of a receipt (the same in every process of one build).
+fn receipt_digest(receipt: &str) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut hasher = std::hash::DefaultHasher::new();
+    receipt.hash(&mut hasher);
+    hasher.finish()
 }

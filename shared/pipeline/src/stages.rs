@@ -28,6 +28,7 @@ use hrsync_hr::{Connectors, HrError};
 
 use crate::clock::Clock;
 use crate::lookups::DirectoryLookups;
+use crate::notify::{Notice, Notifications};
 use crate::ports::{
     AuditRecord, Nudge, Queue, QueueError, QueueName, StateStore, StoreError, Stored, Timers,
 };
@@ -46,6 +47,8 @@ pub struct Pipeline<S, Q, T> {
     pub clock: Arc<dyn Clock>,
     /// The HR systems' connectors, by source name: fetch and write-back.
     pub hr: Connectors,
+    /// `[[notify]]`: who is told about what needs a human ([`Notifications::none`]: nobody).
+    pub notify: Arc<Notifications>,
 }
 
 impl<S, Q, T> fmt::Debug for Pipeline<S, Q, T> {
@@ -297,6 +300,53 @@ impl<S: StateStore, Q: Queue, T: Timers> Pipeline<S, Q, T> {
         }
         Ok(self.hr.get(source))
     }
+}
+
+impl<S: StateStore, Q, T> Pipeline<S, Q, T> {
+    /// Tells the `[[notify]]` targets (best effort: never fails, see [`crate::notify`]).
+    pub(crate) async fn notify(&self, notice: Notice) {
+        if self.notify.is_empty() {
+            return;
+        }
+        tracing::debug!(worker = %notice.worker, event = notice.event.as_str(), "notifying");
+        self.notify
+            .dispatch(&*self.store, &notice, self.clock.now())
+            .await;
+    }
+
+    /// The worker's display name for a notice (personal data: notices only), when there are
+    /// targets to tell: the desired `displayName`, else the HR record's names.
+    pub(crate) async fn display_name(&self, key: &WorkerKey) -> Option<String> {
+        if self.notify.is_empty() {
+            return None;
+        }
+        let state = self.store.load(key).await.ok().flatten().map(|s| s.state);
+        let desired = state
+            .as_ref()
+            .and_then(|s| s.desired.as_ref())
+            .and_then(|d| d.attributes.get("displayName").cloned().flatten());
+        if desired.is_some() {
+            return desired;
+        }
+        let snapshot = match self.store.snapshot(key).await.ok().flatten() {
+            Some(snapshot) => Some(snapshot),
+            None => state.and_then(|s| s.snapshot),
+        }?;
+        let given = snapshot
+            .preferred_name
+            .as_deref()
+            .unwrap_or(&snapshot.given_name);
+        Some(
+            format!("{given} {}", snapshot.family_name)
+                .trim()
+                .to_owned(),
+        )
+    }
+}
+
+/// A worker key quoted for a shell command (keys and hold ids hold `:` and `#`).
+pub(crate) fn quoted(text: &str) -> String {
+    format!("'{}'", text.replace('\'', "'\\''"))
 }
 
 /// JSON for an audit record's before/after.

@@ -441,6 +441,26 @@ async fn write_rejection<S: StateStore, Q, T>(pipeline: &Pipeline<S, Q, T>, samp
     if let Err(error) = pipeline.store.append_audit(&record).await {
         tracing::error!(%source, %error, "cannot audit rejected deliveries");
     }
+    pipeline
+        .notify(crate::notify::Notice {
+            event: hrsync_core::config::NotifyEvent::WebhookRejected,
+            id: format!("rejected#{source}#{action}#{since}#{count}"),
+            worker: key.clone(),
+            display_name: None,
+            what: format!("Webhook deliveries to source {source} are refused ({action})"),
+            why: format!(
+                "{}. A sender with a wrong or rotated secret, a changed payload, or someone probing the endpoint",
+                record.cause
+            ),
+            commands: vec![
+                format!(
+                    "hrsync audit {} --action {action}",
+                    crate::stages::quoted(&key.to_string())
+                ),
+                "hrsync doctor".into(),
+            ],
+        })
+        .await;
 }
 
 /// Rejections counted and not yet audited, per source and action. Only configured sources get
@@ -630,6 +650,16 @@ upn = ["{{ given_name|slug }}.{{ family_name|slug }}@acme.example"]
         Arc<Pipeline<MemoryStore, Q, MemoryTimers>>,
         Arc<ManualClock>,
     ) {
+        pipeline_notifying(queue, crate::notify::Notifications::none())
+    }
+
+    fn pipeline_notifying<Q: Queue>(
+        queue: Q,
+        notify: crate::notify::Notifications,
+    ) -> (
+        Arc<Pipeline<MemoryStore, Q, MemoryTimers>>,
+        Arc<ManualClock>,
+    ) {
         let config = Config::parse(CONFIG, "hrsync.toml").unwrap();
         let http = reqwest::Client::new();
         let resolve = |_: &hrsync_core::config::SecretRef| Ok(SECRET.to_owned());
@@ -648,6 +678,7 @@ upn = ["{{ given_name|slug }}.{{ family_name|slug }}@acme.example"]
             lookups: DirectoryLookups::PerWorker,
             clock: Arc::clone(&clock) as Arc<dyn Clock>,
             hr,
+            notify: Arc::new(notify),
         };
         (Arc::new(pipeline), clock)
     }
@@ -846,6 +877,69 @@ upn = ["{{ given_name|slug }}.{{ family_name|slug }}@acme.example"]
                     .unwrap_or_else(|| panic!("each rejection record carries its count: {r:#?}"))
             })
             .collect()
+    }
+
+    /// A Slack webhook on loopback keeping the texts it is sent.
+    async fn slack() -> (String, Arc<std::sync::Mutex<Vec<String>>>) {
+        let texts: Arc<std::sync::Mutex<Vec<String>>> = Arc::default();
+        let kept = Arc::clone(&texts);
+        let app = Router::new().route(
+            "/hook",
+            post(move |body: Json<Value>| {
+                let kept = Arc::clone(&kept);
+                async move {
+                    let text = body.0["text"].as_str().unwrap_or_default().to_owned();
+                    kept.lock().unwrap().push(text);
+                    StatusCode::OK
+                }
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/hook", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        (url, texts)
+    }
+
+    #[tokio::test]
+    async fn a_burst_of_refused_deliveries_is_told_once_then_once_a_window() {
+        use crate::notify::{ChatWebhook, Notifications, Target};
+        let (url, texts) = slack().await;
+        let webhook = ChatWebhook::new(
+            hrsync_core::config::NotifyKind::Slack,
+            &url,
+            reqwest::Client::new(),
+        )
+        .unwrap();
+        let notify = Notifications::new(vec![Target {
+            name: "ops".into(),
+            events: Some(vec![hrsync_core::config::NotifyEvent::WebhookRejected]),
+            max_per_minute: 10,
+            notifier: Arc::new(webhook),
+        }]);
+        let (pipeline, clock) = pipeline_notifying(MemoryQueue::new(), notify);
+        let endpoint = Endpoint::new(Arc::clone(&pipeline), Arc::new(|_| {}), Health::Public);
+        let router = endpoint.router();
+        let body = employee("7100", "2026-05-01T08:00:00Z");
+        for _ in 0..50 {
+            let (status, _) = send(&router, unsigned(&body)).await;
+            assert_eq!(status, StatusCode::UNAUTHORIZED);
+        }
+        let told = texts.lock().unwrap().clone();
+        assert_eq!(told.len(), 1, "the burst is told once: {told:#?}");
+        for expected in [
+            "hrsync: Webhook deliveries to source hr are refused (unauthorized)",
+            "Who: hr:#webhook\n",
+            "Why: webhook hr: ",
+            "Run: hrsync audit 'hr:#webhook' --action unauthorized",
+            "Run: hrsync doctor",
+        ] {
+            assert!(told[0].contains(expected), "{expected:?} in {}", told[0]);
+        }
+        clock.advance(SignedDuration::from_secs(61));
+        send(&router, unsigned(&body)).await;
+        let told = texts.lock().unwrap().clone();
+        assert_eq!(told.len(), 2, "{told:#?}");
+        assert!(told[1].contains("unauthorized since"), "{}", told[1]);
     }
 
     #[tokio::test]

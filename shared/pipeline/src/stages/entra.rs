@@ -13,10 +13,12 @@ use jiff::Timestamp;
 
 use super::mapping::Claim;
 use super::writeback::owed;
-use super::{CONFLICT_ROUNDS, Outcome, Pipeline, StageError, json};
+use super::{CONFLICT_ROUNDS, Outcome, Pipeline, StageError, json, quoted};
+use crate::notify::Notice;
 use crate::ports::{
     AuditRecord, Nudge, Queue, QueueName, StateStore, StoreError, TimerSpec, Timers,
 };
+use hrsync_core::config::NotifyEvent;
 
 /// How long mapping's finding that no account carries the worker's employee id is trusted: a
 /// create within it needs no lookup of its own (a name Graph refuses is checked then).
@@ -196,10 +198,13 @@ impl<S: StateStore, Q: Queue, T: Timers> Pipeline<S, Q, T> {
             Ok(done) => self.pending_licenses(&state, &done.pending_licenses, now),
             Err(_) => state.pending_licenses.clone(),
         };
+        let mut newly_pending = Vec::new();
         for waiting in &pending {
             let known = state.pending_licenses.iter().any(|p| p.sku == waiting.sku);
             if !known {
-                audit.push(self.pending_audit(nudge, waiting).await);
+                let record = self.pending_audit(nudge, waiting).await;
+                newly_pending.push((waiting.clone(), record.after.clone()));
+                audit.push(record);
             }
         }
         if applied != kept || !audit.is_empty() || pending != state.pending_licenses {
@@ -213,6 +218,9 @@ impl<S: StateStore, Q: Queue, T: Timers> Pipeline<S, Q, T> {
             .await?;
             if pending != state.pending_licenses {
                 self.license_retry_timer(key, &pending).await?;
+            }
+            for (waiting, after) in &newly_pending {
+                self.notify_license(key, waiting, after.as_ref()).await;
             }
         }
         // Waiters registered before this account was known are woken by every run that finds
@@ -408,6 +416,18 @@ impl<S: StateStore, Q: Queue, T: Timers> Pipeline<S, Q, T> {
                 .await
             {
                 Ok(version) => {
+                    self.notify(Notice {
+                        event: NotifyEvent::NameConflict,
+                        id: format!("name#{key}#{upn}"),
+                        worker: key.clone(),
+                        display_name: self.display_name(key).await,
+                        what: "A chosen name belongs to another directory account".into(),
+                        why: format!(
+                            "{upn} is taken in the directory by an account hrsync does not know as this worker's; hrsync chooses the next candidate name. If that account is this person's (a duplicate, or made by hand), give it the worker's employeeId so hrsync adopts it"
+                        ),
+                        commands: vec![format!("hrsync audit {}", quoted(&key.to_string()))],
+                    })
+                    .await;
                     if let Some(ids) = released {
                         self.store.release_name(&ids.upn, key).await?;
                         self.store.release_name(&ids.mail, key).await?;
@@ -483,6 +503,39 @@ impl<S: StateStore, Q: Queue, T: Timers> Pipeline<S, Q, T> {
             "retry_at": waiting.retry_at,
         }));
         record
+    }
+
+    /// Tells the `[[notify]]` targets that a licence has no free unit.
+    async fn notify_license(
+        &self,
+        key: &WorkerKey,
+        waiting: &PendingLicense,
+        after: Option<&serde_json::Value>,
+    ) {
+        let part = after
+            .and_then(|a| a["part_number"].as_str())
+            .map(str::to_owned)
+            .or_else(|| self.config.label(&waiting.sku).map(str::to_owned));
+        let licence = match part {
+            Some(part) => format!("{part} ({})", waiting.sku),
+            None => waiting.sku.clone(),
+        };
+        self.notify(Notice {
+            event: NotifyEvent::LicenseExhausted,
+            id: format!("license#{key}#{}#{}", waiting.sku, waiting.since),
+            worker: key.clone(),
+            display_name: self.display_name(key).await,
+            what: format!("The licence {licence} has no free unit"),
+            why: format!(
+                "{} The rest of the account is done; the licence is tried again at {} (and on the worker's next change). Free or buy units of {licence}.",
+                waiting.reason, waiting.retry_at
+            ),
+            commands: vec![format!(
+                "hrsync audit {} --action license_pending",
+                quoted(&key.to_string())
+            )],
+        })
+        .await;
     }
 
     /// The worker's licence retry wakes it at the earliest retry, or goes.

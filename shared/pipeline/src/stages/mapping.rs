@@ -11,11 +11,13 @@ use hrsync_directory::converge::adopt;
 use hrsync_directory::graph::DirectoryUser;
 use jiff::Timestamp;
 
-use super::{CONFLICT_ROUNDS, Outcome, Pipeline, StageError, json};
+use super::{CONFLICT_ROUNDS, Outcome, Pipeline, StageError, json, quoted};
+use crate::notify::Notice;
 use crate::ports::{
     Hold, HoldStatus, Nudge, Queue, QueueName, Reservation, StateStore, StoreError, TimerSpec,
     Timers, name_key,
 };
+use hrsync_core::config::NotifyEvent;
 
 /// Nudges whose reason starts with this come from an operator (`hrsync terminate`): an
 /// emergency leaver is never held by the breaker.
@@ -102,6 +104,9 @@ impl<S: StateStore, Q: Queue, T: Timers> Pipeline<S, Q, T> {
             }
             (false, false) => version.unwrap_or_default(),
         };
+        if changed && decision.transition == hrsync_core::Transition::Rehire {
+            self.notify_rehire(nudge, &decision, version).await;
+        }
         self.move_timers(key, &decision).await?;
         let pending = !plan(
             decision.state.desired.as_ref(),
@@ -270,14 +275,58 @@ impl<S: StateStore, Q: Queue, T: Timers> Pipeline<S, Q, T> {
                 status: HoldStatus::Pending,
             })
             .await?;
-        let mut record = self.audit(key, "mapping", "held", reason, &nudge.trace);
+        let mut record = self.audit(key, "mapping", "held", reason.clone(), &nudge.trace);
         record.after = json(&serde_json::json!({ "hold": id, "owner": owner.to_string() }));
         self.store.append_audit(&record).await?;
+        self.notify_held(
+            key,
+            &id,
+            "A worker is held: the account carrying their employee id is another worker's",
+            reason,
+        )
+        .await;
         Ok(Outcome::Held {
             worker: key.clone(),
             hold: id,
             rejected: false,
         })
+    }
+
+    /// Tells the `[[notify]]` targets about a new hold.
+    async fn notify_held(&self, key: &WorkerKey, id: &str, what: &str, why: String) {
+        let notice = Notice {
+            event: NotifyEvent::Held,
+            id: format!("held#{id}"),
+            worker: key.clone(),
+            display_name: self.display_name(key).await,
+            what: what.to_owned(),
+            why,
+            commands: vec![
+                format!("hrsync holds approve {}", quoted(id)),
+                format!("hrsync holds reject {}", quoted(id)),
+                format!("hrsync audit {}", quoted(&key.to_string())),
+            ],
+        };
+        self.notify(notice).await;
+    }
+
+    /// Tells the `[[notify]]` targets that a former worker is back.
+    async fn notify_rehire(&self, nudge: &Nudge, decision: &Decision, version: u64) {
+        let key = &nudge.worker;
+        let mut why = nudge.reason.clone();
+        if !decision.explanation.is_empty() {
+            why = format!("{why}: {}", decision.explanation.join("; "));
+        }
+        let notice = Notice {
+            event: NotifyEvent::Rehire,
+            id: format!("rehire#{key}#v{version}"),
+            worker: key.clone(),
+            display_name: self.display_name(key).await,
+            what: "A former worker is rehired: their old account comes back with the new role's access".into(),
+            why,
+            commands: vec![format!("hrsync audit {}", quoted(&key.to_string()))],
+        };
+        self.notify(notice).await;
     }
 
     async fn release(&self, names: &[&str], owner: &WorkerKey) -> Result<(), StoreError> {
@@ -331,9 +380,16 @@ impl<S: StateStore, Q: Queue, T: Timers> Pipeline<S, Q, T> {
                 status: HoldStatus::Pending,
             })
             .await?;
-        let mut record = self.audit(key, "mapping", "held", reason, trace);
+        let mut record = self.audit(key, "mapping", "held", reason.clone(), trace);
         record.after = json(&serde_json::json!({ "hold": id }));
         self.store.append_audit(&record).await?;
+        self.notify_held(
+            key,
+            &id,
+            "A disable is held by the breaker for a human",
+            reason,
+        )
+        .await;
         Ok(Some(held(false)))
     }
 
