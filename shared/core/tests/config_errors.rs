@@ -81,7 +81,7 @@ upn = ["{{ given_name|slug }}@acme.com"]
 [lifecycel]
 leave_at = "17:00"
 "#,
-        "hrsync.toml:4:2: lifecycel: unknown field `lifecycel`, expected one of `source`, `directory`, `identity`, `attributes`, `access`, `lifecycle`, `state`, `labels`, `notify`",
+        "hrsync.toml:4:2: lifecycel: unknown field `lifecycel`, expected one of `source`, `directory`, `identity`, `attributes`, `access`, `lifecycle`, `state`, `runtime`, `labels`, `notify`",
     );
 }
 

@@ -141,14 +141,13 @@ impl Connectors {
     ) -> Result<Self, SetupError> {
         let mut connectors = Self::default();
         for (name, config) in sources {
-            let setup = Setup {
+            if let Some(connector) = connect(Setup {
                 name,
                 config,
                 resolve,
                 http,
                 webhooks,
-            };
-            if let Some(connector) = connect(setup)? {
+            })? {
                 connectors.insert(connector);
             }
         }
@@ -166,16 +165,9 @@ impl Connectors {
     ) -> Self {
         let mut connectors = Self::default();
         for (name, config) in sources {
-            let setup = Setup {
-                name,
-                config,
-                resolve,
-                http,
-                webhooks,
-            };
-            match connect(setup) {
-                Ok(Some(connector)) => connectors.insert(connector),
-                Ok(None) => {}
+            let one = Self::from_config([(name, config)], webhooks, resolve, http);
+            match one {
+                Ok(one) => connectors.ready.extend(one.ready),
                 Err(error) => {
                     connectors.left_out.insert(name.clone(), error.to_string());
                 }
