@@ -655,12 +655,12 @@ fn a_dead_letter_is_published_to_the_notify_topic() {
             .sqs
             .get_queue_attributes()
             .queue_url(&inbox)
-            .attribute_names(QueueAttributeName::QueueArn)
+            .attribute_names(aws_sdk_sqs::types::QueueAttributeName::QueueArn)
             .send()
             .await
             .expect("attributes")
             .attributes
-            .expect("attributes")[&QueueAttributeName::QueueArn]
+            .expect("attributes")[&aws_sdk_sqs::types::QueueAttributeName::QueueArn]
             .clone();
         sns.subscribe()
             .topic_arn(TOPIC)
