@@ -133,7 +133,7 @@ fn print(checks: &[Check], format: Format) {
 /// Every check, and whether the config could be read at all.
 fn run(args: &DoctorArgs) -> (Vec<Check>, bool) {
     let mut checks = Vec::new();
-    let config = match crate::plan::load_config(&args.config) {
+    let config = match crate::runtime::load_config(&args.config) {
         Ok(config) => config,
         Err(e) => {
             checks.push(

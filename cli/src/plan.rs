@@ -89,7 +89,7 @@ pub fn run(args: PlanArgs) -> anyhow::Result<usize> {
     if args.live {
         return run_live(&args);
     }
-    let config = load_config(&args.config)?;
+    let config = crate::runtime::load_config(&args.config)?;
     let (source_name, source) = pick_source(&config, args.source.as_deref())?;
     let now = args.now.unwrap_or_else(Timestamp::now);
     let input = args.input.as_deref().context("--input is required")?;
@@ -212,7 +212,7 @@ pub fn run(args: PlanArgs) -> anyhow::Result<usize> {
 /// `--live`: every worker the local runtime's state keeps, decided again with this config as
 /// of `now` on their latest HR record. Reads the state; changes nothing.
 fn run_live(args: &PlanArgs) -> anyhow::Result<usize> {
-    let config = load_config(&args.config)?;
+    let config = crate::runtime::load_config(&args.config)?;
     let now = args.now.unwrap_or_else(Timestamp::now);
     let path = match &args.state_db {
         Some(path) => path.clone(),
@@ -291,12 +291,6 @@ fn print(
         Format::Table => out!("{}", table(&plan)),
     }
     Ok(plan)
-}
-
-pub(crate) fn load_config(path: &Path) -> anyhow::Result<Config> {
-    let text = std::fs::read_to_string(path)
-        .with_context(|| format!("cannot read the config {}", path.display()))?;
-    Ok(Config::parse(&text, &path.display().to_string())?)
 }
 
 pub(crate) fn pick_source<'c>(

@@ -18,7 +18,13 @@ use hrsync_pipeline::operations::Operations;
 use hrsync_pipeline::{Clock, DirectoryLookups, Pipeline, Runner, RunnerSettings};
 
 use crate::directory::{self, Connection};
-use crate::plan::load_config;
+
+/// The config file, parsed and validated.
+pub(crate) fn load_config(path: &Path) -> anyhow::Result<Config> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read the config {}", path.display()))?;
+    Ok(Config::parse(&text, &path.display().to_string())?)
+}
 
 /// Where a relative path in the config is read from.
 pub fn config_dir(config: &Path) -> &Path {

@@ -86,7 +86,7 @@ pub fn run(args: SandboxArgs) -> anyhow::Result<()> {
     }
     let (mut groups, mut skus) = (args.groups, args.skus);
     if let Some(path) = &args.seed_from {
-        let config = crate::plan::load_config(path)?;
+        let config = crate::runtime::load_config(path)?;
         let (from_groups, from_skus) = crate::directory::seeds(&config)?;
         groups.extend(from_groups);
         skus.extend(from_skus);

@@ -20,7 +20,7 @@ use crate::ports::{
 };
 use crate::stages::intake::{Incoming, take_in};
 use crate::stages::mapping::OPERATOR_TERMINATION;
-use crate::stages::{Outcome, StageError};
+use crate::stages::{Outcome, Pipeline, StageError};
 use crate::synthetic::{EMERGENCY, leaving_now};
 
 /// What an operation can fail with.
@@ -67,6 +67,18 @@ pub struct PendingLicenses {
     /// Why the first of them waits (Graph's answer, or what subscribedSkus showed).
     pub reason: String,
     pub waiting: Vec<String>,
+}
+
+impl<S: StateStore, Q: Queue, T: Timers> Pipeline<S, Q, T> {
+    /// The operator's levers and views over this pipeline's config and ports.
+    pub fn operations(&self) -> Operations<'_, S, Q, T> {
+        Operations {
+            config: &self.config,
+            store: &self.store,
+            queue: &self.queue,
+            timers: &self.timers,
+        }
+    }
 }
 
 impl<S: StateStore, Q: Queue, T: Timers> Operations<'_, S, Q, T> {

@@ -271,16 +271,6 @@ impl From<ConvergeError> for StageError {
 }
 
 impl<S: StateStore, Q: Queue, T: Timers> Pipeline<S, Q, T> {
-    /// The operator's levers and views over this pipeline's config and ports.
-    pub fn operations(&self) -> crate::operations::Operations<'_, S, Q, T> {
-        crate::operations::Operations {
-            config: &self.config,
-            store: &self.store,
-            queue: &self.queue,
-            timers: &self.timers,
-        }
-    }
-
     /// `source`'s HR connector (`None`: a source without one, csv). A source this run was
     /// started without (`hrsync import` of another source, without this one's credential) is
     /// an outage for its work: kept, for a run that has the credential.
