@@ -901,19 +901,7 @@ fn a_refused_api_credential_stops_serve_at_start_and_mid_run_keeps_the_fetch() {
         "2024-01-08",
     );
     personio::put_employments(&hr.emulator, "5005", vec![employment]);
-    let wrong = personio_site(&hr, "not-the-secret");
-    let output = wrong
-        .command(&[
-            "serve",
-            "--config",
-            "hrsync.toml",
-            "--listen",
-            "127.0.0.1:0",
-        ])
-        .output()
-        .unwrap();
-    let err = String::from_utf8_lossy(&output.stderr);
-    assert_eq!(output.status.code(), Some(2), "{err}");
+    let err = serve_refused_at_start(&personio_site(&hr, "not-the-secret"));
     assert!(
         err.contains("refused the client credentials") && err.contains("client_secret"),
         "the error names what to fix: {err}"
@@ -967,6 +955,23 @@ fn a_refused_api_credential_stops_serve_at_start_and_mid_run_keeps_the_fetch() {
     );
     let letters = site.json(&["dlq", "list"]);
     assert_eq!(letters, json!([]), "nothing dead-lettered");
+}
+
+/// `hrsync serve` on `site`, which must refuse to start (exit 2): what it wrote to stderr.
+fn serve_refused_at_start(site: &Site) -> String {
+    let output = site
+        .command(&[
+            "serve",
+            "--config",
+            "hrsync.toml",
+            "--listen",
+            "127.0.0.1:0",
+        ])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&output.stderr).into_owned();
+    assert_eq!(output.status.code(), Some(2), "{err}");
+    err
 }
 
 /// `doctor`'s HR API check of `site`, which must fail within seconds: its detail.
@@ -1104,18 +1109,7 @@ fn serve_stops_at_start_when_an_hr_api_cannot_be_reached() {
         &[("BAMBOO_SECRET", BAMBOO_SECRET), ("BAMBOO_KEY", "key")],
     );
     let started = Instant::now();
-    let output = bamboo_site
-        .command(&[
-            "serve",
-            "--config",
-            "hrsync.toml",
-            "--listen",
-            "127.0.0.1:0",
-        ])
-        .output()
-        .unwrap();
-    let err = String::from_utf8_lossy(&output.stderr);
-    assert_eq!(output.status.code(), Some(2), "{err}");
+    let err = serve_refused_at_start(&bamboo_site);
     assert!(
         started.elapsed() < Duration::from_secs(20),
         "{:?}",

@@ -118,6 +118,24 @@ impl World {
         Self::in_tenant(config, start, hr, tenant()).await
     }
 
+    /// `text`'s config from 2026-12-01 09:00 in a tenant owning `units` E3 licences.
+    async fn with_e3_licences(text: &str, units: u32) -> Self {
+        let mut tenant = tenant();
+        tenant.skus = vec![SeedSku {
+            id: E3.to_owned(),
+            part_number: "SPE_E3".to_owned(),
+            units,
+        }];
+        let config = Config::parse(text, "hrsync.toml").unwrap();
+        Self::in_tenant(
+            config,
+            "2026-12-01T09:00:00Z",
+            hrsync_hr::Connectors::default(),
+            tenant,
+        )
+        .await
+    }
+
     /// In a tenant of its own.
     async fn in_tenant(
         config: Config,
@@ -1124,19 +1142,7 @@ async fn three_hundred_joiners_for_a_hundred_licences_get_everything_but_200_lic
         "{}\n[[access]]\nname = \"Employees\"\nlicenses = [\"{E3}\"]\n",
         config_text("")
     );
-    let mut tenant = tenant();
-    tenant.skus = vec![SeedSku {
-        id: E3.to_owned(),
-        part_number: "SPE_E3".to_owned(),
-        units: 100,
-    }];
-    let world = World::in_tenant(
-        Config::parse(&text, "hrsync.toml").unwrap(),
-        "2026-12-01T09:00:00Z",
-        hrsync_hr::Connectors::default(),
-        tenant,
-    )
-    .await;
+    let world = World::with_e3_licences(&text, 100).await;
     world.take_in_a_team(1001..=1299).await;
     world.settle().await;
 
@@ -1403,19 +1409,7 @@ async fn data_graph_would_refuse_is_left_out_audited_and_never_sent() {
         "{}\n[[access]]\nname = \"Employees\"\nlicenses = [\"{E3}\"]\n",
         config_text("").replacen("[attributes]\n", attributes, 1)
     );
-    let mut tenant = tenant();
-    tenant.skus = vec![SeedSku {
-        id: E3.to_owned(),
-        part_number: "SPE_E3".to_owned(),
-        units: 10,
-    }];
-    let world = World::in_tenant(
-        Config::parse(&text, "hrsync.toml").unwrap(),
-        "2026-12-01T09:00:00Z",
-        hrsync_hr::Connectors::default(),
-        tenant,
-    )
-    .await;
+    let world = World::with_e3_licences(&text, 10).await;
     let mut ada = worker(
         "11",
         "Ada",
@@ -2077,19 +2071,7 @@ url = {{ env = "{broken_url}" }}
             "{}\n[[access]]\nname = \"Employees\"\nlicenses = [\"{E3}\"]\n\n[[notify]]\nkind = \"slack\"\nurl = {{ env = \"{url}\" }}\nevents = [\"license_exhausted\"]\n",
             config_text("")
         );
-        let mut tenant = tenant();
-        tenant.skus = vec![SeedSku {
-            id: E3.to_owned(),
-            part_number: "SPE_E3".to_owned(),
-            units: 0,
-        }];
-        let world = World::in_tenant(
-            Config::parse(&text, "hrsync.toml").unwrap(),
-            "2026-12-01T09:00:00Z",
-            hrsync_hr::Connectors::default(),
-            tenant,
-        )
-        .await;
+        let world = World::with_e3_licences(&text, 0).await;
         let ada = worker("80", "Ada", "Lovelace", "Sales", "2026-12-01T09:00:00Z");
         world.hr(&ada).await;
         world.at("2026-12-01T12:00:00Z").await;
